@@ -1,0 +1,1 @@
+"""Train linear probes on a language model's activations, and watch them learn."""

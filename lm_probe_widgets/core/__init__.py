@@ -1,0 +1,1 @@
+"""The probing core: data, tracing, pooling, probes, runner. Never imports notebook code."""
