@@ -24,8 +24,17 @@ FIT_FINISHED = "fit_finished"  # data: reason, seconds
 ERROR = "error"  # probe may be None; data: message
 INTERRUPTED = "interrupted"  # data: message
 
-KINDS = (FIT_STARTED, BATCH, STEP, EVALUATED, STOPPED, PROBE_FINISHED, FIT_FINISHED, ERROR,
-         INTERRUPTED)
+KINDS = (
+    FIT_STARTED,
+    BATCH,
+    STEP,
+    EVALUATED,
+    STOPPED,
+    PROBE_FINISHED,
+    FIT_FINISHED,
+    ERROR,
+    INTERRUPTED,
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,7 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, kind: str, probe: str | None = None, **data: Any) -> None:
+    def publish(self, kind: str, probe: str | None = None, /, **data: Any) -> None:
         event = Event(kind, probe, data)
         for fn in list(self._subscribers):
             try:

@@ -9,9 +9,7 @@ from typing import Any
 
 import torch
 
-_LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = (
-    weakref.WeakKeyDictionary()
-)
+_LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 

@@ -53,21 +53,38 @@ def tiny_hf_model(arch: str = "gpt2", n_layer: int = 3, width: int = 32, seed: i
     tok = tiny_tokenizer()
     common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
     if arch == "gpt2":
-        config = tf.GPT2Config(n_layer=n_layer, n_embd=width, n_head=2, n_positions=256,
-                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                               **common)
+        config = tf.GPT2Config(
+            n_layer=n_layer,
+            n_embd=width,
+            n_head=2,
+            n_positions=256,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            **common,
+        )
         cls = tf.GPT2LMHeadModel
     elif arch == "llama":
-        config = tf.LlamaConfig(num_hidden_layers=n_layer, hidden_size=width,
-                                intermediate_size=2 * width, num_attention_heads=2,
-                                num_key_value_heads=2, max_position_embeddings=256,
-                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                **common)
+        config = tf.LlamaConfig(
+            num_hidden_layers=n_layer,
+            hidden_size=width,
+            intermediate_size=2 * width,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            **common,
+        )
         cls = tf.LlamaForCausalLM
     elif arch == "bert":
-        config = tf.BertConfig(num_hidden_layers=n_layer, hidden_size=width,
-                               intermediate_size=2 * width, num_attention_heads=2,
-                               max_position_embeddings=256, **common)
+        config = tf.BertConfig(
+            num_hidden_layers=n_layer,
+            hidden_size=width,
+            intermediate_size=2 * width,
+            num_attention_heads=2,
+            max_position_embeddings=256,
+            **common,
+        )
         cls = tf.BertModel
     else:
         raise ValueError(f"unknown tiny architecture {arch!r}; use 'gpt2', 'llama' or 'bert'")

@@ -1,0 +1,131 @@
+"""ProbeConfig: what one probe reads, how it pools, and how it is trained."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ProbeError
+
+POOLINGS = ("mean", "last", "first", "max", "none")
+VALIDATIONS = ("split", "eval", "none")
+_MODEL_KWARGS = {"lr", "l2", "alpha", "batch_size"}
+
+
+@dataclass
+class ProbeConfig:
+    """One probe. The original lm_probe's fields keep working.
+
+    - `submodule`: dotted module path plus ".output" (default) or ".input",
+      e.g. "model.layers.15.output".
+    - `classes`: the label values this probe predicts (any ints, or names when the
+      dataset has string labels).
+    - `name`: unique key in the runner; defaults to `submodule`, so give names when
+      several probes read one submodule.
+    - `pooling`: "mean" (over real tokens), "last" (last real token), "first",
+      "max", or "none" for token-level probes. `pool=False` means "none".
+    - `test_size`: fraction of the training set held out as the validation split
+      that early stopping watches (`validation="split"`). `validation="eval"` watches
+      the evaluation set instead (optimistic: say so when reporting), "none" trains
+      every epoch without early stopping.
+    - early stopping: evaluated every `eval_every` steps after `warmup_steps`;
+      stops after `patience` evaluations without a validation-loss improvement larger
+      than `threshold`, then restores the best weights. `max_steps` caps the steps.
+    - `l2`: regularisation strengths trained side by side; the one with the lowest
+      validation loss wins. `lr`: Adam learning rate.
+    - `model_kwargs`: accepted for compatibility: keys `lr`, `l2`, `alpha` (= l2).
+    """
+
+    submodule: str
+    classes: Sequence[Any] = (0, 1)
+    name: str | None = None
+    pooling: str | None = None
+    test_size: float = 0.1
+    max_steps: int = 1000
+    early_stopping: bool = True
+    patience: int = 10
+    threshold: float = 1e-4
+    warmup_steps: int = 10
+    eval_every: int = 1
+    pool: bool = True
+    null_label: int = -100
+    seed: int = 0
+    validation: str = "split"
+    l2: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1)
+    lr: float = 1e-2
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.submodule, str) or not self.submodule.strip():
+            raise ProbeError("submodule must be a dotted string like 'model.layers.3.output'")
+        self.submodule = self.submodule.strip()
+        if self.name is None:
+            self.name = self.submodule
+        if self.pooling is None:
+            self.pooling = "mean" if self.pool else "none"
+        if self.pooling not in POOLINGS:
+            raise ProbeError(f"pooling {self.pooling!r} is not one of {POOLINGS}")
+        self.pool = self.pooling != "none"
+        if self.validation not in VALIDATIONS:
+            raise ProbeError(f"validation {self.validation!r} is not one of {VALIDATIONS}")
+        classes = list(self.classes)
+        if len(classes) < 2:
+            raise ProbeError(
+                f"probe {self.name!r} has {len(classes)} class(es): a probe needs at least two"
+            )
+        if len(set(map(str, classes))) != len(classes):
+            raise ProbeError(f"probe {self.name!r}: classes {classes} contain duplicates")
+        self.classes = tuple(c.item() if isinstance(c, np.generic) else c for c in classes)
+        unknown = set(self.model_kwargs) - _MODEL_KWARGS
+        if unknown:
+            raise ProbeError(
+                f"model_kwargs keys {sorted(unknown)} are not supported; "
+                f"use {sorted(_MODEL_KWARGS)}"
+            )
+        if "lr" in self.model_kwargs:
+            self.lr = float(self.model_kwargs["lr"])
+        l2 = self.model_kwargs.get("l2", self.model_kwargs.get("alpha", self.l2))
+        self.l2 = tuple(float(v) for v in np.atleast_1d(l2))
+        for key in ("max_steps", "patience", "warmup_steps", "eval_every"):
+            if int(getattr(self, key)) < (0 if key == "warmup_steps" else 1):
+                raise ProbeError(f"{key} must be a positive integer")
+        if self.lr <= 0 or any(v < 0 for v in self.l2) or not self.l2:
+            raise ProbeError("lr must be > 0 and l2 a non-empty list of values >= 0")
+
+    @property
+    def module_path(self) -> str:
+        return split_submodule(self.submodule)[0]
+
+    @property
+    def read(self) -> tuple[str, str]:
+        """(module path, "output" | "input"): the activation this probe reads."""
+        return split_submodule(self.submodule)
+
+    @property
+    def feature_key(self) -> tuple[str, str, str]:
+        """(path, kind, pooling): probes with equal keys share one cached feature."""
+        path, kind = self.read
+        return (path, kind, self.pooling)  # type: ignore[return-value]
+
+    @property
+    def token_level(self) -> bool:
+        return self.pooling == "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["classes"] = list(self.classes)
+        d["l2"] = list(self.l2)
+        return d
+
+
+def split_submodule(submodule: str) -> tuple[str, str]:
+    """ "a.b.output" -> ("a.b", "output"); a bare path reads the output."""
+    for kind in ("output", "input"):
+        if submodule == kind:
+            return "", kind
+        if submodule.endswith("." + kind):
+            return submodule[: -len(kind) - 1], kind
+    return submodule, "output"

@@ -1,0 +1,293 @@
+"""ProbeDataset: token ids kept unpadded, labels kept as int64, padding done per batch.
+
+Keeping each example as its own token list means the user's padding side and
+amount never reach the model: batches are re-padded on the right, with an
+attention mask, from length-sorted buckets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ProbeError
+
+
+def _as_2d_list(x: Any, what: str) -> list[np.ndarray]:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        if x.ndim != 2:
+            raise ProbeError(f"{what} must be 2-D (examples x tokens), got shape {x.shape}")
+        return list(x)
+    return [np.asarray(row) for row in x]
+
+
+@dataclass
+class Batch:
+    """One padded batch: `indices` into the dataset, right-padded ids and mask."""
+
+    indices: np.ndarray
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    @property
+    def real_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+    @property
+    def padded_tokens(self) -> int:
+        return int(self.attention_mask.numel())
+
+
+class ProbeDataset:
+    """Tokenised examples with optional labels.
+
+    `labels` may be one label per example (sequence probes) or one per token
+    (token-level probes, same shape as `input_ids`; mark ignored tokens with the
+    config's `null_label`). String labels are mapped to ids; `label_names` keeps
+    the mapping.
+    """
+
+    def __init__(
+        self,
+        input_ids: Any,
+        attention_mask: Any = None,
+        labels: Any = None,
+        *,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
+        rows = _as_2d_list(input_ids, "input_ids")
+        if attention_mask is None:
+            masks = [np.ones(len(r), dtype=bool) for r in rows]
+        else:
+            masks = [
+                np.asarray(m).astype(bool) for m in _as_2d_list(attention_mask, "attention_mask")
+            ]
+            if len(masks) != len(rows):
+                raise ProbeError(
+                    f"attention_mask has {len(masks)} rows but input_ids has {len(rows)}"
+                )
+        self.tokens: list[np.ndarray] = []
+        for i, (r, m) in enumerate(zip(rows, masks, strict=True)):
+            if len(m) != len(r):
+                raise ProbeError(f"example {i}: attention_mask and input_ids lengths differ")
+            self.tokens.append(np.asarray(r, dtype=np.int64)[m])
+        if not self.tokens:
+            raise ProbeError("the dataset is empty: pass at least one example")
+        empty = [i for i, t in enumerate(self.tokens) if len(t) == 0]
+        if empty:
+            raise ProbeError(
+                f"{len(empty)} example(s) have no real tokens (e.g. index {empty[0]}); "
+                "drop empty texts before building the dataset"
+            )
+        self.label_names: list[str] | None = list(label_names) if label_names else None
+        self.labels: np.ndarray | None = None  # (n,) for sequence labels
+        self.token_labels: list[np.ndarray] | None = None  # per-example arrays for token labels
+        if labels is not None:
+            self._set_labels(labels, masks)
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        labels: Any = None,
+        tokenizer: Any = None,
+        *,
+        max_length: int | None = 128,
+        add_special_tokens: bool = True,
+    ) -> ProbeDataset:
+        """Tokenise `texts` without padding (padding happens per batch, later)."""
+        if tokenizer is None:
+            raise ProbeError(
+                "from_texts needs the model's tokenizer: from_texts(texts, labels, tok)"
+            )
+        if isinstance(texts, str):
+            raise ProbeError("texts must be a list of strings, not one string")
+        texts = list(texts)
+        if labels is not None and len(labels) != len(texts):
+            raise ProbeError(
+                f"{len(texts)} texts but {len(labels)} labels: give one label per text"
+            )
+        enc = tokenizer(
+            texts,
+            truncation=max_length is not None,
+            max_length=max_length,
+            add_special_tokens=add_special_tokens,
+        )
+        ds = cls(enc["input_ids"], enc.get("attention_mask"), labels)
+        ds.texts = texts
+        return ds
+
+    def _set_labels(self, labels: Any, masks: list[np.ndarray]) -> None:
+        if isinstance(labels, torch.Tensor):
+            labels = labels.detach().cpu().numpy()
+        first = labels[0] if len(labels) else None
+        per_token = (isinstance(labels, np.ndarray) and labels.ndim == 2) or (
+            not isinstance(labels, np.ndarray) and isinstance(first, (list, tuple, np.ndarray))
+        )
+        if len(labels) != len(self.tokens):
+            raise ProbeError(
+                f"{len(self.tokens)} examples but {len(labels)} labels: give one label per example"
+            )
+        if per_token:
+            out = []
+            for i, (lab, m) in enumerate(zip(labels, masks, strict=True)):
+                lab = np.asarray(lab, dtype=np.int64)
+                if len(lab) == len(m):
+                    lab = lab[m]
+                if len(lab) != len(self.tokens[i]):
+                    raise ProbeError(
+                        f"example {i}: {len(lab)} token labels for {len(self.tokens[i])} tokens"
+                    )
+                out.append(lab)
+            self.token_labels = out
+            return
+        arr = np.asarray(labels)
+        if arr.dtype.kind in "OUS":  # strings: map to ids, keep names
+            names = sorted({str(v) for v in arr}) if self.label_names is None else self.label_names
+            index = {n: i for i, n in enumerate(names)}
+            unknown = sorted({str(v) for v in arr} - set(index))
+            if unknown:
+                raise ProbeError(f"labels {unknown[:5]} are not in label_names {names}")
+            arr = np.array([index[str(v)] for v in arr], dtype=np.int64)
+            self.label_names = names
+        elif arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                raise ProbeError("labels must be integers or strings (found non-integer floats)")
+            arr = arr.astype(np.int64)
+        elif arr.dtype.kind == "b":
+            arr = arr.astype(np.int64)
+        self.labels = arr.astype(np.int64, copy=False)
+
+    # -- basics -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ids = torch.from_numpy(self.tokens[i])
+        item = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        if self.labels is not None:
+            item["labels"] = torch.tensor(self.labels[i])
+        elif self.token_labels is not None:
+            item["labels"] = torch.from_numpy(self.token_labels[i])
+        return item
+
+    def __repr__(self) -> str:
+        kind = (
+            "token labels"
+            if self.is_token_level
+            else ("labels" if self.labels is not None else "no labels")
+        )
+        return f"ProbeDataset({len(self)} examples, {kind})"
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None or self.token_labels is not None
+
+    @property
+    def is_token_level(self) -> bool:
+        return self.token_labels is not None
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(t) for t in self.tokens), dtype=np.int64, count=len(self.tokens))
+
+    def fingerprint(self) -> str:
+        """A content hash of the token ids: equal data gets the same feature cache."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.lengths.tobytes())
+        for t in self.tokens:
+            h.update(t.tobytes())
+        return h.hexdigest()
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> ProbeDataset:
+        idx = np.asarray(indices, dtype=np.int64)
+        new = object.__new__(ProbeDataset)
+        new.tokens = [self.tokens[i] for i in idx]
+        new.label_names = self.label_names
+        new.labels = None if self.labels is None else self.labels[idx]
+        new.token_labels = (
+            None if self.token_labels is None else [self.token_labels[i] for i in idx]
+        )
+        if hasattr(self, "texts"):
+            new.texts = [self.texts[i] for i in idx]
+        if len(new.tokens) == 0:
+            raise ProbeError("this split would be empty: use a smaller test_size or more data")
+        return new
+
+    # -- splitting --------------------------------------------------------------------
+    def tt_split(
+        self, test_size: float = 0.1, seed: int = 0, stratify: bool = True
+    ) -> tuple[ProbeDataset, ProbeDataset]:
+        """Train/test split; stratified on sequence labels when every class allows it."""
+        train_idx, test_idx = split_indices(
+            len(self), test_size, seed, self.labels if stratify else None
+        )
+        return self.subset(train_idx), self.subset(test_idx)
+
+    # -- batching ---------------------------------------------------------------------
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        seed: int | None = 0,
+        indices: np.ndarray | None = None,
+        pad_id: int = 0,
+    ) -> Iterator[Batch]:
+        """Right-padded batches from length-sorted buckets, bucket order shuffled by `seed`.
+
+        Sorting keeps padding to a few percent of real tokens; results do not depend
+        on it because masked positions never reach a pooled feature.
+        """
+        if batch_size < 1:
+            raise ProbeError("batch_size must be at least 1")
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
+        lengths = self.lengths[idx]
+        order = idx[np.argsort(lengths, kind="stable")]
+        chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        if seed is not None:
+            np.random.default_rng(seed).shuffle(chunks)
+        for chunk in chunks:
+            yield self.pad(chunk, pad_id=pad_id)
+
+    def pad(self, indices: np.ndarray, pad_id: int = 0) -> Batch:
+        seqs = [self.tokens[i] for i in indices]
+        width = max(len(s) for s in seqs)
+        ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(seqs), width), dtype=np.int64)
+        for row, s in enumerate(seqs):
+            ids[row, : len(s)] = s
+            mask[row, : len(s)] = 1
+        return Batch(np.asarray(indices), torch.from_numpy(ids), torch.from_numpy(mask))
+
+
+def split_indices(
+    n: int, test_size: float, seed: int, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of range(n); stratified by `labels` when each class has 2+ examples."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < test_size < 1:
+        if not (isinstance(test_size, int) and 0 < test_size < n):
+            raise ProbeError(f"test_size must be a fraction in (0, 1) or a count < {n}")
+    n_test = test_size if isinstance(test_size, int) else int(np.ceil(test_size * n))
+    if n_test < 1 or n - n_test < 1:
+        raise ProbeError(
+            f"cannot split {n} example(s) with test_size={test_size}: both parts need examples"
+        )
+    stratify = None
+    if labels is not None:
+        _, counts = np.unique(labels, return_counts=True)
+        if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts):
+            stratify = labels
+    train, test = train_test_split(
+        np.arange(n), test_size=test_size, random_state=seed, stratify=stratify
+    )
+    return np.sort(train), np.sort(test)

@@ -1,0 +1,107 @@
+"""The pooled-feature cache: the model runs once per example, every later epoch
+and every evaluation reads from here.
+
+Pooled features are small (examples x width x 4 bytes per probe). Past a memory
+budget the cache spills to a disk-backed array in a temporary folder, trading
+some speed in later epochs for bounded RAM.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from .data import ProbeDataset
+from .extract import FeatureKey
+
+DEFAULT_BUDGET_BYTES = 2 * 1024**3
+
+
+class FeatureStore:
+    """Rows of one feature key for one dataset; `offsets[i]:offsets[i+1]` are
+    example i's rows (one row per example, or one per real token)."""
+
+    def __init__(self, offsets: np.ndarray, spill_dir: str | None = None) -> None:
+        self.offsets = offsets
+        self.filled = np.zeros(len(offsets) - 1, dtype=bool)
+        self.array: np.ndarray | None = None
+        self._spill_dir = spill_dir
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.array is None else self.array.nbytes
+
+    def write(self, indices: np.ndarray, rows: np.ndarray) -> None:
+        if self.array is None:
+            shape = (int(self.offsets[-1]), rows.shape[1])
+            if self._spill_dir is not None:
+                fd, path = tempfile.mkstemp(suffix=".f32", dir=self._spill_dir)
+                os.close(fd)
+                self.array = np.lib.format.open_memmap(path, "w+", np.float32, shape)
+            else:
+                self.array = np.empty(shape, dtype=np.float32)
+        starts, ends = self.offsets[indices], self.offsets[indices + 1]
+        if np.all(ends - starts == 1):
+            self.array[starts] = rows
+        else:
+            pos = 0
+            for s, e in zip(starts, ends, strict=True):
+                self.array[s:e] = rows[pos : pos + e - s]
+                pos += e - s
+        self.filled[indices] = True
+
+    def rows(self, indices: np.ndarray | None = None) -> np.ndarray:
+        if indices is None:
+            return self.array
+        return self.array[row_index(self.offsets, indices)]
+
+
+def row_index(offsets: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Row numbers of the given examples, in order."""
+    if np.all(np.diff(offsets) == 1):
+        return np.asarray(indices)
+    return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in indices])
+
+
+class FeatureCache:
+    """FeatureStores keyed by (dataset fingerprint, feature key)."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        self.budget_bytes = budget_bytes
+        self._stores: dict[tuple[str, FeatureKey], FeatureStore] = {}
+        self._spill: tempfile.TemporaryDirectory | None = None
+
+    def get(self, fp: str, key: FeatureKey) -> FeatureStore | None:
+        return self._stores.get((fp, key))
+
+    def store(self, ds: ProbeDataset, fp: str, key: FeatureKey, width: int) -> FeatureStore:
+        found = self._stores.get((fp, key))
+        if found is not None:
+            return found
+        per_example = key[2] != "none"
+        counts = np.ones(len(ds), dtype=np.int64) if per_example else ds.lengths
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        need = int(offsets[-1]) * width * 4
+        spill = None
+        if self.nbytes + need > self.budget_bytes:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryDirectory(prefix="lm_probe_features_")
+            spill = self._spill.name
+        store = self._stores[(fp, key)] = FeatureStore(offsets, spill)
+        return store
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self._stores.values())
+
+    @property
+    def spilled(self) -> bool:
+        return self._spill is not None
+
+    def clear(self) -> None:
+        self._stores.clear()
+        if self._spill is not None:
+            self._spill.cleanup()
+            self._spill = None

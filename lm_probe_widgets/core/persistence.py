@@ -1,0 +1,116 @@
+"""Saving and loading runners as safetensors: plain arrays plus JSON metadata.
+
+No pickle anywhere, so loading an untrusted file executes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ProbeConfig
+from .errors import ProbeError
+from .probe import LinearProbe
+
+FORMAT = "lm_probe_widgets.runner/1"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def save_runner(runner: Any, path: str | Path) -> None:
+    from safetensors.numpy import save_file
+
+    if not runner.probes:
+        raise ProbeError("nothing to save: no probe has been fitted yet")
+    tensors: dict[str, np.ndarray] = {}
+    probes_meta = []
+    for i, (name, probe) in enumerate(runner.probes.items()):
+        for key, arr in probe.state_arrays().items():
+            tensors[f"probe{i}.{key}"] = np.ascontiguousarray(arr)
+        rec = probe.record
+        probes_meta.append(
+            {
+                "name": name,
+                "config": probe.config.to_dict(),
+                "dim": probe.dim,
+                "scaler_n": int(probe.scaler.n),
+                "record": {k: _jsonable(v) for k, v in vars(rec).items() if k != "history"},
+                "history": [{k: _jsonable(v) for k, v in h.items()} for h in rec.history],
+            }
+        )
+    metrics = {n: {k: _jsonable(v) for k, v in m.items()} for n, m in runner._metrics.items()}
+    meta = {
+        "format": FORMAT,
+        "model_class": type(runner.model._module).__name__,
+        "probes": json.dumps(probes_meta),
+        "metrics": json.dumps(metrics),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
+    from safetensors import SafetensorError, safe_open
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ProbeError(f"no saved runner at {str(path)!r}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ProbeError(
+            f"{str(path)!r} is not a saved runner (not a safetensors file): {e}"
+        ) from e
+    if meta.get("format") != FORMAT:
+        raise ProbeError(f"{str(path)!r} is not a saved lm_probe_widgets runner")
+    probes_meta = json.loads(meta["probes"])
+    configs = [ProbeConfig(**m["config"]) for m in probes_meta]
+    runner = cls(model, configs, **kwargs)
+    widths = _model_widths(runner, configs)
+    for i, m in enumerate(probes_meta):
+        cfg = configs[i]
+        if widths[cfg.feature_key] != m["dim"]:
+            raise ProbeError(
+                f"probe {cfg.name!r} was saved for width {m['dim']} but {cfg.submodule!r} of this "
+                f"model has width {widths[cfg.feature_key]}: it was saved for another model "
+                f"(saved with {meta.get('model_class')})"
+            )
+        probe = LinearProbe(cfg, m["dim"])
+        arrays = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"probe{i}.")}
+        probe.load_arrays(arrays, m["scaler_n"])
+        for k, v in m["record"].items():
+            setattr(probe.record, k, math.inf if k == "best_val_loss" and v is None else v)
+        probe.record.history = m["history"]
+        runner.probes[cfg.name] = probe
+    runner._metrics = {
+        n: {k: (math.nan if v is None else v) for k, v in row.items()}
+        for n, row in json.loads(meta["metrics"]).items()
+    }
+    runner.state = "fitted"
+    return runner
+
+
+def _model_widths(runner: Any, configs: list[ProbeConfig]) -> dict[tuple, int]:
+    """Feature width of each probe's read on this model (one two-token trace)."""
+    import torch
+
+    from .data import Batch
+
+    keys = [c.feature_key for c in configs]
+    batch = Batch(np.arange(1), torch.tensor([[1, 2]]), torch.ones(1, 2, dtype=torch.long))
+    feats = runner.extractor(keys)(batch)
+    return {k: v.shape[1] for k, v in feats.items()}

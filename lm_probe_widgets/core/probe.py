@@ -1,0 +1,316 @@
+"""An online logistic-regression probe with honest early stopping.
+
+Each probe trains a small bank of L2 strengths side by side (one batched matmul),
+scores every batch before it learns from it (the prequential / online code
+length of Voita & Titov), watches the loss on a real held-out validation split,
+and keeps the weights of the best (strength, step) it has seen.
+
+Features are standardised exactly once, inside the probe, with statistics from
+the training data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import ProbeConfig
+from .errors import ProbeError
+
+STATES = ("not fitted", "training", "early-stopped", "finished", "stopped", "interrupted", "error")
+
+
+@dataclass
+class _Scaler:
+    """Running mean/variance (Chan et al.), frozen once the first epoch is done."""
+
+    n: int = 0
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+    frozen: bool = False
+
+    def update(self, x: np.ndarray) -> None:
+        if self.frozen or len(x) == 0:
+            return
+        x = x.astype(np.float64)
+        bn, bmean = len(x), x.mean(0)
+        bm2 = ((x - bmean) ** 2).sum(0)
+        if self.mean is None:
+            self.n, self.mean, self.m2 = bn, bmean, bm2
+            return
+        delta = bmean - self.mean
+        total = self.n + bn
+        self.mean = self.mean + delta * bn / total
+        self.m2 = self.m2 + bm2 + delta**2 * self.n * bn / total
+        self.n = total
+
+    @property
+    def scale(self) -> np.ndarray:
+        var = self.m2 / max(self.n, 1)
+        std = np.sqrt(var)
+        return np.where(std > 1e-8, std, 1.0)
+
+
+@dataclass
+class TrainingRecord:
+    """What happened while fitting: the history the monitor and reprs show."""
+
+    steps: int = 0
+    epochs_done: int = 0
+    examples_seen: int = 0
+    best_step: int | None = None
+    best_val_loss: float = math.inf
+    best_l2: float | None = None
+    evals_since_best: int = 0
+    stop_reason: str | None = None
+    state: str = "not fitted"
+    history: list[dict[str, Any]] = field(default_factory=list)
+    code_length_bits: float = 0.0  # prequential code of the first pass over the data
+    uniform_bits: float = 0.0
+
+
+class LinearProbe:
+    """Multinomial logistic regression on pooled features, trained online."""
+
+    def __init__(self, config: ProbeConfig, dim: int) -> None:
+        self.config = config
+        self.name: str = config.name  # type: ignore[assignment]
+        self.classes = np.asarray(config.classes, dtype=object)
+        self._class_index = {_key(c): i for i, c in enumerate(config.classes)}
+        self.dim = int(dim)
+        self.record = TrainingRecord()
+        self.scaler = _Scaler()
+        k, c = len(config.l2), len(config.classes)
+        gen = torch.Generator().manual_seed(config.seed)
+        self._l2 = torch.tensor(config.l2, dtype=torch.float32)
+        self.weight = torch.zeros(k, self.dim, c)
+        self.bias = torch.zeros(k, c)
+        # A tiny random start breaks symmetry between classes without favouring any.
+        self.weight.normal_(0.0, 1e-3, generator=gen)
+        self.weight.requires_grad_(True)
+        self.bias.requires_grad_(True)
+        self._opt = torch.optim.Adam([self.weight, self.bias], lr=config.lr)
+        self._best: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self._rng = np.random.default_rng(config.seed)
+
+    # -- labels ---------------------------------------------------------------------
+    def encode(self, y: np.ndarray) -> np.ndarray:
+        """Label values -> class indices; unknown labels are a clear error."""
+        try:
+            return np.fromiter((self._class_index[_key(v)] for v in y), np.int64, len(y))
+        except KeyError as e:
+            seen = sorted({_key(v) for v in y} - set(self._class_index), key=str)
+            raise ProbeError(
+                f"probe {self.name!r}: labels {seen[:5]} are not in classes "
+                f"{list(self.config.classes)}; add them to ProbeConfig(classes=...) or filter "
+                "the data"
+            ) from e
+
+    # -- training -------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self.record.state
+
+    @property
+    def active(self) -> bool:
+        return self.record.state == "training"
+
+    def _standardise(self, x: np.ndarray) -> torch.Tensor:
+        if self.scaler.mean is None:
+            raise ProbeError(f"probe {self.name!r} is not fitted yet: call fit_probes first")
+        z = (x - self.scaler.mean) / self.scaler.scale
+        return torch.as_tensor(z, dtype=torch.float32)
+
+    def _logits(self, z: torch.Tensor) -> torch.Tensor:  # -> [k, n, c]
+        return torch.matmul(z, self.weight) + self.bias[:, None, :]
+
+    def code_length(self, x: np.ndarray, y_idx: np.ndarray) -> float:
+        """Bits to transmit `y` with the current model, before learning from it."""
+        if self.scaler.mean is None:
+            return len(y_idx) * math.log2(len(self.classes))
+        with torch.no_grad():
+            logits = self._logits(self._standardise(x))[self._current_member()]
+            logp = torch.log_softmax(logits, -1)[torch.arange(len(y_idx)), torch.as_tensor(y_idx)]
+        return float(-logp.sum() / math.log(2))
+
+    def step(self, x: np.ndarray, y_idx: np.ndarray) -> float:
+        """One Adam step on a mini-batch; returns the current best member's loss."""
+        z = self._standardise(x)
+        y = torch.as_tensor(y_idx)
+        with torch.enable_grad():
+            logits = self._logits(z)
+            k = logits.shape[0]
+            losses = (
+                torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), y.repeat(k), reduction="none"
+                )
+                .reshape(k, -1)
+                .mean(1)
+            )
+            penalty = 0.5 * (self._l2 * (self.weight**2).sum((1, 2)))
+            self._opt.zero_grad(set_to_none=True)
+            (losses + penalty).sum().backward()
+            self._opt.step()
+        self.record.steps += 1
+        self.record.examples_seen += len(y_idx)
+        return float(losses[self._current_member()].detach())
+
+    def evaluate(self, x: np.ndarray, y_idx: np.ndarray) -> dict[str, Any]:
+        """Validation loss per L2 strength; remembers the best weights seen."""
+        with torch.no_grad():
+            logits = self._logits(self._standardise(x))
+            y = torch.as_tensor(y_idx)
+            k = logits.shape[0]
+            losses = (
+                torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), y.repeat(k), reduction="none"
+                )
+                .reshape(k, -1)
+                .mean(1)
+            )
+        member = int(torch.argmin(losses))
+        val_loss = float(losses[member])
+        rec = self.record
+        improved = val_loss < rec.best_val_loss - self.config.threshold
+        if improved or self._best is None:
+            rec.best_val_loss = min(val_loss, rec.best_val_loss)
+            rec.best_step = rec.steps
+            rec.best_l2 = float(self._l2[member])
+            rec.evals_since_best = 0
+            self._best = (
+                member,
+                self.weight[member].detach().clone(),
+                self.bias[member].detach().clone(),
+            )
+        else:
+            rec.evals_since_best += 1
+        return {"val_loss": val_loss, "improved": improved}
+
+    def should_stop(self) -> str | None:
+        """A reason to stop now, or None."""
+        cfg, rec = self.config, self.record
+        if rec.steps >= cfg.max_steps:
+            return f"reached max_steps={cfg.max_steps}"
+        if (
+            cfg.early_stopping
+            and cfg.validation != "none"
+            and rec.steps >= cfg.warmup_steps
+            and rec.evals_since_best >= cfg.patience
+        ):
+            return (
+                f"validation loss did not improve by more than {cfg.threshold:g} for "
+                f"{cfg.patience} evaluations (best {rec.best_val_loss:.4f} at step {rec.best_step})"
+            )
+        return None
+
+    def finish(self, state: str, reason: str | None = None) -> None:
+        """Stop training and restore the best weights seen on the validation split."""
+        self.record.state = state
+        if reason is not None:
+            self.record.stop_reason = reason
+        self.scaler.frozen = True
+
+    def _current_member(self) -> int:
+        return self._best[0] if self._best is not None else 0
+
+    def _final_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._best is not None:
+            return self._best[1], self._best[2]
+        m = self._current_member()
+        return self.weight[m].detach(), self.bias[m].detach()
+
+    # -- prediction -----------------------------------------------------------------
+    def _check_features(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ProbeError(
+                f"probe {self.name!r} expects features of width {self.dim}, got shape {x.shape}; "
+                "use runner.get_probe_features(...) to make them"
+            )
+        return x
+
+    def decision_function(self, x: Any) -> np.ndarray:
+        x = self._check_features(x)
+        w, b = self._final_params()
+        with torch.no_grad():
+            return (self._standardise(x) @ w + b).numpy()
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Class probabilities, columns in the order of `classes`."""
+        logits = torch.as_tensor(self.decision_function(x))
+        return torch.softmax(logits, -1).numpy()
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Predicted class values (not indices)."""
+        idx = self.decision_function(x).argmax(1)
+        out = self.classes[idx]
+        try:
+            return out.astype(np.int64)
+        except (TypeError, ValueError):
+            return out
+
+    def score(self, x: Any, y: Any) -> float:
+        """Accuracy on (x, y), like scikit-learn's `score`."""
+        return float(np.mean(self.encode(np.asarray(y)) == self.decision_function(x).argmax(1)))
+
+    # -- directions -----------------------------------------------------------------
+    @property
+    def coef_(self) -> np.ndarray:
+        """Weights in the raw feature space, [classes, dim] (scaler folded in)."""
+        w, _ = self._final_params()
+        return (w.numpy() / self.scaler.scale[:, None]).T.astype(np.float32)
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        w, b = self._final_params()
+        return (b.numpy() - (self.scaler.mean / self.scaler.scale) @ w.numpy()).astype(np.float32)
+
+    def direction(self, positive: Any = None) -> np.ndarray:
+        """Unit vector in activation space that raises the logit of `positive`
+        (default: the last class) against the others."""
+        coef = self.coef_
+        i = len(self.classes) - 1 if positive is None else self._class_index[_key(positive)]
+        v = coef[i] - np.delete(coef, i, axis=0).mean(0)
+        return v / (np.linalg.norm(v) + 1e-12)
+
+    def __repr__(self) -> str:
+        return (
+            f"LinearProbe({self.name!r}, dim={self.dim}, classes={list(self.config.classes)}, "
+            f"state={self.state!r}, steps={self.record.steps})"
+        )
+
+    # -- persistence helpers ----------------------------------------------------------
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        w, b = self._final_params()
+        return {
+            "weight": w.numpy().astype(np.float32),
+            "bias": b.numpy().astype(np.float32),
+            "scaler_mean": np.asarray(self.scaler.mean, dtype=np.float64),
+            "scaler_m2": np.asarray(self.scaler.m2, dtype=np.float64),
+        }
+
+    def load_arrays(self, arrays: dict[str, np.ndarray], scaler_n: int) -> None:
+        w = torch.as_tensor(arrays["weight"], dtype=torch.float32)
+        b = torch.as_tensor(arrays["bias"], dtype=torch.float32)
+        if w.shape != (self.dim, len(self.classes)):
+            raise ProbeError(
+                f"saved probe {self.name!r} has weights {tuple(w.shape)}, expected "
+                f"({self.dim}, {len(self.classes)}): was it saved for another model?"
+            )
+        self._best = (0, w, b)
+        self.scaler = _Scaler(scaler_n, arrays["scaler_mean"], arrays["scaler_m2"], True)
+
+
+def _key(v: Any) -> Any:
+    """Label values compare by value whatever their numpy/python type."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v
