@@ -118,3 +118,126 @@ def test_picker_synthetic_tree_helpers():
         SubmodulePicker()
     with pytest.raises(ValueError, match="no submodules"):
         SubmodulePicker(tree=[])
+
+
+# --- metrics table -------------------------------------------------------------------
+
+def metrics_frame():
+    import numpy as np
+    import pandas as pd
+
+    df = pd.DataFrame(
+        {
+            "loss": [0.5, np.nan, 0.25, 0.5],
+            "accuracy": [0.75, 0.9, np.nan, 0.6],
+            "steps": np.array([10, 20, 30, 40], dtype=np.int64),
+            "stop_reason": ["early stopping", "max steps", None, 'quote " and, comma'],
+            "early": [True, False, True, False],
+        },
+        index=pd.Index(["h.0", "h.1", "h.2", "h.3"], name="probe"),
+    )
+    return df
+
+
+def test_table_state_columns_rows_and_best():
+    import json
+
+    from lm_probe_widgets.widgets import MetricsTable
+
+    table = MetricsTable(metrics_frame())
+    cols = {c["name"]: c for c in table.columns}
+    assert [c["name"] for c in table.columns] == ["probe", "loss", "accuracy", "steps",
+                                                 "stop_reason", "early"]
+    assert cols["loss"]["best"] == "min" and cols["accuracy"]["best"] == "max"
+    assert cols["steps"]["best"] is None and cols["probe"]["kind"] == "string"
+    assert cols["early"]["kind"] == "bool" and cols["early"]["best"] is None
+    assert table.rows[1] == ["h.1", None, 0.9, 20, "max steps", False]
+    assert type(table.rows[0][3]) is int  # numpy ints become plain ints
+    json.dumps(table.get_state()["rows"], allow_nan=False)  # NaN never crosses the wire
+    override = MetricsTable(metrics_frame(), best={"steps": "min", "loss": None})
+    cols = {c["name"]: c for c in override.columns}
+    assert cols["steps"]["best"] == "min" and cols["loss"]["best"] is None
+    with pytest.raises(ValueError, match="do not exist"):
+        MetricsTable(metrics_frame(), best={"nope": "min"})
+    with pytest.raises(TypeError, match="DataFrame"):
+        MetricsTable([1, 2, 3])
+
+
+def test_table_sort_view_and_exports():
+    from lm_probe_widgets.widgets import MetricsTable
+
+    table = MetricsTable(metrics_frame())
+    assert table.order() == [0, 1, 2, 3]
+    table.sort = {"column": "loss", "descending": False}
+    assert table.order() == [2, 0, 3, 1]  # stable for the tie, NaN last
+    assert list(table.df.index) == ["h.2", "h.0", "h.3", "h.1"]
+    table.sort = {"column": "loss", "descending": True}
+    assert table.order() == [0, 3, 2, 1]  # ties keep their order, NaN still last
+    with pytest.raises(traitlets.TraitError, match="cannot sort by"):
+        table.sort = {"column": "nope"}
+    table.sort = {"column": "accuracy", "descending": True}
+    csv = table.to_csv()
+    assert csv.splitlines() == [
+        "probe,loss,accuracy,steps,stop_reason,early",
+        "h.1,,0.9,20,max steps,false",
+        "h.0,0.5,0.75,10,early stopping,true",
+        'h.3,0.5,0.6,40,"quote "" and, comma",false',
+        "h.2,0.25,,30,,true",
+    ]
+    import io
+    import json
+
+    import pandas as pd
+
+    back = pd.read_csv(io.StringIO(csv))
+    assert list(back["probe"]) == ["h.1", "h.0", "h.3", "h.2"]
+    records = json.loads(table.to_json())
+    assert [r["probe"] for r in records] == ["h.1", "h.0", "h.3", "h.2"]
+    assert records[0]["loss"] is None and records[3]["stop_reason"] is None
+    assert table.to_json().startswith('[\n  {\n    "probe": "h.1",\n    "loss": null,')
+
+
+def test_js_number_matches_javascript():
+    from lm_probe_widgets.widgets.table import js_number
+
+    cases = {0.1: "0.1", 1e-5: "0.00001", 1e-7: "1e-7", 1.5e-7: "1.5e-7", 123456789.0: "123456789",
+             1e21: "1e+21", 1.25e22: "1.25e+22", 3.0: "3", -0.0: "0", 2.5: "2.5",
+             0.30000000000000004: "0.30000000000000004", 1e16: "10000000000000000",
+             7: "7", -12.5: "-12.5", 0.000123: "0.000123"}
+    for value, text in cases.items():
+        assert js_number(value) == text, value
+
+
+def test_table_follows_a_runner_until_closed():
+    import pandas as pd
+
+    from lm_probe_widgets.core.events import EventBus
+    from lm_probe_widgets.widgets import MetricsTable
+
+    class FakeRunner:  # only the two attributes the table reads
+        def __init__(self):
+            self.events = EventBus()
+            self.frames = []
+
+        @property
+        def metrics(self):
+            if not self.frames:
+                raise RuntimeError("no probe has been fitted yet")
+            return self.frames[-1]
+
+    runner = FakeRunner()
+    table = MetricsTable(runner)
+    assert table.rows == []
+    runner.frames.append(pd.DataFrame({"loss": [0.3]}, index=pd.Index(["a"])))
+    runner.events.publish("step", "a", step=1)
+    assert table.rows == []  # only finishing events refresh
+    runner.events.publish("probe_finished", "a", state="finished")
+    assert table.rows == [["a", 0.3]] and table.columns[0]["name"] == "probe"
+    table.sort = {"column": "loss", "descending": True}
+    runner.frames.append(pd.DataFrame({"loss": [0.3, 0.1]}, index=pd.Index(["a", "b"])))
+    runner.events.publish("fit_finished", reason="completed")
+    assert len(table.rows) == 2 and table.sort["column"] == "loss"  # sort kept
+    table.close()
+    runner.frames.append(pd.DataFrame({"loss": [0.0]}, index=pd.Index(["c"])))
+    runner.events.publish("fit_finished", reason="completed")
+    assert len(table.rows) == 2

@@ -1,0 +1,293 @@
+// Metrics table (anywidget ESM, no dependencies, no build step).
+//
+// Model state:  columns  [{name, kind: "number"|"string"|"bool", best: "min"|"max"|null}]
+//               rows     [[value, ...], ...]   (null = missing / NaN)
+//               sort     {column, descending} or {}   (synced back to Python)
+//               title, filename, max_height
+// CSV / JSON text is built here exactly as MetricsTable.to_csv()/to_json() builds it
+// in Python, so a browser download and a Python export of the same view are equal.
+// Every value is written with textContent: nothing from the data is parsed as HTML.
+
+const PAGE = 1000; // rows rendered at once; "Show more" adds the next page
+
+function h(tag, cls, text) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text !== undefined && text !== null) el.textContent = String(text);
+  return el;
+}
+
+function button(label, title, onClick) {
+  const b = h("button", "lpw-btn", label);
+  b.type = "button";
+  if (title) b.title = title;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function compare(a, b) {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// Stable sort of row positions; missing values always last (both directions).
+export function viewOrder(rows, columns, sort) {
+  const idx = rows.map((_, i) => i);
+  const j = sort && sort.column != null ? columns.findIndex((c) => c.name === sort.column) : -1;
+  if (j < 0) return idx;
+  const present = idx.filter((i) => rows[i][j] !== null && rows[i][j] !== undefined);
+  const missing = idx.filter((i) => rows[i][j] === null || rows[i][j] === undefined);
+  const desc = !!sort.descending;
+  present.sort((p, q) => (desc ? compare(rows[q][j], rows[p][j]) : compare(rows[p][j], rows[q][j])));
+  return present.concat(missing);
+}
+
+function csvField(v) {
+  if (v === null || v === undefined) return "";
+  const text = String(v);
+  return /[,"\n\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+}
+
+export function toCsv(rows, columns, order) {
+  const lines = [columns.map((c) => csvField(c.name)).join(",")];
+  for (const i of order) lines.push(rows[i].map(csvField).join(","));
+  return lines.join("\n") + "\n";
+}
+
+export function toJson(rows, columns, order) {
+  if (order.length === 0) return "[]";
+  const keys = columns.map((c) => JSON.stringify(c.name));
+  const records = order.map((i) => {
+    if (keys.length === 0) return "  {}";
+    const fields = keys.map((k, j) => {
+      const v = rows[i][j];
+      return "    " + k + ": " + (v === null || v === undefined ? "null" : JSON.stringify(v));
+    });
+    return "  {\n" + fields.join(",\n") + "\n  }";
+  });
+  return "[\n" + records.join(",\n") + "\n]";
+}
+
+function toTsv(rows, columns, order) {
+  const clean = (v) => (v === null || v === undefined ? "" : String(v).replace(/[\t\r\n]+/g, " "));
+  const lines = [columns.map((c) => clean(c.name)).join("\t")];
+  for (const i of order) lines.push(rows[i].map(clean).join("\t"));
+  return lines.join("\n") + "\n";
+}
+
+function formatNumber(v) {
+  if (Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(3);
+  return String(Number(v.toPrecision(4)));
+}
+
+// Positions (in `rows`) of the best value of every column that has a direction.
+function bestCells(rows, columns) {
+  const best = columns.map(() => new Set());
+  columns.forEach((c, j) => {
+    if (c.kind !== "number" || (c.best !== "min" && c.best !== "max")) return;
+    let target = null;
+    for (const r of rows) {
+      const v = r[j];
+      if (typeof v !== "number" || !Number.isFinite(v)) continue;
+      if (target === null || (c.best === "min" ? v < target : v > target)) target = v;
+    }
+    if (target === null) return;
+    rows.forEach((r, i) => {
+      if (r[j] === target) best[j].add(i);
+    });
+  });
+  return best;
+}
+
+function download(el, text, filename, mime) {
+  const blob = new Blob([text], { type: mime });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  a.style.display = "none";
+  el.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (_err) {
+      // permission refused (e.g. an unfocused iframe): fall back below
+    }
+  }
+  const ta = document.createElement("textarea");
+  ta.value = text;
+  ta.setAttribute("readonly", "");
+  ta.style.position = "fixed";
+  ta.style.opacity = "0";
+  document.body.appendChild(ta);
+  ta.select();
+  let ok = false;
+  try {
+    ok = document.execCommand("copy");
+  } catch (_err) {
+    ok = false;
+  }
+  ta.remove();
+  return ok;
+}
+
+function render({ model, el }) {
+  const root = h("div", "lpw lpw-table");
+  el.appendChild(root);
+
+  let columns = [];
+  let rows = [];
+  let sort = {};
+  let order = [];
+  let best = [];
+  let limit = PAGE;
+
+  const toolbar = h("div", "lpw-toolbar");
+  const title = h("span", "lpw-table-title");
+  const count = h("span", "lpw-muted lpw-table-count");
+  const spacer = h("span", "lpw-table-spacer");
+  const csvBtn = button("CSV", "Download the table as CSV (current sort)", () => {
+    download(root, toCsv(rows, columns, order), filename("csv"), "text/csv;charset=utf-8");
+    note("CSV downloaded");
+  });
+  csvBtn.classList.add("lpw-table-csv");
+  const jsonBtn = button("JSON", "Download the table as JSON records (current sort)", () => {
+    download(root, toJson(rows, columns, order), filename("json"), "application/json");
+    note("JSON downloaded");
+  });
+  jsonBtn.classList.add("lpw-table-json");
+  const copyBtn = button("Copy", "Copy the table (tab-separated) to the clipboard", async () => {
+    const ok = await copyText(toTsv(rows, columns, order));
+    note(ok ? `Copied ${order.length} row${order.length === 1 ? "" : "s"}` : "Copy failed");
+  });
+  copyBtn.classList.add("lpw-table-copy");
+  const toast = h("span", "lpw-toast lpw-table-toast");
+  toast.setAttribute("role", "status");
+  toolbar.append(title, count, spacer, toast, csvBtn, jsonBtn, copyBtn);
+
+  const scroll = h("div", "lpw-table-scroll");
+  const table = h("table", "lpw-table-grid");
+  const thead = h("thead");
+  const tbody = h("tbody");
+  table.append(thead, tbody);
+  scroll.appendChild(table);
+  const more = button("Show more", "Render more rows", () => {
+    limit += PAGE;
+    drawBody();
+  });
+  more.classList.add("lpw-table-more");
+  root.append(toolbar, scroll, more);
+
+  let toastTimer = null;
+  function note(text) {
+    toast.textContent = text;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => {
+      toast.textContent = "";
+    }, 3000);
+  }
+  function filename(ext) {
+    const base = String(model.get("filename") || "metrics").replace(/[^A-Za-z0-9_.-]+/g, "_");
+    return `${base}.${ext}`;
+  }
+
+  function load() {
+    columns = model.get("columns") || [];
+    rows = model.get("rows") || [];
+    sort = model.get("sort") || {};
+    title.textContent = model.get("title") || "";
+    scroll.style.maxHeight = (model.get("max_height") || 480) + "px";
+    best = bestCells(rows, columns);
+    order = viewOrder(rows, columns, sort);
+  }
+
+  function drawHead() {
+    const tr = h("tr");
+    columns.forEach((c) => {
+      const th = h("th", c.kind === "number" ? "lpw-table-num" : null);
+      th.dataset.column = c.name;
+      const active = sort.column === c.name;
+      th.setAttribute("aria-sort", active ? (sort.descending ? "descending" : "ascending") : "none");
+      const b = h("button", "lpw-table-sort");
+      b.type = "button";
+      b.appendChild(h("span", "lpw-table-colname", c.name));
+      b.appendChild(h("span", "lpw-table-arrow", active ? (sort.descending ? "▼" : "▲") : ""));
+      const dir = c.best === "min" ? " (lower is better)" : c.best === "max" ? " (higher is better)" : "";
+      b.title = `Sort by ${c.name}${dir}`;
+      b.addEventListener("click", () => {
+        const next = { column: c.name, descending: sort.column === c.name ? !sort.descending : false };
+        sort = next;
+        order = viewOrder(rows, columns, sort);
+        model.set("sort", next);
+        model.save_changes();
+        drawHead();
+        drawBody();
+      });
+      th.appendChild(b);
+      tr.appendChild(th);
+    });
+    thead.replaceChildren(tr);
+  }
+
+  function drawBody() {
+    const frag = document.createDocumentFragment();
+    const shown = Math.min(order.length, limit);
+    for (let k = 0; k < shown; k++) {
+      const i = order[k];
+      const tr = h("tr");
+      tr.dataset.row = String(i);
+      const r = rows[i];
+      columns.forEach((c, j) => {
+        const v = r[j];
+        const td = h("td");
+        if (v === null || v === undefined) {
+          td.textContent = "–";
+          td.className = "lpw-table-na";
+          td.title = "missing";
+        } else if (c.kind === "number" && typeof v === "number") {
+          td.textContent = formatNumber(v);
+          td.className = "lpw-table-num lpw-mono";
+          td.title = String(v);
+        } else {
+          td.textContent = String(v);
+        }
+        if (best[j] && best[j].has(i)) {
+          td.classList.add("lpw-table-best");
+          td.title = `${td.title || String(v)} (best ${c.name})`;
+        }
+        tr.appendChild(td);
+      });
+      frag.appendChild(tr);
+    }
+    tbody.replaceChildren(frag);
+    more.hidden = shown >= order.length;
+    more.textContent = `Show more (${order.length - shown} hidden)`;
+    count.textContent = `${rows.length} row${rows.length === 1 ? "" : "s"}`;
+  }
+
+  function redraw() {
+    load();
+    drawHead();
+    drawBody();
+  }
+
+  const onData = () => redraw();
+  const keys = ["columns", "rows", "sort", "title", "filename", "max_height"];
+  for (const k of keys) model.on("change:" + k, onData);
+  redraw();
+
+  return () => {
+    for (const k of keys) model.off("change:" + k, onData);
+    clearTimeout(toastTimer);
+  };
+}
+
+export default { render };

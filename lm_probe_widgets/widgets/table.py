@@ -1,0 +1,313 @@
+"""Metrics table: sortable columns, best values highlighted, CSV/JSON export.
+
+Data crosses the widget wire as ``columns`` + ``rows`` (plain JSON, NaN as null).
+The browser sorts by header clicks and syncs the sort back, so ``table.df``,
+``table.to_csv()`` and ``table.to_json()`` in Python export exactly the view the
+user sees -- byte for byte the same text as the browser's download buttons.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ._assets import css_text, esm_path
+
+LOWER_IS_BETTER = ("loss", "mdl", "bits")
+# Counts and settings: a larger number is not "better", so nothing is highlighted.
+NEUTRAL = frozenset({"steps", "best_step", "examples_seen", "epoch", "epochs", "dim", "seed",
+                     "n_train", "n_val", "n_eval", "n_test", "classes", "n_classes"})
+REFRESH_ON = ("probe_finished", "fit_finished")
+
+
+def best_direction(name: str, kind: str) -> str | None:
+    """"min" for loss-like numeric columns, "max" for other scores, None otherwise."""
+    if kind != "number":
+        return None
+    lower = name.lower()
+    if any(word in lower for word in LOWER_IS_BETTER):
+        return "min"
+    if lower in NEUTRAL or lower.startswith("n_"):
+        return None
+    return "max"
+
+
+def js_number(x: float | int) -> str:
+    """A number as JavaScript's ``String(x)`` writes it (shortest round-trip digits).
+
+    Python's ``repr`` and JS pick the same digits but switch to exponent notation at
+    different magnitudes; matching JS keeps Python exports identical to the browser's.
+    """
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, numbers.Integral):
+        return str(int(x))
+    x = float(x)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == 0:
+        return "0"
+    sign = "-" if x < 0 else ""
+    _s, digits_t, exp = Decimal(repr(abs(x))).as_tuple()
+    digits = "".join(map(str, digits_t)).rstrip("0") or "0"
+    # value = 0.<digits> * 10**n  (ECMAScript Number::toString's n and k)
+    k = len(digits)
+    n = exp + len(digits_t)
+    if k <= n <= 21:
+        out = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        out = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        out = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
+        out = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return sign + out
+
+
+def _cell(value: Any, kind: str) -> Any:
+    """One value as JSON for the wire: NaN/None -> None, numpy scalars -> Python."""
+    if value is None:
+        return None
+    if kind == "number":
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            return None
+        if not math.isfinite(f):
+            return None
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+        return f
+    if kind == "bool":
+        try:
+            if value != value:  # NaN in an object column
+                return None
+        except Exception:
+            pass
+        return bool(value)
+    try:
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    except TypeError:
+        pass
+    return str(value)
+
+
+def _is_frame(data: Any) -> bool:
+    import pandas as pd
+
+    return isinstance(data, pd.DataFrame)
+
+
+def _kind(series: Any) -> str:
+    from pandas.api import types
+
+    if types.is_bool_dtype(series):
+        return "bool"
+    if types.is_numeric_dtype(series):
+        return "number"
+    return "string"
+
+
+def frame_to_table(df: Any, index_name: str | None = None,
+                   best: Mapping[str, str | None] | None = None) -> tuple[list, list, Any]:
+    """``(columns, rows, source)`` for a DataFrame; a named or non-range index becomes the
+    first column (its name, or ``index_name``, or "index")."""
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"MetricsTable needs a pandas DataFrame or a ProbeRunner, "
+                        f"got {type(df).__name__}")
+    flat = df
+    if df.index.name is not None or not isinstance(df.index, pd.RangeIndex):
+        name = str(df.index.name or index_name or "index")
+        flat = df.reset_index(names=[name]) if df.index.nlevels == 1 else df.reset_index()
+    names = [str(c) for c in flat.columns]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"duplicate column names in the table: {dupes}")
+    best = dict(best or {})
+    unknown = set(best) - set(names)
+    if unknown:
+        raise ValueError(f"`best` names columns that do not exist: {sorted(unknown)}")
+    columns = []
+    kinds = []
+    for name, col in zip(names, flat.columns, strict=True):
+        kind = _kind(flat[col])
+        direction = best[name] if name in best else best_direction(name, kind)
+        if direction not in (None, "min", "max"):
+            raise ValueError(f"best[{name!r}] must be 'min', 'max' or None, got {direction!r}")
+        columns.append({"name": name, "kind": kind, "best": direction if kind == "number"
+                        else None})
+        kinds.append(kind)
+    rows = [[_cell(v, k) for v, k in zip(rec, kinds, strict=True)]
+            for rec in flat.itertuples(index=False, name=None)]
+    return columns, rows, df
+
+
+def _csv_field(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        text = js_number(value)
+    else:
+        text = str(value)
+    if any(ch in text for ch in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _json_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, int, float)):
+        return js_number(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+class MetricsTable(anywidget.AnyWidget):
+    """A sortable table of probe metrics with best values highlighted and exports.
+
+    ``MetricsTable(runner.metrics)`` shows a DataFrame; ``MetricsTable(runner)``
+    also refreshes itself when probes finish. Click a header to sort; ``table.df``,
+    ``table.to_csv()`` and ``table.to_json()`` follow the sort shown in the browser.
+    ``best={"col": "min"|"max"|None}`` overrides which value counts as best
+    (default: min for names containing loss/mdl/bits, none for counts, else max).
+    """
+
+    _esm = esm_path("table")
+    _css = css_text("table")
+
+    columns = traitlets.List(traitlets.Dict()).tag(sync=True)
+    rows = traitlets.List(traitlets.List()).tag(sync=True)
+    sort = traitlets.Dict().tag(sync=True)  # {"column": str, "descending": bool} or {}
+    title = traitlets.Unicode("").tag(sync=True)
+    filename = traitlets.Unicode("metrics").tag(sync=True)
+    max_height = traitlets.Int(480).tag(sync=True)
+
+    def __init__(
+        self,
+        data: Any,
+        *,
+        best: Mapping[str, str | None] | None = None,
+        sort: Mapping[str, Any] | None = None,
+        title: str = "",
+        filename: str = "metrics",
+        live: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self._best = dict(best or {})
+        self._unsubscribe: Callable[[], None] | None = None
+        self._runner = None
+        if not _is_frame(data) and hasattr(getattr(data, "events", None), "subscribe"):
+            self._runner = data
+            frame = self._runner_frame()
+            if live:
+                self._unsubscribe = data.events.subscribe(self._on_event)
+        else:
+            frame = data
+        columns, rows, source = frame_to_table(frame, "probe", self._best)
+        self._source = source
+        super().__init__(columns=columns, rows=rows, title=title, filename=filename, **kwargs)
+        if sort:
+            self.sort = dict(sort)
+
+    # -- data ---------------------------------------------------------------------------
+    def _runner_frame(self) -> Any:
+        import pandas as pd
+
+        try:
+            frame = self._runner.metrics
+        except Exception:  # nothing fitted yet: start empty, fill on the first event
+            frame = None
+        return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame()
+
+    def update(self, df: Any) -> None:
+        """Show new data, keeping the current sort when its column still exists."""
+        columns, rows, source = frame_to_table(df, "probe", self._best)
+        self._source = source
+        names = {c["name"] for c in columns}
+        with self.hold_sync():
+            if self.sort.get("column") not in names:
+                self.sort = {}
+            self.columns = columns
+            self.rows = rows
+
+    def _on_event(self, event: Any) -> None:
+        if getattr(event, "kind", None) in REFRESH_ON:
+            self.update(self._runner_frame())
+
+    def close(self) -> None:
+        """Stop following the runner and close the widget."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        super().close()
+
+    @traitlets.validate("sort")
+    def _validate_sort(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        value = dict(proposal["value"] or {})
+        if not value or value.get("column") in (None, ""):
+            return {}
+        names = [c["name"] for c in self.columns]
+        if value["column"] not in names:
+            raise traitlets.TraitError(f"cannot sort by {value['column']!r}: columns are {names}")
+        return {"column": str(value["column"]), "descending": bool(value.get("descending"))}
+
+    # -- the current view ---------------------------------------------------------------
+    def order(self) -> list[int]:
+        """Row positions in display order: stable sort, missing values last."""
+        n = len(self.rows)
+        column = self.sort.get("column")
+        names = [c["name"] for c in self.columns]
+        if column not in names:
+            return list(range(n))
+        j = names.index(column)
+        present = [i for i in range(n) if self.rows[i][j] is not None]
+        missing = [i for i in range(n) if self.rows[i][j] is None]
+        present.sort(key=lambda i: self.rows[i][j], reverse=bool(self.sort.get("descending")))
+        return present + missing
+
+    @property
+    def df(self) -> Any:
+        """The source DataFrame in the order shown in the browser (a copy)."""
+        return self._source.iloc[self.order()].copy()
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The view as CSV (same text as the browser's download); written to `path` if given."""
+        names = [c["name"] for c in self.columns]
+        lines = [",".join(_csv_field(n) for n in names)]
+        lines += [",".join(_csv_field(v) for v in self.rows[i]) for i in self.order()]
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The view as a JSON list of records (same text as the browser's download)."""
+        names = [json.dumps(c["name"], ensure_ascii=False) for c in self.columns]
+        records = []
+        for i in self.order():
+            pairs = zip(names, self.rows[i], strict=True)
+            fields = [f"    {k}: {_json_value(v)}" for k, v in pairs]
+            records.append("  {\n" + ",\n".join(fields) + "\n  }" if fields else "  {}")
+        text = "[\n" + ",\n".join(records) + "\n]" if records else "[]"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def __repr__(self) -> str:
+        return (f"MetricsTable({len(self.rows)} rows x {len(self.columns)} columns, "
+                f"sort={self.sort or None})")

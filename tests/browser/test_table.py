@@ -1,0 +1,154 @@
+"""The metrics table's ESM in real chromium, fed the state the Python class builds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lm_probe_widgets.widgets import MetricsTable
+
+KEYS = ("columns", "rows", "sort", "title", "filename", "max_height")
+
+
+def state_of(table: MetricsTable) -> dict:
+    state = table.get_state()
+    return json.loads(json.dumps({k: state[k] for k in KEYS}, allow_nan=False))
+
+
+def frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "loss": [0.5, np.nan, 0.25, 0.5, 1e-7],
+            "accuracy": [0.75, 0.9, np.nan, 0.6, 0.9],
+            "steps": [10, 20, 30, 40, 50],
+            "stop_reason": ["early stopping", "max steps", None, 'quote " and, comma', "x\ny"],
+        },
+        index=pd.Index(["h.0", "h.1", "h.2", "h.3", "h.4"], name="probe"),
+    )
+
+
+def column_text(w, j: int) -> list[str]:
+    return w.root.locator(f"tbody tr td:nth-child({j + 1})").all_inner_texts()
+
+
+def test_header_click_sorts_and_syncs_back(widget_page):
+    table = MetricsTable(frame())
+    w = widget_page.mount("table", state_of(table))
+    assert column_text(w, 0) == ["h.0", "h.1", "h.2", "h.3", "h.4"]
+    header = w.root.locator('th[data-column="loss"] button')
+    header.click()
+    assert w.get("sort") == {"column": "loss", "descending": False}
+    assert column_text(w, 0) == ["h.4", "h.2", "h.0", "h.3", "h.1"]  # NaN last
+    assert w.root.locator('th[data-column="loss"]').get_attribute("aria-sort") == "ascending"
+    header.click()
+    assert w.get("sort") == {"column": "loss", "descending": True}
+    assert column_text(w, 0) == ["h.0", "h.3", "h.2", "h.4", "h.1"]  # stable ties, NaN last
+    # Python follows the synced sort: same order in table.df
+    table.sort = w.get("sort")
+    assert list(table.df.index) == column_text(w, 0)
+    # string column sorts too
+    w.root.locator('th[data-column="probe"] button').click()
+    assert column_text(w, 0) == ["h.0", "h.1", "h.2", "h.3", "h.4"]
+
+
+def test_best_values_highlighted(widget_page):
+    w = widget_page.mount("table", state_of(MetricsTable(frame())))
+    best = w.root.locator("td.lpw-table-best")
+    # loss: min (1e-7, h.4); accuracy: max 0.9 tied (h.1, h.4); steps: a count, none
+    cells = best.evaluate_all(
+        "tds => tds.map(td => [td.parentElement.dataset.row, td.cellIndex])"
+    )
+    assert sorted(cells) == [["1", 2], ["4", 1], ["4", 2]]
+    assert w.root.locator("tbody tr").nth(1).locator("td").nth(1).inner_text() == "–"
+
+
+@pytest.mark.parametrize("sort", [None, {"column": "accuracy", "descending": True}])
+def test_csv_and_json_downloads_equal_python_exports(widget_page, sort):
+    table = MetricsTable(frame(), filename="sweep 1")
+    w = widget_page.mount("table", state_of(table))
+    if sort:
+        w.root.locator('th[data-column="accuracy"] button').click()
+        w.root.locator('th[data-column="accuracy"] button').click()
+        table.sort = w.get("sort")
+        assert table.sort == sort
+    page = widget_page.page
+    with page.expect_download() as info:
+        w.root.locator(".lpw-table-csv").click()
+    download = info.value
+    assert download.suggested_filename == "sweep_1.csv"
+    text = open(download.path(), encoding="utf-8").read()
+    assert text == table.to_csv()
+    back = pd.read_csv(open(download.path(), encoding="utf-8"))
+    assert list(back["probe"]) == [str(i) for i in table.df.index]
+    assert back["stop_reason"].iloc[list(table.df.index).index("h.3")] == 'quote " and, comma'
+    with page.expect_download() as info:
+        w.root.locator(".lpw-table-json").click()
+    text = open(info.value.path(), encoding="utf-8").read()
+    assert text == table.to_json()
+    assert json.loads(text)[0]["probe"] == table.df.index[0]
+
+
+def test_copy_uses_clipboard_then_textarea_fallback(widget_page):
+    w = widget_page.mount("table", state_of(MetricsTable(frame())))
+    page = widget_page.page
+    page.evaluate(
+        """() => { window.__copied = [];
+            Object.defineProperty(navigator, 'clipboard', {configurable: true,
+              value: {writeText: async (t) => { window.__copied.push(t); }}}); }"""
+    )
+    w.root.locator(".lpw-table-copy").click()
+    page.wait_for_function("window.__copied.length === 1")
+    copied = page.evaluate("window.__copied[0]")
+    assert copied.splitlines()[0] == "probe\tloss\taccuracy\tsteps\tstop_reason"
+    assert "h.4\t1e-7\t0.9\t50\tx y" in copied.splitlines()
+    assert "Copied 5 rows" in w.root.locator(".lpw-table-toast").inner_text()
+    # clipboard API refused -> the textarea + execCommand path still copies
+    page.evaluate(
+        """() => { window.__execCopied = null;
+            navigator.clipboard.writeText = async () => { throw new Error('denied'); };
+            document.addEventListener('copy', () => {
+              window.__execCopied = document.activeElement.value; }, {once: true}); }"""
+    )
+    w.root.locator(".lpw-table-copy").click()
+    page.wait_for_function("window.__execCopied !== null")
+    assert page.evaluate("window.__execCopied") == copied
+
+
+def test_html_in_values_and_headers_is_text(widget_page):
+    evil = "<img src=x onerror=window.__pwned=1>"
+    df = pd.DataFrame({evil: [evil, "ok"], "loss": [0.1, 0.2]},
+                      index=pd.Index([evil, "b"], name="probe"))
+    w = widget_page.mount("table", {**state_of(MetricsTable(df)), "title": evil})
+    assert w.root.locator("img").count() == 0
+    assert w.root.locator(".lpw-table-title").inner_text() == evil
+    assert column_text(w, 0)[0] == evil and column_text(w, 1)[0] == evil
+    assert widget_page.page.evaluate("window.__pwned") is None
+
+
+def test_hundreds_of_rows_and_kernel_updates(widget_page):
+    rng = np.random.default_rng(0)
+    n = 600
+    df = pd.DataFrame({"loss": rng.random(n), "accuracy": rng.random(n),
+                       "f1": rng.random(n), "steps": rng.integers(1, 1000, n)},
+                      index=pd.Index([f"model.layers.{i}.output" for i in range(n)],
+                                     name="probe"))
+    table = MetricsTable(df)
+    w = widget_page.mount("table", state_of(table))
+    assert w.root.locator("tbody tr").count() == n
+    ms = widget_page.page.evaluate(
+        """() => { const b = document.querySelector('th[data-column="f1"] button');
+            const t0 = performance.now(); b.click(); b.click();
+            document.querySelector('tbody tr'); return performance.now() - t0; }"""
+    )
+    assert ms < 500, ms
+    table.sort = w.get("sort")
+    assert column_text(w, 0)[:5] == [str(i) for i in table.df.index[:5]]
+    # a kernel-side update (e.g. a runner refresh) re-renders with the sort kept
+    table.update(df.iloc[:10])
+    w.kernel_set("rows", table.get_state()["rows"])
+    assert w.root.locator("tbody tr").count() == 10
+    assert column_text(w, 0) == [str(i) for i in table.df.index]
+    assert w.unmount() == 0
