@@ -27,9 +27,16 @@ function button(label, title, onClick) {
   return b;
 }
 
+// The dry run feeds 1 sequence of 2 tokens: show those dims as B and T so the
+// width stands out ([B, T, 768]); the raw shape stays in the cell's tooltip.
 function formatShape(shape) {
   if (!Array.isArray(shape)) return "";
-  return "[" + shape.map((d) => String(d)).join(", ") + "]";
+  const dims = shape.map((d, i) => {
+    if (i === 0 && d === 1) return "B";
+    if (i === 1 && d === 2 && shape.length >= 3) return "T";
+    return String(d);
+  });
+  return "[" + dims.join(", ") + "]";
 }
 
 function render({ model, el }) {
@@ -227,8 +234,14 @@ function render({ model, el }) {
     nameCell.appendChild(h("span", "lpw-picker-label", label));
     row.append(nameCell,
                h("span", "lpw-picker-col-type", r.type),
-               h("span", "lpw-picker-col-shape lpw-mono", formatShape(r.shape)));
+               shapeCell(r.shape));
     return row;
+  }
+
+  function shapeCell(shape) {
+    const cell = h("span", "lpw-picker-col-shape lpw-mono", formatShape(shape));
+    if (Array.isArray(shape)) cell.title = `output shape in a dry run: [${shape.join(", ")}]`;
+    return cell;
   }
 
   let lastWindow = "";

@@ -241,3 +241,27 @@ def test_table_follows_a_runner_until_closed():
     runner.frames.append(pd.DataFrame({"loss": [0.0]}, index=pd.Index(["c"])))
     runner.events.publish("fit_finished", reason="completed")
     assert len(table.rows) == 2
+
+
+def test_picker_to_runner_to_live_table():
+    """The real path: pick submodules, build configs, fit, and the table fills itself."""
+    from lm_probe_widgets.core.data import ProbeDataset
+    from lm_probe_widgets.core.runner import ProbeRunner
+    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.widgets import MetricsTable
+
+    model, tok = tiny_model("gpt2")
+    picker = SubmodulePicker(model).select("transformer.h.*.mlp")
+    runner = ProbeRunner(model, picker.to_configs([0, 1], max_steps=5, warmup_steps=1))
+    table = MetricsTable(runner)
+    assert table.rows == [] or all(r[0] in picker.selected for r in table.rows)
+    texts = ["good fun film", "awful dull plot", "great acting", "boring script"] * 6
+    labels = [1, 0, 1, 0] * 6
+    ds = ProbeDataset.from_texts(texts, labels, tok, max_length=16)
+    runner.fit_probes(ds, ds, num_epoch=1, batch_size=8, progress=None)
+    assert [r[0] for r in table.rows] == picker.selected
+    names = [c["name"] for c in table.columns]
+    assert {"loss", "accuracy"} <= set(names)
+    table.sort = {"column": "loss", "descending": False}
+    assert list(table.df.index) == list(runner.metrics.sort_values("loss", kind="stable").index)
+    table.close()
