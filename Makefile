@@ -22,7 +22,7 @@ DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # pip on machines with a local package mirror prints one of these per package; noise only.
 PIP_NOISE := ^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$$
-PIP := pip_quiet() { "$(PY)" -m pip "$$@" 2>&1 | { grep -v -E "$(PIP_NOISE)" || true; }; }; pip_quiet
+PIP := pip_quiet() { "$(PY)" -m pip "$$@" 2>&1 | { grep --line-buffered -v -E "$(PIP_NOISE)" || true; }; }; pip_quiet
 
 .PHONY: help demo test lint setup clean-stamps
 

@@ -1,0 +1,63 @@
+"""The wheel from this checkout installs into an empty venv and imports without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    wheels = list(out.glob("lm_probe_widgets-*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def test_wheel_contents(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "lm_probe_widgets/__init__.py" in names
+    assert "lm_probe_widgets/cli.py" in names
+    assert "lm_probe_widgets/core/loading.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "js/")) or "__pycache__" in n]
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "lm-probe = lm_probe_widgets.cli:main" in zipfile.ZipFile(wheel).read(
+        entry_points).decode()
+    # front-end sources ship as package data (the widgets load them from static/)
+    sources = sorted(p.name for p in (ROOT / "js").glob("*") if p.suffix in (".js", ".css"))
+    shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("lm_probe_widgets/static/"))
+    for name in sources:
+        assert name in shipped, f"js/{name} is missing from the wheel's static/"
+
+
+def test_wheel_installs_into_empty_venv_and_imports(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    done = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # A light import: no torch, numpy or nnsight installed in this venv at all.
+    probe = (
+        "import sys, lm_probe_widgets as m; "
+        "assert 'torch' not in sys.modules; print(m.__version__, m.__file__)"
+    )
+    done = subprocess.run([str(py), "-c", probe], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert str(env_dir) in done.stdout  # imported from the venv, not from the checkout
+    done = subprocess.run([str(env_dir / "bin" / "lm-probe"), "--version"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0 and "lm-probe" in done.stdout, done.stderr
