@@ -1,0 +1,781 @@
+"""Rich static reprs for ProbeRunner and LinearProbe (text/plain + text/html).
+
+Modelled on scikit-learn's estimator repr: the HTML carries a visible ``<pre>`` text
+fallback that CSS hides once the HTML is trusted and styled (untrusted notebooks and
+GitHub strip ``<style>``, so the fallback shows and the styled block stays
+``hidden``); every output gets a unique id; every CSS rule is scoped under the
+``lpwr`` class; colours are CSS variables that follow JupyterLab's and VS Code's
+themes, then ``prefers-color-scheme``. Every string that reaches the HTML goes
+through ``html.escape``. Only the standard library is imported: a repr must be cheap,
+offline, and must never pull in matplotlib (the sparkline is hand-built SVG).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+ROOT_CLASS = "lpwr"
+
+# Columns of runner.metrics shown in the metrics table, in this order when present;
+# any other float column (other engineers may add some) follows them.
+METRIC_ORDER = (
+    "loss",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "matthews",
+    "roc_auc",
+    "val_loss",
+    "compression",
+    "code_length_bits",
+)
+# Bookkeeping columns: not metrics, never marked "best".
+NOT_METRICS = {
+    "submodule",
+    "pooling",
+    "state",
+    "steps",
+    "examples_seen",
+    "epochs",
+    "best_step",
+    "l2",
+    "stop_reason",
+    "n",
+    "seconds",
+}
+TEXT_METRICS = ("loss", "accuracy", "f1", "roc_auc", "val_loss")
+STATE_KIND = {
+    "not fitted": "idle",
+    "training": "busy",
+    "fitting": "busy",
+    "finished": "good",
+    "fitted": "good",
+    "early-stopped": "good",
+    "stopped": "warn",
+    "interrupted": "warn",
+    "error": "bad",
+}
+
+CSS = """
+.lpwr {
+  --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #1f2328));
+  --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #59636e));
+  --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #ffffff));
+  --lpwr-raised: var(--jp-layout-color1, #f6f8fa);
+  --lpwr-border: var(--jp-border-color1, #d1d9e0);
+  --lpwr-accent: #0969da;
+  --lpwr-good: #1a7f37;
+  --lpwr-warn: #9a6700;
+  --lpwr-bad: #cf222e;
+  --lpwr-best: #dafbe1;
+  --lpwr-chip: #eff2f5;
+  color-scheme: light;
+}
+@media (prefers-color-scheme: dark) {
+  .lpwr {
+    --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #e6edf3));
+    --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #9198a1));
+    --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #0d1117));
+    --lpwr-raised: var(--jp-layout-color1, #161b22);
+    --lpwr-border: var(--jp-border-color1, #3d444d);
+    --lpwr-accent: #4493f8;
+    --lpwr-good: #3fb950;
+    --lpwr-warn: #d29922;
+    --lpwr-bad: #f85149;
+    --lpwr-best: #1b4721;
+    --lpwr-chip: #262c36;
+    color-scheme: dark;
+  }
+}
+body[data-vscode-theme-kind="vscode-light"] .lpwr,
+body[data-vscode-theme-kind="vscode-high-contrast-light"] .lpwr,
+body[data-jp-theme-light="true"] .lpwr {
+  --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #1f2328));
+  --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #59636e));
+  --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #ffffff));
+  --lpwr-raised: var(--jp-layout-color1, #f6f8fa);
+  --lpwr-border: var(--jp-border-color1, #d1d9e0);
+  --lpwr-accent: #0969da;
+  --lpwr-good: #1a7f37;
+  --lpwr-warn: #9a6700;
+  --lpwr-bad: #cf222e;
+  --lpwr-best: #dafbe1;
+  --lpwr-chip: #eff2f5;
+  color-scheme: light;
+}
+body[data-vscode-theme-kind="vscode-dark"] .lpwr,
+body[data-vscode-theme-kind="vscode-high-contrast"] .lpwr,
+body[data-jp-theme-light="false"] .lpwr {
+  --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #e6edf3));
+  --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #9198a1));
+  --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #0d1117));
+  --lpwr-raised: var(--jp-layout-color1, #161b22);
+  --lpwr-border: var(--jp-border-color1, #3d444d);
+  --lpwr-accent: #4493f8;
+  --lpwr-good: #3fb950;
+  --lpwr-warn: #d29922;
+  --lpwr-bad: #f85149;
+  --lpwr-best: #1b4721;
+  --lpwr-chip: #262c36;
+  color-scheme: dark;
+}
+.lpwr .lpwr-fallback { display: none; }
+.lpwr .lpwr-body {
+  display: block !important;
+  color: var(--lpwr-fg);
+  background: var(--lpwr-bg);
+  font-family: var(--jp-ui-font-family, system-ui, -apple-system, "Segoe UI", sans-serif);
+  font-size: 13px;
+  line-height: 1.4;
+  border: 1px solid var(--lpwr-border);
+  border-radius: 4px;
+  padding: 8px 10px;
+  max-width: 100%;
+  overflow-x: auto;
+  box-sizing: border-box;
+}
+.lpwr .lpwr-head {
+  display: flex; flex-wrap: wrap; gap: 8px; align-items: baseline; margin-bottom: 6px;
+}
+.lpwr .lpwr-title { font-weight: 600; font-size: 14px; }
+.lpwr .lpwr-muted { color: var(--lpwr-muted); }
+.lpwr .lpwr-mono {
+  font-family: var(--jp-code-font-family, ui-monospace, "SFMono-Regular", monospace);
+  font-size: 12px;
+}
+.lpwr h4 { margin: 10px 0 4px; font-size: 13px; font-weight: 600; color: var(--lpwr-fg); }
+.lpwr table {
+  font-size: inherit; border-collapse: collapse; margin: 2px 0 4px;
+  color: var(--lpwr-fg); background: transparent;
+}
+.lpwr th, .lpwr td {
+  border: none; border-bottom: 1px solid var(--lpwr-border);
+  padding: 3px 8px; text-align: left; vertical-align: top; white-space: nowrap;
+  color: var(--lpwr-fg); background: transparent;
+}
+.lpwr th { font-weight: 600; background: var(--lpwr-raised); }
+.lpwr td.lpwr-num, .lpwr th.lpwr-num { text-align: right; font-variant-numeric: tabular-nums; }
+.lpwr td.lpwr-best { background: var(--lpwr-best); font-weight: 600; }
+.lpwr td.lpwr-wrap { white-space: normal; min-width: 14em; max-width: 32em; }
+.lpwr .lpwr-small { font-size: 11px; }
+.lpwr .lpwr-ci { display: block; font-size: 11px; color: var(--lpwr-muted); font-weight: 400; }
+.lpwr .lpwr-badge {
+  display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 11px; font-weight: 600;
+  border: 1px solid currentColor; white-space: nowrap;
+}
+.lpwr .lpwr-idle { color: var(--lpwr-muted); }
+.lpwr .lpwr-busy { color: var(--lpwr-accent); }
+.lpwr .lpwr-good { color: var(--lpwr-good); }
+.lpwr .lpwr-warn { color: var(--lpwr-warn); }
+.lpwr .lpwr-bad { color: var(--lpwr-bad); }
+.lpwr .lpwr-chip {
+  display: inline-block; background: var(--lpwr-chip); border-radius: 3px; padding: 0 4px;
+  margin: 0 2px 1px 0;
+}
+.lpwr details { margin: 6px 0 2px; }
+.lpwr summary { cursor: pointer; font-weight: 600; color: var(--lpwr-fg); }
+.lpwr dl.lpwr-facts {
+  display: grid; grid-template-columns: max-content auto; gap: 1px 12px; margin: 4px 0;
+}
+.lpwr dl.lpwr-facts dt { color: var(--lpwr-muted); }
+.lpwr dl.lpwr-facts dd { margin: 0; }
+.lpwr svg.lpwr-spark { vertical-align: middle; overflow: visible; }
+.lpwr .lpwr-spark-line { fill: none; stroke: var(--lpwr-accent); stroke-width: 1.5; }
+.lpwr .lpwr-spark-best { fill: var(--lpwr-good); }
+.lpwr .lpwr-spark-stop { stroke: var(--lpwr-bad); stroke-width: 1.5; }
+.lpwr .lpwr-bar {
+  display: inline-block; height: 8px; background: var(--lpwr-accent); vertical-align: middle;
+}
+"""
+
+FALLBACK_NOTE = (
+    "In a Jupyter environment, rerun this cell or trust the notebook to see the rich "
+    "view; on GitHub, try nbviewer.org."
+)
+
+
+# -- small helpers --------------------------------------------------------------------
+def _e(value: Any) -> str:
+    """Escape anything for HTML text and attribute values."""
+    return html.escape(str(value), quote=True)
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (not isinstance(v, str) and _nan(v))
+
+
+def _nan(v: Any) -> bool:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return False
+    return math.isnan(f)
+
+
+def _as_float(v: Any) -> float | None:
+    """A finite float, or None (ints, numpy scalars, NaN and strings handled)."""
+    if v is None or isinstance(v, bool) or isinstance(v, str):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def fmt_value(v: Any, dash: str = "–") -> str:
+    """Numbers short and aligned; missing values as a dash."""
+    if _is_missing(v):
+        return dash
+    if isinstance(v, (bool, str)):
+        return str(v)
+    kind = getattr(getattr(v, "dtype", None), "kind", "")
+    if isinstance(v, int) or kind in ("i", "u"):
+        return str(int(v))
+    f = _as_float(v)
+    if f is None:
+        return str(v)
+    if f != 0 and (abs(f) >= 1e4 or abs(f) < 1e-3):
+        return f"{f:.3g}"
+    return f"{f:.4f}" if abs(f) < 1 else f"{f:.3f}"
+
+
+def lower_is_better(column: str) -> bool:
+    """Loss-like columns are minimised; everything else (accuracy, AUC...) maximised."""
+    c = column.lower()
+    return c.endswith("loss") or c.endswith("_bits") or c.endswith("error") or c in {"brier"}
+
+
+def _new_id(prefix: str = "lpwr") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def _classes_text(classes: Iterable[Any]) -> str:
+    return ", ".join(str(c) for c in classes)
+
+
+def _chips(items: Iterable[Any]) -> str:
+    return "".join(f'<span class="lpwr-chip lpwr-mono">{_e(c)}</span>' for c in items)
+
+
+def _wrap(text_repr: str, body: str, label: str) -> str:
+    """sklearn-style envelope: a text fallback plus the styled body, kept hidden until
+    the scoped CSS (only present when the HTML is trusted) reveals it."""
+    uid = _new_id()
+    return (
+        f'<div id="{uid}" class="{ROOT_CLASS}" data-lpwr-kind="{_e(label)}">'
+        f"<style>{CSS}</style>"
+        f'<div class="lpwr-fallback"><pre>{_e(text_repr)}</pre><b>{_e(FALLBACK_NOTE)}</b></div>'
+        f'<div class="lpwr-body" hidden>{body}</div>'
+        "</div>"
+    )
+
+
+def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int = 36) -> str:
+    def clip(s: str) -> str:
+        s = " ".join(str(s).split())
+        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+
+    cells = [[clip(h) for h in headers]] + [[clip(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _mimebundle(
+    text: str, html_fn: Any, include: Any = None, exclude: Any = None
+) -> dict[str, str]:
+    wanted = {"text/plain", "text/html"}
+    if include is not None:
+        wanted &= set(include)
+    if exclude is not None:
+        wanted -= set(exclude)
+    out: dict[str, str] = {}
+    if "text/plain" in wanted:
+        out["text/plain"] = text
+    if "text/html" in wanted:
+        out["text/html"] = html_fn()
+    return out
+
+
+# -- probe state ----------------------------------------------------------------------
+def _record(probe: Any) -> Any:
+    return getattr(probe, "record", None) if probe is not None else None
+
+
+def state_label(probe: Any) -> str:
+    rec = _record(probe)
+    if rec is None:
+        return "not fitted"
+    return "fitting" if rec.state == "training" else str(rec.state)
+
+
+def describe_state(probe: Any) -> str:
+    """One sentence a person can read: what happened to this probe and why."""
+    rec = _record(probe)
+    if rec is None or rec.state == "not fitted":
+        return "not fitted"
+    state, steps, reason = rec.state, rec.steps, rec.stop_reason
+    best = f"; best at step {rec.best_step}" if rec.best_step is not None else ""
+    if state == "training":
+        return f"fitting: step {steps}{best}"
+    if state == "early-stopped":
+        return f"stopped early at step {steps} because {reason or 'validation loss stalled'}"
+    if state == "finished":
+        why = f" ({reason})" if reason else ""
+        return f"finished after {steps} steps{why}{best}"
+    if state == "stopped":
+        return f"stopped at step {steps}" + (f": {reason}" if reason else "") + best
+    return f"{state} at step {steps}" + (f": {reason}" if reason else "")
+
+
+def _badge(label: str) -> str:
+    kind = STATE_KIND.get(label, "idle")
+    return f'<span class="lpwr-badge lpwr-{kind}" data-state="{_e(label)}">{_e(label)}</span>'
+
+
+# -- sparkline ------------------------------------------------------------------------
+def _series(history: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[float, float]], str]:
+    """(step, loss) points to draw: validation loss, else training loss."""
+    for key in ("val_loss", "train_loss"):
+        pts = []
+        for h in history:
+            s, v = _as_float(h.get("step")), _as_float(h.get(key))
+            if s is not None and v is not None:
+                pts.append((s, v))
+        if pts:
+            return pts, ("validation loss" if key == "val_loss" else "training loss")
+    return [], "validation loss"
+
+
+def sparkline_svg(
+    history: Sequence[Mapping[str, Any]],
+    best_step: int | None = None,
+    stop_step: int | None = None,
+    *,
+    width: int = 120,
+    height: int = 26,
+) -> str:
+    """A tiny inline SVG of the loss curve (no matplotlib): the best point as a dot,
+    an early/forced stop as a red tick at the end. Empty history -> a dash."""
+    pts, what = _series(list(history))
+    if not pts:
+        return '<span class="lpwr-muted">–</span>'
+    pad = 3.0
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    sx = (width - 2 * pad) / (x1 - x0) if x1 > x0 else 0.0
+    sy = (height - 2 * pad) / (y1 - y0) if y1 > y0 else 0.0
+
+    def xy(s: float, v: float) -> tuple[float, float]:
+        x = pad + (s - x0) * sx if sx else width / 2
+        y = height - pad - (v - y0) * sy if sy else height / 2
+        return round(x, 1), round(y, 1)
+
+    coords = [xy(s, v) for s, v in pts]
+    poly = " ".join(f"{x},{y}" for x, y in coords)
+    label = (
+        f"{what}: {fmt_value(ys[0])} at step {fmt_value(xs[0])} to {fmt_value(ys[-1])} "
+        f"at step {fmt_value(xs[-1])}"
+    )
+    parts = [f'<polyline class="lpwr-spark-line" points="{poly}"/>']
+    if best_step is not None:
+        near = min(range(len(pts)), key=lambda i: abs(pts[i][0] - best_step))
+        bx, by = coords[near]
+        parts.append(
+            f'<circle class="lpwr-spark-best" cx="{bx}" cy="{by}" r="2.5" '
+            f'data-step="{_e(best_step)}"/>'
+        )
+        label += f"; best {fmt_value(pts[near][1])} at step {best_step}"
+    if stop_step is not None:
+        ex = coords[-1][0]
+        parts.append(
+            f'<line class="lpwr-spark-stop" x1="{ex}" y1="1" x2="{ex}" y2="{height - 1}" '
+            f'data-step="{_e(stop_step)}"/>'
+        )
+        label += f"; stopped at step {stop_step}"
+    return (
+        f'<svg class="lpwr-spark" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}">'
+        f"<title>{_e(label)}</title>{''.join(parts)}</svg>"
+    )
+
+
+def _probe_sparkline(probe: Any, **kw: Any) -> str:
+    rec = _record(probe)
+    if rec is None:
+        return '<span class="lpwr-muted">–</span>'
+    stop = rec.steps if rec.state in ("early-stopped", "stopped", "interrupted", "error") else None
+    return sparkline_svg(list(rec.history), rec.best_step, stop, **kw)
+
+
+# -- runner ---------------------------------------------------------------------------
+def _model_label(runner: Any) -> str:
+    model = getattr(runner, "model", None)
+    module = getattr(model, "_module", model)
+    name = type(module).__name__ if module is not None else "?"
+    cfg = getattr(module, "config", None)
+    path = getattr(cfg, "name_or_path", "") or ""
+    return f"{name} ({path})" if path and isinstance(path, str) else name
+
+
+def _metrics_rows(runner: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """(metric columns worth showing, one dict per probe) from runner.metrics."""
+    try:
+        df = runner.metrics
+    except Exception:  # a repr must render even mid-fit or half-built
+        return [], []
+    rows = []
+    for name, row in zip(df.index, df.to_dict("records"), strict=True):
+        rows.append({"probe": name, **row})
+    cols = [str(c) for c in df.columns]
+    ci = {c for c in cols if c.endswith("_low") or c.endswith("_high")}
+    extra = [c for c in cols if c not in METRIC_ORDER and c not in NOT_METRICS and c not in ci]
+    shown = []
+    for c in [c for c in METRIC_ORDER if c in cols] + extra:
+        values = [_as_float(r.get(c)) for r in rows]
+        if any(v is not None for v in values) and all(
+            v is not None or _is_missing(r.get(c)) for v, r in zip(values, rows, strict=True)
+        ):
+            shown.append(c)
+    return shown, rows
+
+
+def best_rows(rows: Sequence[Mapping[str, Any]], column: str) -> set[int]:
+    """Indices of the rows holding the best value of `column` (ties all marked)."""
+    vals = [_as_float(r.get(column)) for r in rows]
+    finite = [v for v in vals if v is not None]
+    if len(finite) < 2:
+        return set()
+    if all(math.isclose(v, finite[0]) for v in finite):
+        return set()  # a column where every probe ties tells nothing
+    target = min(finite) if lower_is_better(column) else max(finite)
+    return {i for i, v in enumerate(vals) if v is not None and math.isclose(v, target)}
+
+
+def runner_text(runner: Any) -> str:
+    """A readable plain-text view: probes, states, key metrics (best marked with *)."""
+    configs = list(getattr(runner, "configs", []))
+    probes = getattr(runner, "probes", {}) or {}
+    cols, rows = _metrics_rows(runner)
+    by_name = {r["probe"]: r for r in rows}
+    tcols = [c for c in TEXT_METRICS if c in cols]
+    best = {c: best_rows(rows, c) for c in tcols}
+    index = {r["probe"]: i for i, r in enumerate(rows)}
+    head = (
+        f"ProbeRunner: {_model_label(runner)}, {len(configs)} probe(s), "
+        f"state: {getattr(runner, 'state', '?')}"
+    )
+    table_rows = []
+    notes = []
+    for cfg in configs:
+        probe = probes.get(cfg.name)
+        rec = _record(probe)
+        r = by_name.get(cfg.name, {})
+        cells = [
+            str(cfg.name),
+            str(cfg.submodule),
+            str(cfg.pooling),
+            state_label(probe),
+            str(rec.steps) if rec else "0",
+            fmt_value(rec.best_step, "-") if rec else "-",
+        ]
+        for c in tcols:
+            v = fmt_value(r.get(c), "-")
+            if index.get(cfg.name) in best[c]:
+                v += "*"
+            cells.append(v)
+        table_rows.append(cells)
+        if rec is not None and rec.state != "training":
+            notes.append(f"  {cfg.name}: {describe_state(probe)}")
+    headers = ["probe", "submodule", "pooling", "state", "steps", "best"] + tcols
+    out = [head, _text_table(headers, table_rows)]
+    if any(best.values()):
+        out.append("* best in column (lowest loss, highest otherwise)")
+    if notes:
+        out.append("status:\n" + "\n".join(notes))
+    return "\n".join(out)
+
+
+def _metric_cell(row: Mapping[str, Any], col: str, is_best: bool) -> str:
+    v = row.get(col)
+    cls = "lpwr-num lpwr-best" if is_best else "lpwr-num"
+    lo, hi = _as_float(row.get(f"{col}_low")), _as_float(row.get(f"{col}_high"))
+    ci = ""
+    if lo is not None and hi is not None:
+        ci = f'<span class="lpwr-ci">[{_e(fmt_value(lo))}, {_e(fmt_value(hi))}]</span>'
+    title = ' title="best in column"' if is_best else ""
+    return f'<td class="{cls}" data-col="{_e(col)}"{title}>{_e(fmt_value(v))}{ci}</td>'
+
+
+def _config_table(configs: Sequence[Any]) -> str:
+    """All settings of every probe, one row per probe (for the collapsible section)."""
+    dicts = []
+    for c in configs:
+        d = c.to_dict() if hasattr(c, "to_dict") else dict(vars(c))
+        dicts.append(d)
+    keys: list[str] = []
+    for d in dicts:
+        keys += [k for k in d if k not in keys and k not in ("name",)]
+    head = "<tr><th>probe</th>" + "".join(f"<th>{_e(k)}</th>" for k in keys) + "</tr>"
+    body = []
+    for c, d in zip(configs, dicts, strict=True):
+        cells = []
+        for k in keys:
+            v = d.get(k)
+            if isinstance(v, (list, tuple)):
+                text = ", ".join(fmt_value(x) if not isinstance(x, str) else x for x in v)
+            elif isinstance(v, dict):
+                text = ", ".join(f"{a}={b}" for a, b in v.items()) or "–"
+            else:
+                text = fmt_value(v) if not isinstance(v, str) else v
+            cells.append(f'<td class="lpwr-mono">{_e(text)}</td>')
+        body.append(f'<tr><td class="lpwr-mono">{_e(c.name)}</td>{"".join(cells)}</tr>')
+    return f'<table class="lpwr-configs">{head}{"".join(body)}</table>'
+
+
+def runner_html(runner: Any) -> str:
+    """The runner as static HTML: model, probes and their state, metrics with the best
+    value per column marked, loss sparklines, full configurations folded away."""
+    configs = list(getattr(runner, "configs", []))
+    probes = getattr(runner, "probes", {}) or {}
+    state = str(getattr(runner, "state", "?"))
+    cols, rows = _metrics_rows(runner)
+    by_name = {r["probe"]: r for r in rows}
+    head = (
+        '<div class="lpwr-head">'
+        '<span class="lpwr-title">ProbeRunner</span>'
+        f'<span class="lpwr-mono lpwr-model">{_e(_model_label(runner))}</span>'
+        f'<span class="lpwr-muted">{len(configs)} probe(s)</span>'
+        f"{_badge(state)}</div>"
+    )
+    prow = []
+    for cfg in configs:
+        probe = probes.get(cfg.name)
+        label = state_label(probe)
+        rec = _record(probe)
+        settings = (
+            f"patience {cfg.patience} · warmup {cfg.warmup_steps} · ≤{cfg.max_steps} steps"
+            if getattr(cfg, "early_stopping", True)
+            else f"no early stopping · ≤{cfg.max_steps} steps"
+        )
+        prow.append(
+            f'<tr data-probe="{_e(cfg.name)}">'
+            f'<td class="lpwr-mono lpwr-name">{_e(cfg.name)}</td>'
+            f'<td class="lpwr-mono lpwr-submodule">{_e(cfg.submodule)}</td>'
+            f"<td>{_e(cfg.pooling)}</td>"
+            f'<td class="lpwr-classes">{_chips(cfg.classes)}</td>'
+            f'<td class="lpwr-muted lpwr-small">{_e(settings)}</td>'
+            f'<td class="lpwr-num">{rec.steps if rec else 0}</td>'
+            f"<td>{_probe_sparkline(probe)}</td>"
+            f'<td class="lpwr-wrap lpwr-state">{_badge(label)} '
+            f'<br><span class="lpwr-muted lpwr-small">{_e(describe_state(probe))}</span></td>'
+            "</tr>"
+        )
+    probes_table = (
+        '<table class="lpwr-probes"><tr><th>probe</th><th>submodule</th><th>pooling</th>'
+        '<th>classes</th><th>settings</th><th class="lpwr-num">steps</th>'
+        "<th>loss curve</th><th>state</th></tr>" + "".join(prow) + "</table>"
+    )
+    parts = [head, "<h4>Probes</h4>", probes_table]
+    if cols:
+        best = {c: best_rows(rows, c) for c in cols}
+        hdr = "".join(
+            f'<th class="lpwr-num" title="{"lower" if lower_is_better(c) else "higher"} '
+            f'is better">{_e(c)} {"↓" if lower_is_better(c) else "↑"}</th>'
+            for c in cols
+        )
+        mrows = []
+        for i, r in enumerate(rows):
+            cells = "".join(_metric_cell(r, c, i in best[c]) for c in cols)
+            mrows.append(
+                f'<tr data-probe="{_e(r["probe"])}"><td class="lpwr-mono">{_e(r["probe"])}</td>'
+                f"{cells}</tr>"
+            )
+        parts += [
+            "<h4>Metrics</h4>",
+            f'<table class="lpwr-metrics"><tr><th>probe</th>{hdr}</tr>{"".join(mrows)}</table>',
+            '<div class="lpwr-muted">Best value per column highlighted (lowest for losses, '
+            "highest otherwise).</div>",
+        ]
+    elif any(n in probes for n in by_name):
+        parts.append(
+            '<div class="lpwr-muted">No held-out metrics yet: pass an eval_set to fit_probes '
+            "or call runner.compute_metrics(dataset).</div>"
+        )
+    if configs:
+        parts.append(
+            f'<details class="lpwr-details"><summary>Configurations ({len(configs)})</summary>'
+            f"{_config_table(configs)}</details>"
+        )
+    return _wrap(runner_text(runner), "".join(parts), "runner")
+
+
+def runner_mimebundle(runner: Any, include: Any = None, exclude: Any = None) -> dict[str, str]:
+    return _mimebundle(runner_text(runner), lambda: runner_html(runner), include, exclude)
+
+
+# -- probe ----------------------------------------------------------------------------
+def weight_summary(probe: Any, top: int = 8) -> dict[str, Any] | None:
+    """Norms and the dimensions with the largest |weight| (raw feature space);
+    None while the probe has no weights yet."""
+    if state_label(probe) == "not fitted" and getattr(probe, "_best", None) is None:
+        return None
+    import numpy as np  # already loaded by the core whenever a probe exists
+
+    try:
+        coef = np.asarray(probe.coef_, dtype=np.float64)  # [classes, dim]
+    except Exception:  # not fitted yet (the core raises ProbeError): nothing to summarise
+        return None
+    score = np.abs(coef).max(0)
+    order = np.argsort(-score, kind="stable")[:top]
+    return {
+        "norm": float(np.linalg.norm(coef)),
+        "class_norms": [float(np.linalg.norm(r)) for r in coef],
+        "top": [(int(j), [float(coef[c, j]) for c in range(coef.shape[0])]) for j in order],
+        "max_abs": float(score.max()) if score.size else 0.0,
+    }
+
+
+def _probe_metrics(probe: Any) -> dict[str, Any]:
+    """Held-out metrics when the probe carries them (``probe.metrics``), else {}."""
+    m = getattr(probe, "metrics", None)
+    if m is None:
+        return {}
+    try:
+        return dict(m)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _history_summary(rec: Any) -> str:
+    pts, what = _series(list(rec.history))
+    if not pts:
+        return "no evaluations yet"
+    first, last = pts[0][1], pts[-1][1]
+    s = f"{len(pts)} evaluations; {what} {fmt_value(first)} → {fmt_value(last)}"
+    if math.isfinite(rec.best_val_loss):
+        s += f"; best {fmt_value(rec.best_val_loss)} at step {rec.best_step}"
+    return s
+
+
+def probe_text(probe: Any) -> str:
+    cfg = probe.config
+    rec = _record(probe)
+    lines = [
+        f"LinearProbe {probe.name}",
+        f"  submodule: {cfg.submodule}   pooling: {cfg.pooling}   dim: {probe.dim}",
+        f"  classes: {_classes_text(cfg.classes)}",
+        f"  state: {describe_state(probe)}",
+    ]
+    if rec is not None and rec.state != "not fitted":
+        lines.append(
+            f"  steps: {rec.steps}   epochs: {rec.epochs_done}   examples: {rec.examples_seen}"
+        )
+        lines.append(f"  history: {_history_summary(rec)}")
+        if rec.code_length_bits > 0:
+            lines.append(
+                f"  code length: {rec.code_length_bits:.1f} bits "
+                f"(compression {rec.uniform_bits / rec.code_length_bits:.2f}x)"
+            )
+    metrics = {k: v for k, v in _probe_metrics(probe).items() if _as_float(v) is not None}
+    if metrics:
+        lines.append("  metrics: " + ", ".join(f"{k}={fmt_value(v)}" for k, v in metrics.items()))
+    ws = weight_summary(probe, top=5)
+    if ws is not None:
+        dims = ", ".join(f"{j}" for j, _ in ws["top"])
+        lines.append(f"  weights: norm {ws['norm']:.3f}; top dims by |w|: {dims}")
+    return "\n".join(lines)
+
+
+def probe_html(probe: Any) -> str:
+    """One probe: configuration, training summary with its loss curve, metrics,
+    feature dimension and a weight summary (norms, top dimensions by |weight|)."""
+    cfg = probe.config
+    rec = _record(probe)
+    label = state_label(probe)
+    head = (
+        '<div class="lpwr-head"><span class="lpwr-title">LinearProbe</span>'
+        f'<span class="lpwr-mono lpwr-name">{_e(probe.name)}</span>{_badge(label)}</div>'
+        f'<div class="lpwr-muted lpwr-state">{_e(describe_state(probe))}</div>'
+    )
+    facts = [
+        ("submodule", f'<span class="lpwr-mono lpwr-submodule">{_e(cfg.submodule)}</span>'),
+        ("pooling", _e(cfg.pooling)),
+        ("classes", f'<span class="lpwr-classes">{_chips(cfg.classes)}</span>'),
+        ("feature dim", _e(probe.dim)),
+    ]
+    if rec is not None and rec.state != "not fitted":
+        facts += [
+            (
+                "steps",
+                _e(f"{rec.steps} ({rec.epochs_done} epoch(s), {rec.examples_seen} examples)"),
+            ),
+            ("best step", _e(fmt_value(rec.best_step))),
+            ("best val loss", _e(fmt_value(rec.best_val_loss))),
+            ("chosen L2", _e(fmt_value(rec.best_l2))),
+        ]
+        if rec.code_length_bits > 0:
+            facts.append(
+                (
+                    "online code",
+                    _e(
+                        f"{rec.code_length_bits:.1f} bits vs {rec.uniform_bits:.1f} uniform "
+                        f"(compression {rec.uniform_bits / rec.code_length_bits:.2f}×)"
+                    ),
+                )
+            )
+    parts = [head, "<h4>Summary</h4>", '<dl class="lpwr-facts">']
+    parts += [f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in facts]
+    parts.append("</dl>")
+    if rec is not None and rec.history:
+        parts += [
+            "<h4>Training history</h4>",
+            f"<div>{_probe_sparkline(probe, width=260, height=48)}</div>",
+            f'<div class="lpwr-muted">{_e(_history_summary(rec))}</div>',
+        ]
+    metrics = _probe_metrics(probe)
+    if metrics:
+        cells = "".join(
+            f'<tr><td>{_e(k)}</td><td class="lpwr-num">{_e(fmt_value(v))}</td></tr>'
+            for k, v in metrics.items()
+        )
+        parts += ["<h4>Metrics</h4>", f'<table class="lpwr-metrics">{cells}</table>']
+    ws = weight_summary(probe)
+    if ws is not None:
+        norms = ", ".join(
+            f"{_e(c)}: {n:.3f}" for c, n in zip(cfg.classes, ws["class_norms"], strict=True)
+        )
+        head_cells = "".join(f'<th class="lpwr-num">{_e(c)}</th>' for c in cfg.classes)
+        rows = []
+        for j, ws_row in ws["top"]:
+            mag = max(abs(w) for w in ws_row)
+            bar = int(round(60 * mag / ws["max_abs"])) if ws["max_abs"] > 0 else 0
+            rows.append(
+                f'<tr><td class="lpwr-num">{j}</td>'
+                + "".join(f'<td class="lpwr-num">{w:+.4f}</td>' for w in ws_row)
+                + f'<td><span class="lpwr-bar" style="width:{bar}px"></span></td></tr>'
+            )
+        parts += [
+            "<h4>Weights</h4>",
+            f'<div>‖W‖ = {ws["norm"]:.4f} <span class="lpwr-muted">(per class: {norms})</span>'
+            "</div>",
+            '<table class="lpwr-weights"><tr><th class="lpwr-num">dim</th>'
+            f"{head_cells}<th>|w|</th></tr>{''.join(rows)}</table>",
+        ]
+    parts.append(
+        f'<details class="lpwr-details"><summary>Configuration</summary>'
+        f"{_config_table([cfg])}</details>"
+    )
+    return _wrap(probe_text(probe), "".join(parts), "probe")
+
+
+def probe_mimebundle(probe: Any, include: Any = None, exclude: Any = None) -> dict[str, str]:
+    return _mimebundle(probe_text(probe), lambda: probe_html(probe), include, exclude)
