@@ -7,7 +7,19 @@ from typing import Any
 
 import numpy as np
 
-METRIC_COLUMNS = ["loss", "accuracy", "precision", "recall", "f1", "matthews", "roc_auc"]
+METRIC_COLUMNS = [
+    "loss",
+    "accuracy",
+    "accuracy_low",  # bootstrap CI bounds: core/uncertainty.py
+    "accuracy_high",
+    "precision",
+    "recall",
+    "f1",
+    "f1_low",
+    "f1_high",
+    "matthews",
+    "roc_auc",
+]
 
 
 def classification_metrics(proba: np.ndarray, y_idx: np.ndarray, n_classes: int) -> dict[str, Any]:

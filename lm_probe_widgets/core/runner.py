@@ -20,7 +20,9 @@ import pandas as pd
 import torch
 
 from . import events as ev
+from .baselines import add_baseline_columns, baseline_metrics, check_baselines, fit_baselines
 from .config import ProbeConfig
+from .control import add_control_columns, control_metrics, fit_control_probes
 from .data import Batch, ProbeDataset, split_indices
 from .errors import ProbeError
 from .extract import Extractor, FeatureKey
@@ -30,6 +32,7 @@ from .modeling import wrap_model
 from .probe import LinearProbe
 from .progress import make_progress
 from .submodules import validate_submodules
+from .uncertainty import bootstrap_ci
 
 
 @contextmanager
@@ -84,7 +87,14 @@ class ProbeRunner:
         self._extractors: dict[tuple[FeatureKey, ...], Extractor] = {}
         self._metrics: dict[str, dict[str, Any]] = {}
         self._stop_requested = False
+        self.validation_set: ProbeDataset | None = None
         self.state = "not fitted"
+        # methodology (issue 7): control probes, baselines, bootstrap CIs, fitted train part
+        self.control: ProbeRunner | None = None
+        self.control_task: Any = None
+        self.baselines: dict[str, Any] = {}
+        self.bootstrap, self.bootstrap_seed = 1000, 0
+        self.train_part: ProbeDataset | None = None
 
     # -- public API -------------------------------------------------------------------
     def __getitem__(self, name: str) -> LinearProbe:
@@ -116,7 +126,8 @@ class ProbeRunner:
             row.update(self._metrics.get(cfg.name, {}))
             row.update(_record_columns(cfg, probe))
             rows.append(row)
-        return pd.DataFrame(rows).set_index("probe")
+        df = pd.DataFrame(rows).set_index("probe")
+        return add_baseline_columns(self, add_control_columns(self, df))
 
     def fit_probes(
         self,
@@ -129,19 +140,40 @@ class ProbeRunner:
         validation_size: float | None = None,
         progress: Any = "auto",
         resume: bool = False,
+        control: bool = False,
+        baselines: Sequence[str] = (),
+        bootstrap: int = 1000,
+        validation_set: ProbeDataset | None = None,
     ) -> ProbeRunner:
         """Fit every probe; returns the runner so `runner.fit_probes(...).metrics` reads well.
 
         A Stop (`request_stop`, the widget's button) ends fitting cleanly and still
         evaluates; a KeyboardInterrupt keeps the probes trained so far (best weights)
         and re-raises. `resume=True` continues stopped or interrupted probes.
+
+        Methodology (need `eval_set`): `control=True` trains a control probe beside each
+        probe (columns `control_accuracy`, `selectivity`); `baselines=("majority",
+        "embeddings", "random_init")` adds `baseline_<name>` accuracy columns (details in
+        `runner.baselines[name].metrics`); `bootstrap` resamples for the accuracy/F1
+        CIs (0: off). `validation_set` replaces the split taken from `train_set`.
         """
         if num_epoch < 1:
             raise ProbeError("num_epoch must be at least 1")
+        baselines = check_baselines(baselines)
+        if (control or baselines) and eval_set is None:
+            raise ProbeError("control=True and baselines need an eval_set (held-out metrics)")
+        self.bootstrap, self.bootstrap_seed = int(bootstrap), seed
+        if not resume:
+            self.control, self.control_task, self.baselines = None, None, {}
         self._check_dataset(train_set, "train_set")
         if eval_set is not None:
             self._check_dataset(eval_set, "eval_set")
         train_part, val_part = self._validation_split(train_set, eval_set, validation_size, seed)
+        if validation_set is not None and val_part is not None:
+            self._check_dataset(validation_set, "validation_set")
+            train_part, val_part = train_set, validation_set
+        self.validation_set = val_part  # the held-out split early stopping watched
+        self.train_part = train_part  # what the probes learned from (mass-mean directions)
         for cfg in self.configs:
             self._check_labels(cfg, train_part, "training data", need_two=True)
             if eval_set is not None:
@@ -174,11 +206,30 @@ class ProbeRunner:
             close = getattr(display, "close", None)
             if close is not None:
                 close()
+        if self.state == "fitted" and (control or baselines):
+            kw = dict(num_epoch=num_epoch, batch_size=batch_size, seed=seed)
+            kw["validation_size"] = validation_size
+            if control:
+                fitted = fit_control_probes(self, train_set, eval_set, **kw)
+                self.control, self.control_task = fitted
+            self.baselines = fit_baselines(self, baselines, train_set, eval_set, **kw)
         return self
 
-    def compute_metrics(self, dataset: ProbeDataset, batch_size: int = 32) -> pd.DataFrame:
-        """Evaluate every fitted probe on `dataset`; also becomes `runner.metrics`."""
+    def compute_metrics(
+        self,
+        dataset: ProbeDataset,
+        batch_size: int = 32,
+        *,
+        bootstrap: int | None = None,
+        seed: int | None = None,
+    ) -> pd.DataFrame:
+        """Evaluate every fitted probe (and its control probe and baselines) on `dataset`;
+        also becomes `runner.metrics`. `bootstrap` resamples for the CIs (0: off)."""
         self._check_dataset(dataset, "dataset")
+        if bootstrap is not None:
+            self.bootstrap = int(bootstrap)
+        if seed is not None:
+            self.bootstrap_seed = int(seed)
         fitted = [c for c in self.configs if c.name in self.probes]
         for cfg in fitted:
             self._check_labels(cfg, dataset, "dataset")
@@ -186,6 +237,9 @@ class ProbeRunner:
         for cfg in fitted:
             x, y = feats[cfg.feature_key], self._labels(cfg, dataset)
             self._metrics[cfg.name] = self._evaluate(cfg, x, y)
+        kw = dict(batch_size=batch_size, bootstrap=self.bootstrap, seed=self.bootstrap_seed)
+        control_metrics(self, dataset, **kw)
+        baseline_metrics(self, dataset, **kw)
         return self.metrics
 
     def get_probe_features(
@@ -344,7 +398,11 @@ class ProbeRunner:
             keep = y != cfg.null_label
             x, y = x[keep], y[keep]
         y_idx = probe.encode(y)
-        return classification_metrics(probe.predict_proba(x), y_idx, len(cfg.classes))
+        proba = probe.predict_proba(x)
+        out = classification_metrics(proba, y_idx, len(cfg.classes))
+        n, seed = self.bootstrap, self.bootstrap_seed
+        out.update(bootstrap_ci(y_idx, proba.argmax(1), len(cfg.classes), n_boot=n, seed=seed))
+        return out
 
 
 def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, Any]:
