@@ -43,7 +43,6 @@ def save_runner(runner: Any, path: str | Path) -> None:
                 "name": name,
                 "config": probe.config.to_dict(),
                 "dim": probe.dim,
-                "scaler_n": int(probe.scaler.n),
                 "record": {k: _jsonable(v) for k, v in vars(rec).items() if k != "history"},
                 "history": [{k: _jsonable(v) for k, v in h.items()} for h in rec.history],
             }
@@ -91,7 +90,7 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
             )
         probe = LinearProbe(cfg, m["dim"])
         arrays = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"probe{i}.")}
-        probe.load_arrays(arrays, m["scaler_n"])
+        probe.load_arrays(arrays)
         for k, v in m["record"].items():
             setattr(probe.record, k, math.inf if k == "best_val_loss" and v is None else v)
         probe.record.history = m["history"]

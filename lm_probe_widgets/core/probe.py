@@ -94,7 +94,9 @@ class LinearProbe:
         self.weight.requires_grad_(True)
         self.bias.requires_grad_(True)
         self._opt = torch.optim.Adam([self.weight, self.bias], lr=config.lr)
-        self._best: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        # Best (L2 member, raw-space weight [dim, classes], bias) seen on validation. The
+        # scaler is folded in, so later scaler updates cannot change what was best.
+        self._best: tuple[int, np.ndarray, np.ndarray] | None = None
         self._rng = np.random.default_rng(config.seed)
 
     # -- labels ---------------------------------------------------------------------
@@ -181,11 +183,7 @@ class LinearProbe:
             rec.best_step = rec.steps
             rec.best_l2 = float(self._l2[member])
             rec.evals_since_best = 0
-            self._best = (
-                member,
-                self.weight[member].detach().clone(),
-                self.bias[member].detach().clone(),
-            )
+            self._best = (member, *self._fold(member))
         else:
             rec.evals_since_best += 1
         return {"val_loss": val_loss, "improved": improved}
@@ -217,11 +215,19 @@ class LinearProbe:
     def _current_member(self) -> int:
         return self._best[0] if self._best is not None else 0
 
-    def _final_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fold(self, member: int) -> tuple[np.ndarray, np.ndarray]:
+        """Weights of one L2 member mapped to raw feature space (float64)."""
+        w = self.weight[member].detach().double().numpy() / self.scaler.scale[:, None]
+        b = self.bias[member].detach().double().numpy() - self.scaler.mean @ w
+        return w, b
+
+    def _final_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """Raw-space (weight [dim, classes], bias) used for prediction."""
         if self._best is not None:
             return self._best[1], self._best[2]
-        m = self._current_member()
-        return self.weight[m].detach(), self.bias[m].detach()
+        if self.scaler.mean is None:
+            raise ProbeError(f"probe {self.name!r} is not fitted yet: call fit_probes first")
+        return self._fold(self._current_member())
 
     # -- prediction -----------------------------------------------------------------
     def _check_features(self, x: Any) -> np.ndarray:
@@ -238,8 +244,7 @@ class LinearProbe:
     def decision_function(self, x: Any) -> np.ndarray:
         x = self._check_features(x)
         w, b = self._final_params()
-        with torch.no_grad():
-            return (self._standardise(x) @ w + b).numpy()
+        return x.astype(np.float64) @ w + b
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities, columns in the order of `classes`."""
@@ -263,13 +268,11 @@ class LinearProbe:
     @property
     def coef_(self) -> np.ndarray:
         """Weights in the raw feature space, [classes, dim] (scaler folded in)."""
-        w, _ = self._final_params()
-        return (w.numpy() / self.scaler.scale[:, None]).T.astype(np.float32)
+        return self._final_params()[0].T.astype(np.float32)
 
     @property
     def intercept_(self) -> np.ndarray:
-        w, b = self._final_params()
-        return (b.numpy() - (self.scaler.mean / self.scaler.scale) @ w.numpy()).astype(np.float32)
+        return self._final_params()[1].astype(np.float32)
 
     def direction(self, positive: Any = None) -> np.ndarray:
         """Unit vector in activation space that raises the logit of `positive`
@@ -285,26 +288,31 @@ class LinearProbe:
             f"state={self.state!r}, steps={self.record.steps})"
         )
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from ..display.html import probe_mimebundle  # lazy: core never imports HTML code
+
+        return probe_mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        from ..display.html import probe_html
+
+        return probe_html(self)
+
     # -- persistence helpers ----------------------------------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:
         w, b = self._final_params()
-        return {
-            "weight": w.numpy().astype(np.float32),
-            "bias": b.numpy().astype(np.float32),
-            "scaler_mean": np.asarray(self.scaler.mean, dtype=np.float64),
-            "scaler_m2": np.asarray(self.scaler.m2, dtype=np.float64),
-        }
+        return {"weight": w, "bias": b}
 
-    def load_arrays(self, arrays: dict[str, np.ndarray], scaler_n: int) -> None:
-        w = torch.as_tensor(arrays["weight"], dtype=torch.float32)
-        b = torch.as_tensor(arrays["bias"], dtype=torch.float32)
-        if w.shape != (self.dim, len(self.classes)):
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        w = np.asarray(arrays["weight"], dtype=np.float64)
+        b = np.asarray(arrays["bias"], dtype=np.float64)
+        if w.shape != (self.dim, len(self.classes)) or b.shape != (len(self.classes),):
             raise ProbeError(
-                f"saved probe {self.name!r} has weights {tuple(w.shape)}, expected "
+                f"saved probe {self.name!r} has weights {w.shape}, expected "
                 f"({self.dim}, {len(self.classes)}): was it saved for another model?"
             )
         self._best = (0, w, b)
-        self.scaler = _Scaler(scaler_n, arrays["scaler_mean"], arrays["scaler_m2"], True)
+        self.scaler.frozen = True
 
 
 def _key(v: Any) -> Any:

@@ -283,6 +283,35 @@ class ProbeRunner:
             f"state={self.state!r})"
         )
 
+    # -- display (lazy: core never imports HTML or plotting code at import time) ----------
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from ..display.html import runner_mimebundle
+
+        return runner_mimebundle(self, include, exclude)
+
+    def _repr_html_(self) -> str:
+        from ..display.html import runner_html
+
+        return runner_html(self)
+
+    def plot_layer_sweep(self, metric: str = "accuracy", **kwargs: Any) -> Any:
+        """`metric` against layer depth per kind of submodule; returns the Axes."""
+        from ..display.plots import plot_layer_sweep
+
+        return plot_layer_sweep(self, metric, **kwargs)
+
+    def plot_training_curves(self, **kwargs: Any) -> Any:
+        """Validation loss per probe against steps, best and stop points marked."""
+        from ..display.plots import plot_training_curves
+
+        return plot_training_curves(self, **kwargs)
+
+    def plot_confusion_matrix(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
+        """Confusion matrix of probe `name` on a labelled `dataset`; returns the Axes."""
+        from ..display.plots import plot_confusion_matrix
+
+        return plot_confusion_matrix(self, name, dataset, **kwargs)
+
     # -- features ---------------------------------------------------------------------
     def extractor(self, keys: Sequence[FeatureKey]) -> Extractor:
         k = tuple(sorted(set(keys)))
@@ -449,6 +478,7 @@ class _Fit:
         self.started, self.poll = started, poll
         self.bus = runner.events
         self.keys = sorted({c.feature_key for c in runner.configs})
+        self.stoppable = True  # a stop request ends training; evaluation still runs
         self.val_xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.train_y: dict[str, np.ndarray] = {}
 
@@ -459,7 +489,7 @@ class _Fit:
     def _checkpoint(self) -> None:
         if self.poll is not None:
             self.poll()
-        if self.r._stop_requested:
+        if self.r._stop_requested and self.stoppable:
             raise StopFitting
 
     def _batch_event(self, phase: str, epoch: int, total: int):
@@ -522,6 +552,7 @@ class _Fit:
             self._finish(
                 cfg, probe, "finished", f"completed {probe.record.epochs_done} epoch(s)", None
             )
+        self.stoppable = False
         if self.eval_set is not None:
             self._evaluate()
         r.state = "stopped" if reason == "stopped" else "fitted"
@@ -612,6 +643,7 @@ class _Fit:
     def _train_step(self, cfg, probe, x, y_idx, epoch: int, first_pass: bool) -> None:
         if len(y_idx) == 0:
             return
+        self._encode_val(cfg)
         if first_pass:
             probe.scaler.update(x)
             bits = probe.code_length(x, y_idx)
@@ -683,7 +715,6 @@ class _Fit:
         probe = self._ensure_probe(cfg, x.shape[1])
         if probe is None:
             return
-        self._encode_val(cfg)
         if cfg.token_level:
             y = y[row_index(_offsets(self.train), batch.indices)]
             keep = y != cfg.null_label
