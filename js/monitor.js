@@ -1,0 +1,405 @@
+// Live early-stopping monitor (anywidget ESM, no dependencies, no build step).
+//
+// Model state:
+//   meta            [{name, warmup_steps, patience, eval_every, early_stopping, max_steps,
+//                     best_step, best_val_loss, stop_step, stop_reason, stop_kind, state, points}]
+//   curves          {name: [steps, losses]}  full arrays; Python sets them at the end of a fit
+//   running, stop_requested (set here by the Stop button), stop_supported, stop_hint, title
+// Custom messages from Python while fitting (only new points cross the wire):
+//   {type: "reset"}                                   a new fit starts
+//   {type: "points", points: {name: [start, steps, losses]}}   points from index `start`
+//   {type: "snapshot", curves: {name: [steps, losses]}}        everything so far
+// A view that sees a gap (it opened late) sends {type: "resync"} and gets a snapshot.
+// Charts are SVG, one per probe; a curve with more points than pixels is reduced to
+// the min/max per pixel column, so thousands of points still draw in microseconds.
+
+const SVG = "http://www.w3.org/2000/svg";
+const W = 300;
+const H = 130;
+const PAD = { l: 44, r: 8, t: 8, b: 18 };
+
+function h(tag, cls, text) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text !== undefined && text !== null) el.textContent = String(text);
+  return el;
+}
+
+function s(tag, cls, attrs) {
+  const el = document.createElementNS(SVG, tag);
+  if (cls) el.setAttribute("class", cls);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  return el;
+}
+
+function fmt(x) {
+  if (x === null || x === undefined || !isFinite(x)) return "–";
+  const a = Math.abs(x);
+  return a !== 0 && (a < 1e-3 || a >= 1e4) ? x.toExponential(2) : x.toPrecision(3);
+}
+
+// Reduce (xs, ys) in pixel space to at most ~2 points per pixel column (min and max,
+// in order), keeping gaps (null y) as path breaks.
+export function decimate(px, py, width) {
+  if (px.length <= 2 * width) return [px, py];
+  const ox = [];
+  const oy = [];
+  let col = null;
+  let lo = null;
+  let hi = null;
+  const flush = () => {
+    if (col === null) return;
+    if (lo.i <= hi.i) {
+      ox.push(lo.x, hi.x);
+      oy.push(lo.y, hi.y);
+    } else {
+      ox.push(hi.x, lo.x);
+      oy.push(hi.y, lo.y);
+    }
+  };
+  for (let i = 0; i < px.length; i++) {
+    if (py[i] === null) {
+      flush();
+      col = null;
+      ox.push(px[i]);
+      oy.push(null);
+      continue;
+    }
+    const c = Math.round(px[i]);
+    if (c !== col) {
+      flush();
+      col = c;
+      lo = hi = { i, x: px[i], y: py[i] };
+    } else {
+      if (py[i] > lo.y) lo = { i, x: px[i], y: py[i] }; // SVG y grows downwards
+      if (py[i] < hi.y) hi = { i, x: px[i], y: py[i] };
+    }
+  }
+  flush();
+  return [ox, oy];
+}
+
+export function pathData(px, py) {
+  let d = "";
+  let pen = false;
+  for (let i = 0; i < px.length; i++) {
+    if (py[i] === null) {
+      pen = false;
+      continue;
+    }
+    d += `${pen ? "L" : "M"}${px[i].toFixed(1)} ${py[i].toFixed(1)}`;
+    pen = true;
+  }
+  return d;
+}
+
+function render({ model, el }) {
+  const root = h("div", "lpw lpw-monitor");
+  const bar = h("div", "lpw-toolbar lpw-monitor-head");
+  const title = h("span", "lpw-monitor-title");
+  const legend = h("span", "lpw-monitor-legend lpw-muted");
+  for (const [cls, text] of [
+    ["lpw-key-warmup", "warm-up"],
+    ["lpw-key-patience", "patience window"],
+    ["lpw-key-best", "best"],
+    ["lpw-key-stop", "stop"],
+  ]) {
+    const k = h("span", `lpw-key ${cls}`);
+    legend.append(k, document.createTextNode(` ${text}  `));
+  }
+  const stop = h("button", "lpw-btn lpw-stop", "Stop");
+  stop.type = "button";
+  const note = h("span", "lpw-monitor-note lpw-muted");
+  bar.append(title, stop, note, legend);
+  const grid = h("div", "lpw-monitor-grid");
+  root.append(bar, grid);
+  el.append(root);
+
+  const data = new Map(); // name -> {steps: [], losses: []}
+  const cards = new Map(); // name -> chart elements
+  let resyncAsked = false;
+
+  function series(name) {
+    let d = data.get(name);
+    if (!d) {
+      d = { steps: [], losses: [] };
+      data.set(name, d);
+    }
+    return d;
+  }
+
+  function loadCurves(curves) {
+    for (const [name, pair] of Object.entries(curves || {})) {
+      const d = series(name);
+      d.steps = Array.from(pair[0] || []);
+      d.losses = Array.from(pair[1] || []);
+    }
+  }
+
+  function metaByName() {
+    const m = new Map();
+    for (const row of model.get("meta") || []) m.set(row.name, row);
+    return m;
+  }
+
+  function makeCard(name) {
+    const card = h("div", "lpw-monitor-card");
+    card.dataset.probe = name;
+    const head = h("div", "lpw-monitor-card-head");
+    const label = h("span", "lpw-monitor-name lpw-mono", name);
+    label.title = name;
+    const state = h("span", "lpw-monitor-state lpw-muted");
+    head.append(label, state);
+    const svg = s("svg", "lpw-monitor-chart", {
+      viewBox: `0 0 ${W} ${H}`,
+      width: W,
+      height: H,
+      role: "img",
+      "aria-label": `validation loss of ${name}`,
+    });
+    const plot = s("rect", "lpw-plot-bg", {
+      x: PAD.l, y: PAD.t, width: W - PAD.l - PAD.r, height: H - PAD.t - PAD.b,
+    });
+    const warm = s("rect", "lpw-warmup", { y: PAD.t, height: H - PAD.t - PAD.b });
+    const patience = s("rect", "lpw-patience", { y: PAD.t, height: H - PAD.t - PAD.b });
+    const curve = s("path", "lpw-curve", { fill: "none" });
+    const bestLine = s("line", "lpw-best-line", { y1: PAD.t, y2: H - PAD.b });
+    const best = s("circle", "lpw-best", { r: 3.5 });
+    const bestTitle = s("title");
+    best.append(bestTitle);
+    const stopLine = s("line", "lpw-stop-line", { y1: PAD.t, y2: H - PAD.b });
+    const stopLabel = s("text", "lpw-stop-label", { y: PAD.t + 10 });
+    const stopTitle = s("title");
+    stopLine.append(stopTitle);
+    const yMax = s("text", "lpw-axis", { x: PAD.l - 4, y: PAD.t + 8, "text-anchor": "end" });
+    const yMin = s("text", "lpw-axis", { x: PAD.l - 4, y: H - PAD.b, "text-anchor": "end" });
+    const x0 = s("text", "lpw-axis", { x: PAD.l, y: H - 4, "text-anchor": "start" });
+    const x1 = s("text", "lpw-axis", { x: W - PAD.r, y: H - 4, "text-anchor": "end" });
+    x0.textContent = "0";
+    svg.append(plot, warm, patience, curve, bestLine, best, stopLine, stopLabel, yMax, yMin, x0, x1);
+    const reason = h("div", "lpw-monitor-reason lpw-muted");
+    card.append(head, svg, reason);
+    return { card, state, warm, patience, curve, best, bestLine, bestTitle, stopLine, stopLabel,
+      stopTitle, yMax, yMin, x1, reason };
+  }
+
+  function drawCard(c, m, d) {
+    const n = d.steps.length;
+    const lastStep = n ? d.steps[n - 1] : 0;
+    const every = m.eval_every || 1;
+    const windowEnd = m.best_step !== null && m.best_step !== undefined && m.early_stopping
+      ? m.best_step + m.patience * every : 0;
+    const xmax = Math.max(10, lastStep, m.stop_step || 0, m.warmup_steps || 0,
+      m.state === "training" ? windowEnd : 0) * 1.04;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of d.losses) {
+      if (v === null || v === undefined) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    if (!isFinite(lo)) {
+      lo = 0;
+      hi = 1;
+    } else if (hi - lo < 1e-12) {
+      lo -= 0.5;
+      hi += 0.5;
+    } else {
+      const pad = (hi - lo) * 0.06;
+      lo -= pad;
+      hi += pad;
+    }
+    const pw = W - PAD.l - PAD.r;
+    const ph = H - PAD.t - PAD.b;
+    const X = (v) => PAD.l + (v / xmax) * pw;
+    const Y = (v) => PAD.t + (1 - (v - lo) / (hi - lo)) * ph;
+
+    const px = new Array(n);
+    const py = new Array(n);
+    for (let i = 0; i < n; i++) {
+      px[i] = X(d.steps[i]);
+      const v = d.losses[i];
+      py[i] = v === null || v === undefined ? null : Y(v);
+    }
+    const [dx, dy] = decimate(px, py, pw);
+    c.curve.setAttribute("d", pathData(dx, dy));
+    c.curve.dataset.points = String(n);
+
+    const warmEnd = Math.min(m.warmup_steps || 0, xmax);
+    c.warm.setAttribute("x", PAD.l);
+    c.warm.setAttribute("width", Math.max(0, X(warmEnd) - PAD.l).toFixed(1));
+    c.warm.style.display = warmEnd > 0 ? "" : "none";
+
+    const hasBest = m.best_step !== null && m.best_step !== undefined;
+    if (hasBest && m.early_stopping) {
+      const a = X(Math.min(m.best_step, xmax));
+      const b = X(Math.min(windowEnd, xmax));
+      c.patience.setAttribute("x", a.toFixed(1));
+      c.patience.setAttribute("width", Math.max(0, b - a).toFixed(1));
+      c.patience.style.display = "";
+    } else {
+      c.patience.style.display = "none";
+    }
+
+    let bestLoss = m.best_val_loss;
+    if (hasBest) {
+      const i = d.steps.lastIndexOf(m.best_step);
+      if (i >= 0 && d.losses[i] !== null) bestLoss = d.losses[i];
+    }
+    if (hasBest && bestLoss !== null && bestLoss !== undefined) {
+      const bx = X(m.best_step);
+      c.best.setAttribute("cx", bx.toFixed(1));
+      c.best.setAttribute("cy", Y(bestLoss).toFixed(1));
+      c.bestLine.setAttribute("x1", bx.toFixed(1));
+      c.bestLine.setAttribute("x2", bx.toFixed(1));
+      c.bestTitle.textContent = `best: ${fmt(bestLoss)} at step ${m.best_step}`;
+      c.best.style.display = "";
+      c.bestLine.style.display = "";
+    } else {
+      c.best.style.display = "none";
+      c.bestLine.style.display = "none";
+    }
+
+    const stopped = m.stop_step !== null && m.stop_step !== undefined;
+    if (stopped) {
+      const sx = X(m.stop_step);
+      c.stopLine.setAttribute("x1", sx.toFixed(1));
+      c.stopLine.setAttribute("x2", sx.toFixed(1));
+      c.stopLabel.setAttribute("x", (sx - 3).toFixed(1));
+      c.stopLabel.setAttribute("text-anchor", "end");
+      c.stopLabel.textContent = `${m.state === "early-stopped" ? "early stop" : m.state} @ ${m.stop_step}`;
+      c.stopTitle.textContent = m.stop_reason || "";
+      c.stopLine.style.display = "";
+      c.stopLabel.style.display = "";
+    } else {
+      c.stopLine.style.display = "none";
+      c.stopLabel.style.display = "none";
+    }
+    c.yMax.textContent = fmt(hi);
+    c.yMin.textContent = fmt(lo);
+    c.x1.textContent = String(Math.round(xmax));
+
+    const last = n ? d.losses[n - 1] : null;
+    c.state.textContent = `${m.state}${n ? ` · val ${fmt(last)}` : ""}`;
+    c.card.className = `lpw-monitor-card lpw-state-${m.state}`;
+    c.card.dataset.state = m.state;
+    c.reason.textContent = stopped && m.stop_reason ? m.stop_reason : "";
+  }
+
+  function draw(only) {
+    const meta = metaByName();
+    const seen = new Set();
+    for (const [name, m] of meta) {
+      seen.add(name);
+      let c = cards.get(name);
+      if (!c) {
+        c = makeCard(name);
+        cards.set(name, c);
+      }
+      grid.append(c.card);
+      if (!only || only.has(name) || c.metaKey !== JSON.stringify(m)) {
+        c.metaKey = JSON.stringify(m);
+        drawCard(c, m, series(name));
+      }
+    }
+    for (const [name, c] of cards) {
+      if (!seen.has(name)) {
+        c.card.remove();
+        cards.delete(name);
+      }
+    }
+    drawButton();
+  }
+
+  function drawButton() {
+    const running = !!model.get("running");
+    const requested = !!model.get("stop_requested");
+    const supported = model.get("stop_supported") !== false;
+    stop.disabled = !running || requested || !supported;
+    stop.textContent = requested ? (running ? "Stopping…" : "Stopped") : "Stop";
+    stop.title = supported
+      ? "End fitting cleanly after the current batch: probes keep their best weights"
+      : model.get("stop_hint") || "";
+    note.textContent = !supported && running ? model.get("stop_hint") || "" : "";
+    title.textContent = model.get("title") || "Validation loss";
+    root.dataset.running = String(running);
+  }
+
+  function onStop() {
+    if (stop.disabled) return;
+    model.set("stop_requested", true);
+    model.save_changes();
+    drawButton();
+  }
+  stop.addEventListener("click", onStop);
+
+  function askResync() {
+    if (resyncAsked) return;
+    resyncAsked = true;
+    model.send({ type: "resync" });
+  }
+
+  function onMsg(msg) {
+    if (!msg || typeof msg !== "object") return;
+    if (msg.type === "reset") {
+      data.clear();
+      resyncAsked = false;
+      draw();
+    } else if (msg.type === "snapshot") {
+      data.clear();
+      loadCurves(msg.curves);
+      resyncAsked = false;
+      draw();
+    } else if (msg.type === "points") {
+      const touched = new Set();
+      for (const [name, triple] of Object.entries(msg.points || {})) {
+        const [start, steps, losses] = triple;
+        const d = series(name);
+        if (start > d.steps.length) {
+          askResync(); // a gap: this view missed earlier points
+          continue;
+        }
+        const skip = d.steps.length - start; // overlap with what a snapshot already gave
+        for (let i = skip; i < steps.length; i++) {
+          d.steps.push(steps[i]);
+          d.losses.push(losses[i]);
+        }
+        touched.add(name);
+      }
+      draw(touched);
+    }
+  }
+
+  const onMeta = () => draw();
+  const onCurves = () => {
+    const curves = model.get("curves") || {};
+    if (Object.keys(curves).length) {
+      data.clear();
+      loadCurves(curves);
+    }
+    draw();
+  };
+  const onButton = () => drawButton();
+  model.on("msg:custom", onMsg);
+  model.on("change:meta", onMeta);
+  model.on("change:curves", onCurves);
+  for (const k of ["running", "stop_requested", "stop_supported", "stop_hint", "title"]) {
+    model.on(`change:${k}`, onButton);
+  }
+
+  loadCurves(model.get("curves"));
+  draw();
+  if (model.get("running")) askResync(); // points sent before this view existed
+
+  return () => {
+    stop.removeEventListener("click", onStop);
+    model.off("msg:custom", onMsg);
+    model.off("change:meta", onMeta);
+    model.off("change:curves", onCurves);
+    for (const k of ["running", "stop_requested", "stop_supported", "stop_hint", "title"]) {
+      model.off(`change:${k}`, onButton);
+    }
+  };
+}
+
+export default { render };

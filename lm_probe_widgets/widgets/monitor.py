@@ -1,0 +1,203 @@
+"""Live early-stopping monitor: validation-loss curves per probe, and a Stop button.
+
+Curves grow by a point per evaluation, for every probe, possibly hundreds of times a
+second. Sending whole histories at every redraw would grow without bound, so the
+browser gets only new points (a custom message ``{"type": "points"}`` carrying,
+per probe, the index of the first new point and the new steps/losses). A view that
+opens late, or misses a message, sees a gap and asks for a ``resync``; the full
+arrays then come once as a ``snapshot``. At the end of a fit the ``curves`` trait
+holds the full compact arrays, so saved widget state and re-opened views show
+the complete picture.
+
+The Stop button sets the ``stop_requested`` trait from the browser; the dashboard
+processes that message between batches and calls ``runner.request_stop()``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..core import events as ev
+from ._assets import css_text, esm_path
+from .progress import STATES, _num
+
+
+class MonitorState:
+    """Validation-loss history and early-stopping facts per probe (no widget)."""
+
+    def __init__(self) -> None:
+        self.meta: dict[str, dict[str, Any]] = {}
+        self.steps: dict[str, list[int]] = {}
+        self.losses: dict[str, list[float | None]] = {}
+        self.sent: dict[str, int] = {}
+
+    def handle(self, event: ev.Event) -> bool:
+        """Record one event; True if the per-probe facts (not just points) changed."""
+        kind, d, name = event.kind, event.data, event.probe
+        if kind == ev.FIT_STARTED:
+            max_steps = d.get("max_steps", {})
+            self.meta, self.steps, self.losses, self.sent = {}, {}, {}, {}
+            configs = {c["name"]: c for c in d.get("configs", [])}
+            for n in d["probes"]:
+                cfg = configs.get(n, {})
+                self.meta[n] = {
+                    "name": str(n),
+                    "warmup_steps": int(cfg.get("warmup_steps", 0) or 0),
+                    "patience": int(cfg.get("patience", 0) or 0),
+                    "eval_every": int(cfg.get("eval_every", 1) or 1),
+                    "early_stopping": bool(cfg.get("early_stopping", True)),
+                    "max_steps": int(max_steps.get(n, cfg.get("max_steps", 0)) or 0),
+                    "best_step": None,
+                    "best_val_loss": None,
+                    "stop_step": None,
+                    "stop_reason": "",
+                    "stop_kind": "",
+                    "state": "waiting",
+                }
+                self.steps[n], self.losses[n], self.sent[n] = [], [], 0
+            return True
+        if name not in self.meta:
+            return kind == ev.FIT_FINISHED
+        m = self.meta[name]
+        if kind == ev.EVALUATED:
+            self.steps[name].append(int(d["step"]))
+            self.losses[name].append(_num(d.get("val_loss")))
+            changed = m["best_step"] != d.get("best_step") or m["state"] != "training"
+            m["best_step"] = d.get("best_step")
+            m["best_val_loss"] = _num(d.get("best_val_loss"))
+            m["state"] = "training"
+            return changed
+        if kind == ev.STEP and m["state"] == "waiting":
+            m["state"] = "training"
+            return True
+        if kind == ev.STOPPED:
+            m["stop_step"] = int(d.get("step", 0))
+            m["stop_reason"] = str(d.get("reason", ""))
+            m["stop_kind"] = str(d.get("kind", ""))
+            if d.get("best_step") is not None:
+                m["best_step"] = d["best_step"]
+            return True
+        if kind == ev.PROBE_FINISHED:
+            state = str(d.get("state", "finished"))
+            m["state"] = state if state in STATES else "finished"
+            if m["stop_step"] is None:
+                m["stop_step"] = int(d.get("steps", 0))
+                m["stop_reason"] = str(d.get("reason", ""))
+            return True
+        if kind == ev.ERROR:
+            m["state"] = "error"
+            m["stop_reason"] = str(d.get("message", ""))
+            return True
+        return False
+
+    def new_points(self) -> dict[str, list[Any]]:
+        """Points not sent yet: {name: [start_index, steps, losses]}; marks them sent."""
+        out: dict[str, list[Any]] = {}
+        for n, steps in self.steps.items():
+            start = self.sent[n]
+            if len(steps) > start:
+                out[n] = [start, steps[start:], self.losses[n][start:]]
+                self.sent[n] = len(steps)
+        return out
+
+    def curves(self) -> dict[str, list[list[Any]]]:
+        """Full history, compact: {name: [steps, losses]}."""
+        return {n: [list(self.steps[n]), list(self.losses[n])] for n in self.steps}
+
+    def meta_list(self) -> list[dict[str, Any]]:
+        out = []
+        for n, m in self.meta.items():
+            row = dict(m)
+            row["points"] = len(self.steps[n])
+            out.append(row)
+        return out
+
+
+class EarlyStoppingMonitor(anywidget.AnyWidget):
+    """Validation-loss curves (SVG, one small chart per probe) with the warm-up,
+    the patience window after the best step, the best point and the stop point."""
+
+    _esm = esm_path("monitor")
+    _css = css_text("monitor")
+
+    meta = traitlets.List(traitlets.Dict()).tag(sync=True)
+    curves = traitlets.Dict().tag(sync=True)  # full arrays: set at the end and on load
+    running = traitlets.Bool(False).tag(sync=True)
+    stop_requested = traitlets.Bool(False).tag(sync=True)
+    stop_supported = traitlets.Bool(True).tag(sync=True)
+    stop_hint = traitlets.Unicode("").tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, runner: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state = MonitorState()
+        self.runner = runner
+        self._meta_dirty = False
+        self._points_dirty = False
+        self.messages_sent = 0
+        self.on_msg(self._on_custom_msg)
+
+    # -- browser -> kernel ----------------------------------------------------------
+    @traitlets.observe("stop_requested")
+    def _on_stop(self, change: dict[str, Any]) -> None:
+        if change["new"] and self.runner is not None and self.running:
+            self.runner.request_stop()
+
+    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "resync":
+            self.send_snapshot()
+
+    def send_snapshot(self) -> None:
+        """Every point so far, in one message (for a view that opened late)."""
+        self.send({"type": "snapshot", "curves": _clean(self.state.curves())})
+        self.messages_sent += 1
+
+    # -- events ---------------------------------------------------------------------
+    def handle(self, event: ev.Event) -> None:
+        """Record an event; the view changes on the next `flush()`."""
+        if self.state.handle(event):
+            self._meta_dirty = True
+        if event.kind == ev.EVALUATED:
+            self._points_dirty = True
+        elif event.kind == ev.FIT_STARTED:
+            self.stop_requested = False
+            self.running = True
+            self.curves = {}
+            self.send({"type": "reset"})
+
+    __call__ = handle
+
+    def flush(self, final: bool = False) -> bool:
+        """Send new points and changed facts; `final` also stores the full curves."""
+        sent = False
+        if self._points_dirty:
+            self._points_dirty = False
+            points = self.state.new_points()
+            if points:
+                self.send({"type": "points", "points": _clean(points)})
+                self.messages_sent += 1
+                sent = True
+        if self._meta_dirty or final:
+            self._meta_dirty = False
+            with self.hold_sync():
+                self.meta = self.state.meta_list()
+                if final:
+                    self.curves = _clean(self.state.curves())
+                    self.running = False
+            sent = True
+        return sent
+
+
+def _clean(obj: Any) -> Any:
+    """NaN/inf -> None throughout (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
