@@ -448,8 +448,15 @@ def _metrics_rows(runner: Any) -> tuple[list[str], list[dict[str, Any]]]:
     return shown, rows
 
 
+def is_reference_column(column: str) -> bool:
+    """Baseline/control columns are references, not competitors: never marked best."""
+    return column.startswith("baseline_") or column.startswith("control_")
+
+
 def best_rows(rows: Sequence[Mapping[str, Any]], column: str) -> set[int]:
     """Indices of the rows holding the best value of `column` (ties all marked)."""
+    if is_reference_column(column):
+        return set()
     vals = [_as_float(r.get(column)) for r in rows]
     finite = [v for v in vals if v is not None]
     if len(finite) < 2:
