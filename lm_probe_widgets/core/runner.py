@@ -479,6 +479,8 @@ class _Fit:
         self.bus = runner.events
         self.keys = sorted({c.feature_key for c in runner.configs})
         self.stoppable = True  # a stop request ends training; evaluation still runs
+        self.fresh = True
+        self.created: set[str] = set()
         self.val_xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.train_y: dict[str, np.ndarray] = {}
 
@@ -518,9 +520,9 @@ class _Fit:
     # the loop
     def run(self, resume: bool) -> None:
         r = self.r
-        if not resume:
-            r.probes = {}
-            r._metrics = {}
+        # Probes of an earlier fit are replaced one by one as this fit creates them, so a
+        # fit that fails before training keeps the old ones.
+        self.fresh = not resume
         steps_per_epoch = math.ceil(len(self.train) / self.batch_size)
         r.state = "fitting"
         self.bus.publish(
@@ -608,7 +610,7 @@ class _Fit:
                 on_batch=self._batch_event("extract-val", 0, len(val)),
             )
         for cfg in r.configs:
-            if cfg.name in r.probes:
+            if cfg.name in r.probes and not self.fresh:  # resume what was cut short
                 probe = r.probes[cfg.name]
                 if probe.state in ("stopped", "interrupted", "error"):
                     probe.record.state = "training"
@@ -627,7 +629,9 @@ class _Fit:
 
     def _ensure_probe(self, cfg: ProbeConfig, dim: int) -> LinearProbe | None:
         probe = self.r.probes.get(cfg.name)
-        if probe is None:
+        if probe is None or (self.fresh and cfg.name not in self.created):
+            self.created.add(cfg.name)
+            self.r._metrics.pop(cfg.name, None)
             probe = self.r.probes[cfg.name] = LinearProbe(cfg, dim)
             probe.record.state = "training"
         return probe if probe.active else None
