@@ -6,7 +6,9 @@
   input embedding module: what the tokens alone give away.
 - `random_init`: the same probes on a randomly initialised copy of the model
   (same architecture and config, seeded init, no weights downloaded): what the
-  architecture gives away without any training (Belinkov 2021).
+  architecture gives away without any training (Belinkov 2021). Inside
+  fit_probes it is initialised with torch seed `seed + 1`, so it never equals a
+  model that was itself built from the fit seed (as the tiny test models are).
 
 `fit_probes(..., baselines=(...))` fits them after the probes; each lands in
 `runner.baselines[name]` (an object with `.metrics`, indexed by probe name) and as
@@ -177,11 +179,10 @@ def fit_baselines(
             base = MajorityBaseline(runner, train_set)
             base.compute_metrics(eval_set)
         else:
-            base = (
-                embeddings_runner(runner)
-                if name == "embeddings"
-                else random_init_runner(runner, seed)
-            )
+            if name == "embeddings":
+                base = embeddings_runner(runner)
+            else:  # seed + 1: never the init of a model built with the fit seed (tiny models)
+                base = random_init_runner(runner, seed + 1)
             base.bootstrap, base.bootstrap_seed = runner.bootstrap, runner.bootstrap_seed
             base.fit_probes(
                 train_set,
