@@ -93,6 +93,9 @@ function bestCells(rows, columns) {
       if (target === null || (c.best === "min" ? v < target : v > target)) target = v;
     }
     if (target === null) return;
+    // Fewer than two values, or all tied: a highlight would tell nothing.
+    const finite = rows.filter((r) => typeof r[j] === "number" && Number.isFinite(r[j]));
+    if (finite.length < 2 || finite.every((r) => r[j] === target)) return;
     rows.forEach((r, i) => {
       if (r[j] === target) best[j].add(i);
     });

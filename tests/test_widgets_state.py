@@ -265,3 +265,32 @@ def test_picker_to_runner_to_live_table():
     table.sort = {"column": "loss", "descending": False}
     assert list(table.df.index) == list(runner.metrics.sort_values("loss", kind="stable").index)
     table.close()
+
+
+def test_table_best_rules_follow_metric_meaning():
+    from lm_probe_widgets.widgets.table import best_direction
+
+    expect = {"loss": "min", "val_loss": "min", "code_length_bits": "min", "mdl": "min",
+              "error": "min", "accuracy": "max", "roc_auc": "max", "compression": "max",
+              "accuracy_low": None, "f1_high": None, "baseline_accuracy": None,
+              "control_accuracy": None, "steps": None, "examples_seen": None, "l2": None,
+              "n_train": None}
+    assert {k: best_direction(k, "number") for k in expect} == expect
+    assert best_direction("loss", "string") is None
+
+
+def test_table_text_and_static_html_fallbacks_are_escaped():
+    import pandas as pd
+
+    from lm_probe_widgets.widgets import MetricsTable
+
+    evil = "<img src=x onerror=alert(1)>"
+    df = pd.DataFrame({evil: [evil, "ok"], "loss": [0.2, 0.1]},
+                      index=pd.Index(["a", evil], name="probe"))
+    table = MetricsTable(df, sort={"column": "loss"})
+    data, _meta = table._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert "<img" not in data["text/html"] and "&lt;img src=x" in data["text/html"]
+    html = data["text/html"]
+    assert html.index("&lt;img src=x onerror=alert(1)&gt;</th>") < html.index(">a</th>")
+    assert data["text/plain"].splitlines()[-1].startswith("a ")  # sorted view: loss 0.1 first

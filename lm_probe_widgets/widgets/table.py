@@ -22,21 +22,25 @@ import traitlets
 from ._assets import css_text, esm_path
 
 LOWER_IS_BETTER = ("loss", "mdl", "bits")
-# Counts and settings: a larger number is not "better", so nothing is highlighted.
+# Counts, settings and interval bounds: a larger number is not "better", so nothing is
+# highlighted. Baseline/control columns are references, not competitors (as in display/).
 NEUTRAL = frozenset({"steps", "best_step", "examples_seen", "epoch", "epochs", "dim", "seed",
-                     "n_train", "n_val", "n_eval", "n_test", "classes", "n_classes"})
+                     "l2", "lr", "seconds", "time", "classes", "n_classes"})
+REFERENCE_PREFIXES = ("baseline_", "control_")
 REFRESH_ON = ("probe_finished", "fit_finished")
 
 
 def best_direction(name: str, kind: str) -> str | None:
-    """"min" for loss-like numeric columns, "max" for other scores, None otherwise."""
+    """"min" for loss-like numeric columns, "max" for scores, None for counts/settings."""
     if kind != "number":
         return None
     lower = name.lower()
-    if any(word in lower for word in LOWER_IS_BETTER):
-        return "min"
-    if lower in NEUTRAL or lower.startswith("n_"):
+    if (lower in NEUTRAL or lower.startswith(("n_", *REFERENCE_PREFIXES))
+            or lower.endswith(("_low", "_high"))):
         return None
+    if any(word in lower for word in LOWER_IS_BETTER) or lower.endswith("error") or (
+            lower == "brier"):
+        return "min"
     return "max"
 
 
@@ -311,3 +315,17 @@ class MetricsTable(anywidget.AnyWidget):
     def __repr__(self) -> str:
         return (f"MetricsTable({len(self.rows)} rows x {len(self.columns)} columns, "
                 f"sort={self.sort or None})")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live widget, plus a plain-text and an escaped static HTML table of the
+        same view for places without a widget manager (nbconvert, GitHub, terminals)."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if not bundle:
+            return bundle
+        data, metadata = bundle
+        view = self.df
+        data = {**data, "text/plain": view.to_string(max_rows=60, max_colwidth=40)}
+        if len(view.columns) or len(view):
+            table = view.to_html(escape=True, max_rows=200, na_rep="–", border=0)
+            data["text/html"] = f'<div class="lpw-table-static">{table}</div>'
+        return data, metadata

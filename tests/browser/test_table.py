@@ -63,6 +63,12 @@ def test_best_values_highlighted(widget_page):
     )
     assert sorted(cells) == [["1", 2], ["4", 1], ["4", 2]]
     assert w.root.locator("tbody tr").nth(1).locator("td").nth(1).inner_text() == "–"
+    # a single row, or a column where everything ties, marks nothing
+    one = MetricsTable(frame().iloc[:1])
+    tied = MetricsTable(pd.DataFrame({"accuracy": [0.5, 0.5]}, index=["a", "b"]))
+    for t in (one, tied):
+        w = widget_page.mount("table", state_of(t))
+        assert w.root.locator("td.lpw-table-best").count() == 0
 
 
 @pytest.mark.parametrize("sort", [None, {"column": "accuracy", "descending": True}])
