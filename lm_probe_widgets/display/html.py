@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -61,7 +62,7 @@ STATE_KIND = {
     "error": "bad",
 }
 
-CSS = """
+_CSS = """
 .lpwr {
   --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #1f2328));
   --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #59636e));
@@ -161,7 +162,7 @@ body[data-jp-theme-light="false"] .lpwr {
 .lpwr th { font-weight: 600; background: var(--lpwr-raised); }
 .lpwr td.lpwr-num, .lpwr th.lpwr-num { text-align: right; font-variant-numeric: tabular-nums; }
 .lpwr td.lpwr-best { background: var(--lpwr-best); font-weight: 600; }
-.lpwr td.lpwr-wrap { white-space: normal; min-width: 14em; max-width: 32em; }
+.lpwr td.lpwr-wrap { white-space: normal; min-width: 12em; max-width: 26em; }
 .lpwr .lpwr-small { font-size: 11px; }
 .lpwr .lpwr-ci { display: block; font-size: 11px; color: var(--lpwr-muted); font-weight: 400; }
 .lpwr .lpwr-badge {
@@ -182,7 +183,7 @@ body[data-jp-theme-light="false"] .lpwr {
 .lpwr dl.lpwr-facts {
   display: grid; grid-template-columns: max-content auto; gap: 1px 12px; margin: 4px 0;
 }
-.lpwr dl.lpwr-facts dt { color: var(--lpwr-muted); }
+.lpwr dl.lpwr-facts dt { color: var(--lpwr-muted); font-weight: 400; white-space: nowrap; }
 .lpwr dl.lpwr-facts dd { margin: 0; }
 .lpwr svg.lpwr-spark { vertical-align: middle; overflow: visible; }
 .lpwr .lpwr-spark-line { fill: none; stroke: var(--lpwr-accent); stroke-width: 1.5; }
@@ -192,6 +193,13 @@ body[data-jp-theme-light="false"] .lpwr {
   display: inline-block; height: 8px; background: var(--lpwr-accent); vertical-align: middle;
 }
 """
+
+# Every rule starts at the root class. `:not(#lpwr-none)` (matches every element) lifts
+# the rules to id specificity, as sklearn's id-scoped CSS does, so the host's table
+# styles (JupyterLab's `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`, ...) do
+# not override ours; the body-attribute theme rules stay more specific still.
+SCOPE = f".{ROOT_CLASS}:not(#lpwr-none)"
+CSS = re.sub(r"\.lpwr(?![\w-])", SCOPE, _CSS)
 
 FALLBACK_NOTE = (
     "In a Jupyter environment, rerun this cell or trust the notebook to see the rich "
@@ -522,6 +530,14 @@ def _metric_cell(row: Mapping[str, Any], col: str, is_best: bool) -> str:
     return f'<td class="{cls}" data-col="{_e(col)}"{title}>{_e(fmt_value(v))}{ci}</td>'
 
 
+def _metric_header(col: str) -> str:
+    if is_reference_column(col):
+        return f'<th class="lpwr-num" title="reference, not ranked">{_e(col)}</th>'
+    better = "lower" if lower_is_better(col) else "higher"
+    arrow = "↓" if lower_is_better(col) else "↑"
+    return f'<th class="lpwr-num" title="{better} is better">{_e(col)} {arrow}</th>'
+
+
 def _config_table(configs: Sequence[Any]) -> str:
     """All settings of every probe, one row per probe (for the collapsible section)."""
     dicts = []
@@ -576,29 +592,25 @@ def runner_html(runner: Any) -> str:
         prow.append(
             f'<tr data-probe="{_e(cfg.name)}">'
             f'<td class="lpwr-mono lpwr-name">{_e(cfg.name)}</td>'
+            f'<td class="lpwr-wrap lpwr-state">{_badge(label)}<br>'
+            f'<span class="lpwr-muted lpwr-small">{_e(describe_state(probe))}</span></td>'
+            f"<td>{_probe_sparkline(probe)}</td>"
+            f'<td class="lpwr-num">{rec.steps if rec else 0}</td>'
             f'<td class="lpwr-mono lpwr-submodule">{_e(cfg.submodule)}</td>'
             f"<td>{_e(cfg.pooling)}</td>"
             f'<td class="lpwr-classes">{_chips(cfg.classes)}</td>'
             f'<td class="lpwr-muted lpwr-small">{_e(settings)}</td>'
-            f'<td class="lpwr-num">{rec.steps if rec else 0}</td>'
-            f"<td>{_probe_sparkline(probe)}</td>"
-            f'<td class="lpwr-wrap lpwr-state">{_badge(label)} '
-            f'<br><span class="lpwr-muted lpwr-small">{_e(describe_state(probe))}</span></td>'
             "</tr>"
         )
     probes_table = (
-        '<table class="lpwr-probes"><tr><th>probe</th><th>submodule</th><th>pooling</th>'
-        '<th>classes</th><th>settings</th><th class="lpwr-num">steps</th>'
-        "<th>loss curve</th><th>state</th></tr>" + "".join(prow) + "</table>"
+        '<table class="lpwr-probes"><tr><th>probe</th><th>state</th><th>loss curve</th>'
+        '<th class="lpwr-num">steps</th><th>submodule</th><th>pooling</th><th>classes</th>'
+        "<th>settings</th></tr>" + "".join(prow) + "</table>"
     )
     parts = [head, "<h4>Probes</h4>", probes_table]
     if cols:
         best = {c: best_rows(rows, c) for c in cols}
-        hdr = "".join(
-            f'<th class="lpwr-num" title="{"lower" if lower_is_better(c) else "higher"} '
-            f'is better">{_e(c)} {"↓" if lower_is_better(c) else "↑"}</th>'
-            for c in cols
-        )
+        hdr = "".join(_metric_header(c) for c in cols)
         mrows = []
         for i, r in enumerate(rows):
             cells = "".join(_metric_cell(r, c, i in best[c]) for c in cols)
