@@ -51,6 +51,7 @@ function render({ model, el }) {
   let query = "";
   let selected = new Set();
   let anchor = null;      // name of the last plainly clicked row, for shift ranges
+  let cursor = null;      // name of the keyboard-focused row
 
   // ---- DOM skeleton -----------------------------------------------------------
   const toolbar = h("div", "lpw-toolbar");
@@ -208,6 +209,7 @@ function render({ model, el }) {
     const sel = isSelected(r);
     row.setAttribute("aria-selected", sel ? "true" : "false");
     if (sel) row.classList.add("lpw-picker-selected");
+    if (r.name === cursor) row.classList.add("lpw-picker-cursor");
     if (!selectable(r)) {
       row.classList.add("lpw-picker-dead");
       row.title = `${r.name} (never runs in a forward pass)`;
@@ -331,8 +333,14 @@ function render({ model, el }) {
       refresh();
       return;
     }
+    cursor = r.name;
+    activate(r, ev.shiftKey);
+  });
+
+  // Toggle one row, or with `range` add every row from the anchor to it.
+  function activate(r, range) {
     if (!selectable(r)) return;
-    if (ev.shiftKey && anchor !== null) {
+    if (range && anchor !== null) {
       const a = visible.findIndex((v) => v.name === anchor);
       const b = visible.indexOf(r);
       if (a >= 0 && b >= 0) {
@@ -350,6 +358,42 @@ function render({ model, el }) {
       next.add(r.name + ".output");
     }
     setSelection(next);
+  }
+
+  // Keyboard: arrows move, Space/Enter toggle (Shift: range), Right/Left open/close.
+  scroller.addEventListener("keydown", (ev) => {
+    if (visible.length === 0) return;
+    let pos = visible.findIndex((v) => v.name === cursor);
+    const r = pos >= 0 ? visible[pos] : null;
+    const page = Math.max(1, Math.floor(scroller.clientHeight / ROW_H) - 1);
+    const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page };
+    if (ev.key in moves) {
+      pos = pos < 0 ? 0 : Math.min(visible.length - 1, Math.max(0, pos + moves[ev.key]));
+    } else if (ev.key === "Home") {
+      pos = 0;
+    } else if (ev.key === "End") {
+      pos = visible.length - 1;
+    } else if ((ev.key === " " || ev.key === "Enter") && r) {
+      ev.preventDefault();
+      activate(r, ev.shiftKey);
+      return;
+    } else if ((ev.key === "ArrowRight" || ev.key === "ArrowLeft") && r && r.hasChildren && !query) {
+      ev.preventDefault();
+      if (ev.key === "ArrowRight") collapsed.delete(r.name);
+      else collapsed.add(r.name);
+      refresh();
+      return;
+    } else {
+      return;
+    }
+    ev.preventDefault();
+    cursor = visible[pos].name;
+    const top = pos * ROW_H;
+    if (top < scroller.scrollTop) scroller.scrollTop = top;
+    else if (top + ROW_H > scroller.scrollTop + scroller.clientHeight) {
+      scroller.scrollTop = top + ROW_H - scroller.clientHeight;
+    }
+    drawRows(true);
   });
   // Shift-click would otherwise select the page's text.
   spacer.addEventListener("mousedown", (ev) => {

@@ -157,3 +157,26 @@ def test_theme_variables_and_cleanup(widget_page, gpt2_state):
     widget_page.set_theme("dark")
     assert widget_page.page.evaluate(colour) == "rgb(238, 238, 238)"
     assert w.unmount() == 0  # render()'s cleanup removed every listener
+
+
+def test_keyboard_navigation(widget_page, gpt2_state):
+    w = widget_page.mount("picker", gpt2_state)
+    scroller = w.root.locator(".lpw-picker-scroll")
+    scroller.focus()
+    page = widget_page.page
+    page.keyboard.press("ArrowDown")  # cursor on the first row: transformer
+    page.keyboard.press("ArrowDown")  # transformer.wte
+    page.keyboard.press("Space")
+    assert w.get("selected") == ["transformer.wte.output"]
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # transformer.drop
+    page.keyboard.press("Shift+Enter")  # range from the anchor (wte)
+    assert w.get("selected") == [f"transformer.{n}.output" for n in ("wte", "wpe", "drop")]
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowLeft")  # collapse `transformer`: only the top level is left
+    names = w.root.locator(".lpw-picker-row").evaluate_all("rs => rs.map(r => r.dataset.name)")
+    assert names == ["transformer", "lm_head"]
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("End")
+    last = gpt2_state["tree"][-1]["name"]
+    assert row(w, last).get_attribute("class").count("lpw-picker-cursor") == 1
