@@ -373,3 +373,31 @@ def test_html_repr_imports_nothing_heavy() -> None:
     new = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own printed list
     allowed = ("lm_probe_widgets.display", "html", "uuid")
     assert all(any(m == a or m.startswith(a + ".") for a in allowed) for m in new), new
+
+
+def test_repr_while_fitting(fitted: Any) -> None:
+    """A repr taken from inside the fit (an event subscriber, as a notebook display
+    would) shows the probe as fitting, with its step and a curve so far."""
+    from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+
+    runner, _ = fitted
+    texts, labels = make_texts(24, seed=3)
+    ds = ProbeDataset.from_texts(texts, labels, runner.model.tokenizer, max_length=12)
+    live = ProbeRunner(runner.model, [ProbeConfig("transformer.h.1.output", classes=[BAD, GOOD])])
+    seen: list[dict[str, str]] = []
+
+    def on_event(event: Any) -> None:
+        if event.kind == "evaluated" and event.data["step"] == 2:
+            seen.append(live._repr_mimebundle_())
+
+    live.events.subscribe(on_event)
+    live.fit_probes(ds, num_epoch=1, batch_size=4, progress=None)
+    (bundle,) = seen
+    assert "state: fitting" in bundle["text/plain"]
+    root = parse(bundle["text/html"])
+    states = [b.attrs["data-state"] for b in root.find_all("span", "lpwr-badge")]
+    assert states == ["fitting", "fitting"]  # the runner and its one probe
+    assert "fitting: step 2" in root.find_all("td", "lpwr-state")[0].all_text()
+    (poly,) = root.find_all("polyline")
+    assert len(poly.attrs["points"].split()) == 2
+    assert "state: fitted" in live._repr_mimebundle_()["text/plain"]
