@@ -21,57 +21,10 @@ SUFFIXES = (".output", ".input")
 
 
 def _module_tree(model: Any) -> list[dict[str, Any]]:
-    """The core's module tree, or a local stand-in while the core lacks it."""
-    try:
-        from lm_probe_widgets.core.submodules import module_tree
-    except ImportError:  # pragma: no cover - only before core.submodules exists
-        return _fallback_tree(model)
+    """The core's module tree: names, classes, dry-run output shapes, whether each runs."""
+    from lm_probe_widgets.core.submodules import module_tree
+
     return list(module_tree(model))
-
-
-def _fallback_tree(model: Any) -> list[dict[str, Any]]:
-    """Module tree from ``named_modules()`` plus output shapes from one tiny forward."""
-    import torch
-
-    from lm_probe_widgets.core.modeling import model_lock, torch_module
-
-    module = torch_module(model)
-    named = [(n, m) for n, m in module.named_modules() if n]
-    shapes: dict[str, list[int]] = {}
-    ran: set[str] = set()
-
-    def hook_for(name: str):
-        def hook(_mod, _inp, out):
-            ran.add(name)
-            value = out if torch.is_tensor(out) else (out[0] if isinstance(out, (tuple, list))
-                                                       and out else None)
-            if torch.is_tensor(value):
-                shapes[name] = list(value.shape)
-
-        return hook
-
-    handles = [m.register_forward_hook(hook_for(n)) for n, m in named]
-    try:
-        with model_lock(model), torch.inference_mode():
-            ids = torch.tensor([[1, 2, 3, 4]])
-            module(input_ids=ids, attention_mask=torch.ones_like(ids))
-        dry_ran = True
-    except Exception:  # not a token model: show the tree without shapes
-        dry_ran = False
-    finally:
-        for h in handles:
-            h.remove()
-    return [
-        {
-            "name": n,
-            "type": type(m).__name__,
-            "depth": n.count("."),
-            "parent": n.rsplit(".", 1)[0] if "." in n else "",
-            "shape": shapes.get(n),
-            "runs": (n in ran) if dry_ran else None,
-        }
-        for n, m in named
-    ]
 
 
 def _jsonable_shape(shape: Any) -> list[int] | None:
