@@ -96,3 +96,39 @@ def test_runner_still_renders_its_own_escaped_html(ip, tiny):
     data, _meta = ip.display_formatter.format(runner)
     assert "&lt;b&gt;x&lt;/b&gt;" in data["text/html"] and "<b>x</b>" not in data["text/html"]
     assert "text/plain" in data
+
+
+def test_under_nbclient_the_dashboard_displays_with_a_text_summary(tmp_path):
+    """No live frontend (nbconvert/nbclient): the widget output is still there, its
+    state is stored, and text/plain reads as a summary of the finished fit."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    setup = (
+        "import numpy as np\n"
+        "from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner\n"
+        "from lm_probe_widgets.core.tiny import tiny_model\n"
+        "model, tok = tiny_model('gpt2')\n"
+        "texts = [('good ' if i % 2 else 'bad ') + 'movie ' * (i % 5) for i in range(80)]\n"
+        "ds = ProbeDataset.from_texts(texts, [i % 2 for i in range(80)], tok, max_length=16)\n"
+        "train, test = ds.tt_split(test_size=0.25, seed=0)\n"
+        "runner = ProbeRunner(model, [ProbeConfig('transformer.h.1.output', name='<p1>')])\n"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext lm_probe_widgets"),
+        nbformat.v4.new_code_cell(setup),
+        nbformat.v4.new_code_cell("runner.fit_probes(train, test, num_epoch=2, batch_size=16);"),
+    ]
+    client = NotebookClient(nb, timeout=240, kernel_name="python3", store_widget_state=True,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    outputs = nb.cells[2].outputs
+    views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1, outputs
+    text = views[0]["data"]["text/plain"]
+    assert text.startswith("fit completed"), text
+    assert "<p1>" in text and "step" in text
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    monitors = [s["state"] for s in state.values() if "curves" in s["state"]]
+    assert monitors and monitors[0]["curves"]["<p1>"][0], "final curves saved with the notebook"
