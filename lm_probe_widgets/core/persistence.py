@@ -99,6 +99,8 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
         n: {k: (math.nan if v is None else v) for k, v in row.items()}
         for n, row in json.loads(meta["metrics"]).items()
     }
+    for name, probe in runner.probes.items():
+        probe.metrics = runner._metrics.get(name, {})
     runner.state = "fitted"
     return runner
 

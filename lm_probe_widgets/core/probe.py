@@ -83,6 +83,7 @@ class LinearProbe:
         self._class_index = {_key(c): i for i, c in enumerate(config.classes)}
         self.dim = int(dim)
         self.record = TrainingRecord()
+        self.metrics: dict[str, Any] = {}  # latest held-out metrics, set by the runner
         self.scaler = _Scaler()
         k, c = len(config.l2), len(config.classes)
         gen = torch.Generator().manual_seed(config.seed)

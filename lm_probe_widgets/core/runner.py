@@ -27,6 +27,7 @@ from .data import Batch, ProbeDataset, split_indices
 from .errors import ProbeError
 from .extract import Extractor, FeatureKey
 from .features import DEFAULT_BUDGET_BYTES, FeatureCache, row_index
+from .memory import guard_memory
 from .metrics import METRIC_COLUMNS, classification_metrics
 from .modeling import wrap_model
 from .probe import LinearProbe
@@ -144,6 +145,7 @@ class ProbeRunner:
         baselines: Sequence[str] = (),
         bootstrap: int = 1000,
         validation_set: ProbeDataset | None = None,
+        memory_check: bool = True,
     ) -> ProbeRunner:
         """Fit every probe; returns the runner so `runner.fit_probes(...).metrics` reads well.
 
@@ -156,6 +158,8 @@ class ProbeRunner:
         "embeddings", "random_init")` adds `baseline_<name>` accuracy columns (details in
         `runner.baselines[name].metrics`); `bootstrap` resamples for the accuracy/F1
         CIs (0: off). `validation_set` replaces the split taken from `train_set`.
+        `memory_check` estimates the memory the fit needs first and refuses (or spills
+        the cache to disk) rather than running out mid-run (see `core.memory`).
         """
         if num_epoch < 1:
             raise ProbeError("num_epoch must be at least 1")
@@ -178,6 +182,8 @@ class ProbeRunner:
             self._check_labels(cfg, train_part, "training data", need_two=True)
             if eval_set is not None:
                 self._check_labels(cfg, eval_set, "eval_set")
+        if memory_check:
+            guard_memory(self, train_set, eval_set, batch_size)
         display = make_progress(progress, self)
         unsubscribe = self.events.subscribe(display) if display is not None else None
         poll = getattr(display, "poll", None)
@@ -431,6 +437,7 @@ class ProbeRunner:
         out = classification_metrics(proba, y_idx, len(cfg.classes))
         n, seed = self.bootstrap, self.bootstrap_seed
         out.update(bootstrap_ci(y_idx, proba.argmax(1), len(cfg.classes), n_boot=n, seed=seed))
+        probe.metrics = out  # the probe's own repr shows its latest held-out metrics
         return out
 
 
