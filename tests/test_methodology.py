@@ -303,3 +303,25 @@ def test_steering_moves_the_probe_and_the_output(learnable):
     assert len(gen.text_before) == len(gen.text_after) == 1
     assert gen.text_before != gen.text_after  # a large push changes the greedy continuation
     assert "P(1)" in repr(gen)
+
+
+def test_token_level_control_is_per_token_type(tiny, sentiment):
+    """At the input embeddings a token-level probe can memorise any per-type labelling:
+    the control task is learnable there, so selectivity is low even for a real task."""
+    model, tok = tiny
+    texts = sentiment[0][:120]
+    enc = tok(texts)
+    vowel = {i for i in range(len(tok)) if tok.decode([i])[:1] in "aeiou"}
+    labels = [
+        [int(i in vowel) if k else -100 for k, i in enumerate(ids)] for ids in enc["input_ids"]
+    ]
+    ds = ProbeDataset(enc["input_ids"], labels=labels)
+    train, test = ds.tt_split(test_size=0.25, seed=0)
+    name = "transformer.wte.output"
+    runner = ProbeRunner(model, ProbeConfig(name, [0, 1], pooling="none"))
+    runner.fit_probes(train, test, control=True, **FIT)
+    assert runner.control_task.token_level
+    m = runner.metrics.loc[name]
+    assert m["control_accuracy"] > 0.8, m  # types seen in training are memorised
+    ctrl = np.concatenate(runner.control_task.relabel(test).token_labels)
+    assert np.array_equal(ctrl == -100, np.concatenate(test.token_labels) == -100)
