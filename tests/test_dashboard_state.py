@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -165,3 +166,62 @@ def test_progress_state_errors_and_text_summary():
     s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "error", "seconds": 1.0}))
     assert s.probes["a<b>"]["state"] == "error"
     assert "fit error" in s.summary() and "boom" in s.summary()
+
+
+FIT_IN_KERNEL = """\
+import numpy as np
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+from lm_probe_widgets.core.tiny import tiny_model
+model, tok = tiny_model("gpt2")
+texts = [("good " if i % 2 else "bad ") + "movie " * (i % 5) for i in range(120)]
+ds = ProbeDataset.from_texts(texts, [i % 2 for i in range(120)], tok, max_length=16)
+train, test = ds.tt_split(test_size=0.25, seed=0)
+runner = ProbeRunner(model, [ProbeConfig("transformer.h.1.output", patience=10**6,
+                                         max_steps=10**7)])
+get_ipython().run_line_magic("load_ext", "lm_probe_widgets")
+"""
+
+
+def test_stop_reaches_a_real_kernel_while_the_cell_runs():
+    """The Stop click as the frontend sends it (a comm_msg updating `stop_requested`),
+    sent to a real ipykernel while `fit_probes` blocks the cell. The next cell's
+    execute_request, queued during the fit, must still run afterwards, in order."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        kc.execute_interactive(FIT_IN_KERNEL, timeout=180)
+        fit_id = kc.execute("runner.fit_probes(train, test, num_epoch=20000, batch_size=16)")
+        comm_id = None
+        points = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and points < 3:
+            msg = kc.get_iopub_msg(timeout=60)
+            content = msg["content"]
+            if msg["msg_type"] == "comm_open":
+                if "stop_requested" in content["data"].get("state", {}):
+                    comm_id = content["comm_id"]
+            elif msg["msg_type"] == "comm_msg" and content["comm_id"] == comm_id:
+                if content["data"].get("content", {}).get("type") == "points":
+                    points += 1  # the fit is visibly running
+        assert comm_id is not None and points >= 3
+        # Queued behind the running cell: handed back to the kernel, runs afterwards.
+        after_id = kc.execute("print('AFTER', runner.state, int(runner.metrics['steps'].iloc[0]))")
+        update = {"method": "update", "state": {"stop_requested": True}, "buffer_paths": []}
+        kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": comm_id, "data": update}))
+        replies = {}
+        while len(replies) < 2:
+            reply = kc.get_shell_msg(timeout=120)
+            replies[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
+        assert replies == {fit_id: "ok", after_id: "ok"}
+        out = ""
+        while "AFTER" not in out or "\n" not in out.split("AFTER", 1)[1]:
+            msg = kc.get_iopub_msg(timeout=30)
+            if msg["msg_type"] == "stream":
+                out += msg["content"]["text"]
+        state, steps = out.split("AFTER", 1)[1].split()
+        assert state == "stopped"
+        assert 0 < int(steps) < 20000  # ended early, the probe kept
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
