@@ -324,13 +324,16 @@ def load_model(
     A hub id (``"org/name"``) needs internet and fails within seconds without it.
     ``cache_dir`` is passed to Hugging Face for hub downloads; the converted default model
     lives in :func:`cache_dir` (``$LM_PROBE_WIDGETS_CACHE``).
+    ``dtype`` (``torch.bfloat16`` or ``"bfloat16"``, ``"float16"``, ``"auto"``) and
+    ``device_map`` (``"auto"`` to shard over all GPUs with accelerate, ``"cuda:0"``,
+    ``"cpu"`` or a dict) go to ``from_pretrained``; probing then works unchanged.
     """
     from .modeling import wrap_model
 
     name = os.fspath(name_or_path)
     extra: dict[str, Any] = {}
     if dtype is not None:
-        extra["dtype"] = dtype
+        extra["dtype"] = dtype if dtype == "auto" else _torch_dtype(dtype)
     if device_map is not None:
         if _package_dir("accelerate") is None:
             raise ModelLoadError(
@@ -343,9 +346,15 @@ def load_model(
         arch = key.removeprefix("tiny-")
         if f"tiny-{arch}" not in KNOWN_MODELS:
             raise ModelLoadError(_unknown_model_message(name))
-        from .tiny import tiny_model
+        from .modeling import wrap_model
+        from .tiny import tiny_hf_model
 
-        return tiny_model(arch)
+        hf, tok = tiny_hf_model(arch)
+        if dtype is not None:
+            hf = hf.to(_torch_dtype(dtype))
+        if isinstance(device_map, str) and device_map not in ("auto", "balanced", "sequential"):
+            hf = hf.to(device_map)  # "cpu", "cuda:0": tiny models are never sharded
+        return wrap_model(hf, tok), tok
 
     if key == "smollm2-135m":
         folder = _smollm2_folder()
@@ -370,6 +379,24 @@ def load_model(
     else:
         raise ModelLoadError(_unknown_model_message(name))
     return wrap_model(model, _ensure_pad_token(tokenizer)), tokenizer
+
+
+def _torch_dtype(dtype: Any) -> Any:
+    """A torch dtype from a dtype or its name ("bfloat16", "bf16", "torch.float16")."""
+    import torch
+
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).removeprefix("torch.").lower()
+    name = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}.get(
+        name, name
+    )
+    found = getattr(torch, name, None)
+    if not isinstance(found, torch.dtype):
+        raise ModelLoadError(
+            f"unknown dtype {dtype!r}; use torch.bfloat16, 'bfloat16', 'float16' or 'float32'"
+        )
+    return found
 
 
 def _unknown_model_message(name: str) -> str:

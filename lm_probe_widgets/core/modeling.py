@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 import weakref
@@ -62,7 +63,44 @@ def model_lock(model: Any) -> threading.RLock:
 
 
 def model_device(model: Any) -> torch.device:
+    """Where input ids go: the input embedding's device.
+
+    Under ``device_map="auto"`` the first parameter may live on another GPU than the
+    embedding. A meta (not yet loaded, e.g. remote) model takes CPU inputs.
+    """
     module = torch_module(model)
-    for p in module.parameters():
-        return p.device
-    return torch.device("cpu")
+    device = None
+    get_embeddings = getattr(module, "get_input_embeddings", None)
+    if callable(get_embeddings):
+        try:
+            weight = getattr(get_embeddings(), "weight", None)
+        except (NotImplementedError, AttributeError):
+            weight = None
+        device = weight.device if torch.is_tensor(weight) else None
+    if device is None:
+        device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    return torch.device("cpu") if device.type == "meta" else device
+
+
+def is_meta_model(model: Any) -> bool:
+    """True when the weights are not loaded (meta device): a model meant for remote runs.
+
+    An nnsight model says so itself (`dispatched`); a module counts when every
+    parameter is on meta (accelerate's disk offload keeps some there, not all)."""
+    if getattr(model, "dispatched", True) is False:
+        return True
+    params = list(torch_module(model).parameters())
+    return bool(params) and all(p.device.type == "meta" for p in params)
+
+
+def shape_only(model: Any) -> contextlib.AbstractContextManager:
+    """For a meta model, a fake-tensor mode in which a forward propagates shapes only
+    (a dry run then needs no weights); otherwise a no-op."""
+    if not is_meta_model(model):
+        return contextlib.nullcontext()
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    return FakeTensorMode(
+        allow_non_fake_inputs=True, shape_env=ShapeEnv(assume_static_by_default=True)
+    )

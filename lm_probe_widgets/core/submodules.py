@@ -17,7 +17,7 @@ import torch
 
 from .config import split_submodule
 from .errors import SubmoduleError
-from .modeling import model_lock, torch_module
+from .modeling import model_device, model_lock, shape_only, torch_module
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,10 @@ def dry_run(model: Any, paths: list[str] | None = None) -> DryRun:
     for p in paths:
         handles.append(named[p].register_forward_pre_hook(pre(p)))
         handles.append(named[p].register_forward_hook(post(p)))
-    device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    ids = torch.tensor([[1, 2]], device=device)
+    ids = torch.tensor([[1, 2]], device=model_device(model))
     mask = torch.ones_like(ids)
     try:
-        with model_lock(model), torch.inference_mode():
+        with model_lock(model), torch.inference_mode(), shape_only(model):
             module(**model_inputs(model, ids, mask))
     finally:
         for h in handles:
