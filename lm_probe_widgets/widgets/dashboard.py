@@ -139,7 +139,8 @@ class Dashboard:
     The runner calls it with every event, calls `poll()` between batches and
     `close()` at the end (which finalises the view; the widgets stay displayed).
     Widget traits change at most every `min_interval` seconds (~10 Hz) whatever the
-    event rate, and always at the end of a fit.
+    event rate, and always at the end of a fit. In a kernel it displays itself when
+    the fit starts (`show=False` to place it yourself, e.g. in a layout).
     """
 
     def __init__(
@@ -149,8 +150,11 @@ class Dashboard:
         min_interval: float = 0.1,
         poller: KernelPoller | None = None,
         title: str = "",
+        show: bool | None = None,
     ) -> None:
         self.runner = runner
+        # `fit_probes(progress=Dashboard)` works too: in a kernel it shows itself.
+        self.auto_show = current_kernel() is not None if show is None else show
         self.min_interval = min_interval
         self.progress = ProbeProgress(title=title)
         self.monitor = EarlyStoppingMonitor(runner)
@@ -172,6 +176,8 @@ class Dashboard:
         self.monitor.handle(event)
         if event.kind == ev.FIT_STARTED:
             self.finished = False
+            if self.auto_show:
+                self.show()
             self.flush()
         elif event.kind == ev.FIT_FINISHED:
             self.finished = True
@@ -237,4 +243,4 @@ def dashboard_factory(runner: Any) -> Any:
         from ..core.progress import ConsoleProgress
 
         return ConsoleProgress()
-    return Dashboard(runner).show()
+    return Dashboard(runner, show=True)
