@@ -3,12 +3,13 @@
 // Model state:
 //   meta            [{name, warmup_steps, patience, eval_every, early_stopping, max_steps,
 //                     best_step, best_val_loss, stop_step, stop_reason, stop_kind, state, points}]
-//   curves          {name: [steps, losses]}  full arrays; Python sets them at the end of a fit
+//   curves          {name: [steps, losses, n]}  Python sets them at the end of a fit; long
+//                   curves come reduced (min/max per bucket), n counts every point
 //   running, stop_requested (set here by the Stop button), stop_supported, stop_hint, title
 // Custom messages from Python while fitting (only new points cross the wire):
 //   {type: "reset"}                                   a new fit starts
 //   {type: "points", points: {name: [start, steps, losses]}}   points from index `start`
-//   {type: "snapshot", curves: {name: [steps, losses]}}        everything so far
+//   {type: "snapshot", curves: {name: [steps, losses, n]}}     everything so far
 // A view that sees a gap (it opened late) sends {type: "resync"} and gets a snapshot.
 // Charts are SVG, one per probe; a curve with more points than pixels is reduced to
 // the min/max per pixel column, so thousands of points still draw in microseconds.
@@ -122,7 +123,7 @@ function render({ model, el }) {
   function series(name) {
     let d = data.get(name);
     if (!d) {
-      d = { steps: [], losses: [] };
+      d = { steps: [], losses: [], total: 0 }; // total: points of the full series covered
       data.set(name, d);
     }
     return d;
@@ -133,6 +134,7 @@ function render({ model, el }) {
       const d = series(name);
       d.steps = Array.from(pair[0] || []);
       d.losses = Array.from(pair[1] || []);
+      d.total = typeof pair[2] === "number" ? pair[2] : d.steps.length;
     }
   }
 
@@ -355,15 +357,16 @@ function render({ model, el }) {
       for (const [name, triple] of Object.entries(msg.points || {})) {
         const [start, steps, losses] = triple;
         const d = series(name);
-        if (start > d.steps.length) {
+        if (start > d.total) {
           askResync(); // a gap: this view missed earlier points
           continue;
         }
-        const skip = d.steps.length - start; // overlap with what a snapshot already gave
+        const skip = d.total - start; // overlap with what a snapshot already gave
         for (let i = skip; i < steps.length; i++) {
           d.steps.push(steps[i]);
           d.losses.push(losses[i]);
         }
+        d.total = Math.max(d.total, start + steps.length);
         touched.add(name);
       }
       draw(touched);

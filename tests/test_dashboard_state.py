@@ -82,7 +82,8 @@ def test_dashboard_reaches_end_state_from_a_real_fit(data):
     evaluated = [e for e in rec.events if e.kind == ev.EVALUATED]
     meta = {m["name"]: m for m in dash.monitor.meta}
     for name in probes:
-        steps, losses = dash.monitor.curves[name]
+        steps, losses, count = dash.monitor.curves[name]
+        assert count == len(steps)
         mine = [e for e in evaluated if e.probe == name]
         assert steps == [e.data["step"] for e in mine]
         assert losses == pytest.approx([e.data["val_loss"] for e in mine])
@@ -145,6 +146,24 @@ def test_stop_trait_from_the_browser_ends_the_fit_cleanly(data):
     assert rec.dash.progress.fit["state"] == "stopped"
     assert {m["state"] for m in rec.dash.monitor.meta} == {"stopped"}
     assert "fit stopped" in repr(rec.dash)
+
+
+def test_long_curves_are_stored_reduced_keeping_shape_and_best():
+    from lm_probe_widgets.widgets.monitor import MonitorState
+
+    s = MonitorState()
+    s.handle(ev.Event(ev.FIT_STARTED, None, {"probes": ["p"], "configs": [],
+                                           "max_steps": {"p": 10**6}}))
+    n, best = 10_000, 7_321
+    for i in range(1, n + 1):
+        loss = 0.1 if i == best else 2.0 + math.sin(i / 50)
+        s.handle(ev.Event(ev.EVALUATED, "p", {"step": i, "val_loss": loss, "best_val_loss": 0.1,
+                                              "best_step": best, "improved": i == best}))
+    steps, losses, count = s.curves()["p"]
+    assert count == n and 1000 < len(steps) <= 2000
+    assert steps == sorted(steps) and steps[0] == 1 and steps[-1] == n and best in steps
+    assert min(losses) == 0.1 and max(losses) == pytest.approx(3.0, abs=1e-3)
+    assert s.curves(max_points=10**6)["p"][0] == list(range(1, n + 1))
 
 
 def test_poller_outside_a_kernel_is_a_harmless_no_op():

@@ -6,8 +6,10 @@ browser gets only new points (a custom message ``{"type": "points"}`` carrying,
 per probe, the index of the first new point and the new steps/losses). A view that
 opens late, or misses a message, sees a gap and asks for a ``resync``; the full
 arrays then come once as a ``snapshot``. At the end of a fit the ``curves`` trait
-holds the full compact arrays, so saved widget state and re-opened views show
-the complete picture.
+holds the compact arrays, so saved widget state and re-opened views show the
+complete picture. Curves longer than 2000 points are stored reduced (each bucket's
+min and max, plus the best point) so saved notebooks stay small; ``n`` in
+``[steps, losses, n]`` counts every point, so live appends stay aligned.
 
 The Stop button sets the ``stop_requested`` trait from the browser; the dashboard
 processes that message between batches and calls ``runner.request_stop()``.
@@ -24,6 +26,28 @@ import traitlets
 from ..core import events as ev
 from ._assets import css_text, esm_path
 from .progress import STATES, _num
+
+MAX_STORED_POINTS = 2000  # per curve, in saved widget state and snapshots
+
+
+def _reduce(losses: list[float | None], max_points: int) -> list[int]:
+    """Indices to keep so a long curve stays at most ~max_points long."""
+    n = len(losses)
+    if n <= max_points:
+        return list(range(n))
+    keep = {0, n - 1}
+    finite = [i for i in range(n) if losses[i] is not None]
+    if finite:
+        keep.add(min(finite, key=lambda i: losses[i]))
+    buckets = max(1, (max_points - 3) // 2)
+    size = n / buckets
+    for b in range(buckets):
+        lo, hi = int(b * size), min(n, int((b + 1) * size))
+        idx = [i for i in range(lo, hi) if losses[i] is not None]
+        if idx:
+            keep.add(min(idx, key=lambda i: losses[i]))
+            keep.add(max(idx, key=lambda i: losses[i]))
+    return sorted(keep)
 
 
 class MonitorState:
@@ -104,9 +128,15 @@ class MonitorState:
                 self.sent[n] = len(steps)
         return out
 
-    def curves(self) -> dict[str, list[list[Any]]]:
-        """Full history, compact: {name: [steps, losses]}."""
-        return {n: [list(self.steps[n]), list(self.losses[n])] for n in self.steps}
+    def curves(self, max_points: int = MAX_STORED_POINTS) -> dict[str, list[Any]]:
+        """History so far, compact: {name: [steps, losses, n]} where n counts every
+        point; curves longer than `max_points` keep each bucket's min and max loss
+        (the shape a chart can show) plus the first, last and best points."""
+        out: dict[str, list[Any]] = {}
+        for n, steps in self.steps.items():
+            keep = _reduce(self.losses[n], max_points)
+            out[n] = [[steps[i] for i in keep], [self.losses[n][i] for i in keep], len(steps)]
+        return out
 
     def meta_list(self) -> list[dict[str, Any]]:
         out = []
@@ -125,7 +155,8 @@ class EarlyStoppingMonitor(anywidget.AnyWidget):
     _css = css_text("monitor")
 
     meta = traitlets.List(traitlets.Dict()).tag(sync=True)
-    curves = traitlets.Dict().tag(sync=True)  # full arrays: set at the end and on load
+    # {name: [steps, losses, n]} (at most MAX_STORED_POINTS each): set at the end
+    curves = traitlets.Dict().tag(sync=True)
     running = traitlets.Bool(False).tag(sync=True)
     stop_requested = traitlets.Bool(False).tag(sync=True)
     stop_supported = traitlets.Bool(True).tag(sync=True)
@@ -172,7 +203,7 @@ class EarlyStoppingMonitor(anywidget.AnyWidget):
     __call__ = handle
 
     def flush(self, final: bool = False) -> bool:
-        """Send new points and changed facts; `final` also stores the full curves."""
+        """Send new points and changed facts; `final` also stores the curves."""
         sent = False
         if self._points_dirty:
             self._points_dirty = False

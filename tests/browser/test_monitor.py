@@ -87,6 +87,20 @@ def test_points_snapshot_resync_and_marks(widget_page):
     assert w.unmount() == 0 and w2.unmount() == 0
 
 
+def test_reduced_snapshot_then_live_points_stay_aligned(widget_page):
+    """A long curve arrives reduced ([steps, losses, n]); appends continue from n."""
+    w = widget_page.mount("monitor", {"meta": _meta(["a"], state="training"), "curves": {},
+                                      "running": False})
+    steps, losses = _curve(50)
+    w.kernel_send({"type": "snapshot", "curves": {"a": [steps, losses, 5000]}})
+    s3, l3 = _curve(3, start=5000)
+    w.kernel_send({"type": "points", "points": {"a": [5000, s3, l3]}})
+    assert w.sent() == []  # no gap seen: no resync
+    assert w.root.locator(".lpw-curve").get_attribute("data-points") == "53"
+    w.kernel_send({"type": "points", "points": {"a": [5001, s3[1:], l3[1:]]}})  # overlap
+    assert w.root.locator(".lpw-curve").get_attribute("data-points") == "53"
+
+
 def test_stop_button_sets_the_trait_once(widget_page):
     w = widget_page.mount("monitor", {"meta": _meta(["a"]), "curves": {}, "running": False,
                                       "stop_requested": False, "stop_supported": True})
