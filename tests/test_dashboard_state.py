@@ -148,6 +148,25 @@ def test_stop_trait_from_the_browser_ends_the_fit_cleanly(data):
     assert "fit stopped" in repr(rec.dash)
 
 
+def test_kernel_interrupt_leaves_the_dashboard_in_its_interrupted_end_state(data):
+    model, train, _test = data
+    runner = ProbeRunner(model, _configs(early_stopping=False, max_steps=10_000))
+    rec = Recorder(runner)
+
+    def interrupt(event):  # what a kernel interrupt (SIGINT) raises mid-fit
+        if event.kind == ev.STEP and event.data["step"] == 12:
+            raise KeyboardInterrupt
+
+    runner.events.subscribe(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        runner.fit_probes(train, None, num_epoch=50, batch_size=8, progress=rec.factory)
+    assert {p["state"] for p in rec.dash.progress.probes} == {"interrupted"}
+    assert rec.dash.progress.fit["state"] == "interrupted"
+    assert {m["state"] for m in rec.dash.monitor.meta} == {"interrupted"}
+    assert rec.dash.monitor.running is False  # the Stop button is off again
+    assert "fit interrupted" in repr(rec.dash) and "resume=True" in repr(rec.dash)
+
+
 def test_long_curves_are_stored_reduced_keeping_shape_and_best():
     from lm_probe_widgets.widgets.monitor import MonitorState
 
