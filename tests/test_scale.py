@@ -210,3 +210,206 @@ def test_cache_too_big_for_ram_spills_to_disk_with_a_warning(tiny_llama, monkeyp
     assert runner.cache.spilled
     assert runner.cache.budget_bytes < est.cache
     assert runner.metrics["accuracy"].notna().all()
+
+
+# ------------------------------------------------------------------ remote (NDIF)
+
+
+@pytest.fixture
+def no_key(monkeypatch):
+    import nnsight
+
+    monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    monkeypatch.setattr(nnsight.CONFIG.API, "APIKEY", None)
+
+
+@pytest.fixture
+def fake_key(monkeypatch):
+    monkeypatch.setenv("NDIF_API_KEY", "not-a-real-key")
+
+
+def _hub_named(model, repo="openai-community/gpt2"):
+    """The tiny model under a hub id, as a remote model is named (weights stay remote)."""
+    model.repo_id = repo
+    return model
+
+
+def test_remote_local_simulation_pools_inside_the_trace_like_a_local_run(tiny_llama):
+    model, tok = tiny_llama
+    configs = _configs() + _configs(["model.layers.2.output"], pooling="max", name="l2max")
+    train, test = _data(tok, n=40)
+    got = ProbeRunner(model, configs, remote="local").get_probe_features(test)
+    want = ProbeRunner(model, configs).get_probe_features(test)
+    for name in want:
+        assert got[name].dtype == np.float32
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-6)
+    runner = ProbeRunner(model, _configs(), remote="local")
+    runner.fit_probes(train, test, num_epoch=2, batch_size=16, progress=None, bootstrap=0)
+    assert runner.metrics["accuracy"].notna().all()
+
+
+def test_pooling_ships_by_value_to_a_server_without_this_package(tmp_path):
+    """The server has torch and nnsight but not lm_probe_widgets: the pooling code in the
+    trace must travel as source (nnsight.register), and run there."""
+    import subprocess
+    import sys
+
+    import cloudpickle
+    import nnsight
+
+    from lm_probe_widgets.core import pooling
+
+    nnsight.register(pooling)
+    (tmp_path / "pool.pkl").write_bytes(cloudpickle.dumps(pooling.pool))
+    script = (
+        "import sys, pickle, torch\n"
+        "sys.modules['lm_probe_widgets'] = None  # not installed on the server\n"
+        f"pool = pickle.loads(open({str(tmp_path / 'pool.pkl')!r}, 'rb').read())\n"
+        "h = torch.arange(24.).reshape(2, 3, 4).to(torch.bfloat16)\n"
+        "m = torch.tensor([[0, 1, 1], [1, 1, 1]])\n"
+        "out = pool(h, m, 'mean')\n"
+        "assert out.dtype == torch.float32 and out[0, 0].item() == 6.0, out\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+def test_remote_without_api_key_fails_at_construction_without_network(tiny, no_key,
+                                                                       monkeypatch):
+    import socket
+    import time
+
+    from lm_probe_widgets.core.remote import RemoteUnavailable
+
+    def no_network(*a, **k):
+        raise AssertionError("a network call was made")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    model, _ = tiny
+    t0 = time.monotonic()
+    with pytest.raises(RemoteUnavailable) as err:
+        ProbeRunner(_hub_named(model), _configs(["transformer.h.1.output"]), remote=True)
+    assert time.monotonic() - t0 < 2
+    msg = str(err.value)
+    assert "NDIF_API_KEY" in msg and "set_default_api_key" in msg and "remote='local'" in msg
+
+
+def test_remote_needs_a_hub_named_model(tiny_llama_dir, fake_key):
+    import nnsight
+
+    from lm_probe_widgets.core.tiny import tiny_tokenizer
+
+    model = nnsight.TransformersModel(
+        str(tiny_llama_dir), tokenizer=tiny_tokenizer(), task="text-generation"
+    )
+    with pytest.raises(Exception, match="Hugging Face id"):
+        ProbeRunner(model, _configs(), remote=True)
+
+
+def test_unreachable_ndif_fails_in_seconds_and_keeps_the_probes(tiny, fake_key, tmp_path):
+    import time
+
+    from lm_probe_widgets.core.remote import RemoteUnavailable
+
+    model, tok = tiny
+    configs = _configs(["transformer.h.1.output", "transformer.h.2.output"])
+    train, test = _data(tok)
+    local = ProbeRunner(model, configs)
+    local.fit_probes(train, test, num_epoch=2, batch_size=16, progress=None, bootstrap=0)
+    local.save(tmp_path / "probes")
+    # the saved probes, loaded on a remote runner (NDIF is unreachable from here)
+    runner = ProbeRunner.load(tmp_path / "probes", _hub_named(model), remote=True)
+    before = {n: (p.weight.clone(), p.state, p.record.steps) for n, p in runner.probes.items()}
+    metrics_before = runner.metrics.copy()
+    for call in (
+        lambda: runner.fit_probes(train, test, num_epoch=3, batch_size=16, progress=None,
+                                  resume=True),
+        lambda: runner.compute_metrics(test),
+        lambda: runner.get_probe_features(test),
+    ):
+        t0 = time.monotonic()
+        with pytest.raises(RemoteUnavailable) as err:
+            call()
+        assert time.monotonic() - t0 < 8  # a clear error in seconds, never a hang
+        msg = str(err.value)
+        assert "cannot reach NDIF" in msg and "resume=True" in msg and "NDIF_HOST" in msg
+    after = {n: (p.weight, p.state, p.record.steps) for n, p in runner.probes.items()}
+    for n, (w, state, steps) in before.items():
+        assert torch.equal(w, after[n][0]) and after[n][1:] == (state, steps)
+    assert runner.metrics["accuracy"].equals(metrics_before["accuracy"])
+
+
+def _serve(respond):
+    """A loopback-only TCP server answering every connection with `respond(conn)`."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    conns = []
+
+    def loop():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conns.append(conn)
+            threading.Thread(target=respond, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.getsockname()[1]}", conns
+
+
+def test_rejected_api_key_gives_an_auth_message(tiny, fake_key):
+    from lm_probe_widgets.core.remote import RemoteUnavailable
+
+    def deny(conn):
+        conn.recv(65536)
+        body = b'{"detail": "Invalid API key"}'
+        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        conn.close()
+
+    srv, host, _ = _serve(deny)
+    try:
+        model, tok = tiny
+        runner = ProbeRunner(_hub_named(model), _configs(["transformer.h.1.output"]),
+                             remote=host)
+        runner.remote._model_key = "nnsight.modeling.transformers.TransformersModel:{}"
+        train, test = _data(tok, n=40)
+        with pytest.raises(RemoteUnavailable) as err:
+            runner.fit_probes(train, test, num_epoch=1, batch_size=16, progress=None)
+        msg = str(err.value)
+        assert "rejected" in msg and "401" in msg and "NDIF_API_KEY" in msg
+        assert runner.probes == {} and runner.state == "error"
+    finally:
+        srv.close()
+
+
+def test_a_server_that_never_answers_times_out_instead_of_hanging(tiny, fake_key,
+                                                                  monkeypatch):
+    import time
+
+    from lm_probe_widgets.core import remote
+    from lm_probe_widgets.core.remote import RemoteUnavailable
+
+    monkeypatch.setattr(remote, "CONNECT_TIMEOUT_S", 1.0)
+    srv, host, conns = _serve(lambda conn: None)  # accepts, then silence
+    try:
+        model, tok = tiny
+        runner = ProbeRunner(_hub_named(model), _configs(["transformer.h.1.output"]),
+                             remote=host)
+        runner.remote._model_key = "nnsight.modeling.transformers.TransformersModel:{}"
+        train, _ = _data(tok, n=16)
+        t0 = time.monotonic()
+        with pytest.raises(RemoteUnavailable, match="lost the connection"):
+            runner.get_probe_features(train)
+        assert time.monotonic() - t0 < 5
+    finally:
+        srv.close()
+        for c in conns:
+            c.close()

@@ -66,8 +66,16 @@ class ProbeRunner:
         tokenizer: Any = None,
         memory_budget: int = DEFAULT_BUDGET_BYTES,
         threads: int | None = None,
+        remote: bool | str = False,
     ) -> None:
         self.model = wrap_model(model, tokenizer or getattr(model, "tokenizer", None))
+        # remote=True: every batch's trace runs on NDIF, pooled there (core.remote);
+        # "local" simulates that path here. The API key is checked now, offline.
+        self.remote = None
+        if remote:
+            from .remote import RemoteSession
+
+            self.remote = RemoteSession(self.model, remote)
         self.configs: list[ProbeConfig] = (
             [configs] if isinstance(configs, ProbeConfig) else list(configs)
         )
@@ -184,6 +192,8 @@ class ProbeRunner:
                 self._check_labels(cfg, eval_set, "eval_set")
         if memory_check:
             guard_memory(self, train_set, eval_set, batch_size)
+        if self.remote:
+            self.remote.ensure_ready()  # no key / NDIF unreachable: fail in seconds, here
         display = make_progress(progress, self)
         unsubscribe = self.events.subscribe(display) if display is not None else None
         poll = getattr(display, "poll", None)
@@ -322,7 +332,12 @@ class ProbeRunner:
     def extractor(self, keys: Sequence[FeatureKey]) -> Extractor:
         k = tuple(sorted(set(keys)))
         if k not in self._extractors:
-            self._extractors[k] = Extractor(self.model, list(k), self._dry)
+            if self.remote:
+                from .remote import RemoteExtractor
+
+                self._extractors[k] = RemoteExtractor(self.model, list(k), self._dry, self.remote)
+            else:
+                self._extractors[k] = Extractor(self.model, list(k), self._dry)
         return self._extractors[k]
 
     def iter_features(
