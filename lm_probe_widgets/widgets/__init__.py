@@ -12,6 +12,9 @@ from typing import Any
 _LAZY = {
     "SubmodulePicker": ".picker",
     "MetricsTable": ".table",
+    "ProbeProgress": ".progress",
+    "EarlyStoppingMonitor": ".monitor",
+    "Dashboard": ".dashboard",
 }
 
 __all__ = sorted(_LAZY)
