@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("lm-probe-output"),
                       help="folder for metrics.csv, metrics.json, report.html")
     demo.add_argument("--quiet", action="store_true", help="no progress meter")
+    demo.add_argument("--dtype", default=None,
+                      help="model dtype, e.g. bfloat16 or float16 (default: as saved)")
+    demo.add_argument("--device-map", default=None,
+                      help="'auto' (shard over GPUs with accelerate), 'cuda:0' or 'cpu'")
+    demo.add_argument("--remote", nargs="?", const=True, default=False,
+                      help="run the model on NDIF (needs NDIF_API_KEY and a hub id as "
+                      "--model); '--remote local' simulates the remote path here")
     return parser
 
 
@@ -202,7 +209,12 @@ def run_demo(args: argparse.Namespace) -> int:
           f"{'' if args.threads else ' (set with --threads)'}", flush=True)
 
     t0 = time.perf_counter()
-    model, tokenizer = load_model(args.model)
+    if args.remote is True:  # NDIF: only the config and tokenizer come here
+        from .core.remote import remote_model
+
+        model, tokenizer = remote_model(args.model)
+    else:
+        model, tokenizer = load_model(args.model, dtype=args.dtype, device_map=args.device_map)
     load_s = time.perf_counter() - t0
     print(f"model {args.model}: loaded in {load_s:.1f} s", flush=True)
     layers = resolve_layers(args.layers, model)
@@ -217,7 +229,7 @@ def run_demo(args: argparse.Namespace) -> int:
         ProbeConfig(sub, classes=[0, 1], name=name, pooling=args.pooling, seed=args.seed)
         for name, sub in layers
     ]
-    runner = ProbeRunner(model, configs)
+    runner = ProbeRunner(model, configs, remote=args.remote)
     t1 = time.perf_counter()
     runner.fit_probes(train, test, num_epoch=args.epochs, batch_size=args.batch_size,
                       seed=args.seed, progress=None if args.quiet else "auto")

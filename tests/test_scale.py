@@ -413,3 +413,18 @@ def test_a_server_that_never_answers_times_out_instead_of_hanging(tiny, fake_key
         srv.close()
         for c in conns:
             c.close()
+
+
+def test_cli_remote_local_and_dtype_flags(tmp_path, capsys, monkeypatch):
+    from lm_probe_widgets.cli import main
+
+    rc = main(["demo", "--model", "tiny-gpt2", "--remote", "local", "--dtype", "bfloat16",
+               "--n", "40", "--epochs", "1", "--layers", "1,3", "--quiet",
+               "--out", str(tmp_path)])
+    assert rc == 0 and (tmp_path / "metrics.csv").is_file()
+    monkeypatch.delenv("NDIF_API_KEY", raising=False)
+    import nnsight
+
+    monkeypatch.setattr(nnsight.CONFIG.API, "APIKEY", None)
+    assert main(["demo", "--model", "org/some-model", "--remote"]) == 2
+    assert "NDIF_API_KEY" in capsys.readouterr().err
