@@ -428,3 +428,11 @@ def test_cli_remote_local_and_dtype_flags(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(nnsight.CONFIG.API, "APIKEY", None)
     assert main(["demo", "--model", "org/some-model", "--remote"]) == 2
     assert "NDIF_API_KEY" in capsys.readouterr().err
+
+
+def test_remote_refuses_baselines_that_need_a_local_model(tiny, fake_key):
+    model, tok = tiny
+    runner = ProbeRunner(_hub_named(model), _configs(["transformer.h.1.output"]), remote=True)
+    train, test = _data(tok, n=40)
+    with pytest.raises(Exception, match="not available with remote=True"):
+        runner.fit_probes(train, test, baselines=("embeddings",), progress=None)

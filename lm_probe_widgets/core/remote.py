@@ -158,8 +158,15 @@ class RemoteSession:
             )
         return key
 
-    def ensure_ready(self) -> None:
-        """Check key, host and model name once (quickly); raise RemoteUnavailable if not."""
+    def ensure_ready(self, baselines: Any = ()) -> None:
+        """Check key, host and model name once (quickly); raise RemoteUnavailable if not.
+        Baselines that build a second local model are refused on NDIF."""
+        local_only = sorted({"embeddings", "random_init"} & set(baselines or ()))
+        if local_only and not self.local:
+            raise ProbeError(
+                f"baselines {local_only} run a local copy of the model and are not available "
+                "with remote=True yet; use baselines=('majority',) or run them locally"
+            )
         if self.local or self._checked:
             return
         self.check_key()

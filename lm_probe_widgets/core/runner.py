@@ -193,7 +193,7 @@ class ProbeRunner:
         if memory_check:
             guard_memory(self, train_set, eval_set, batch_size)
         if self.remote:
-            self.remote.ensure_ready()  # no key / NDIF unreachable: fail in seconds, here
+            self.remote.ensure_ready(baselines)  # no key / NDIF unreachable: fail in seconds
         display = make_progress(progress, self)
         unsubscribe = self.events.subscribe(display) if display is not None else None
         poll = getattr(display, "poll", None)
