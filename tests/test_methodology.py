@@ -42,7 +42,7 @@ def learnable(tiny, sentiment):
 @pytest.fixture(scope="module")
 def random_labels(tiny):
     """Texts with labels that carry no information (480, so the test split has 120)."""
-    from conftest import sentiment_texts
+    from synthetic import sentiment_texts
 
     model, tok = tiny
     texts, labels = sentiment_texts(480, seed=1)
