@@ -88,13 +88,20 @@ class LinearProbe:
         k, c = len(config.l2), len(config.classes)
         gen = torch.Generator().manual_seed(config.seed)
         self._l2 = torch.tensor(config.l2, dtype=torch.float32)
-        self.weight = torch.zeros(k, self.dim, c)
-        self.bias = torch.zeros(k, c)
         # A tiny random start breaks symmetry between classes without favouring any.
-        self.weight.normal_(0.0, 1e-3, generator=gen)
-        self.weight.requires_grad_(True)
-        self.bias.requires_grad_(True)
-        self._opt = torch.optim.Adam([self.weight, self.bias], lr=config.lr)
+        w0 = torch.zeros(k, self.dim, c).normal_(0.0, 1e-3, generator=gen)
+        # Parameters live in numpy, laid out [dim, members, classes] so all L2 members
+        # score a batch with one GEMM; `weight`/`bias` are torch views of them.
+        self._w = np.ascontiguousarray(w0.numpy().transpose(1, 0, 2))
+        self._b = np.zeros((k, c), dtype=np.float32)
+        self._l2w = np.asarray(config.l2, dtype=np.float32)[None, :, None]
+        # Adam (torch.optim.Adam's defaults) with the gradient of the L2-penalised softmax
+        # loss written out: autograd and torch's small-GEMM dispatch cost ~10x the
+        # arithmetic at probe sizes, and probe steps must stay cheap with 100+ probes.
+        self._adam_t = 0
+        self._adam_m = (np.zeros_like(self._w), np.zeros_like(self._b))
+        self._adam_v = (np.zeros_like(self._w), np.zeros_like(self._b))
+        self._ztab: tuple[Any, ...] | None = None
         # Best (L2 member, raw-space weight [dim, classes], bias) seen on validation. The
         # scaler is folded in, so later scaler updates cannot change what was best.
         self._best: tuple[int, np.ndarray, np.ndarray] | None = None
@@ -122,60 +129,100 @@ class LinearProbe:
     def active(self) -> bool:
         return self.record.state == "training"
 
-    def _standardise(self, x: np.ndarray) -> torch.Tensor:
-        if self.scaler.mean is None:
-            raise ProbeError(f"probe {self.name!r} is not fitted yet: call fit_probes first")
-        z = (x - self.scaler.mean) / self.scaler.scale
-        return torch.as_tensor(z, dtype=torch.float32)
+    @property
+    def weight(self) -> torch.Tensor:
+        """Training weights of every L2 member, [members, dim, classes] (a view)."""
+        return torch.from_numpy(self._w).permute(1, 0, 2)
 
-    def _logits(self, z: torch.Tensor) -> torch.Tensor:  # -> [k, n, c]
-        return torch.matmul(z, self.weight) + self.bias[:, None, :]
+    @property
+    def bias(self) -> torch.Tensor:
+        return torch.from_numpy(self._b)
+
+    def _scaler_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (mean, 1/scale), cached until the scaler changes."""
+        sc = self.scaler
+        if sc.mean is None:
+            raise ProbeError(f"probe {self.name!r} is not fitted yet: call fit_probes first")
+        tab = self._ztab
+        if tab is None or tab[0] is not sc or tab[1] is not sc.mean or tab[2] != sc.n:
+            mu = np.asarray(sc.mean, dtype=np.float32)
+            inv = (1.0 / sc.scale).astype(np.float32)
+            tab = self._ztab = (sc, sc.mean, sc.n, mu, inv)
+        return tab[3], tab[4]
+
+    def _standardise(self, x: np.ndarray) -> np.ndarray:
+        """float32 (x - mean) / scale."""
+        mu, inv = self._scaler_arrays()
+        return (np.asarray(x, dtype=np.float32) - mu) * inv
+
+    def _log_proba(self, z: np.ndarray, raw: bool = False) -> np.ndarray:  # -> [n, k, c]
+        """Log-probabilities of all L2 members with one GEMM: [n, d] @ [d, k*c].
+        `raw=True` takes unstandardised rows and folds the scaler into the weights
+        instead (cheaper for a large validation set scored every step)."""
+        d, k, c = self._w.shape
+        w, b = self._w.reshape(d, k * c), self._b.reshape(k * c)
+        if raw:
+            mu, inv = self._scaler_arrays()
+            w = w * inv[:, None]
+            b = b - mu @ w
+            z = np.asarray(z, dtype=np.float32)
+        logits = (z @ w + b).reshape(-1, k, c)
+        logits -= logits.max(-1, keepdims=True)
+        logits -= np.log(np.exp(logits).sum(-1, keepdims=True))
+        return logits
+
+    @staticmethod
+    def _member_losses(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        """Mean cross-entropy per member [k] from log-probabilities [n, k, c]."""
+        return -logp[np.arange(len(y_idx)), :, y_idx].mean(0, dtype=np.float64)
 
     def code_length(self, x: np.ndarray, y_idx: np.ndarray) -> float:
         """Bits to transmit `y` with the current model, before learning from it."""
         if self.scaler.mean is None:
             return len(y_idx) * math.log2(len(self.classes))
-        with torch.no_grad():
-            logits = self._logits(self._standardise(x))[self._current_member()]
-            logp = torch.log_softmax(logits, -1)[torch.arange(len(y_idx)), torch.as_tensor(y_idx)]
-        return float(-logp.sum() / math.log(2))
+        logp = self._log_proba(self._standardise(x))[:, self._current_member()]
+        return float(-logp[np.arange(len(y_idx)), y_idx].sum(dtype=np.float64) / math.log(2))
 
     def step(self, x: np.ndarray, y_idx: np.ndarray) -> float:
         """One Adam step on a mini-batch; returns the current best member's loss."""
         z = self._standardise(x)
-        y = torch.as_tensor(y_idx)
-        with torch.enable_grad():
-            logits = self._logits(z)
-            k = logits.shape[0]
-            losses = (
-                torch.nn.functional.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]), y.repeat(k), reduction="none"
-                )
-                .reshape(k, -1)
-                .mean(1)
-            )
-            penalty = 0.5 * (self._l2 * (self.weight**2).sum((1, 2)))
-            self._opt.zero_grad(set_to_none=True)
-            (losses + penalty).sum().backward()
-            self._opt.step()
+        y_idx = np.asarray(y_idx)
+        n = len(y_idx)
+        d, k, c = self._w.shape
+        logp = self._log_proba(z)  # [n, k, c]
+        losses = self._member_losses(logp, y_idx)
+        # d(mean CE)/d(logits) = (softmax - onehot) / n; the penalty 0.5*l2*|W|^2 adds l2*W.
+        g = np.exp(logp)
+        g[np.arange(n), :, y_idx] -= 1.0
+        g /= n
+        gw = (z.T @ g.reshape(n, k * c)).reshape(d, k, c)
+        gw += self._l2w * self._w
+        self._adam((self._w, self._b), (gw, g.sum(0)))
         self.record.steps += 1
-        self.record.examples_seen += len(y_idx)
-        return float(losses[self._current_member()].detach())
+        self.record.examples_seen += n
+        return float(losses[self._current_member()])
+
+    def _adam(self, params: tuple[np.ndarray, ...], grads: tuple[np.ndarray, ...]) -> None:
+        """torch.optim.Adam's update (betas 0.9/0.999, eps 1e-8), in place."""
+        b1, b2, eps = 0.9, 0.999, 1e-8
+        self._adam_t += 1
+        t = self._adam_t
+        step_size = self.config.lr / (1 - b1**t)
+        root_bc2 = math.sqrt(1 - b2**t)
+        for p, g, m, v in zip(params, grads, self._adam_m, self._adam_v, strict=True):
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            denom = np.sqrt(v)
+            denom /= root_bc2
+            denom += eps
+            p -= step_size * m / denom
 
     def evaluate(self, x: np.ndarray, y_idx: np.ndarray) -> dict[str, Any]:
         """Validation loss per L2 strength; remembers the best weights seen."""
-        with torch.no_grad():
-            logits = self._logits(self._standardise(x))
-            y = torch.as_tensor(y_idx)
-            k = logits.shape[0]
-            losses = (
-                torch.nn.functional.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]), y.repeat(k), reduction="none"
-                )
-                .reshape(k, -1)
-                .mean(1)
-            )
-        member = int(torch.argmin(losses))
+        losses = self._member_losses(self._log_proba(x, raw=True), np.asarray(y_idx))
+        member = int(np.argmin(losses))
         val_loss = float(losses[member])
         rec = self.record
         improved = val_loss < rec.best_val_loss - self.config.threshold
@@ -218,8 +265,8 @@ class LinearProbe:
 
     def _fold(self, member: int) -> tuple[np.ndarray, np.ndarray]:
         """Weights of one L2 member mapped to raw feature space (float64)."""
-        w = self.weight[member].detach().double().numpy() / self.scaler.scale[:, None]
-        b = self.bias[member].detach().double().numpy() - self.scaler.mean @ w
+        w = self._w[:, member].astype(np.float64) / self.scaler.scale[:, None]
+        b = self._b[member].astype(np.float64) - self.scaler.mean @ w
         return w, b
 
     def _final_params(self) -> tuple[np.ndarray, np.ndarray]:
