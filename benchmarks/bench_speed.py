@@ -1,7 +1,7 @@
 """Speed benchmark: does probing cost about one forward pass?
 
     .venv/bin/python benchmarks/bench_speed.py          # SmolLM2-135M, 2,000 RT texts
-    .venv/bin/python benchmarks/bench_speed.py --quick  # a 30-layer tiny Llama, 600 texts
+    .venv/bin/python benchmarks/bench_speed.py --quick  # a 30-layer tiny Llama, 400 texts
 
 One run measures, on the same texts, the same splits and the same length-sorted
 batches:
@@ -34,6 +34,7 @@ import resource
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,13 +237,21 @@ def ceiling(runner: ProbeRunner, train, test, names: list[str]) -> dict[str, flo
     out = {}
     for n in names:
         k = by_name[n].feature_key
-        x = np.concatenate([p[k] for p in parts])
-        clf = make_pipeline(
-            StandardScaler(), LogisticRegressionCV(Cs=10, cv=5, max_iter=5000, n_jobs=1)
-        )
-        clf.fit(x, y_train)
-        out[n] = float(clf.score(ftest[k], test.labels))
+        if k not in _CEILINGS:
+            x = np.concatenate([p[k] for p in parts])
+            clf = make_pipeline(
+                StandardScaler(),
+                LogisticRegressionCV(Cs=np.logspace(-4, 2, 8), cv=5, max_iter=3000, n_jobs=1),
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.fit(x, y_train)
+            _CEILINGS[k] = float(clf.score(ftest[k], test.labels))
+        out[n] = _CEILINGS[k]
     return out
+
+
+_CEILINGS: dict[tuple[str, str, str], float] = {}  # same features, same ceiling
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -284,12 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--layers", type=int, default=30, help="--quick: layers of the tiny model")
-    p.add_argument("--width", type=int, default=256, help="--quick: width of the tiny model")
+    p.add_argument("--width", type=int, default=128, help="--quick: width of the tiny model")
     p.add_argument("--no-sweep", action="store_true", help="skip the 1..100-probe sweep")
     p.add_argument("--no-linear", action="store_true", help="skip the n/2 run")
     p.add_argument("--json", default=None, help="write all results to this file")
     args = p.parse_args(argv)
-    args.n = args.n or (600 if args.quick else 2000)
+    args.n = args.n or (400 if args.quick else 2000)
     args.repeats = args.repeats or (3 if args.quick else 1)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -327,7 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(head, flush=True)
 
-    # Warm up both models (allocator, thread pool, lazy inits).
+    # Warm up both models (allocator, thread pool, lazy inits) and import what a fit
+    # imports lazily, so the memory check sees the fit's data, not library code.
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+
     warm = [(test, None)]
     floor_pass(plain, warm, args.batch_size, few[-1])
     ProbeRunner(model, configs_for(few[:1]), threads=args.threads).get_probe_features(
