@@ -62,8 +62,9 @@ STATE_KIND = {
     "error": "bad",
 }
 
-_CSS = """
-.lpwr {
+# Light and dark palettes, each written once: the OS preference picks one, and
+# JupyterLab's / VS Code's own theme attribute overrides it either way.
+_LIGHT = """
   --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #1f2328));
   --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #59636e));
   --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #ffffff));
@@ -76,42 +77,8 @@ _CSS = """
   --lpwr-best: #dafbe1;
   --lpwr-chip: #eff2f5;
   color-scheme: light;
-}
-@media (prefers-color-scheme: dark) {
-  .lpwr {
-    --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #e6edf3));
-    --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #9198a1));
-    --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #0d1117));
-    --lpwr-raised: var(--jp-layout-color1, #161b22);
-    --lpwr-border: var(--jp-border-color1, #3d444d);
-    --lpwr-accent: #4493f8;
-    --lpwr-good: #3fb950;
-    --lpwr-warn: #d29922;
-    --lpwr-bad: #f85149;
-    --lpwr-best: #1b4721;
-    --lpwr-chip: #262c36;
-    color-scheme: dark;
-  }
-}
-body[data-vscode-theme-kind="vscode-light"] .lpwr,
-body[data-vscode-theme-kind="vscode-high-contrast-light"] .lpwr,
-body[data-jp-theme-light="true"] .lpwr {
-  --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #1f2328));
-  --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #59636e));
-  --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #ffffff));
-  --lpwr-raised: var(--jp-layout-color1, #f6f8fa);
-  --lpwr-border: var(--jp-border-color1, #d1d9e0);
-  --lpwr-accent: #0969da;
-  --lpwr-good: #1a7f37;
-  --lpwr-warn: #9a6700;
-  --lpwr-bad: #cf222e;
-  --lpwr-best: #dafbe1;
-  --lpwr-chip: #eff2f5;
-  color-scheme: light;
-}
-body[data-vscode-theme-kind="vscode-dark"] .lpwr,
-body[data-vscode-theme-kind="vscode-high-contrast"] .lpwr,
-body[data-jp-theme-light="false"] .lpwr {
+"""
+_DARK = """
   --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #e6edf3));
   --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #9198a1));
   --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #0d1117));
@@ -124,7 +91,17 @@ body[data-jp-theme-light="false"] .lpwr {
   --lpwr-best: #1b4721;
   --lpwr-chip: #262c36;
   color-scheme: dark;
-}
+"""
+_CSS = (
+    ".lpwr {" + _LIGHT + "}\n"
+    "@media (prefers-color-scheme: dark) { .lpwr {" + _DARK + "} }\n"
+    'body[data-vscode-theme-kind="vscode-light"] .lpwr,\n'
+    'body[data-vscode-theme-kind="vscode-high-contrast-light"] .lpwr,\n'
+    'body[data-jp-theme-light="true"] .lpwr {' + _LIGHT + "}\n"
+    'body[data-vscode-theme-kind="vscode-dark"] .lpwr,\n'
+    'body[data-vscode-theme-kind="vscode-high-contrast"] .lpwr,\n'
+    'body[data-jp-theme-light="false"] .lpwr {' + _DARK + "}\n"
+) + """
 .lpwr .lpwr-fallback { display: none; }
 .lpwr .lpwr-body {
   display: block !important;
