@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -129,10 +130,15 @@ def execute(path: Path, tmp_path: Path) -> tuple[nbformat.NotebookNode, float]:
         timeout=CELL_TIMEOUT,
         resources={"metadata": {"path": str(work)}},
     )
+    # One torch thread unless told otherwise: on a 2-core machine shared with other work
+    # two threads were ~2x slower (measured); on an idle one they are only a bit faster.
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.monotonic()
-    client.execute()
+    client.execute(env=env)
     seconds = time.monotonic() - start
-    print(f"{path.name}: executed in {seconds:.0f} s")
+    print(f"{path.name}: executed in {seconds:.0f} s (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})")
     assert _stdout(nb.cells[0]).strip() == f"KERNEL {sys.executable}"
     assert list(work.iterdir()) == [], "the notebook wrote files into its working folder"
     return nb, seconds
