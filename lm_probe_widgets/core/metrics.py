@@ -33,7 +33,9 @@ def classification_metrics(proba: np.ndarray, y_idx: np.ndarray, n_classes: int)
         y_idx, pred, labels=labels, average="macro", zero_division=0
     )
     out: dict[str, Any] = {
-        "loss": float(skm.log_loss(y_idx, np.clip(proba, 1e-7, 1.0), labels=labels)),
+        # scikit-learn clips at machine epsilon itself; clipping here would make rows
+        # stop summing to one (and warn).
+        "loss": float(skm.log_loss(y_idx, proba, labels=labels)),
         "accuracy": float(np.mean(pred == y_idx)),
         "precision": float(p),
         "recall": float(r),
