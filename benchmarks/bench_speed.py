@@ -297,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-sweep", action="store_true", help="skip the 1..100-probe sweep")
     p.add_argument("--no-linear", action="store_true", help="skip the n/2 run")
     p.add_argument("--json", default=None, help="write all results to this file")
+    p.add_argument("--ceilings-from", default=None,
+                   help="reuse the ceiling accuracies of an earlier --json run with the same "
+                   "model, data and seed (they depend on the features only)")
     args = p.parse_args(argv)
     args.n = args.n or (400 if args.quick else 2000)
     args.repeats = args.repeats or (3 if args.quick else 1)
@@ -348,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         test.subset(np.arange(min(64, len(test))))
     )
 
-    # Memory: the first 30-probe fit, before anything else grows the process.
+    # Memory: the first 30-probe fit, before anything else grows the process. (It also
+    # gives the 30-probe accuracies and the cache that the probe sweep reuses.)
     r_mem = fit(model, configs_for(every), train, test, args)
     mem = {
         "peak_growth": r_mem.peak_growth,
@@ -413,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  phases ({k}): " + ", ".join(f"{p} {s:.1f}s" for p, s in ph.items()))
 
     # Accuracy against the ceiling.
+    if args.ceilings_from:
+        with open(args.ceilings_from) as f:
+            for row in json.load(f)["accuracy"]:
+                i = int(row["probe"].split()[1])
+                _CEILINGS[(f"model.layers.{i}", "output", "mean")] = row["ceiling"]
     ceil_few = ceiling(runner_few, train, test, [c.name for c in configs_for(few)])
     ceil_all = ceiling(runner_all, train, test, [c.name for c in configs_for(every)])
     print("\n== held-out accuracy: probe vs converged LogisticRegressionCV (same features) ==")
