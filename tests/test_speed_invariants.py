@@ -33,14 +33,14 @@ def hooked(module):
 def counted_traces(monkeypatch):
     """Count Extractor traces (one per batch that reaches the model) and the reads in each."""
     traces: list[list[tuple[str, str]]] = []
-    original = Extractor.activations
+    original = Extractor._pooled
 
-    def counting(self, input_ids, attention_mask):
-        acts = original(self, input_ids, attention_mask)
-        traces.append(sorted(acts))
-        return acts
+    def counting(self, batch):
+        pooled = original(self, batch)
+        traces.append(sorted(self.reads))
+        return pooled
 
-    monkeypatch.setattr(Extractor, "activations", counting)
+    monkeypatch.setattr(Extractor, "_pooled", counting)
     yield traces
 
 

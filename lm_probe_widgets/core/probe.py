@@ -183,8 +183,9 @@ class LinearProbe:
         logp = self._log_proba(self._standardise(x))[:, self._current_member()]
         return float(-logp[np.arange(len(y_idx)), y_idx].sum(dtype=np.float64) / math.log(2))
 
-    def step(self, x: np.ndarray, y_idx: np.ndarray) -> float:
-        """One Adam step on a mini-batch; returns the current best member's loss."""
+    def step(self, x: np.ndarray, y_idx: np.ndarray, lr: float | None = None) -> float:
+        """One Adam step on a mini-batch (learning rate `lr`, default the config's);
+        returns the current best member's loss."""
         z = self._standardise(x)
         y_idx = np.asarray(y_idx)
         n = len(y_idx)
@@ -197,17 +198,19 @@ class LinearProbe:
         g /= n
         gw = (z.T @ g.reshape(n, k * c)).reshape(d, k, c)
         gw += self._l2w * self._w
-        self._adam((self._w, self._b), (gw, g.sum(0)))
+        self._adam((self._w, self._b), (gw, g.sum(0)), self.config.lr if lr is None else lr)
         self.record.steps += 1
         self.record.examples_seen += n
         return float(losses[self._current_member()])
 
-    def _adam(self, params: tuple[np.ndarray, ...], grads: tuple[np.ndarray, ...]) -> None:
+    def _adam(
+        self, params: tuple[np.ndarray, ...], grads: tuple[np.ndarray, ...], lr: float
+    ) -> None:
         """torch.optim.Adam's update (betas 0.9/0.999, eps 1e-8), in place."""
         b1, b2, eps = 0.9, 0.999, 1e-8
         self._adam_t += 1
         t = self._adam_t
-        step_size = self.config.lr / (1 - b1**t)
+        step_size = lr / (1 - b1**t)
         root_bc2 = math.sqrt(1 - b2**t)
         for p, g, m, v in zip(params, grads, self._adam_m, self._adam_v, strict=True):
             m *= b1

@@ -29,7 +29,6 @@ import threading
 from typing import Any
 from urllib.parse import urlparse
 
-import numpy as np
 import torch
 from nnsight.intervention.backends.remote import RemoteBackend, RemoteError
 from nnsight.schema.response import Status
@@ -37,9 +36,8 @@ from nnsight.schema.response import Status
 from . import pooling
 from .data import Batch
 from .errors import ProbeError
-from .extract import Extractor, FeatureKey
-from .modeling import model_lock
-from .submodules import DryRun, model_inputs
+from .extract import Extractor, FeatureKey, pooled_trace
+from .submodules import DryRun
 
 API_KEY_ENV = "NDIF_API_KEY"
 HOST_ENV = "NDIF_HOST"
@@ -111,8 +109,10 @@ class RemoteSession:
 
         if remote is not True and not isinstance(remote, str):
             raise ProbeError(f"remote must be True, 'local' or a host URL, got {remote!r}")
-        if isinstance(remote, str) and remote != "local" and not remote.startswith(
-            ("http://", "https://")
+        if (
+            isinstance(remote, str)
+            and remote != "local"
+            and not remote.startswith(("http://", "https://"))
         ):
             raise ProbeError(
                 f"remote={remote!r}: use True (NDIF), 'local' (simulate here) or a host URL "
@@ -281,61 +281,31 @@ class _TimelyRemoteBackend(RemoteBackend):
             connection.close()
 
 
-def pooled_trace(
-    model: Any,
-    reads: list[tuple[str, str]],
-    hows: dict[tuple[str, str], list[str]],
-    envoy_paths: dict[str, str],
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    backend: Any,
-) -> list[torch.Tensor]:
-    """One trace through `backend` that reads every activation in execution order,
-    pools it where it lives (on the server) and returns only the pooled float32
-    vectors, in `reads` x `hows` order."""
-    import nnsight
-
-    nnsight.register(pooling)  # ship pooling's source: the server has no lm_probe_widgets
-    pool = pooling.pool
-    mask = attention_mask
-    inputs = model_inputs(model, input_ids, attention_mask)
-    with model_lock(model), torch.inference_mode():
-        with model.trace(**inputs, backend=backend) as tracer:
-            pooled = nnsight.save([])
-            for path, kind in reads:
-                envoy = model.get(envoy_paths[path]) if path else model
-                value = envoy.output if kind == "output" else envoy.input
-                h = value if torch.is_tensor(value) else value[0]
-                for how in hows[(path, kind)]:
-                    pooled.append(pool(h, mask, how).cpu())
-            tracer.stop()
-    return pooled
-
-
 class RemoteExtractor(Extractor):
-    """Like Extractor, but each batch's trace runs remotely with pooling inside it."""
+    """Like Extractor, but each batch's trace runs remotely (pooling inside it, so only
+    pooled vectors come back), with network failures turned into clear errors."""
 
     def __init__(
         self, model: Any, keys: list[FeatureKey], dry: DryRun, session: RemoteSession
     ) -> None:
         super().__init__(model, keys, dry)
         self.session = session
-        self.hows: dict[tuple[str, str], list[str]] = {}
-        for path, kind, how in self.keys:
-            self.hows.setdefault((path, kind), []).append(how)
 
-    def __call__(self, batch: Batch) -> dict[FeatureKey, np.ndarray]:
+    def _pooled(self, batch: Batch) -> list[torch.Tensor]:
+        import nnsight
+
         session = self.session
         session.ensure_ready()
+        nnsight.register(pooling)  # ship pooling's source: the server has no lm_probe_widgets
         try:
-            pooled = pooled_trace(
+            return pooled_trace(
                 self.model,
                 self.reads,
                 self.hows,
                 self._envoy_paths,
                 batch.input_ids,
                 batch.attention_mask,
-                session.backend(),
+                backend=session.backend(),
             )
         except RemoteUnavailable:
             raise
@@ -343,19 +313,6 @@ class RemoteExtractor(Extractor):
             if session.local or not _is_remote_failure(e):
                 raise
             raise session.explain(e) from e
-        out: dict[FeatureKey, np.ndarray] = {}
-        it = iter(pooled)
-        for path, kind in self.reads:
-            for how in self.hows[(path, kind)]:
-                x = next(it)
-                if not torch.isfinite(x).all():
-                    raise ProbeError(
-                        f"activations of {path}.{kind} contain NaN or inf for this batch "
-                        f"(examples {batch.indices[:5].tolist()}...); probes trained so far "
-                        "are kept."
-                    )
-                out[(path, kind, how)] = x.numpy()
-        return out
 
 
 def _is_remote_failure(error: BaseException) -> bool:

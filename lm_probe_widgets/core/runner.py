@@ -675,7 +675,7 @@ class _Fit:
             bits = probe.code_length(x, y_idx)
             probe.record.code_length_bits += bits
             probe.record.uniform_bits += len(y_idx) * math.log2(len(cfg.classes))
-        loss = probe.step(x, y_idx)
+        loss = probe.step(x, y_idx, cfg.first_pass_lr if first_pass else cfg.lr)
         rec = probe.record
         self.bus.publish(
             ev.STEP,
