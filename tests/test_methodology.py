@@ -20,6 +20,8 @@ from lm_probe_widgets.core.uncertainty import accuracy_f1, bootstrap_ci, confusi
 
 LAYERS = ["transformer.h.0.output", "transformer.h.1.output"]
 FIT = dict(num_epoch=4, batch_size=16, progress=None)
+# 180 training texts are few: a faster first pass lets the online code show what it learns.
+FAST = 1e-2
 
 
 def _split(tok, texts, labels):
@@ -32,7 +34,7 @@ def learnable(tiny, sentiment):
     """Probes on a learnable task, with control probes and every baseline."""
     model, tok = tiny
     train, test = _split(tok, *sentiment)
-    runner = ProbeRunner(model, [ProbeConfig(s, [0, 1]) for s in LAYERS])
+    runner = ProbeRunner(model, [ProbeConfig(s, [0, 1], first_pass_lr=FAST) for s in LAYERS])
     runner.fit_probes(
         train, test, control=True, baselines=("majority", "embeddings", "random_init"), **FIT
     )
@@ -48,7 +50,7 @@ def random_labels(tiny):
     texts, labels = sentiment_texts(480, seed=1)
     noise = np.random.default_rng(123).permutation(labels)
     train, test = _split(tok, texts, noise)
-    runner = ProbeRunner(model, [ProbeConfig(s, [0, 1]) for s in LAYERS])
+    runner = ProbeRunner(model, [ProbeConfig(s, [0, 1], first_pass_lr=FAST) for s in LAYERS])
     return runner.fit_probes(train, test, control=True, **FIT)
 
 

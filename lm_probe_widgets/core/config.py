@@ -63,7 +63,7 @@ class ProbeConfig:
     # The first pass over the data learns fast (it is also the online code length);
     # later epochs over the cached features refine slowly, which lands within a point
     # of a converged logistic regression (benchmarks/README.md).
-    first_pass_lr: float = 1e-2
+    first_pass_lr: float = 3e-3
     lr: float = 1e-3
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
