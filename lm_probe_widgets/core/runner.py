@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -34,17 +33,6 @@ from .probe import LinearProbe
 from .progress import make_progress
 from .submodules import validate_submodules
 from .uncertainty import bootstrap_ci
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Probe updates are tiny matmuls: thread hand-offs cost far more than the work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class StopFitting(Exception):
@@ -730,9 +718,8 @@ class _Fit:
             self.seed,
             on_batch=self._batch_event("extract-train", 1, len(ds)),
         ):
-            with single_thread():
-                for cfg in r.configs:
-                    self._learn_batch(cfg, batch, feats[cfg.feature_key], labels[cfg.name])
+            for cfg in r.configs:
+                self._learn_batch(cfg, batch, feats[cfg.feature_key], labels[cfg.name])
         for p in r.probes.values():
             p.scaler.frozen = True
             p.record.epochs_done = max(p.record.epochs_done, 1)
@@ -750,10 +737,6 @@ class _Fit:
         self._train_step(cfg, probe, x, probe.encode(y), 1, first_pass=True)
 
     def _later_epochs(self) -> None:
-        with single_thread():
-            self._run_later_epochs()
-
-    def _run_later_epochs(self) -> None:
         r = self.r
         fp = self.train.fingerprint()
         data = {}
