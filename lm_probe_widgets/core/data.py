@@ -199,6 +199,10 @@ class ProbeDataset:
     def lengths(self) -> np.ndarray:
         return np.fromiter((len(t) for t in self.tokens), dtype=np.int64, count=len(self.tokens))
 
+    def token_offsets(self) -> np.ndarray:
+        """Where each example's tokens start in a token-level (one row per token) array."""
+        return np.concatenate([[0], np.cumsum(self.lengths)])
+
     def fingerprint(self) -> str:
         """A content hash of the token ids: equal data gets the same feature cache."""
         h = hashlib.blake2b(digest_size=16)

@@ -110,15 +110,7 @@ class LinearProbe:
     # -- labels ---------------------------------------------------------------------
     def encode(self, y: np.ndarray) -> np.ndarray:
         """Label values -> class indices; unknown labels are a clear error."""
-        try:
-            return np.fromiter((self._class_index[_key(v)] for v in y), np.int64, len(y))
-        except KeyError as e:
-            seen = sorted({_key(v) for v in y} - set(self._class_index), key=str)
-            raise ProbeError(
-                f"probe {self.name!r}: labels {seen[:5]} are not in classes "
-                f"{list(self.config.classes)}; add them to ProbeConfig(classes=...) or filter "
-                "the data"
-            ) from e
+        return encode_labels(self.config, y, self._class_index)
 
     # -- training -------------------------------------------------------------------
     @property
@@ -364,6 +356,23 @@ class LinearProbe:
             )
         self._best = (0, w, b)
         self.scaler.frozen = True
+
+
+def encode_labels(
+    config: ProbeConfig, y: np.ndarray, index: dict[Any, int] | None = None
+) -> np.ndarray:
+    """Label values -> indices into `config.classes`; unknown labels are a clear error
+    (checked before fitting, and on every batch)."""
+    if index is None:
+        index = {_key(c): i for i, c in enumerate(config.classes)}
+    try:
+        return np.fromiter((index[_key(v)] for v in y), np.int64, len(y))
+    except KeyError as e:
+        seen = sorted({_key(v) for v in y} - set(index), key=str)
+        raise ProbeError(
+            f"probe {config.name!r}: labels {seen[:5]} are not in classes "
+            f"{list(config.classes)}; add them to ProbeConfig(classes=...) or filter the data"
+        ) from e
 
 
 def _key(v: Any) -> Any:

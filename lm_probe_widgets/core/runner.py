@@ -29,7 +29,7 @@ from .features import DEFAULT_BUDGET_BYTES, FeatureCache, row_index
 from .memory import guard_memory
 from .metrics import METRIC_COLUMNS, classification_metrics
 from .modeling import wrap_model
-from .probe import LinearProbe
+from .probe import LinearProbe, encode_labels
 from .progress import make_progress
 from .submodules import validate_submodules
 from .uncertainty import bootstrap_ci
@@ -403,10 +403,7 @@ class ProbeRunner:
             y = y[y != cfg.null_label]
         if len(y) == 0:
             raise ProbeError(f"probe {cfg.name!r}: {what} has no labelled examples")
-        probe = LinearProbe.__new__(LinearProbe)
-        probe.name, probe.config = cfg.name, cfg
-        probe._class_index = {k: i for i, k in enumerate(cfg.classes)}
-        idx = probe.encode(y)
+        idx = encode_labels(cfg, y)
         if need_two and len(np.unique(idx)) < 2:
             raise ProbeError(
                 f"probe {cfg.name!r}: the {what} holds a single class "
@@ -492,7 +489,7 @@ class _Fit:
         self.fresh = True
         self.created: set[str] = set()
         self.val_xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.train_y: dict[str, np.ndarray] = {}
+        self.train_offsets = train.token_offsets()  # rows of token-level labels
 
     # helpers
     def _seconds(self) -> float:
@@ -729,7 +726,7 @@ class _Fit:
         if probe is None:
             return
         if cfg.token_level:
-            y = y[row_index(_offsets(self.train), batch.indices)]
+            y = y[row_index(self.train_offsets, batch.indices)]
             keep = y != cfg.null_label
             x, y = x[keep], y[keep]
         else:
@@ -782,10 +779,6 @@ class _Fit:
         for cfg in r.configs:
             if cfg.name in r.probes:
                 r._metrics[cfg.name] = r._evaluate(cfg, feats[cfg.feature_key], r._labels(cfg, ds))
-
-
-def _offsets(ds: ProbeDataset) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(ds.lengths)])
 
 
 def _config_summary(cfg: ProbeConfig) -> dict[str, Any]:
