@@ -45,6 +45,7 @@ const PHASES = {
   "extract-val": "extracting validation activations",
   "extract-train": "epoch 1: extracting + training",
   train: "training",
+  refine: "fitting to convergence",
   "extract-eval": "evaluating",
   starting: "starting",
   done: "done",

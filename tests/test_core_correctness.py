@@ -192,6 +192,6 @@ def test_save_load_predicts_identically(tiny, sentiment, tmp_path):
         np.testing.assert_allclose(
             loaded[name].predict_proba(x[name]), runner[name].predict_proba(x[name]), rtol=1e-6
         )
-    cols = ["accuracy", "loss", "steps", "best_step", "stop_reason"]
+    cols = ["accuracy", "loss", "steps", "best_step", "stop_reason", "val_loss", "l2", "refined"]
     assert loaded.metrics[cols].equals(runner.metrics[cols])
     assert loaded["h1-last"].config.pooling == "last"

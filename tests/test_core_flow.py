@@ -83,7 +83,8 @@ def test_different_seed_changes_training(tiny, sentiment):
 
 def test_early_stopping_restores_best_weights(tiny, sentiment):
     cfg = ProbeConfig(
-        "transformer.h.2.output", [0, 1], patience=3, warmup_steps=1, lr=0.2, l2=[0.0]
+        "transformer.h.2.output", [0, 1], patience=3, warmup_steps=1, lr=0.2, l2=[0.0],
+        refine=False,
     )
     runner, _, _ = _fit(tiny, sentiment, [cfg], num_epoch=30)
     probe = runner["transformer.h.2.output"]
@@ -157,6 +158,7 @@ def test_stop_request_ends_cleanly_and_still_evaluates(tiny, sentiment):
     assert runner.state == "stopped" and row["state"] == "stopped"
     assert 20 <= row["steps"] < 40 and "stopped by user" in row["stop_reason"]
     assert not math.isnan(row["accuracy"])
+    assert not row["refined"]  # a Stop means "now": no final fit
 
 
 def test_keyboard_interrupt_keeps_probes_and_resumes(tiny, sentiment):
@@ -178,8 +180,10 @@ def test_keyboard_interrupt_keeps_probes_and_resumes(tiny, sentiment):
     assert probe.predict(x).shape == (len(test),)  # usable after the interrupt
     assert runner.metrics.loc["transformer.h.1.output", "state"] == "interrupted"
     unsubscribe()
+    assert not probe.record.refined
     runner.fit_probes(train, test, num_epoch=5, batch_size=16, progress=None, resume=True)
     assert probe.state == "finished" and probe.record.steps > 15
+    assert probe.record.refined  # converged once training really ended
     assert runner["transformer.h.1.output"] is probe
     assert not math.isnan(runner.metrics.iloc[0]["accuracy"])
 

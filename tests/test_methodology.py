@@ -293,7 +293,15 @@ def test_steering_moves_the_probe_and_the_output(learnable):
     texts = ["the movie was bad", "a dull film and the plot", "great story"]
     up = steering.steer(runner, name, texts, 2.0)
     down = steering.steer(runner, name, texts, -2.0)
-    assert (up.delta > 0.05).all() and (down.delta < -0.05).all(), (up.delta, down.delta)
+    # log-odds, not probabilities: a confident probe saturates near 0 or 1
+    def log_odds(res, when):
+        p = np.clip(getattr(res, f"proba_{when}")[:, 1], 1e-12, 1 - 1e-12)
+        return np.log(p) - np.log1p(-p)
+
+    moved_up = log_odds(up, "after") - log_odds(up, "before")
+    moved_down = log_odds(down, "after") - log_odds(down, "before")
+    assert (moved_up > 0.2).all() and (moved_down < -0.2).all(), (moved_up, moved_down)
+    assert (up.delta > 0).all() and (down.delta < 0).all()
     np.testing.assert_allclose(up.proba_before, down.proba_before)
     assert (up.kl > 0).all() and len(up.top_after) == 3 and len(up.top_after[0]) == 5
     zero = steering.steer(runner, name, texts, 0.0)

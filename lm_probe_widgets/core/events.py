@@ -20,6 +20,7 @@ STEP = "step"  # probe; data: step, epoch, examples_seen, train_loss
 EVALUATED = "evaluated"  # probe; data: step, val_loss, best_val_loss, best_step
 STOPPED = "stopped"  # probe; data: step, reason, best_step (early stop / max steps / user)
 PROBE_FINISHED = "probe_finished"  # probe; data: state, reason, best_step, steps
+REFINED = "refined"  # probe; data: val_loss, l2 (the converged full-batch fit in use)
 FIT_FINISHED = "fit_finished"  # data: reason, seconds
 ERROR = "error"  # probe may be None; data: message
 INTERRUPTED = "interrupted"  # data: message
@@ -31,6 +32,7 @@ KINDS = (
     EVALUATED,
     STOPPED,
     PROBE_FINISHED,
+    REFINED,
     FIT_FINISHED,
     ERROR,
     INTERRUPTED,

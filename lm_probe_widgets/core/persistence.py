@@ -17,6 +17,7 @@ from .errors import ProbeError
 from .probe import LinearProbe
 
 FORMAT = "lm_probe_widgets.runner/1"
+_FLOAT_RECORD_FIELDS = {"best_val_loss": math.inf, "refined_val_loss": math.nan}
 
 
 def _jsonable(v: Any) -> Any:
@@ -92,7 +93,9 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
         arrays = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"probe{i}.")}
         probe.load_arrays(arrays)
         for k, v in m["record"].items():
-            setattr(probe.record, k, math.inf if k == "best_val_loss" and v is None else v)
+            if v is None and k in _FLOAT_RECORD_FIELDS:
+                v = _FLOAT_RECORD_FIELDS[k]  # JSON has no inf/nan
+            setattr(probe.record, k, v)
         probe.record.history = m["history"]
         runner.probes[cfg.name] = probe
     runner._metrics = {

@@ -451,8 +451,9 @@ def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, An
         "examples_seen": rec.examples_seen if rec else 0,
         "epochs": rec.epochs_done if rec else 0,
         "best_step": rec.best_step if rec else None,
-        "val_loss": rec.best_val_loss if rec and math.isfinite(rec.best_val_loss) else math.nan,
+        "val_loss": rec.val_loss if rec else math.nan,
         "l2": rec.best_l2 if rec else math.nan,
+        "refined": rec.refined if rec else False,
         "stop_reason": rec.stop_reason if rec else None,
         "code_length_bits": rec.code_length_bits if rec and rec.uniform_bits else math.nan,
         "compression": (
@@ -562,6 +563,8 @@ class _Fit:
                 cfg, probe, "finished", f"completed {probe.record.epochs_done} epoch(s)", None
             )
         self.stoppable = False
+        if reason != "stopped":
+            self._refine()
         if self.eval_set is not None:
             self._evaluate()
         r.state = "stopped" if reason == "stopped" else "fitted"
@@ -769,6 +772,45 @@ class _Fit:
                 self._checkpoint()
             for _, probe in self._active():
                 probe.record.epochs_done = epoch
+
+    def _refine(self) -> None:
+        """Converge the probes that finished training (core.probe.LinearProbe.refine)."""
+        r = self.r
+        fp = self.train.fingerprint()
+        todo = []
+        for cfg in r.configs:
+            probe = r.probes.get(cfg.name)
+            store = r.cache.get(fp, cfg.feature_key)
+            if (
+                cfg.refine
+                and probe is not None
+                and probe.state in ("finished", "early-stopped")
+                and not probe.record.refined
+                and store is not None
+                and store.filled.all()
+            ):
+                todo.append((cfg, probe, store))
+        for i, (cfg, probe, store) in enumerate(todo):
+            keep, y_idx = self._rows_labels(cfg, self.train)
+            x = store.rows()
+            if len(keep) != len(x):
+                x = x[keep]
+            self._encode_val(cfg)
+            xv, yv = self.val_xy.get(cfg.name, (None, None))
+            probe.refine(x, y_idx, xv, yv)
+            rec = probe.record
+            self.bus.publish(ev.REFINED, cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2)
+            self.bus.publish(
+                ev.BATCH,
+                phase="refine",
+                epoch=rec.epochs_done,
+                examples_done=i + 1,
+                examples_total=len(todo),
+                tokens=0,
+                real_tokens=0,
+                seconds=self._seconds(),
+            )
+            self._checkpoint()  # keeps widgets responsive; a Stop no longer applies
 
     def _evaluate(self) -> None:
         r = self.r

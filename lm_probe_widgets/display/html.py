@@ -718,6 +718,10 @@ def probe_html(probe: Any) -> str:
             ("best val loss", _e(fmt_value(rec.best_val_loss))),
             ("chosen L2", _e(fmt_value(rec.best_l2))),
         ]
+        if getattr(rec, "refined", False):
+            facts.append(
+                ("final fit", _e(f"converged (L-BFGS), val loss {fmt_value(rec.refined_val_loss)}"))
+            )
         if rec.code_length_bits > 0:
             facts.append(
                 (

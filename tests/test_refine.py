@@ -1,0 +1,96 @@
+"""The final full-batch fit (`ProbeConfig.refine`): probes end at the optimum of the
+L2-regularised logistic loss, the validation split picks the strength, and the
+metrics describe the weights in use."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.preprocessing import StandardScaler
+
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+from lm_probe_widgets.core import events as ev
+from lm_probe_widgets.core.probe import LinearProbe
+
+
+def _three_class_features(n=600, dim=20, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = rng.normal(0, 1.0, (3, dim))
+    x = centres[y] + rng.normal(0, 2.0, (n, dim)) + 5.0  # offset and scale: the scaler matters
+    x[:, 0] *= 30
+    return x.astype(np.float32), y
+
+
+def _online_probe(x, y, l2, steps=30):
+    probe = LinearProbe(ProbeConfig("m.output", [0, 1, 2], l2=l2, lr=1e-2), x.shape[1])
+    probe.scaler.update(x)
+    probe.scaler.frozen = True
+    for i in range(steps):
+        sl = slice(32 * i % len(y), 32 * i % len(y) + 32)
+        probe.step(x[sl], y[sl])
+    return probe
+
+
+def test_refine_reaches_the_same_optimum_as_scikit_learn():
+    x, y = _three_class_features()
+    l2 = 0.05
+    probe = _online_probe(x, y, (l2,))
+    online = probe.predict_proba(x)
+    probe.refine(x, y, tol=1e-7, max_iter=5000)
+    # ours: mean cross-entropy + l2/2 |W|^2 on standardised features; scikit-learn:
+    # C * summed cross-entropy + 1/2 |W|^2, so C = 1 / (l2 * n). Both leave the bias free.
+    ref = LogisticRegression(C=1 / (l2 * len(y)), tol=1e-10, max_iter=10_000)
+    ref.fit(StandardScaler().fit_transform(x), y)
+    expected = ref.predict_proba(StandardScaler().fit(x).transform(x))
+    np.testing.assert_allclose(probe.predict_proba(x), expected, atol=2e-3)
+    assert np.abs(online - expected).max() > 0.01  # 30 online steps were not there yet
+    assert probe.record.refined and math.isnan(probe.record.refined_val_loss)
+
+
+def test_refine_picks_the_strength_by_validation_loss():
+    x, y = _three_class_features(seed=1)
+    xv, yv = x[400:], y[400:]
+    x, y = x[:400], y[:400]
+    probe = _online_probe(x, y, (1e-4, 1e-1, 10.0))
+    probe.refine(x, y, xv, yv)
+    losses = []
+    for strength in (1e-4, 1e-1, 10.0):
+        single = _online_probe(x, y, (strength,))
+        single.refine(x, y)
+        losses.append(log_loss(yv, single.predict_proba(xv), labels=[0, 1, 2]))
+    best = int(np.argmin(losses))
+    assert probe.record.best_l2 == (1e-4, 1e-1, 10.0)[best]
+    assert probe.record.refined_val_loss == pytest.approx(losses[best], rel=1e-4)
+
+
+def test_fitted_probes_are_refined_and_metrics_describe_them(tiny, sentiment):
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts, labels, tok, max_length=32).tt_split(0.25)
+    cfgs = [
+        ProbeConfig("transformer.h.1.output", [0, 1], name="refined"),
+        ProbeConfig("transformer.h.1.output", [0, 1], name="online", refine=False),
+    ]
+    runner = ProbeRunner(model, cfgs)
+    seen = []
+    runner.events.subscribe(seen.append)
+    runner.fit_probes(train, test, num_epoch=3, batch_size=16, progress=None)
+    m = runner.metrics
+    assert bool(m.loc["refined", "refined"]) and not bool(m.loc["online", "refined"])
+    assert [e.probe for e in seen if e.kind == ev.REFINED] == ["refined"]
+    kinds = [e.kind for e in seen]
+    assert kinds.index(ev.REFINED) < max(i for i, k in enumerate(kinds) if k == ev.BATCH)
+    xv = runner.get_probe_features(runner.validation_set)
+    for name in ("refined", "online"):
+        proba = runner[name].predict_proba(xv[name])
+        # val_loss is the validation loss of the weights the probe predicts with
+        assert m.loc[name, "val_loss"] == pytest.approx(
+            log_loss(runner.validation_set.labels, proba, labels=[0, 1]), rel=1e-4
+        )
+    rec = runner["online"].record
+    assert m.loc["online", "val_loss"] == pytest.approx(rec.best_val_loss)
