@@ -157,9 +157,11 @@ runner
 
 `fit_probes` runs the model once per batch, reads every selected submodule from that one
 pass, and updates every probe. The dashboard shows each probe's progress and its
-validation loss; a probe stops early when that loss stops improving (its best weights are
-restored). The **Stop** button ends training cleanly: the probes keep what they learned
-and are still evaluated on the test set.
+validation loss; a probe stops early when that loss stops improving. When training
+ends, each probe is fitted to convergence on the training features it already has (no
+model run) and the validation split picks its regularisation strength. The **Stop**
+button ends training cleanly: the probes keep what they learned (no final fit) and are
+still evaluated on the test set.
 """),
     code("""
 runner.fit_probes(train, test, num_epoch=5, batch_size=32);
@@ -347,10 +349,11 @@ All probes share one forward pass per batch. The extra arguments ask for the che
   The input-embeddings baseline is h[0] itself, already in the sweep.
 - Test metrics come with 95% **bootstrap confidence intervals** (1,000 resamples of the
   test set).
-- `early_stopping=False`: every probe trains for the full 10 epochs. Early stopping
-  watches a validation slice of the training set (10%: only 60 reviews here), which is
-  too small to stop reliably; with so little data, a fixed budget gives a smoother curve.
-  (The L2 strength is still chosen on that slice.)
+- `early_stopping=False`: every probe trains online for the full 10 epochs. Early
+  stopping watches a validation slice of the training set (10%: only 60 reviews here),
+  which is too small to stop reliably; with so little data, a fixed budget gives smoother
+  live curves. Either way each probe ends with a fit to convergence, and the L2 strength
+  is chosen on that slice.
 """),
     code("""
 configs = [

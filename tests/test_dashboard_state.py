@@ -88,6 +88,7 @@ def test_dashboard_reaches_end_state_from_a_real_fit(data):
         assert steps == [e.data["step"] for e in mine]
         assert losses == pytest.approx([e.data["val_loss"] for e in mine])
         assert meta[name]["stop_step"] == runner[name].record.steps
+        assert "then fitted to convergence" in meta[name]["stop_reason"]
         assert meta[name]["warmup_steps"] == 2 and meta[name]["patience"] == 2
         assert meta[name]["state"] == probes[name]["state"]
     assert dash.monitor.running is False

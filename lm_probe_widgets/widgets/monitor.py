@@ -112,6 +112,12 @@ class MonitorState:
                 m["stop_step"] = int(d.get("steps", 0))
                 m["stop_reason"] = str(d.get("reason", ""))
             return True
+        if kind == ev.REFINED:
+            loss, l2 = _num(d.get("val_loss")), _num(d.get("l2"))
+            m["stop_reason"] += " · then fitted to convergence" + (
+                f" (val loss {loss:.4f}, L2 {l2:g})" if loss is not None and l2 is not None else ""
+            )
+            return True
         if kind == ev.ERROR:
             m["state"] = "error"
             m["stop_reason"] = str(d.get("message", ""))
