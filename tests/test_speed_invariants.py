@@ -180,7 +180,7 @@ def test_features_spill_to_disk_past_the_budget_with_identical_results(tiny, sen
 
     assert not in_ram.cache.spilled
     assert on_disk.cache.spilled
-    stores = list(on_disk.cache._stores.values())
+    stores = [s for by_key in on_disk.cache._stores.values() for s in by_key.values()]
     assert stores and all(isinstance(s.array, np.memmap) for s in stores)
     cols = ["accuracy", "loss", "steps", "best_step"]
     assert on_disk.metrics[cols].equals(in_ram.metrics[cols])
@@ -190,6 +190,29 @@ def test_features_spill_to_disk_past_the_budget_with_identical_results(tiny, sen
     np.testing.assert_array_equal(x, on_disk.get_probe_features(test)["mean"])
     on_disk.cache.clear()
     assert not on_disk.cache.spilled
+
+
+def test_cache_forgets_other_data_before_the_fits_own(tiny, sentiment):
+    model, tok = tiny
+    train, test = _data(tiny, sentiment)
+    cfg = ProbeConfig("transformer.h.1.output", [0, 1])
+    runner = ProbeRunner(model, [cfg])
+    runner.fit_probes(train, test, num_epoch=1, batch_size=16, progress=None)
+    fit_data = [runner.train_part, runner.validation_set, test]
+    # room for the fit's features and about one more small dataset
+    runner.cache.budget_bytes = runner.cache.nbytes + 20 * 32 * 4
+    texts = [f"text number {i} is {'good' if i % 2 else 'bad'}" for i in range(60)]
+    extra = [ProbeDataset.from_texts(texts[i : i + 20], None, tok) for i in (0, 20, 40)]
+    first = runner.get_probe_features(extra[0])[cfg.name]
+    for ds in extra[1:]:
+        runner.get_probe_features(ds)
+    cache = runner.cache
+    assert all(cache.get(d.fingerprint(), cfg.feature_key) is not None for d in fit_data)
+    assert cache.get(extra[0].fingerprint(), cfg.feature_key) is None  # least recently used
+    assert cache.get(extra[2].fingerprint(), cfg.feature_key) is not None
+    assert not cache.spilled
+    # forgotten features come back identical (from the model again)
+    np.testing.assert_array_equal(runner.get_probe_features(extra[0])[cfg.name], first)
 
 
 @pytest.mark.parametrize("n_probes", [40])

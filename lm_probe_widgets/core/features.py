@@ -2,7 +2,9 @@
 and every evaluation reads from here.
 
 Pooled features are small (examples x width x 4 bytes per probe). Past a memory
-budget the cache spills to a disk-backed array in a temporary folder, trading
+budget the cache first forgets the least recently used datasets that the latest
+fit does not use (features asked for by get_probe_features, compute_metrics on
+other data), then spills to a disk-backed array in a temporary folder, trading
 some speed in later epochs for bounded RAM.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import OrderedDict
 
 import numpy as np
 
@@ -66,33 +69,51 @@ def row_index(offsets: np.ndarray, indices: np.ndarray) -> np.ndarray:
 
 
 class FeatureCache:
-    """FeatureStores keyed by (dataset fingerprint, feature key)."""
+    """FeatureStores keyed by (dataset fingerprint, feature key), least recently
+    used dataset first; `pinned` fingerprints (the latest fit's data) are never
+    forgotten."""
 
     def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
         self.budget_bytes = budget_bytes
-        self._stores: dict[tuple[str, FeatureKey], FeatureStore] = {}
+        self.pinned: set[str] = set()
+        self._stores: OrderedDict[str, dict[FeatureKey, FeatureStore]] = OrderedDict()
         self._spill: tempfile.TemporaryDirectory | None = None
 
     def get(self, fp: str, key: FeatureKey) -> FeatureStore | None:
-        return self._stores.get((fp, key))
+        stores = self._stores.get(fp)
+        if stores is None:
+            return None
+        self._stores.move_to_end(fp)
+        return stores.get(key)
 
     def store(self, ds: ProbeDataset, fp: str, key: FeatureKey, width: int) -> FeatureStore:
-        found = self._stores.get((fp, key))
+        found = self.get(fp, key)
         if found is not None:
             return found
         offsets = np.arange(len(ds) + 1) if key[2] != "none" else ds.token_offsets()
         need = int(offsets[-1]) * width * 4
+        self._forget_unused(need, keep=fp)
         spill = None
         if self.nbytes + need > self.budget_bytes:
             if self._spill is None:
                 self._spill = tempfile.TemporaryDirectory(prefix="lm_probe_features_")
             spill = self._spill.name
-        store = self._stores[(fp, key)] = FeatureStore(offsets, spill)
+        store = self._stores.setdefault(fp, {})[key] = FeatureStore(offsets, spill)
+        self._stores.move_to_end(fp)
         return store
+
+    def _forget_unused(self, need: int, keep: str) -> None:
+        """Drop least recently used, unpinned datasets until `need` more bytes fit.
+        (Arrays already handed out stay valid: forgetting only drops references.)"""
+        for fp in list(self._stores):
+            if self.nbytes + need <= self.budget_bytes:
+                return
+            if fp != keep and fp not in self.pinned:
+                del self._stores[fp]
 
     @property
     def nbytes(self) -> int:
-        return sum(s.nbytes for s in self._stores.values())
+        return sum(s.nbytes for stores in self._stores.values() for s in stores.values())
 
     @property
     def spilled(self) -> bool:

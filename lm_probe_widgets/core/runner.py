@@ -173,6 +173,8 @@ class ProbeRunner:
             self._check_dataset(validation_set, "validation_set")
             train_part, val_part = train_set, validation_set
         self.validation_set = val_part  # the held-out split early stopping watched
+        fit_data = (train_part, val_part, eval_set)
+        self.cache.pinned = {d.fingerprint() for d in fit_data if d is not None}  # kept cached
         self.train_part = train_part  # what the probes learned from (mass-mean directions)
         for cfg in self.configs:
             self._check_labels(cfg, train_part, "training data", need_two=True)
