@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
@@ -335,3 +336,17 @@ def test_token_level_control_is_per_token_type(tiny, sentiment):
     assert m["control_accuracy"] > 0.8, m  # types seen in training are memorised
     ctrl = np.concatenate(runner.control_task.relabel(test).token_labels)
     assert np.array_equal(ctrl == -100, np.concatenate(test.token_labels) == -100)
+
+
+def test_saved_runner_keeps_control_and_baseline_columns(learnable, tmp_path):
+    runner, _, test = learnable
+    path = tmp_path / "probes.safetensors"
+    runner.save(path)
+    loaded = ProbeRunner.load(path, runner.model)
+    cols = ["accuracy", "control_accuracy", "selectivity", "baseline_majority",
+            "baseline_embeddings", "baseline_random_init"]
+    pd.testing.assert_frame_equal(loaded.metrics[cols], runner.metrics[cols])
+    # re-evaluated on other data they would mislead, so they go
+    loaded.compute_metrics(test, bootstrap=0)
+    assert "selectivity" not in loaded.metrics and "baseline_majority" not in loaded.metrics
+

@@ -48,7 +48,14 @@ def save_runner(runner: Any, path: str | Path) -> None:
                 "history": [{k: _jsonable(v) for k, v in h.items()} for h in rec.history],
             }
         )
-    metrics = {n: {k: _jsonable(v) for k, v in m.items()} for n, m in runner._metrics.items()}
+    # Control probes and baselines are not saved; the columns they gave are, as measured
+    # (they leave with the rest of a probe's metrics at the next compute_metrics or fit).
+    table = runner.metrics
+    refs = [c for c in table.columns if c.startswith(("control_", "baseline_", "selectivity"))]
+    metrics = {
+        n: {k: _jsonable(v) for k, v in {**m, **table.loc[n, refs].to_dict()}.items()}
+        for n, m in runner._metrics.items()
+    }
     meta = {
         "format": FORMAT,
         "model_class": type(runner.model._module).__name__,
