@@ -173,15 +173,7 @@ class LinearProbe:
             w = w * inv[:, None]
             b = b - mu @ w
             z = np.asarray(z, dtype=np.float32)
-        logits = (z @ w + b).reshape(-1, k, c)
-        logits -= logits.max(-1, keepdims=True)
-        logits -= np.log(np.exp(logits).sum(-1, keepdims=True))
-        return logits
-
-    @staticmethod
-    def _member_losses(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        """Mean cross-entropy per member [k] from log-probabilities [n, k, c]."""
-        return -logp[np.arange(len(y_idx)), :, y_idx].mean(0, dtype=np.float64)
+        return _log_softmax((z @ w + b).reshape(-1, k, c))
 
     def code_length(self, x: np.ndarray, y_idx: np.ndarray) -> float:
         """Bits to transmit `y` with the current model, before learning from it."""
@@ -198,13 +190,10 @@ class LinearProbe:
         n = len(y_idx)
         d, k, c = self._w.shape
         logp = self._log_proba(z)  # [n, k, c]
-        losses = self._member_losses(logp, y_idx)
-        # d(mean CE)/d(logits) = (softmax - onehot) / n; the penalty 0.5*l2*|W|^2 adds l2*W.
-        g = np.exp(logp)
-        g[np.arange(n), :, y_idx] -= 1.0
-        g /= n
+        losses = _member_losses(logp, y_idx)
+        g = _logit_grad(logp, y_idx)
         gw = (z.T @ g.reshape(n, k * c)).reshape(d, k, c)
-        gw += self._l2w * self._w
+        gw += self._l2w * self._w  # the penalty 0.5*l2*|W|^2
         self._adam((self._w, self._b), (gw, g.sum(0)), self.config.lr if lr is None else lr)
         self.record.steps += 1
         self.record.examples_seen += n
@@ -231,7 +220,7 @@ class LinearProbe:
 
     def evaluate(self, x: np.ndarray, y_idx: np.ndarray) -> dict[str, Any]:
         """Validation loss per L2 strength; remembers the best weights seen."""
-        losses = self._member_losses(self._log_proba(x, raw=True), np.asarray(y_idx))
+        losses = _member_losses(self._log_proba(x, raw=True), np.asarray(y_idx))
         member = int(np.argmin(losses))
         val_loss = float(losses[member])
         rec = self.record
@@ -290,7 +279,7 @@ class LinearProbe:
                 self._w[:, m], self._b[m] = w, b
         member, val_loss = self._current_member(), math.nan
         if x_val is not None:
-            losses = self._member_losses(self._log_proba(x_val, raw=True), np.asarray(y_val))
+            losses = _member_losses(self._log_proba(x_val, raw=True), np.asarray(y_val))
             member = int(np.argmin(losses))
             val_loss = float(losses[member])
         self._best = (member, *self._fold(member))
@@ -408,6 +397,26 @@ class LinearProbe:
         self.scaler.frozen = True
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Log-probabilities along the last axis, computed in place."""
+    logits -= logits.max(-1, keepdims=True)
+    logits -= np.log(np.exp(logits).sum(-1, keepdims=True))
+    return logits
+
+
+def _member_losses(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+    """Mean cross-entropy per member [k] from log-probabilities [n, k, c]."""
+    return -logp[np.arange(len(y_idx)), :, y_idx].mean(0, dtype=np.float64)
+
+
+def _logit_grad(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+    """d(mean cross-entropy)/d(logits) = (softmax - onehot) / n, shaped like logp."""
+    g = np.exp(logp)
+    g[np.arange(len(y_idx)), :, y_idx] -= 1.0
+    g /= len(y_idx)
+    return g
+
+
 def _fit_full_batch(
     x: np.ndarray,
     y_idx: np.ndarray,
@@ -424,21 +433,15 @@ def _fit_full_batch(
     from (w0 [dim, classes], b0). `x` stays raw (it may be a disk-backed array): the
     scaler (mu, 1/scale = inv) is folded into the weights instead of copying x."""
     d, c = w0.shape
-    n = len(y_idx)
-    rows = np.arange(n)
 
     def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w = theta[: d * c].reshape(d, c).astype(np.float32)
         b = theta[d * c :].astype(np.float32)
         w_raw = w * inv[:, None]
-        logits = x @ w_raw + (b - mu @ w_raw)
-        logits -= logits.max(1, keepdims=True)
-        logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-        loss = -logp[rows, y_idx].sum(dtype=np.float64) / n
+        logp = _log_softmax((x @ w_raw + (b - mu @ w_raw))[:, None, :])  # one member
+        loss = float(_member_losses(logp, y_idx)[0])
         loss += 0.5 * l2 * float((w * w).sum(dtype=np.float64))
-        g = np.exp(logp)  # d(mean CE)/d(logits) = (softmax - onehot) / n
-        g[rows, y_idx] -= 1.0
-        g /= n
+        g = _logit_grad(logp, y_idx)[:, 0]
         g_b = g.sum(0)
         g_w = inv[:, None] * (x.T @ g - mu[:, None] * g_b) + l2 * w
         return loss, np.concatenate([g_w.ravel(), g_b]).astype(np.float64)
