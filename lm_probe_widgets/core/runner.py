@@ -173,8 +173,6 @@ class ProbeRunner:
             self._check_dataset(validation_set, "validation_set")
             train_part, val_part = train_set, validation_set
         self.validation_set = val_part  # the held-out split early stopping watched
-        fit_data = (train_part, val_part, eval_set)
-        self.cache.pinned = {d.fingerprint() for d in fit_data if d is not None}  # kept cached
         self.train_part = train_part  # what the probes learned from (mass-mean directions)
         for cfg in self.configs:
             self._check_labels(cfg, train_part, "training data", need_two=True)
@@ -493,6 +491,10 @@ class _Fit:
         self.created: set[str] = set()
         self.val_xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.train_offsets = train.token_offsets()  # rows of token-level labels
+        self.train_fp = train.fingerprint()
+        # the fit's own features stay cached when the cache makes room (core.features)
+        others = {d.fingerprint() for d in (val, eval_set) if d is not None}
+        runner.cache.pinned = {self.train_fp} | others
 
     # helpers
     def _seconds(self) -> float:
@@ -740,7 +742,7 @@ class _Fit:
 
     def _later_epochs(self) -> None:
         r = self.r
-        fp = self.train.fingerprint()
+        fp = self.train_fp
         data = {}
         for cfg, _probe in self._active():
             x = r.cache.get(fp, cfg.feature_key).rows()
@@ -778,7 +780,7 @@ class _Fit:
     def _refine(self) -> None:
         """Converge the probes that finished training (core.probe.LinearProbe.refine)."""
         r = self.r
-        fp = self.train.fingerprint()
+        fp = self.train_fp
         todo = []
         for cfg in r.configs:
             probe = r.probes.get(cfg.name)
