@@ -161,9 +161,9 @@ def test_pooling_agrees_under_left_and_right_padding(tiny, sentiment, pooling):
 
 
 def test_last_pooling_inside_a_left_padded_trace(tiny, sentiment):
-    """The pooler itself, on activations of a left-padded batch (nnsight derives the
-    positions from the mask), matches the right-padded batch."""
-    from lm_probe_widgets.core.pooling import pool
+    """The in-trace pooling on a left-padded batch (nnsight derives the positions from
+    the mask) matches the right-padded batch."""
+    from lm_probe_widgets.core.extract import pooled_trace
 
     model, tok = tiny
     runner = ProbeRunner(model, ProbeConfig(LAYERS[1], pooling="last"))
@@ -173,8 +173,9 @@ def test_last_pooling_inside_a_left_padded_trace(tiny, sentiment):
     for side in ("left", "right"):
         tok.padding_side = side
         enc = tok(texts, padding=True, return_tensors="pt")
-        h = ex.activations(enc["input_ids"], enc["attention_mask"])[("transformer.h.1", "output")]
-        out.append(pool(h, enc["attention_mask"], "last").numpy())
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        (h,) = pooled_trace(runner.model, ex.reads, ex.hows, ex._envoy_paths, ids, mask)
+        out.append(h.numpy())
     tok.padding_side = "left"
     np.testing.assert_allclose(out[0], out[1], atol=1e-4)
 

@@ -47,22 +47,6 @@ class Extractor:
                     "whose output has one vector per token"
                 )
 
-    def activations(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict:
-        """Raw activations for every read (shares storage with the model's outputs)."""
-        model = self.model
-        device = model_device(model)
-        inputs = model_inputs(model, input_ids.to(device), attention_mask.to(device))
-        acts: dict[tuple[str, str], Any] = {}
-        reads = self.reads
-        paths = self._envoy_paths
-        with model_lock(model), torch.inference_mode():
-            with model.trace(**inputs) as tracer:
-                for path, kind in reads:
-                    envoy = model.get(paths[path]) if path else model
-                    acts[(path, kind)] = envoy.output if kind == "output" else envoy.input
-                tracer.stop()
-        return acts
-
     def _pooled(self, batch: Batch) -> list[torch.Tensor]:
         device = model_device(self.model)
         return pooled_trace(
