@@ -163,7 +163,88 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--remote", nargs="?", const=True, default=False,
                       help="run the model on NDIF (needs NDIF_API_KEY and a hub id as "
                       "--model); '--remote local' simulates the remote path here")
+    store = sub.add_parser(
+        "store",
+        help="list, size or clear the stored features",
+        description="The on-disk feature store: pooled features that later runs reuse "
+        "instead of running the model again. It lives in $LM_PROBE_WIDGETS_CACHE/features "
+        "(default ~/.cache/lm_probe_widgets/features) and is capped at "
+        "$LM_PROBE_WIDGETS_STORE_MAX_BYTES (default 20 GiB).",
+    )
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    store_sub.add_parser("ls", help="one line per stored entry, least recently used first")
+    store_sub.add_parser("du", help="bytes on disk")
+    clear = store_sub.add_parser("clear", help="remove stored entries")
+    which = clear.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="remove every entry")
+    which.add_argument(
+        "--older-than",
+        type=_positive_float,
+        metavar="DAYS",
+        help="remove entries last used more than DAYS days ago",
+    )
     return parser
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {s}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {s}")
+    return v
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def run_store(args: argparse.Namespace) -> int:
+    from .core.disk_store import DiskStore
+
+    store = DiskStore()
+    if args.store_command == "du":
+        size = store.du()
+        cap = _human_bytes(store.max_bytes)
+        print(f"{_human_bytes(size)} ({size} bytes) in {store.root}, cap {cap}")
+        return 0
+    if args.store_command == "clear":
+        before = store.du()
+        removed = store.clear(None if args.all else args.older_than)
+        freed = max(0, before - store.du())
+        plural = "y" if removed == 1 else "ies"
+        print(f"removed {removed} entr{plural} ({_human_bytes(freed)}) from {store.root}")
+        return 0
+    entries = sorted(store.entries(), key=lambda e: e["last_used"])
+    if not entries:
+        print(f"no stored features in {store.root}")
+        return 0
+    print(
+        f"{'id':12}  {'examples':>8}  {'rows x width':>14}  {'size':>10}  {'filled':>6}  "
+        f"{'last used':16}  key"
+    )
+    for e in entries:
+        key = e["key"]
+        desc = (
+            " ".join(f"{k}={v}" for k, v in key.items())
+            if isinstance(key, dict)
+            else "(unreadable: removed when next opened)"
+        )
+        shape = f"{e.get('rows')} x {e.get('width')}" if e.get("rows") is not None else "?"
+        filled = f"{100 * e['filled']:.0f}%" if e.get("filled") is not None else "?"
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e["last_used"]))
+        print(
+            f"{e['id'][:12]:12}  {e.get('examples', '?')!s:>8}  {shape:>14}  "
+            f"{_human_bytes(e['bytes']):>10}  {filled:>6}  {used:16}  {desc}"
+        )
+    plural = "y" if len(entries) == 1 else "ies"
+    print(f"{len(entries)} entr{plural}, {_human_bytes(store.du())} in {store.root}")
+    return 0
 
 
 _SHOWN = ["submodule", "accuracy", "f1", "matthews", "roc_auc", "loss", "steps", "state"]
@@ -296,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return run_demo(args)
+        if args.command == "store":
+            return run_store(args)
     except (CLIError, ModelLoadError, DatasetLoadError, ProbeError, ValueError) as e:
         print(f"lm-probe: error: {e}", file=sys.stderr)
         return 2
