@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -158,13 +159,20 @@ def test_nan_activations_give_a_clear_error_and_keep_probes():
         runner.fit_probes(mixed, mixed, progress=None)  # fails while extracting validation
     assert runner["block.output"] is first and first.state == "finished"  # nothing lost
 
+    # A refit that fails mid-epoch (after training started) changes nothing either:
+    # the earlier probe, its metrics and the runner's state stay as they were.
     runner2 = ProbeRunner(NaNAfter(), [ProbeConfig("block.output", [0, 1], validation="eval")])
+    runner2.fit_probes(clean, clean, num_epoch=2, batch_size=8, progress=None)
+    before = runner2.metrics.copy()
+    probe = runner2["block.output"]
+    steps = probe.record.steps
     with pytest.raises(ProbeError, match="NaN or inf"):
         runner2.fit_probes(mixed, clean, num_epoch=2, batch_size=8, progress=None)
-    probe = runner2["block.output"]
-    assert probe.state == "error" and probe.record.steps > 0
+    assert runner2["block.output"] is probe and probe.record.steps == steps
+    assert runner2.state == "fitted"
+    pd.testing.assert_frame_equal(runner2.metrics, before)
     x = runner2.get_probe_features(clean)["block.output"]
-    assert probe.predict(x).shape == (64,)  # what was trained stays usable
+    assert probe.predict(x).shape == (64,)
 
 
 def test_load_rejects_other_files_and_other_models(tiny, tiny_llama, sentiment, tmp_path):

@@ -155,7 +155,7 @@ def test_probes_sharing_a_submodule_share_one_read(tiny, sentiment, monkeypatch)
     ex = runner.extractor([c.feature_key for c in shared])
     assert ex.reads == [("transformer.h.0", "output"), ("transformer.h.1", "output")]
     # Equal (submodule, pooling) share one cached feature array.
-    fp = test.fingerprint()
+    fp = runner.data_key(test)
     a = runner.cache.get(fp, shared[0].feature_key)
     assert shared[0].feature_key == shared[3].feature_key
     assert len({c.feature_key for c in shared}) == 4
@@ -207,9 +207,9 @@ def test_cache_forgets_other_data_before_the_fits_own(tiny, sentiment):
     for ds in extra[1:]:
         runner.get_probe_features(ds)
     cache = runner.cache
-    assert all(cache.get(d.fingerprint(), cfg.feature_key) is not None for d in fit_data)
-    assert cache.get(extra[0].fingerprint(), cfg.feature_key) is None  # least recently used
-    assert cache.get(extra[2].fingerprint(), cfg.feature_key) is not None
+    assert all(cache.get(runner.data_key(d), cfg.feature_key) is not None for d in fit_data)
+    assert cache.get(runner.data_key(extra[0]), cfg.feature_key) is None  # least recently used
+    assert cache.get(runner.data_key(extra[2]), cfg.feature_key) is not None
     assert not cache.spilled
     # forgotten features come back identical (from the model again)
     np.testing.assert_array_equal(runner.get_probe_features(extra[0])[cfg.name], first)

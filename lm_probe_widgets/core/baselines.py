@@ -10,19 +10,18 @@
   fit_probes it is initialised with torch seed `seed + 1`, so it never equals a
   model that was itself built from the fit seed (as the tiny test models are).
 
-`fit_probes(..., baselines=(...))` fits them after the probes; each lands in
+`fit_probes(..., baselines=(...))` fits them after the probes, from the same fit
+plan (splits, classes, epochs, seed, bootstrap); each lands in
 `runner.baselines[name]` (an object with `.metrics`, indexed by probe name) and as
 a `baseline_<name>` accuracy column in `runner.metrics`, so a layer sweep can draw
-them beside the probe curve.
+them beside the probe curve. This module holds the pieces; the runner fits them.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,62 +31,53 @@ from .data import ProbeDataset
 from .errors import ProbeError
 from .metrics import METRIC_COLUMNS, classification_metrics
 from .modeling import model_device, torch_module, wrap_model
+from .plan import FitPlan, scored_labels
 from .uncertainty import bootstrap_ci
-
-if TYPE_CHECKING:
-    from .runner import ProbeRunner
-
-BASELINES = ("majority", "embeddings", "random_init")
-
-
-def check_baselines(names: Sequence[str] | str | None) -> tuple[str, ...]:
-    """Validate baseline names early (before any training)."""
-    if not names:
-        return ()
-    if isinstance(names, str):
-        names = (names,)
-    names = tuple(names)
-    unknown = [n for n in names if n not in BASELINES]
-    if unknown:
-        raise ProbeError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
-    return tuple(dict.fromkeys(names))
 
 
 class MajorityBaseline:
     """Predicts each probe's most frequent training class for every example/token."""
 
-    def __init__(self, runner: ProbeRunner, train_set: ProbeDataset) -> None:
-        self._runner = runner
+    def __init__(self, plan: FitPlan) -> None:
+        self.configs = plan.configs
+        self.bootstrap, self.seed = plan.bootstrap, plan.seed
         self.freqs: dict[str, np.ndarray] = {}
-        for cfg in runner.configs:
-            y_idx = self._encoded(cfg, train_set)
+        for cfg in self.configs:
+            _, y_idx = scored_labels(cfg, plan.train)
             counts = np.bincount(y_idx, minlength=len(cfg.classes)).astype(np.float64)
             self.freqs[cfg.name] = counts / counts.sum()
         self._metrics: dict[str, dict[str, Any]] = {}
 
-    def _encoded(self, cfg: Any, ds: ProbeDataset) -> np.ndarray:
-        from .probe import LinearProbe
-
-        y = self._runner._labels(cfg, ds)
-        if cfg.token_level:
-            y = y[y != cfg.null_label]
-        return LinearProbe(cfg, 1).encode(y)
-
-    def compute_metrics(self, dataset: ProbeDataset, **_: Any) -> pd.DataFrame:
-        n_boot, seed = self._runner.bootstrap, self._runner.bootstrap_seed
-        for cfg in self._runner.configs:
-            y_idx = self._encoded(cfg, dataset)
+    def compute_metrics(
+        self,
+        dataset: ProbeDataset,
+        *,
+        bootstrap: int | None = None,
+        seed: int | None = None,
+        **_: Any,
+    ) -> pd.DataFrame:
+        n_boot = self.bootstrap if bootstrap is None else bootstrap
+        seed = self.seed if seed is None else seed
+        out_all = {}
+        for cfg in self.configs:
+            _, y_idx = scored_labels(cfg, dataset)
             proba = np.tile(self.freqs[cfg.name], (len(y_idx), 1))
             out = classification_metrics(proba, y_idx, len(cfg.classes))
             pred = np.full(len(y_idx), int(np.argmax(self.freqs[cfg.name])))
-            out.update(bootstrap_ci(y_idx, pred, len(cfg.classes), n_boot=n_boot, seed=seed))
-            self._metrics[cfg.name] = out
+            present = np.unique(y_idx)
+            out.update(
+                bootstrap_ci(
+                    y_idx, pred, len(cfg.classes), n_boot=n_boot, seed=seed, classes=present
+                )
+            )
+            out_all[cfg.name] = out
+        self._metrics = out_all
         return self.metrics
 
     @property
     def metrics(self) -> pd.DataFrame:
         rows = []
-        for cfg in self._runner.configs:
+        for cfg in self.configs:
             row = {"probe": cfg.name, **{c: math.nan for c in METRIC_COLUMNS}}
             row.update(self._metrics.get(cfg.name, {}))
             row["majority_class"] = cfg.classes[int(np.argmax(self.freqs[cfg.name]))]
@@ -102,25 +92,13 @@ def input_embedding_path(model: Any) -> str:
     emb = getter() if callable(getter) else None
     if emb is None:
         raise ProbeError(
-            f"{type(module).__name__} has no get_input_embeddings(); pass the embedding "
-            "module yourself: embeddings_runner(runner, submodule='...output')"
+            f"{type(module).__name__} has no get_input_embeddings(); the embeddings "
+            "baseline needs to know which module embeds the tokens"
         )
     for name, mod in module.named_modules():
         if mod is emb:
             return name
     raise ProbeError("the input embedding module is not a submodule of the model")
-
-
-def embeddings_runner(runner: ProbeRunner, submodule: str | None = None) -> ProbeRunner:
-    """A runner with every probe moved to the input embeddings (same name, pooling,
-    classes and training settings)."""
-    from .runner import ProbeRunner
-
-    sub = submodule or input_embedding_path(runner.model) + ".output"
-    configs = [dataclasses.replace(c, submodule=sub) for c in runner.configs]
-    return ProbeRunner(
-        runner.model, configs, memory_budget=runner.cache.budget_bytes, threads=runner.threads
-    )
 
 
 def random_init_model(model: Any, seed: int = 0) -> Any:
@@ -146,65 +124,8 @@ def random_init_model(model: Any, seed: int = 0) -> Any:
     return wrap_model(fresh, getattr(model, "tokenizer", None))
 
 
-def random_init_runner(runner: ProbeRunner, seed: int = 0) -> ProbeRunner:
-    """The same probes on a randomly initialised copy of the runner's model."""
-    from .runner import ProbeRunner
-
-    return ProbeRunner(
-        random_init_model(runner.model, seed),
-        [copy.copy(c) for c in runner.configs],
-        memory_budget=runner.cache.budget_bytes,
-        threads=runner.threads,
-    )
-
-
-def fit_baselines(
-    runner: ProbeRunner,
-    names: Sequence[str],
-    train_set: ProbeDataset,
-    eval_set: ProbeDataset | None,
-    *,
-    num_epoch: int,
-    batch_size: int,
-    seed: int = 0,
-    validation_size: float | None = None,
-) -> dict[str, Any]:
-    """Fit the named baselines with the runner's settings; {name: object with .metrics}."""
-    names = check_baselines(names)
-    if names and eval_set is None:
-        raise ProbeError("baselines need an eval_set to report held-out metrics beside the probes")
-    out: dict[str, Any] = {}
-    for name in names:
-        if name == "majority":
-            base = MajorityBaseline(runner, train_set)
-            base.compute_metrics(eval_set)
-        else:
-            if name == "embeddings":
-                base = embeddings_runner(runner)
-            else:  # seed + 1: never the init of a model built with the fit seed (tiny models)
-                base = random_init_runner(runner, seed + 1)
-            base.bootstrap, base.bootstrap_seed = runner.bootstrap, runner.bootstrap_seed
-            base.fit_probes(
-                train_set,
-                eval_set,
-                num_epoch,
-                batch_size,
-                seed=seed,
-                validation_size=validation_size,
-                progress=None,
-            )
-        out[name] = base
-    return out
-
-
-def add_baseline_columns(runner: ProbeRunner, df: pd.DataFrame) -> pd.DataFrame:
+def add_baseline_columns(baselines: dict[str, Any], df: pd.DataFrame) -> pd.DataFrame:
     """One `baseline_<name>` column (held-out accuracy) per fitted baseline."""
-    for name, base in getattr(runner, "baselines", {}).items():
+    for name, base in baselines.items():
         df[f"baseline_{name}"] = base.metrics["accuracy"].reindex(df.index)
     return df
-
-
-def baseline_metrics(runner: ProbeRunner, dataset: ProbeDataset, **kwargs: Any) -> None:
-    """Re-evaluate every fitted baseline on `dataset`, for compute_metrics."""
-    for base in getattr(runner, "baselines", {}).values():
-        base.compute_metrics(dataset, **kwargs)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ProbeError
+from .labels import ordered_classes
 
 POOLINGS = ("mean", "last", "first", "max", "none")
 VALIDATIONS = ("split", "eval", "none")
@@ -22,7 +23,9 @@ class ProbeConfig:
     - `submodule`: dotted module path plus ".output" (default) or ".input",
       e.g. "model.layers.15.output".
     - `classes`: the label values this probe predicts (any ints, or names when the
-      dataset has string labels).
+      dataset has string labels), in the order of `predict_proba`'s columns. A set is
+      sorted (its own order changes with the hash seed); None (the default) takes the
+      training data's values, sorted, and keeps them for every later dataset.
     - `name`: unique key in the runner; defaults to `submodule`, so give names when
       several probes read one submodule.
     - `pooling`: "mean" (over real tokens), "last" (last real token), "first",
@@ -46,7 +49,7 @@ class ProbeConfig:
     """
 
     submodule: str
-    classes: Sequence[Any] = (0, 1)
+    classes: Sequence[Any] | None = None
     name: str | None = None
     pooling: str | None = None
     test_size: float = 0.1
@@ -87,14 +90,8 @@ class ProbeConfig:
         self.pool = self.pooling != "none"
         if self.validation not in VALIDATIONS:
             raise ProbeError(f"validation {self.validation!r} is not one of {VALIDATIONS}")
-        classes = list(self.classes)
-        if len(classes) < 2:
-            raise ProbeError(
-                f"probe {self.name!r} has {len(classes)} class(es): a probe needs at least two"
-            )
-        if len(set(map(str, classes))) != len(classes):
-            raise ProbeError(f"probe {self.name!r}: classes {classes} contain duplicates")
-        self.classes = tuple(c.item() if isinstance(c, np.generic) else c for c in classes)
+        if self.classes is not None:
+            self.classes = check_classes(self.name, self.classes)
         unknown = set(self.model_kwargs) - _MODEL_KWARGS
         if unknown:
             raise ProbeError(
@@ -105,15 +102,13 @@ class ProbeConfig:
             self.lr = float(self.model_kwargs["lr"])
         l2 = self.model_kwargs.get("l2", self.model_kwargs.get("alpha", self.l2))
         self.l2 = tuple(float(v) for v in np.atleast_1d(l2))
-        for key in ("max_steps", "patience", "warmup_steps", "eval_every"):
-            if int(getattr(self, key)) < (0 if key == "warmup_steps" else 1):
-                raise ProbeError(f"{key} must be a positive integer")
+        for key in ("max_steps", "patience", "warmup_steps", "eval_every", "seed"):
+            value = getattr(self, key)
+            low = 0 if key in ("warmup_steps", "seed") else 1
+            if not is_int(value) or value < low:
+                raise ProbeError(f"{key} must be an integer >= {low}, got {value!r}")
         if min(self.lr, self.first_pass_lr) <= 0 or any(v < 0 for v in self.l2) or not self.l2:
             raise ProbeError("learning rates must be > 0 and l2 a non-empty list of values >= 0")
-
-    @property
-    def module_path(self) -> str:
-        return split_submodule(self.submodule)[0]
 
     @property
     def read(self) -> tuple[str, str]:
@@ -132,9 +127,26 @@ class ProbeConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["classes"] = list(self.classes)
+        d["classes"] = None if self.classes is None else list(self.classes)
         d["l2"] = list(self.l2)
         return d
+
+
+def is_int(value: Any) -> bool:
+    """A real integer (numpy ints too), not a bool or a float that happens to be whole."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_classes(name: str | None, classes: Any) -> tuple[Any, ...]:
+    """Validated, ordered class values (see `core.labels.ordered_classes`)."""
+    if isinstance(classes, (str, bytes)):
+        raise ProbeError(f"probe {name!r}: classes must be a list of labels, not one string")
+    values = ordered_classes(classes)
+    if len(values) < 2:
+        raise ProbeError(f"probe {name!r} has {len(values)} class(es): a probe needs at least two")
+    if len(set(values)) != len(values):
+        raise ProbeError(f"probe {name!r}: classes {list(values)} contain duplicates")
+    return values
 
 
 def split_submodule(submodule: str) -> tuple[str, str]:

@@ -16,23 +16,21 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .data import ProbeDataset
 from .errors import ProbeError
-
-if TYPE_CHECKING:
-    from .runner import ProbeRunner
 
 
 class ControlTask:
     """Random but consistent labels per input type, with the task's class distribution.
 
-    `values` are the label values (dataset label ids), `probs` their frequencies
-    in the data the task was fitted on. Ignored tokens (`null_label`) stay ignored.
+    `values` are the label values (ints or names, as the probes' classes), `probs`
+    their frequencies in the data the task was fitted on. Ignored tokens
+    (`null_label`) stay ignored.
     """
 
     def __init__(
@@ -44,7 +42,7 @@ class ControlTask:
         seed: int = 0,
         null_label: int = -100,
     ) -> None:
-        self.values = np.asarray(values, dtype=np.int64)
+        self.values = np.asarray(values)
         self.cdf = np.cumsum(np.asarray(probs, dtype=np.float64))
         self.cdf /= self.cdf[-1]
         self.token_level = token_level
@@ -60,7 +58,7 @@ class ControlTask:
             y = np.concatenate(ds.token_labels)
             y = y[y != null_label]
         else:
-            y = ds.labels
+            y = ds.label_values
         if len(y) == 0:
             raise ProbeError("a control task needs at least one labelled example")
         values, counts = np.unique(y, return_counts=True)
@@ -103,7 +101,14 @@ class ControlTask:
             flat = np.where(original == self.null_label, self.null_label, flat)
             new.token_labels = np.split(flat, np.cumsum(ds.lengths)[:-1])
         else:
-            new.labels = self.sequence_labels(ds.tokens)
+            values = self.sequence_labels(ds.tokens)
+            if self.values.dtype.kind in "iu":
+                new.labels, new.label_names = values.astype(np.int64), None
+            else:  # names: ids into this task's own name list
+                names = [str(v) for v in self.values]
+                index = {n: i for i, n in enumerate(names)}
+                new.labels = np.array([index[str(v)] for v in values], dtype=np.int64)
+                new.label_names = names
         return new
 
     def __repr__(self) -> str:
@@ -111,77 +116,12 @@ class ControlTask:
         return f"ControlTask(per {kind}, classes={self.values.tolist()}, seed={self.seed})"
 
 
-def _null_label(runner: ProbeRunner) -> int:
-    nulls = {c.null_label for c in runner.configs if c.token_level}
+def control_null_label(configs: Sequence[Any]) -> int:
+    """The one ignore label of the token-level probes (a control task needs one)."""
+    nulls = {c.null_label for c in configs if c.token_level}
     if len(nulls) > 1:
         raise ProbeError(
             f"token-level probes use different null_labels {sorted(nulls)}; a control task "
             "needs one ignore label"
         )
     return nulls.pop() if nulls else -100
-
-
-def shadow_runner(runner: ProbeRunner) -> ProbeRunner:
-    """A runner on the same model, configs and feature cache, with no probes yet:
-    probes fitted on relabelled copies of already-seen data never run the model."""
-    from .events import EventBus
-
-    twin = copy.copy(runner)
-    twin.events = EventBus()
-    twin.probes = {}
-    twin._metrics = {}
-    twin._stop_requested = False
-    twin.state = "not fitted"
-    twin.control = None
-    twin.control_task = None
-    twin.baselines = {}
-    return twin
-
-
-def fit_control_probes(
-    runner: ProbeRunner,
-    train_set: ProbeDataset,
-    eval_set: ProbeDataset | None,
-    *,
-    num_epoch: int,
-    batch_size: int,
-    seed: int = 0,
-    validation_size: float | None = None,
-) -> tuple[ProbeRunner, ControlTask]:
-    """Train one control probe beside each probe, on the same features and splits.
-
-    Returns (control runner, control task); the control runner's metrics are the
-    control probes' metrics on the relabelled `eval_set`.
-    """
-    if eval_set is None:
-        raise ProbeError("control=True needs an eval_set: selectivity is a held-out accuracy")
-    task = ControlTask.fit(train_set, seed=seed, null_label=_null_label(runner))
-    train_part, val_part = runner._validation_split(train_set, eval_set, validation_size, seed)
-    twin = shadow_runner(runner)
-    twin.fit_probes(
-        task.relabel(train_part),
-        task.relabel(eval_set),
-        num_epoch,
-        batch_size,
-        seed=seed,
-        progress=None,
-        validation_set=None if val_part is None else task.relabel(val_part),
-    )
-    return twin, task
-
-
-def add_control_columns(runner: ProbeRunner, df: pd.DataFrame) -> pd.DataFrame:
-    """`control_accuracy` and `selectivity` columns when control probes were fitted."""
-    control = getattr(runner, "control", None)
-    if control is None or "accuracy" not in df:
-        return df
-    acc = control.metrics["accuracy"].reindex(df.index)
-    df["control_accuracy"] = acc
-    df["selectivity"] = df["accuracy"] - acc
-    return df
-
-
-def control_metrics(runner: ProbeRunner, dataset: ProbeDataset, **kwargs: Any) -> None:
-    """Re-evaluate the control probes on `dataset` (relabelled), for compute_metrics."""
-    if getattr(runner, "control", None) is not None and runner.control_task is not None:
-        runner.control.compute_metrics(runner.control_task.relabel(dataset), **kwargs)

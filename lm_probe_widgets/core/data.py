@@ -111,6 +111,8 @@ class ProbeDataset:
         if isinstance(texts, str):
             raise ProbeError("texts must be a list of strings, not one string")
         texts = list(texts)
+        if not texts:
+            raise ProbeError("no texts given: from_texts needs at least one text")
         if labels is not None and len(labels) != len(texts):
             raise ProbeError(
                 f"{len(texts)} texts but {len(labels)} labels: give one label per text"
@@ -170,7 +172,18 @@ class ProbeDataset:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: Any) -> dict[str, torch.Tensor]:
+        """`ds[i]`: one example, unpadded. `ds[0:5]`, `ds[[1, 4]]`, a boolean mask:
+        a right-padded batch (`input_ids`, `attention_mask`, `labels`), as the
+        original lm_probe returned; `ProbeDataset.collate` pads a list of items the
+        same way for a torch DataLoader."""
+        if isinstance(i, slice) or not np.isscalar(i) and not isinstance(i, torch.Tensor):
+            idx = np.arange(len(self))[i] if isinstance(i, slice) else np.asarray(i)
+            if idx.dtype == bool:
+                idx = np.flatnonzero(idx)
+            return self.collate([self[int(j)] for j in idx])
+        if isinstance(i, torch.Tensor):
+            return self[i.tolist()] if i.ndim else self[int(i)]
         ids = torch.from_numpy(self.tokens[i])
         item = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
         if self.labels is not None:
@@ -178,6 +191,29 @@ class ProbeDataset:
         elif self.token_labels is not None:
             item["labels"] = torch.from_numpy(self.token_labels[i])
         return item
+
+    @staticmethod
+    def collate(items: Sequence[dict[str, torch.Tensor]], pad_id: int = 0) -> dict[str, Any]:
+        """Right-pad a list of `ds[i]` items into one batch (`DataLoader(ds,
+        collate_fn=ProbeDataset.collate)`); token labels are padded with -100."""
+        if not items:
+            raise ProbeError("an empty selection: nothing to batch")
+        width = max(len(it["input_ids"]) for it in items)
+        ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, it in enumerate(items):
+            n = len(it["input_ids"])
+            ids[row, :n], mask[row, :n] = it["input_ids"], 1
+        out: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if "labels" in items[0]:
+            labels = [it["labels"] for it in items]
+            if labels[0].ndim == 0:
+                out["labels"] = torch.stack(labels)
+            else:
+                out["labels"] = torch.full((len(items), width), -100, dtype=torch.long)
+                for row, lab in enumerate(labels):
+                    out["labels"][row, : len(lab)] = lab
+        return out
 
     def __repr__(self) -> str:
         kind = (
@@ -192,6 +228,16 @@ class ProbeDataset:
         return self.labels is not None or self.token_labels is not None
 
     @property
+    def label_values(self) -> np.ndarray | None:
+        """Each example's label as a value: the name for string labels (`labels` then
+        holds ids into `label_names`, which are this dataset's own), else the int."""
+        if self.labels is None:
+            return None
+        if self.label_names:
+            return np.asarray(self.label_names, dtype=object)[self.labels]
+        return self.labels
+
+    @property
     def is_token_level(self) -> bool:
         return self.token_labels is not None
 
@@ -204,12 +250,16 @@ class ProbeDataset:
         return np.concatenate([[0], np.cumsum(self.lengths)])
 
     def fingerprint(self) -> str:
-        """A content hash of the token ids: equal data gets the same feature cache."""
-        h = hashlib.blake2b(digest_size=16)
-        h.update(self.lengths.tobytes())
-        for t in self.tokens:
-            h.update(t.tobytes())
-        return h.hexdigest()
+        """A content hash of the token ids: equal data gets the same feature cache.
+        (Computed once: a dataset's tokens are not meant to change.)"""
+        fp = getattr(self, "_fingerprint", None)
+        if fp is None:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(self.lengths.tobytes())
+            for t in self.tokens:
+                h.update(t.tobytes())
+            fp = self._fingerprint = h.hexdigest()
+        return fp
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> ProbeDataset:
         idx = np.asarray(indices, dtype=np.int64)

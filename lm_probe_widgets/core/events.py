@@ -21,22 +21,9 @@ EVALUATED = "evaluated"  # probe; data: step, val_loss, best_val_loss, best_step
 STOPPED = "stopped"  # probe; data: step, reason, best_step (early stop / max steps / user)
 PROBE_FINISHED = "probe_finished"  # probe; data: state, reason, best_step, steps
 REFINED = "refined"  # probe; data: val_loss, l2 (the converged full-batch fit in use)
-FIT_FINISHED = "fit_finished"  # data: reason, seconds
+FIT_FINISHED = "fit_finished"  # data: reason, seconds; once, after everything the call does
 ERROR = "error"  # probe may be None; data: message
 INTERRUPTED = "interrupted"  # data: message
-
-KINDS = (
-    FIT_STARTED,
-    BATCH,
-    STEP,
-    EVALUATED,
-    STOPPED,
-    PROBE_FINISHED,
-    REFINED,
-    FIT_FINISHED,
-    ERROR,
-    INTERRUPTED,
-)
 
 
 @dataclass(frozen=True)
@@ -50,10 +37,15 @@ Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    """Fan events out to subscribers; a failing subscriber is logged, never fatal."""
+    """Fan events out to subscribers; a failing subscriber is logged, never fatal.
+
+    A subscriber that raises KeyboardInterrupt (a display relaying Ctrl-C) sets
+    `interrupted` instead: the fit stops at its next batch boundary, where it can
+    resume from exactly that point."""
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+        self.interrupted = False
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         """Add `fn`; returns a function that removes it again."""
@@ -70,5 +62,7 @@ class EventBus:
         for fn in list(self._subscribers):
             try:
                 fn(event)
+            except KeyboardInterrupt:
+                self.interrupted = True
             except Exception:  # a broken display must not kill a long fit
                 log.exception("event subscriber %r failed on %s", fn, kind)

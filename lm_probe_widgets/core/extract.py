@@ -15,7 +15,7 @@ import torch
 
 from .data import Batch
 from .errors import ProbeError
-from .modeling import model_device, model_lock
+from .modeling import eval_mode, model_device, model_lock
 from .pooling import pool
 from .submodules import DryRun, envoy_path, execution_order, model_inputs
 
@@ -90,7 +90,7 @@ def pooled_trace(
 
     mask = attention_mask
     inputs = model_inputs(model, input_ids, attention_mask)
-    with model_lock(model), torch.inference_mode():
+    with model_lock(model), eval_mode(model), torch.inference_mode():
         with model.trace(**inputs, **trace_kwargs) as tracer:
             pooled = nnsight.save([])  # saved: a remote trace sends only this back
             for path, kind in reads:

@@ -17,6 +17,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .data import ProbeDataset
+from .errors import ProbeError
 from .extract import FeatureKey
 
 DEFAULT_BUDGET_BYTES = 2 * 1024**3
@@ -56,6 +57,15 @@ class FeatureStore:
         self.filled[indices] = True
 
     def rows(self, indices: np.ndarray | None = None) -> np.ndarray:
+        """Rows of the given examples (all when None); refuses any example whose rows
+        were never computed, so an interrupted extraction cannot leak garbage."""
+        filled = self.filled if indices is None else self.filled[indices]
+        if self.array is None or not filled.all():
+            missing = int((~filled).sum()) if self.array is not None else len(filled)
+            raise ProbeError(
+                f"{missing} example(s) have no computed features yet; this is a bug if it "
+                "reaches you: please report it"
+            )
         if indices is None:
             return self.array
         return self.array[row_index(self.offsets, indices)]
@@ -69,9 +79,10 @@ def row_index(offsets: np.ndarray, indices: np.ndarray) -> np.ndarray:
 
 
 class FeatureCache:
-    """FeatureStores keyed by (dataset fingerprint, feature key), least recently
-    used dataset first; `pinned` fingerprints (the latest fit's data) are never
-    forgotten."""
+    """FeatureStores keyed by (data key, feature key), least recently used first.
+    A data key names the model's weights and the dataset's token ids together
+    (`ProbeRunner.data_key`), so other weights never get these features; `pinned`
+    data keys (the latest fit's data) are never forgotten."""
 
     def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
         self.budget_bytes = budget_bytes

@@ -219,7 +219,7 @@ def estimate_memory(
         if not remote:
             activations[dev] = activations.get(dev, 0) + act + pooled
         for ds in (train_set, eval_set):
-            if ds is not None and runner.cache.get(ds.fingerprint(), (path, kind, how)) is None:
+            if ds is not None and runner.cache.get(runner.data_key(ds), (path, kind, how)) is None:
                 cache += _rows(ds, how == "none") * width * 4
 
     if not remote and hidden:

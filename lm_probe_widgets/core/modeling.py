@@ -62,6 +62,23 @@ def model_lock(model: Any) -> threading.RLock:
         return lock
 
 
+@contextlib.contextmanager
+def eval_mode(model: Any):
+    """Run the model in eval mode (no dropout: features are deterministic), then put
+    every submodule back in the mode it was in."""
+    modes = [(m, m.training) for m in torch_module(model).modules()]
+    if not any(training for _, training in modes):
+        yield
+        return
+    for m, _ in modes:
+        m.training = False
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def model_device(model: Any) -> torch.device:
     """Where input ids go: the input embedding's device.
 

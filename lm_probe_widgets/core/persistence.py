@@ -14,6 +14,7 @@ import numpy as np
 
 from .config import ProbeConfig
 from .errors import ProbeError
+from .fit import Cursor, FitResult
 from .probe import LinearProbe
 
 FORMAT = "lm_probe_widgets.runner/1"
@@ -88,6 +89,7 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
     configs = [ProbeConfig(**m["config"]) for m in probes_meta]
     runner = cls(model, configs, **kwargs)
     widths = _model_widths(runner, configs)
+    probes = {}
     for i, m in enumerate(probes_meta):
         cfg = configs[i]
         if widths[cfg.feature_key] != m["dim"]:
@@ -104,14 +106,15 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
                 v = _FLOAT_RECORD_FIELDS[k]  # JSON has no inf/nan
             setattr(probe.record, k, v)
         probe.record.history = m["history"]
-        runner.probes[cfg.name] = probe
-    runner._metrics = {
+        probes[cfg.name] = probe
+    metrics = {
         n: {k: (math.nan if v is None else v) for k, v in row.items()}
         for n, row in json.loads(meta["metrics"]).items()
     }
-    for name, probe in runner.probes.items():
-        probe.metrics = runner._metrics.get(name, {})
-    runner.state = "fitted"
+    for name, probe in probes.items():
+        probe.metrics = metrics.get(name, {})
+    done = Cursor(training_done=True)
+    runner._commit(FitResult(probes=probes, metrics=metrics, cursor=done, state="fitted"))
     return runner
 
 

@@ -16,6 +16,8 @@ and the validation split picks the strength.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from .config import ProbeConfig
 from .errors import ProbeError
-
-STATES = ("not fitted", "training", "early-stopped", "finished", "stopped", "interrupted", "error")
+from .labels import class_array, encode_labels, label_key
 
 
 @dataclass
@@ -95,8 +96,11 @@ class LinearProbe:
     def __init__(self, config: ProbeConfig, dim: int) -> None:
         self.config = config
         self.name: str = config.name  # type: ignore[assignment]
-        self.classes = np.asarray(config.classes, dtype=object)
-        self._class_index = {_key(c): i for i, c in enumerate(config.classes)}
+        if config.classes is None:  # made by hand, outside a fit plan: the original's 0/1
+            config = dataclasses.replace(config, classes=(0, 1))
+            self.config = config
+        self.classes = class_array(config.classes)
+        self._class_index = {label_key(c): i for i, c in enumerate(config.classes)}
         self.dim = int(dim)
         self.record = TrainingRecord()
         self.metrics: dict[str, Any] = {}  # latest held-out metrics, set by the runner
@@ -120,12 +124,11 @@ class LinearProbe:
         # Best (L2 member, raw-space weight [dim, classes], bias) seen on validation. The
         # scaler is folded in, so later scaler updates cannot change what was best.
         self._best: tuple[int, np.ndarray, np.ndarray] | None = None
-        self._rng = np.random.default_rng(config.seed)
 
     # -- labels ---------------------------------------------------------------------
     def encode(self, y: np.ndarray) -> np.ndarray:
         """Label values -> class indices; unknown labels are a clear error."""
-        return encode_labels(self.config, y, self._class_index)
+        return encode_labels(self.name, self.config.classes, y, self._class_index)
 
     # -- training -------------------------------------------------------------------
     @property
@@ -273,8 +276,15 @@ class LinearProbe:
         with threadpool_limits(1, user_api="blas"):
             for m in members:
                 w, b = _fit_full_batch(
-                    x, y_idx, self._w[:, m], self._b[m], float(self.config.l2[m]), mu, inv,
-                    max_iter=max_iter, tol=tol,
+                    x,
+                    y_idx,
+                    self._w[:, m],
+                    self._b[m],
+                    float(self.config.l2[m]),
+                    mu,
+                    inv,
+                    max_iter=max_iter,
+                    tol=tol,
                 )
                 self._w[:, m], self._b[m] = w, b
         member, val_loss = self._current_member(), math.nan
@@ -288,11 +298,19 @@ class LinearProbe:
         rec.refined, rec.refined_val_loss = True, val_loss
 
     def finish(self, state: str, reason: str | None = None) -> None:
-        """Stop training and restore the best weights seen on the validation split."""
+        """End (or pause: stopped, interrupted) training; predictions use the best
+        weights seen on the validation split. The scaler keeps learning until the
+        first pass is complete, so a resumed first pass continues it."""
         self.record.state = state
         if reason is not None:
             self.record.stop_reason = reason
-        self.scaler.frozen = True
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything training changes, to put back if a resumed fit fails."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k != "config"})
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        vars(self).update(copy.deepcopy(saved))
 
     def _current_member(self) -> int:
         return self._best[0] if self._best is not None else 0
@@ -334,13 +352,8 @@ class LinearProbe:
         return torch.softmax(logits, -1).numpy()
 
     def predict(self, x: Any) -> np.ndarray:
-        """Predicted class values (not indices)."""
-        idx = self.decision_function(x).argmax(1)
-        out = self.classes[idx]
-        try:
-            return out.astype(np.int64)
-        except (TypeError, ValueError):
-            return out
+        """Predicted class values (not indices), of the classes' own type."""
+        return self.classes[self.decision_function(x).argmax(1)]
 
     def score(self, x: Any, y: Any) -> float:
         """Accuracy on (x, y), like scikit-learn's `score`."""
@@ -360,7 +373,7 @@ class LinearProbe:
         """Unit vector in activation space that raises the logit of `positive`
         (default: the last class) against the others."""
         coef = self.coef_
-        i = len(self.classes) - 1 if positive is None else self._class_index[_key(positive)]
+        i = len(self.classes) - 1 if positive is None else self._class_index[label_key(positive)]
         v = coef[i] - np.delete(coef, i, axis=0).mean(0)
         return v / (np.linalg.norm(v) + 1e-12)
 
@@ -450,29 +463,3 @@ def _fit_full_batch(
     opts = {"maxiter": max_iter, "gtol": tol}
     res = minimize(loss_and_grad, theta0, jac=True, method="L-BFGS-B", options=opts)
     return res.x[: d * c].reshape(d, c).astype(np.float32), res.x[d * c :].astype(np.float32)
-
-
-def encode_labels(
-    config: ProbeConfig, y: np.ndarray, index: dict[Any, int] | None = None
-) -> np.ndarray:
-    """Label values -> indices into `config.classes`; unknown labels are a clear error
-    (checked before fitting, and on every batch)."""
-    if index is None:
-        index = {_key(c): i for i, c in enumerate(config.classes)}
-    try:
-        return np.fromiter((index[_key(v)] for v in y), np.int64, len(y))
-    except KeyError as e:
-        seen = sorted({_key(v) for v in y} - set(index), key=str)
-        raise ProbeError(
-            f"probe {config.name!r}: labels {seen[:5]} are not in classes "
-            f"{list(config.classes)}; add them to ProbeConfig(classes=...) or filter the data"
-        ) from e
-
-
-def _key(v: Any) -> Any:
-    """Label values compare by value whatever their numpy/python type."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return v

@@ -1,15 +1,19 @@
 """ProbeRunner: many probes, one forward pass per batch, honest early stopping.
 
-The flow: validate every submodule with a dry run; extract the validation split;
-stream the training batches once (one trace each, pooled features cached, every
-probe scoring then learning from each batch); run further epochs from the cache;
-extract the evaluation set once and compute metrics. Events are published at each
-point for whoever displays progress.
+The runner is the facade: configs, results, features, reprs. A fit is planned and
+checked first (`core.plan`), run as stages over that plan (`core.fit`), and its
+results replace the runner's only when it ends or is stopped: a fit that fails leaves
+the runner exactly as it was. Control probes and baselines are fitted from the same
+plan as the probes beside them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -19,24 +23,28 @@ import pandas as pd
 import torch
 
 from . import events as ev
-from .baselines import add_baseline_columns, baseline_metrics, check_baselines, fit_baselines
+from .baselines import (
+    MajorityBaseline,
+    add_baseline_columns,
+    input_embedding_path,
+    random_init_model,
+)
 from .config import ProbeConfig
-from .control import add_control_columns, control_metrics, fit_control_probes
-from .data import Batch, ProbeDataset, split_indices
+from .control import ControlTask, control_null_label
+from .data import Batch, ProbeDataset
 from .errors import ProbeError
+from .evaluation import evaluate_probe
 from .extract import Extractor, FeatureKey
-from .features import DEFAULT_BUDGET_BYTES, FeatureCache, row_index
+from .features import DEFAULT_BUDGET_BYTES, FeatureCache
+from .fingerprint import model_fingerprint
+from .fit import FitLoop, FitResult, plan_started_event
 from .memory import guard_memory
-from .metrics import METRIC_COLUMNS, classification_metrics
+from .metrics import METRIC_COLUMNS
 from .modeling import wrap_model
-from .probe import LinearProbe, encode_labels
+from .plan import FitPlan, build_plan, check_dataset, check_inputs, check_labels, row_labels
+from .probe import LinearProbe
 from .progress import make_progress
 from .submodules import validate_submodules
-from .uncertainty import bootstrap_ci
-
-
-class StopFitting(Exception):
-    """Raised inside the loop when a stop was requested; never escapes fit_probes."""
 
 
 class ProbeRunner:
@@ -80,18 +88,39 @@ class ProbeRunner:
         self.events = ev.EventBus()
         self.cache = FeatureCache(memory_budget)
         self.threads = threads
-        self.probes: dict[str, LinearProbe] = {}
         self._extractors: dict[tuple[FeatureKey, ...], Extractor] = {}
-        self._metrics: dict[str, dict[str, Any]] = {}
+        self._fit_lock = threading.Lock()
         self._stop_requested = False
-        self.validation_set: ProbeDataset | None = None
-        self.state = "not fitted"
-        # methodology (issue 7): control probes, baselines, bootstrap CIs, fitted train part
-        self.control: ProbeRunner | None = None
-        self.control_task: Any = None
-        self.baselines: dict[str, Any] = {}
+        self._interrupt_pending = False
+        self._poll: Any = None
+        self._model_fp: str | None = None
         self.bootstrap, self.bootstrap_seed = 1000, 0
-        self.train_part: ProbeDataset | None = None
+        self._commit(FitResult())
+
+    # -- results (replaced together, by _commit) ----------------------------------------
+    def _commit(self, result: FitResult) -> None:
+        """Make `result` the runner's: probes, metrics, state, methods, plan."""
+        self._result, self._live = result, None
+        plan = result.plan
+        self.state = result.state
+        self.control, self.control_task = result.control or (None, None)
+        self.baselines: dict[str, Any] = result.baselines
+        self.validation_set: ProbeDataset | None = plan.val if plan else None
+        self.train_part: ProbeDataset | None = plan.train if plan else None
+        if plan is not None:
+            self.bootstrap, self.bootstrap_seed = plan.bootstrap, plan.seed
+            # the plan fixed each probe's classes (classes=None: from the training data)
+            by_name = {c.name: c for c in plan.configs}
+            self.configs = [by_name.get(c.name, c) for c in self.configs]
+
+    @property
+    def probes(self) -> dict[str, LinearProbe]:
+        """Trained probes by name (while a fit runs: the probes it is training)."""
+        return (self._live or self._result).probes
+
+    @property
+    def _metrics(self) -> dict[str, dict[str, Any]]:
+        return (self._live or self._result).metrics
 
     # -- public API -------------------------------------------------------------------
     def __getitem__(self, name: str) -> LinearProbe:
@@ -124,7 +153,11 @@ class ProbeRunner:
             row.update(_record_columns(cfg, probe))
             rows.append(row)
         df = pd.DataFrame(rows).set_index("probe")
-        return add_baseline_columns(self, add_control_columns(self, df))
+        if self.control is not None and "accuracy" in df:
+            acc = self.control.metrics["accuracy"].reindex(df.index)
+            df["control_accuracy"] = acc
+            df["selectivity"] = df["accuracy"] - acc
+        return add_baseline_columns(self.baselines, df)
 
     def fit_probes(
         self,
@@ -145,79 +178,166 @@ class ProbeRunner:
     ) -> ProbeRunner:
         """Fit every probe; returns the runner so `runner.fit_probes(...).metrics` reads well.
 
-        A Stop (`request_stop`, the widget's button) ends fitting cleanly and still
-        evaluates; a KeyboardInterrupt keeps the probes trained so far (best weights)
-        and re-raises. `resume=True` continues stopped or interrupted probes.
+        Every argument is checked before anything runs. A Stop (`request_stop`, the
+        widget's button) ends fitting at the next batch and still evaluates; a first
+        Ctrl-C does the same without evaluating, then raises KeyboardInterrupt.
+        `resume=True` continues a stopped or interrupted fit (same data and settings)
+        to the result it would have reached uninterrupted. A fit that fails leaves the
+        runner as it was. One fit at a time per runner.
 
         Methodology (need `eval_set`): `control=True` trains a control probe beside each
         probe (columns `control_accuracy`, `selectivity`); `baselines=("majority",
         "embeddings", "random_init")` adds `baseline_<name>` accuracy columns (details in
         `runner.baselines[name].metrics`); `bootstrap` resamples for the accuracy/F1
-        CIs (0: off). `validation_set` replaces the split taken from `train_set`.
-        `memory_check` estimates the memory the fit needs first and refuses (or spills
-        the cache to disk) rather than running out mid-run (see `core.memory`).
+        CIs (0: off). All are fitted from the probes' own splits and settings.
+        `validation_set` replaces the split taken from `train_set`. `memory_check`
+        estimates the memory the fit needs first and refuses (or spills the cache to
+        disk) rather than running out mid-run (see `core.memory`).
         """
-        if num_epoch < 1:
-            raise ProbeError("num_epoch must be at least 1")
-        baselines = check_baselines(baselines)
-        if (control or baselines) and eval_set is None:
-            raise ProbeError("control=True and baselines need an eval_set (held-out metrics)")
-        self.bootstrap, self.bootstrap_seed = int(bootstrap), seed
-        if not resume:
-            self.control, self.control_task, self.baselines = None, None, {}
-        self._check_dataset(train_set, "train_set")
-        if eval_set is not None:
-            self._check_dataset(eval_set, "eval_set")
-        train_part, val_part = self._validation_split(train_set, eval_set, validation_size, seed)
-        if validation_set is not None and val_part is not None:
-            self._check_dataset(validation_set, "validation_set")
-            train_part, val_part = train_set, validation_set
-        self.validation_set = val_part  # the held-out split early stopping watched
-        self.train_part = train_part  # what the probes learned from (mass-mean directions)
-        for cfg in self.configs:
-            self._check_labels(cfg, train_part, "training data", need_two=True)
-            if eval_set is not None:
-                self._check_labels(cfg, eval_set, "eval_set")
-        if memory_check:
-            guard_memory(self, train_set, eval_set, batch_size)
-        if self.remote:
-            self.remote.ensure_ready(baselines)  # no key / NDIF unreachable: fail in seconds
-        display = make_progress(progress, self)
-        unsubscribe = self.events.subscribe(display) if display is not None else None
-        poll = getattr(display, "poll", None)
-        self._stop_requested = False
-        started = time.monotonic()
-        fit = _Fit(self, train_part, val_part, eval_set, num_epoch, batch_size, seed, started, poll)
-        old_threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            fit.run(resume)
-        except KeyboardInterrupt:
-            fit.abort(
-                "interrupted",
-                "fitting interrupted: probes keep their best weights so "
-                "far; call fit_probes(..., resume=True) to continue",
+        with self._exclusive():
+            plan = build_plan(
+                self.model,
+                self.configs,
+                train_set,
+                eval_set,
+                num_epoch=num_epoch,
+                batch_size=batch_size,
+                seed=seed,
+                validation_size=validation_size,
+                validation_set=validation_set,
+                bootstrap=bootstrap,
+                control=control,
+                baselines=baselines,
+                remote=bool(self.remote),
             )
-            raise
-        except Exception as e:
-            fit.abort("error", f"{type(e).__name__}: {e}")
-            raise
-        finally:
-            torch.set_num_threads(old_threads)
-            if unsubscribe is not None:
-                unsubscribe()
-            close = getattr(display, "close", None)
-            if close is not None:
-                close()
-        if self.state == "fitted" and (control or baselines):
-            kw = dict(num_epoch=num_epoch, batch_size=batch_size, seed=seed)
-            kw["validation_size"] = validation_size
-            if control:
-                fitted = fit_control_probes(self, train_set, eval_set, **kw)
-                self.control, self.control_task = fitted
-            self.baselines = fit_baselines(self, baselines, train_set, eval_set, **kw)
+            previous = self._result
+            if resume and previous.plan is not None and previous.plan.key != plan.key:
+                raise ProbeError(
+                    "resume=True continues the last fit, which had other data or settings "
+                    "(datasets, num_epoch, batch_size, seed, configs); pass the same ones, or "
+                    "drop resume=True to start afresh"
+                )
+            self._model_fp = model_fingerprint(self.model, verify=True)
+            if memory_check:
+                guard_memory(self, train_set, eval_set, plan.batch_size)
+            if self.remote:
+                self.remote.ensure_ready(plan.baselines)  # no key / NDIF unreachable: fail fast
+            display = make_progress(progress, self)
+            unsubscribe = self.events.subscribe(display) if display is not None else None
+            self._poll = getattr(display, "poll", None)
+            self._stop_requested = self._interrupt_pending = self.events.interrupted = False
+            old_threads = torch.get_num_threads()
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            self.state = "fitting"
+            started = time.monotonic()
+            self.events.publish(ev.FIT_STARTED, **plan_started_event(plan))
+            outcome = "error"
+            try:
+                with _deferred_interrupt(self):
+                    outcome = self._fit_plan(plan, resume, top=self, bus=self.events)
+            except BaseException as e:
+                self.state = previous.state
+                interrupted = isinstance(e, KeyboardInterrupt)
+                outcome = "interrupted" if interrupted else "error"
+                message = (
+                    "fitting interrupted mid-batch: the runner is as it was before this call"
+                    if interrupted
+                    else f"{type(e).__name__}: {e} (the runner is as it was before this call)"
+                )
+                self.events.publish(ev.INTERRUPTED if interrupted else ev.ERROR, message=message)
+                raise
+            finally:
+                seconds = time.monotonic() - started
+                self.events.publish(ev.FIT_FINISHED, reason=outcome, seconds=seconds)
+                torch.set_num_threads(old_threads)
+                self._poll = None
+                if unsubscribe is not None:
+                    unsubscribe()
+                close = getattr(display, "close", None)
+                if close is not None:
+                    close()
+        if outcome == "interrupted":
+            raise KeyboardInterrupt("fitting interrupted: call fit_probes(..., resume=True)")
         return self
+
+    def _fit_plan(self, plan: FitPlan, resume: bool, top: ProbeRunner, bus: Any) -> str:
+        """Run (what is left of) `plan` and commit; on failure put everything back."""
+        previous = self._result
+        can_resume = resume and previous.plan is not None
+        result = previous.resumed(plan) if can_resume else FitResult(plan=plan)
+        self._live = result  # what reprs show while the fit runs
+        try:
+            outcome = FitLoop(self, plan, result, top, bus).run()
+            if outcome == "completed":
+                outcome = self._fit_methods(plan, result, can_resume, top, bus)
+        except BaseException:
+            self._live = None
+            result.rollback()
+            raise
+        result.state = {"completed": "fitted"}.get(outcome, outcome)
+        self._commit(result)
+        return outcome
+
+    def _fit_methods(
+        self, plan: FitPlan, result: FitResult, resume: bool, top: ProbeRunner, bus: Any
+    ) -> str:
+        """Control probes and baselines from the same plan; "completed" or how they ended."""
+        if plan.control:
+            twin, task = result.control if resume and result.control else (None, None)
+            if twin is None:
+                null = control_null_label(plan.configs)
+                task = ControlTask.fit(plan.train, seed=plan.seed, null_label=null)
+                twin = self._sibling(self.model, plan.configs, share_cache=True)
+            result.control = (twin, task)
+            outcome = twin._fit_plan(
+                plan.relabelled(task.relabel), resume, top, _Relay(bus, "control")
+            )
+            if outcome != "completed":
+                return outcome
+        for name in plan.baselines:
+            if name == "majority":
+                base = MajorityBaseline(plan)
+                base.compute_metrics(plan.eval_set)
+                result.baselines[name] = base
+                continue
+            base = result.baselines.get(name) if resume else None
+            if base is None:
+                if name == "embeddings":
+                    sub = input_embedding_path(self.model) + ".output"
+                    configs = [dataclasses.replace(c, submodule=sub) for c in plan.configs]
+                    base = self._sibling(self.model, configs, share_cache=True)
+                else:  # seed + 1: never the init of a model built with the fit seed (tiny models)
+                    configs = list(plan.configs)
+                    base = self._sibling(random_init_model(self.model, plan.seed + 1), configs)
+                result.baselines[name] = base
+            base._model_fp = model_fingerprint(base.model)
+            outcome = base._fit_plan(
+                plan.for_configs(base.configs), resume, top, _Relay(bus, f"baseline-{name}")
+            )
+            if outcome != "completed":
+                return outcome
+        return "completed"
+
+    def _sibling(self, model: Any, configs: Sequence[ProbeConfig], share_cache: bool = False):
+        """A runner for control probes or a baseline: same settings, its own results."""
+        twin = ProbeRunner(model, list(configs), threads=self.threads)
+        twin.cache = self.cache if share_cache else FeatureCache(self.cache.budget_bytes)
+        twin._model_fp = self._model_fp if model is self.model else None
+        twin.remote = self.remote if model is self.model else None
+        return twin
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        if not self._fit_lock.acquire(blocking=False):
+            raise ProbeError(
+                "another fit_probes is running on this runner; wait for it to finish, or "
+                "call runner.request_stop() first"
+            )
+        try:
+            yield
+        finally:
+            self._fit_lock.release()
 
     def compute_metrics(
         self,
@@ -229,21 +349,27 @@ class ProbeRunner:
     ) -> pd.DataFrame:
         """Evaluate every fitted probe (and its control probe and baselines) on `dataset`;
         also becomes `runner.metrics`. `bootstrap` resamples for the CIs (0: off)."""
-        self._check_dataset(dataset, "dataset")
-        if bootstrap is not None:
-            self.bootstrap = int(bootstrap)
-        if seed is not None:
-            self.bootstrap_seed = int(seed)
         fitted = [c for c in self.configs if c.name in self.probes]
+        check_dataset(dataset, "dataset", fitted, labelled=True)
+        check_inputs(self.model, dataset, "dataset")
         for cfg in fitted:
-            self._check_labels(cfg, dataset, "dataset")
+            check_labels(cfg, dataset, "dataset", need_two=False)
+        n_boot = self.bootstrap if bootstrap is None else int(bootstrap)
+        seed = self.bootstrap_seed if seed is None else int(seed)
         feats = self.features(dataset, [c.feature_key for c in fitted], batch_size)
-        for cfg in fitted:
-            x, y = feats[cfg.feature_key], self._labels(cfg, dataset)
-            self._metrics[cfg.name] = self._evaluate(cfg, x, y)
-        kw = dict(batch_size=batch_size, bootstrap=self.bootstrap, seed=self.bootstrap_seed)
-        control_metrics(self, dataset, **kw)
-        baseline_metrics(self, dataset, **kw)
+        metrics = {
+            cfg.name: evaluate_probe(
+                self.probes[cfg.name], dataset, feats[cfg.feature_key], n_boot, seed
+            )
+            for cfg in fitted
+        }
+        kw = dict(batch_size=batch_size, bootstrap=n_boot, seed=seed)
+        if self.control is not None:
+            self.control.compute_metrics(self.control_task.relabel(dataset), **kw)
+        for base in self.baselines.values():
+            base.compute_metrics(dataset, **kw)
+        self._result.metrics = metrics
+        self.bootstrap, self.bootstrap_seed = n_boot, seed
         return self.metrics
 
     def get_probe_features(
@@ -260,6 +386,7 @@ class ProbeRunner:
             if isinstance(input_ids, ProbeDataset)
             else ProbeDataset(input_ids, attention_mask)
         )
+        check_inputs(self.model, ds, "input_ids")
         names = list(subset) if subset is not None else [c.name for c in self.configs]
         by_name = {c.name: c for c in self.configs}
         unknown = [n for n in names if n not in by_name]
@@ -317,6 +444,12 @@ class ProbeRunner:
         return plot_confusion_matrix(self, name, dataset, **kwargs)
 
     # -- features ---------------------------------------------------------------------
+    def data_key(self, ds: ProbeDataset) -> str:
+        """Cache key of `ds`'s features under this model's current weights."""
+        if self._model_fp is None:
+            self._model_fp = model_fingerprint(self.model)
+        return f"{self._model_fp}/{ds.fingerprint()}"
+
     def extractor(self, keys: Sequence[FeatureKey]) -> Extractor:
         k = tuple(sorted(set(keys)))
         if k not in self._extractors:
@@ -335,14 +468,20 @@ class ProbeRunner:
         batch_size: int,
         seed: int | None = 0,
         on_batch: Any = None,
+        *,
+        skip: int = 0,
     ) -> Iterator[tuple[Batch, dict[FeatureKey, np.ndarray]]]:
-        """Batches of `ds` with pooled features, from the cache where present, else from
-        one trace per batch (which fills the cache)."""
+        """Batches of `ds` (the first `skip` left out) with pooled features, from the
+        cache where every row is filled, else from one trace per batch (which fills
+        it). `on_batch(batch, examples_done)` runs once the consumer is done with a batch."""
         keys = sorted(set(keys))
-        fp = ds.fingerprint()
+        fp = self.data_key(ds)
         extractor = self.extractor(keys)
         done = 0
-        for batch in ds.batches(batch_size, seed=seed):
+        for i, batch in enumerate(ds.batches(batch_size, seed=seed)):
+            done += len(batch.indices)
+            if i < skip:
+                continue
             stores = [self.cache.get(fp, k) for k in keys]
             if all(s is not None and s.filled[batch.indices].all() for s in stores):
                 feats = {k: s.rows(batch.indices) for k, s in zip(keys, stores, strict=True)}
@@ -350,10 +489,9 @@ class ProbeRunner:
                 feats = extractor(batch)
                 for k, rows in feats.items():
                     self.cache.store(ds, fp, k, rows.shape[1]).write(batch.indices, rows)
-            done += len(batch.indices)
+            yield batch, feats
             if on_batch is not None:
                 on_batch(batch, done)
-            yield batch, feats
 
     def features(
         self,
@@ -365,80 +503,43 @@ class ProbeRunner:
         """All rows of `ds` for each key, in dataset order."""
         for _ in self.iter_features(ds, keys, batch_size, None, on_batch):
             pass
-        fp = ds.fingerprint()
+        fp = self.data_key(ds)
         return {k: self.cache.get(fp, k).rows() for k in set(keys)}
 
-    # -- checks -----------------------------------------------------------------------
-    def _check_dataset(self, ds: Any, what: str) -> None:
-        if not isinstance(ds, ProbeDataset):
-            raise ProbeError(f"{what} must be a ProbeDataset (got {type(ds).__name__})")
-        if not ds.has_labels:
-            raise ProbeError(f"{what} has no labels: fitting and metrics need labels")
-        for cfg in self.configs:
-            if cfg.token_level and not ds.is_token_level:
-                raise ProbeError(
-                    f"probe {cfg.name!r} is token-level (pooling='none') but "
-                    f"{what} has one label per example; give per-token labels"
-                )
-            if not cfg.token_level and ds.is_token_level:
-                raise ProbeError(
-                    f"probe {cfg.name!r} pools to one vector per example but "
-                    f"{what} has per-token labels; use pooling='none'"
-                )
-
     def _labels(self, cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
-        """The label of every feature row of `ds` for this probe (token rows included)."""
-        if cfg.token_level:
-            return np.concatenate(ds.token_labels)
-        labels = ds.labels
-        if ds.label_names and any(isinstance(c, str) for c in cfg.classes):
-            labels = np.asarray(ds.label_names, dtype=object)[labels]
-        return labels
+        """The label value of every feature row of `ds` for this probe."""
+        return row_labels(cfg, ds)
 
-    def _check_labels(
-        self, cfg: ProbeConfig, ds: ProbeDataset, what: str, need_two: bool = False
-    ) -> None:
-        y = self._labels(cfg, ds)
-        if cfg.token_level:
-            y = y[y != cfg.null_label]
-        if len(y) == 0:
-            raise ProbeError(f"probe {cfg.name!r}: {what} has no labelled examples")
-        idx = encode_labels(cfg, y)
-        if need_two and len(np.unique(idx)) < 2:
-            raise ProbeError(
-                f"probe {cfg.name!r}: the {what} holds a single class "
-                f"({cfg.classes[int(idx[0])]!r}); a probe needs examples of at least two classes"
-            )
 
-    def _validation_split(self, train_set, eval_set, validation_size, seed):
-        modes = {c.validation for c in self.configs}
-        if "eval" in modes and eval_set is None:
-            raise ProbeError("validation='eval' needs an eval_set passed to fit_probes")
-        if modes <= {"eval", "none"}:
-            return train_set, None
-        if validation_size is None:
-            sizes = {c.test_size for c in self.configs if c.validation == "split"}
-            validation_size = max(sizes)
-        if len(train_set) < 4:
-            raise ProbeError(
-                f"train_set has {len(train_set)} example(s): early stopping needs a validation "
-                "split, so give at least 4 examples (or validation='none')"
-            )
-        tr, va = split_indices(len(train_set), validation_size, seed, train_set.labels)
-        return train_set.subset(tr), train_set.subset(va)
+class _Relay:
+    """Passes a control or baseline fit's progress to the main display as one phase."""
 
-    def _evaluate(self, cfg: ProbeConfig, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-        probe = self.probes[cfg.name]
-        if cfg.token_level:
-            keep = y != cfg.null_label
-            x, y = x[keep], y[keep]
-        y_idx = probe.encode(y)
-        proba = probe.predict_proba(x)
-        out = classification_metrics(proba, y_idx, len(cfg.classes))
-        n, seed = self.bootstrap, self.bootstrap_seed
-        out.update(bootstrap_ci(y_idx, proba.argmax(1), len(cfg.classes), n_boot=n, seed=seed))
-        probe.metrics = out  # the probe's own repr shows its latest held-out metrics
-        return out
+    def __init__(self, bus: Any, phase: str) -> None:
+        self.bus, self.phase = bus, phase
+
+    def publish(self, kind: str, probe: str | None = None, /, **data: Any) -> None:
+        if kind == ev.BATCH:
+            self.bus.publish(kind, **{**data, "detail": data.get("phase"), "phase": self.phase})
+
+
+@contextlib.contextmanager
+def _deferred_interrupt(runner: ProbeRunner) -> Iterator[None]:
+    """A first Ctrl-C asks the fit to stop at the next batch boundary (where it can
+    resume exactly); a second one interrupts at once. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if runner._interrupt_pending:
+            raise KeyboardInterrupt
+        runner._interrupt_pending = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, Any]:
@@ -463,379 +564,3 @@ def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, An
         ),
     }
     return cols
-
-
-class _Fit:
-    """One call of fit_probes: the loop, kept apart from the runner's public API."""
-
-    def __init__(
-        self,
-        runner: ProbeRunner,
-        train: ProbeDataset,
-        val: ProbeDataset | None,
-        eval_set: ProbeDataset | None,
-        num_epoch: int,
-        batch_size: int,
-        seed: int,
-        started: float,
-        poll: Any,
-    ) -> None:
-        self.r = runner
-        self.train, self.val, self.eval_set = train, val, eval_set
-        self.num_epoch, self.batch_size, self.seed = num_epoch, batch_size, seed
-        self.started, self.poll = started, poll
-        self.bus = runner.events
-        self.keys = sorted({c.feature_key for c in runner.configs})
-        self.stoppable = True  # a stop request ends training; evaluation still runs
-        self.fresh = True
-        self.created: set[str] = set()
-        self.val_xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.train_offsets = train.token_offsets()  # rows of token-level labels
-        self.train_fp = train.fingerprint()
-        # the fit's own features stay cached when the cache makes room (core.features)
-        others = {d.fingerprint() for d in (val, eval_set) if d is not None}
-        runner.cache.pinned = {self.train_fp} | others
-
-    # helpers
-    def _seconds(self) -> float:
-        return time.monotonic() - self.started
-
-    def _checkpoint(self) -> None:
-        if self.poll is not None:
-            self.poll()
-        if self.r._stop_requested and self.stoppable:
-            raise StopFitting
-
-    def _batch_event(self, phase: str, epoch: int, total: int):
-        def on_batch(batch: Batch, done: int) -> None:
-            self.bus.publish(
-                ev.BATCH,
-                phase=phase,
-                epoch=epoch,
-                examples_done=done,
-                examples_total=total,
-                tokens=batch.padded_tokens,
-                real_tokens=batch.real_tokens,
-                seconds=self._seconds(),
-            )
-            self._checkpoint()
-
-        return on_batch
-
-    def _active(self) -> list[tuple[ProbeConfig, LinearProbe]]:
-        return [
-            (c, self.r.probes[c.name])
-            for c in self.r.configs
-            if c.name in self.r.probes and self.r.probes[c.name].active
-        ]
-
-    # the loop
-    def run(self, resume: bool) -> None:
-        r = self.r
-        # Probes of an earlier fit are replaced one by one as this fit creates them, so a
-        # fit that fails before training keeps the old ones.
-        self.fresh = not resume
-        steps_per_epoch = math.ceil(len(self.train) / self.batch_size)
-        r.state = "fitting"
-        self.bus.publish(
-            ev.FIT_STARTED,
-            probes=[c.name for c in r.configs],
-            configs=[_config_summary(c) for c in r.configs],
-            num_epoch=self.num_epoch,
-            n_train=len(self.train),
-            n_val=len(self.val) if self.val is not None else 0,
-            n_eval=len(self.eval_set) if self.eval_set is not None else 0,
-            batch_size=self.batch_size,
-            steps_per_epoch=steps_per_epoch,
-            max_steps={
-                c.name: min(c.max_steps, steps_per_epoch * self.num_epoch) for c in r.configs
-            },
-        )
-        reason = "completed"
-        try:
-            self._prepare_validation()
-            self._first_epoch(resume)
-            self._later_epochs()
-        except StopFitting:
-            reason = "stopped"
-            for cfg, probe in self._active():
-                self._finish(
-                    cfg, probe, "stopped", f"stopped by user at step {probe.record.steps}", "user"
-                )
-        for cfg, probe in self._active():
-            self._finish(
-                cfg, probe, "finished", f"completed {probe.record.epochs_done} epoch(s)", None
-            )
-        self.stoppable = False
-        if reason != "stopped":
-            self._refine()
-        if self.eval_set is not None:
-            self._evaluate()
-        r.state = "stopped" if reason == "stopped" else "fitted"
-        self.bus.publish(ev.FIT_FINISHED, reason=reason, seconds=self._seconds())
-
-    def abort(self, state: str, message: str) -> None:
-        for cfg, probe in self._active():
-            self._finish(cfg, probe, state, message, state)
-        self.r.state = state
-        self.bus.publish(ev.INTERRUPTED if state == "interrupted" else ev.ERROR, message=message)
-        self.bus.publish(ev.FIT_FINISHED, reason=state, seconds=self._seconds())
-
-    def _finish(self, cfg, probe, state: str, reason: str, kind: str | None) -> None:
-        probe.finish(state, reason)
-        rec = probe.record
-        if kind is not None:
-            self.bus.publish(
-                ev.STOPPED,
-                cfg.name,
-                step=rec.steps,
-                reason=reason,
-                kind=kind,
-                best_step=rec.best_step,
-            )
-        self.bus.publish(
-            ev.PROBE_FINISHED,
-            cfg.name,
-            state=state,
-            reason=reason,
-            best_step=rec.best_step,
-            steps=rec.steps,
-        )
-
-    def _rows_labels(self, cfg, ds) -> tuple[np.ndarray, np.ndarray]:
-        """(row numbers to use, class indices) for a probe on a dataset, dropping
-        ignored tokens."""
-        y = self.r._labels(cfg, ds)
-        keep = np.arange(len(y))
-        if cfg.token_level:
-            keep = np.flatnonzero(y != cfg.null_label)
-        probe_like = self.r.probes[cfg.name]
-        return keep, probe_like.encode(y[keep])
-
-    def _prepare_validation(self) -> None:
-        r = self.r
-        val = self.val
-        feats = None
-        if val is not None:
-            feats = r.features(
-                val,
-                self.keys,
-                self.batch_size,
-                on_batch=self._batch_event("extract-val", 0, len(val)),
-            )
-        for cfg in r.configs:
-            if cfg.name in r.probes and not self.fresh:  # resume what was cut short
-                probe = r.probes[cfg.name]
-                if probe.state in ("stopped", "interrupted", "error"):
-                    probe.record.state = "training"
-                    probe.record.evals_since_best = 0
-            if cfg.validation == "split" and feats is not None:
-                x = feats[cfg.feature_key]
-                self.val_xy[cfg.name] = (x, None)
-            elif cfg.validation == "eval":
-                ex = r.features(
-                    self.eval_set,
-                    [cfg.feature_key],
-                    self.batch_size,
-                    on_batch=self._batch_event("extract-eval", 0, len(self.eval_set)),
-                )
-                self.val_xy[cfg.name] = (ex[cfg.feature_key], None)
-
-    def _ensure_probe(self, cfg: ProbeConfig, dim: int) -> LinearProbe | None:
-        probe = self.r.probes.get(cfg.name)
-        if probe is None or (self.fresh and cfg.name not in self.created):
-            self.created.add(cfg.name)
-            self.r._metrics.pop(cfg.name, None)
-            probe = self.r.probes[cfg.name] = LinearProbe(cfg, dim)
-            probe.record.state = "training"
-        return probe if probe.active else None
-
-    def _encode_val(self, cfg) -> None:
-        """Encode validation labels once the probe exists."""
-        x, y = self.val_xy.get(cfg.name, (None, None))
-        if x is not None and y is None:
-            ds = self.val if cfg.validation == "split" else self.eval_set
-            keep, y_idx = self._rows_labels(cfg, ds)
-            self.val_xy[cfg.name] = (x[keep], y_idx)
-
-    def _train_step(self, cfg, probe, x, y_idx, epoch: int, first_pass: bool) -> None:
-        if len(y_idx) == 0:
-            return
-        self._encode_val(cfg)
-        if first_pass:
-            probe.scaler.update(x)
-            bits = probe.code_length(x, y_idx)
-            probe.record.code_length_bits += bits
-            probe.record.uniform_bits += len(y_idx) * math.log2(len(cfg.classes))
-        loss = probe.step(x, y_idx, cfg.first_pass_lr if first_pass else cfg.lr)
-        rec = probe.record
-        self.bus.publish(
-            ev.STEP,
-            cfg.name,
-            step=rec.steps,
-            epoch=epoch,
-            examples_seen=rec.examples_seen,
-            train_loss=loss,
-        )
-        xv, yv = self.val_xy.get(cfg.name, (None, None))
-        if xv is not None and rec.steps % cfg.eval_every == 0:
-            out = probe.evaluate(xv, yv)
-            rec.history.append(
-                {"step": rec.steps, "epoch": epoch, "train_loss": loss, "val_loss": out["val_loss"]}
-            )
-            self.bus.publish(
-                ev.EVALUATED,
-                cfg.name,
-                step=rec.steps,
-                val_loss=out["val_loss"],
-                best_val_loss=rec.best_val_loss,
-                best_step=rec.best_step,
-                improved=out["improved"],
-            )
-        elif xv is None:
-            rec.history.append(
-                {"step": rec.steps, "epoch": epoch, "train_loss": loss, "val_loss": math.nan}
-            )
-        why = probe.should_stop()
-        if why is not None:
-            state = "early-stopped" if "validation" in why else "finished"
-            self._finish(
-                cfg,
-                probe,
-                state,
-                why,
-                "early_stopping" if state == "early-stopped" else "max_steps",
-            )
-
-    def _first_epoch(self, resume: bool) -> None:
-        """Stream the training data through the model once; every probe scores each
-        batch before learning from it (prequential code length)."""
-        r = self.r
-        if resume and r.probes and all(p.scaler.frozen for p in r.probes.values()):
-            return  # the cache already holds everything and the first epoch is done
-        ds = self.train
-        labels = {c.name: r._labels(c, ds) for c in r.configs}
-        for batch, feats in r.iter_features(
-            ds,
-            self.keys,
-            self.batch_size,
-            self.seed,
-            on_batch=self._batch_event("extract-train", 1, len(ds)),
-        ):
-            for cfg in r.configs:
-                self._learn_batch(cfg, batch, feats[cfg.feature_key], labels[cfg.name])
-        for p in r.probes.values():
-            p.scaler.frozen = True
-            p.record.epochs_done = max(p.record.epochs_done, 1)
-
-    def _learn_batch(self, cfg, batch: Batch, x: np.ndarray, y: np.ndarray) -> None:
-        probe = self._ensure_probe(cfg, x.shape[1])
-        if probe is None:
-            return
-        if cfg.token_level:
-            y = y[row_index(self.train_offsets, batch.indices)]
-            keep = y != cfg.null_label
-            x, y = x[keep], y[keep]
-        else:
-            y = y[batch.indices]
-        self._train_step(cfg, probe, x, probe.encode(y), 1, first_pass=True)
-
-    def _later_epochs(self) -> None:
-        r = self.r
-        fp = self.train_fp
-        data = {}
-        for cfg, _probe in self._active():
-            x = r.cache.get(fp, cfg.feature_key).rows()
-            keep, y_idx = self._rows_labels(cfg, self.train)
-            data[cfg.name] = (x, keep, y_idx)
-        rng = np.random.default_rng(self.seed)
-        start = min((p.record.epochs_done for _, p in self._active()), default=self.num_epoch)
-        for epoch in range(start + 1, self.num_epoch + 1):
-            active = self._active()
-            if not active:
-                break
-            orders = {c.name: rng.permutation(len(data[c.name][1])) for c, _ in active}
-            n_steps = max(math.ceil(len(o) / self.batch_size) for o in orders.values())
-            for s in range(n_steps):
-                for cfg, probe in self._active():
-                    x, keep, y_idx = data[cfg.name]
-                    sel = orders[cfg.name][s * self.batch_size : (s + 1) * self.batch_size]
-                    if len(sel) == 0:
-                        continue
-                    self._train_step(cfg, probe, x[keep[sel]], y_idx[sel], epoch, False)
-                self.bus.publish(
-                    ev.BATCH,
-                    phase="train",
-                    epoch=epoch,
-                    examples_done=min((s + 1) * self.batch_size, len(self.train)),
-                    examples_total=len(self.train),
-                    tokens=0,
-                    real_tokens=0,
-                    seconds=self._seconds(),
-                )
-                self._checkpoint()
-            for _, probe in self._active():
-                probe.record.epochs_done = epoch
-
-    def _refine(self) -> None:
-        """Converge the probes that finished training (core.probe.LinearProbe.refine)."""
-        r = self.r
-        fp = self.train_fp
-        todo = []
-        for cfg in r.configs:
-            probe = r.probes.get(cfg.name)
-            store = r.cache.get(fp, cfg.feature_key)
-            if (
-                cfg.refine
-                and probe is not None
-                and probe.state in ("finished", "early-stopped")
-                and not probe.record.refined
-                and store is not None
-                and store.filled.all()
-            ):
-                todo.append((cfg, probe, store))
-        for i, (cfg, probe, store) in enumerate(todo):
-            keep, y_idx = self._rows_labels(cfg, self.train)
-            x = store.rows()
-            if len(keep) != len(x):
-                x = x[keep]
-            self._encode_val(cfg)
-            xv, yv = self.val_xy.get(cfg.name, (None, None))
-            probe.refine(x, y_idx, xv, yv)
-            rec = probe.record
-            self.bus.publish(ev.REFINED, cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2)
-            self.bus.publish(
-                ev.BATCH,
-                phase="refine",
-                epoch=rec.epochs_done,
-                examples_done=i + 1,
-                examples_total=len(todo),
-                tokens=0,
-                real_tokens=0,
-                seconds=self._seconds(),
-            )
-            self._checkpoint()  # keeps widgets responsive; a Stop no longer applies
-
-    def _evaluate(self) -> None:
-        r = self.r
-        ds = self.eval_set
-        feats = r.features(
-            ds, self.keys, self.batch_size, on_batch=self._batch_event("extract-eval", 0, len(ds))
-        )
-        for cfg in r.configs:
-            if cfg.name in r.probes:
-                r._metrics[cfg.name] = r._evaluate(cfg, feats[cfg.feature_key], r._labels(cfg, ds))
-
-
-def _config_summary(cfg: ProbeConfig) -> dict[str, Any]:
-    return {
-        "name": cfg.name,
-        "submodule": cfg.submodule,
-        "pooling": cfg.pooling,
-        "classes": [str(c) for c in cfg.classes],
-        "patience": cfg.patience,
-        "warmup_steps": cfg.warmup_steps,
-        "max_steps": cfg.max_steps,
-        "early_stopping": cfg.early_stopping,
-        "eval_every": cfg.eval_every,
-    }

@@ -19,6 +19,7 @@ import torch
 
 from .config import split_submodule
 from .errors import ProbeError
+from .labels import label_key
 from .modeling import model_device, model_lock, wrap_model
 from .pooling import last_pool, pool
 from .probe import LinearProbe
@@ -79,7 +80,7 @@ def mass_mean_direction(
         keep = labels != cfg.null_label
         features, labels = np.asarray(features)[keep], labels[keep]
     means = class_means(features, probe.encode(labels), len(probe.classes))
-    i = len(probe.classes) - 1 if positive is None else probe._class_index[_key(positive)]
+    i = len(probe.classes) - 1 if positive is None else probe._class_index[label_key(positive)]
     others = np.delete(means, i, axis=0)
     if np.isnan(means[i]).any() or np.isnan(others).all():
         raise ProbeError("mass-mean needs examples of the positive class and of another class")
@@ -360,9 +361,3 @@ def steer(
             model, path, kind, ids, mask, delta, positions, max_new_tokens
         )
     return result
-
-
-def _key(v: Any) -> Any:
-    from .probe import _key as key
-
-    return key(v)

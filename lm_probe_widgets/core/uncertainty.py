@@ -26,15 +26,18 @@ def confusion(y_idx: np.ndarray, pred_idx: np.ndarray, n_classes: int) -> np.nda
     return flat.reshape(n_classes, n_classes)
 
 
-def accuracy_f1(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Accuracy and macro F1 (zero where a class is neither true nor predicted,
-    as scikit-learn's zero_division=0) of one or many confusion matrices [..., C, C]."""
+def accuracy_f1(cm: np.ndarray, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy and macro F1 over `classes` (default all; zero where a class is neither
+    true nor predicted, as scikit-learn's zero_division=0) of one or many confusion
+    matrices [..., C, C]."""
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     n = cm.sum((-2, -1))
     acc = tp.sum(-1) / np.maximum(n, 1)
     denom = cm.sum(-1) + cm.sum(-2)  # 2tp + fn + fp
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    if classes is not None:
+        f1 = f1[..., classes]
     return acc, f1.mean(-1)
 
 
@@ -46,11 +49,13 @@ def bootstrap_ci(
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    classes: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Seeded percentile-bootstrap intervals for accuracy and macro F1.
 
-    Returns `accuracy_low/high` and `f1_low/high`; NaN when `n_boot` is 0 or the
-    set is empty, so a table always has the columns.
+    Returns `accuracy_low/high` and `f1_low/high` (F1 macro over `classes`, default
+    all, as the point estimate); NaN when `n_boot` is 0 or the set is empty, so a
+    table always has the columns.
     """
     if not 0 < level < 1:
         raise ProbeError(f"level must be in (0, 1), got {level}")
@@ -62,7 +67,7 @@ def bootstrap_ci(
     cm = confusion(y_idx, pred_idx, n_classes)
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n, cm.ravel() / n, size=n_boot).reshape(n_boot, n_classes, n_classes)
-    acc, f1 = accuracy_f1(draws)
+    acc, f1 = accuracy_f1(draws, classes)
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     a_lo, a_hi = np.percentile(acc, [lo, hi])
     f_lo, f_hi = np.percentile(f1, [lo, hi])

@@ -1,0 +1,36 @@
+"""Held-out metrics of one probe on one dataset, with bootstrap intervals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .data import ProbeDataset
+from .metrics import classification_metrics
+from .plan import scored_labels
+from .probe import LinearProbe
+from .uncertainty import bootstrap_ci
+
+
+def evaluate_probe(
+    probe: LinearProbe, ds: ProbeDataset, x: np.ndarray, bootstrap: int, seed: int
+) -> dict[str, Any]:
+    """Metrics of `probe` on the feature rows `x` of `ds` (ignored tokens dropped).
+    Macro scores average over the classes present in `ds`; `classes_scored` says which."""
+    cfg = probe.config
+    keep, y_idx = scored_labels(cfg, ds)
+    if len(keep) != len(x):
+        x = x[keep]
+    proba = probe.predict_proba(x)
+    n_classes = len(cfg.classes)
+    out = classification_metrics(proba, y_idx, n_classes)
+    present = np.unique(y_idx)
+    out.update(
+        bootstrap_ci(
+            y_idx, proba.argmax(1), n_classes, n_boot=bootstrap, seed=seed, classes=present
+        )
+    )
+    out["classes_scored"] = ", ".join(str(cfg.classes[i]) for i in present)
+    probe.metrics = out  # the probe's own repr shows its latest held-out metrics
+    return out

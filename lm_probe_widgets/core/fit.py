@@ -1,0 +1,401 @@
+"""The fit loop: stages over a plan, resumable at every batch.
+
+Stages: extract the validation split; stream the training batches through the model
+once (every probe scores each batch, then learns from it); further epochs from the
+cached features; the final fit; held-out metrics. All that training changes lives in
+a `FitResult` (the probes, the cursor, the metrics); the runner swaps it in only when
+the loop ends or is stopped, and puts the old one back when it fails.
+
+A stop (the Stop button, `request_stop`, a first Ctrl-C) takes effect at the next
+batch boundary, where the cursor says exactly what is done, so `resume=True`
+continues to the same result as a fit that was never stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import events as ev
+from .config import ProbeConfig
+from .data import Batch
+from .evaluation import evaluate_probe
+from .features import row_index
+from .plan import FitPlan, row_labels, scored_labels
+from .probe import LinearProbe
+
+if TYPE_CHECKING:
+    from .runner import ProbeRunner
+
+RESUMABLE = ("stopped", "interrupted")
+
+
+class StopFitting(Exception):
+    """Raised at a batch boundary when a stop was asked for; never escapes a fit.
+    `kind` is "user" (Stop) or "interrupt" (Ctrl-C)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass
+class Cursor:
+    """How far training got: epoch 1 is the pass through the model; `step` counts
+    the batches (or later-epoch steps) of the current epoch every probe has learned."""
+
+    epoch: int = 1
+    step: int = 0
+    orders: dict[str, np.ndarray] | None = None  # later epoch: each probe's permutation
+    rng_state: dict[str, Any] | None = None  # the epoch generator after drawing `orders`
+    training_done: bool = False
+
+
+@dataclass
+class FitResult:
+    """What a fit produces, kept apart from the runner until the fit ends."""
+
+    plan: FitPlan | None = None
+    probes: dict[str, LinearProbe] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cursor: Cursor = field(default_factory=Cursor)
+    state: str = "not fitted"
+    control: Any = None  # (control runner, ControlTask)
+    baselines: dict[str, Any] = field(default_factory=dict)
+    _saved: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def resumed(self, plan: FitPlan) -> FitResult:
+        """A copy to continue: same probe objects (snapshotted, so a failure can put
+        them back), copies of everything else."""
+        out = FitResult(
+            plan=plan,
+            probes=dict(self.probes),
+            metrics=copy.deepcopy(self.metrics),
+            cursor=copy.deepcopy(self.cursor),
+            state=self.state,
+            control=self.control,
+            baselines=dict(self.baselines),
+        )
+        out._saved = {name: p.snapshot() for name, p in self.probes.items()}
+        return out
+
+    def rollback(self) -> None:
+        """Put the probes of the fit this one continued back as they were."""
+        for name, saved in self._saved.items():
+            self.probes[name].restore(saved)
+
+
+class FitLoop:
+    """One pass of the stages over a plan, writing into a FitResult."""
+
+    def __init__(
+        self, runner: ProbeRunner, plan: FitPlan, result: FitResult, top: ProbeRunner, bus: Any
+    ) -> None:
+        self.r, self.plan, self.res, self.top, self.bus = runner, plan, result, top, bus
+        self.keys = sorted({c.feature_key for c in plan.configs})
+        self.started = time.monotonic()
+        self.user_stop_applies = True
+        self.val_xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.train_offsets = plan.train.token_offsets()
+        runner.cache.pinned = {runner.data_key(d) for d in plan.datasets if d is not None}
+
+    # -- stop points ------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Between batches: let widgets act, then honour a stop."""
+        poll = getattr(self.top, "_poll", None)
+        if poll is not None:
+            poll()
+        if self.top._interrupt_pending or self.top.events.interrupted:
+            raise StopFitting("interrupt")
+        if self.top._stop_requested and self.user_stop_applies:
+            raise StopFitting("user")
+
+    def progress(self, phase: str, epoch: int, done: int, total: int, batch: Batch | None) -> None:
+        self.bus.publish(
+            ev.BATCH,
+            phase=phase,
+            epoch=epoch,
+            examples_done=done,
+            examples_total=total,
+            tokens=batch.padded_tokens if batch is not None else 0,
+            real_tokens=batch.real_tokens if batch is not None else 0,
+            seconds=time.monotonic() - self.started,
+        )
+
+    def _on_batch(self, phase: str, epoch: int, total: int) -> Any:
+        def on_batch(batch: Batch, done: int) -> None:
+            self.progress(phase, epoch, done, total, batch)
+            self.checkpoint()
+
+        return on_batch
+
+    # -- the stages -------------------------------------------------------------------
+    def run(self) -> str:
+        """Run what is left of the plan; returns "completed", "stopped" or "interrupted"."""
+        outcome = "completed"
+        self.res.metrics = {}  # held-out numbers describe the probes this run leaves
+        try:
+            self._prepare_validation()
+            if not self.res.cursor.training_done:
+                self._reactivate()
+                if self.res.cursor.epoch == 1:
+                    self._first_pass()
+                self._later_epochs()
+                for cfg, probe in self._active():
+                    done = probe.record.epochs_done
+                    self._finish(cfg, probe, "finished", f"completed {done} epoch(s)", None)
+                self.res.cursor.training_done = True
+            self._refine()
+        except StopFitting as stop:
+            outcome = "interrupted" if stop.kind == "interrupt" else "stopped"
+            self._pause(outcome)
+        if self.plan.eval_set is not None and outcome != "interrupted":
+            self.user_stop_applies = False  # a Stop still gets its held-out numbers
+            try:
+                self._evaluate()
+            except StopFitting:
+                outcome = "interrupted"
+        return outcome
+
+    def _pause(self, outcome: str) -> None:
+        for cfg, probe in self._active():
+            if outcome == "interrupted":
+                msg = "fitting interrupted: call fit_probes(..., resume=True) to continue"
+                self._finish(cfg, probe, "interrupted", msg, "interrupted")
+            else:
+                msg = f"stopped by user at step {probe.record.steps}"
+                self._finish(cfg, probe, "stopped", msg, "user")
+
+    def _reactivate(self) -> None:
+        for probe in self.res.probes.values():
+            if probe.state in RESUMABLE:
+                probe.record.state = "training"
+
+    def _active(self) -> list[tuple[ProbeConfig, LinearProbe]]:
+        return [
+            (c, self.res.probes[c.name])
+            for c in self.plan.configs
+            if c.name in self.res.probes and self.res.probes[c.name].active
+        ]
+
+    def _finish(self, cfg, probe, state: str, reason: str, kind: str | None) -> None:
+        probe.finish(state, reason)
+        rec = probe.record
+        if kind is not None:
+            data = dict(step=rec.steps, reason=reason, kind=kind, best_step=rec.best_step)
+            self.bus.publish(ev.STOPPED, cfg.name, **data)
+        self.bus.publish(
+            ev.PROBE_FINISHED,
+            cfg.name,
+            state=state,
+            reason=reason,
+            best_step=rec.best_step,
+            steps=rec.steps,
+        )
+
+    def _prepare_validation(self) -> None:
+        plan, r = self.plan, self.r
+        sources = {"split": plan.val, "eval": plan.eval_set}
+        for mode, ds in sources.items():
+            cfgs = [c for c in plan.configs if c.validation == mode]
+            if ds is None or not cfgs:
+                continue
+            phase = "extract-val" if mode == "split" else "extract-eval"
+            keys = sorted({c.feature_key for c in cfgs})
+            feats = r.features(ds, keys, plan.batch_size, self._on_batch(phase, 0, len(ds)))
+            for cfg in cfgs:
+                keep, y_idx = scored_labels(cfg, ds)
+                self.val_xy[cfg.name] = (feats[cfg.feature_key][keep], y_idx)
+
+    def _ensure_probe(self, cfg: ProbeConfig, dim: int) -> LinearProbe | None:
+        probe = self.res.probes.get(cfg.name)
+        if probe is None:
+            probe = self.res.probes[cfg.name] = LinearProbe(cfg, dim)
+            probe.record.state = "training"
+        return probe if probe.active else None
+
+    def _train_step(self, cfg, probe, x, y_idx, epoch: int, first_pass: bool) -> None:
+        if len(y_idx) == 0:
+            return
+        if first_pass:
+            probe.scaler.update(x)
+            probe.record.code_length_bits += probe.code_length(x, y_idx)
+            probe.record.uniform_bits += len(y_idx) * math.log2(len(cfg.classes))
+        loss = probe.step(x, y_idx, cfg.first_pass_lr if first_pass else cfg.lr)
+        rec = probe.record
+        self.bus.publish(
+            ev.STEP,
+            cfg.name,
+            step=rec.steps,
+            epoch=epoch,
+            examples_seen=rec.examples_seen,
+            train_loss=loss,
+        )
+        xv, yv = self.val_xy.get(cfg.name, (None, None))
+        if xv is None:
+            rec.history.append(
+                {"step": rec.steps, "epoch": epoch, "train_loss": loss, "val_loss": math.nan}
+            )
+        elif rec.steps % cfg.eval_every == 0:
+            out = probe.evaluate(xv, yv)
+            rec.history.append(
+                {"step": rec.steps, "epoch": epoch, "train_loss": loss, "val_loss": out["val_loss"]}
+            )
+            self.bus.publish(
+                ev.EVALUATED,
+                cfg.name,
+                step=rec.steps,
+                val_loss=out["val_loss"],
+                best_val_loss=rec.best_val_loss,
+                best_step=rec.best_step,
+                improved=out["improved"],
+            )
+        why = probe.should_stop()
+        if why is not None:
+            early = "validation" in why
+            state = "early-stopped" if early else "finished"
+            self._finish(cfg, probe, state, why, "early_stopping" if early else "max_steps")
+
+    def _first_pass(self) -> None:
+        """Stream the training data through the model once; every probe scores each
+        batch before learning from it (prequential code length)."""
+        plan, r, cursor = self.plan, self.r, self.res.cursor
+        ds = plan.train
+        labels = {c.name: row_labels(c, ds) for c in plan.configs}
+        on_batch = self._on_batch("extract-train", 1, len(ds))
+        batches = r.iter_features(
+            ds, self.keys, plan.batch_size, plan.seed, on_batch, skip=cursor.step
+        )
+        for batch, feats in batches:
+            for cfg in plan.configs:
+                self._learn_batch(cfg, batch, feats[cfg.feature_key], labels[cfg.name])
+            cursor.step += 1  # then on_batch: progress and the stop point
+        for probe in self.res.probes.values():
+            probe.scaler.frozen = True
+            probe.record.epochs_done = max(probe.record.epochs_done, 1)
+        cursor.epoch, cursor.step = 2, 0
+
+    def _learn_batch(self, cfg, batch: Batch, x: np.ndarray, y: np.ndarray) -> None:
+        probe = self._ensure_probe(cfg, x.shape[1])
+        if probe is None:
+            return
+        if cfg.token_level:
+            y = y[row_index(self.train_offsets, batch.indices)]
+            keep = y != cfg.null_label
+            x, y = x[keep], y[keep]
+        else:
+            y = y[batch.indices]
+        self._train_step(cfg, probe, x, probe.encode(y), 1, first_pass=True)
+
+    def _later_epochs(self) -> None:
+        plan, r, cursor = self.plan, self.r, self.res.cursor
+        if cursor.epoch > plan.num_epoch or not self._active():
+            return
+        ds = plan.train
+        feats = r.features(ds, [c.feature_key for c, _ in self._active()], plan.batch_size)
+        data = {}
+        for cfg, _ in self._active():
+            keep, y_idx = scored_labels(cfg, ds)
+            data[cfg.name] = (feats[cfg.feature_key], keep, y_idx)
+        rng = np.random.default_rng(plan.seed)
+        if cursor.rng_state is not None:
+            rng.bit_generator.state = cursor.rng_state
+        bs = plan.batch_size
+        while cursor.epoch <= plan.num_epoch and self._active():
+            epoch = cursor.epoch
+            if cursor.orders is None:
+                cursor.orders = {
+                    c.name: rng.permutation(len(data[c.name][1])) for c, _ in self._active()
+                }
+                cursor.rng_state = copy.deepcopy(rng.bit_generator.state)
+            orders = cursor.orders
+            n_steps = max(math.ceil(len(o) / bs) for o in orders.values())
+            for s in range(cursor.step, n_steps):
+                for cfg, probe in self._active():
+                    x, keep, y_idx = data[cfg.name]
+                    sel = orders[cfg.name][s * bs : (s + 1) * bs]
+                    if len(sel):
+                        self._train_step(cfg, probe, x[keep[sel]], y_idx[sel], epoch, False)
+                cursor.step = s + 1
+                self.progress("train", epoch, min((s + 1) * bs, len(ds)), len(ds), None)
+                self.checkpoint()
+            for _, probe in self._active():
+                probe.record.epochs_done = epoch
+            cursor.epoch, cursor.step, cursor.orders = epoch + 1, 0, None
+
+    def _refine(self) -> None:
+        """Converge the probes that finished training (LinearProbe.refine), one at a
+        time; a stop between two leaves the rest for `resume=True`."""
+        plan, r = self.plan, self.r
+        todo = [
+            (cfg, self.res.probes[cfg.name])
+            for cfg in plan.configs
+            if cfg.refine
+            and cfg.name in self.res.probes
+            and self.res.probes[cfg.name].state in ("finished", "early-stopped")
+            and not self.res.probes[cfg.name].record.refined
+        ]
+        if not todo:
+            return
+        feats = r.features(plan.train, [c.feature_key for c, _ in todo], plan.batch_size)
+        for i, (cfg, probe) in enumerate(todo):
+            keep, y_idx = scored_labels(cfg, plan.train)
+            x = feats[cfg.feature_key]
+            if len(keep) != len(x):
+                x = x[keep]
+            xv, yv = self.val_xy.get(cfg.name, (None, None))
+            probe.refine(x, y_idx, xv, yv)
+            rec = probe.record
+            self.bus.publish(ev.REFINED, cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2)
+            self.progress("refine", rec.epochs_done, i + 1, len(todo), None)
+            self.checkpoint()
+
+    def _evaluate(self) -> None:
+        plan, r = self.plan, self.r
+        ds = plan.eval_set
+        fitted = [c for c in plan.configs if c.name in self.res.probes]
+        keys = sorted({c.feature_key for c in fitted})
+        feats = r.features(ds, keys, plan.batch_size, self._on_batch("extract-eval", 0, len(ds)))
+        metrics = {}
+        for cfg in fitted:
+            x = feats[cfg.feature_key]
+            metrics[cfg.name] = evaluate_probe(
+                self.res.probes[cfg.name], ds, x, plan.bootstrap, plan.seed
+            )
+        self.res.metrics = metrics
+
+
+def config_summary(cfg: ProbeConfig) -> dict[str, Any]:
+    return {
+        "name": cfg.name,
+        "submodule": cfg.submodule,
+        "pooling": cfg.pooling,
+        "classes": [str(c) for c in cfg.classes],
+        "patience": cfg.patience,
+        "warmup_steps": cfg.warmup_steps,
+        "max_steps": cfg.max_steps,
+        "early_stopping": cfg.early_stopping,
+        "eval_every": cfg.eval_every,
+    }
+
+
+def plan_started_event(plan: FitPlan) -> dict[str, Any]:
+    steps_per_epoch = math.ceil(len(plan.train) / plan.batch_size)
+    return dict(
+        probes=[c.name for c in plan.configs],
+        configs=[config_summary(c) for c in plan.configs],
+        num_epoch=plan.num_epoch,
+        n_train=len(plan.train),
+        n_val=len(plan.val) if plan.val is not None else 0,
+        n_eval=len(plan.eval_set) if plan.eval_set is not None else 0,
+        batch_size=plan.batch_size,
+        steps_per_epoch=steps_per_epoch,
+        max_steps={
+            c.name: min(c.max_steps, steps_per_epoch * plan.num_epoch) for c in plan.configs
+        },
+    )

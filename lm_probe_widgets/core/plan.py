@@ -1,0 +1,296 @@
+"""The fit plan: everything a fit needs, checked before anything changes.
+
+`build_plan` validates every argument of `fit_probes` (types, ranges, datasets,
+labels against each probe's classes, token ids and lengths against the model) and
+fixes the splits, label spaces, batch size, epochs, seeds and bootstrap. The main
+probes, the control probes and every baseline are fitted from one plan, so the
+columns beside a probe compare like with like.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import ProbeConfig, check_classes, is_int
+from .data import ProbeDataset, split_indices
+from .errors import ProbeError
+from .labels import classes_from_data, encode_labels
+from .modeling import is_meta_model, torch_module
+
+BASELINES = ("majority", "embeddings", "random_init")
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """Splits, label spaces and settings of one fit (immutable once built)."""
+
+    configs: tuple[ProbeConfig, ...]  # classes resolved
+    train: ProbeDataset  # what the probes learn from
+    val: ProbeDataset | None  # what early stopping and the final fit's choice watch
+    eval_set: ProbeDataset | None  # held-out metrics
+    num_epoch: int
+    batch_size: int
+    seed: int
+    bootstrap: int
+    control: bool = False
+    baselines: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        """What must match for `resume=True` to continue this plan."""
+        fps = tuple(None if d is None else d.fingerprint() for d in self.datasets)
+        cfgs = tuple(tuple(sorted(c.to_dict().items(), key=str)) for c in self.configs)
+        return (fps, self.num_epoch, self.batch_size, self.seed, repr(cfgs))
+
+    @property
+    def datasets(self) -> tuple[ProbeDataset | None, ...]:
+        return (self.train, self.val, self.eval_set)
+
+    def relabelled(self, relabel: Any) -> FitPlan:
+        """The same plan on relabelled copies of its datasets (control tasks)."""
+        return dataclasses.replace(
+            self,
+            train=relabel(self.train),
+            val=None if self.val is None else relabel(self.val),
+            eval_set=None if self.eval_set is None else relabel(self.eval_set),
+            control=False,
+            baselines=(),
+        )
+
+    def for_configs(self, configs: Sequence[ProbeConfig]) -> FitPlan:
+        """The same splits and settings for other probes (baselines)."""
+        return dataclasses.replace(self, configs=tuple(configs), control=False, baselines=())
+
+
+def row_labels(cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
+    """The label value of every feature row of `ds` for this probe (token rows too)."""
+    if cfg.token_level:
+        return np.concatenate(ds.token_labels)
+    return ds.label_values
+
+
+def scored_labels(cfg: ProbeConfig, ds: ProbeDataset) -> tuple[np.ndarray, np.ndarray]:
+    """(feature rows a probe learns from or is scored on, their class indices):
+    ignored tokens dropped."""
+    y = row_labels(cfg, ds)
+    keep = np.arange(len(y))
+    if cfg.token_level:
+        keep = np.flatnonzero(y != cfg.null_label)
+    return keep, encode_labels(cfg.name, cfg.classes, y[keep])
+
+
+def check_baselines(names: Sequence[str] | str | None) -> tuple[str, ...]:
+    """Validate baseline names early (before any training)."""
+    if not names:
+        return ()
+    if isinstance(names, str):
+        names = (names,)
+    names = tuple(names)
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ProbeError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
+    return tuple(dict.fromkeys(names))
+
+
+def check_int(value: Any, name: str, low: int) -> int:
+    if not is_int(value) or value < low:
+        raise ProbeError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_dataset(ds: Any, what: str, configs: Sequence[ProbeConfig], labelled: bool) -> None:
+    """A ProbeDataset, labelled when it must be, with the label kind the probes need."""
+    if not isinstance(ds, ProbeDataset):
+        raise ProbeError(f"{what} must be a ProbeDataset (got {type(ds).__name__})")
+    if not labelled:
+        return
+    if not ds.has_labels:
+        raise ProbeError(f"{what} has no labels: fitting and metrics need labels")
+    for cfg in configs:
+        if cfg.token_level and not ds.is_token_level:
+            raise ProbeError(
+                f"probe {cfg.name!r} is token-level (pooling='none') but "
+                f"{what} has one label per example; give per-token labels"
+            )
+        if not cfg.token_level and ds.is_token_level:
+            raise ProbeError(
+                f"probe {cfg.name!r} pools to one vector per example but "
+                f"{what} has per-token labels; use pooling='none'"
+            )
+
+
+def model_limits(model: Any) -> tuple[int | None, int | None]:
+    """(vocabulary size, longest input in tokens) the model takes, where it says."""
+    module = torch_module(model)
+    vocab = None
+    get_emb = getattr(module, "get_input_embeddings", None)
+    emb = get_emb() if callable(get_emb) else None
+    if emb is None:
+        emb = next((m for m in module.modules() if isinstance(m, _embedding_type())), None)
+    if emb is not None and getattr(emb, "num_embeddings", None):
+        vocab = int(emb.num_embeddings)
+    config = getattr(module, "config", None)
+    longest = None
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            longest = value
+            break
+    return vocab, longest
+
+
+def _embedding_type() -> type:
+    import torch
+
+    return torch.nn.Embedding
+
+
+def check_inputs(model: Any, ds: ProbeDataset, what: str) -> None:
+    """Token ids inside the vocabulary and lengths inside the model's positions:
+    caught here with the fix, not as an IndexError deep inside the forward pass."""
+    vocab, longest = model_limits(model)
+    lengths = ds.lengths
+    if longest is not None and lengths.max() > longest:
+        i = int(np.argmax(lengths))
+        raise ProbeError(
+            f"{what}: example {i} has {int(lengths[i])} tokens but the model takes at most "
+            f"{longest}; rebuild the dataset with ProbeDataset.from_texts(..., "
+            f"max_length={longest}) or shorter texts"
+        )
+    low = min(int(t.min()) for t in ds.tokens)
+    high = max(int(t.max()) for t in ds.tokens)
+    if low < 0 or (vocab is not None and high >= vocab):
+        bad = low if low < 0 else high
+        top = vocab - 1 if vocab else "?"
+        raise ProbeError(
+            f"{what}: token id {bad} is outside the model's vocabulary (0..{top}); "
+            "tokenise with this model's own tokenizer"
+        )
+
+
+def resolve_classes(cfg: ProbeConfig, train: ProbeDataset) -> ProbeConfig:
+    """The probe's label space: its `classes`, or the training data's values, sorted."""
+    if cfg.classes is not None:
+        return cfg
+    y = row_labels(cfg, train)
+    if cfg.token_level:
+        y = y[y != cfg.null_label]
+    found = classes_from_data(y)
+    return dataclasses.replace(cfg, classes=check_classes(cfg.name, found))
+
+
+def check_labels(cfg: ProbeConfig, ds: ProbeDataset, what: str, need_two: bool) -> None:
+    """Every label inside the probe's classes; training data with two classes or more."""
+    _, idx = scored_labels(cfg, ds)
+    if len(idx) == 0:
+        raise ProbeError(f"probe {cfg.name!r}: {what} has no labelled examples")
+    if need_two and len(np.unique(idx)) < 2:
+        raise ProbeError(
+            f"probe {cfg.name!r}: the {what} holds a single class "
+            f"({cfg.classes[int(idx[0])]!r}); a probe needs examples of at least two classes"
+        )
+
+
+def absent_classes(cfg: ProbeConfig, ds: ProbeDataset) -> list[Any]:
+    """Declared classes with no example in `ds`."""
+    _, idx = scored_labels(cfg, ds)
+    present = set(np.unique(idx).tolist())
+    return [c for i, c in enumerate(cfg.classes) if i not in present]
+
+
+def build_plan(
+    model: Any,
+    configs: Sequence[ProbeConfig],
+    train_set: Any,
+    eval_set: Any,
+    *,
+    num_epoch: Any,
+    batch_size: Any,
+    seed: Any,
+    validation_size: Any,
+    validation_set: Any,
+    bootstrap: Any,
+    control: bool,
+    baselines: Any,
+    remote: bool = False,
+) -> FitPlan:
+    """Check every argument of a fit and fix its splits and label spaces."""
+    num_epoch = check_int(num_epoch, "num_epoch", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    seed = check_int(seed, "seed", 0)
+    bootstrap = check_int(bootstrap, "bootstrap", 0)
+    baselines = check_baselines(baselines)
+    if (control or baselines) and eval_set is None:
+        raise ProbeError("control=True and baselines need an eval_set (held-out metrics)")
+    if is_meta_model(model) and not remote:
+        raise ProbeError(
+            "the model's weights are not loaded (meta tensors): load it with weights "
+            "(dispatch=True, or load_model(...)) or fit remotely (ProbeRunner(..., remote=True))"
+        )
+    named = [("train_set", train_set), ("eval_set", eval_set), ("validation_set", validation_set)]
+    for what, ds in named:
+        if ds is not None:
+            check_dataset(ds, what, configs, labelled=True)
+            check_inputs(model, ds, what)
+    train, val = split_for_validation(configs, train_set, eval_set, validation_size, seed)
+    if validation_set is not None and val is not None:
+        train, val = train_set, validation_set
+    resolved = tuple(resolve_classes(c, train) for c in configs)
+    for cfg in resolved:
+        check_labels(cfg, train, "training data", need_two=True)
+        for what, ds in (("validation data", val), ("eval_set", eval_set)):
+            if ds is not None:
+                check_labels(cfg, ds, what, need_two=False)
+        if eval_set is not None:
+            missing = absent_classes(cfg, eval_set)
+            if missing:
+                warnings.warn(
+                    f"probe {cfg.name!r}: classes {missing} have no example in the eval_set; "
+                    "macro precision/recall/F1 and ROC AUC are averaged over the classes "
+                    "present (see the metrics' `classes_scored` column)",
+                    stacklevel=3,
+                )
+    return FitPlan(
+        configs=resolved,
+        train=train,
+        val=val,
+        eval_set=eval_set,
+        num_epoch=num_epoch,
+        batch_size=batch_size,
+        seed=seed,
+        bootstrap=bootstrap,
+        control=bool(control),
+        baselines=baselines,
+    )
+
+
+def split_for_validation(
+    configs: Sequence[ProbeConfig],
+    train_set: ProbeDataset,
+    eval_set: ProbeDataset | None,
+    validation_size: Any,
+    seed: int,
+) -> tuple[ProbeDataset, ProbeDataset | None]:
+    """(what probes learn from, the split early stopping watches)."""
+    modes = {c.validation for c in configs}
+    if "eval" in modes and eval_set is None:
+        raise ProbeError("validation='eval' needs an eval_set passed to fit_probes")
+    if modes <= {"eval", "none"}:
+        return train_set, None
+    if validation_size is None:
+        validation_size = max(c.test_size for c in configs if c.validation == "split")
+    if isinstance(validation_size, bool) or not isinstance(validation_size, (int, float)):
+        raise ProbeError(f"validation_size must be a fraction in (0, 1), got {validation_size!r}")
+    if len(train_set) < 4:
+        raise ProbeError(
+            f"train_set has {len(train_set)} example(s): early stopping needs a validation "
+            "split, so give at least 4 examples (or validation='none')"
+        )
+    tr, va = split_indices(len(train_set), validation_size, seed, train_set.labels)
+    return train_set.subset(tr), train_set.subset(va)
