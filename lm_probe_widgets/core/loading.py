@@ -328,7 +328,7 @@ def load_model(
     ``device_map`` (``"auto"`` to shard over all GPUs with accelerate, ``"cuda:0"``,
     ``"cpu"`` or a dict) go to ``from_pretrained``; probing then works unchanged.
     """
-    from .modeling import wrap_model
+    from .modeling import limit_tokenizer_length, wrap_model
 
     name = os.fspath(name_or_path)
     extra: dict[str, Any] = {}
@@ -346,7 +346,6 @@ def load_model(
         arch = key.removeprefix("tiny-")
         if f"tiny-{arch}" not in KNOWN_MODELS:
             raise ModelLoadError(_unknown_model_message(name))
-        from .modeling import wrap_model
         from .tiny import tiny_hf_model
 
         hf, tok = tiny_hf_model(arch)
@@ -378,6 +377,7 @@ def load_model(
         model, tokenizer = _hub_load(name, extra)
     else:
         raise ModelLoadError(_unknown_model_message(name))
+    limit_tokenizer_length(tokenizer, model)
     return wrap_model(model, _ensure_pad_token(tokenizer)), tokenizer
 
 

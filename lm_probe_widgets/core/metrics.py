@@ -44,10 +44,20 @@ def classification_metrics(proba: np.ndarray, y_idx: np.ndarray, n_classes: int)
         "precision": float(p),
         "recall": float(r),
         "f1": float(f),
-        "matthews": float(skm.matthews_corrcoef(y_idx, pred)),
+        "matthews": _matthews(y_idx, pred),
         "roc_auc": roc_auc(proba, y_idx, present),
         "n": int(len(y_idx)),
     }
+
+
+def _matthews(y_idx: np.ndarray, pred: np.ndarray) -> float:
+    """Matthews correlation; 0 when truth and prediction hold one class (scikit-learn
+    returns 0 there too, with a warning about the confusion matrix's shape)."""
+    from sklearn import metrics as skm
+
+    if len(np.union1d(y_idx, pred)) < 2:
+        return 0.0
+    return float(skm.matthews_corrcoef(y_idx, pred))
 
 
 def roc_auc(proba: np.ndarray, y_idx: np.ndarray, present: np.ndarray) -> float:

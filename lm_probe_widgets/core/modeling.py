@@ -121,3 +121,33 @@ def shape_only(model: Any) -> contextlib.AbstractContextManager:
     return FakeTensorMode(
         allow_non_fake_inputs=True, shape_env=ShapeEnv(assume_static_by_default=True)
     )
+
+
+def model_limits(model: Any) -> tuple[int | None, int | None]:
+    """(vocabulary size, longest input in tokens) the model takes, where it says."""
+    module = torch_module(model)
+    vocab = None
+    get_emb = getattr(module, "get_input_embeddings", None)
+    emb = get_emb() if callable(get_emb) else None
+    if emb is None:
+        emb = next((m for m in module.modules() if isinstance(m, torch.nn.Embedding)), None)
+    if emb is not None and getattr(emb, "num_embeddings", None):
+        vocab = int(emb.num_embeddings)
+    config = getattr(module, "config", None)
+    longest = None
+    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            longest = value
+            break
+    return vocab, longest
+
+
+def limit_tokenizer_length(tokenizer: Any, model: Any) -> Any:
+    """Give a tokenizer that says "no limit" (model_max_length ~1e30, as GGUF and
+    in-process tokenizers do) the model's real limit, so `padding="max_length",
+    truncation=True` pads and truncates as users of the original lm_probe expect."""
+    _, longest = model_limits(model)
+    if longest is not None and getattr(tokenizer, "model_max_length", 0) > 10**6:
+        tokenizer.model_max_length = longest
+    return tokenizer

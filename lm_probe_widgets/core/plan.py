@@ -21,7 +21,7 @@ from .config import ProbeConfig, check_classes, is_int
 from .data import ProbeDataset, split_indices
 from .errors import ProbeError
 from .labels import classes_from_data, encode_labels
-from .modeling import is_meta_model, torch_module
+from .modeling import is_meta_model, model_limits
 
 BASELINES = ("majority", "embeddings", "random_init")
 
@@ -125,32 +125,6 @@ def check_dataset(ds: Any, what: str, configs: Sequence[ProbeConfig], labelled: 
             )
 
 
-def model_limits(model: Any) -> tuple[int | None, int | None]:
-    """(vocabulary size, longest input in tokens) the model takes, where it says."""
-    module = torch_module(model)
-    vocab = None
-    get_emb = getattr(module, "get_input_embeddings", None)
-    emb = get_emb() if callable(get_emb) else None
-    if emb is None:
-        emb = next((m for m in module.modules() if isinstance(m, _embedding_type())), None)
-    if emb is not None and getattr(emb, "num_embeddings", None):
-        vocab = int(emb.num_embeddings)
-    config = getattr(module, "config", None)
-    longest = None
-    for name in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            longest = value
-            break
-    return vocab, longest
-
-
-def _embedding_type() -> type:
-    import torch
-
-    return torch.nn.Embedding
-
-
 def check_inputs(model: Any, ds: ProbeDataset, what: str) -> None:
     """Token ids inside the vocabulary and lengths inside the model's positions:
     caught here with the fix, not as an IndexError deep inside the forward pass."""
@@ -204,6 +178,18 @@ def absent_classes(cfg: ProbeConfig, ds: ProbeDataset) -> list[Any]:
     return [c for i, c in enumerate(cfg.classes) if i not in present]
 
 
+def warn_absent_classes(cfg: ProbeConfig, ds: ProbeDataset, what: str) -> None:
+    """Say so when a declared class has no example in data that metrics are computed on."""
+    missing = absent_classes(cfg, ds)
+    if missing:
+        warnings.warn(
+            f"probe {cfg.name!r}: classes {missing} have no example in the {what}; "
+            "macro precision/recall/F1 and ROC AUC are averaged over the classes "
+            "present (see the metrics' `classes_scored` column)",
+            stacklevel=4,
+        )
+
+
 def build_plan(
     model: Any,
     configs: Sequence[ProbeConfig],
@@ -248,14 +234,7 @@ def build_plan(
             if ds is not None:
                 check_labels(cfg, ds, what, need_two=False)
         if eval_set is not None:
-            missing = absent_classes(cfg, eval_set)
-            if missing:
-                warnings.warn(
-                    f"probe {cfg.name!r}: classes {missing} have no example in the eval_set; "
-                    "macro precision/recall/F1 and ROC AUC are averaged over the classes "
-                    "present (see the metrics' `classes_scored` column)",
-                    stacklevel=3,
-                )
+            warn_absent_classes(cfg, eval_set, "eval_set")
     return FitPlan(
         configs=resolved,
         train=train,

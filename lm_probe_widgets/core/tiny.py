@@ -50,6 +50,8 @@ def tiny_hf_model(arch: str = "gpt2", n_layer: int = 3, width: int = 32, seed: i
     """A plain (unwrapped) Hugging Face model: "gpt2", "llama" or "bert"."""
     import transformers as tf
 
+    from .modeling import limit_tokenizer_length
+
     tok = tiny_tokenizer()
     common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
     if arch == "gpt2":
@@ -91,7 +93,7 @@ def tiny_hf_model(arch: str = "gpt2", n_layer: int = 3, width: int = 32, seed: i
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = cls(config)
-    return model.eval(), tok
+    return model.eval(), limit_tokenizer_length(tok, model)
 
 
 def tiny_model(arch: str = "gpt2", n_layer: int = 3, width: int = 32, seed: int = 0):
