@@ -2,10 +2,15 @@
 //
 // Model state:
 //   meta            [{name, warmup_steps, patience, eval_every, early_stopping, max_steps,
-//                     best_step, best_val_loss, stop_step, stop_reason, stop_kind, state, points}]
+//                     best_step, best_val_loss, stop_step, stop_reason, stop_kind, state, points,
+//                     x_max, window, warmup, kept_val_loss, kept_label, kept_step}]
+//                   x_max (planned steps), window and kept are decided in Python
+//                   (MonitorState.chart); the view only extends x_max if points go past it
+//   styles          {probe: {state: {label, color}}}  words and colours (display/states.py)
 //   curves          {name: [steps, losses, n]}  Python sets them at the end of a fit; long
 //                   curves come reduced (min/max per bucket), n counts every point
-//   running, stop_requested (set here by the Stop button), stop_supported, stop_hint, title
+//   running, outcome (the fit's end state), stop_requested (set here by the Stop button),
+//   stop_supported, stop_hint, title
 // Custom messages from Python while fitting (only new points cross the wire):
 //   {type: "reset"}                                   a new fit starts
 //   {type: "points", points: {name: [start, steps, losses]}}   points from index `start`
@@ -17,7 +22,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const W = 300;
 const H = 130;
-const PAD = { l: 44, r: 8, t: 8, b: 18 };
+const PAD = { l: 44, r: 8, t: 16, b: 18 }; // the top margin holds the end label
 
 function h(tag, cls, text) {
   const el = document.createElement(tag);
@@ -33,10 +38,16 @@ function s(tag, cls, attrs) {
   return el;
 }
 
+// Three decimals, as everywhere else (display/columns.py format_number).
 function fmt(x) {
   if (x === null || x === undefined || !isFinite(x)) return "–";
-  const a = Math.abs(x);
-  return a !== 0 && (a < 1e-3 || a >= 1e4) ? x.toExponential(2) : x.toPrecision(3);
+  if (Number.isInteger(x)) return String(x);
+  return x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential(2) : x.toFixed(3);
+}
+
+function styleOf(styles, state) {
+  const table = (styles && styles.probe) || {};
+  return table[state] || { label: state, color: "currentColor", final: true };
 }
 
 // Reduce (xs, ys) in pixel space to at most ~2 points per pixel column (min and max,
@@ -99,14 +110,19 @@ function render({ model, el }) {
   const bar = h("div", "lpw-toolbar lpw-monitor-head");
   const title = h("span", "lpw-monitor-title");
   const legend = h("span", "lpw-monitor-legend lpw-muted");
-  for (const [cls, text] of [
-    ["lpw-key-warmup", "warm-up"],
-    ["lpw-key-patience", "patience window"],
-    ["lpw-key-best", "best"],
-    ["lpw-key-stop", "stop"],
-  ]) {
-    const k = h("span", `lpw-key ${cls}`);
-    legend.append(k, document.createTextNode(` ${text}  `));
+  const KEYS = [
+    ["warmup", "lpw-key-warmup", "warm-up"],
+    ["window", "lpw-key-patience", "patience window"],
+    ["best", "lpw-key-best", "best"],
+    ["kept", "lpw-key-kept", "kept weights (end point)"],
+  ];
+  const keyEls = {};
+  for (const [id, cls, text] of KEYS) {
+    const item = h("span", "lpw-monitor-key");
+    item.dataset.key = id;
+    item.append(h("span", `lpw-key ${cls}`), document.createTextNode(` ${text}`));
+    keyEls[id] = item;
+    legend.append(item);
   }
   const stop = h("button", "lpw-btn lpw-stop", "Stop");
   stop.type = "button";
@@ -150,7 +166,7 @@ function render({ model, el }) {
     const head = h("div", "lpw-monitor-card-head");
     const label = h("span", "lpw-monitor-name lpw-mono", name);
     label.title = name;
-    const state = h("span", "lpw-monitor-state lpw-muted");
+    const state = h("span", "lpw-monitor-state");
     head.append(label, state);
     const svg = s("svg", "lpw-monitor-chart", {
       viewBox: `0 0 ${W} ${H}`,
@@ -169,33 +185,42 @@ function render({ model, el }) {
     const best = s("circle", "lpw-best", { r: 3.5 });
     const bestTitle = s("title");
     best.append(bestTitle);
+    const end = s("g", "lpw-end");
     const stopLine = s("line", "lpw-stop-line", { y1: PAD.t, y2: H - PAD.b });
-    const stopLabel = s("text", "lpw-stop-label", { y: PAD.t + 10 });
+    const stopLabel = s("text", "lpw-stop-label", { y: PAD.t - 4 });
     const stopTitle = s("title");
     stopLine.append(stopTitle);
+    end.append(stopLine, stopLabel);
+    const keptLink = s("line", "lpw-kept-link");
+    const kept = s("path", "lpw-kept");
+    const keptTitle = s("title");
+    kept.append(keptTitle);
     const yMax = s("text", "lpw-axis", { x: PAD.l - 4, y: PAD.t + 8, "text-anchor": "end" });
     const yMin = s("text", "lpw-axis", { x: PAD.l - 4, y: H - PAD.b, "text-anchor": "end" });
     const x0 = s("text", "lpw-axis", { x: PAD.l, y: H - 4, "text-anchor": "start" });
-    const x1 = s("text", "lpw-axis", { x: W - PAD.r, y: H - 4, "text-anchor": "end" });
+    const x1 = s("text", "lpw-axis lpw-xmax", { x: W - PAD.r, y: H - 4, "text-anchor": "end" });
     x0.textContent = "0";
-    svg.append(plot, warm, patience, curve, bestLine, best, stopLine, stopLabel, yMax, yMin, x0, x1);
-    const reason = h("div", "lpw-monitor-reason lpw-muted");
-    card.append(head, svg, reason);
-    return { card, state, warm, patience, curve, best, bestLine, bestTitle, stopLine, stopLabel,
-      stopTitle, yMax, yMin, x1, reason };
+    svg.append(plot, warm, patience, curve, bestLine, best, end, keptLink, kept, yMax, yMin, x0, x1);
+    const foot = h("div", "lpw-monitor-reason lpw-muted");
+    card.append(head, svg, foot);
+    return { card, state, warm, patience, curve, best, bestLine, bestTitle, end, stopLine,
+      stopLabel, stopTitle, keptLink, kept, keptTitle, yMax, yMin, x1, foot };
   }
 
-  function drawCard(c, m, d) {
+  function show(el, on) {
+    el.style.display = on ? "" : "none";
+  }
+
+  function drawCard(c, m, d, styles) {
     const n = d.steps.length;
     const lastStep = n ? d.steps[n - 1] : 0;
-    const every = m.eval_every || 1;
-    const windowEnd = m.best_step !== null && m.best_step !== undefined && m.early_stopping
-      ? m.best_step + m.patience * every : 0;
-    const xmax = Math.max(10, lastStep, m.stop_step || 0, m.warmup_steps || 0,
-      m.state === "training" ? windowEnd : 0) * 1.04;
+    // The planned run from the first update on; longer only if the run goes past it.
+    const xmax = Math.max(m.x_max || 10, lastStep);
+    const kept = m.kept_val_loss;
+    const hasKept = kept !== null && kept !== undefined;
     let lo = Infinity;
     let hi = -Infinity;
-    for (const v of d.losses) {
+    for (const v of hasKept ? d.losses.concat([kept]) : d.losses) {
       if (v === null || v === undefined) continue;
       if (v < lo) lo = v;
       if (v > hi) hi = v;
@@ -227,70 +252,102 @@ function render({ model, el }) {
     c.curve.setAttribute("d", pathData(dx, dy));
     c.curve.dataset.points = String(n);
 
-    const warmEnd = Math.min(m.warmup_steps || 0, xmax);
+    const warmEnd = m.warmup || 0;
     c.warm.setAttribute("x", PAD.l);
     c.warm.setAttribute("width", Math.max(0, X(warmEnd) - PAD.l).toFixed(1));
-    c.warm.style.display = warmEnd > 0 ? "" : "none";
+    show(c.warm, warmEnd > 0);
 
-    const hasBest = m.best_step !== null && m.best_step !== undefined;
-    if (hasBest && m.early_stopping) {
-      const a = X(Math.min(m.best_step, xmax));
-      const b = X(Math.min(windowEnd, xmax));
+    if (m.window) {
+      const a = X(m.window[0]);
+      const b = X(m.window[1]);
       c.patience.setAttribute("x", a.toFixed(1));
       c.patience.setAttribute("width", Math.max(0, b - a).toFixed(1));
-      c.patience.style.display = "";
-    } else {
-      c.patience.style.display = "none";
     }
+    show(c.patience, !!m.window);
 
+    const hasBest = m.best_step !== null && m.best_step !== undefined;
     let bestLoss = m.best_val_loss;
     if (hasBest) {
       const i = d.steps.lastIndexOf(m.best_step);
       if (i >= 0 && d.losses[i] !== null) bestLoss = d.losses[i];
     }
-    if (hasBest && bestLoss !== null && bestLoss !== undefined) {
+    const drawBest = hasBest && bestLoss !== null && bestLoss !== undefined;
+    if (drawBest) {
       const bx = X(m.best_step);
       c.best.setAttribute("cx", bx.toFixed(1));
       c.best.setAttribute("cy", Y(bestLoss).toFixed(1));
       c.bestLine.setAttribute("x1", bx.toFixed(1));
       c.bestLine.setAttribute("x2", bx.toFixed(1));
       c.bestTitle.textContent = `best: ${fmt(bestLoss)} at step ${m.best_step}`;
-      c.best.style.display = "";
-      c.bestLine.style.display = "";
-    } else {
-      c.best.style.display = "none";
-      c.bestLine.style.display = "none";
     }
+    show(c.best, drawBest);
+    show(c.bestLine, drawBest);
 
-    const stopped = m.stop_step !== null && m.stop_step !== undefined;
-    if (stopped) {
+    const style = styleOf(styles, m.state);
+    const ended = style.final && m.stop_step !== null && m.stop_step !== undefined;
+    if (ended) {
+      // The end state's word sits above the plot area: it never covers the curve.
       const sx = X(m.stop_step);
+      const right = sx > PAD.l + pw / 2;
+      c.end.style.setProperty("--lpw-state", style.color);
       c.stopLine.setAttribute("x1", sx.toFixed(1));
       c.stopLine.setAttribute("x2", sx.toFixed(1));
-      c.stopLabel.setAttribute("x", (sx - 3).toFixed(1));
-      c.stopLabel.setAttribute("text-anchor", "end");
-      c.stopLabel.textContent = `${m.state === "early-stopped" ? "early stop" : m.state} @ ${m.stop_step}`;
+      c.stopLabel.setAttribute("x", (right ? sx - 3 : sx + 3).toFixed(1));
+      c.stopLabel.setAttribute("text-anchor", right ? "end" : "start");
+      c.stopLabel.textContent = `${style.label} @ ${m.stop_step}`;
       c.stopTitle.textContent = m.stop_reason || "";
-      c.stopLine.style.display = "";
-      c.stopLabel.style.display = "";
-    } else {
-      c.stopLine.style.display = "none";
-      c.stopLabel.style.display = "none";
     }
+    show(c.end, ended);
+
+    if (hasKept) {
+      // The kept weights' validation loss: the curve's end point.
+      const kx = X(m.kept_step !== null && m.kept_step !== undefined ? m.kept_step : lastStep);
+      const ky = Y(kept);
+      const r = 4;
+      c.kept.setAttribute("d", `M${kx.toFixed(1)} ${(ky - r).toFixed(1)}L${(kx + r).toFixed(1)} ` +
+        `${ky.toFixed(1)}L${kx.toFixed(1)} ${(ky + r).toFixed(1)}L${(kx - r).toFixed(1)} ${ky.toFixed(1)}Z`);
+      c.keptTitle.textContent = `kept weights: val loss ${fmt(kept)} (${m.kept_label || ""})`;
+      let li = n - 1;
+      while (li >= 0 && py[li] === null) li--;
+      if (li >= 0) {
+        c.keptLink.setAttribute("x1", px[li].toFixed(1));
+        c.keptLink.setAttribute("y1", py[li].toFixed(1));
+        c.keptLink.setAttribute("x2", kx.toFixed(1));
+        c.keptLink.setAttribute("y2", ky.toFixed(1));
+      }
+      show(c.keptLink, li >= 0);
+    } else {
+      show(c.keptLink, false);
+    }
+    show(c.kept, hasKept);
+
     c.yMax.textContent = fmt(hi);
     c.yMin.textContent = fmt(lo);
     c.x1.textContent = String(Math.round(xmax));
 
-    const last = n ? d.losses[n - 1] : null;
-    c.state.textContent = `${m.state}${n ? ` · val ${fmt(last)}` : ""}`;
+    // One validation-loss number per card, labelled.
+    let last = null;
+    for (let i = n - 1; i >= 0; i--) {
+      if (d.losses[i] !== null && d.losses[i] !== undefined) {
+        last = d.losses[i];
+        break;
+      }
+    }
+    c.foot.textContent = hasKept
+      ? `val loss (kept weights) ${fmt(kept)}`
+      : last !== null ? `val loss ${fmt(last)} (latest)` : "no evaluation yet";
+    c.state.textContent = style.label;
+    c.state.style.setProperty("--lpw-state", style.color);
     c.card.className = `lpw-monitor-card lpw-state-${m.state}`;
     c.card.dataset.state = m.state;
-    c.reason.textContent = stopped && m.stop_reason ? m.stop_reason : "";
+    c.card.title = m.stop_reason || "";
   }
 
   function draw(only) {
     const meta = metaByName();
+    const styles = model.get("styles") || {};
     const seen = new Set();
+    const used = { warmup: false, window: false, best: false, kept: false };
     for (const [name, m] of meta) {
       seen.add(name);
       let c = cards.get(name);
@@ -301,8 +358,12 @@ function render({ model, el }) {
       grid.append(c.card);
       if (!only || only.has(name) || c.metaKey !== JSON.stringify(m)) {
         c.metaKey = JSON.stringify(m);
-        drawCard(c, m, series(name));
+        drawCard(c, m, series(name), styles);
       }
+      used.warmup = used.warmup || !!m.warmup;
+      used.window = used.window || !!m.window;
+      used.best = used.best || (m.best_step !== null && m.best_step !== undefined);
+      used.kept = used.kept || (m.kept_val_loss !== null && m.kept_val_loss !== undefined);
     }
     for (const [name, c] of cards) {
       if (!seen.has(name)) {
@@ -310,6 +371,7 @@ function render({ model, el }) {
         cards.delete(name);
       }
     }
+    for (const [id, item] of Object.entries(keyEls)) item.hidden = !used[id];
     drawButton();
   }
 
@@ -318,7 +380,9 @@ function render({ model, el }) {
     const requested = !!model.get("stop_requested");
     const supported = model.get("stop_supported") !== false;
     stop.disabled = !running || requested || !supported;
-    stop.textContent = requested ? (running ? "Stopping…" : "Stopped") : "Stop";
+    // After the fit, "Stopped" only if the Stop really ended it (a late click does not).
+    stop.textContent = running ? (requested ? "Stopping…" : "Stop")
+      : model.get("outcome") === "stopped" ? "Stopped" : "Stop";
     stop.title = supported
       ? "End fitting cleanly after the current batch: probes keep their best weights"
       : model.get("stop_hint") || "";
@@ -386,9 +450,9 @@ function render({ model, el }) {
   model.on("msg:custom", onMsg);
   model.on("change:meta", onMeta);
   model.on("change:curves", onCurves);
-  for (const k of ["running", "stop_requested", "stop_supported", "stop_hint", "title"]) {
-    model.on(`change:${k}`, onButton);
-  }
+  const buttonKeys = ["running", "outcome", "stop_requested", "stop_supported", "stop_hint", "title"];
+  for (const k of buttonKeys) model.on(`change:${k}`, onButton);
+  model.on("change:styles", onMeta);
 
   loadCurves(model.get("curves"));
   draw();
@@ -399,9 +463,8 @@ function render({ model, el }) {
     model.off("msg:custom", onMsg);
     model.off("change:meta", onMeta);
     model.off("change:curves", onCurves);
-    for (const k of ["running", "stop_requested", "stop_supported", "stop_hint", "title"]) {
-      model.off(`change:${k}`, onButton);
-    }
+    for (const k of buttonKeys) model.off(`change:${k}`, onButton);
+    model.off("change:styles", onMeta);
   };
 }
 

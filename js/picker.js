@@ -75,9 +75,9 @@ function render({ model, el }) {
   toolbar.append(search, expandAll, collapseAll, selectMatches, clear);
 
   const groupBar = h("div", "lpw-toolbar lpw-picker-groups");
-  const groupLabel = h("span", "lpw-muted", "All layers':");
+  const groupLabel = h("span", "lpw-muted", "In every layer:");
   const groupSelect = h("select", "lpw-select lpw-picker-group-select");
-  groupSelect.setAttribute("aria-label", "All layers' submodule");
+  groupSelect.setAttribute("aria-label", "Submodule to select in every layer");
   const groupAdd = button("Add", "Select this submodule in every layer", () => {
     const g = currentGroup();
     if (g) setSelection(addNames(g.members));

@@ -1,8 +1,12 @@
 // Metrics table (anywidget ESM, no dependencies, no build step).
 //
-// Model state:  columns  [{name, kind: "number"|"string"|"bool", best: "min"|"max"|null}]
+// Model state:  columns  [{name, kind: "number"|"string"|"bool", best: "min"|"max"|null,
+//                          label, compact (position in the compact view, or null),
+//                          decimals, ci: [low_column, high_column]|null}]
 //               rows     [[value, ...], ...]   (null = missing / NaN)
 //               sort     {column, descending} or {}   (synced back to Python)
+//               show_all  false: only the compact columns (Python chose them), intervals
+//                         beside their metric; true: every column  (synced back)
 //               title, filename, max_height
 // CSV / JSON text is built here exactly as MetricsTable.to_csv()/to_json() builds it
 // in Python, so a browser download and a Python export of the same view are equal.
@@ -74,11 +78,13 @@ function toTsv(rows, columns, order) {
   return lines.join("\n") + "\n";
 }
 
-function formatNumber(v) {
+// As display/columns.py format_number: integers whole, else `decimals` decimals, and
+// magnitudes below 10^-decimals in exponent form so they never read as zero.
+export function formatNumber(v, decimals = 3) {
   if (Number.isInteger(v)) return String(v);
   const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(3);
-  return String(Number(v.toPrecision(4)));
+  if (a !== 0 && a < Math.pow(10, -decimals)) return v.toExponential(2);
+  return v.toFixed(decimals);
 }
 
 // Positions (in `rows`) of the best value of every column that has a direction.
@@ -152,6 +158,7 @@ function render({ model, el }) {
   let order = [];
   let best = [];
   let limit = PAGE;
+  let visible = []; // column positions shown
 
   const toolbar = h("div", "lpw-toolbar");
   const title = h("span", "lpw-table-title");
@@ -172,9 +179,15 @@ function render({ model, el }) {
     note(ok ? `Copied ${order.length} row${order.length === 1 ? "" : "s"}` : "Copy failed");
   });
   copyBtn.classList.add("lpw-table-copy");
+  const allBtn = button("All columns", "Show every column of the metrics", () => {
+    model.set("show_all", !model.get("show_all"));
+    model.save_changes();
+    redraw();
+  });
+  allBtn.classList.add("lpw-table-all");
   const toast = h("span", "lpw-toast lpw-table-toast");
   toast.setAttribute("role", "status");
-  toolbar.append(title, count, spacer, toast, csvBtn, jsonBtn, copyBtn);
+  toolbar.append(title, count, spacer, toast, allBtn, csvBtn, jsonBtn, copyBtn);
 
   const scroll = h("div", "lpw-table-scroll");
   const table = h("table", "lpw-table-grid");
@@ -210,21 +223,33 @@ function render({ model, el }) {
     scroll.style.maxHeight = (model.get("max_height") || 480) + "px";
     best = bestCells(rows, columns);
     order = viewOrder(rows, columns, sort);
+    const compact = columns.map((c, j) => (c.compact ? j : -1)).filter((j) => j >= 0)
+      .sort((a, b) => columns[a].compact - columns[b].compact);
+    const all = columns.map((_, j) => j);
+    const showAll = !!model.get("show_all") || compact.length === 0;
+    const hasChoice = compact.length > 0 && compact.length < columns.length;
+    visible = showAll ? all : compact;
+    allBtn.hidden = !hasChoice;
+    allBtn.textContent = showAll ? "Fewer columns" : `All columns (${columns.length})`;
+    allBtn.setAttribute("aria-pressed", String(showAll));
+    compactView = !showAll;
   }
+  let compactView = false;
 
   function drawHead() {
     const tr = h("tr");
-    columns.forEach((c) => {
+    visible.forEach((j) => {
+      const c = columns[j];
       const th = h("th", c.kind === "number" ? "lpw-table-num" : null);
       th.dataset.column = c.name;
       const active = sort.column === c.name;
       th.setAttribute("aria-sort", active ? (sort.descending ? "descending" : "ascending") : "none");
       const b = h("button", "lpw-table-sort");
       b.type = "button";
-      b.appendChild(h("span", "lpw-table-colname", c.name));
+      b.appendChild(h("span", "lpw-table-colname", c.label || c.name));
       b.appendChild(h("span", "lpw-table-arrow", active ? (sort.descending ? "▼" : "▲") : ""));
       const dir = c.best === "min" ? " (lower is better)" : c.best === "max" ? " (higher is better)" : "";
-      b.title = `Sort by ${c.name}${dir}`;
+      b.title = `Sort by ${c.label || c.name}${dir}; column "${c.name}"`;
       b.addEventListener("click", () => {
         const next = { column: c.name, descending: sort.column === c.name ? !sort.descending : false };
         sort = next;
@@ -248,17 +273,26 @@ function render({ model, el }) {
       const tr = h("tr");
       tr.dataset.row = String(i);
       const r = rows[i];
-      columns.forEach((c, j) => {
+      visible.forEach((j) => {
+        const c = columns[j];
         const v = r[j];
         const td = h("td");
+        td.dataset.col = c.name;
         if (v === null || v === undefined) {
           td.textContent = "–";
           td.className = "lpw-table-na";
           td.title = "missing";
         } else if (c.kind === "number" && typeof v === "number") {
-          td.textContent = formatNumber(v);
+          td.textContent = formatNumber(v, c.decimals ?? 3);
           td.className = "lpw-table-num lpw-mono";
           td.title = String(v);
+          const lo = compactView && c.ci ? columns.findIndex((x) => x.name === c.ci[0]) : -1;
+          const hi = compactView && c.ci ? columns.findIndex((x) => x.name === c.ci[1]) : -1;
+          if (lo >= 0 && hi >= 0 && typeof r[lo] === "number" && typeof r[hi] === "number") {
+            const d = c.decimals ?? 3;
+            td.append(h("span", "lpw-table-ci", ` [${formatNumber(r[lo], d)}, ${formatNumber(r[hi], d)}]`));
+            td.title = `${v} (95% interval ${r[lo]} to ${r[hi]})`;
+          }
         } else {
           td.textContent = String(v);
         }
@@ -283,7 +317,7 @@ function render({ model, el }) {
   }
 
   const onData = () => redraw();
-  const keys = ["columns", "rows", "sort", "title", "filename", "max_height"];
+  const keys = ["columns", "rows", "sort", "title", "filename", "max_height", "show_all"];
   for (const k of keys) model.on("change:" + k, onData);
   redraw();
 

@@ -76,7 +76,11 @@ def test_dashboard_reaches_end_state_from_a_real_fit(data):
         assert p["best_step"] == rec_.best_step
         assert math.isclose(p["best_val_loss"], rec_.best_val_loss, rel_tol=1e-9)
     assert dash.progress.fit["state"] == "completed"
-    assert dash.progress.fit["rate"] and dash.progress.fit["rate"] > 0
+    # a row per phase, in the order the fit went through them, all done at the end
+    phases = [ph["key"] for ph in dash.progress.phases]
+    assert phases[:3] == ["extract-val", "extract-train", "train"] and "extract-eval" in phases
+    assert {ph["state"] for ph in dash.progress.phases} == {"done"}
+    assert dash.progress.fit["headline"] == "fit completed"
 
     # Monitor: full curves stored at the end equal the evaluations the runner made.
     evaluated = [e for e in rec.events if e.kind == ev.EVALUATED]
@@ -88,7 +92,12 @@ def test_dashboard_reaches_end_state_from_a_real_fit(data):
         assert steps == [e.data["step"] for e in mine]
         assert losses == pytest.approx([e.data["val_loss"] for e in mine])
         assert meta[name]["stop_step"] == runner[name].record.steps
-        assert "then fitted to convergence" in meta[name]["stop_reason"]
+        # the final fit's weights are kept: their validation loss is the curve's end point
+        assert meta[name]["refined"] and meta[name]["kept_val_loss"] == pytest.approx(
+            runner[name].record.refined_val_loss
+        )
+        assert meta[name]["kept_label"].startswith("after the final fit")
+        assert meta[name]["x_max"] == probes[name]["max_steps"]  # the planned run
         assert meta[name]["warmup_steps"] == 2 and meta[name]["patience"] == 2
         assert meta[name]["state"] == probes[name]["state"]
     assert dash.monitor.running is False
@@ -146,7 +155,8 @@ def test_stop_trait_from_the_browser_ends_the_fit_cleanly(data):
         assert runner[p["name"]].record.steps == p["step"]  # probes kept
     assert rec.dash.progress.fit["state"] == "stopped"
     assert {m["state"] for m in rec.dash.monitor.meta} == {"stopped"}
-    assert "fit stopped" in repr(rec.dash)
+    text = repr(rec.dash)
+    assert text.startswith("fit stopped by you") and "best weights" in text
 
 
 def test_kernel_interrupt_leaves_the_dashboard_in_its_interrupted_end_state(data):
@@ -172,13 +182,25 @@ def test_long_curves_are_stored_reduced_keeping_shape_and_best():
     from lm_probe_widgets.widgets.monitor import MonitorState
 
     s = MonitorState()
-    s.handle(ev.Event(ev.FIT_STARTED, None, {"probes": ["p"], "configs": [],
-                                           "max_steps": {"p": 10**6}}))
+    s.handle(
+        ev.Event(ev.FIT_STARTED, None, {"probes": ["p"], "configs": [], "max_steps": {"p": 10**6}})
+    )
     n, best = 10_000, 7_321
     for i in range(1, n + 1):
         loss = 0.1 if i == best else 2.0 + math.sin(i / 50)
-        s.handle(ev.Event(ev.EVALUATED, "p", {"step": i, "val_loss": loss, "best_val_loss": 0.1,
-                                              "best_step": best, "improved": i == best}))
+        s.handle(
+            ev.Event(
+                ev.EVALUATED,
+                "p",
+                {
+                    "step": i,
+                    "val_loss": loss,
+                    "best_val_loss": 0.1,
+                    "best_step": best,
+                    "improved": i == best,
+                },
+            )
+        )
     steps, losses, count = s.curves()["p"]
     assert count == n and 1000 < len(steps) <= 2000
     assert steps == sorted(steps) and steps[0] == 1 and steps[-1] == n and best in steps
@@ -197,14 +219,19 @@ def test_poller_outside_a_kernel_is_a_harmless_no_op():
 def test_progress_state_errors_and_text_summary():
     s = ProgressState()
     assert "waiting" in s.summary()
-    s.handle(ev.Event(ev.FIT_STARTED, None, {"probes": ["a<b>"], "configs": [],
-                                           "max_steps": {"a<b>": 10}, "num_epoch": 1}))
+    s.handle(
+        ev.Event(
+            ev.FIT_STARTED,
+            None,
+            {"probes": ["a<b>"], "configs": [], "max_steps": {"a<b>": 10}, "num_epoch": 1},
+        )
+    )
     s.handle(ev.Event(ev.STEP, "a<b>", {"step": 3, "epoch": 1, "train_loss": float("nan")}))
     assert s.probes["a<b>"]["state"] == "training" and s.probes["a<b>"]["train_loss"] is None
     s.handle(ev.Event(ev.ERROR, None, {"message": "boom"}))
     s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "error", "seconds": 1.0}))
     assert s.probes["a<b>"]["state"] == "error"
-    assert "fit error" in s.summary() and "boom" in s.summary()
+    assert s.summary().startswith("fit failed") and "boom" in s.summary()
 
 
 FIT_IN_KERNEL = """\
@@ -264,3 +291,249 @@ def test_stop_reaches_a_real_kernel_while_the_cell_runs():
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+# --------------------------------------------------------------------------- synthetic streams
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _fit_started(names, num_epoch=10, planned=190, n_eval=200, **cfg):
+    configs = [
+        {
+            "name": n,
+            "submodule": n,
+            "warmup_steps": 5,
+            "patience": 5,
+            "eval_every": 1,
+            "early_stopping": True,
+            "max_steps": 10**6,
+            **cfg,
+        }
+        for n in names
+    ]
+    return ev.Event(
+        ev.FIT_STARTED,
+        None,
+        {
+            "probes": names,
+            "configs": configs,
+            "num_epoch": num_epoch,
+            "n_train": 600,
+            "n_val": 60,
+            "n_eval": n_eval,
+            "max_steps": dict.fromkeys(names, planned),
+        },
+    )
+
+
+def _batch(phase, epoch, done, total, **extra):
+    return ev.Event(
+        ev.BATCH,
+        None,
+        {"phase": phase, "epoch": epoch, "examples_done": done, "examples_total": total, **extra},
+    )
+
+
+def test_eta_follows_the_phase_and_does_not_swing():
+    """Training batches whose times jitter (0.05-0.15 s, and a 0.6 s pause every 25th):
+    after two seconds the time left stays within 25% of the truth and the predicted end
+    within 20% of the real end, however the batches fall."""
+    import numpy as np
+
+    clock = FakeClock()
+    s = ProgressState(clock)
+    s.handle(_fit_started(["a", "b"]))
+    rng = np.random.default_rng(0)
+    n, bs, epochs = 600, 32, range(2, 11)
+    per_epoch = -(-n // bs)
+    durations = rng.uniform(0.05, 0.15, per_epoch * len(epochs))
+    durations[::25] = 0.6
+    mean = durations.mean()
+    total_batches = len(durations)
+    start = clock.t
+    k = 0
+    samples = []
+    for epoch in epochs:
+        for b in range(per_epoch):
+            clock.t += durations[k]
+            k += 1
+            s.handle(_batch("train", epoch, min((b + 1) * bs, n), n))
+            eta = s.fit["eta"]
+            elapsed = clock.t - start
+            if eta is not None:
+                samples.append((elapsed, eta, (total_batches - k) * mean))
+    assert samples and samples[0][0] < 2.5  # an estimate within the first seconds
+    late = [x for x in samples if x[0] >= 2.0 and x[2] >= 2.0]
+    errors = [abs(eta - truth) / truth for _, eta, truth in late]
+    assert max(errors) < 0.25, max(errors)
+    # the predicted end of the phase stays within 20% of the real one throughout (an
+    # estimate from the last batch alone would jump 6x at every pause)
+    true_end = float(durations.sum())
+    ends = [elapsed + eta for elapsed, eta, _ in samples if elapsed >= 2.0]
+    assert 0.8 * true_end < min(ends) and max(ends) < 1.2 * true_end, (min(ends), max(ends))
+    assert "≤" in s.fit["stats"] and "left in this phase" in s.fit["stats"]
+
+
+def test_the_headline_is_final_only_at_fit_finished():
+    """Baselines, control probes and bootstrap run after every probe finished: the fit
+    is still running until the one fit_finished event."""
+    clock = FakeClock()
+    s = ProgressState(clock)
+    s.handle(_fit_started(["a"]))
+    s.handle(_batch("extract-train", 1, 600, 600))
+    s.handle(
+        ev.Event(
+            ev.PROBE_FINISHED,
+            "a",
+            {"state": "finished", "steps": 190, "reason": "completed 10 epoch(s)"},
+        )
+    )
+    s.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.41, "l2": 0.1}))
+    s.handle(_batch("refine", 10, 1, 1))
+    for phase in ("extract-eval", "control", "baseline-random_init", "bootstrap"):
+        for done in (50, 100):
+            clock.t += 1
+            s.handle(_batch(phase, 0, done, 100, detail="extract-train"))
+            assert s.fit["state"] == "running" and "fit completed" not in s.summary()
+            assert s.fit["headline"].startswith("fitting: ")
+    assert [ph["state"] for ph in s.phase_list()] == ["done"] * 5 + ["running"]
+    refine = s.phases["refine"]
+    assert refine["text"] == "1/1 probes"  # the final fit counts probes
+    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": 0.0}))
+    assert s.fit["headline"] == "fit completed" and s.fit["message"] == ""
+    assert [ph["state"] for ph in s.phase_list()] == ["done"] * 6
+    assert s.summary().count("fit completed") == 1
+    assert s.probes["a"]["detail"].endswith("val loss (kept weights) 0.410")
+
+
+def test_a_stop_gives_one_coherent_final_message():
+    for reason, expect in [
+        ("completed", "The Stop came after training had ended: nothing was cut short."),
+        (
+            "stopped",
+            "The probes keep their best weights so far; the test-set metrics are "
+            "computed. fit_probes(..., resume=True) continues.",
+        ),
+    ]:
+        s = ProgressState(FakeClock())
+        s.handle(_fit_started(["a", "b"]))
+        s.handle(_batch("train", 2, 32, 600))
+        s.request_stop()
+        assert s.fit["message"].startswith("Stop requested")
+        s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": reason, "seconds": 0.0}))
+        assert s.fit["message"] == expect
+        text = s.summary()
+        assert "Stop requested" not in text
+        assert text.count("completed") + text.count("stopped by you") <= 3, text
+        assert ("fit completed" in text) == (reason == "completed")
+
+
+def test_shared_reasons_are_summarised_not_repeated():
+    s = ProgressState(FakeClock())
+    names = [f"h[{i}]" for i in range(22)]
+    s.handle(_fit_started(names))
+    for n in names[:-1]:
+        s.handle(
+            ev.Event(
+                ev.PROBE_FINISHED,
+                n,
+                {"state": "finished", "steps": 190, "reason": "completed 10 epoch(s)"},
+            )
+        )
+    s.handle(
+        ev.Event(
+            ev.PROBE_FINISHED,
+            names[-1],
+            {"state": "early-stopped", "steps": 50, "reason": "no validation improvement"},
+        )
+    )
+    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed"}))
+    assert s.fit["reasons"] == ["21 probes: completed 10 epoch(s)"]
+    assert s.summary().count("completed 10 epoch(s)") == 1
+    assert [p["note"] for p in s.probe_list()][-2:] == ["", "no validation improvement"]
+
+
+def test_monitor_chart_facts():
+    from lm_probe_widgets.widgets.monitor import MonitorState
+
+    def run(**cfg):
+        m = MonitorState()
+        m.handle(_fit_started(["a"], planned=35, **cfg))
+        for step in range(1, 11):
+            m.handle(
+                ev.Event(
+                    ev.EVALUATED,
+                    "a",
+                    {
+                        "step": step,
+                        "val_loss": 1 / step,
+                        "best_val_loss": 1 / step,
+                        "best_step": step,
+                    },
+                )
+            )
+        return m
+
+    m = run()
+    chart = m.chart("a")
+    assert chart["x_max"] == 35 and chart["window"] == [10, 15] and chart["warmup"] == 5
+    assert chart["kept_val_loss"] is None  # still training
+    assert run(patience=300).chart("a")["window"] is None  # cannot end the run
+    assert run(early_stopping=False).chart("a")["window"] is None
+    m.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "stopped", "steps": 10}))
+    assert m.chart("a")["kept_val_loss"] == pytest.approx(0.1)  # the best step's weights
+    m.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.05, "l2": 0.01}))
+    chart = m.chart("a")
+    assert chart["kept_val_loss"] == 0.05 and chart["kept_step"] == 10
+    assert chart["kept_label"] == "after the final fit (L2 0.01)"
+    for step in range(11, 41):  # a resumed run goes past its plan: the axis follows
+        m.handle(
+            ev.Event(
+                ev.EVALUATED,
+                "a",
+                {"step": step, "val_loss": 0.1, "best_val_loss": 0.05, "best_step": 10},
+            )
+        )
+    assert m.chart("a")["x_max"] == 40
+
+
+def test_dashboard_snapshot_and_final_bundle():
+    """The output carries a static HTML snapshot beside the live view; at the end of the
+    fit it holds only the snapshot (a reopened notebook has no widget models)."""
+    dash = Dashboard(None, show=False)
+    dash(_fit_started(["a", "<script>x"]))
+    dash(_batch("extract-train", 1, 600, 600))
+    for n in ("a", "<script>x"):
+        dash(
+            ev.Event(
+                ev.EVALUATED, n, {"step": 3, "val_loss": 0.5, "best_val_loss": 0.5, "best_step": 3}
+            )
+        )
+        dash(
+            ev.Event(
+                ev.PROBE_FINISHED,
+                n,
+                {"state": "finished", "steps": 3, "reason": "completed 10 epoch(s)"},
+            )
+        )
+    live = dash._repr_mimebundle_()
+    assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(live)
+    assert 'data-fit-state="running"' in live["text/html"]
+    dash(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed"}))
+    dash.close()
+    final = dash.final_bundle()
+    assert set(final) == {"text/plain", "text/html"}
+    html = final["text/html"]
+    assert 'data-fit-state="completed"' in html and "fit completed" in html
+    assert (
+        html.count('class="lpws-card"') == 2 and "&lt;script&gt;x" in html and "<script" not in html
+    )
+    assert 'data-phase="extract-train"' in html
+    assert final["text/plain"].startswith("fit completed")

@@ -19,6 +19,7 @@ def tiny_arch(request):
 
 # --- picker ------------------------------------------------------------------------
 
+
 def test_picker_tree_for_each_architecture(tiny_arch):
     arch, model = tiny_arch
     picker = SubmodulePicker(model)
@@ -112,8 +113,10 @@ def test_picker_synthetic_tree_helpers():
     assert [r["name"] for r in tree] == ["a", "a.b", "a.c"]  # re-ordered: parent first
     assert tree[2]["shape"] == [1, 2]
     groups = layer_groups(["x.0.y", "x.1.y", "x.0", "x.1", "z.0.q"])
-    assert groups == [{"pattern": "x.*.y", "members": ["x.0.y", "x.1.y"]},
-                      {"pattern": "x.*", "members": ["x.0", "x.1"]}]
+    assert groups == [
+        {"pattern": "x.*.y", "members": ["x.0.y", "x.1.y"]},
+        {"pattern": "x.*", "members": ["x.0", "x.1"]},
+    ]
     with pytest.raises(TypeError):
         SubmodulePicker()
     with pytest.raises(ValueError, match="no submodules"):
@@ -121,6 +124,7 @@ def test_picker_synthetic_tree_helpers():
 
 
 # --- metrics table -------------------------------------------------------------------
+
 
 def metrics_frame():
     import numpy as np
@@ -146,8 +150,14 @@ def test_table_state_columns_rows_and_best():
 
     table = MetricsTable(metrics_frame())
     cols = {c["name"]: c for c in table.columns}
-    assert [c["name"] for c in table.columns] == ["probe", "loss", "accuracy", "steps",
-                                                 "stop_reason", "early"]
+    assert [c["name"] for c in table.columns] == [
+        "probe",
+        "loss",
+        "accuracy",
+        "steps",
+        "stop_reason",
+        "early",
+    ]
     assert cols["loss"]["best"] == "min" and cols["accuracy"]["best"] == "max"
     assert cols["steps"]["best"] is None and cols["probe"]["kind"] == "string"
     assert cols["early"]["kind"] == "bool" and cols["early"]["best"] is None
@@ -200,10 +210,23 @@ def test_table_sort_view_and_exports():
 def test_js_number_matches_javascript():
     from lm_probe_widgets.widgets.table import js_number
 
-    cases = {0.1: "0.1", 1e-5: "0.00001", 1e-7: "1e-7", 1.5e-7: "1.5e-7", 123456789.0: "123456789",
-             1e21: "1e+21", 1.25e22: "1.25e+22", 3.0: "3", -0.0: "0", 2.5: "2.5",
-             0.30000000000000004: "0.30000000000000004", 1e16: "10000000000000000",
-             7: "7", -12.5: "-12.5", 0.000123: "0.000123"}
+    cases = {
+        0.1: "0.1",
+        1e-5: "0.00001",
+        1e-7: "1e-7",
+        1.5e-7: "1.5e-7",
+        123456789.0: "123456789",
+        1e21: "1e+21",
+        1.25e22: "1.25e+22",
+        3.0: "3",
+        -0.0: "0",
+        2.5: "2.5",
+        0.30000000000000004: "0.30000000000000004",
+        1e16: "10000000000000000",
+        7: "7",
+        -12.5: "-12.5",
+        0.000123: "0.000123",
+    }
     for value, text in cases.items():
         assert js_number(value) == text, value
 
@@ -270,11 +293,24 @@ def test_picker_to_runner_to_live_table():
 def test_table_best_rules_follow_metric_meaning():
     from lm_probe_widgets.widgets.table import best_direction
 
-    expect = {"loss": "min", "val_loss": "min", "code_length_bits": "min", "mdl": "min",
-              "error": "min", "accuracy": "max", "roc_auc": "max", "compression": "max",
-              "accuracy_low": None, "f1_high": None, "baseline_accuracy": None,
-              "control_accuracy": None, "steps": None, "examples_seen": None, "l2": None,
-              "n_train": None}
+    expect = {
+        "loss": "min",
+        "val_loss": "min",
+        "code_length_bits": "min",
+        "mdl": "min",
+        "error": "min",
+        "accuracy": "max",
+        "roc_auc": "max",
+        "compression": "max",
+        "accuracy_low": None,
+        "f1_high": None,
+        "baseline_accuracy": None,
+        "control_accuracy": None,
+        "steps": None,
+        "examples_seen": None,
+        "l2": None,
+        "n_train": None,
+    }
     assert {k: best_direction(k, "number") for k in expect} == expect
     assert best_direction("loss", "string") is None
 
@@ -285,12 +321,14 @@ def test_table_text_and_static_html_fallbacks_are_escaped():
     from lm_probe_widgets.widgets import MetricsTable
 
     evil = "<img src=x onerror=alert(1)>"
-    df = pd.DataFrame({evil: [evil, "ok"], "loss": [0.2, 0.1]},
-                      index=pd.Index(["a", evil], name="probe"))
+    df = pd.DataFrame(
+        {evil: [evil, "ok"], "loss": [0.2, 0.1]}, index=pd.Index(["a", evil], name="probe")
+    )
     table = MetricsTable(df, sort={"column": "loss"})
     data, _meta = table._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data
     assert "<img" not in data["text/html"] and "&lt;img src=x" in data["text/html"]
     html = data["text/html"]
-    assert html.index("&lt;img src=x onerror=alert(1)&gt;</th>") < html.index(">a</th>")
+    first = html.index('data-col="probe">&lt;img src=x onerror=alert(1)&gt;</td>')
+    assert first < html.index('data-col="probe">a</td>')  # the sorted view
     assert data["text/plain"].splitlines()[-1].startswith("a ")  # sorted view: loss 0.1 first

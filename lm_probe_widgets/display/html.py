@@ -93,15 +93,17 @@ _DARK = """
   color-scheme: dark;
 """
 _CSS = (
-    ".lpwr {" + _LIGHT + "}\n"
-    "@media (prefers-color-scheme: dark) { .lpwr {" + _DARK + "} }\n"
-    'body[data-vscode-theme-kind="vscode-light"] .lpwr,\n'
-    'body[data-vscode-theme-kind="vscode-high-contrast-light"] .lpwr,\n'
-    'body[data-jp-theme-light="true"] .lpwr {' + _LIGHT + "}\n"
-    'body[data-vscode-theme-kind="vscode-dark"] .lpwr,\n'
-    'body[data-vscode-theme-kind="vscode-high-contrast"] .lpwr,\n'
-    'body[data-jp-theme-light="false"] .lpwr {' + _DARK + "}\n"
-) + """
+    (
+        ".lpwr {" + _LIGHT + "}\n"
+        "@media (prefers-color-scheme: dark) { .lpwr {" + _DARK + "} }\n"
+        'body[data-vscode-theme-kind="vscode-light"] .lpwr,\n'
+        'body[data-vscode-theme-kind="vscode-high-contrast-light"] .lpwr,\n'
+        'body[data-jp-theme-light="true"] .lpwr {' + _LIGHT + "}\n"
+        'body[data-vscode-theme-kind="vscode-dark"] .lpwr,\n'
+        'body[data-vscode-theme-kind="vscode-high-contrast"] .lpwr,\n'
+        'body[data-jp-theme-light="false"] .lpwr {' + _DARK + "}\n"
+    )
+    + """
 .lpwr .lpwr-fallback { display: none; }
 .lpwr .lpwr-body {
   display: block !important;
@@ -170,6 +172,7 @@ _CSS = (
   display: inline-block; height: 8px; background: var(--lpwr-accent); vertical-align: middle;
 }
 """
+)
 
 # Every rule starts at the root class. `:not(#lpwr-none)` (matches every element) lifts
 # the rules to id specificity, as sklearn's id-scoped CSS does, so the host's table
@@ -248,13 +251,19 @@ def _chips(items: Iterable[Any]) -> str:
     return "".join(f'<span class="lpwr-chip lpwr-mono">{_e(c)}</span>' for c in items)
 
 
-def _wrap(text_repr: str, body: str, label: str) -> str:
+def scope_css(css: str) -> str:
+    """Rules written under `.lpwr` lifted to the scope every repr uses (see SCOPE)."""
+    return re.sub(r"\.lpwr(?![\w-])", SCOPE, css)
+
+
+def _wrap(text_repr: str, body: str, label: str, extra_css: str = "") -> str:
     """sklearn-style envelope: a text fallback plus the styled body, kept hidden until
-    the scoped CSS (only present when the HTML is trusted) reveals it."""
+    the scoped CSS (only present when the HTML is trusted) reveals it. `extra_css`:
+    more rules written under `.lpwr` (the widget snapshots add theirs)."""
     uid = _new_id()
     return (
         f'<div id="{uid}" class="{ROOT_CLASS}" data-lpwr-kind="{_e(label)}">'
-        f"<style>{CSS}</style>"
+        f"<style>{CSS}{scope_css(extra_css)}</style>"
         f'<div class="lpwr-fallback"><pre>{_e(text_repr)}</pre><b>{_e(FALLBACK_NOTE)}</b></div>'
         f'<div class="lpwr-body" hidden>{body}</div>'
         "</div>"
@@ -575,7 +584,7 @@ def runner_html(runner: Any) -> str:
             f'<td class="lpwr-num">{rec.steps if rec else 0}</td>'
             f'<td class="lpwr-mono lpwr-submodule">{_e(cfg.submodule)}</td>'
             f"<td>{_e(cfg.pooling)}</td>"
-            f'<td class="lpwr-classes">{_chips(cfg.classes)}</td>'
+            f'<td class="lpwr-classes">{_chips(cfg.classes or ["(from the training data)"])}</td>'
             f'<td class="lpwr-muted lpwr-small">{_e(settings)}</td>'
             "</tr>"
         )

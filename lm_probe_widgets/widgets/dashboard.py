@@ -199,21 +199,19 @@ class Dashboard:
             self.flushes += 1
 
     def close(self) -> None:
-        """End of fit_probes (also after an error or interrupt): final redraw, and
-        refresh the output's text/plain so exported notebooks read well."""
+        """End of fit_probes (also after an error or interrupt): final redraw, then the
+        displayed output becomes the static snapshot of the final state, so a notebook
+        saved now and reopened without a kernel (or exported) shows it, not an error."""
         self.flush(final=True)
         if self._handle is not None:
             try:
-                self._handle.update(self)
+                self._handle.update(self.final_bundle(), raw=True)
             except Exception:  # no frontend left (kernel shutting down)
                 pass
 
     def _on_stop_requested(self, change: dict[str, Any]) -> None:
         if change["new"] and not self.finished:
-            self.progress.state.fit["message"] = (
-                "stop requested: finishing the current batch, then evaluating"
-            )
-            self.progress._dirty = True
+            self.progress.request_stop()
 
     # -- display --------------------------------------------------------------------
     def show(self) -> Dashboard:
@@ -230,10 +228,23 @@ class Dashboard:
     def __repr__(self) -> str:
         return self.summary()
 
+    def snapshot_html(self) -> str:
+        """Static HTML of the current state (progress, phases, loss charts)."""
+        from .snapshot import dashboard_html
+
+        return dashboard_html(self.progress.state, self.monitor.state, self.progress.title)
+
+    def final_bundle(self) -> dict[str, str]:
+        """What the output holds once the fit is over: the snapshot, no live view."""
+        return {"text/plain": self.summary(), "text/html": self.snapshot_html()}
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = self.summary()
-        return bundle
+        from .snapshot import split_bundle
+
+        data, _meta = split_bundle(self.widget._repr_mimebundle_(**kwargs))
+        data["text/plain"] = self.summary()
+        data["text/html"] = self.snapshot_html()
+        return data
 
 
 def dashboard_factory(runner: Any) -> Any:

@@ -24,8 +24,9 @@ import anywidget
 import traitlets
 
 from ..core import events as ev
+from ..display import states as st
 from ._assets import css_text, esm_path
-from .progress import STATES, _num
+from .progress import _num
 
 MAX_STORED_POINTS = 2000  # per curve, in saved widget state and snapshots
 
@@ -58,6 +59,7 @@ class MonitorState:
         self.steps: dict[str, list[int]] = {}
         self.losses: dict[str, list[float | None]] = {}
         self.sent: dict[str, int] = {}
+        self.outcome = ""  # the fit's end state once fit_finished arrived
 
     def handle(self, event: ev.Event) -> bool:
         """Record one event; True if the per-probe facts (not just points) changed."""
@@ -65,6 +67,7 @@ class MonitorState:
         if kind == ev.FIT_STARTED:
             max_steps = d.get("max_steps", {})
             self.meta, self.steps, self.losses, self.sent = {}, {}, {}, {}
+            self.outcome = ""
             configs = {c["name"]: c for c in d.get("configs", [])}
             for n in d["probes"]:
                 cfg = configs.get(n, {})
@@ -81,11 +84,22 @@ class MonitorState:
                     "stop_reason": "",
                     "stop_kind": "",
                     "state": "waiting",
+                    "refined": False,
+                    "refined_val_loss": None,
+                    "l2": None,
                 }
                 self.steps[n], self.losses[n], self.sent[n] = [], [], 0
             return True
+        if kind == ev.FIT_FINISHED:
+            self.outcome = str(d.get("reason", "completed"))
+            for m in self.meta.values():
+                if m["state"] in ("waiting", "training"):
+                    m["state"] = (
+                        self.outcome if self.outcome in ("error", "interrupted") else ("stopped")
+                    )
+            return True
         if name not in self.meta:
-            return kind == ev.FIT_FINISHED
+            return False
         m = self.meta[name]
         if kind == ev.EVALUATED:
             self.steps[name].append(int(d["step"]))
@@ -107,16 +121,15 @@ class MonitorState:
             return True
         if kind == ev.PROBE_FINISHED:
             state = str(d.get("state", "finished"))
-            m["state"] = state if state in STATES else "finished"
+            m["state"] = state if state in st.PROBE_STATES else "finished"
             if m["stop_step"] is None:
                 m["stop_step"] = int(d.get("steps", 0))
                 m["stop_reason"] = str(d.get("reason", ""))
             return True
         if kind == ev.REFINED:
-            loss, l2 = _num(d.get("val_loss")), _num(d.get("l2"))
-            m["stop_reason"] += " · then fitted to convergence" + (
-                f" (val loss {loss:.4f}, L2 {l2:g})" if loss is not None and l2 is not None else ""
-            )
+            m["refined"] = True
+            m["refined_val_loss"] = _num(d.get("val_loss"))
+            m["l2"] = _num(d.get("l2"))
             return True
         if kind == ev.ERROR:
             m["state"] = "error"
@@ -144,18 +157,60 @@ class MonitorState:
             out[n] = [[steps[i] for i in keep], [self.losses[n][i] for i in keep], len(steps)]
         return out
 
+    def chart(self, name: str) -> dict[str, Any]:
+        """The facts a chart of probe `name` draws, decided here once for the live
+        view and the static snapshot alike.
+
+        x_max: the planned number of steps from the first update on, extended only
+        when the run goes past it (never best step + patience); window: the patience
+        window after the best step, only with early stopping on and when it ends
+        inside the axis; kept: the validation loss of the weights the probe keeps
+        (the final fit's, else the best step's), drawn as the curve's end point.
+        """
+        m = self.meta[name]
+        steps = self.steps[name]
+        last = steps[-1] if steps else 0
+        planned = m["max_steps"]
+        x_max = max(planned, last, m["stop_step"] or 0) or max(10, m["warmup_steps"])
+        window = None
+        if m["early_stopping"] and m["best_step"] is not None and m["patience"] > 0:
+            end = int(m["best_step"]) + m["patience"] * m["eval_every"]
+            if end <= x_max:
+                window = [int(m["best_step"]), end]
+        final = st.probe_state(m["state"])["final"]
+        kept, kept_label = None, ""
+        if m["refined"] and m["refined_val_loss"] is not None:
+            kept = m["refined_val_loss"]
+            kept_label = "after the final fit" + (f" (L2 {m['l2']:g})" if m["l2"] else "")
+        elif final and m["best_val_loss"] is not None:
+            kept, kept_label = (
+                m["best_val_loss"],
+                f"the best step's weights (step {m['best_step']})",
+            )
+        return {
+            "x_max": x_max,
+            "window": window,
+            "warmup": m["warmup_steps"] if 0 < m["warmup_steps"] < x_max else 0,
+            "kept_val_loss": kept,
+            "kept_label": kept_label,
+            "kept_step": m["stop_step"] if m["stop_step"] is not None else last,
+        }
+
     def meta_list(self) -> list[dict[str, Any]]:
         out = []
         for n, m in self.meta.items():
             row = dict(m)
             row["points"] = len(self.steps[n])
+            row.update(self.chart(n))
             out.append(row)
         return out
 
 
 class EarlyStoppingMonitor(anywidget.AnyWidget):
-    """Validation-loss curves (SVG, one small chart per probe) with the warm-up,
-    the patience window after the best step, the best point and the stop point."""
+    """Validation-loss curves (SVG, one small chart per probe) on an axis as long as
+    the planned run, with the warm-up, the patience window after the best step (when
+    it can still end the run), the best point, the end state and the kept weights'
+    validation loss as the curve's end point; and a Stop button."""
 
     _esm = esm_path("monitor")
     _css = css_text("monitor")
@@ -164,13 +219,15 @@ class EarlyStoppingMonitor(anywidget.AnyWidget):
     # {name: [steps, losses, n]} (at most MAX_STORED_POINTS each): set at the end
     curves = traitlets.Dict().tag(sync=True)
     running = traitlets.Bool(False).tag(sync=True)
+    outcome = traitlets.Unicode("").tag(sync=True)  # the fit's end state, "" while running
     stop_requested = traitlets.Bool(False).tag(sync=True)
     stop_supported = traitlets.Bool(True).tag(sync=True)
     stop_hint = traitlets.Unicode("").tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
+    styles = traitlets.Dict().tag(sync=True)  # display.states: words and colours
 
     def __init__(self, runner: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(styles=st.styles(), **kwargs)
         self.state = MonitorState()
         self.runner = runner
         self._meta_dirty = False
@@ -203,6 +260,7 @@ class EarlyStoppingMonitor(anywidget.AnyWidget):
         elif event.kind == ev.FIT_STARTED:
             self.stop_requested = False
             self.running = True
+            self.outcome = ""
             self.curves = {}
             self.send({"type": "reset"})
 
@@ -221,12 +279,23 @@ class EarlyStoppingMonitor(anywidget.AnyWidget):
         if self._meta_dirty or final:
             self._meta_dirty = False
             with self.hold_sync():
-                self.meta = self.state.meta_list()
+                self.meta = _clean(self.state.meta_list())
                 if final:
                     self.curves = _clean(self.state.curves())
+                    self.outcome = self.state.outcome
                     self.running = False
             sent = True
         return sent
+
+    def snapshot_html(self) -> str:
+        from .snapshot import monitor_html
+
+        return monitor_html(self.state, self.title)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        from .snapshot import with_snapshot
+
+        return with_snapshot(super()._repr_mimebundle_(**kwargs), self)
 
 
 def _clean(obj: Any) -> Any:

@@ -16,6 +16,7 @@ import anywidget
 import traitlets
 
 from ._assets import css_text, esm_path
+from .snapshot import SnapshotDisplay, with_snapshot
 
 SUFFIXES = (".output", ".input")
 
@@ -50,14 +51,16 @@ def normalise_tree(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         seen.add(name)
         runs = row.get("runs")
-        out.append({
-            "name": name,
-            "type": str(row.get("type", "")),
-            "depth": name.count("."),
-            "parent": name.rsplit(".", 1)[0] if "." in name else "",
-            "shape": _jsonable_shape(row.get("shape")),
-            "runs": None if runs is None else bool(runs),
-        })
+        out.append(
+            {
+                "name": name,
+                "type": str(row.get("type", "")),
+                "depth": name.count("."),
+                "parent": name.rsplit(".", 1)[0] if "." in name else "",
+                "shape": _jsonable_shape(row.get("shape")),
+                "runs": None if runs is None else bool(runs),
+            }
+        )
     # Parents must precede children for the collapsible view; keep order otherwise.
     index = {r["name"]: i for i, r in enumerate(out)}
     for r in out:
@@ -90,7 +93,7 @@ def layer_pattern(name: str) -> str:
 
 
 def layer_groups(names: Sequence[str]) -> list[dict[str, Any]]:
-    """"All layers' X" shortcuts: names sharing a pattern such as ``model.layers.*.mlp``."""
+    """ "All layers' X" shortcuts: names sharing a pattern such as ``model.layers.*.mlp``."""
     groups: dict[str, list[str]] = {}
     for name in names:
         pattern = layer_pattern(name)
@@ -99,12 +102,17 @@ def layer_groups(names: Sequence[str]) -> list[dict[str, Any]]:
     return [{"pattern": p, "members": m} for p, m in groups.items() if len(m) >= 2]
 
 
-class SubmodulePicker(anywidget.AnyWidget):
+class SubmodulePicker(SnapshotDisplay, anywidget.AnyWidget):
     """Pick submodules to probe from a model's module tree.
 
     ``picker.selected`` is the list of chosen submodule strings (``"<module>.output"``),
     synced both ways with the browser; ``picker.to_configs(classes, ...)`` turns it
     into ``ProbeConfig`` objects with shared settings.
+
+    The output also holds a static snapshot of the selection (for a notebook reopened
+    without its kernel). Clicks do not refresh it at once, which would re-render the
+    view under the pointer; reading the selection back from Python (``modules``,
+    ``to_configs``, ``refresh_snapshot()``) or a change made in Python does.
     """
 
     _esm = esm_path("picker")
@@ -129,6 +137,8 @@ class SubmodulePicker(anywidget.AnyWidget):
         rows = normalise_tree(_module_tree(model) if tree is None else tree)
         if not rows:
             raise ValueError("the model has no submodules to pick from")
+        self._from_browser = False
+        self._snapshot_stale = False
         self._names = [r["name"] for r in rows]
         self._order = {n: i for i, n in enumerate(self._names)}
         super().__init__(tree=rows, groups=layer_groups(self._names), height=height, **kwargs)
@@ -157,10 +167,31 @@ class SubmodulePicker(anywidget.AnyWidget):
             items[name + suffix] = (self._order[name], suffix)
         return sorted(items, key=lambda k: items[k])
 
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """A change from the browser (a click): remembered, the snapshot refreshed later."""
+        self._from_browser = True
+        try:
+            super().set_state(sync_data)
+        finally:
+            self._from_browser = False
+
+    @traitlets.observe("selected")
+    def _on_selected(self, change: dict[str, Any]) -> None:
+        if getattr(self, "_from_browser", False):
+            self._snapshot_stale = True
+        else:
+            self.refresh_snapshot()
+
+    def _catch_up(self) -> None:
+        if self._snapshot_stale:
+            self._snapshot_stale = False
+            self.refresh_snapshot()
+
     # -- Python-side selection helpers ------------------------------------------------
     @property
     def modules(self) -> list[str]:
         """Module names of the selection, without the ``.output`` suffix."""
+        self._catch_up()
         return [self._split(s)[0] for s in self.selected]
 
     def select(self, *patterns: str, suffix: str = ".output") -> SubmodulePicker:
@@ -184,6 +215,7 @@ class SubmodulePicker(anywidget.AnyWidget):
 
     def to_configs(self, classes: Sequence[Any], **shared: Any) -> list[Any]:
         """One ``ProbeConfig`` per selected submodule, all with ``classes`` and ``shared``."""
+        self._catch_up()
         if not self.selected:
             raise ValueError("nothing is selected in the picker; click some submodules first")
         from lm_probe_widgets.core.config import ProbeConfig
@@ -192,3 +224,16 @@ class SubmodulePicker(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return f"SubmodulePicker({len(self.tree)} modules, selected={self.selected!r})"
+
+    def summary(self) -> str:
+        lines = [f"SubmodulePicker: {len(self.tree)} modules, {len(self.selected)} selected"]
+        lines += [f"  {s}" for s in self.selected]
+        return "\n".join(lines)
+
+    def snapshot_html(self) -> str:
+        from .snapshot import picker_html
+
+        return picker_html(self)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return with_snapshot(super()._repr_mimebundle_(**kwargs), self)

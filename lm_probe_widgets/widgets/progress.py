@@ -1,26 +1,39 @@
-"""Per-probe progress bars: one bar per probe, its state in colour, throughput and ETA.
+"""Progress of one `fit_probes` call: a row per phase, a bar per probe, one headline.
 
-`ProgressState` turns runner events into plain data (no widget, easy to test);
-`ProbeProgress` is the anywidget view of it. Events can arrive thousands of times a
-second; the widget's traits only change when `flush()` is called, which the
+`ProgressState` turns runner events into plain data and the words shown (no widget,
+easy to test); `ProbeProgress` is the anywidget view of it. Events can arrive thousands
+of times a second; the widget's traits change only when `flush()` is called, which the
 dashboard does at most ~10 times a second (and always at the end of a fit).
+
+What it promises:
+
+* the headline says "fitting" until the single `fit_finished` event, then that event's
+  reason (completed / stopped / interrupted / error) with one coherent message;
+* every phase the runner reports (`batch` events, any `phase` string) gets a row with a
+  readable name and its own unit (the final fit counts probes, not examples);
+* the time left is the current phase's: remaining units over a smoothed throughput
+  (`RateMeter`), so it does not swing with every batch;
+* a reason shared by several probes ("completed 10 epoch(s)") is said once.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
+import time
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import anywidget
 import traitlets
 
 from ..core import events as ev
+from ..display import states as st
+from ..display.columns import format_number
 from ._assets import css_text, esm_path
 
-# Probe states shown by the bars (the runner's probe_finished states plus two of ours).
-STATES = ("waiting", "training", "early-stopped", "finished", "stopped", "interrupted", "error")
-RATE_WINDOW_S = 3.0
+STATES = tuple(st.PROBE_STATES)
+TRAINING_PHASES = ("train",)  # phases whose remaining work spans the remaining epochs
 
 
 def _num(x: Any) -> float | None:
@@ -45,17 +58,66 @@ def format_seconds(s: float | None) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
-class ProgressState:
-    """What the progress bars show, updated from events (no widget involved)."""
+def _rate_text(rate: float | None, unit: str | None) -> str:
+    if rate is None:
+        return ""
+    value = f"{rate:.0f}" if rate >= 100 else f"{rate:.1f}"
+    return f"{value} {unit or 'units'}/s"
 
-    def __init__(self) -> None:
+
+class RateMeter:
+    """Throughput of one phase (units per second), smoothed.
+
+    The first estimate is the mean over at least `min_span` seconds; from then on an
+    exponential moving average with time constant `tau` (weighted by elapsed time)
+    follows real changes, such as probes stopping early, without following the jitter
+    of single batches.
+    """
+
+    def __init__(self, tau: float = 6.0, min_span: float = 1.0) -> None:
+        self.tau, self.min_span = tau, min_span
+        self.t0: float | None = None
+        self.u0 = 0.0
+        self.t = 0.0
+        self.u = 0.0
+        self.rate: float | None = None
+
+    def add(self, t: float, units: float) -> float | None:
+        if self.t0 is None:
+            self.t0, self.u0, self.t, self.u = t, units, t, units
+            return None
+        dt = t - self.t
+        if dt <= 0:
+            return self.rate  # no time has passed: the units count with the next sample
+        if self.rate is None:
+            span = t - self.t0
+            if span >= self.min_span:
+                self.rate = max(units - self.u0, 0.0) / span
+                self.t, self.u = t, units
+            return self.rate
+        inst = max(units - self.u, 0.0) / dt
+        self.rate += (1.0 - math.exp(-dt / self.tau)) * (inst - self.rate)
+        self.t, self.u = t, units
+        return self.rate
+
+
+class ProgressState:
+    """What the progress view shows, updated from events (no widget involved).
+
+    `clock` gives the seconds used for elapsed time and throughput (the events'
+    own `seconds` restart in control and baseline fits); tests pass a fake one.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.probes: dict[str, dict[str, Any]] = {}
+        self.phases: dict[str, dict[str, Any]] = {}
         self.fit: dict[str, Any] = {"state": "waiting", "phase": "", "message": ""}
-        self._examples = 0  # cumulative examples processed across batches and phases
-        self._last_batch: tuple[str, int, int] | None = None
-        self._samples: deque[tuple[float, int, int]] = deque()  # (seconds, examples, steps)
-        self._steps_total = 0
-        self._extract_rate: float | None = None
+        self.stop_requested = False
+        self._t0 = 0.0
+        self._meters: dict[str, RateMeter] = {}
+        self._messages: dict[str, str] = {}
+        self._refresh()
 
     # -- events ---------------------------------------------------------------------
     def handle(self, event: ev.Event) -> None:
@@ -64,45 +126,49 @@ class ProgressState:
             self._start(d)
         elif kind == ev.BATCH:
             self._batch(d)
-        elif kind == ev.STEP and name in self.probes:
-            p = self.probes[name]
+        elif name is not None and name in self.probes:
+            self._probe_event(kind, self.probes[name], d)
+        elif kind == ev.ERROR:
+            self._messages["error"] = str(d.get("message", ""))
+        elif kind == ev.INTERRUPTED:
+            self._messages["interrupted"] = str(d.get("message", ""))
+        elif kind == ev.FIT_FINISHED:
+            self._finish(str(d.get("reason", "completed")))
+        if self.fit.get("state") == "running":
+            self.fit["elapsed"] = self.clock() - self._t0
+        self._refresh()
+
+    def request_stop(self) -> None:
+        """The Stop button was clicked (the runner decides whether it still applies)."""
+        if self.fit.get("state") == "running":
+            self.stop_requested = True
+            self._refresh()
+
+    def _probe_event(self, kind: str, p: dict[str, Any], d: dict[str, Any]) -> None:
+        if kind == ev.STEP:
             if p["state"] == "waiting":
                 p["state"] = "training"
-            self._steps_total += max(0, int(d["step"]) - p["step"])
             p["step"] = int(d["step"])
-            p["epoch"] = int(d["epoch"])
+            p["epoch"] = int(d.get("epoch", p["epoch"]))
             p["train_loss"] = _num(d.get("train_loss"))
-        elif kind == ev.EVALUATED and name in self.probes:
-            p = self.probes[name]
+        elif kind == ev.EVALUATED:
             p["val_loss"] = _num(d.get("val_loss"))
             p["best_val_loss"] = _num(d.get("best_val_loss"))
             p["best_step"] = d.get("best_step")
-        elif kind == ev.STOPPED and name in self.probes:
-            self.probes[name]["reason"] = str(d.get("reason", ""))
-        elif kind == ev.PROBE_FINISHED and name in self.probes:
-            p = self.probes[name]
+        elif kind == ev.STOPPED:
+            p["reason"] = str(d.get("reason", ""))
+        elif kind == ev.PROBE_FINISHED:
             state = str(d.get("state", "finished"))
-            p["state"] = state if state in STATES else "finished"
+            p["state"] = state if state in st.PROBE_STATES else "finished"
             p["reason"] = str(d.get("reason") or p.get("reason") or "")
             p["best_step"] = d.get("best_step", p.get("best_step"))
             p["step"] = int(d.get("steps", p["step"]))
+        elif kind == ev.REFINED:
+            p["kept_val_loss"] = _num(d.get("val_loss"))
+            p["refined"] = True
         elif kind == ev.ERROR:
-            if name in self.probes:
-                self.probes[name]["state"] = "error"
-                self.probes[name]["reason"] = str(d.get("message", ""))
-            else:
-                self.fit["message"] = str(d.get("message", ""))
-        elif kind == ev.INTERRUPTED:
-            self.fit["message"] = str(d.get("message", ""))
-        elif kind == ev.FIT_FINISHED:
-            reason = str(d.get("reason", "completed"))
-            self.fit["state"] = reason
-            self.fit["elapsed"] = _num(d.get("seconds"))
-            self.fit["eta"] = 0.0 if reason == "completed" else None
-            self.fit["phase"] = "done"
-            for p in self.probes.values():
-                if p["state"] in ("waiting", "training"):  # never reached a finish event
-                    p["state"] = "error" if reason == "error" else "stopped"
+            p["state"] = "error"
+            p["reason"] = str(d.get("message", ""))
 
     def _start(self, d: dict[str, Any]) -> None:
         configs = {c["name"]: c for c in d.get("configs", [])}
@@ -121,107 +187,250 @@ class ProgressState:
                 "val_loss": None,
                 "best_val_loss": None,
                 "best_step": None,
+                "kept_val_loss": None,
+                "refined": False,
                 "reason": "",
             }
+        self.phases = {}
+        self._meters = {}
+        self._messages = {}
+        self.stop_requested = False
+        self._t0 = self.clock()
         self.fit = {
             "state": "running",
-            "phase": "starting",
+            "phase": "",
             "epoch": 0,
             "num_epoch": int(d.get("num_epoch", 0)),
             "n_train": int(d.get("n_train", 0)),
             "n_val": int(d.get("n_val", 0)),
             "n_eval": int(d.get("n_eval", 0)),
-            "done": 0,
-            "total": 0,
             "elapsed": 0.0,
             "rate": None,
             "eta": None,
-            "message": "",
         }
-        self._examples = 0
-        self._last_batch = None
-        self._samples.clear()
-        self._steps_total = 0
-        self._extract_rate = None
 
     def _batch(self, d: dict[str, Any]) -> None:
-        phase, epoch, done = str(d["phase"]), int(d["epoch"]), int(d["examples_done"])
-        last = self._last_batch
-        if last is not None and last[0] == phase and last[1] == epoch and done >= last[2]:
-            self._examples += done - last[2]
-        else:
-            self._examples += done
-        self._last_batch = (phase, epoch, done)
-        seconds = float(d.get("seconds", 0.0))
+        key = str(d.get("phase", ""))
+        detail = d.get("detail")
+        detail = str(detail) if detail else None
+        epoch = int(d.get("epoch", 0) or 0)
+        done, total = int(d.get("examples_done", 0)), int(d.get("examples_total", 0))
+        for other in self.phases.values():
+            if other["key"] != key and other["state"] == "running":
+                other["state"] = "done"
+        ph = self.phases.get(key)
+        if ph is None:
+            ph = self.phases[key] = {
+                "key": key,
+                "label": st.phase_label(key),
+                "state": "running",
+                "detail": None,
+                "epoch": epoch,
+                "done": 0,
+                "total": total,
+                "units": 0.0,  # cumulative, across the phase's epochs and stages
+                "_segment": None,
+                "_offset": 0.0,
+                "rate": None,
+                "eta": None,
+            }
+            self._meters[key] = RateMeter()
+        segment = (detail, epoch)
+        if ph["_segment"] != segment or done < ph["done"]:
+            if ph["_segment"] is not None:
+                ph["_offset"] += ph["done"]
+            ph["_segment"] = segment
+        ph.update(state="running", detail=detail, epoch=epoch, done=done, total=total)
+        ph["units"] = ph["_offset"] + done
+        now = self.clock()
+        rate = self._meters[key].add(now, ph["units"])
+        ph["rate"] = rate
+        ph["eta"] = self._eta(ph, rate)
         f = self.fit
-        f.update(phase=phase, epoch=epoch, done=done, total=int(d["examples_total"]))
-        f["elapsed"] = seconds
-        self._samples.append((seconds, self._examples, self._steps_total))
-        while len(self._samples) > 2 and seconds - self._samples[0][0] > RATE_WINDOW_S:
-            self._samples.popleft()
-        t0, e0, s0 = self._samples[0]
-        dt = seconds - t0
-        rate = (self._examples - e0) / dt if dt > 0 else None
-        f["rate"] = rate
-        if phase.startswith("extract") and rate:
-            self._extract_rate = rate
-        step_rate = (self._steps_total - s0) / dt if dt > 0 else None
-        f["eta"] = self._eta(phase, done, int(d["examples_total"]), rate, step_rate)
+        f.update(phase=key, epoch=epoch, rate=rate, eta=ph["eta"])
 
-    def _eta(self, phase, done, total, rate, step_rate) -> float | None:
-        """An upper bound: early stopping can only make the fit shorter."""
-        n_eval = self.fit.get("n_eval", 0)
-        eval_left = n_eval / self._extract_rate if self._extract_rate and n_eval else 0.0
-        if phase == "extract-eval":
-            return (total - done) / rate if rate else None
-        if phase == "extract-val":
-            return None  # no training speed known yet
-        active = [p for p in self.probes.values() if p["state"] in ("waiting", "training")]
-        if not active:
-            return eval_left
-        per_probe = step_rate / len(active) if step_rate else None
-        if not per_probe:
+    def _eta(self, ph: dict[str, Any], rate: float | None) -> float | None:
+        if not rate:
             return None
-        left = max(max(p["max_steps"] - p["step"], 0) for p in active)
-        return left / per_probe + eval_left
+        left = max(ph["total"] - ph["done"], 0)
+        stage = ph["detail"] or ph["key"]
+        num_epoch = self.fit.get("num_epoch", 0)
+        if stage in TRAINING_PHASES and num_epoch:
+            left += max(num_epoch - ph["epoch"], 0) * ph["total"]
+        return left / rate
+
+    def _finish(self, reason: str) -> None:
+        self.fit["state"] = reason if reason in st.FIT_STATES else "error"
+        self.fit["elapsed"] = self.clock() - self._t0
+        self.fit["eta"] = None
+        end_state = {"completed": "done"}.get(reason, reason)
+        for ph in self.phases.values():
+            if ph["state"] == "running":
+                ph["state"] = end_state if end_state in st.PHASE_STATES else "done"
+            ph["eta"] = None
+        for p in self.probes.values():
+            if p["state"] in ("waiting", "training"):  # never reached a finish event
+                p["state"] = reason if reason in ("error", "interrupted") else "stopped"
+
+    # -- words ----------------------------------------------------------------------
+    def _final_message(self, state: str) -> str:
+        if state == "completed":
+            if self.stop_requested:
+                return "The Stop came after training had ended: nothing was cut short."
+            return ""
+        if state == "stopped":
+            tail = "; the test-set metrics are computed" if self.fit.get("n_eval") else ""
+            return (
+                "The probes keep their best weights so far"
+                + tail
+                + ". fit_probes(..., resume=True) continues."
+            )
+        if state == "interrupted":
+            return self._messages.get("interrupted") or (
+                "The probes keep their best weights so far; fit_probes(..., resume=True) continues."
+            )
+        return self._messages.get("error", "")
+
+    def _headline(self) -> str:
+        f = self.fit
+        state = f.get("state", "waiting")
+        if state != "running":
+            return st.fit_state(state)["label"]
+        ph = self.phases.get(f.get("phase", ""))
+        if ph is None:
+            return "fitting: starting"
+        return f"fitting: {ph['label']}"
+
+    def _stats(self) -> str:
+        f = self.fit
+        bits = []
+        if f.get("elapsed") is not None and f.get("state") != "waiting":
+            bits.append(f"{format_seconds(f['elapsed'])} elapsed")
+        if f.get("state") == "running":
+            ph = self.phases.get(f.get("phase", ""))
+            if ph is not None and ph["eta"] is not None:
+                bound = "≤" if (ph["detail"] or ph["key"]) in TRAINING_PHASES else "≈"
+                bits.append(f"{bound} {format_seconds(ph['eta'])} left in this phase")
+        return " · ".join(bits)
+
+    def _phase_text(self, ph: dict[str, Any]) -> str:
+        unit = st.phase_unit(ph["key"], ph["detail"])
+        bits = []
+        stage = ph["detail"]
+        if stage:
+            bits.append(st.phase_label(stage))
+        num_epoch = self.fit.get("num_epoch", 0)
+        if (stage or ph["key"]) in TRAINING_PHASES and num_epoch:
+            bits.append(f"epoch {ph['epoch']}/{num_epoch}")
+        bits.append(f"{ph['done']}/{ph['total']}" + (f" {unit}" if unit else ""))
+        if ph["state"] == "running":
+            rate = _rate_text(ph["rate"], unit)
+            if rate:
+                bits.append(rate)
+        return " · ".join(bits)
+
+    def _probe_detail(self, p: dict[str, Any]) -> str:
+        bits = [f"step {p['step']}/{p['max_steps'] or '?'}"]
+        num_epoch = self.fit.get("num_epoch", 0)
+        if p["state"] == "training":
+            if p["epoch"]:
+                bits.append(
+                    f"epoch {p['epoch']}/{num_epoch}" if num_epoch else f"epoch {p['epoch']}"
+                )
+            if p["val_loss"] is not None:
+                bits.append(f"val loss {format_number(p['val_loss'])}")
+        elif p["state"] != "waiting":
+            kept = self.kept_val_loss(p)
+            if kept is not None:
+                bits.append(f"val loss (kept weights) {format_number(kept)}")
+        return " · ".join(bits)
+
+    @staticmethod
+    def kept_val_loss(p: dict[str, Any]) -> float | None:
+        """Validation loss of the weights the probe keeps: the final fit's when there
+        was one, else the best step's (the weights a stopped probe goes back to)."""
+        if p.get("kept_val_loss") is not None:
+            return p["kept_val_loss"]
+        return p.get("best_val_loss")
+
+    def _refresh(self) -> None:
+        """Recompute the words and the shared reasons (cheap: run on every event)."""
+        f = self.fit
+        state = f.get("state", "waiting")
+        if state == "running":
+            f["message"] = (
+                "Stop requested: training ends after the current batch, then the probes "
+                "are evaluated."
+                if self.stop_requested
+                else ""
+            )
+        elif state != "waiting":
+            f["message"] = self._final_message(state)
+        else:
+            f["message"] = ""
+        f["headline"] = self._headline()
+        f["stats"] = self._stats()
+        counts = Counter(
+            p["reason"]
+            for p in self.probes.values()
+            if p["reason"] and st.probe_state(p["state"])["final"]
+        )
+        shared = {r for r, n in counts.items() if n > 1}
+        f["reasons"] = [f"{counts[r]} probes: {r}" for r in counts if r in shared]
+        for p in self.probes.values():
+            final = st.probe_state(p["state"])["final"]
+            p["note"] = p["reason"] if final and p["reason"] not in shared else ""
+            p["detail"] = self._probe_detail(p)
+            p["fraction"] = (
+                1.0
+                if final and not p["max_steps"]
+                else min(1.0, p["step"] / p["max_steps"])
+                if p["max_steps"]
+                else 0.0
+            )
+        for ph in self.phases.values():
+            ph["text"] = self._phase_text(ph)
+            ph["fraction"] = (
+                1.0
+                if ph["state"] == "done"
+                else min(1.0, ph["done"] / ph["total"])
+                if ph["total"]
+                else 0.0
+            )
 
     # -- views ----------------------------------------------------------------------
     def probe_list(self) -> list[dict[str, Any]]:
         return [dict(p) for p in self.probes.values()]
+
+    def phase_list(self) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in ph.items() if not k.startswith("_")} for ph in self.phases.values()
+        ]
 
     def summary(self) -> str:
         """Readable plain text, for consoles and for notebooks without a widget view."""
         f = self.fit
         if not self.probes:
             return "probe progress: waiting for fit_probes to start"
-        state = f.get("state", "running")
-        head = (
-            f"fit {state}"
-            if state != "running"
-            else f"fitting: {f.get('phase', '')} {f.get('done', 0)}/{f.get('total', 0)}"
-        )
-        head += f" · {format_seconds(f.get('elapsed'))}"
-        if f.get("rate"):
-            head += f" · {f['rate']:.0f} examples/s"
-        if state == "running" and f.get("eta") is not None:
-            head += f" · ETA ≤ {format_seconds(f['eta'])}"
+        head = f["headline"] + (f" · {f['stats']}" if f["stats"] else "")
         lines = [head]
+        for ph in self.phases.values():
+            lines.append(f"  [{ph['state']}] {ph['label']}: {ph['text']}")
         width = min(max(len(n) for n in self.probes), 40)
         for p in self.probes.values():
-            line = f"  {p['name'][:width]:<{width}}  {p['state']:<13} "
-            line += f"step {p['step']}/{p['max_steps']}"
-            if p["best_val_loss"] is not None:
-                line += f"  best val {p['best_val_loss']:.4f} @ {p['best_step']}"
-            if p["reason"] and p["state"] not in ("waiting", "training"):
-                line += f"  ({p['reason']})"
+            label = st.probe_state(p["state"])["label"]
+            line = f"  {p['name'][:width]:<{width}}  {label:<14} {p['detail']}"
+            if p["note"]:
+                line += f"  ({p['note']})"
             lines.append(line)
+        lines += [f"  {r}" for r in f["reasons"]]
         if f.get("message"):
             lines.append(f"  {f['message']}")
         return "\n".join(lines)
 
 
 class ProbeProgress(anywidget.AnyWidget):
-    """One bar per probe with its state; overall throughput and ETA on top.
+    """A row per phase and a bar per probe, each with its state; a headline on top.
 
     Usually created by the dashboard; on its own: ``w = ProbeProgress();
     runner.events.subscribe(w.handle)`` and call ``w.flush()`` when you want a redraw.
@@ -231,12 +440,16 @@ class ProbeProgress(anywidget.AnyWidget):
     _css = css_text("progress")
 
     probes = traitlets.List(traitlets.Dict()).tag(sync=True)
+    phases = traitlets.List(traitlets.Dict()).tag(sync=True)
     fit = traitlets.Dict().tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
+    styles = traitlets.Dict().tag(sync=True)  # display.states: words and colours
 
-    def __init__(self, title: str = "", **kwargs: Any) -> None:
-        super().__init__(title=title, **kwargs)
-        self.state = ProgressState()
+    def __init__(
+        self, title: str = "", *, clock: Callable[[], float] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(title=title, styles=st.styles(), **kwargs)
+        self.state = ProgressState(clock) if clock is not None else ProgressState()
         self.fit = dict(self.state.fit)
         self._dirty = False
 
@@ -247,13 +460,18 @@ class ProbeProgress(anywidget.AnyWidget):
 
     __call__ = handle
 
+    def request_stop(self) -> None:
+        self.state.request_stop()
+        self._dirty = True
+
     def flush(self) -> bool:
-        """Push the recorded state to the browser (one message per trait); True if sent."""
+        """Push the recorded state to the browser (one message); True if sent."""
         if not self._dirty:
             return False
         self._dirty = False
         with self.hold_sync():
             self.probes = self.state.probe_list()
+            self.phases = self.state.phase_list()
             self.fit = dict(self.state.fit)
         return True
 
@@ -262,3 +480,13 @@ class ProbeProgress(anywidget.AnyWidget):
 
     def __repr__(self) -> str:
         return self.summary()
+
+    def snapshot_html(self) -> str:
+        from .snapshot import progress_html
+
+        return progress_html(self.state, self.title)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        from .snapshot import with_snapshot
+
+        return with_snapshot(super()._repr_mimebundle_(**kwargs), self)

@@ -2,8 +2,14 @@
 
 Data crosses the widget wire as ``columns`` + ``rows`` (plain JSON, NaN as null).
 The browser sorts by header clicks and syncs the sort back, so ``table.df``,
-``table.to_csv()`` and ``table.to_json()`` in Python export exactly the view the
-user sees -- byte for byte the same text as the browser's download buttons.
+``table.to_csv()`` and ``table.to_json()`` in Python export exactly the rows and order
+the user sees -- byte for byte the same text as the browser's download buttons (every
+column: exports are data, the compact view is for reading).
+
+For people, a wide metrics frame (a runner's has ~26 columns) opens in a compact view:
+probe, accuracy with its interval, F1, Matthews, test log-loss, state, and the control
+and baseline columns when present (``display.columns``), numbers with 3 decimals; the
+"All columns" button shows the rest.
 """
 
 from __future__ import annotations
@@ -19,27 +25,59 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ..display.columns import (
+    COMPACT,
+    DECIMALS,
+    ci_columns,
+    column_label,
+    compact_columns,
+    format_ci,
+    format_number,
+)
 from ._assets import css_text, esm_path
+from .snapshot import SnapshotDisplay, with_snapshot
 
 LOWER_IS_BETTER = ("loss", "mdl", "bits")
 # Counts, settings and interval bounds: a larger number is not "better", so nothing is
 # highlighted. Baseline/control columns are references, not competitors (as in display/).
-NEUTRAL = frozenset({"steps", "best_step", "examples_seen", "epoch", "epochs", "dim", "seed",
-                     "l2", "lr", "seconds", "time", "classes", "n_classes"})
+NEUTRAL = frozenset(
+    {
+        "steps",
+        "best_step",
+        "examples_seen",
+        "epoch",
+        "epochs",
+        "dim",
+        "seed",
+        "l2",
+        "lr",
+        "seconds",
+        "time",
+        "classes",
+        "n_classes",
+    }
+)
 REFERENCE_PREFIXES = ("baseline_", "control_")
 REFRESH_ON = ("probe_finished", "fit_finished")
+COMPACT_MIN_COLUMNS = 9  # narrower frames are shown whole
 
 
 def best_direction(name: str, kind: str) -> str | None:
-    """"min" for loss-like numeric columns, "max" for scores, None for counts/settings."""
+    """ "min" for loss-like numeric columns, "max" for scores, None for counts/settings."""
     if kind != "number":
         return None
     lower = name.lower()
-    if (lower in NEUTRAL or lower.startswith(("n_", *REFERENCE_PREFIXES))
-            or lower.endswith(("_low", "_high"))):
+    if (
+        lower in NEUTRAL
+        or lower.startswith(("n_", *REFERENCE_PREFIXES))
+        or lower.endswith(("_low", "_high"))
+    ):
         return None
-    if any(word in lower for word in LOWER_IS_BETTER) or lower.endswith("error") or (
-            lower == "brier"):
+    if (
+        any(word in lower for word in LOWER_IS_BETTER)
+        or lower.endswith("error")
+        or (lower == "brier")
+    ):
         return "min"
     return "max"
 
@@ -125,15 +163,17 @@ def _kind(series: Any) -> str:
     return "string"
 
 
-def frame_to_table(df: Any, index_name: str | None = None,
-                   best: Mapping[str, str | None] | None = None) -> tuple[list, list, Any]:
+def frame_to_table(
+    df: Any, index_name: str | None = None, best: Mapping[str, str | None] | None = None
+) -> tuple[list, list, Any]:
     """``(columns, rows, source)`` for a DataFrame; a named or non-range index becomes the
     first column (its name, or ``index_name``, or "index")."""
     import pandas as pd
 
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"MetricsTable needs a pandas DataFrame or a ProbeRunner, "
-                        f"got {type(df).__name__}")
+        raise TypeError(
+            f"MetricsTable needs a pandas DataFrame or a ProbeRunner, got {type(df).__name__}"
+        )
     flat = df
     if df.index.name is not None or not isinstance(df.index, pd.RangeIndex):
         name = str(df.index.name or index_name or "index")
@@ -153,12 +193,37 @@ def frame_to_table(df: Any, index_name: str | None = None,
         direction = best[name] if name in best else best_direction(name, kind)
         if direction not in (None, "min", "max"):
             raise ValueError(f"best[{name!r}] must be 'min', 'max' or None, got {direction!r}")
-        columns.append({"name": name, "kind": kind, "best": direction if kind == "number"
-                        else None})
+        columns.append(
+            {
+                "name": name,
+                "kind": kind,
+                "best": direction if kind == "number" else None,
+                "label": column_label(name),
+                "compact": False,
+                "decimals": DECIMALS,
+                "ci": ci_columns(name, names),
+            }
+        )
         kinds.append(kind)
-    rows = [[_cell(v, k) for v, k in zip(rec, kinds, strict=True)]
-            for rec in flat.itertuples(index=False, name=None)]
+    _mark_compact(columns, flat is not df)
+    rows = [
+        [_cell(v, k) for v, k in zip(rec, kinds, strict=True)]
+        for rec in flat.itertuples(index=False, name=None)
+    ]
     return columns, rows, df
+
+
+def _mark_compact(columns: list[dict[str, Any]], has_index: bool) -> None:
+    """Rank the compact view's columns (the index column first) when the frame is wide
+    and looks like metrics; a narrow or other frame keeps every column, in order."""
+    names = [c["name"] for c in columns]
+    chosen = compact_columns(names)
+    if len(names) < COMPACT_MIN_COLUMNS or len([c for c in chosen if c in COMPACT]) < 2:
+        chosen = names
+    first = [names[0]] if has_index and names and names[0] not in chosen else []
+    rank = {n: i + 1 for i, n in enumerate(first + chosen)}
+    for c in columns:
+        c["compact"] = rank.get(c["name"])  # position in the compact view (1 = first), or None
 
 
 def _csv_field(value: Any) -> str:
@@ -181,7 +246,7 @@ def _json_value(value: Any) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-class MetricsTable(anywidget.AnyWidget):
+class MetricsTable(SnapshotDisplay, anywidget.AnyWidget):
     """A sortable table of probe metrics with best values highlighted and exports.
 
     ``MetricsTable(runner.metrics)`` shows a DataFrame; ``MetricsTable(runner)``
@@ -200,6 +265,7 @@ class MetricsTable(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     filename = traitlets.Unicode("metrics").tag(sync=True)
     max_height = traitlets.Int(480).tag(sync=True)
+    show_all = traitlets.Bool(False).tag(sync=True)  # the "All columns" toggle
 
     def __init__(
         self,
@@ -239,7 +305,12 @@ class MetricsTable(anywidget.AnyWidget):
         return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame()
 
     def update(self, df: Any) -> None:
-        """Show new data, keeping the current sort when its column still exists."""
+        """Show new data, keeping the current sort when its column still exists (the
+        static snapshot in the output follows)."""
+        self._set_data(df)
+        self.refresh_snapshot()
+
+    def _set_data(self, df: Any) -> None:
         columns, rows, source = frame_to_table(df, "probe", self._best)
         self._source = source
         names = {c["name"] for c in columns}
@@ -250,8 +321,11 @@ class MetricsTable(anywidget.AnyWidget):
             self.rows = rows
 
     def _on_event(self, event: Any) -> None:
-        if getattr(event, "kind", None) in REFRESH_ON:
-            self.update(self._runner_frame())
+        kind = getattr(event, "kind", None)
+        if kind in REFRESH_ON:
+            self._set_data(self._runner_frame())
+        if kind == "fit_finished":  # the snapshot (re-rendering the view) once per fit
+            self.refresh_snapshot()
 
     def close(self) -> None:
         """Stop following the runner and close the widget."""
@@ -313,19 +387,55 @@ class MetricsTable(anywidget.AnyWidget):
         return text
 
     def __repr__(self) -> str:
-        return (f"MetricsTable({len(self.rows)} rows x {len(self.columns)} columns, "
-                f"sort={self.sort or None})")
+        return (
+            f"MetricsTable({len(self.rows)} rows x {len(self.columns)} columns, "
+            f"sort={self.sort or None})"
+        )
+
+    def visible_columns(self) -> list[str]:
+        """Column names of the view people read (compact unless "All columns")."""
+        names = [c["name"] for c in self.columns]
+        ranked = sorted((c["compact"], c["name"]) for c in self.columns if c.get("compact"))
+        return names if self.show_all or not ranked else [n for _r, n in ranked]
+
+    def summary(self, max_rows: int = 60) -> str:
+        """The compact view as aligned plain text (3 decimals, intervals beside their
+        metric), in the browser's sort order; fits a terminal."""
+        index = {c["name"]: j for j, c in enumerate(self.columns)}
+        names = self.visible_columns()
+        header = [self.columns[index[n]].get("label", n) for n in names]
+        lines = []
+        for i in self.order()[:max_rows]:
+            cells = []
+            for n in names:
+                col, value = self.columns[index[n]], self.rows[i][index[n]]
+                text = (
+                    "–"
+                    if value is None
+                    else (format_number(value) if col["kind"] == "number" else str(value))
+                )
+                ci = col.get("ci")
+                if ci and value is not None:
+                    band = format_ci(self.rows[i][index[ci[0]]], self.rows[i][index[ci[1]]])
+                    text += f" {band}" if band else ""
+                cells.append(text[:40])
+            lines.append(cells)
+        widths = [max([len(h)] + [len(r[k]) for r in lines]) for k, h in enumerate(header)]
+        out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+        out += [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines
+        ]
+        if len(self.rows) > max_rows:
+            out.append(f"... {len(self.rows) - max_rows} more rows")
+        return "\n".join(out)
+
+    def snapshot_html(self) -> str:
+        from .snapshot import table_html
+
+        return table_html(self)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The live widget, plus a plain-text and an escaped static HTML table of the
-        same view for places without a widget manager (nbconvert, GitHub, terminals)."""
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if not bundle:
-            return bundle
-        data, metadata = bundle
-        view = self.df
-        data = {**data, "text/plain": view.to_string(max_rows=60, max_colwidth=40)}
-        if len(view.columns) or len(view):
-            table = view.to_html(escape=True, max_rows=200, na_rep="–", border=0)
-            data["text/html"] = f'<div class="lpw-table-static">{table}</div>'
-        return data, metadata
+        same view for places without a widget manager (nbconvert, GitHub, terminals,
+        a notebook reopened without its kernel)."""
+        return with_snapshot(super()._repr_mimebundle_(**kwargs), self)

@@ -58,9 +58,7 @@ def test_best_values_highlighted(widget_page):
     w = widget_page.mount("table", state_of(MetricsTable(frame())))
     best = w.root.locator("td.lpw-table-best")
     # loss: min (1e-7, h.4); accuracy: max 0.9 tied (h.1, h.4); steps: a count, none
-    cells = best.evaluate_all(
-        "tds => tds.map(td => [td.parentElement.dataset.row, td.cellIndex])"
-    )
+    cells = best.evaluate_all("tds => tds.map(td => [td.parentElement.dataset.row, td.cellIndex])")
     assert sorted(cells) == [["1", 2], ["4", 1], ["4", 2]]
     assert w.root.locator("tbody tr").nth(1).locator("td").nth(1).inner_text() == "–"
     # a single row, or a column where everything ties, marks nothing
@@ -125,8 +123,9 @@ def test_copy_uses_clipboard_then_textarea_fallback(widget_page):
 
 def test_html_in_values_and_headers_is_text(widget_page):
     evil = "<img src=x onerror=window.__pwned=1>"
-    df = pd.DataFrame({evil: [evil, "ok"], "loss": [0.1, 0.2]},
-                      index=pd.Index([evil, "b"], name="probe"))
+    df = pd.DataFrame(
+        {evil: [evil, "ok"], "loss": [0.1, 0.2]}, index=pd.Index([evil, "b"], name="probe")
+    )
     w = widget_page.mount("table", {**state_of(MetricsTable(df)), "title": evil})
     assert w.root.locator("img").count() == 0
     assert w.root.locator(".lpw-table-title").inner_text() == evil
@@ -137,10 +136,15 @@ def test_html_in_values_and_headers_is_text(widget_page):
 def test_hundreds_of_rows_and_kernel_updates(widget_page):
     rng = np.random.default_rng(0)
     n = 600
-    df = pd.DataFrame({"loss": rng.random(n), "accuracy": rng.random(n),
-                       "f1": rng.random(n), "steps": rng.integers(1, 1000, n)},
-                      index=pd.Index([f"model.layers.{i}.output" for i in range(n)],
-                                     name="probe"))
+    df = pd.DataFrame(
+        {
+            "loss": rng.random(n),
+            "accuracy": rng.random(n),
+            "f1": rng.random(n),
+            "steps": rng.integers(1, 1000, n),
+        },
+        index=pd.Index([f"model.layers.{i}.output" for i in range(n)], name="probe"),
+    )
     table = MetricsTable(df)
     w = widget_page.mount("table", state_of(table))
     assert w.root.locator("tbody tr").count() == n
@@ -158,3 +162,82 @@ def test_hundreds_of_rows_and_kernel_updates(widget_page):
     assert w.root.locator("tbody tr").count() == 10
     assert column_text(w, 0) == [str(i) for i in table.df.index]
     assert w.unmount() == 0
+
+
+def runner_like_frame() -> pd.DataFrame:
+    """The shape of runner.metrics: metrics, intervals, training facts, references."""
+    rng = np.random.default_rng(0)
+    names = [f"model.layers.{i}.output" for i in range(4)]
+    acc = rng.uniform(0.6, 0.9, 4)
+    return pd.DataFrame(
+        {
+            "loss": rng.uniform(0.3, 0.7, 4),
+            "accuracy": acc,
+            "accuracy_low": acc - 0.04,
+            "accuracy_high": acc + 0.04,
+            "precision": acc,
+            "recall": acc,
+            "f1": acc - 0.01,
+            "f1_low": acc - 0.05,
+            "f1_high": acc + 0.03,
+            "matthews": acc - 0.5,
+            "roc_auc": acc + 0.05,
+            "submodule": names,
+            "pooling": ["mean"] * 4,
+            "state": ["finished", "early-stopped", "finished", "stopped"],
+            "steps": [40, 33, 40, 12],
+            "examples_seen": [600, 500, 600, 180],
+            "epochs": [10, 8, 10, 3],
+            "best_step": [38, 23, 40, 12],
+            "val_loss": rng.uniform(0.3, 0.7, 4),
+            "l2": [1e-4, 1e-3, 1e-2, 1e-1],
+            "refined": [True, True, True, False],
+            "stop_reason": ["done"] * 4,
+            "code_length_bits": [1234.5, 1200.25, 1100.0, 1300.0],
+            "compression": [1.2, 1.3, 1.1, 1.0],
+            "control_accuracy": [0.55, 0.52, 0.6, 0.5],
+            "selectivity": acc - 0.55,
+            "baseline_majority": [0.5] * 4,
+            "baseline_random_init": [0.6, 0.61, 0.59, 0.6],
+        },
+        index=pd.Index(names, name="probe"),
+    )
+
+
+def test_compact_view_with_intervals_and_all_columns_one_click_away(widget_page):
+    df = runner_like_frame()
+    table = MetricsTable(df)
+    state = {**state_of(table), "show_all": False}
+    w = widget_page.mount("table", state)
+    heads = w.root.locator("thead th").all_inner_texts()
+    assert [h.strip() for h in heads] == [
+        "probe",
+        "accuracy",
+        "F1 (macro)",
+        "Matthews corr.",
+        "test log-loss",
+        "state",
+        "control accuracy",
+        "selectivity",
+        "majority baseline",
+        "random init baseline",
+    ]
+    first = w.root.locator("tbody tr").first
+    acc = first.locator('td[data-col="accuracy"]').inner_text()
+    a, lo, hi = df["accuracy"].iloc[0], df["accuracy_low"].iloc[0], df["accuracy_high"].iloc[0]
+    assert acc == f"{a:.3f} [{lo:.3f}, {hi:.3f}]"  # the interval beside its metric
+    assert first.locator('td[data-col="loss"]').inner_text() == f"{df['loss'].iloc[0]:.3f}"
+    toggle = w.root.locator("button.lpw-table-all")
+    assert toggle.inner_text() == f"All columns ({len(df.columns) + 1})"
+    toggle.click()
+    assert w.get("show_all") is True
+    assert w.root.locator("thead th").count() == len(df.columns) + 1
+    # three decimals throughout; tiny values never read as zero
+    assert first.locator('td[data-col="l2"]').inner_text() == "1.00e-4"
+    assert first.locator('td[data-col="code_length_bits"]').inner_text() == "1234.500"
+    assert "[" not in first.locator('td[data-col="accuracy"]').inner_text()  # own columns now
+    toggle.click()
+    assert w.root.locator("thead th").count() == 10 and toggle.inner_text().startswith("All")
+    # exports stay the full data
+    assert w.root.locator("button.lpw-table-csv").is_visible()
+    assert table.to_csv().splitlines()[0].count(",") == len(df.columns)

@@ -1,0 +1,105 @@
+"""The words and colours of every state a probe or a fit can be in, and the names of
+the phases a fit goes through: defined once, here.
+
+The live widgets receive these tables as data (a synced trait), the static snapshots
+and HTML reprs read them directly, so a state looks and reads the same everywhere.
+Colours are CSS values that follow JupyterLab's theme variables, then VS Code's, then
+a fallback readable on light and dark backgrounds. Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_GREEN = "var(--jp-success-color1, var(--vscode-testing-iconPassed, #388e3c))"
+_TEAL = "#0097a7"  # early stopping: a success of its own kind; no theme variable for it
+_AMBER = "var(--jp-warn-color1, var(--vscode-editorWarning-foreground, #f57c00))"
+_BROWN = "#8d6e63"  # interrupted (Ctrl-C / kernel interrupt): neutral, not an error
+_RED = "var(--jp-error-color1, var(--vscode-errorForeground, #d32f2f))"
+_BLUE = "var(--jp-brand-color1, var(--vscode-focusBorder, #1976d2))"
+_GREY = "var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #757575))"
+
+# Probe states (the runner's probe_finished states plus "waiting" and "training").
+# label: what a person reads; color: CSS colour; final: an end state.
+PROBE_STATES: dict[str, dict[str, Any]] = {
+    "waiting": {"label": "waiting", "color": _GREY, "final": False},
+    "training": {"label": "training", "color": _BLUE, "final": False},
+    "finished": {"label": "finished", "color": _GREEN, "final": True},
+    "early-stopped": {"label": "stopped early", "color": _TEAL, "final": True},
+    "stopped": {"label": "stopped by you", "color": _AMBER, "final": True},
+    "interrupted": {"label": "interrupted", "color": _BROWN, "final": True},
+    "error": {"label": "error", "color": _RED, "final": True},
+}
+
+# Fit states: "running" until the one fit_finished event, then its reason.
+FIT_STATES: dict[str, dict[str, Any]] = {
+    "waiting": {"label": "waiting for fit_probes…", "color": _GREY, "final": False},
+    "running": {"label": "fitting", "color": _BLUE, "final": False},
+    "completed": {"label": "fit completed", "color": _GREEN, "final": True},
+    "stopped": {"label": "fit stopped by you", "color": _AMBER, "final": True},
+    "interrupted": {"label": "fit interrupted", "color": _BROWN, "final": True},
+    "error": {"label": "fit failed", "color": _RED, "final": True},
+}
+
+# Phase rows ("running" while batches of the phase arrive, then "done", or the fit's
+# end state if the fit ended inside it).
+PHASE_STATES: dict[str, dict[str, Any]] = {
+    "running": {"label": "running", "color": _BLUE, "final": False},
+    "done": {"label": "done", "color": _GREEN, "final": True},
+    "stopped": PROBE_STATES["stopped"],
+    "interrupted": PROBE_STATES["interrupted"],
+    "error": PROBE_STATES["error"],
+}
+
+FINAL_PROBE_STATES = frozenset(k for k, v in PROBE_STATES.items() if v["final"])
+
+# What each phase of a fit is called on screen, and what its counts count.
+PHASES: dict[str, dict[str, str | None]] = {
+    "extract-val": {"label": "validation activations", "unit": "examples"},
+    "extract-train": {"label": "epoch 1: activations + training", "unit": "examples"},
+    "train": {"label": "training, later epochs", "unit": "examples"},
+    "refine": {"label": "final fit", "unit": "probes"},
+    "extract-eval": {"label": "test-set activations", "unit": "examples"},
+    "control": {"label": "control probes", "unit": "examples"},
+    "bootstrap": {"label": "bootstrap intervals", "unit": None},
+    "baseline-majority": {"label": "baseline: majority class", "unit": "examples"},
+    "baseline-embeddings": {"label": "baseline: input embeddings", "unit": "examples"},
+    "baseline-random_init": {"label": "baseline: random-init model", "unit": "examples"},
+}
+
+
+def phase_label(phase: str) -> str:
+    """A readable name for any phase string, known or not."""
+    known = PHASES.get(phase)
+    if known is not None:
+        return str(known["label"])
+    if phase.startswith("baseline-"):
+        return "baseline: " + phase[len("baseline-") :].replace("_", " ").replace("-", " ")
+    return phase.replace("_", " ").replace("-", " ")
+
+
+def phase_unit(phase: str, detail: str | None = None) -> str | None:
+    """What `examples_done` counts: "probes" for the final fit, else examples (None:
+    a phase whose unit is not known; only the counts are shown)."""
+    inner = detail or phase
+    known = PHASES.get(inner) or PHASES.get(phase)
+    if known is None:
+        return "examples"
+    return known["unit"]
+
+
+def probe_state(state: str) -> dict[str, Any]:
+    return PROBE_STATES.get(state, {"label": state, "color": _GREY, "final": True})
+
+
+def fit_state(state: str) -> dict[str, Any]:
+    return FIT_STATES.get(state, {"label": state, "color": _GREY, "final": True})
+
+
+def styles() -> dict[str, Any]:
+    """Everything above as JSON for the front end (one synced trait)."""
+    return {
+        "probe": PROBE_STATES,
+        "fit": FIT_STATES,
+        "phase": PHASE_STATES,
+    }
