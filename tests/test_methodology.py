@@ -82,18 +82,40 @@ def test_control_labels_are_consistent_per_type_seeded_and_keep_the_distribution
     assert tctrl.tokens is tds.tokens  # same tokens: the feature cache is reused
 
 
+def test_pooled_control_labels_come_from_token_types_and_are_learnable_held_out(tiny):
+    """Pooled probes' control labels depend only on which token types a text holds,
+    so a memorising probe (mean-pooled embeddings) learns them on held-out texts:
+    control accuracy well above chance. A label per whole text could not be."""
+    from synthetic import sentiment_texts
+
+    model, tok = tiny
+    texts, labels = sentiment_texts(480, seed=4)
+    train, test = _split(tok, texts, labels)
+    task = ControlTask.fit(train, seed=0)
+    shuffled = ProbeDataset([np.random.default_rng(0).permutation(t) for t in train.tokens])
+    assert np.array_equal(task.sequence_labels(shuffled.tokens), task.sequence_labels(train.tokens))
+    runner = ProbeRunner(model, [ProbeConfig("transformer.wte.output", [0, 1], first_pass_lr=FAST)])
+    runner.fit_probes(train, test, control=True, num_epoch=20, batch_size=16, progress=None)
+    ctrl = runner.metrics["control_accuracy"].iloc[0]
+    assert ctrl > 0.75, runner.metrics[["accuracy", "control_accuracy"]]
+
+
 def test_selectivity_is_near_zero_on_random_labels(random_labels):
     m = random_labels.metrics
     assert {"control_accuracy", "selectivity"} <= set(m.columns)
     assert np.allclose(m["selectivity"], m["accuracy"] - m["control_accuracy"])
-    assert (m["selectivity"].abs() < 0.2).all(), m[["accuracy", "control_accuracy"]]
-    assert ((m["control_accuracy"] - m["accuracy"]).abs() < 0.2).all()
+    # Noise labels: the task is at chance, the control (token types) is not, so a probe
+    # on noise shows no selectivity at all.
+    assert (m["accuracy"] < 0.65).all(), m[["accuracy", "control_accuracy"]]
+    assert (m["selectivity"] < 0.05).all(), m[["accuracy", "control_accuracy"]]
 
 
 def test_selectivity_is_positive_on_a_learnable_task(learnable):
     runner, _, test = learnable
     m = runner.metrics
-    assert m["selectivity"].max() > 0.15, m[["accuracy", "control_accuracy"]]
+    # The task itself is lexical (one word decides), so the type-based control explains
+    # much of it; the probe still beats it.
+    assert m["selectivity"].min() > 0.05, m[["accuracy", "control_accuracy"]]
     # Control probes read the same cached features, and are evaluated on control labels.
     assert runner.control.cache is runner.cache
     ctrl_test = runner.control_task.relabel(test)
@@ -295,6 +317,7 @@ def test_steering_moves_the_probe_and_the_output(learnable):
     texts = ["the movie was bad", "a dull film and the plot", "great story"]
     up = steering.steer(runner, name, texts, 2.0)
     down = steering.steer(runner, name, texts, -2.0)
+
     # log-odds, not probabilities: a confident probe saturates near 0 or 1
     def log_odds(res, when):
         p = np.clip(getattr(res, f"proba_{when}")[:, 1], 1e-12, 1 - 1e-12)
@@ -344,10 +367,15 @@ def test_saved_runner_keeps_control_and_baseline_columns(learnable, tmp_path):
     path = tmp_path / "probes.safetensors"
     runner.save(path)
     loaded = ProbeRunner.load(path, runner.model)
-    cols = ["accuracy", "control_accuracy", "selectivity", "baseline_majority",
-            "baseline_embeddings", "baseline_random_init"]
+    cols = [
+        "accuracy",
+        "control_accuracy",
+        "selectivity",
+        "baseline_majority",
+        "baseline_embeddings",
+        "baseline_random_init",
+    ]
     pd.testing.assert_frame_equal(loaded.metrics[cols], runner.metrics[cols])
     # re-evaluated on other data they would mislead, so they go
     loaded.compute_metrics(test, bootstrap=0)
     assert "selectivity" not in loaded.metrics and "baseline_majority" not in loaded.metrics
-

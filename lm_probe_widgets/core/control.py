@@ -1,14 +1,24 @@
 """Control tasks and selectivity (Hewitt & Liang 2019).
 
-A control task gives every input *type* a random label that is nevertheless
-consistent: the same token sequence (sequence probes) or the same token id
-(token-level probes) always gets the same control label, in training, validation
-and test data alike. Labels are drawn from the task's class distribution, so a
-probe that does well on the control task can only have memorised types, not read
-the property. `selectivity = accuracy - control_accuracy` is how much of a
-probe's accuracy the control cannot explain.
+A control task gives every *word type* a random but consistent label, so a probe can
+only do well on it by memorising types. The design works because types recur between
+training and test data:
 
-Labels come from a keyed hash of (seed, type): no table to store, and the same
+- token-level probes: each token id gets a seeded random class (drawn from the task's
+  class distribution); ignored tokens stay ignored.
+- pooled (sequence) probes: each token id gets a seeded random score per class, an
+  example's control label is the class with the highest *mean* score over its tokens
+  (the way mean pooling sees a text), with per-class offsets fitted on the training
+  data so the control classes keep the task's class frequencies. A random label per
+  whole text would be unlearnable on held-out texts (they are all new sequences), and
+  selectivity would collapse to accuracy minus chance.
+
+Reading it: `control_accuracy` is how well a probe of this capacity, on this layer, can
+fit labels that depend only on which tokens a text contains; `selectivity = accuracy -
+control_accuracy` is what the control cannot explain. High control accuracy at the
+embeddings and low at deep layers is the usual picture.
+
+Randomness comes from a keyed hash of (seed, type): no table to store, and the same
 seed gives the same control labels on any dataset.
 """
 
@@ -26,11 +36,10 @@ from .errors import ProbeError
 
 
 class ControlTask:
-    """Random but consistent labels per input type, with the task's class distribution.
+    """Random but consistent labels per token type, with the task's class distribution.
 
     `values` are the label values (ints or names, as the probes' classes), `probs`
-    their frequencies in the data the task was fitted on. Ignored tokens
-    (`null_label`) stay ignored.
+    their frequencies in the data the task was fitted on.
     """
 
     def __init__(
@@ -41,13 +50,15 @@ class ControlTask:
         token_level: bool,
         seed: int = 0,
         null_label: int = -100,
+        offsets: np.ndarray | None = None,
     ) -> None:
         self.values = np.asarray(values)
-        self.cdf = np.cumsum(np.asarray(probs, dtype=np.float64))
-        self.cdf /= self.cdf[-1]
+        self.probs = np.asarray(probs, dtype=np.float64) / np.sum(probs)
+        self.cdf = np.cumsum(self.probs)
         self.token_level = token_level
         self.seed = int(seed)
         self.null_label = int(null_label)
+        self.offsets = np.zeros(len(self.values)) if offsets is None else np.asarray(offsets)
 
     @classmethod
     def fit(cls, ds: ProbeDataset, *, seed: int = 0, null_label: int = -100) -> ControlTask:
@@ -62,12 +73,15 @@ class ControlTask:
         if len(y) == 0:
             raise ProbeError("a control task needs at least one labelled example")
         values, counts = np.unique(y, return_counts=True)
-        return cls(values, counts, token_level=ds.is_token_level, seed=seed, null_label=null_label)
+        task = cls(values, counts, token_level=ds.is_token_level, seed=seed, null_label=null_label)
+        if not task.token_level:
+            task.offsets = task._fit_offsets(task._mean_scores(ds.tokens))
+        return task
 
-    def _draw(self, keys: list[bytes]) -> np.ndarray:
-        """One label per key: a uniform number from a keyed hash, through the CDF."""
+    def _uniform(self, keys: list[bytes]) -> np.ndarray:
+        """A uniform number in [0, 1) per key, from a keyed hash."""
         salt = self.seed.to_bytes(8, "little", signed=True)
-        u = np.fromiter(
+        return np.fromiter(
             (
                 int.from_bytes(hashlib.blake2b(k, digest_size=8, key=salt).digest(), "little")
                 / 2.0**64
@@ -76,12 +90,41 @@ class ControlTask:
             dtype=np.float64,
             count=len(keys),
         )
-        pick = np.searchsorted(self.cdf, u, side="right")
+
+    def _draw(self, keys: list[bytes]) -> np.ndarray:
+        """One label per key through the class distribution's CDF."""
+        pick = np.searchsorted(self.cdf, self._uniform(keys), side="right")
         return self.values[np.minimum(pick, len(self.cdf) - 1)]
 
+    def _mean_scores(self, tokens: list[np.ndarray]) -> np.ndarray:
+        """[examples, classes]: the mean over each example's tokens of its types'
+        random class scores."""
+        flat = np.concatenate([np.asarray(t, dtype=np.int64) for t in tokens])
+        types, inverse = np.unique(flat, return_inverse=True)
+        k = len(self.values)
+        keys = [
+            int(t).to_bytes(8, "little", signed=True) + bytes([c]) for t in types for c in range(k)
+        ]
+        scores = self._uniform(keys).reshape(len(types), k)[inverse]
+        starts = np.concatenate([[0], np.cumsum([len(t) for t in tokens])[:-1]])
+        sums = np.add.reduceat(scores, starts, axis=0)
+        return sums / np.array([len(t) for t in tokens], dtype=np.float64)[:, None]
+
+    def _fit_offsets(self, scores: np.ndarray) -> np.ndarray:
+        """Per-class offsets so that argmax(scores + offsets) has the task's class
+        frequencies on the training data (iterative proportional fitting)."""
+        offsets = np.zeros(scores.shape[1])
+        target = np.log(self.probs)
+        spread = float(scores.std()) or 1.0
+        for _ in range(200):
+            counts = np.bincount((scores + offsets).argmax(1), minlength=len(offsets))
+            share = np.log(np.maximum(counts, 0.5) / len(scores))
+            offsets += 0.1 * spread * (target - share)
+        return offsets
+
     def sequence_labels(self, tokens: list[np.ndarray]) -> np.ndarray:
-        """Control label of each example, keyed by its whole token sequence."""
-        return self._draw([np.asarray(t, dtype=np.int64).tobytes() for t in tokens])
+        """Control label of each example from its tokens' types (see the module doc)."""
+        return self.values[(self._mean_scores(tokens) + self.offsets).argmax(1)]
 
     def token_labels(self, token_ids: np.ndarray) -> np.ndarray:
         """Control label of each token, keyed by its token id."""
@@ -112,7 +155,7 @@ class ControlTask:
         return new
 
     def __repr__(self) -> str:
-        kind = "token type" if self.token_level else "example"
+        kind = "token" if self.token_level else "example, from its token types"
         return f"ControlTask(per {kind}, classes={self.values.tolist()}, seed={self.seed})"
 
 
