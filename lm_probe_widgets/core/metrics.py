@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ProbeError
+
 METRIC_COLUMNS = [
     "loss",
     "accuracy",
@@ -19,12 +21,19 @@ METRIC_COLUMNS = [
     "f1_high",
     "matthews",
     "roc_auc",
+    "recall_at_1fpr",  # binary operating points: recall_at_fpr below
+    "recall_at_5fpr",
+    "brier",
 ]
+
+#: False-positive rates of the `recall_at_<k>fpr` columns.
+OPERATING_FPRS = {"recall_at_1fpr": 0.01, "recall_at_5fpr": 0.05}
 
 
 def classification_metrics(proba: np.ndarray, y_idx: np.ndarray, n_classes: int) -> dict[str, Any]:
     """Log-loss of the probe's calibrated probabilities, accuracy, macro P/R/F1,
-    Matthews correlation and ROC AUC (one-vs-rest macro for more than two classes).
+    Matthews correlation, ROC AUC (one-vs-rest macro for more than two classes),
+    the Brier score and, for binary probes, recall at 1% and 5% false positives.
 
     Macro averages and AUC run over the classes present in `y_idx`: a declared class
     with no example has no recall to average, and counting it as 0 would make F1 say
@@ -46,6 +55,8 @@ def classification_metrics(proba: np.ndarray, y_idx: np.ndarray, n_classes: int)
         "f1": float(f),
         "matthews": _matthews(y_idx, pred),
         "roc_auc": roc_auc(proba, y_idx, present),
+        **{col: recall_at_fpr(proba, y_idx, fpr) for col, fpr in OPERATING_FPRS.items()},
+        "brier": brier(proba, y_idx),
         "n": int(len(y_idx)),
     }
 
@@ -70,3 +81,57 @@ def roc_auc(proba: np.ndarray, y_idx: np.ndarray, present: np.ndarray) -> float:
     if proba.shape[1] == 2:
         return float(skm.roc_auc_score(y_idx, proba[:, 1]))
     return float(np.mean([skm.roc_auc_score(y_idx == k, proba[:, k]) for k in present]))
+
+
+def recall_at_fpr(proba: np.ndarray, y_idx: np.ndarray, fpr: float) -> float:
+    """Recall of the positive (last) class when the threshold lets through a
+    false-positive rate of `fpr`: what a monitor catches at the alarm rate one can
+    afford. Linearly interpolated on the ROC curve; NaN unless the probe is binary
+    and both classes are present."""
+    from sklearn import metrics as skm
+
+    proba, y_idx = np.asarray(proba), np.asarray(y_idx)
+    if proba.ndim != 2 or proba.shape[1] != 2 or len(np.unique(y_idx)) < 2:
+        return math.nan
+    fprs, tprs, _ = skm.roc_curve(y_idx == 1, proba[:, 1], drop_intermediate=False)
+    return float(np.interp(fpr, fprs, tprs))
+
+
+def brier(proba: np.ndarray, y_idx: np.ndarray) -> float:
+    """Brier score (lower is better; it rewards calibrated probabilities, which
+    accuracy ignores). Binary: mean squared error of p(positive = last class), as
+    scikit-learn's `brier_score_loss`. More classes: the mean over classes of each
+    one-vs-rest Brier score, i.e. the multiclass Brier sum divided by the classes."""
+    proba, y_idx = np.asarray(proba, dtype=np.float64), np.asarray(y_idx)
+    if len(y_idx) == 0:
+        return math.nan
+    onehot = np.eye(proba.shape[1])[y_idx]
+    if proba.shape[1] == 2:
+        return float(np.mean((proba[:, 1] - onehot[:, 1]) ** 2))
+    return float(np.mean((proba - onehot) ** 2))
+
+
+def calibration_curve(
+    proba: np.ndarray, y_idx: np.ndarray, n_bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reliability-plot points: per equal-width bin of predicted probability, (mean
+    predicted, fraction observed, count). A calibrated probe lies on the diagonal.
+
+    Binary probes bin p(positive = last class); with more classes every class's
+    one-vs-rest probability is binned together. Empty bins are NaN with count 0, so
+    every call returns `n_bins` rows."""
+    proba, y_idx = np.asarray(proba, dtype=np.float64), np.asarray(y_idx)
+    if n_bins < 1:
+        raise ProbeError(f"n_bins must be >= 1, got {n_bins}")
+    onehot = np.eye(proba.shape[1])[y_idx]
+    if proba.shape[1] == 2:
+        p, hit = proba[:, 1], onehot[:, 1]
+    else:
+        p, hit = proba.ravel(), onehot.ravel()
+    # scikit-learn's binning (a value on an edge goes to the lower bin)
+    bins = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], p)
+    count = np.bincount(bins, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_pred = np.bincount(bins, weights=p, minlength=n_bins) / count
+        frac_pos = np.bincount(bins, weights=hit, minlength=n_bins) / count
+    return mean_pred, frac_pos, count
