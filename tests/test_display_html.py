@@ -197,7 +197,7 @@ def test_html_structure_state_and_sparklines(fitted: Any) -> None:
         assert bool(svg.find_all("line", "lpwr-spark-stop")) == (rec.state == "early-stopped")
         assert svg.find_all("title")[0].all_text().startswith("validation loss")
     # collapsible configurations with every probe
-    (details,) = body.find_all("details")
+    (details,) = [d for d in body.find_all("details") if "lpwr-all-metrics" not in d.attrs["class"]]
     assert details.find_all("summary")[0].all_text() == "Configurations (4)"
     assert "patience" in details.all_text() and "l2" in details.all_text()
 
@@ -205,7 +205,7 @@ def test_html_structure_state_and_sparklines(fitted: Any) -> None:
 def test_metrics_best_per_column(fitted: Any) -> None:
     runner, _ = fitted
     root = parse(runner._repr_html_())
-    (table,) = root.find_all("table", "lpwr-metrics")
+    (table,) = root.find_all("table", "lpwr-metrics-all")  # every column, folded away
     df = runner.metrics
     for col, pick in (("loss", "idxmin"), ("val_loss", "idxmin"), ("compression", "idxmax")):
         cells = [td for td in table.find_all("td") if td.attrs.get("data-col") == col]
@@ -217,7 +217,24 @@ def test_metrics_best_per_column(fitted: Any) -> None:
         ]
         assert best == [getattr(df[col], pick)()], col
     headers = [th.all_text() for th in table.find_all("th")]
-    assert "loss ↓" in headers and "accuracy ↑" in headers
+    assert "test log-loss ↓" in headers and "accuracy ↑" in headers
+
+
+def test_metrics_compact_view_first(fitted: Any) -> None:
+    """The original's metrics (with intervals) in view, the rest one click away; every
+    number with three decimals."""
+    runner, _ = fitted
+    root = parse(runner._repr_html_())
+    (compact,) = root.find_all("table", "lpwr-metrics")
+    headers = [th.all_text() for th in compact.find_all("th")]
+    assert headers == ["probe", "accuracy ↑", "F1 (macro) ↑", "Matthews corr. ↑", "test log-loss ↓"]
+    (folded,) = root.find_all("details", "lpwr-all-metrics")
+    assert folded.find_all("summary")[0].all_text().startswith("All metric columns")
+    for td in compact.find_all("td", "lpwr-num"):
+        value = "".join(td.text).strip()
+        assert re.fullmatch(r"-?\d+\.\d{3}|-?\d\.\d\de-\d\d", value), value  # tiny: 8.58e-04
+        for ci in td.find_all("span", "lpwr-ci"):
+            assert re.fullmatch(r"\[\d\.\d{3}, \d\.\d{3}\]", ci.all_text()), ci.all_text()
 
 
 def test_confidence_interval_columns_are_shown(fitted: Any) -> None:
@@ -229,7 +246,7 @@ def test_confidence_interval_columns_are_shown(fitted: Any) -> None:
     )
     (td,) = cell.find_all("td")
     assert td.attrs["class"] == "lpwr-num lpwr-best"
-    assert td.find_all("span", "lpwr-ci")[0].all_text() == "[0.7000, 0.9000]"
+    assert td.find_all("span", "lpwr-ci")[0].all_text() == "[0.700, 0.900]"
 
 
 def test_injection_is_escaped_everywhere(fitted: Any) -> None:

@@ -20,6 +20,7 @@ import pytest  # noqa: E402
 
 from lm_probe_widgets.display.plots import (  # noqa: E402
     parse_depth,
+    plot_confusion_matrix,
     plot_layer_sweep,
     plot_training_curves,
 )
@@ -104,7 +105,12 @@ def test_layer_sweep_from_runner(fitted: Any) -> None:
     assert ax.get_ylabel() == "accuracy"
     assert "no layer index" in ax.get_xlabel()
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "transformer.h.*.output" in legend
+    assert legend == [
+        "transformer.h.i · mean pooling",
+        "transformer.h.i.mlp · mean pooling",
+        "transformer.wte · mean pooling",
+        "95% interval (bootstrap)",  # the band has its own entry
+    ]
     assert ax.figure is not None  # users restyle via ax.figure
 
 
@@ -239,3 +245,145 @@ def test_confusion_matrix(fitted: Any) -> None:
         runner.plot_confusion_matrix("transformer.h.1.output", test, normalize="rows")
     with pytest.raises(KeyError):
         runner.plot_confusion_matrix("missing", test)
+
+
+def _boxes(ax: Any) -> tuple[Any, Any]:
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return ax.get_window_extent(renderer), ax.get_legend().get_window_extent(renderer)
+
+
+def _sweep_frame(depths: list[int], pool: str = "mean", prefix: str = "h") -> pd.DataFrame:
+    rows = []
+    for d in depths:
+        acc = 0.6 + 0.01 * d
+        rows.append(
+            {
+                "probe": f"{prefix}[{d}]",
+                "submodule": f"{prefix}[{d}]",
+                "pooling": pool,
+                "accuracy": acc,
+                "accuracy_low": acc - 0.05,
+                "accuracy_high": acc + 0.05,
+                "baseline_majority": 0.5,
+            }
+        )
+    return pd.DataFrame(rows).set_index("probe")
+
+
+def test_layer_sweep_reads_well_legend_beside_and_gaps_not_joined() -> None:
+    ax = plot_layer_sweep(_sweep_frame([0, 3, 6, 12, 15]))  # h[9] was never measured
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["h[i] · mean pooling", "majority baseline", "95% interval (bootstrap)"]
+    axes_box, legend_box = _boxes(ax)
+    assert legend_box.x0 >= axes_box.x1  # beside the axes: covers no data, no baseline
+    (line,) = _gid(ax, "sweep:").values()
+    x = line.get_xdata()
+    assert np.isnan(x).sum() == 1 and list(x[:3]) == [0, 3, 6] and list(x[-2:]) == [12, 15]
+    # two layers far apart, nothing measured between: points, no line
+    two = plot_layer_sweep(_sweep_frame([14, 29], pool="last", prefix="model.layers."))
+    (pts,) = _gid(two, "sweep:").values()
+    assert pts.get_linestyle() == "None" and pts.get_marker() == "o"
+    # a dotted reference line of your own, listed in the legend
+    ref = plot_layer_sweep(_sweep_frame([0, 1, 2]), references={"input embeddings": 0.6})
+    assert "input embeddings" in [t.get_text() for t in ref.get_legend().get_texts()]
+
+
+def test_plots_are_transparent_for_dark_themes(fitted: Any) -> None:
+    import io
+
+    from matplotlib.image import imread
+
+    runner, test = fitted
+    for ax in (
+        runner.plot_layer_sweep(),
+        runner.plot_training_curves(),
+        runner.plot_confusion_matrix("transformer.h.1.output", test),
+    ):
+        fig = ax.figure
+        assert fig.patch.get_alpha() == 0.0 and ax.patch.get_alpha() == 0.0
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")  # what the inline backend does
+        buf.seek(0)
+        png = imread(buf)
+        assert png.shape[2] == 4 and png[0, 0, 3] == 0.0  # no white block around the plot
+        legend = ax.get_legend()
+        assert legend is None or not legend.get_frame_on()
+
+
+def test_roc_auc_sweep_on_a_multiclass_runner(fitted: Any) -> None:
+    runner, _ = fitted
+    assert len(runner.configs[0].classes) == 3
+    if runner.metrics["roc_auc"].notna().any():  # the core computes one-vs-rest macro AUC
+        ax = runner.plot_layer_sweep("roc_auc")
+        assert ax.get_ylabel() == "roc_auc"
+    df = runner.metrics.assign(roc_auc=math.nan)
+    with pytest.raises(ValueError) as err:
+        plot_layer_sweep(df, "roc_auc")
+    assert "eval_set" not in str(err.value)  # there are held-out metrics: not that advice
+
+
+class _Rec:
+    def __init__(self, k: int) -> None:
+        steps = list(range(1, 41))
+        self.history = [{"step": s, "val_loss": 1 / (s + k)} for s in steps]
+        self.best_step, self.state, self.steps = 40, "finished", 40
+        self.refined, self.refined_val_loss = True, 0.5 / (40 + k)
+
+
+class _Probe:
+    def __init__(self, k: int) -> None:
+        self.record = _Rec(k)
+
+
+def test_training_curves_many_probes_distinct_colours_end_at_kept_weights() -> None:
+    probes = {f"model.layers.{k}.output": _Probe(k) for k in range(30)}
+    ax = plot_training_curves(probes)
+    curves = _gid(ax, "curve:")
+    colours = {tuple(line.get_color()) for line in curves.values()}
+    assert len(curves) == 30 and len(colours) == 30
+    kept = _gid(ax, "kept:")
+    assert set(kept) == set(probes)
+    name = "model.layers.3.output"
+    assert kept[name].get_xdata()[0] == 40
+    assert np.isclose(kept[name].get_ydata()[0], probes[name].record.refined_val_loss)
+    axes_box, legend_box = _boxes(ax)
+    assert legend_box.x0 >= axes_box.x1
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "kept weights (final fit)" in labels
+
+
+def test_confusion_matrix_labels_fit_for_five_classes() -> None:
+    class FakeRunner:
+        def __init__(self) -> None:
+            from types import SimpleNamespace
+
+            names = ["enthusiastic", "positive", "neutral", "negative", "furious"]
+            cfg = SimpleNamespace(classes=names, token_level=False, null_label=-100)
+            self.probe = SimpleNamespace(
+                config=cfg,
+                encode=lambda y: np.asarray(y),
+                predict=lambda x: np.asarray(x)[:, 0].astype(int),
+            )
+
+        def __getitem__(self, name: str) -> Any:
+            return self.probe
+
+        def get_probe_features(self, dataset: Any, subset: Any, batch_size: int) -> Any:
+            return {subset[0]: np.array([[i % 5] for i in range(50)])}
+
+        def _labels(self, cfg: Any, dataset: Any) -> Any:
+            return np.array([(i + i // 7) % 5 for i in range(50)])
+
+    dataset = type("D", (), {"has_labels": True})()
+    ax = plot_confusion_matrix(FakeRunner(), "p", dataset)
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ticks = ax.get_xticklabels()
+    assert all(t.get_rotation() == 40 for t in ticks)
+    boxes = [t.get_window_extent(renderer) for t in ticks]
+    for a, b in zip(boxes, boxes[1:], strict=False):
+        assert not a.overlaps(b) or a.x1 <= b.x0 + 1  # neighbours do not overlap
+    assert fig.get_figwidth() > 4.2  # grows with the classes

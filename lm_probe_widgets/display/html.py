@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .columns import column_label, compact_columns, format_number
+
 ROOT_CLASS = "lpwr"
 
 # Columns of runner.metrics shown in the metrics table, in this order when present;
@@ -49,7 +51,7 @@ NOT_METRICS = {
     "n",
     "seconds",
 }
-TEXT_METRICS = ("loss", "accuracy", "f1", "roc_auc", "val_loss")
+TEXT_METRICS = ("accuracy", "f1", "matthews", "loss")  # the compact view (display.columns)
 STATE_KIND = {
     "not fitted": "idle",
     "training": "busy",
@@ -217,20 +219,15 @@ def _as_float(v: Any) -> float | None:
 
 
 def fmt_value(v: Any, dash: str = "–") -> str:
-    """Numbers short and aligned; missing values as a dash."""
+    """Numbers with 3 decimals (integers whole, tiny values in exponent form), as every
+    display of this package writes them; missing values as a dash."""
     if _is_missing(v):
         return dash
     if isinstance(v, (bool, str)):
         return str(v)
-    kind = getattr(getattr(v, "dtype", None), "kind", "")
-    if isinstance(v, int) or kind in ("i", "u"):
-        return str(int(v))
-    f = _as_float(v)
-    if f is None:
+    if _as_float(v) is None and not isinstance(v, int):
         return str(v)
-    if f != 0 and (abs(f) >= 1e4 or abs(f) < 1e-3):
-        return f"{f:.3g}"
-    return f"{f:.4f}" if abs(f) < 1 else f"{f:.3f}"
+    return format_number(v)
 
 
 def lower_is_better(column: str) -> bool:
@@ -499,7 +496,7 @@ def runner_text(runner: Any) -> str:
     headers = ["probe", "submodule", "pooling", "state", "steps", "best"] + tcols
     out = [head, _text_table(headers, table_rows)]
     if any(best.values()):
-        out.append("* best in column (lowest loss, highest otherwise)")
+        out.append("* best in column (lowest loss, highest otherwise); loss = test log-loss")
     if notes:
         out.append("status:\n" + "\n".join(notes))
     return "\n".join(out)
@@ -517,11 +514,25 @@ def _metric_cell(row: Mapping[str, Any], col: str, is_best: bool) -> str:
 
 
 def _metric_header(col: str) -> str:
+    label = column_label(col)
     if is_reference_column(col):
-        return f'<th class="lpwr-num" title="reference, not ranked">{_e(col)}</th>'
+        return f'<th class="lpwr-num" title="{_e(col)}: a reference, not ranked">{_e(label)}</th>'
     better = "lower" if lower_is_better(col) else "higher"
     arrow = "↓" if lower_is_better(col) else "↑"
-    return f'<th class="lpwr-num" title="{better} is better">{_e(col)} {arrow}</th>'
+    return f'<th class="lpwr-num" title="{_e(col)}: {better} is better">{_e(label)} {arrow}</th>'
+
+
+def _metrics_table(cols: Sequence[str], rows: Sequence[Mapping[str, Any]], cls: str) -> str:
+    best = {c: best_rows(rows, c) for c in cols}
+    hdr = "".join(_metric_header(c) for c in cols)
+    body = []
+    for i, r in enumerate(rows):
+        cells = "".join(_metric_cell(r, c, i in best[c]) for c in cols)
+        body.append(
+            f'<tr data-probe="{_e(r["probe"])}"><td class="lpwr-mono">{_e(r["probe"])}</td>'
+            f"{cells}</tr>"
+        )
+    return f'<table class="{cls}"><tr><th>probe</th>{hdr}</tr>{"".join(body)}</table>'
 
 
 def _config_table(configs: Sequence[Any]) -> str:
@@ -595,21 +606,20 @@ def runner_html(runner: Any) -> str:
     )
     parts = [head, "<h4>Probes</h4>", probes_table]
     if cols:
-        best = {c: best_rows(rows, c) for c in cols}
-        hdr = "".join(_metric_header(c) for c in cols)
-        mrows = []
-        for i, r in enumerate(rows):
-            cells = "".join(_metric_cell(r, c, i in best[c]) for c in cols)
-            mrows.append(
-                f'<tr data-probe="{_e(r["probe"])}"><td class="lpwr-mono">{_e(r["probe"])}</td>'
-                f"{cells}</tr>"
-            )
+        compact = [c for c in compact_columns(cols) if c in cols] or cols
         parts += [
             "<h4>Metrics</h4>",
-            f'<table class="lpwr-metrics"><tr><th>probe</th>{hdr}</tr>{"".join(mrows)}</table>',
-            '<div class="lpwr-muted">Best value per column highlighted (lowest for losses, '
-            "highest otherwise).</div>",
+            _metrics_table(compact, rows, "lpwr-metrics"),
+            '<div class="lpwr-muted">Held-out (test-set) metrics; the interval under a value '
+            "is its 95% bootstrap interval. Best value per column highlighted (lowest for "
+            "losses, highest otherwise).</div>",
         ]
+        if len(compact) < len(cols):
+            parts.append(
+                f'<details class="lpwr-details lpwr-all-metrics"><summary>All metric columns '
+                f"({len(cols)})</summary>{_metrics_table(cols, rows, 'lpwr-metrics-all')}"
+                "</details>"
+            )
     elif any(n in probes for n in by_name):
         parts.append(
             '<div class="lpwr-muted">No held-out metrics yet: pass an eval_set to fit_probes '

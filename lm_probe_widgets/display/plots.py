@@ -3,13 +3,19 @@ matrix. Each takes an optional ``ax`` and returns the Axes it drew on (the Figur
 is ``ax.figure``) so users can restyle them; nothing calls ``plt.show``, so the
 functions work the same under Agg, inline and widget backends. matplotlib is
 imported only when a plot is drawn.
+
+Readable in light and dark notebooks: figures we create have a transparent
+background (no white block on a dark theme), text, ticks and spines in a grey that
+reads on both, and legends without a frame, placed beside the axes so they never
+cover data or baselines.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +26,64 @@ if TYPE_CHECKING:
 # A dotted integer component ("layers.12.output") or an indexed one ("h[3].mlp").
 _INDEX = re.compile(r"(?:(?<=\.)|^)(\d+)(?=\.|$)|(?<=\[)(\d+)(?=\])")
 STOPPED_STATES = ("early-stopped", "stopped", "interrupted", "error")
+INK = "#777777"  # contrast >= 4:1 on white and on JupyterLab's dark background
+STYLE = {
+    "figure.facecolor": "none",
+    "axes.facecolor": "none",
+    "savefig.facecolor": "none",
+    "savefig.transparent": True,
+    "text.color": INK,
+    "axes.labelcolor": INK,
+    "axes.titlecolor": INK,
+    "axes.edgecolor": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "xtick.labelcolor": INK,
+    "ytick.labelcolor": INK,
+    "grid.color": INK,
+    "legend.frameon": False,
+    "legend.labelcolor": INK,
+}
+POOLING_WORDS = {
+    "mean": "mean pooling",
+    "last": "last token",
+    "first": "first token",
+    "max": "max pooling",
+    "none": "per token",
+}
+CI_LABEL = "95% interval (bootstrap)"
+
+
+@contextlib.contextmanager
+def plot_style() -> Iterator[None]:
+    """The look above, for the artists created inside (the user's rcParams elsewhere)."""
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def place_legend(ax: Axes, extra: Iterable[Any] = (), **kwargs: Any) -> Any:
+    """A frameless legend beside the axes (right), never over the data; `extra`:
+    proxy artists to list too. Call it again after adding lines of your own."""
+    handles, labels = ax.get_legend_handles_labels()
+    for h in extra:
+        handles.append(h)
+        labels.append(h.get_label())
+    if not handles:
+        return None
+    n = len(handles)
+    opts = dict(
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        frameon=False,
+        fontsize="small" if n <= 16 else "x-small",
+        ncol=1 if n <= 20 else 2,
+    )
+    opts.update(kwargs)
+    with plot_style():
+        return ax.legend(handles, labels, **opts)
 
 
 def parse_depth(name: str) -> tuple[str, int | None]:
@@ -37,7 +101,10 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
         return ax
     import matplotlib.pyplot as plt  # pyplot so notebooks show the figure inline
 
-    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    with plot_style():
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    fig.patch.set_alpha(0.0)
+    ax.patch.set_alpha(0.0)
     return ax
 
 
@@ -52,26 +119,58 @@ def _metrics_frame(source: Any) -> Any:
     return df
 
 
+def series_label(group: str, pool: str = "") -> str:
+    """A legend label people read: the layer index as i ("h[i]", "model.layers.i"),
+    the pooling in words ("model.layers.i · mean pooling")."""
+    name = group.replace("*", "i")
+    if name.endswith(".output"):
+        name = name[: -len(".output")]
+    return f"{name} · {POOLING_WORDS.get(pool, pool)}" if pool else name
+
+
+def _stride(depths: list[int], fallback: int | None) -> int | None:
+    """The layer spacing of a sweep: its smallest step when it has three or more
+    layers, else the other sweeps' (None: nothing says which layers lie between)."""
+    gaps = sorted({b - a for a, b in zip(depths, depths[1:], strict=False) if b > a})
+    if len(set(depths)) >= 3 and gaps:
+        return gaps[0]
+    return fallback
+
+
+def _with_gaps(d: np.ndarray, *cols: np.ndarray, stride: int | None) -> list[np.ndarray]:
+    """NaN between neighbours further apart than `stride`: a line never crosses layers
+    that were not measured."""
+    if stride is None or len(d) < 2:
+        return [d, *cols]
+    cut = np.flatnonzero(np.diff(d) > stride) + 1
+    if not len(cut):
+        return [d, *cols]
+    return [np.insert(a.astype(float), cut, np.nan) for a in (d, *cols)]
+
+
 def plot_layer_sweep(
     source: Any,
     metric: str = "accuracy",
     *,
     ax: Axes | None = None,
     baselines: float | Mapping[str, float] | str | None = "auto",
+    references: Mapping[str, float] | None = None,
     ci: bool = True,
-    figsize: tuple[float, float] = (6.0, 3.6),
+    figsize: tuple[float, float] = (7.5, 3.6),
 ) -> Axes:
     """`metric` against layer depth, one line per kind of submodule.
 
     Submodules are grouped by their name with the layer index replaced by "*"
     (``model.layers.*.output``, ``transformer.h.*.mlp.output``), split by pooling
-    when a group mixes poolings. Submodules without a layer index (embeddings, final
-    norm) are drawn as separate markers at depth -1. When the metrics carry
-    ``<metric>_low``/``<metric>_high`` columns (bootstrap intervals) they are drawn
-    as bands. `baselines`: a value or {label: value}, drawn as dashed lines; "auto"
-    (default) draws the runner's ``baseline_<name>`` columns (accuracy of the
-    majority / embeddings / random-init baselines) when plotting accuracy, a flat line
-    when the baseline is the same at every depth, else a dashed line per group.
+    when a group mixes poolings; the legend reads ``model.layers.i · mean pooling``.
+    Points are joined only between neighbouring measured layers (a sweep of every third
+    layer is a line; two layers far apart are two points). Submodules without a layer
+    index (embeddings, final norm) are drawn as separate markers at depth -1. When the
+    metrics carry ``<metric>_low``/``<metric>_high`` columns (bootstrap intervals) they
+    are drawn as bands, with a legend entry. `baselines`: a value or {label: value},
+    drawn as dashed lines; "auto" (default) draws the runner's ``baseline_<name>``
+    columns when plotting accuracy. `references`: more {label: value} lines (dotted),
+    e.g. an earlier run. The legend sits beside the axes.
     """
     df = _metrics_frame(source)
     if metric not in df.columns:
@@ -79,6 +178,13 @@ def plot_layer_sweep(
         raise ValueError(f"no column {metric!r} in the metrics; numeric columns: {numeric}")
     values = df[metric].astype(float)
     if not np.isfinite(values.to_numpy()).any():
+        others = [
+            c
+            for c in ("accuracy", "loss", "f1")
+            if c in df.columns and np.isfinite(df[c].astype(float).to_numpy()).any()
+        ]
+        if others:
+            raise ValueError(f"{metric!r} has no value for these probes (not computed for them)")
         raise ValueError(
             f"{metric!r} has no values yet: fit with an eval_set (fit_probes(train, test)) "
             "or call runner.compute_metrics(dataset) first"
@@ -89,6 +195,7 @@ def plot_layer_sweep(
     pools = df["pooling"] if "pooling" in df.columns else None
 
     points: dict[str, list[tuple[int, float, float, float]]] = {}
+    labels: dict[str, str] = {}
     loose: list[tuple[str, float, float, float]] = []
     group_pools: dict[str, set[str]] = {}
     rows = []
@@ -108,49 +215,85 @@ def plot_layer_sweep(
         if depth is None:
             loose.append((f"{sub} ({pool})" if pool else sub, v, lo, hi))
             continue
-        label = f"{group} ({pool})" if len(group_pools[group]) > 1 else group
-        points.setdefault(label, []).append((depth, v, lo, hi))
+        key = f"{group} ({pool})" if len(group_pools[group]) > 1 else group
+        labels[key] = series_label(group, pool)
+        points.setdefault(key, []).append((depth, v, lo, hi))
+    for pts in points.values():
+        pts.sort()
+    strides = [_stride([p[0] for p in pts], None) for pts in points.values()]
+    common = min((s for s in strides if s is not None), default=None)
 
     ax = _new_axes(ax, figsize)
-    for label, pts in points.items():
-        pts.sort()
-        d = np.array([p[0] for p in pts], dtype=float)
-        y = np.array([p[1] for p in pts])
-        (line,) = ax.plot(d, y, marker="o", ms=4, label=label)
-        line.set_gid(f"sweep:{label}")
-        lo = np.array([p[2] for p in pts])
-        hi = np.array([p[3] for p in pts])
-        ok = np.isfinite(lo) & np.isfinite(hi)
-        if ok.any():
-            band = ax.fill_between(d[ok], lo[ok], hi[ok], color=line.get_color(), alpha=0.2, lw=0)
-            band.set_gid(f"band:{label}")
-    markers = ["s", "D", "^", "v", "P", "X"]
-    for j, (label, v, lo, hi) in enumerate(loose):
-        yerr = None
-        if math.isfinite(lo) and math.isfinite(hi):
-            yerr = [[v - lo], [hi - v]]
-        cont = ax.errorbar(
-            [-1], [v], yerr=yerr, fmt=markers[j % len(markers)], ms=6, capsize=3, label=label
-        )
-        cont.lines[0].set_gid(f"loose:{label}")
-    if isinstance(baselines, str):
-        if baselines != "auto":
-            raise ValueError("baselines must be 'auto', None, a number or {label: value}")
-        if metric == "accuracy":
-            _auto_baselines(ax, df, subs)
-    elif baselines is not None:
-        items = baselines.items() if isinstance(baselines, Mapping) else [("baseline", baselines)]
-        for label, value in items:
-            ln = ax.axhline(float(value), ls="--", lw=1, color="0.5", label=str(label))
-            ln.set_gid(f"baseline:{label}")
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.patches import Patch
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("layer" + (" (-1: no layer index)" if loose else ""))
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} by layer")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    extra = []
+    with plot_style():
+        for key, pts in points.items():
+            depths = [p[0] for p in pts]
+            d, y, lo, hi = _with_gaps(
+                np.array(depths, dtype=float),
+                np.array([p[1] for p in pts]),
+                np.array([p[2] for p in pts]),
+                np.array([p[3] for p in pts]),
+                stride=_stride(depths, common),
+            )
+            joined = _stride(depths, common) is not None
+            (line,) = ax.plot(
+                d, y, marker="o", ms=4, ls="-" if joined else "none", label=labels[key]
+            )
+            line.set_gid(f"sweep:{key}")
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            if ok.any():
+                band = ax.fill_between(
+                    d,
+                    np.where(ok, lo, np.nan),
+                    np.where(ok, hi, np.nan),
+                    color=line.get_color(),
+                    alpha=0.2,
+                    lw=0,
+                )
+                band.set_gid(f"band:{key}")
+                if not extra:
+                    extra.append(Patch(facecolor=INK, alpha=0.3, label=CI_LABEL))
+        markers = ["s", "D", "^", "v", "P", "X"]
+        for j, (label, v, lo, hi) in enumerate(loose):
+            yerr = None
+            if math.isfinite(lo) and math.isfinite(hi):
+                yerr = [[v - lo], [hi - v]]
+            sub, _, pool = label.partition(" (")
+            cont = ax.errorbar(
+                [-1],
+                [v],
+                yerr=yerr,
+                fmt=markers[j % len(markers)],
+                ms=6,
+                capsize=3,
+                label=series_label(sub, pool.rstrip(")")),
+            )
+            cont.lines[0].set_gid(f"loose:{label}")
+        if isinstance(baselines, str):
+            if baselines != "auto":
+                raise ValueError("baselines must be 'auto', None, a number or {label: value}")
+            if metric == "accuracy":
+                _auto_baselines(ax, df, subs)
+        elif baselines is not None:
+            items = (
+                baselines.items() if isinstance(baselines, Mapping) else [("baseline", baselines)]
+            )
+            for label, value in items:
+                ln = ax.axhline(float(value), ls="--", lw=1, color="0.5", label=str(label))
+                ln.set_gid(f"baseline:{label}")
+        for k, (label, value) in enumerate((references or {}).items()):
+            ln = ax.axhline(float(value), ls=":", lw=1.2, color=f"C{(k + 3) % 10}", label=label)
+            ln.set_gid(f"reference:{label}")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer" + (" (-1: no layer index)" if loose else ""))
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} by layer")
+        ax.grid(True, alpha=0.3)
+    place_legend(ax, extra)
     return ax
 
 
@@ -207,52 +350,91 @@ def _probe_items(source: Any, probes: Iterable[str] | None) -> list[tuple[str, A
     return items
 
 
+def curve_colours(n: int) -> list[Any]:
+    """n colours, distinct up to 60 (tab10, else tab20 + tab20b + tab20c)."""
+    import matplotlib
+
+    if n <= 10:
+        return [matplotlib.colormaps["tab10"](i) for i in range(n)]
+    pool = [matplotlib.colormaps[m](i) for m in ("tab20", "tab20b", "tab20c") for i in range(20)]
+    return [pool[i % len(pool)] for i in range(n)]
+
+
 def plot_training_curves(
     source: Any,
     *,
     probes: Iterable[str] | None = None,
     ax: Axes | None = None,
     logy: bool = False,
-    figsize: tuple[float, float] = (6.0, 3.6),
+    figsize: tuple[float, float] | None = None,
 ) -> Axes:
     """Validation loss per probe against steps (training loss, dashed, where a probe
-    has no validation). A star marks each probe's best step (the weights it keeps);
-    an x marks where early stopping, a Stop or an error ended it."""
+    has no validation). A star marks each probe's best step; an x where early stopping,
+    a Stop or an error ended it; a diamond the validation loss of the weights the probe
+    keeps after the final fit (joined to the curve's end by a dotted line): the curve
+    ends where the kept weights are. Every probe has its own colour (up to 60), and
+    the legend sits beside the axes."""
     items = _probe_items(source, probes)
     if not items:
         raise ValueError("no fitted probes to plot: call fit_probes first")
-    ax = _new_axes(ax, figsize)
-    for name, probe in items:
-        rec = probe.record
-        hist = list(rec.history)
-        key = "val_loss"
-        steps = np.array([h["step"] for h in hist], dtype=float)
-        vals = np.array([h.get("val_loss", math.nan) for h in hist], dtype=float)
-        if not np.isfinite(vals).any():
-            key = "train_loss"
-            vals = np.array([h.get("train_loss", math.nan) for h in hist], dtype=float)
-        ok = np.isfinite(vals)
-        steps, vals = steps[ok], vals[ok]
-        if len(steps) == 0:
-            continue
-        style = "-" if key == "val_loss" else "--"
-        (line,) = ax.plot(steps, vals, style, lw=1.5, label=str(name))
-        line.set_gid(f"curve:{name}")
-        color = line.get_color()
-        if rec.best_step is not None and key == "val_loss":
-            i = int(np.argmin(np.abs(steps - rec.best_step)))
-            (best,) = ax.plot([steps[i]], [vals[i]], "*", ms=11, color=color, mec="black", mew=0.5)
-            best.set_gid(f"best:{name}")
-        if rec.state in STOPPED_STATES:
-            (stop,) = ax.plot([steps[-1]], [vals[-1]], "x", ms=9, mew=2, color=color)
-            stop.set_gid(f"stop:{name}")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("validation loss")
-    ax.set_title("training curves (★ best, × stopped)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    from matplotlib.lines import Line2D
+
+    n = len(items)
+    ax = _new_axes(ax, figsize or (7.5 if n <= 20 else 9.5, 3.6 if n <= 16 else 4.8))
+    colours = curve_colours(n)
+    marks = {"best": False, "stop": False, "kept": False}
+    with plot_style():
+        for (name, probe), colour in zip(items, colours, strict=True):
+            rec = probe.record
+            hist = list(rec.history)
+            key = "val_loss"
+            steps = np.array([h["step"] for h in hist], dtype=float)
+            vals = np.array([h.get("val_loss", math.nan) for h in hist], dtype=float)
+            if not np.isfinite(vals).any():
+                key = "train_loss"
+                vals = np.array([h.get("train_loss", math.nan) for h in hist], dtype=float)
+            ok = np.isfinite(vals)
+            steps, vals = steps[ok], vals[ok]
+            if len(steps) == 0:
+                continue
+            style = "-" if key == "val_loss" else "--"
+            (line,) = ax.plot(steps, vals, style, lw=1.5, color=colour, label=str(name))
+            line.set_gid(f"curve:{name}")
+            if rec.best_step is not None and key == "val_loss":
+                i = int(np.argmin(np.abs(steps - rec.best_step)))
+                (best,) = ax.plot(
+                    [steps[i]], [vals[i]], "*", ms=11, color=colour, mec="black", mew=0.5
+                )
+                best.set_gid(f"best:{name}")
+                marks["best"] = True
+            if rec.state in STOPPED_STATES:
+                (stop,) = ax.plot([steps[-1]], [vals[-1]], "x", ms=9, mew=2, color=colour)
+                stop.set_gid(f"stop:{name}")
+                marks["stop"] = True
+            kept = getattr(rec, "refined_val_loss", math.nan)
+            if getattr(rec, "refined", False) and math.isfinite(kept) and key == "val_loss":
+                end = float(max(steps[-1], getattr(rec, "steps", steps[-1])))
+                ax.plot([steps[-1], end], [vals[-1], kept], ":", lw=1, color=colour)
+                (dot,) = ax.plot([end], [kept], "D", ms=6, color=colour, mec="black", mew=0.5)
+                dot.set_gid(f"kept:{name}")
+                marks["kept"] = True
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel("validation loss")
+        ax.set_title("training curves")
+        ax.grid(True, alpha=0.3)
+    proxies = []
+    for mark, (marker, label) in {
+        "best": ("*", "best step"),
+        "stop": ("x", "stopped there"),
+        "kept": ("D", "kept weights (final fit)"),
+    }.items():
+        if marks[mark]:
+            proxies.append(
+                Line2D([], [], ls="none", marker=marker, color=INK, mec=INK, label=label)
+            )
+    place_legend(ax, proxies)
     return ax
 
 
@@ -286,10 +468,12 @@ def plot_confusion_matrix(
     ax: Axes | None = None,
     cmap: str = "Blues",
     batch_size: int = 32,
-    figsize: tuple[float, float] = (4.2, 3.6),
+    figsize: tuple[float, float] | None = None,
 ) -> Axes:
     """Confusion matrix of one probe on `dataset` (rows: true class, columns:
-    predicted). `normalize`: None (counts), "true" (rows sum to 1), "pred", "all"."""
+    predicted). `normalize`: None (counts), "true" (rows sum to 1), "pred", "all".
+    The figure grows with the number of classes; long or many class names are
+    written at an angle so they never overlap."""
     if normalize not in (None, "true", "pred", "all"):
         raise ValueError("normalize must be None, 'true', 'pred' or 'all'")
     cm, classes = confusion_matrix(runner, name, dataset, batch_size=batch_size)
@@ -302,20 +486,31 @@ def plot_confusion_matrix(
         elif normalize == "all":
             shown = shown / shown.sum()
     shown = np.nan_to_num(shown)
-    ax = _new_axes(ax, figsize)
-    im = ax.imshow(shown, cmap=cmap, vmin=0)
-    im.set_gid("confusion")
-    top = shown.max() if shown.size else 0
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            text = f"{cm[i, j]}" if normalize is None else f"{shown[i, j]:.2f}"
-            color = "white" if top and shown[i, j] > top / 2 else "black"
-            ax.text(j, i, text, ha="center", va="center", color=color, fontsize="small")
     labels = [str(c) for c in classes]
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(str(name))
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    k = len(labels)
+    longest = max((len(t) for t in labels), default=1)
+    if figsize is None:
+        side = max(4.2, 0.6 * k + 0.08 * longest + 2.4)
+        figsize = (side, side * 0.86)
+    ax = _new_axes(ax, figsize)
+    with plot_style():
+        im = ax.imshow(shown, cmap=cmap, vmin=0)
+        im.set_gid("confusion")
+        top = shown.max() if shown.size else 0
+        size = "small" if k <= 8 else "x-small"
+        for i in range(k):
+            for j in range(k):
+                text = f"{cm[i, j]}" if normalize is None else f"{shown[i, j]:.2f}"
+                color = "white" if top and shown[i, j] > top / 2 else "black"
+                ax.text(j, i, text, ha="center", va="center", color=color, fontsize=size)
+        tilt = k >= 5 or longest * k > 40
+        if tilt:
+            ax.set_xticks(range(k), labels, rotation=40, ha="right", rotation_mode="anchor")
+        else:
+            ax.set_xticks(range(k), labels)
+        ax.set_yticks(range(k), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(str(name))
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return ax
