@@ -5,7 +5,10 @@
 Edit the cells here, not in JupyterLab, then rerun this script: committed notebooks
 carry no outputs and no execution counts. Cell tags: ``interactive`` marks cells that
 need a person (clicking in a widget); tests/test_notebooks.py skips only those.
-``solution`` marks exercise solutions, stored collapsed (``source_hidden``).
+``solution`` marks exercise solutions: Markdown cells whose code sits in a closed
+"Show solution" block, so Run All never executes it and no answer appears under the
+exercise (JupyterLab shows a hidden code cell's outputs again when it runs it).
+tests/test_notebooks.py runs the solutions' code separately to check it works.
 """
 
 from __future__ import annotations
@@ -35,8 +38,21 @@ def interactive(text: str) -> nbformat.NotebookNode:
     return code(text, "interactive")
 
 
+SOLUTION_OPEN = "<details>\n<summary><b>Show solution</b></summary>\n\n```python\n"
+SOLUTION_CLOSE = "\n```\n\n</details>"
+
+
 def solution(text: str) -> nbformat.NotebookNode:
-    return code(text, "solution", hidden=True)
+    """An exercise's solution, folded: code to read (and copy), never run by Run All."""
+    cell = md(SOLUTION_OPEN + text.strip("\n") + SOLUTION_CLOSE)
+    cell.metadata["tags"] = ["solution"]
+    return cell
+
+
+def solution_code(cell: nbformat.NotebookNode) -> str:
+    """The code inside a solution cell (the tests run it)."""
+    source = cell.source
+    return source[len(SOLUTION_OPEN) : len(source) - len(SOLUTION_CLOSE)]
 
 
 # --------------------------------------------------------------------------- quickstart
@@ -136,7 +152,9 @@ picker = SubmodulePicker(model, selected=selected)
 picker
 """),
     md("""
-After clicking, read the selection back (skip this cell to keep the code version above):
+After clicking, read the selection back (skip this cell to keep the code version above).
+Under *Run All* this cell runs at once, before anyone clicks: it then reads the selection
+the picker started with, the three submodules above.
 """),
     interactive("""
 selected = picker.selected
@@ -156,12 +174,17 @@ runner
 ## 4. Train the probes
 
 `fit_probes` runs the model once per batch, reads every selected submodule from that one
-pass, and updates every probe. The dashboard shows each probe's progress and its
-validation loss; a probe stops early when that loss stops improving. When training
-ends, each probe is fitted to convergence on the training features it already has (no
-model run) and the validation split picks its regularisation strength. The **Stop**
-button ends training cleanly: the probes keep what they learned (no final fit) and are
-still evaluated on the test set.
+pass, and updates every probe. The dashboard shows a row for each phase of the call, each
+probe's progress and its validation loss. Early stopping ends a probe when that loss has
+not improved for `patience` evaluations (300 by default): in a run this short (7 steps an
+epoch, 35 in all) it cannot trigger, so every probe trains all 5 epochs and ends
+*finished*; the loss charts span those 35 steps from the start. When training ends, each
+probe is fitted to convergence on the training features it already has (no model run)
+and the validation split picks its regularisation strength: the diamond at the end of a
+curve is the validation loss of those kept weights. The **Stop** button ends training
+cleanly: the probes keep what they learned (no final fit) and are still evaluated on the
+test set. When the cell has finished, the dashboard stays in the notebook as a static
+picture of the final state (it is what a saved notebook shows).
 """),
     code("""
 runner.fit_probes(train, test, num_epoch=5, batch_size=32);
@@ -170,9 +193,10 @@ runner.fit_probes(train, test, num_epoch=5, batch_size=32);
 ## 5. Read the metrics
 
 `runner.metrics` is a pandas DataFrame with one row per probe: held-out accuracy, macro
-precision/recall/F1, Matthews correlation, log-loss, ROC AUC, 95% bootstrap intervals
-(`accuracy_low`, `accuracy_high`), plus how training went (steps, best step, why it
-stopped). Sort it as you would any DataFrame: lowest loss first, ties broken by Matthews.
+precision/recall/F1, Matthews correlation, `loss` (the log-loss on the test set), ROC AUC,
+95% bootstrap intervals (`accuracy_low`, `accuracy_high`), plus how training went (steps,
+best step, why it stopped). Sort it as you would any DataFrame: lowest test log-loss
+first, ties broken by Matthews. The first row is the probe we call "best" below.
 """),
     code("""
 cols = ["accuracy", "accuracy_low", "accuracy_high", "f1", "matthews", "loss", "steps",
@@ -180,9 +204,11 @@ cols = ["accuracy", "accuracy_low", "accuracy_high", "f1", "matthews", "loss", "
 runner.metrics.sort_values(["loss", "matthews"], ascending=[True, False])[cols]
 """),
     md("""
-The same table as a widget: click a column header to sort, the best value of each column
-is highlighted, and the buttons download it as CSV or JSON. `MetricsTable(runner)` also
-refreshes itself when you fit again.
+The same table as a widget: it opens on the essential columns (accuracy with its
+interval, F1, Matthews, test log-loss, state), **All columns** shows the rest; click a
+column header to sort, the best value of each column is highlighted, and the buttons
+download the whole table as CSV or JSON. `MetricsTable(runner)` also refreshes itself when
+you fit again.
 """),
     code("""
 from lm_probe_widgets.widgets import MetricsTable
@@ -200,10 +226,11 @@ runner
 
 `get_probe_features` runs the model on any tokenized input and returns, for each probe,
 the pooled features it reads. `runner[name]` is a trained probe; `predict_proba` gives one
-column per class (here: P(negative), P(positive)).
+column per class (here: P(negative), P(positive)). We use the probe with the lowest test
+log-loss, the first row of the sorted table above.
 """),
     code("""
-best = runner.metrics["accuracy"].idxmax()
+best = runner.metrics.sort_values(["loss", "matthews"], ascending=[True, False]).index[0]
 new_texts = [
     "A warm, funny and beautifully acted film.",
     "Two hours of my life I will never get back.",
@@ -280,8 +307,9 @@ the answer?
 accuracy-by-layer curve with error bars, and compare it with three baselines that a
 careful reader asks for: the majority class, the input embeddings and a randomly
 initialised copy of the model. Then a *control task* tells how much of each probe's
-accuracy could be memorisation. Three exercises close the lesson; their solutions are
-hidden in collapsed cells (click the `...` to open one).
+accuracy could be memorisation. Three exercises close the lesson; each has its solution
+folded under **Show solution** (it does not run with the notebook: copy it into the
+answer cell to try it).
 
 **Sizes, chosen for a 2-core CPU laptop.** 800 reviews (600 train, 200 test), at most 48
 tokens each, every third layer (h[0], h[3], ..., h[30]: 11 probes), each probe trained
@@ -376,23 +404,22 @@ metrics[cols].round(3)
 ## The layer-sweep plot
 
 Accuracy against depth, with the bootstrap interval as a band. Dashed grey lines are the
-baselines `fit_probes` computed; the dotted red line marks h[0], the input embeddings.
+baselines `fit_probes` computed; the dotted line marks h[0], the input embeddings.
 (`runner.plot_layer_sweep()` draws the same from the raw submodule names; here we pass the
 metrics with the `h[i]` names so the x axis counts layers like `hidden_states`.)
 """),
     code("""
 sweep = metrics.assign(submodule=metrics.index)  # plot by h[i] names
-ax = plot_layer_sweep(sweep, "accuracy", figsize=(7, 4))
-ax.axhline(metrics.loc["h[0]", "accuracy"], color="tab:red", ls=":", lw=1,
-           label="input embeddings h[0]")
-ax.set_xlabel("layer i of h[i] (0 = embeddings)")
-ax.legend(fontsize="small", loc="lower right");
+h0 = metrics.loc["h[0]", "accuracy"]
+ax = plot_layer_sweep(sweep, "accuracy", figsize=(8, 4),
+                      references={"input embeddings h[0]": h0})
+ax.set_xlabel("layer i of h[i] (0 = embeddings)");
 """),
     md("""
 And selectivity by layer: how far each probe stays above its own control probe.
 """),
     code("""
-ax = plot_layer_sweep(sweep, "selectivity", figsize=(7, 3))
+ax = plot_layer_sweep(sweep, "selectivity", figsize=(8, 3))
 ax.axhline(0, color="0.3", lw=0.8)
 ax.set_xlabel("layer i of h[i] (0 = embeddings)");
 """),

@@ -76,19 +76,27 @@ def test_quickstart_picker_cells_are_interactive() -> None:
     assert any("SubmodulePicker(model" in s for s in interactive)
     assert any("picker.selected" in s for s in interactive)
     # everything after the picker must run without it
-    rest = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and c.source
-                     not in interactive)
+    rest = "\n".join(
+        c.source for c in nb.cells if c.cell_type == "code" and c.source not in interactive
+    )
     assert "picker" not in rest.replace("picker.to_configs", "")
 
 
 def test_lesson_exercises_have_hidden_solutions() -> None:
+    """Solutions are folded Markdown: Run All cannot execute them, so no answer (code or
+    output) shows under an exercise; their code still compiles."""
+    builder = _load_builder()
     nb = nbformat.read(LESSON, as_version=4)
     solutions = [c for c in nb.cells if "solution" in _tags(c)]
     exercises = [c for c in nb.cells if c.cell_type == "markdown" and "**Exercise" in c.source]
     assert 2 <= len(exercises) == len(solutions)
     for cell in solutions:
-        assert cell.cell_type == "code"
-        assert cell.metadata["jupyter"]["source_hidden"] is True
+        assert cell.cell_type == "markdown"
+        assert cell.source.startswith("<details>\n<summary><b>Show solution</b></summary>")
+        assert "<details open" not in cell.source and cell.source.endswith("</details>")
+        compile(builder.solution_code(cell), "<solution>", "exec")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "# Solution" not in code
     assert not any("interactive" in _tags(c) for c in nb.cells)
 
 
@@ -115,12 +123,19 @@ def _kernel_manager(tmp_path: Path):
     return KernelManager(kernel_name="lm-probe-widgets-test", kernel_spec_manager=ksm)
 
 
-def execute(path: Path, tmp_path: Path) -> tuple[nbformat.NotebookNode, float]:
-    """Run a notebook without its interactive cells; returns it with outputs and seconds."""
+def execute(
+    path: Path, tmp_path: Path, extra: tuple[str, ...] | list[str] = ()
+) -> tuple[nbformat.NotebookNode, float]:
+    """Run a notebook without its interactive cells, then the `extra` code cells (tagged
+    ``extra``); returns it with outputs and seconds."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if "interactive" not in _tags(c)]
+    for source in extra:
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["tags"] = ["extra"]
+        nb.cells.append(cell)
     nb.cells.insert(0, nbformat.v4.new_code_cell("import sys; print('KERNEL', sys.executable)"))
     work = tmp_path / "cwd"
     work.mkdir()
@@ -145,9 +160,7 @@ def execute(path: Path, tmp_path: Path) -> tuple[nbformat.NotebookNode, float]:
 
 
 def _stdout(cell: nbformat.NotebookNode) -> str:
-    return "".join(
-        o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream"
-    )
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
 
 
 def _summary(nb: nbformat.NotebookNode) -> dict:
@@ -189,9 +202,7 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     assert WIDGET_MIME in _mimetypes(_cell(nb, "MetricsTable(runner"))
     # the sorted metrics rendered as a table with the three probes
     html = "".join(
-        o["data"].get("text/html", "")
-        for o in _cell(nb, "sort_values(").outputs
-        if "data" in o
+        o["data"].get("text/html", "") for o in _cell(nb, "sort_values(").outputs if "data" in o
     )
     assert "matthews" in html and all(name in html for name in expected)
     # the new sentences were scored, one probability line each
@@ -201,7 +212,10 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_lesson_runs_end_to_end(tmp_path: Path) -> None:
-    nb, _ = execute(LESSON, tmp_path)
+    builder = _load_builder()
+    stored = nbformat.read(LESSON, as_version=4)
+    solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
+    nb, _ = execute(LESSON, tmp_path, extra=solutions)
     s = _summary(nb)
     layers = s["layers"]
     assert layers[0] == "h[0]" and layers[-1] == "h[30]" and len(layers) >= 11
@@ -216,8 +230,12 @@ def test_lesson_runs_end_to_end(tmp_path: Path) -> None:
     # both layer-sweep plots were drawn
     assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "accuracy"'))
     assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "selectivity"'))
-    # the hidden solutions ran and printed their answers
-    sol = [c for c in nb.cells if "solution" in _tags(c)]
+    # Run All showed no answer: the solution cells are Markdown, nothing under them ran
+    lesson = [c for c in nb.cells if "extra" not in _tags(c)]
+    printed = "".join(_stdout(c) for c in lesson)
+    assert "intervals overlap:" not in printed and "largest gap at" not in printed
+    # the solutions' code works when a student runs it (after the notebook)
+    sol = [c for c in nb.cells if "extra" in _tags(c)]
     assert "intervals overlap:" in _stdout(sol[0])
     assert "largest gap at h[" in _stdout(sol[1])
     assert "text/html" in _mimetypes(sol[2])
