@@ -233,7 +233,7 @@ function render({ model, el }) {
       hi += 0.5;
     } else {
       const pad = (hi - lo) * 0.06;
-      lo -= pad;
+      lo = lo - pad >= 0 || lo < 0 ? lo - pad : 0; // a loss axis stops at 0
       hi += pad;
     }
     const pw = W - PAD.l - PAD.r;

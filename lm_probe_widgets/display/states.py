@@ -56,7 +56,7 @@ FINAL_PROBE_STATES = frozenset(k for k, v in PROBE_STATES.items() if v["final"])
 # What each phase of a fit is called on screen, and what its counts count.
 PHASES: dict[str, dict[str, str | None]] = {
     "extract-val": {"label": "validation activations", "unit": "examples"},
-    "extract-train": {"label": "epoch 1: activations + training", "unit": "examples"},
+    "extract-train": {"label": "first epoch (model pass)", "unit": "examples"},
     "train": {"label": "training, later epochs", "unit": "examples"},
     "refine": {"label": "final fit", "unit": "probes"},
     "extract-eval": {"label": "test-set activations", "unit": "examples"},

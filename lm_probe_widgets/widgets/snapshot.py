@@ -212,7 +212,7 @@ def _bounds(values: Sequence[float]) -> tuple[float, float]:
     if hi - lo < 1e-12:
         return lo - 0.5, hi + 0.5
     pad = (hi - lo) * 0.06
-    return lo - pad, hi + pad
+    return (lo - pad if lo - pad >= 0 or lo < 0 else 0.0), hi + pad  # a loss axis stops at 0
 
 
 def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float | None]) -> str:

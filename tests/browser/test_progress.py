@@ -237,7 +237,7 @@ def test_every_phase_gets_a_row_with_its_own_unit(widget_page):
     texts = phases.locator(".lpw-progress-detail").all_inner_texts()
     assert texts[1] == "3/11 probes"  # the final fit counts probes
     assert texts[2].startswith("training, later epochs · epoch 2/4 · 50/100 examples")
-    assert texts[3].startswith("epoch 1: activations + training · 20/100 examples")
+    assert texts[3].startswith("first epoch (model pass) · 20/100 examples")
     states_ = phases.evaluate_all("ps => ps.map(p => p.dataset.state)")
     assert states_ == ["done"] * 6 + ["running"]
 
