@@ -1,6 +1,6 @@
 """The final full-batch fit (`ProbeConfig.refine`): probes end at the optimum of the
-L2-regularised logistic loss, the validation split picks the strength, and the
-metrics describe the weights in use."""
+L2-regularised logistic loss, k-fold cross-validation (or the validation split, with
+cv_folds=0) picks the strength, and the metrics describe the weights in use."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ def _three_class_features(n=600, dim=20, seed=0):
     return x.astype(np.float32), y
 
 
-def _online_probe(x, y, l2, steps=30):
-    probe = LinearProbe(ProbeConfig("m.output", [0, 1, 2], l2=l2, lr=1e-2), x.shape[1])
+def _online_probe(x, y, l2, steps=30, cv_folds=5):
+    cfg = ProbeConfig("m.output", [0, 1, 2], l2=l2, lr=1e-2, cv_folds=cv_folds)
+    probe = LinearProbe(cfg, x.shape[1])
     probe.scaler.update(x)
     probe.scaler.frozen = True
     for i in range(steps):
@@ -49,18 +50,48 @@ def test_refine_reaches_the_same_optimum_as_scikit_learn():
     expected = ref.predict_proba(StandardScaler().fit(x).transform(x))
     np.testing.assert_allclose(probe.predict_proba(x), expected, atol=2e-3)
     assert np.abs(online - expected).max() > 0.01  # 30 online steps were not there yet
-    assert probe.record.refined and math.isnan(probe.record.refined_val_loss)
+    assert probe.record.refined and probe.record.cross_validated
+    assert math.isfinite(probe.record.refined_val_loss)
 
 
-def test_refine_picks_the_strength_by_validation_loss():
+def test_refine_picks_the_strength_by_cross_validation_and_refits_on_all_rows():
+    from sklearn.model_selection import StratifiedKFold
+
+    x, y = _three_class_features(seed=2, n=300)
+    xv, yv = x[240:], y[240:]
+    strengths = (1e-4, 1e-1, 3.0)
+    probe = _online_probe(x[:240], y[:240], strengths)
+    probe.refine(x[:240], y[:240], xv, yv, tol=1e-7, max_iter=5000)
+    # by hand: the same folds over train + validation, scikit-learn's solver
+    folds = StratifiedKFold(5, shuffle=True, random_state=0).split(x, y)
+    folds = list(folds)
+    scaler = StandardScaler().fit(x[:240])  # the probe standardises with training stats
+    z = scaler.transform(x)
+    cv = []
+    for strength in strengths:
+        losses = []
+        for tr, te in folds:
+            ref = LogisticRegression(C=1 / (strength * len(tr)), tol=1e-10, max_iter=10_000)
+            ref.fit(z[tr], y[tr])
+            losses.append(log_loss(y[te], ref.predict_proba(z[te]), labels=[0, 1, 2]))
+        cv.append(np.mean(losses))
+    best = int(np.argmin(cv))
+    assert probe.record.best_l2 == strengths[best] and probe.record.cross_validated
+    assert probe.record.refined_val_loss == pytest.approx(cv[best], rel=2e-3)
+    full = LogisticRegression(C=1 / (strengths[best] * len(y)), tol=1e-10, max_iter=10_000)
+    full.fit(z, y)  # refitted on training + validation rows
+    np.testing.assert_allclose(probe.predict_proba(x), full.predict_proba(z), atol=2e-3)
+
+
+def test_refine_picks_the_strength_by_validation_loss_without_cv():
     x, y = _three_class_features(seed=1)
     xv, yv = x[400:], y[400:]
     x, y = x[:400], y[:400]
-    probe = _online_probe(x, y, (1e-4, 1e-1, 10.0))
+    probe = _online_probe(x, y, (1e-4, 1e-1, 10.0), cv_folds=0)
     probe.refine(x, y, xv, yv)
     losses = []
     for strength in (1e-4, 1e-1, 10.0):
-        single = _online_probe(x, y, (strength,))
+        single = _online_probe(x, y, (strength,), cv_folds=0)
         single.refine(x, y)
         losses.append(log_loss(yv, single.predict_proba(xv), labels=[0, 1, 2]))
     best = int(np.argmin(losses))
@@ -86,11 +117,15 @@ def test_fitted_probes_are_refined_and_metrics_describe_them(tiny, sentiment):
     kinds = [e.kind for e in seen]
     assert kinds.index(ev.REFINED) < max(i for i, k in enumerate(kinds) if k == ev.BATCH)
     xv = runner.get_probe_features(runner.validation_set)
-    for name in ("refined", "online"):
-        proba = runner[name].predict_proba(xv[name])
-        # val_loss is the validation loss of the weights the probe predicts with
-        assert m.loc[name, "val_loss"] == pytest.approx(
-            log_loss(runner.validation_set.labels, proba, labels=[0, 1]), rel=1e-4
-        )
+    # online: val_loss is the validation loss of the weights the probe predicts with;
+    # refined: the cross-validated loss of the chosen strength (the validation rows
+    # are in its training data now)
+    proba = runner["online"].predict_proba(xv["online"])
+    assert m.loc["online", "val_loss"] == pytest.approx(
+        log_loss(runner.validation_set.labels, proba, labels=[0, 1]), rel=1e-4
+    )
+    refined = runner["refined"].record
+    assert refined.cross_validated
+    assert m.loc["refined", "val_loss"] == pytest.approx(refined.refined_val_loss)
     rec = runner["online"].record
     assert m.loc["online", "val_loss"] == pytest.approx(rec.best_val_loss)

@@ -45,6 +45,10 @@ class ProbeConfig:
       weights) and keep the strength with the lowest validation loss. Online steps
       alone stayed up to 6 points below a converged logistic regression on SmolLM2
       (benchmarks/README.md); `refine=False` keeps the best online step instead.
+    - `cv_folds`: the final fit chooses the L2 strength by stratified k-fold
+      cross-validation over the training and validation rows, then refits it on all of
+      them (as scikit-learn's `LogisticRegressionCV`); 0 chooses on the validation
+      split alone. `val_loss` is then the cross-validated log-loss of that strength.
     - `model_kwargs`: accepted for compatibility: keys `lr`, `l2`, `alpha` (= l2).
     """
 
@@ -75,6 +79,7 @@ class ProbeConfig:
     first_pass_lr: float = 3e-3
     lr: float = 1e-3
     refine: bool = True
+    cv_folds: int = 5
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -102,9 +107,9 @@ class ProbeConfig:
             self.lr = float(self.model_kwargs["lr"])
         l2 = self.model_kwargs.get("l2", self.model_kwargs.get("alpha", self.l2))
         self.l2 = tuple(float(v) for v in np.atleast_1d(l2))
-        for key in ("max_steps", "patience", "warmup_steps", "eval_every", "seed"):
+        for key in ("max_steps", "patience", "warmup_steps", "eval_every", "seed", "cv_folds"):
             value = getattr(self, key)
-            low = 0 if key in ("warmup_steps", "seed") else 1
+            low = 0 if key in ("warmup_steps", "seed", "cv_folds") else 1
             if not is_int(value) or value < low:
                 raise ProbeError(f"{key} must be an integer >= {low}, got {value!r}")
         if min(self.lr, self.first_pass_lr) <= 0 or any(v < 0 for v in self.l2) or not self.l2:

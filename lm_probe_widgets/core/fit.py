@@ -349,7 +349,7 @@ class FitLoop:
             if len(keep) != len(x):
                 x = x[keep]
             xv, yv = self.val_xy.get(cfg.name, (None, None))
-            probe.refine(x, y_idx, xv, yv)
+            probe.refine(x, y_idx, xv, yv, merge_validation=cfg.validation == "split")
             rec = probe.record
             self.bus.publish(ev.REFINED, cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2)
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)

@@ -80,7 +80,8 @@ class TrainingRecord:
     code_length_bits: float = 0.0  # prequential code of the first pass over the data
     uniform_bits: float = 0.0
     refined: bool = False  # weights in use = the converged fit of `refine`
-    refined_val_loss: float = math.nan  # validation loss of those weights
+    refined_val_loss: float = math.nan  # held-out loss of those weights (k-fold CV or split)
+    cross_validated: bool = False  # the strength was chosen by k-fold CV on train + val
 
     @property
     def val_loss(self) -> float:
@@ -262,33 +263,56 @@ class LinearProbe:
         x_val: np.ndarray | None = None,
         y_val: np.ndarray | None = None,
         *,
+        merge_validation: bool = True,
         max_iter: int = 500,
         tol: float = 1e-4,
     ) -> None:
-        """Fit each L2 strength to convergence on all training rows `x` (raw features)
-        and use the one with the lowest validation loss (without a validation split:
-        the strength in use). Selecting among a few converged fits, not among hundreds
-        of noisy steps, is also what keeps the reported validation loss honest."""
+        """Fit the L2 strengths to convergence (full-batch L-BFGS from the online
+        weights) and keep one, as `LogisticRegressionCV` does: with `cv_folds` >= 2
+        the strength with the lowest k-fold cross-validated log-loss over training +
+        validation rows, refitted on all of them (a 60-row validation slice alone
+        picked strengths that cost points); with `cv_folds=0` the lowest loss on the
+        validation split, or the strength in use without one. `merge_validation=False`
+        keeps validation rows out of training (they are the evaluation set when
+        `validation="eval"`)."""
         mu, inv = self._scaler_arrays()
         x, y_idx = np.asarray(x, dtype=np.float32), np.asarray(y_idx)
-        members = range(len(self.config.l2)) if x_val is not None else [self._current_member()]
+        k = len(self.config.l2)
+        folds = []
+        if self.config.cv_folds >= 2:
+            if x_val is not None and merge_validation:
+                x = np.concatenate([x, np.asarray(x_val, dtype=np.float32)])
+                y_idx = np.concatenate([y_idx, np.asarray(y_val)])
+            folds = _stratified_folds(y_idx, self.config.cv_folds, self.config.seed)
+        if folds or x_val is not None:
+            members = list(range(k))
+        else:
+            members = [self._current_member()]
+        cv_loss = np.full(k, np.inf)
+
+        def fit(rows: slice | np.ndarray, m: int, w0: np.ndarray, b0: np.ndarray):
+            xs = x if isinstance(rows, slice) else x[rows]
+            ys = y_idx[rows]
+            l2 = float(self.config.l2[m])
+            return _fit_full_batch(xs, ys, w0, b0, l2, mu, inv, max_iter=max_iter, tol=tol)
+
         # OpenBLAS threads spinning on L-BFGS's tiny vector updates cost ~6x here.
         with threadpool_limits(1, user_api="blas"):
             for m in members:
-                w, b = _fit_full_batch(
-                    x,
-                    y_idx,
-                    self._w[:, m],
-                    self._b[m],
-                    float(self.config.l2[m]),
-                    mu,
-                    inv,
-                    max_iter=max_iter,
-                    tol=tol,
-                )
+                w, b = fit(slice(None), m, self._w[:, m], self._b[m])
                 self._w[:, m], self._b[m] = w, b
+                if folds:
+                    losses = []
+                    for train_rows, test_rows in folds:
+                        wf, bf = fit(train_rows, m, w, b)  # warm: from the all-rows fit
+                        logp = _log_softmax(_raw_logits(x[test_rows], wf, bf, mu, inv))
+                        losses.append(float(_member_losses(logp, y_idx[test_rows])[0]))
+                    cv_loss[m] = float(np.mean(losses))
         member, val_loss = self._current_member(), math.nan
-        if x_val is not None:
+        if folds:
+            member = int(np.argmin(cv_loss))
+            val_loss = float(cv_loss[member])
+        elif x_val is not None:
             losses = _member_losses(self._log_proba(x_val, raw=True), np.asarray(y_val))
             member = int(np.argmin(losses))
             val_loss = float(losses[member])
@@ -296,6 +320,7 @@ class LinearProbe:
         rec = self.record
         rec.best_l2 = float(self.config.l2[member])
         rec.refined, rec.refined_val_loss = True, val_loss
+        rec.cross_validated = bool(folds)
 
     def finish(self, state: str, reason: str | None = None) -> None:
         """End (or pause: stopped, interrupted) training; predictions use the best
@@ -428,6 +453,26 @@ def _logit_grad(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
     g[np.arange(len(y_idx)), :, y_idx] -= 1.0
     g /= len(y_idx)
     return g
+
+
+def _raw_logits(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, mu: np.ndarray, inv: np.ndarray
+) -> np.ndarray:
+    """Logits [n, 1, classes] of standardised-space weights on raw rows."""
+    w_raw = w * inv[:, None]
+    return (np.asarray(x, dtype=np.float32) @ w_raw + (b - mu @ w_raw))[:, None, :]
+
+
+def _stratified_folds(y_idx: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded stratified k-fold: fewer folds when a class has fewer rows; none below 2."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(y_idx)
+    k = min(k, int(counts[counts > 0].min())) if len(y_idx) else 0
+    if k < 2:
+        return []
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y_idx)), y_idx))
 
 
 def _fit_full_batch(
