@@ -7,10 +7,106 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import calibration as skc
 from sklearn import metrics as skm
 
 from lm_probe_widgets.core import metrics as m
+from lm_probe_widgets.core.data import (
+    ProbeDataset,
+    check_leakage,
+    find_duplicates,
+    split_indices,
+)
+from lm_probe_widgets.core.errors import ProbeError
+
+# -- leakage-safe splits (capability 3) ------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 12), min_size=2, max_size=25),
+    test_size=st.sampled_from([0.1, 0.2, 0.25, 0.5, 0.7]),
+    seed=st.integers(0, 2**16),
+    n_classes=st.integers(0, 3),  # 0: no labels
+    data=st.data(),
+)
+def test_grouped_splits_never_share_a_group(sizes, test_size, seed, n_classes, data):
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    # shuffled, with names rather than 0..g-1: any hashable id works
+    groups = np.array([f"src{g}" for g in data.draw(st.permutations(groups.tolist()))])
+    n = len(groups)
+    labels = None
+    if n_classes:
+        labels = np.array(
+            data.draw(st.lists(st.integers(0, n_classes - 1), min_size=n, max_size=n))
+        )
+    if int(np.ceil(test_size * n)) >= n:
+        return
+    train, test = split_indices(n, test_size, seed, labels, groups=groups)
+    assert len(train) and len(test)
+    assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(n))
+    assert not set(groups[train]) & set(groups[test])
+    again = split_indices(n, test_size, seed, labels, groups=groups)
+    assert np.array_equal(again[1], test)  # seeded
+
+
+def test_grouped_tt_split_keeps_stratification_and_texts():
+    # 60 sources of 4 texts each, one label per source, 30% positive
+    groups = np.repeat(np.arange(60), 4)
+    labels = (np.arange(60) % 10 < 3).astype(np.int64)[groups]
+    ds = ProbeDataset([[1 + g, 2, 3 + i % 4] for i, g in enumerate(groups)], None, labels)
+    ds.texts = [f"source {g}" for g in groups]
+    for seed in range(5):
+        train, test = ds.tt_split(0.25, seed=seed, groups=groups)
+        assert abs(len(test) - 60) <= 8
+        assert test.labels.mean() == pytest.approx(0.3, abs=0.05)
+        train_sources = {t.split()[1] for t in train.texts}
+        assert not train_sources & {t.split()[1] for t in test.texts}
+    # no labels to stratify by (stratify=False): still grouped
+    train, test = ds.tt_split(0.25, seed=0, stratify=False, groups=groups.tolist())
+    assert not {t for t in train.texts} & {t for t in test.texts}
+
+
+def test_grouped_split_errors_say_what_to_do():
+    ds = ProbeDataset([[1], [2], [3], [4]], None, [0, 1, 0, 1])
+    with pytest.raises(ProbeError, match="at least two groups"):
+        ds.tt_split(0.5, groups=["a"] * 4)
+    with pytest.raises(ProbeError, match="one per example"):
+        ds.tt_split(0.5, groups=["a", "b"])
+    with pytest.raises(ProbeError, match="not one string"):
+        ds.tt_split(0.5, groups="abcd")
+
+
+def test_ungrouped_split_unchanged():
+    labels = np.arange(40) % 2
+    a = split_indices(40, 0.25, 3, labels)
+    b = split_indices(40, 0.25, 3, labels, groups=None)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_find_duplicates_across_and_within():
+    a = ProbeDataset([[1, 2, 3], [4, 5], [1, 2, 3], [9]], None, [0, 1, 0, 1])
+    b = ProbeDataset([[4, 5], [7], [1, 2, 3], [1, 2]], None, [1, 0, 0, 1])
+    assert find_duplicates(a, b) == [(0, 2), (1, 0), (2, 2)]
+    assert find_duplicates(a) == [(0, 2)]
+    assert find_duplicates(a, a) == [(0, 0), (0, 2), (1, 1), (2, 0), (2, 2), (3, 3)]
+    assert find_duplicates(b) == []
+
+
+def test_check_leakage_reports_duplicates(tiny):
+    _, tok = tiny
+    train = ProbeDataset.from_texts(["a good film", "a bad film", "dull"], [1, 0, 0], tok)
+    test = ProbeDataset.from_texts(["superb", "a bad film", "dull", "dull"], [1, 0, 0, 0], tok)
+    msg = check_leakage(train, test)
+    assert msg.startswith("3 of 4 test examples also appear in the training data")
+    assert "test example 1 = training example 1: 'a bad film'" in msg
+    assert "groups=" in msg
+    assert check_leakage(train, ProbeDataset.from_texts(["superb"], [1], tok)) is None
+    no_texts = ProbeDataset([list(range(20))], None, [0])
+    assert "token ids [0, 1, 2, 3, 4, 5, 6, 7]..." in check_leakage(no_texts, no_texts)
+
 
 # -- operating-point metrics (capability 7) -------------------------------------------
 
@@ -52,9 +148,7 @@ def test_recall_at_fpr_with_ties_and_exact_points():
     p1 = np.round(np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1), 1)
     proba = np.column_stack([1 - p1, p1])
     for target in (0.01, 0.05, 0.1, 0.3):
-        assert m.recall_at_fpr(proba, y, target) == pytest.approx(
-            _reference_recall(y, p1, target)
-        )
+        assert m.recall_at_fpr(proba, y, target) == pytest.approx(_reference_recall(y, p1, target))
     perfect = np.column_stack([1 - y, y]).astype(float)
     assert m.recall_at_fpr(perfect, y, 0.0) == 1.0
 

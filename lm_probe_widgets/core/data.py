@@ -8,6 +8,7 @@ attention mask, from length-sorted buckets.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -278,11 +279,20 @@ class ProbeDataset:
 
     # -- splitting --------------------------------------------------------------------
     def tt_split(
-        self, test_size: float = 0.1, seed: int = 0, stratify: bool = True
+        self,
+        test_size: float = 0.1,
+        seed: int = 0,
+        stratify: bool = True,
+        groups: Sequence[Any] | None = None,
     ) -> tuple[ProbeDataset, ProbeDataset]:
-        """Train/test split; stratified on sequence labels when every class allows it."""
+        """Train/test split; stratified on sequence labels when every class allows it.
+
+        `groups` (one id per example: its source, template or author) keeps every
+        group wholly on one side, so the test set measures what a probe does on
+        sources it never saw, not how well it remembers them. The test side then
+        holds whole groups: its size is close to `test_size`, not exact."""
         train_idx, test_idx = split_indices(
-            len(self), test_size, seed, self.labels if stratify else None
+            len(self), test_size, seed, self.labels if stratify else None, groups=groups
         )
         return self.subset(train_idx), self.subset(test_idx)
 
@@ -323,9 +333,14 @@ class ProbeDataset:
 
 
 def split_indices(
-    n: int, test_size: float, seed: int, labels: np.ndarray | None = None
+    n: int,
+    test_size: float,
+    seed: int,
+    labels: np.ndarray | None = None,
+    groups: Sequence[Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of range(n); stratified by `labels` when each class has 2+ examples."""
+    """Seeded split of range(n); stratified by `labels` when each class has 2+ examples.
+    With `groups` (one id per index), whole groups go to one side or the other."""
     from sklearn.model_selection import train_test_split
 
     if not 0 < test_size < 1:
@@ -336,6 +351,8 @@ def split_indices(
         raise ProbeError(
             f"cannot split {n} example(s) with test_size={test_size}: both parts need examples"
         )
+    if groups is not None:
+        return _grouped_split(n_test, seed, labels, _group_ids(groups, n))
     stratify = None
     if labels is not None:
         _, counts = np.unique(labels, return_counts=True)
@@ -345,3 +362,82 @@ def split_indices(
         np.arange(n), test_size=test_size, random_state=seed, stratify=stratify
     )
     return np.sort(train), np.sort(test)
+
+
+def _group_ids(groups: Sequence[Any], n: int) -> np.ndarray:
+    """Any hashable group ids as 0..g-1, numbered in order of first appearance."""
+    if isinstance(groups, str):
+        raise ProbeError("groups must give one group id per example, not one string")
+    if isinstance(groups, torch.Tensor):
+        groups = groups.tolist()
+    groups = list(groups)
+    if len(groups) != n:
+        raise ProbeError(f"{n} examples but {len(groups)} group ids: give one per example")
+    index: dict[Any, int] = {}
+    return np.array([index.setdefault(g, len(index)) for g in groups], dtype=np.int64)
+
+
+def _grouped_split(
+    n_test: int, seed: int, labels: np.ndarray | None, group_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) with whole groups: of the k folds of a seeded group k-fold
+    (stratified by label when every class has k examples or more), the one whose
+    size is closest to the smaller side becomes that side."""
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    n, n_groups = len(group_ids), int(group_ids.max()) + 1
+    if n_groups < 2:
+        raise ProbeError("every example is in one group: a grouped split needs at least two groups")
+    small = min(n_test, n - n_test)
+    k = int(np.clip(round(n / small), 2, n_groups))
+    x = np.zeros(n)
+    folds: list[np.ndarray] = []
+    if labels is not None and np.unique(labels, return_counts=True)[1].min() >= k:
+        sgkf = StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+        folds = [f for _, f in sgkf.split(x, labels, group_ids) if 0 < len(f) < n]
+    if not folds:
+        gkf = GroupKFold(k, shuffle=True, random_state=seed)
+        folds = [f for _, f in gkf.split(x, groups=group_ids) if 0 < len(f) < n]
+    side = np.sort(min(folds, key=lambda f: abs(len(f) - small)))
+    rest = np.setdiff1d(np.arange(n), side)
+    return (rest, side) if small == n_test else (side, rest)
+
+
+def find_duplicates(a: ProbeDataset, b: ProbeDataset | None = None) -> list[tuple[int, int]]:
+    """(index in `a`, index in `b`) of every pair of examples with identical token ids,
+    sorted; within one dataset (`b` None) the pairs (i, j) with i < j.
+    Hashing the ids finds them in one pass over each dataset."""
+    seen: dict[bytes, list[int]] = {}
+    for i, t in enumerate(a.tokens):
+        seen.setdefault(np.asarray(t, np.int64).tobytes(), []).append(i)
+    if b is None:
+        return sorted(p for idx in seen.values() for p in itertools.combinations(idx, 2))
+    found = (
+        (i, j)
+        for j, t in enumerate(b.tokens)
+        for i in seen.get(np.asarray(t, np.int64).tobytes(), ())
+    )
+    return sorted(found)
+
+
+def check_leakage(train: ProbeDataset, test: ProbeDataset) -> str | None:
+    """A message when test examples also appear (same token ids) in the training data,
+    else None. A probe can score such examples by memory, so held-out metrics
+    overstate what it learned; call this before fitting and warn."""
+    pairs = find_duplicates(train, test)
+    if not pairs:
+        return None
+    leaked = {j for _, j in pairs}
+    i, j = min(pairs, key=lambda p: (p[1], p[0]))
+    texts = getattr(test, "texts", None)
+    if texts is not None:
+        shown = texts[j] if len(texts[j]) <= 60 else texts[j][:57] + "..."
+        example = repr(shown)
+    else:
+        ids = test.tokens[j].tolist()
+        example = f"token ids {ids[:8]}{'...' if len(ids) > 8 else ''}"
+    return (
+        f"{len(leaked)} of {len(test)} test examples also appear in the training data "
+        f"(e.g. test example {j} = training example {i}: {example}); a probe can score "
+        "them by memory: drop them, or split by group (tt_split(..., groups=...))"
+    )
