@@ -387,3 +387,21 @@ def test_confusion_matrix_labels_fit_for_five_classes() -> None:
     for a, b in zip(boxes, boxes[1:], strict=False):
         assert not a.overlaps(b) or a.x1 <= b.x0 + 1  # neighbours do not overlap
     assert fig.get_figwidth() > 4.2  # grows with the classes
+
+
+def test_plot_style_keeps_changes_a_backend_makes_meanwhile() -> None:
+    """The inline backend turns interactive mode on when the first figure of a kernel
+    activates it, inside our style; undoing that hid every later figure (lesson)."""
+    from lm_probe_widgets.display.plots import STYLE, plot_style
+
+    before = matplotlib.is_interactive()
+    colour = matplotlib.rcParams["text.color"]
+    try:
+        matplotlib.interactive(False)
+        with plot_style():
+            assert matplotlib.rcParams["text.color"] == STYLE["text.color"]
+            matplotlib.interactive(True)  # what backend_inline does on activation
+        assert matplotlib.is_interactive()
+        assert matplotlib.rcParams["text.color"] == colour  # our look does not leak
+    finally:
+        matplotlib.interactive(before)

@@ -56,11 +56,21 @@ CI_LABEL = "95% interval (bootstrap)"
 
 @contextlib.contextmanager
 def plot_style() -> Iterator[None]:
-    """The look above, for the artists created inside (the user's rcParams elsewhere)."""
+    """The look above, for the artists created inside (the user's rcParams elsewhere).
+
+    Only these keys are put back afterwards, not all of rcParams as `rc_context` does:
+    the first figure of a session activates the backend, and the inline backend turns
+    interactive mode on while doing so; restoring everything would turn it off again,
+    and later figures would never be shown."""
     import matplotlib
 
-    with matplotlib.rc_context(STYLE):
+    rc = matplotlib.rcParams
+    saved = {k: rc[k] for k in STYLE}
+    rc.update(STYLE)
+    try:
         yield
+    finally:
+        rc.update(saved)
 
 
 def place_legend(ax: Axes, extra: Iterable[Any] = (), **kwargs: Any) -> Any:
