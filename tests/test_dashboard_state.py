@@ -537,3 +537,23 @@ def test_dashboard_snapshot_and_final_bundle():
     )
     assert 'data-phase="extract-train"' in html
     assert final["text/plain"].startswith("fit completed")
+
+
+def test_progress_and_monitor_alone_carry_their_snapshot():
+    from lm_probe_widgets.widgets.monitor import EarlyStoppingMonitor
+    from lm_probe_widgets.widgets.progress import ProbeProgress
+
+    for widget in (ProbeProgress(clock=FakeClock()), EarlyStoppingMonitor()):
+        widget.handle(_fit_started(["a"]))
+        widget.handle(
+            ev.Event(
+                ev.EVALUATED,
+                "a",
+                {"step": 1, "val_loss": 0.5, "best_val_loss": 0.5, "best_step": 1},
+            )
+        )
+        widget.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "early-stopped", "steps": 1}))
+        widget.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed"}))
+        data, _meta = widget._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in data
+        assert "stopped early" in data["text/html"] and "stopped early" in data["text/plain"]

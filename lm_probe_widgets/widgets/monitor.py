@@ -27,6 +27,7 @@ from ..core import events as ev
 from ..display import states as st
 from ._assets import css_text, esm_path
 from .progress import _num
+from .snapshot import SnapshotDisplay, with_snapshot
 
 MAX_STORED_POINTS = 2000  # per curve, in saved widget state and snapshots
 
@@ -206,7 +207,7 @@ class MonitorState:
         return out
 
 
-class EarlyStoppingMonitor(anywidget.AnyWidget):
+class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
     """Validation-loss curves (SVG, one small chart per probe) on an axis as long as
     the planned run, with the warm-up, the patience window after the best step (when
     it can still end the run), the best point, the end state and the kept weights'
@@ -263,6 +264,9 @@ class EarlyStoppingMonitor(anywidget.AnyWidget):
             self.outcome = ""
             self.curves = {}
             self.send({"type": "reset"})
+        elif event.kind == ev.FIT_FINISHED and self._snapshot_id is not None:
+            self.flush(final=True)  # shown on its own: the snapshot follows at once
+            self.refresh_snapshot()
 
     __call__ = handle
 
@@ -287,14 +291,17 @@ class EarlyStoppingMonitor(anywidget.AnyWidget):
             sent = True
         return sent
 
+    def summary(self) -> str:
+        from .snapshot import monitor_text
+
+        return monitor_text(self.state)
+
     def snapshot_html(self) -> str:
         from .snapshot import monitor_html
 
         return monitor_html(self.state, self.title)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        from .snapshot import with_snapshot
-
         return with_snapshot(super()._repr_mimebundle_(**kwargs), self)
 
 

@@ -31,6 +31,7 @@ from ..core import events as ev
 from ..display import states as st
 from ..display.columns import format_number
 from ._assets import css_text, esm_path
+from .snapshot import SnapshotDisplay, with_snapshot
 
 STATES = tuple(st.PROBE_STATES)
 TRAINING_PHASES = ("train",)  # phases whose remaining work spans the remaining epochs
@@ -429,7 +430,7 @@ class ProgressState:
         return "\n".join(lines)
 
 
-class ProbeProgress(anywidget.AnyWidget):
+class ProbeProgress(SnapshotDisplay, anywidget.AnyWidget):
     """A row per phase and a bar per probe, each with its state; a headline on top.
 
     Usually created by the dashboard; on its own: ``w = ProbeProgress();
@@ -454,9 +455,13 @@ class ProbeProgress(anywidget.AnyWidget):
         self._dirty = False
 
     def handle(self, event: ev.Event) -> None:
-        """Record an event; the view changes on the next `flush()`."""
+        """Record an event; the view changes on the next `flush()` (at the end of a fit
+        at once, and a displayed widget's snapshot follows)."""
         self.state.handle(event)
         self._dirty = True
+        if event.kind == ev.FIT_FINISHED and self._snapshot_id is not None:
+            self.flush()
+            self.refresh_snapshot()
 
     __call__ = handle
 
@@ -487,6 +492,4 @@ class ProbeProgress(anywidget.AnyWidget):
         return progress_html(self.state, self.title)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        from .snapshot import with_snapshot
-
         return with_snapshot(super()._repr_mimebundle_(**kwargs), self)
