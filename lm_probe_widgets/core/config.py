@@ -13,6 +13,7 @@ from .labels import ordered_classes
 
 POOLINGS = ("mean", "last", "first", "max", "none")
 VALIDATIONS = ("split", "eval", "none")
+TASKS = ("classification", "regression")
 _MODEL_KWARGS = {"lr", "l2", "alpha", "batch_size"}
 
 
@@ -49,6 +50,10 @@ class ProbeConfig:
       cross-validation over the training and validation rows, then refits it on all of
       them (as scikit-learn's `LogisticRegressionCV`); 0 chooses on the validation
       split alone. `val_loss` is then the cross-validated log-loss of that strength.
+    - `task`: "classification" (logistic regression over `classes`) or "regression"
+      (ridge regression on continuous targets: metrics R², Pearson/Spearman r, MSE,
+      MAE); None (the default) is regression when the training labels are
+      non-integer numbers, with a warning saying so.
     - `model_kwargs`: accepted for compatibility: keys `lr`, `l2`, `alpha` (= l2).
     """
 
@@ -80,6 +85,7 @@ class ProbeConfig:
     lr: float = 1e-3
     refine: bool = True
     cv_folds: int = 5
+    task: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -95,7 +101,11 @@ class ProbeConfig:
         self.pool = self.pooling != "none"
         if self.validation not in VALIDATIONS:
             raise ProbeError(f"validation {self.validation!r} is not one of {VALIDATIONS}")
-        if self.classes is not None:
+        if self.task is not None and self.task not in TASKS:
+            raise ProbeError(f"task {self.task!r} is not one of {TASKS}")
+        if self.task == "regression" and self.token_level:
+            raise ProbeError("regression probes pool to one vector per example; pick a pooling")
+        if self.classes is not None and self.task != "regression":
             self.classes = check_classes(self.name, self.classes)
         unknown = set(self.model_kwargs) - _MODEL_KWARGS
         if unknown:

@@ -61,8 +61,16 @@ class ControlTask:
         self.offsets = np.zeros(len(self.values)) if offsets is None else np.asarray(offsets)
 
     @classmethod
-    def fit(cls, ds: ProbeDataset, *, seed: int = 0, null_label: int = -100) -> ControlTask:
-        """The control task for `ds`'s label distribution (use the training data)."""
+    def fit(
+        cls,
+        ds: ProbeDataset,
+        *,
+        seed: int = 0,
+        null_label: int = -100,
+        regression: bool | None = None,
+    ) -> ControlTask:
+        """The control task for `ds`'s label distribution (use the training data);
+        `regression` (default: continuous labels) shuffles targets instead."""
         if not ds.has_labels:
             raise ProbeError("a control task needs labelled data to copy its class distribution")
         if ds.is_token_level:
@@ -72,6 +80,10 @@ class ControlTask:
             y = ds.label_values
         if len(y) == 0:
             raise ProbeError("a control task needs at least one labelled example")
+        if regression is None:
+            regression = not ds.is_token_level and ds.labels.dtype.kind == "f"
+        if regression:
+            return RegressionControlTask(np.sort(np.asarray(y, dtype=np.float64)), ds.tokens, seed)
         values, counts = np.unique(y, return_counts=True)
         task = cls(values, counts, token_level=ds.is_token_level, seed=seed, null_label=null_label)
         if not task.token_level:
@@ -96,12 +108,12 @@ class ControlTask:
         pick = np.searchsorted(self.cdf, self._uniform(keys), side="right")
         return self.values[np.minimum(pick, len(self.cdf) - 1)]
 
-    def _mean_scores(self, tokens: list[np.ndarray]) -> np.ndarray:
-        """[examples, classes]: the mean over each example's tokens of its types'
-        random class scores."""
+    def _mean_scores(self, tokens: list[np.ndarray], k: int | None = None) -> np.ndarray:
+        """[examples, k]: the mean over each example's tokens of its types' random
+        scores (k: one per class by default)."""
         flat = np.concatenate([np.asarray(t, dtype=np.int64) for t in tokens])
         types, inverse = np.unique(flat, return_inverse=True)
-        k = len(self.values)
+        k = len(self.values) if k is None else k
         keys = [
             int(t).to_bytes(8, "little", signed=True) + bytes([c]) for t in types for c in range(k)
         ]
@@ -168,3 +180,29 @@ def control_null_label(configs: Sequence[Any]) -> int:
             "needs one ignore label"
         )
     return nulls.pop() if nulls else -100
+
+
+class RegressionControlTask(ControlTask):
+    """The control task of a regression probe: targets shuffled consistently per
+    token type. Each type gets a seeded random score; an example's control target is
+    the training target at the rank its mean score has among the training examples'
+    (so the control targets have the training targets' distribution)."""
+
+    def __init__(self, sorted_targets: np.ndarray, train_tokens: list[np.ndarray], seed: int):
+        super().__init__(np.array([0.0]), np.array([1.0]), token_level=False, seed=seed)
+        self.targets = np.asarray(sorted_targets, dtype=np.float64)
+        self.train_scores = np.sort(self._mean_scores(train_tokens, 1)[:, 0])
+
+    def sequence_labels(self, tokens: list[np.ndarray]) -> np.ndarray:
+        scores = self._mean_scores(tokens, 1)[:, 0]
+        rank = np.searchsorted(self.train_scores, scores) / max(len(self.train_scores), 1)
+        pick = np.clip((rank * len(self.targets)).astype(int), 0, len(self.targets) - 1)
+        return self.targets[pick]
+
+    def relabel(self, ds: ProbeDataset) -> ProbeDataset:
+        new = copy.copy(ds)
+        new.labels, new.label_names = self.sequence_labels(ds.tokens), None
+        return new
+
+    def __repr__(self) -> str:
+        return f"RegressionControlTask(targets shuffled per token type, seed={self.seed})"

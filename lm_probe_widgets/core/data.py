@@ -52,7 +52,7 @@ class ProbeDataset:
     `labels` may be one label per example (sequence probes) or one per token
     (token-level probes, same shape as `input_ids`; mark ignored tokens with the
     config's `null_label`). String labels are mapped to ids; `label_names` keeps
-    the mapping.
+    the mapping. Non-integer numbers are continuous targets (regression probes).
     """
 
     def __init__(
@@ -162,8 +162,11 @@ class ProbeDataset:
             arr = np.array([index[str(v)] for v in arr], dtype=np.int64)
             self.label_names = names
         elif arr.dtype.kind == "f":
-            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-                raise ProbeError("labels must be integers or strings (found non-integer floats)")
+            if not np.all(np.isfinite(arr)):
+                raise ProbeError("labels contain NaN or inf: drop those examples first")
+            if not np.all(arr == np.round(arr)):  # continuous targets: regression probes
+                self.labels = arr.astype(np.float64)
+                return
             arr = arr.astype(np.int64)
         elif arr.dtype.kind == "b":
             arr = arr.astype(np.int64)

@@ -10,6 +10,7 @@ from .data import ProbeDataset
 from .metrics import classification_metrics
 from .plan import scored_labels
 from .probe import LinearProbe
+from .regression import regression_metrics
 from .uncertainty import bootstrap_ci
 
 
@@ -22,6 +23,10 @@ def evaluate_probe(
     keep, y_idx = scored_labels(cfg, ds)
     if len(keep) != len(x):
         x = x[keep]
+    if cfg.task == "regression":
+        out = regression_metrics(probe.predict(x), y_idx, n_boot=bootstrap, seed=seed)
+        probe.metrics = out
+        return out
     proba = probe.predict_proba(x)
     n_classes = len(cfg.classes)
     out = classification_metrics(proba, y_idx, n_classes)

@@ -28,6 +28,7 @@ from .evaluation import evaluate_probe
 from .features import row_index
 from .plan import FitPlan, row_labels, scored_labels
 from .probe import LinearProbe
+from .regression import make_probe
 
 if TYPE_CHECKING:
     from .runner import ProbeRunner
@@ -215,7 +216,7 @@ class FitLoop:
     def _ensure_probe(self, cfg: ProbeConfig, dim: int) -> LinearProbe | None:
         probe = self.res.probes.get(cfg.name)
         if probe is None:
-            probe = self.res.probes[cfg.name] = LinearProbe(cfg, dim)
+            probe = self.res.probes[cfg.name] = make_probe(cfg, dim)
             probe.record.state = "training"
         return probe if probe.active else None
 
@@ -225,7 +226,7 @@ class FitLoop:
         if first_pass:
             probe.scaler.update(x)
             probe.record.code_length_bits += probe.code_length(x, y_idx)
-            probe.record.uniform_bits += len(y_idx) * math.log2(len(cfg.classes))
+            probe.record.uniform_bits += probe.uniform_bits(len(y_idx))
         loss = probe.step(x, y_idx, cfg.first_pass_lr if first_pass else cfg.lr)
         rec = probe.record
         self.bus.publish(
@@ -375,7 +376,8 @@ def config_summary(cfg: ProbeConfig) -> dict[str, Any]:
         "name": cfg.name,
         "submodule": cfg.submodule,
         "pooling": cfg.pooling,
-        "classes": [str(c) for c in cfg.classes],
+        "classes": [str(c) for c in cfg.classes or ()],
+        "task": cfg.task,
         "patience": cfg.patience,
         "warmup_steps": cfg.warmup_steps,
         "max_steps": cfg.max_steps,

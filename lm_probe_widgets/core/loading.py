@@ -197,8 +197,11 @@ def _convert_smollm2(target: Path) -> None:
         tokenizer.save_pretrained(str(tmp))
         (tmp / _MARKER).write_text(
             json.dumps(
-                {"source": f"{SMOLLM2_PACKAGE}/{SMOLLM2_GGUF}", "dtype": "float32",
-                 "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S")},
+                {
+                    "source": f"{SMOLLM2_PACKAGE}/{SMOLLM2_GGUF}",
+                    "dtype": "float32",
+                    "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
                 indent=1,
             )
         )
@@ -292,9 +295,13 @@ def _hub_load(repo_id: str, extra: dict[str, Any]) -> tuple[Any, Any]:
         pass
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     if offline or not _hub_reachable():
-        why = "HF_HUB_OFFLINE is set" if offline else (
-            f"the Hugging Face hub did not answer within {_HUB_TIMEOUT_S:.0f} s "
-            "(no internet here?)"
+        why = (
+            "HF_HUB_OFFLINE is set"
+            if offline
+            else (
+                f"the Hugging Face hub did not answer within {_HUB_TIMEOUT_S:.0f} s "
+                "(no internet here?)"
+            )
         )
         raise ModelLoadError(
             f"{repo_id!r} is not a built-in model name or a local folder, so it was treated "
@@ -481,8 +488,9 @@ def load_dataset(
     return [texts[i] for i in order], labels[order]
 
 
-def _sample(labels: np.ndarray, *, n: int | None, balanced: bool, rng: np.random.Generator
-            ) -> np.ndarray:
+def _sample(
+    labels: np.ndarray, *, n: int | None, balanced: bool, rng: np.random.Generator
+) -> np.ndarray:
     """Indices of a seeded (optionally class-balanced) sample, shuffled."""
     if not balanced:
         if n is not None and n > len(labels):

@@ -15,7 +15,7 @@ import numpy as np
 from .config import ProbeConfig
 from .errors import ProbeError
 from .fit import Cursor, FitResult
-from .probe import LinearProbe
+from .regression import make_probe
 
 FORMAT = "lm_probe_widgets.runner/1"
 _FLOAT_RECORD_FIELDS = {"best_val_loss": math.inf, "refined_val_loss": math.nan}
@@ -98,7 +98,7 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
                 f"model has width {widths[cfg.feature_key]}: it was saved for another model "
                 f"(saved with {meta.get('model_class')})"
             )
-        probe = LinearProbe(cfg, m["dim"])
+        probe = make_probe(cfg, m["dim"])
         arrays = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"probe{i}.")}
         probe.load_arrays(arrays)
         for k, v in m["record"].items():

@@ -76,10 +76,17 @@ def row_labels(cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
 
 
 def scored_labels(cfg: ProbeConfig, ds: ProbeDataset) -> tuple[np.ndarray, np.ndarray]:
-    """(feature rows a probe learns from or is scored on, their class indices):
-    ignored tokens dropped."""
+    """(feature rows a probe learns from or is scored on, their class indices, or
+    float targets for regression): ignored tokens dropped."""
     y = row_labels(cfg, ds)
     keep = np.arange(len(y))
+    if cfg.task == "regression":
+        if ds.label_names:
+            raise ProbeError(f"probe {cfg.name!r} is a regression probe: give numeric targets")
+        y = np.asarray(y, dtype=np.float64)
+        if not np.isfinite(y).all():
+            raise ProbeError(f"probe {cfg.name!r}: targets contain NaN or inf")
+        return keep, y
     if cfg.token_level:
         keep = np.flatnonzero(y != cfg.null_label)
     return keep, encode_labels(cfg.name, cfg.classes, y[keep])
@@ -148,9 +155,32 @@ def check_inputs(model: Any, ds: ProbeDataset, what: str) -> None:
         )
 
 
+def resolve_task(cfg: ProbeConfig, train: ProbeDataset) -> ProbeConfig:
+    """Classification unless asked for regression, or the labels are continuous."""
+    continuous = not train.is_token_level and train.labels.dtype.kind == "f"
+    if cfg.task == "regression":
+        if train.label_names or train.is_token_level:
+            raise ProbeError(f"probe {cfg.name!r} is a regression probe: give numeric targets")
+        return cfg
+    if cfg.task is None and continuous:
+        warnings.warn(
+            f"probe {cfg.name!r}: the training labels are continuous numbers, so this is a "
+            "regression probe (ProbeConfig(..., task='regression') says so and silences this)",
+            stacklevel=4,
+        )
+        return dataclasses.replace(cfg, task="regression", classes=None)
+    if continuous:
+        raise ProbeError(
+            f"probe {cfg.name!r} is a classification probe but the labels are non-integer "
+            "numbers; use task='regression' or integer/string labels"
+        )
+    return dataclasses.replace(cfg, task="classification")
+
+
 def resolve_classes(cfg: ProbeConfig, train: ProbeDataset) -> ProbeConfig:
     """The probe's label space: its `classes`, or the training data's values, sorted."""
-    if cfg.classes is not None:
+    cfg = resolve_task(cfg, train)
+    if cfg.classes is not None or cfg.task == "regression":
         return cfg
     y = row_labels(cfg, train)
     if cfg.token_level:
@@ -164,6 +194,10 @@ def check_labels(cfg: ProbeConfig, ds: ProbeDataset, what: str, need_two: bool) 
     _, idx = scored_labels(cfg, ds)
     if len(idx) == 0:
         raise ProbeError(f"probe {cfg.name!r}: {what} has no labelled examples")
+    if cfg.task == "regression":
+        if need_two and np.ptp(idx) == 0:
+            raise ProbeError(f"probe {cfg.name!r}: the {what} has one target value only")
+        return
     if need_two and len(np.unique(idx)) < 2:
         raise ProbeError(
             f"probe {cfg.name!r}: the {what} holds a single class "
@@ -173,6 +207,8 @@ def check_labels(cfg: ProbeConfig, ds: ProbeDataset, what: str, need_two: bool) 
 
 def absent_classes(cfg: ProbeConfig, ds: ProbeDataset) -> list[Any]:
     """Declared classes with no example in `ds`."""
+    if cfg.task == "regression":
+        return []
     _, idx = scored_labels(cfg, ds)
     present = set(np.unique(idx).tolist())
     return [c for i, c in enumerate(cfg.classes) if i not in present]
@@ -235,6 +271,11 @@ def build_plan(
                 check_labels(cfg, ds, what, need_two=False)
         if eval_set is not None:
             warn_absent_classes(cfg, eval_set, "eval_set")
+    if control and len({c.task for c in resolved}) > 1:
+        raise ProbeError(
+            "control=True needs probes of one task (all classification or all regression): "
+            "fit the regression probes in a runner of their own"
+        )
     return FitPlan(
         configs=resolved,
         train=train,

@@ -95,18 +95,21 @@ class LinearProbe:
     """Multinomial logistic regression on pooled features, trained online."""
 
     def __init__(self, config: ProbeConfig, dim: int) -> None:
-        self.config = config
-        self.name: str = config.name  # type: ignore[assignment]
         if config.classes is None:  # made by hand, outside a fit plan: the original's 0/1
             config = dataclasses.replace(config, classes=(0, 1))
-            self.config = config
         self.classes = class_array(config.classes)
         self._class_index = {label_key(c): i for i, c in enumerate(config.classes)}
+        self._init_params(config, dim, len(config.classes))
+
+    def _init_params(self, config: ProbeConfig, dim: int, c: int) -> None:
+        """Weights, optimiser state and records for `c` outputs per L2 member."""
+        self.config = config
+        self.name: str = config.name  # type: ignore[assignment]
         self.dim = int(dim)
         self.record = TrainingRecord()
         self.metrics: dict[str, Any] = {}  # latest held-out metrics, set by the runner
         self.scaler = _Scaler()
-        k, c = len(config.l2), len(config.classes)
+        k = len(config.l2)
         gen = torch.Generator().manual_seed(config.seed)
         # A tiny random start breaks symmetry between classes without favouring any.
         w0 = torch.zeros(k, self.dim, c).normal_(0.0, 1e-3, generator=gen)
@@ -166,8 +169,8 @@ class LinearProbe:
         mu, inv = self._scaler_arrays()
         return (np.asarray(x, dtype=np.float32) - mu) * inv
 
-    def _log_proba(self, z: np.ndarray, raw: bool = False) -> np.ndarray:  # -> [n, k, c]
-        """Log-probabilities of all L2 members with one GEMM: [n, d] @ [d, k*c].
+    def _outputs(self, z: np.ndarray, raw: bool = False) -> np.ndarray:  # -> [n, k, c]
+        """Linear outputs of all L2 members with one GEMM: [n, d] @ [d, k*c].
         `raw=True` takes unstandardised rows and folds the scaler into the weights
         instead (cheaper for a large validation set scored every step)."""
         d, k, c = self._w.shape
@@ -177,7 +180,23 @@ class LinearProbe:
             w = w * inv[:, None]
             b = b - mu @ w
             z = np.asarray(z, dtype=np.float32)
-        return _log_softmax((z @ w + b).reshape(-1, k, c))
+        return (z @ w + b).reshape(-1, k, c)
+
+    def _log_proba(self, z: np.ndarray, raw: bool = False) -> np.ndarray:  # -> [n, k, c]
+        return _log_softmax(self._outputs(z, raw))
+
+    def _losses(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Mean loss per member [k] of outputs [n, k, c]: cross-entropy here."""
+        return _member_losses(_log_softmax(out), y)
+
+    def _loss_grad(self, out: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(loss per member, d loss / d outputs) for one mini-batch."""
+        logp = _log_softmax(out)
+        return _member_losses(logp, y), _logit_grad(logp, y)
+
+    def uniform_bits(self, n: int) -> float:
+        """Bits of the uniform code for `n` labels (the MDL baseline)."""
+        return n * math.log2(len(self.classes))
 
     def code_length(self, x: np.ndarray, y_idx: np.ndarray) -> float:
         """Bits to transmit `y` with the current model, before learning from it."""
@@ -193,9 +212,7 @@ class LinearProbe:
         y_idx = np.asarray(y_idx)
         n = len(y_idx)
         d, k, c = self._w.shape
-        logp = self._log_proba(z)  # [n, k, c]
-        losses = _member_losses(logp, y_idx)
-        g = _logit_grad(logp, y_idx)
+        losses, g = self._loss_grad(self._outputs(z), y_idx)
         gw = (z.T @ g.reshape(n, k * c)).reshape(d, k, c)
         gw += self._l2w * self._w  # the penalty 0.5*l2*|W|^2
         self._adam((self._w, self._b), (gw, g.sum(0)), self.config.lr if lr is None else lr)
@@ -224,7 +241,7 @@ class LinearProbe:
 
     def evaluate(self, x: np.ndarray, y_idx: np.ndarray) -> dict[str, Any]:
         """Validation loss per L2 strength; remembers the best weights seen."""
-        losses = _member_losses(self._log_proba(x, raw=True), np.asarray(y_idx))
+        losses = self._losses(self._outputs(x, raw=True), np.asarray(y_idx))
         member = int(np.argmin(losses))
         val_loss = float(losses[member])
         rec = self.record

@@ -1,0 +1,243 @@
+"""Regression probes: ridge regression on pooled features, for continuous targets.
+
+They train beside the classification probes in the same pass, with the same online
+machinery (a bank of L2 strengths, Adam, honest early stopping on a validation split),
+and end with a closed-form ridge fit per strength, the strength chosen by k-fold
+cross-validation as for classification. Targets are standardised inside the probe
+with training statistics, so `val_loss` is the mean squared error in units of the
+training targets' variance (about 1 - R² on the validation data).
+
+Online code length (MDL) needs a discrete code; for continuous targets it would
+depend on a quantisation step we have no principled way to choose, so regression
+probes report none (`code_length_bits` and `compression` are NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+
+from .config import ProbeConfig
+from .errors import ProbeError
+from .probe import LinearProbe, _Scaler
+
+REGRESSION_COLUMNS = [
+    "r2",
+    "r2_low",
+    "r2_high",
+    "pearson",
+    "spearman",
+    "mse",
+    "mse_low",
+    "mse_high",
+    "mae",
+    "mae_low",
+    "mae_high",
+]
+
+
+class RidgeProbe(LinearProbe):
+    """Ridge regression on pooled features, trained online like `LinearProbe`."""
+
+    def __init__(self, config: ProbeConfig, dim: int) -> None:
+        self.classes = np.asarray([], dtype=object)
+        self._class_index = {}
+        self.target_scaler = _Scaler()
+        self._init_params(config, dim, 1)
+
+    # -- targets ------------------------------------------------------------------------
+    def encode(self, y: np.ndarray) -> np.ndarray:
+        """Targets as float64; NaN or inf is a clear error."""
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ProbeError(
+                f"probe {self.name!r} is a regression probe: targets must be numbers"
+            ) from e
+        if not np.isfinite(y).all():
+            raise ProbeError(
+                f"probe {self.name!r}: targets contain NaN or inf; drop those examples"
+            )
+        return y
+
+    def _target_stats(self) -> tuple[float, float]:
+        sc = self.target_scaler
+        if sc.mean is None:
+            return 0.0, 1.0
+        return float(sc.mean[0]), float(sc.scale[0])
+
+    def _standard_targets(self, y: np.ndarray) -> np.ndarray:
+        mean, scale = self._target_stats()
+        return ((np.asarray(y, dtype=np.float64) - mean) / scale).astype(np.float32)
+
+    # -- the loss: squared error in standardised target units ---------------------------
+    def _losses(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
+        diff = out[..., 0] - self._standard_targets(y)[:, None]
+        return np.mean(diff.astype(np.float64) ** 2, axis=0)
+
+    def _loss_grad(self, out: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        diff = out[..., 0] - self._standard_targets(y)[:, None]
+        losses = np.mean(diff.astype(np.float64) ** 2, axis=0)
+        return losses, (2.0 / len(y)) * diff[..., None]
+
+    def step(self, x: np.ndarray, y: np.ndarray, lr: float | None = None) -> float:
+        if not self.scaler.frozen:  # target statistics follow the first pass, like features
+            self.target_scaler.update(np.asarray(y, dtype=np.float64)[:, None])
+        return super().step(x, y, lr)
+
+    def code_length(self, x: np.ndarray, y: np.ndarray) -> float:
+        return 0.0  # no code length for continuous targets (see the module doc)
+
+    def uniform_bits(self, n: int) -> float:
+        return 0.0
+
+    # -- the final fit: closed-form ridge, strength by k-fold CV ------------------------
+    def refine(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        x_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        *,
+        merge_validation: bool = True,
+        **_: Any,
+    ) -> None:
+        """Ridge per L2 strength in closed form; the strength with the lowest k-fold
+        cross-validated error over training (+ validation) rows, refitted on all."""
+        from sklearn.model_selection import KFold
+
+        z, t = self._standardise(x), self._standard_targets(y)
+        if x_val is not None and merge_validation and self.config.cv_folds >= 2:
+            z = np.concatenate([z, self._standardise(x_val)])
+            t = np.concatenate([t, self._standard_targets(y_val)])
+        l2 = self.config.l2
+        folds = []
+        if self.config.cv_folds >= 2 and len(t) >= 2 * self.config.cv_folds:
+            kf = KFold(self.config.cv_folds, shuffle=True, random_state=self.config.seed)
+            folds = list(kf.split(z))
+        cv = np.full(len(l2), np.inf)
+        for m in range(len(l2)):
+            w, b = _ridge(z, t, l2[m])
+            self._w[:, m, 0], self._b[m, 0] = w, b
+            if folds:
+                cv[m] = np.mean(
+                    [
+                        np.mean((z[te] @ wf + bf - t[te]) ** 2)
+                        for tr, te in folds
+                        for wf, bf in [_ridge(z[tr], t[tr], l2[m])]
+                    ]
+                )
+        if folds:
+            member, val_loss = int(np.argmin(cv)), float(np.min(cv))
+        elif x_val is not None:
+            losses = self._losses(self._outputs(x_val, raw=True), y_val)
+            member, val_loss = int(np.argmin(losses)), float(np.min(losses))
+        else:
+            member, val_loss = self._current_member(), math.nan
+        self._best = (member, *self._fold(member))
+        rec = self.record
+        rec.best_l2 = float(l2[member])
+        rec.refined, rec.refined_val_loss = True, val_loss
+        rec.cross_validated = bool(folds)
+
+    def _fold(self, member: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw-space weights [dim, 1] and bias [1] predicting targets in their own units."""
+        w, b = super()._fold(member)
+        mean, scale = self._target_stats()
+        return w * scale, b * scale + mean
+
+    # -- prediction ---------------------------------------------------------------------
+    def predict(self, x: Any) -> np.ndarray:
+        """Predicted targets, in the targets' own units."""
+        return self.decision_function(x)[:, 0]
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        raise ProbeError(f"probe {self.name!r} is a regression probe: use predict()")
+
+    def score(self, x: Any, y: Any) -> float:
+        """R² on (x, y), like scikit-learn's regressors."""
+        return r2_score(self.encode(y), self.predict(x))
+
+    def direction(self, positive: Any = None) -> np.ndarray:
+        """Unit vector in activation space along which the prediction grows."""
+        v = self.coef_[0]
+        return v / (np.linalg.norm(v) + 1e-12)
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        w = np.asarray(arrays["weight"], dtype=np.float64)
+        b = np.asarray(arrays["bias"], dtype=np.float64)
+        if w.shape != (self.dim, 1) or b.shape != (1,):
+            raise ProbeError(
+                f"saved probe {self.name!r} has weights {w.shape}, expected ({self.dim}, 1): "
+                "was it saved for another model?"
+            )
+        self._best = (0, w, b)
+        self.scaler.frozen = True
+
+    def __repr__(self) -> str:
+        return (
+            f"RidgeProbe({self.name!r}, dim={self.dim}, state={self.state!r}, "
+            f"steps={self.record.steps})"
+        )
+
+
+def _ridge(z: np.ndarray, t: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+    """argmin mean((z w + b - t)^2) + l2/2 |w|^2 (the online loss), bias unpenalised."""
+    n, d = z.shape
+    a = np.hstack([z.astype(np.float64), np.ones((n, 1))])
+    m = (2.0 / n) * (a.T @ a)
+    m[np.arange(d), np.arange(d)] += l2
+    sol = np.linalg.solve(m + 1e-10 * np.eye(d + 1), (2.0 / n) * (a.T @ t.astype(np.float64)))
+    return sol[:d].astype(np.float32), float(sol[d])
+
+
+def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
+    ss = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum((y - pred) ** 2)) / ss if ss > 0 else math.nan
+
+
+def regression_metrics(
+    pred: np.ndarray, y: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, Any]:
+    """R², Pearson and Spearman r, MSE and MAE, with percentile-bootstrap intervals
+    (over examples, seeded) for R², MSE and MAE."""
+    y, pred = np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    err = pred - y
+    constant = np.ptp(y) == 0 or np.ptp(pred) == 0
+    out: dict[str, Any] = {
+        "r2": r2_score(y, pred),
+        "pearson": math.nan if constant else float(pearsonr(y, pred)[0]),
+        "spearman": math.nan if constant else float(spearmanr(y, pred)[0]),
+        "mse": float(np.mean(err**2)),
+        "mae": float(np.mean(np.abs(err))),
+        "n": int(len(y)),
+    }
+    for name in ("r2", "mse", "mae"):
+        out[f"{name}_low"] = out[f"{name}_high"] = math.nan
+    if n_boot <= 0 or len(y) < 2:
+        return out
+    rng = np.random.default_rng(seed)
+    stats = {"r2": [], "mse": [], "mae": []}
+    for start in range(0, n_boot, 100):  # chunks: n_boot x n indices at once is too big
+        idx = rng.integers(0, len(y), size=(min(100, n_boot - start), len(y)))
+        yy, ee = y[idx], err[idx]
+        ss = ((yy - yy.mean(1, keepdims=True)) ** 2).sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stats["r2"].append(np.where(ss > 0, 1 - (ee**2).sum(1) / ss, np.nan))
+        stats["mse"].append((ee**2).mean(1))
+        stats["mae"].append(np.abs(ee).mean(1))
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    for name, parts in stats.items():
+        values = np.concatenate(parts)
+        out[f"{name}_low"], out[f"{name}_high"] = (
+            float(v) for v in np.nanpercentile(values, [lo, hi])
+        )
+    return out
+
+
+def make_probe(config: ProbeConfig, dim: int) -> LinearProbe:
+    """The probe a config asks for: ridge for `task="regression"`, else logistic."""
+    return RidgeProbe(config, dim) if config.task == "regression" else LinearProbe(config, dim)
