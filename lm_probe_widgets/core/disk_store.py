@@ -49,10 +49,17 @@ __all__ = [
     "default_store_root",
     "entry_id",
     "export",
+    "open_store",
+    "save_arrays",
 ]
 
 DEFAULT_MAX_BYTES = 20 * 1024**3
 MAX_BYTES_ENV = "LM_PROBE_WIDGETS_STORE_MAX_BYTES"
+STORE_ENV = "LM_PROBE_WIDGETS_STORE"  # 1/0: runners' default store on/off
+# Off until the test suite runs with LM_PROBE_WIDGETS_STORE=0 (its tests count model
+# forwards, which a warm store skips); then True, as issue 16 asks.
+DEFAULT_STORE_ON = False
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 FORMAT = 1
 _MANIFEST, _OFFSETS, _FEATURES, _FILLED = (
     "manifest.json",
@@ -572,11 +579,45 @@ def export(entry: Entry, path: str | Path) -> Path:
         "filled": filled,
         "examples": examples,
     }
+    return save_arrays(path, arrays, entry.key)
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], key: dict[str, Any]) -> Path:
+    """Write exported arrays and their key to `.npz` or `.safetensors` (by suffix)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".safetensors"):
+        raise ProbeError(f"export: use a .npz or .safetensors file name, got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npz":
-        np.savez(path, key=np.array(_canonical(entry.key)), **arrays)
+        np.savez(path, key=np.array(_canonical(key)), **arrays)
     else:
         from safetensors.numpy import save_file
 
-        save_file(arrays, str(path), metadata={"key": _canonical(entry.key), "id": entry.id})
+        save_file(arrays, str(path), metadata={"key": _canonical(key), "id": entry_id(key)})
     return path
+
+
+def open_store(store: Any = None) -> DiskStore | None:
+    """A runner's `store=` argument as a DiskStore, or None for no persistent store:
+    True (the default root), False, a folder, a DiskStore, or None: the default, which
+    $LM_PROBE_WIDGETS_STORE sets (1/on or 0/off), else DEFAULT_STORE_ON."""
+    if store is None:
+        raw = os.environ.get(STORE_ENV, "").strip().lower()
+        if raw in _ON or raw in _OFF:
+            store = raw in _ON
+        elif raw:
+            raise ProbeError(f"{STORE_ENV}={raw!r}: use 1 (store on) or 0 (off)")
+        else:
+            store = DEFAULT_STORE_ON
+    if isinstance(store, DiskStore):
+        return store
+    if store is True:
+        return DiskStore()
+    if store is False:
+        return None
+    if isinstance(store, (str, os.PathLike)):
+        return DiskStore(store)
+    raise ProbeError(
+        f"store must be True, False, a folder or a DiskStore, got {type(store).__name__}"
+    )

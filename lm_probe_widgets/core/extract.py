@@ -20,6 +20,20 @@ from .pooling import pool
 from .submodules import DryRun, envoy_path, execution_order, model_inputs
 
 FeatureKey = tuple[str, str, str]  # (module path, "output"|"input", pooling)
+CHEAP_POOLINGS = ("mean", "last", "first", "max")
+
+
+def with_cheap_poolings(keys: list[FeatureKey], dry: DryRun) -> list[FeatureKey]:
+    """`keys` plus every cheap pooling of each site read with one: a few extra pooled
+    vectors per example in the same trace, so that a later switch of pooling (with the
+    persistent store) never runs the model. Token-level keys stay as asked, and a
+    site without a token axis (all poolings equal) gets nothing extra."""
+    out = set(keys)
+    for path, kind, how in keys:
+        shape = dry.shapes.get(path) if kind == "output" else None
+        if how in CHEAP_POOLINGS and not (shape is not None and len(shape) == 2):
+            out.update((path, kind, other) for other in CHEAP_POOLINGS)
+    return sorted(out)
 
 
 class Extractor:

@@ -6,6 +6,10 @@ budget the cache first forgets the least recently used datasets that the latest
 fit does not use (features asked for by get_probe_features, compute_metrics on
 other data), then spills to a disk-backed array in a temporary folder, trading
 some speed in later epochs for bounded RAM.
+
+With the persistent store on (`ProbeRunner(store=...)`), a key's rows live in a
+`DiskFeatures` instead: the on-disk entry (core.disk_store) is the array, so rows
+survive the process and other runners and kernels read them without the model.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .data import ProbeDataset
+from .disk_store import Entry
 from .errors import ProbeError
 from .extract import FeatureKey
 
@@ -71,6 +76,33 @@ class FeatureStore:
         return self.array[row_index(self.offsets, indices)]
 
 
+class DiskFeatures:
+    """A FeatureStore whose rows are a persistent store entry (memory-mapped, so they
+    cost page cache, not budgeted RAM). `filled` is the entry's on-disk mask: rows
+    another process writes meanwhile count too, and unwritten rows are never read."""
+
+    nbytes = 0
+
+    def __init__(self, entry: Entry) -> None:
+        self.entry = entry
+        self.offsets = entry.offsets
+
+    @property
+    def filled(self) -> np.ndarray:
+        return self.entry.filled
+
+    def write(self, indices: np.ndarray, rows: np.ndarray) -> None:
+        self.entry.write(indices, rows)
+
+    def rows(self, indices: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(self.entry.rows(indices))
+
+
+def feature_offsets(ds: ProbeDataset, key: FeatureKey) -> np.ndarray:
+    """Example i owns rows offsets[i]:offsets[i+1]: one row, or one per real token."""
+    return np.arange(len(ds) + 1) if key[2] != "none" else ds.token_offsets()
+
+
 def row_index(offsets: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Row numbers of the given examples, in order."""
     if np.all(np.diff(offsets) == 1):
@@ -101,7 +133,7 @@ class FeatureCache:
         found = self.get(fp, key)
         if found is not None:
             return found
-        offsets = np.arange(len(ds) + 1) if key[2] != "none" else ds.token_offsets()
+        offsets = feature_offsets(ds, key)
         need = int(offsets[-1]) * width * 4
         self._forget_unused(need, keep=fp)
         spill = None
@@ -110,6 +142,12 @@ class FeatureCache:
                 self._spill = tempfile.TemporaryDirectory(prefix="lm_probe_features_")
             spill = self._spill.name
         store = self._stores.setdefault(fp, {})[key] = FeatureStore(offsets, spill)
+        self._stores.move_to_end(fp)
+        return store
+
+    def adopt(self, fp: str, key: FeatureKey, store: DiskFeatures) -> DiskFeatures:
+        """Serve `key` of data `fp` from a store entry from now on."""
+        self._stores.setdefault(fp, {})[key] = store
         self._stores.move_to_end(fp)
         return store
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -32,10 +34,19 @@ from .baselines import (
 from .config import ProbeConfig
 from .control import ControlTask, control_null_label
 from .data import Batch, ProbeDataset
+from .disk_store import DiskStore, StoreWarning, open_store, save_arrays
+from .disk_store import export as export_entry
 from .errors import ProbeError
 from .evaluation import evaluate_probe
-from .extract import Extractor, FeatureKey
-from .features import DEFAULT_BUDGET_BYTES, FeatureCache
+from .extract import Extractor, FeatureKey, with_cheap_poolings
+from .features import (
+    DEFAULT_BUDGET_BYTES,
+    DiskFeatures,
+    FeatureCache,
+    FeatureStore,
+    feature_offsets,
+    row_index,
+)
 from .fingerprint import model_fingerprint
 from .fit import FitLoop, FitResult, plan_started_event
 from .memory import guard_memory
@@ -46,12 +57,21 @@ from .probe import LinearProbe
 from .progress import make_progress
 from .submodules import validate_submodules
 
+# Part of every store key: bump when extraction or pooling changes what a row holds.
+FEATURES_VERSION = 1
+
 
 class ProbeRunner:
     """Train several probes at once on one model.
 
     `model` is an nnsight model or a plain Hugging Face / torch model (wrapped for
     you). Submodules are checked before any data reaches the model.
+
+    `store`: the persistent feature store (core.disk_store) that every feature read
+    goes through, so a new runner, pooling, L2 grid or kernel never runs the model
+    for rows computed before. True: in the library's cache folder (moved by
+    $LM_PROBE_WIDGETS_CACHE); a folder or a `DiskStore`; False: in-memory features
+    only; None: $LM_PROBE_WIDGETS_STORE=1/0 decides (default: off for now).
     """
 
     def __init__(
@@ -63,6 +83,7 @@ class ProbeRunner:
         memory_budget: int = DEFAULT_BUDGET_BYTES,
         threads: int | None = None,
         remote: bool | str = False,
+        store: bool | str | os.PathLike | DiskStore | None = None,
     ) -> None:
         self.model = wrap_model(model, tokenizer or getattr(model, "tokenizer", None))
         # remote=True: every batch's trace runs on NDIF, pooled there (core.remote);
@@ -87,6 +108,7 @@ class ProbeRunner:
         self._dry = validate_submodules(self.model, [c.submodule for c in self.configs])
         self.events = ev.EventBus()
         self.cache = FeatureCache(memory_budget)
+        self.store: DiskStore | None = open_store(store)
         self.threads = threads
         self._extractors: dict[tuple[FeatureKey, ...], Extractor] = {}
         self._fit_lock = threading.Lock()
@@ -321,7 +343,7 @@ class ProbeRunner:
 
     def _sibling(self, model: Any, configs: Sequence[ProbeConfig], share_cache: bool = False):
         """A runner for control probes or a baseline: same settings, its own results."""
-        twin = ProbeRunner(model, list(configs), threads=self.threads)
+        twin = ProbeRunner(model, list(configs), threads=self.threads, store=self.store or False)
         twin.cache = self.cache if share_cache else FeatureCache(self.cache.budget_bytes)
         twin._model_fp = self._model_fp if model is self.model else None
         twin.remote = self.remote if model is self.model else None
@@ -409,9 +431,10 @@ class ProbeRunner:
         return load_runner(cls, path, model, **kwargs)
 
     def __repr__(self) -> str:
+        store = str(self.store.root) if self.store is not None else "off"
         return (
             f"ProbeRunner({type(self.model._module).__name__}, {len(self.configs)} probes, "
-            f"state={self.state!r})"
+            f"state={self.state!r}, store={store!r})"
         )
 
     # -- display (lazy: core never imports HTML or plotting code at import time) ----------
@@ -461,6 +484,68 @@ class ProbeRunner:
                 self._extractors[k] = Extractor(self.model, list(k), self._dry)
         return self._extractors[k]
 
+    def _store_key(self, ds: ProbeDataset, key: FeatureKey) -> dict[str, Any]:
+        """The persistent store's key: which weights, which token ids, which read."""
+        self.data_key(ds)  # sets self._model_fp
+        path, kind, how = key
+        return {
+            "model": self._model_fp,
+            "data": ds.fingerprint(),
+            "site": f"{path}.{kind}",
+            "pooling": how,
+            "version": FEATURES_VERSION,
+        }
+
+    def _feature_store(
+        self, ds: ProbeDataset, fp: str, key: FeatureKey
+    ) -> FeatureStore | DiskFeatures | None:
+        """Where `key`'s rows of `ds` are kept: the in-memory cache, else a persistent
+        store entry (now also served through the cache), else None (nothing yet)."""
+        found = self.cache.get(fp, key)
+        if found is None and self.store is not None:
+            entry = self.store.get(self._store_key(ds, key))
+            if entry is not None and np.array_equal(entry.offsets, feature_offsets(ds, key)):
+                found = self.cache.adopt(fp, key, DiskFeatures(entry))
+        return found
+
+    def _write_rows(
+        self,
+        ds: ProbeDataset,
+        fp: str,
+        key: FeatureKey,
+        store: FeatureStore | DiskFeatures | None,
+        indices: np.ndarray,
+        rows: np.ndarray,
+    ) -> FeatureStore | DiskFeatures:
+        """Write freshly extracted rows, creating the store if needed. Rows already
+        filled are kept as they are (first write wins), so a feature never changes
+        once handed out, even by float noise from another batch's padding."""
+        if store is None and self.store is not None:
+            offsets = feature_offsets(ds, key)
+            try:
+                entry = self.store.open(self._store_key(ds, key), offsets, rows.shape[1])
+            except OSError as e:  # e.g. a read-only cache folder: carry on in memory
+                warnings.warn(
+                    f"feature store at {self.store.root} is unusable ({e}); this runner "
+                    "keeps its features in memory only",
+                    StoreWarning,
+                    stacklevel=2,
+                )
+                self.store = None
+            else:
+                store = self.cache.adopt(fp, key, DiskFeatures(entry))
+        if store is None:
+            store = self.cache.store(ds, fp, key, rows.shape[1])
+        new = ~store.filled[indices]
+        if not new.all():
+            lengths = np.diff(store.offsets)[indices]
+            local = np.concatenate([[0], np.cumsum(lengths)])
+            rows = rows[row_index(local, np.flatnonzero(new))]
+            indices = indices[new]
+        if len(indices):
+            store.write(indices, rows)
+        return store
+
     def iter_features(
         self,
         ds: ProbeDataset,
@@ -471,24 +556,30 @@ class ProbeRunner:
         *,
         skip: int = 0,
     ) -> Iterator[tuple[Batch, dict[FeatureKey, np.ndarray]]]:
-        """Batches of `ds` (the first `skip` left out) with pooled features, from the
-        cache where every row is filled, else from one trace per batch (which fills
-        it). `on_batch(batch, examples_done)` runs once the consumer is done with a batch."""
+        """Batches of `ds` (the first `skip` left out) with pooled features. Rows come
+        from the cache or the persistent store where filled; only the examples of a
+        batch that miss a row are traced (one trace for all keys), and with the store
+        on that trace also keeps every cheap pooling of its sites. `on_batch(batch,
+        examples_done)` runs once the consumer is done with a batch."""
         keys = sorted(set(keys))
         fp = self.data_key(ds)
-        extractor = self.extractor(keys)
+        reads = with_cheap_poolings(keys, self._dry) if self.store is not None else keys
+        stores = {k: self._feature_store(ds, fp, k) for k in reads}
         done = 0
         for i, batch in enumerate(ds.batches(batch_size, seed=seed)):
             done += len(batch.indices)
             if i < skip:
                 continue
-            stores = [self.cache.get(fp, k) for k in keys]
-            if all(s is not None and s.filled[batch.indices].all() for s in stores):
-                feats = {k: s.rows(batch.indices) for k, s in zip(keys, stores, strict=True)}
-            else:
-                feats = extractor(batch)
-                for k, rows in feats.items():
-                    self.cache.store(ds, fp, k, rows.shape[1]).write(batch.indices, rows)
+            todo = np.zeros(len(batch.indices), dtype=bool)
+            for k in keys:
+                s = stores[k]
+                todo |= True if s is None else ~s.filled[batch.indices]
+            if todo.any():
+                part = batch if todo.all() else ds.pad(batch.indices[todo])
+                fresh = self.extractor(reads)(part)
+                for k, rows in fresh.items():
+                    stores[k] = self._write_rows(ds, fp, k, stores[k], part.indices, rows)
+            feats = {k: stores[k].rows(batch.indices) for k in keys}
             yield batch, feats
             if on_batch is not None:
                 on_batch(batch, done)
@@ -505,6 +596,54 @@ class ProbeRunner:
             pass
         fp = self.data_key(ds)
         return {k: self.cache.get(fp, k).rows() for k in set(keys)}
+
+    def export_features(
+        self,
+        dataset: ProbeDataset,
+        probe_or_submodule: str,
+        path: str | os.PathLike | None = None,
+        *,
+        pooling: str | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray | Any:
+        """Features of `dataset` at a probe's read (by probe name) or at any submodule
+        ("transformer.h.1.output", with `pooling`, default "mean"), for your own analysis.
+
+        Rows are in dataset example order: row i is example i (token-level,
+        `pooling="none"`: example i's real tokens in order, `dataset.token_offsets()`
+        says where each starts). Missing rows are computed first (and stored). Without
+        `path`, returns the array; with a `.npz` or `.safetensors` path, writes it there
+        (arrays `features`, `offsets`, `filled`, `examples`, see `disk_store.export`)
+        and returns the path.
+        """
+        by_name = {c.name: c for c in self.configs}
+        if probe_or_submodule in by_name:
+            cfg = by_name[probe_or_submodule]
+            if pooling is not None and pooling != cfg.pooling:
+                cfg = dataclasses.replace(cfg, pooling=pooling)
+        else:
+            cfg = ProbeConfig(probe_or_submodule, pooling=pooling or "mean")
+            subs = {c.submodule for c in self.configs}
+            if cfg.submodule not in subs:  # a new read: learn where it sits in the forward
+                self._dry = validate_submodules(self.model, [*subs, cfg.submodule])
+                self._extractors.clear()
+        check_inputs(self.model, dataset, "dataset")
+        key = cfg.feature_key
+        rows = self.features(dataset, [key], batch_size)[key]
+        if path is None:
+            return np.array(rows)
+        held = self.cache.get(self.data_key(dataset), key)
+        if isinstance(held, DiskFeatures):
+            return export_entry(held.entry, path)
+        offsets = feature_offsets(dataset, key)
+        n = len(offsets) - 1
+        arrays = {
+            "features": np.ascontiguousarray(rows, dtype=np.float32),
+            "offsets": offsets.astype(np.int64),
+            "filled": np.ones(n, dtype=bool),
+            "examples": np.arange(n, dtype=np.int64),
+        }
+        return save_arrays(path, arrays, self._store_key(dataset, key))
 
     def _labels(self, cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
         """The label value of every feature row of `ds` for this probe."""

@@ -1,0 +1,216 @@
+"""Runners read features through the persistent store (issue 16): each scenario runs in
+fresh processes sharing one cache folder, and counts the model's forward calls there
+with a forward pre-hook on the torch module. Not counted: the two-token dry run with
+which every runner (also a control probe's twin) checks its submodules' shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import sentiment_texts
+
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+from lm_probe_widgets.core.disk_store import DiskStore, StoreWarning
+
+SITE = "transformer.h.1.output"
+
+PRELUDE = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from synthetic import sentiment_texts
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+from lm_probe_widgets.core.tiny import tiny_model
+
+model, tok = tiny_model("gpt2")
+texts, labels = sentiment_texts(96)
+train, test = ProbeDataset.from_texts(texts, labels, tok).tt_split(test_size=0.25, seed=0)
+forwards = []
+out = {{}}
+
+def count(module, args, kwargs):
+    ids = kwargs.get("input_ids", args[0] if args else None)
+    if tuple(ids.shape) != (1, 2):  # not a new runner's two-token dry run (shapes, order)
+        forwards.append(1)
+
+def fit(store=None, control=False, **cfg):
+    runner = ProbeRunner(model, ProbeConfig({site!r}, [0, 1], **cfg), store=store)
+    hook = model._module.register_forward_pre_hook(count, with_kwargs=True)
+    try:
+        runner.fit_probes(train, test, num_epoch=2, batch_size=16, progress=None,
+                          control=control)
+    finally:
+        hook.remove()
+    return runner
+
+def train_rows(runner):
+    cfg = runner.configs[0]
+    return runner.cache.get(runner.data_key(runner.train_part), cfg.feature_key).rows()
+"""
+
+
+def run(body: str, cache: Path, store_env: str = "1") -> dict:
+    """Run `body` after PRELUDE in a new Python process; returns its `out` dict."""
+    code = PRELUDE.format(tests=str(Path(__file__).parent), site=SITE)
+    code += textwrap.dedent(body) + "\nprint('OUT=' + json.dumps(out))\n"
+    env = {**os.environ, "LM_PROBE_WIDGETS_CACHE": str(cache), "LM_PROBE_WIDGETS_STORE": store_env}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [x for x in proc.stdout.splitlines() if x.startswith("OUT=")][-1]
+    return json.loads(line[4:])
+
+
+FIRST_FIT = """
+runner = fit()
+out["forwards"] = len(forwards)
+out["accuracy"] = float(runner.metrics["accuracy"].iloc[0])
+"""
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory):
+    """One cache folder after a first fit (mean pooling) in its own process."""
+    cache = tmp_path_factory.mktemp("warm")
+    return cache, run(FIRST_FIT, cache)
+
+
+def test_a_new_process_runs_no_forward_for_other_settings_until_a_weight_changes(warm):
+    """Another pooling, L2 grid and control probes: features from the store, bit for
+    bit what a storeless fit computes; after a weight change: the model again."""
+    cache, first = warm
+    assert first["forwards"] > 0
+    out = run(
+        """
+        runner = fit(pooling="last", l2=(0.5,), control=True)
+        out["forwards"] = len(forwards)
+        plain = fit(store=False, pooling="last", l2=(0.5,), control=True)
+        out["plain_forwards"] = len(forwards) - out["forwards"]
+        out["same_rows"] = bool(np.array_equal(train_rows(runner), train_rows(plain)))
+        same = runner.metrics.fillna(-1).equals(plain.metrics.fillna(-1))
+        out["same_metrics"] = bool(same)
+        out["repr"] = repr(runner)
+
+        import torch
+        with torch.no_grad():  # after the probed layer: only the fingerprint can tell
+            model._module.transformer.h[2].mlp.c_proj.bias[0] += 1.0
+        before = len(forwards)
+        fit()
+        out["after_edit"] = len(forwards) - before
+        """,
+        cache,
+    )
+    assert out["forwards"] == 0, out
+    assert out["plain_forwards"] == first["forwards"], out
+    assert out["same_rows"] and out["same_metrics"], out
+    assert str(cache / "features") in out["repr"]
+    assert out["after_edit"] == first["forwards"], out
+
+
+def test_a_crashed_extraction_resumes_with_the_missing_rows_only(warm, tmp_path):
+    _, first = warm
+    k = 2
+    crashed = run(
+        f"""
+        def crash(*_):  # runs before `count`: raises as the forward after k starts
+            if len(forwards) >= {k}:
+                raise RuntimeError("simulated crash")
+        model._module.register_forward_pre_hook(crash)
+        try:
+            fit()
+        except Exception as e:
+            out["error"] = str(e)
+        out["forwards"] = len(forwards)
+        """,
+        tmp_path,
+    )
+    assert "simulated crash" in crashed["error"]
+    assert crashed["forwards"] == k  # k batches traced and stored, then the crash
+    resumed = run(FIRST_FIT, tmp_path)
+    assert resumed["forwards"] == first["forwards"] - k
+    assert resumed["accuracy"] == first["accuracy"]
+
+
+def test_store_off_writes_nothing_and_a_store_serves_new_runners_in_process(
+    tiny, tmp_path, monkeypatch
+):
+    model, tok = tiny
+    monkeypatch.setenv("LM_PROBE_WIDGETS_CACHE", str(tmp_path / "cache"))
+    texts, labels = sentiment_texts(40)
+    ds = ProbeDataset.from_texts(texts, labels, tok)
+    off = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False)
+    monkeypatch.setenv("LM_PROBE_WIDGETS_STORE", "0")
+    default_off = ProbeRunner(model, ProbeConfig(SITE, [0, 1]))
+    assert off.store is None and default_off.store is None and "store='off'" in repr(off)
+    expected = off.get_probe_features(ds)[SITE]
+    default_off.get_probe_features(ds)
+    assert not (tmp_path / "cache").exists()
+
+    root = tmp_path / "store"
+    first = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root)
+    np.testing.assert_array_equal(first.get_probe_features(ds)[SITE], expected)
+    keys = [e["key"] for e in DiskStore(root).entries()]
+    assert sorted(k["pooling"] for k in keys) == ["first", "last", "max", "mean"]
+    assert all(k["site"] == SITE for k in keys)
+
+    other = ProbeRunner(model, ProbeConfig(SITE, [0, 1], pooling="max"), store=root)
+    calls: list[int] = []
+    hook = model._module.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        maxed = other.get_probe_features(ds)[SITE]
+        exported = other.export_features(ds, SITE, tmp_path / "f.npz", pooling="max")
+    finally:
+        hook.remove()
+    assert calls == []
+    plain = ProbeRunner(model, ProbeConfig(SITE, [0, 1], pooling="max"), store=False)
+    np.testing.assert_array_equal(maxed, plain.get_probe_features(ds)[SITE])
+    with np.load(exported) as f:
+        np.testing.assert_array_equal(f["features"], maxed)
+        assert f["examples"].tolist() == list(range(len(ds)))
+
+
+def test_a_partly_stored_batch_traces_only_its_missing_examples(tiny, tmp_path):
+    model, tok = tiny
+    texts, labels = sentiment_texts(24)
+    ds = ProbeDataset.from_texts(texts, labels, tok)
+    runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=tmp_path)
+    sizes: list[int] = []
+
+    def count(module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        sizes.append(int(ids.shape[0]))
+        if crash and len(sizes) > 1:
+            raise RuntimeError("simulated crash")
+
+    hook = model._module.register_forward_pre_hook(count, with_kwargs=True)
+    try:
+        crash = True
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            runner.get_probe_features(ds, batch_size=8)
+        crash = False
+        features = runner.get_probe_features(ds, batch_size=24)[SITE]
+    finally:
+        hook.remove()
+    assert sizes == [8, 8, 16]  # stored 8, crashed, then one trace of the 16 missing
+    plain = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False)
+    np.testing.assert_allclose(features, plain.get_probe_features(ds)[SITE], atol=1e-5)
+
+
+def test_an_unusable_store_folder_warns_and_keeps_features_in_memory(tiny, tmp_path):
+    model, tok = tiny
+    texts, labels = sentiment_texts(16)
+    ds = ProbeDataset.from_texts(texts, labels, tok)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=blocked)
+    with pytest.warns(StoreWarning, match="memory only"):
+        feats = runner.get_probe_features(ds)[SITE]
+    assert runner.store is None and feats.shape == (16, 32)
