@@ -3,21 +3,34 @@
 `lm-probe demo` trains one probe per chosen layer of a model on a labelled text set
 (by default SmolLM2-135M on Rotten Tomatoes, both offline), prints progress and a
 per-layer table of held-out metrics, and writes metrics.csv, metrics.json and
-report.html to an output folder.
+report.html (the layer sweep as an inline image, then the table) to an output folder.
+`lm-probe fit DATA` does the same on the user's own CSV, JSON Lines or parquet file;
+the file and its columns are checked before the model loads.
+
+pandas, numpy, torch and matplotlib are imported inside the functions that use them,
+so `lm-probe --help` and a bad file answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import difflib
 import html
+import io
 import json
 import math
+import numbers
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 # Sized so the demo finishes in about 3 minutes on a 2-core CPU once the model is
 # converted (see README "Performance"); --n changes it.
@@ -119,6 +132,61 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _add_run_args(p: argparse.ArgumentParser, n_default: int | None, n_help: str) -> None:
+    """The model, layer and training flags `demo` and `fit` share."""
+    p.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="built-in name (smollm2-135m, tiny-gpt2, ...), local folder or hub id",
+    )
+    p.add_argument(
+        "--layers",
+        default=None,
+        help="comma-separated h[i] numbers (0 = embeddings, i = block i), 'all', "
+        "or submodule names; None = seven evenly spaced depths "
+        f"({DEFAULT_LAYERS} for 30-block models)",
+    )
+    p.add_argument("--n", type=_positive_int, default=n_default, help=n_help)
+    p.add_argument("--test-size", type=float, default=0.3, help="held-out fraction")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "max"])
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads; None = half the CPU cores, at least 1 "
+        "(all cores slow down sharply when anything else runs)",
+    )
+    p.add_argument(
+        "--max-length", type=_positive_int, default=64, help="truncate texts to this many tokens"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("lm-probe-output"),
+        help="folder for metrics.csv, metrics.json, report.html",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress meter")
+    p.add_argument(
+        "--dtype", default=None, help="model dtype, e.g. bfloat16 or float16 (default: as saved)"
+    )
+    p.add_argument(
+        "--device-map",
+        default=None,
+        help="'auto' (shard over GPUs with accelerate), 'cuda:0' or 'cpu'",
+    )
+    p.add_argument(
+        "--remote",
+        nargs="?",
+        const=True,
+        default=False,
+        help="run the model on NDIF (needs NDIF_API_KEY and a hub id as "
+        "--model); '--remote local' simulates the remote path here",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lm-probe", description="Train linear probes on a language model's activations."
@@ -134,35 +202,22 @@ def build_parser() -> argparse.ArgumentParser:
         "held-out metrics. Defaults: SmolLM2-135M on Rotten Tomatoes, offline.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    demo.add_argument("--model", default="smollm2-135m",
-                      help="built-in name (smollm2-135m, tiny-gpt2, ...), local folder or hub id")
     demo.add_argument("--data", default="rotten_tomatoes", help="built-in data set")
-    demo.add_argument("--layers", default=None,
-                      help="comma-separated h[i] numbers (0 = embeddings, i = block i), 'all', "
-                      "or submodule names; None = seven evenly spaced depths "
-                      f"({DEFAULT_LAYERS} for 30-block models)")
-    demo.add_argument("--n", type=_positive_int, default=DEFAULT_N,
-                      help="texts to sample (balanced)")
-    demo.add_argument("--test-size", type=float, default=0.3, help="held-out fraction")
-    demo.add_argument("--epochs", type=_positive_int, default=10)
-    demo.add_argument("--batch-size", type=_positive_int, default=32)
-    demo.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "max"])
-    demo.add_argument("--threads", type=_positive_int, default=None,
-                      help="torch CPU threads; None = half the CPU cores, at least 1 "
-                      "(all cores slow down sharply when anything else runs)")
-    demo.add_argument("--max-length", type=_positive_int, default=64,
-                      help="truncate texts to this many tokens")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--out", type=Path, default=Path("lm-probe-output"),
-                      help="folder for metrics.csv, metrics.json, report.html")
-    demo.add_argument("--quiet", action="store_true", help="no progress meter")
-    demo.add_argument("--dtype", default=None,
-                      help="model dtype, e.g. bfloat16 or float16 (default: as saved)")
-    demo.add_argument("--device-map", default=None,
-                      help="'auto' (shard over GPUs with accelerate), 'cuda:0' or 'cpu'")
-    demo.add_argument("--remote", nargs="?", const=True, default=False,
-                      help="run the model on NDIF (needs NDIF_API_KEY and a hub id as "
-                      "--model); '--remote local' simulates the remote path here")
+    _add_run_args(demo, DEFAULT_N, "texts to sample (balanced)")
+    fit = sub.add_parser(
+        "fit",
+        help="train one probe per layer on your own labelled texts",
+        description="Train one probe per layer on a labelled text file and write per-layer "
+        "held-out metrics and a report, as `demo` does. DATA: a CSV (.csv, .csv.gz), JSON "
+        "Lines (.jsonl, .ndjson, optionally .gz) or parquet file with one text per row.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    fit.add_argument("data", type=Path, metavar="DATA", help="the labelled text file")
+    fit.add_argument("--text-col", default="text", help="column holding the texts")
+    fit.add_argument(
+        "--label-col", default="label", help="column holding the labels (strings or integers)"
+    )
+    _add_run_args(fit, None, "rows to sample (seeded); None = every row")
     store = sub.add_parser(
         "store",
         help="list, size or clear the stored features",
@@ -247,7 +302,164 @@ def run_store(args: argparse.Namespace) -> int:
     return 0
 
 
+# File endings `fit` reads (after an optional ".gz" for CSV and JSON Lines).
+DATA_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+MIN_ROWS = 10  # below this a held-out split says nothing
+
+
+class LabelledTexts(NamedTuple):
+    """What `read_labelled_file` returns: texts, one label each, and what it dropped."""
+
+    texts: list[str]
+    labels: np.ndarray
+    no_text: int
+    no_label: int
+
+
+def _data_format(path: Path) -> str:
+    """The format (csv, jsonl or parquet) from the file name, so a wrong file fails
+    by its name, before anything reads it."""
+    name = path.name.lower()
+    stem = name[:-3] if name.endswith(".gz") else name
+    for ending, kind in DATA_FORMATS.items():
+        if stem.endswith(ending) and (kind != "parquet" or stem == name):
+            return kind
+    known = ", ".join([*DATA_FORMATS, ".csv.gz", ".jsonl.gz"])
+    raise CLIError(f"{path}: unknown file type; lm-probe fit reads {known}")
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """The file as a DataFrame; only empty cells count as missing (a text "NA" is text)."""
+    import pandas as pd
+
+    if not path.exists():
+        raise CLIError(f"{path}: no such file")
+    if path.is_dir():
+        raise CLIError(f"{path} is a folder; give the data file itself")
+    kind = _data_format(path)
+    try:
+        if kind == "csv":
+            return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        if kind == "jsonl":
+            return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_parquet(path)
+    except ImportError as e:
+        raise CLIError(
+            f"reading parquet needs pyarrow: pip install pyarrow (or save {path.name} as CSV)"
+        ) from e
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CLIError(f"cannot read {path} as {kind}: {reason}") from e
+
+
+def _check_column(df: pd.DataFrame, name: str, flag: str, path: Path) -> None:
+    """A missing column's message lists the real ones and the close spellings."""
+    columns = [str(c) for c in df.columns]
+    if name in columns:
+        return
+    by_lower = {c.lower(): c for c in columns}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(repr(by_lower[c]) for c in close)}?)" if close else ""
+    shown = ", ".join(columns[:30]) + (
+        f", ... ({len(columns)} in all)" if len(columns) > 30 else ""
+    )
+    raise CLIError(f"{flag}: {path.name} has no column {name!r}{hint}; its columns: {shown}")
+
+
+def _label_values(labels: pd.Series, col: str) -> np.ndarray:
+    """Integer-valued numbers as int64, everything else as strings, so classes read as
+    the user wrote them (1.0 in a column with gaps is the class 1, "pos" stays "pos")."""
+    import numpy as np
+
+    if labels.dtype.kind == "O" and all(isinstance(v, numbers.Number) for v in labels):
+        labels = labels.astype(float)  # JSON numbers next to nulls
+    if labels.dtype.kind == "b":
+        return labels.to_numpy(dtype=np.int64)
+    if labels.dtype.kind in "iuf":
+        values = labels.to_numpy(dtype=float)
+        if not np.all(values == np.round(values)):
+            odd = values[values != np.round(values)][0]
+            raise CLIError(
+                f"--label-col {col!r} holds non-integer numbers (e.g. {odd:g}); probes "
+                "predict classes: use integers or names as labels"
+            )
+        return values.astype(np.int64)
+    return np.array([str(v).strip() for v in labels], dtype=object)
+
+
+def _check_classes(labels: np.ndarray, col: str) -> None:
+    """At least two classes, each with two rows (one for training, one held out)."""
+    import numpy as np
+
+    values, counts = np.unique(labels, return_counts=True)
+    if len(values) < 2:
+        raise CLIError(
+            f"--label-col {col!r} has one class ({values[0]!r}) in all {len(labels)} rows: "
+            "a probe needs at least two classes"
+        )
+    lonely = values[counts < 2]
+    if len(lonely):
+        shown = ", ".join(_short(v) for v in lonely[:3].tolist())
+        more = ", ..." if len(lonely) > 3 else ""
+        swap = " Are --text-col and --label-col swapped?" if len(lonely) > len(values) / 2 else ""
+        raise CLIError(
+            f"--label-col {col!r}: {len(lonely)} of {len(values)} classes have a single row "
+            f"({shown}{more}); each class needs at least two.{swap}"
+        )
+
+
+def _short(value: Any, width: int = 30) -> str:
+    """repr(value), cut to `width` characters: a message quotes labels, not whole texts."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def read_labelled_file(
+    path: Path, text_col: str, label_col: str, n: int | None = None, seed: int = 0
+) -> LabelledTexts:
+    """Texts and labels from a CSV, JSON Lines or parquet file, checked before any model
+    loads: a wrong file or column should cost seconds, not a model load."""
+    import pandas as pd
+
+    if text_col == label_col:
+        raise CLIError(f"--text-col and --label-col are both {text_col!r}")
+    df = _read_table(path)
+    _check_column(df, text_col, "--text-col", path)
+    _check_column(df, label_col, "--label-col", path)
+    df = df.rename(columns=str)
+    texts, labels = df[text_col], df[label_col]
+    if texts.dtype.kind in "iufb":
+        raise CLIError(f"--text-col {text_col!r} holds numbers, not texts")
+    if labels.dtype.kind == "O":  # object or string columns: blank names are missing labels
+        labels = labels.where(~labels.astype(str).str.strip().eq(""))
+    has_text = texts.notna() & texts.astype(str).str.strip().ne("")
+    has_label = labels.notna()
+    df = pd.DataFrame({"text": texts, "label": labels})[has_text & has_label]
+    where = path.name
+    if n is not None and n < len(df):
+        df = df.sample(n=n, random_state=seed)
+        where += f" (--n {n})"
+    if len(df) < MIN_ROWS:
+        raise CLIError(
+            f"{where} has {len(df)} usable rows (text and label both present); "
+            f"fitting and holding out needs at least {MIN_ROWS}"
+        )
+    values = _label_values(df["label"], label_col)
+    _check_classes(values, label_col)
+    return LabelledTexts(
+        texts=df["text"].astype(str).tolist(),
+        labels=values,
+        no_text=int((~has_text).sum()),
+        no_label=int((has_text & ~has_label).sum()),
+    )
+
+
 _SHOWN = ["submodule", "accuracy", "f1", "matthews", "roc_auc", "loss", "steps", "state"]
+_PAGE_STYLE = (
+    "body{font-family:sans-serif;margin:2em;background:#fff;color:#222}"
+    "table{border-collapse:collapse}td,th{padding:2px 8px;text-align:right;"
+    "border-bottom:1px solid #ddd}img.sweep{max-width:100%;height:auto}"
+)
 
 
 def _format_table(metrics: Any) -> str:
@@ -255,30 +467,84 @@ def _format_table(metrics: Any) -> str:
     return metrics[cols].to_string(float_format=lambda v: f"{v:.3f}")
 
 
-def _report_html(runner: Any, metrics: Any, info: dict[str, Any]) -> str:
-    """A standalone page: the runner's own HTML repr when the display layer provides
-    one, else an escaped metrics table."""
-    body = None
+def _draw_sweep(ax: Any, metrics: Any) -> None:
+    """The library's layer-sweep plot; a plain accuracy-per-probe line if it fails, so a
+    change in the display layer never costs the report its picture."""
+    try:
+        from .display.plots import plot_layer_sweep
+
+        plot_layer_sweep(metrics, "accuracy", ax=ax)
+    except Exception:
+        ax.clear()
+        acc = metrics["accuracy"].astype(float)
+        ax.plot(range(len(acc)), acc.to_numpy(), marker="o")
+        ax.set_xticks(range(len(acc)), [str(i) for i in acc.index], rotation=45, ha="right")
+        ax.set_xlabel("probe")
+        ax.set_ylabel("held-out accuracy")
+        ax.grid(True, alpha=0.3)
+
+
+def sweep_png(metrics: Any) -> str | None:
+    """Held-out accuracy by layer as a base64 PNG, or None when no accuracy was measured.
+
+    Drawn on a bare Agg Figure (not pyplot): nothing registers it globally, so nothing
+    needs closing and no window or backend switch can happen in a terminal."""
+    if "accuracy" not in metrics.columns or not metrics["accuracy"].astype(float).notna().any():
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 3.6), layout="constrained", facecolor="white")
+    FigureCanvasAgg(fig)
+    _draw_sweep(fig.add_subplot(), metrics)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, facecolor="white")
+    fig.clear()
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _sweep_alt(metrics: Any) -> str:
+    """Alt text that carries the numbers, for readers who cannot see the plot."""
+    acc = metrics["accuracy"].astype(float).dropna()
+    values = ", ".join(f"{name} {v:.3f}" for name, v in list(acc.items())[:40])
+    return f"Line plot of held-out accuracy by layer: {values}"
+
+
+def _sweep_section(metrics: Any) -> str:
+    png = sweep_png(metrics)
+    if png is None:
+        return "<p>No held-out accuracy was measured, so there is no layer plot.</p>"
+    alt = html.escape(_sweep_alt(metrics))
+    return f'<img class="sweep" alt="{alt}" src="data:image/png;base64,{png}">'
+
+
+def _metrics_section(runner: Any, metrics: Any) -> str:
+    """The runner's own HTML repr when the display layer provides one, else an escaped
+    metrics table."""
     repr_html = getattr(runner, "_repr_html_", None)
     if callable(repr_html):
         try:
             body = repr_html()
         except Exception:  # the report must not fail the run
             body = None
-    if not body:
-        body = metrics.to_html(escape=True, float_format=lambda v: f"{v:.4f}", na_rep="")
+        if body:
+            return body
+    return metrics.to_html(escape=True, float_format=lambda v: f"{v:.4f}", na_rep="")
+
+
+def report_html(runner: Any, metrics: Any, info: dict[str, Any], command: str = "demo") -> str:
+    """A standalone page (no external files): run info, the layer sweep, the table."""
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in info.items()
     )
-    title = html.escape(f"lm-probe demo: {info.get('model')} on {info.get('data')}")
+    title = html.escape(f"lm-probe {command}: {info.get('model')} on {info.get('data')}")
     return (
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
-        f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
-        "table{border-collapse:collapse}td,th{padding:2px 8px;text-align:right;"
-        "border-bottom:1px solid #ddd}</style></head><body>"
-        f"<h1>{title}</h1><table class=\"run-info\">{rows}</table><h2>Per-layer metrics"
-        f"</h2>{body}</body></html>\n"
+        '<!doctype html>\n<html><head><meta charset="utf-8">'
+        f"<title>{title}</title><style>{_PAGE_STYLE}</style></head><body>"
+        f'<h1>{title}</h1><table class="run-info">{rows}</table>'
+        f"<h2>Held-out accuracy by layer</h2>{_sweep_section(metrics)}"
+        f"<h2>Per-layer metrics</h2>{_metrics_section(runner, metrics)}</body></html>\n"
     )
 
 
@@ -288,20 +554,78 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def _classes(labels: Any) -> list[Any]:
+    """The distinct labels as plain Python values (for JSON and the report)."""
+    import numpy as np
+
+    return np.unique(labels).tolist()
+
+
+def _class_counts(labels: Any) -> str:
+    """Each class with its count ("neg: 60, pos: 60"): how balanced the data is."""
+    import numpy as np
+
+    values, counts = np.unique(labels, return_counts=True)
+    return ", ".join(f"{v}: {c}" for v, c in zip(values.tolist(), counts.tolist(), strict=True))
+
+
+def _check_test_size(test_size: float) -> None:
+    if not 0 < test_size < 1:
+        raise CLIError(f"--test-size must be between 0 and 1, got {test_size}")
+
+
+def _write_outputs(out: Path, runner: Any, info: dict[str, Any], command: str) -> None:
+    """metrics.csv, metrics.json (run info + one record per probe) and report.html."""
+    metrics = runner.metrics
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        metrics.to_csv(out / "metrics.csv")
+        records = json.loads(metrics.reset_index().to_json(orient="records"))
+        run = {k: _jsonable(v) for k, v in info.items()}
+        (out / "metrics.json").write_text(json.dumps({"run": run, "metrics": records}, indent=1))
+        page = report_html(runner, metrics, info, command)
+        (out / "report.html").write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise CLIError(f"cannot write the results to {out}: {e}") from e
+    print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.json'}, {out / 'report.html'}")
+
+
+def _print_summary(metrics: Any) -> None:
+    print()
+    print(_format_table(metrics))
+    acc = metrics["accuracy"].astype(float)
+    if acc.notna().any():
+        best = acc.idxmax()
+        line = f"best held-out accuracy: {best} ({acc[best]:.3f})"
+        if "h0" in acc.index and best != "h0":
+            line += f", embeddings h0: {acc['h0']:.3f}"
+        print(line)
+
+
+def fit_and_report(
+    args: argparse.Namespace,
+    texts: list[str],
+    labels: Any,
+    data_info: dict[str, Any],
+    classes: list[Any] | None = None,
+) -> int:
+    """What `demo` and `fit` share once the texts are read and checked: load the model,
+    fit one probe per layer, print the table, write the files. `classes`: None takes
+    the training data's values (strings stay strings)."""
     import torch
 
     from .core.config import ProbeConfig
     from .core.data import ProbeDataset
-    from .core.loading import load_dataset, load_model
+    from .core.loading import load_model
     from .core.runner import ProbeRunner
 
-    if not 0 < args.test_size < 1:
-        raise CLIError(f"--test-size must be between 0 and 1, got {args.test_size}")
     torch.set_num_threads(args.threads or default_threads())
     threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {threads} CPU thread(s)"
-          f"{'' if args.threads else ' (set with --threads)'}", flush=True)
+    print(
+        f"torch {torch.__version__}, {threads} CPU thread(s)"
+        f"{'' if args.threads else ' (set with --threads)'}",
+        flush=True,
+    )
 
     t0 = time.perf_counter()
     if args.remote is True:  # NDIF: only the config and tokenizer come here
@@ -314,55 +638,82 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"model {args.model}: loaded in {load_s:.1f} s", flush=True)
     layers = resolve_layers(args.layers, model)
 
-    texts, labels = load_dataset(args.data, n=args.n, seed=args.seed)
     ds = ProbeDataset.from_texts(texts, labels, tokenizer, max_length=args.max_length)
     train, test = ds.tt_split(test_size=args.test_size, seed=args.seed)
-    print(f"data {args.data}: {len(ds)} texts ({int(labels.sum())} positive), "
-          f"{len(train)} train / {len(test)} held out, max {args.max_length} tokens", flush=True)
+    print(
+        f"data {data_info['data']}: {len(ds)} texts ({_class_counts(labels)}), "
+        f"{len(train)} train / {len(test)} held out, max {args.max_length} tokens",
+        flush=True,
+    )
 
     configs = [
-        ProbeConfig(sub, classes=[0, 1], name=name, pooling=args.pooling, seed=args.seed)
+        ProbeConfig(sub, classes=classes, name=name, pooling=args.pooling, seed=args.seed)
         for name, sub in layers
     ]
     runner = ProbeRunner(model, configs, remote=args.remote)
     t1 = time.perf_counter()
-    runner.fit_probes(train, test, num_epoch=args.epochs, batch_size=args.batch_size,
-                      seed=args.seed, progress=None if args.quiet else "auto")
+    runner.fit_probes(
+        train,
+        test,
+        num_epoch=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        progress=None if args.quiet else "auto",
+    )
     fit_s = time.perf_counter() - t1
-    metrics = runner.metrics
-
-    print()
-    print(_format_table(metrics))
-    acc = metrics["accuracy"].astype(float)
-    if acc.notna().any():
-        best = acc.idxmax()
-        line = f"best held-out accuracy: {best} ({acc[best]:.3f})"
-        if "h0" in acc.index and best != "h0":
-            line += f", embeddings h0: {acc['h0']:.3f}"
-        print(line)
-    print(f"fit took {fit_s:.1f} s with {threads} thread(s); total "
-          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    _print_summary(runner.metrics)
+    print(
+        f"fit took {fit_s:.1f} s with {threads} thread(s); total {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
 
     info = {
-        "model": args.model, "data": args.data, "n": len(ds), "train": len(train),
-        "held_out": len(test), "max_length": args.max_length, "pooling": args.pooling,
-        "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
-        "threads": threads, "load_seconds": round(load_s, 2), "fit_seconds": round(fit_s, 2),
+        "model": args.model,
+        **data_info,
+        "classes": _classes(labels),
+        "n": len(ds),
+        "train": len(train),
+        "held_out": len(test),
+        "max_length": args.max_length,
+        "pooling": args.pooling,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "threads": threads,
+        "load_seconds": round(load_s, 2),
+        "fit_seconds": round(fit_s, 2),
         "torch": torch.__version__,
     }
-    out: Path = args.out
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        metrics.to_csv(out / "metrics.csv")
-        records = json.loads(metrics.reset_index().to_json(orient="records"))
-        (out / "metrics.json").write_text(json.dumps(
-            {"run": {k: _jsonable(v) for k, v in info.items()}, "metrics": records},
-            indent=1))
-        (out / "report.html").write_text(_report_html(runner, metrics, info), encoding="utf-8")
-    except OSError as e:
-        raise CLIError(f"cannot write the results to {out}: {e}") from e
-    print(f"wrote {out / 'metrics.csv'}, {out / 'metrics.json'}, {out / 'report.html'}")
+    _write_outputs(args.out, runner, info, args.command)
     return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .core.loading import load_dataset
+
+    _check_test_size(args.test_size)
+    texts, labels = load_dataset(args.data, n=args.n, seed=args.seed)
+    return fit_and_report(args, texts, labels, {"data": args.data}, classes=[0, 1])
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """`lm-probe fit DATA`: every check on the file runs before the model loads."""
+    _check_test_size(args.test_size)
+    data = read_labelled_file(args.data, args.text_col, args.label_col, args.n, args.seed)
+    dropped = data.no_text + data.no_label
+    if dropped:
+        print(
+            f"dropped {dropped} row(s) of {args.data.name}: {data.no_text} with empty text, "
+            f"{data.no_label} with no label",
+            flush=True,
+        )
+    data_info = {
+        "data": str(args.data),
+        "text_col": args.text_col,
+        "label_col": args.label_col,
+        "dropped_rows": dropped,
+    }
+    return fit_and_report(args, data.texts, data.labels, data_info)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -377,6 +728,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return run_demo(args)
+        if args.command == "fit":
+            return run_fit(args)
         if args.command == "store":
             return run_store(args)
     except (CLIError, ModelLoadError, DatasetLoadError, ProbeError, ValueError) as e:

@@ -1,24 +1,61 @@
-"""`lm-probe demo` end to end on the tiny model, and its input checks."""
+"""`lm-probe demo` and `lm-probe fit` end to end on the tiny model, their reports, and
+the input checks that must answer before any model loads."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from synthetic import sentiment_texts
 
-from lm_probe_widgets.cli import CLIError, main, resolve_layers
+from lm_probe_widgets.cli import CLIError, main, report_html, resolve_layers
 from lm_probe_widgets.core.tiny import tiny_model
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FAST = ["--model", "tiny-gpt2", "--epochs", "2", "--threads", "1", "--quiet"]
+
+
+def assert_self_contained_report(page: str) -> None:
+    """One inline PNG (with alt text) above the table, and nothing fetched from elsewhere."""
+    images = re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 1
+    assert base64.b64decode(images[0], validate=True).startswith(PNG_MAGIC)
+    assert re.search(r'<img [^>]*alt="[^"]{10,}"', page)
+    assert not re.search(r'(?:src|href)="(?!data:)', page)
+    assert not re.search(r"url\((?!data:)|@import", page)
+    assert page.index("data:image/png") < page.index("Per-layer metrics")
 
 
 def test_demo_on_tiny_model_writes_one_row_per_layer(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["demo", "--model", "tiny-gpt2", "--n", "120", "--layers", "0,1,3",
-               "--epochs", "2", "--threads", "1", "--out", str(out), "--seed", "1"])
+    rc = main(
+        [
+            "demo",
+            "--model",
+            "tiny-gpt2",
+            "--n",
+            "120",
+            "--layers",
+            "0,1,3",
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+            "--seed",
+            "1",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr()
     assert "1 CPU thread(s)" in printed.out
@@ -29,7 +66,10 @@ def test_demo_on_tiny_model_writes_one_row_per_layer(tmp_path, capsys):
     csv = pd.read_csv(out / "metrics.csv", index_col=0)
     assert list(csv.index) == ["h0", "h1", "h3"]
     assert list(csv["submodule"]) == [
-        "transformer.drop.output", "transformer.h.0.output", "transformer.h.2.output"]
+        "transformer.drop.output",
+        "transformer.h.0.output",
+        "transformer.h.2.output",
+    ]
     assert csv["accuracy"].between(0, 1).all()
 
     data = json.loads((out / "metrics.json").read_text())
@@ -40,15 +80,29 @@ def test_demo_on_tiny_model_writes_one_row_per_layer(tmp_path, capsys):
     report = (out / "report.html").read_text()
     assert report.startswith("<!doctype html>") and "transformer.h.2.output" in report
     assert "<script" not in report.split("<h2>")[0]  # run info is escaped text
+    assert_self_contained_report(report)
 
 
 def test_console_script_runs(tmp_path):
     exe = shutil.which("lm-probe", path=str(Path(sys.executable).parent))
     assert exe, "the lm-probe console script is not installed (pip install -e .)"
     done = subprocess.run(
-        [exe, "demo", "--model", "tiny-llama", "--n", "60", "--epochs", "1", "--quiet",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=240,
+        [
+            exe,
+            "demo",
+            "--model",
+            "tiny-llama",
+            "--n",
+            "60",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert done.returncode == 0, done.stderr
     rows = pd.read_csv(tmp_path / "metrics.csv", index_col=0)
@@ -70,14 +124,230 @@ def test_bad_input_is_a_short_error(tmp_path, capsys):
 def test_resolve_layers():
     model, _ = tiny_model("gpt2", n_layer=3)
     assert resolve_layers("0,2", model) == [
-        ("h0", "transformer.drop.output"), ("h2", "transformer.h.1.output")]
+        ("h0", "transformer.drop.output"),
+        ("h2", "transformer.h.1.output"),
+    ]
     assert len(resolve_layers("all", model)) == 4
     assert resolve_layers("transformer.h.1.mlp", model) == [
-        ("transformer.h.1.mlp", "transformer.h.1.mlp.output")]
+        ("transformer.h.1.mlp", "transformer.h.1.mlp.output")
+    ]
     with pytest.raises(CLIError, match="twice"):
         resolve_layers("1,1", model)
     with pytest.raises(CLIError, match="neither"):
         resolve_layers("middle", model)
     bert, _ = tiny_model("bert", n_layer=3)
     assert resolve_layers("0,3", bert) == [
-        ("h0", "embeddings.output"), ("h3", "encoder.layer.2.output")]
+        ("h0", "embeddings.output"),
+        ("h3", "encoder.layer.2.output"),
+    ]
+
+
+# -- lm-probe fit on the user's own files --------------------------------------------------
+
+
+def sentiment_frame(n: int = 60, names: bool = True, seed: int = 0) -> pd.DataFrame:
+    texts, labels = sentiment_texts(n, seed=seed)
+    values = [("pos" if y else "neg") for y in labels] if names else labels
+    return pd.DataFrame({"text": texts, "label": values})
+
+
+def test_fit_csv_with_string_labels(tmp_path, capsys):
+    df = sentiment_frame(60)
+    gaps = pd.DataFrame({"text": ["", "   ", "a good film"], "label": ["pos", "neg", "  "]})
+    data = tmp_path / "reviews.csv"
+    pd.concat([df, gaps]).to_csv(data, index=False)
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "fit",
+            str(data),
+            "--text-col",
+            "text",
+            "--label-col",
+            "label",
+            "--layers",
+            "0,1,3",
+            "--out",
+            str(out),
+            *FAST,
+        ]
+    )
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "dropped 3 row(s) of reviews.csv: 2 with empty text, 1 with no label" in printed
+    assert "60 texts (neg: 30, pos: 30)" in printed
+    assert "best held-out accuracy" in printed
+
+    csv = pd.read_csv(out / "metrics.csv", index_col=0)
+    assert list(csv.index) == ["h0", "h1", "h3"]
+    assert csv["accuracy"].between(0, 1).all()
+    run = json.loads((out / "metrics.json").read_text())["run"]
+    assert run["classes"] == ["neg", "pos"] and run["n"] == 60 and run["dropped_rows"] == 3
+    assert run["data"] == str(data) and run["label_col"] == "label"
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "lm-probe fit: tiny-gpt2" in page
+    assert_self_contained_report(page)
+
+
+def test_fit_jsonl_with_integer_labels_and_all_layers(tmp_path):
+    rows = sentiment_frame(60, names=False).to_dict("records")
+    rows[3]["label"] = None  # JSON null turns the column to floats: 1.0 must stay class 1
+    data = tmp_path / "reviews.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert main(["fit", str(data), "--layers", "all", "--out", str(out), *FAST]) == 0
+    csv = pd.read_csv(out / "metrics.csv", index_col=0)
+    assert list(csv.index) == ["h0", "h1", "h2", "h3"]  # tiny-gpt2 has 3 blocks
+    run = json.loads((out / "metrics.json").read_text())["run"]
+    assert run["classes"] == [0, 1] and run["n"] == 59
+
+
+def test_fit_reads_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    data = tmp_path / "reviews.parquet"
+    sentiment_frame(40).to_parquet(data)
+    out = tmp_path / "out"
+    assert main(["fit", str(data), "--layers", "1", "--out", str(out), *FAST]) == 0
+    assert list(pd.read_csv(out / "metrics.csv", index_col=0).index) == ["h1"]
+
+
+def _csv(df: pd.DataFrame, name: str = "data.csv"):
+    return lambda d: df.to_csv(d / name, index=False) or d / name
+
+
+def _text(content: str | bytes, name: str):
+    def write(d: Path) -> Path:
+        path = d / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return path
+
+    return write
+
+
+GOOD = sentiment_frame(40)
+BAD_INPUTS = {
+    "missing file": (lambda d: d / "nope.csv", [], ["nope.csv: no such file"]),
+    "folder": (lambda d: d, [], ["is a folder"]),
+    "unknown extension": (
+        _text("text,label\n", "data.txt"),
+        [],
+        ["unknown file type", ".csv", ".jsonl", ".parquet"],
+    ),
+    "missing text column": (
+        _csv(GOOD),
+        ["--text-col", "Text"],
+        ["no column 'Text'", "did you mean 'text'", "its columns: text, label"],
+    ),
+    "missing label column": (
+        _csv(GOOD),
+        ["--label-col", "sentiment"],
+        ["--label-col", "no column 'sentiment'", "its columns: text, label"],
+    ),
+    "same column twice": (_csv(GOOD), ["--label-col", "text"], ["both 'text'"]),
+    "one class": (_csv(GOOD.assign(label="pos")), [], ["one class ('pos')", "two classes"]),
+    "too few rows": (_csv(GOOD.head(8)), [], ["8 usable rows", "at least 10"]),
+    "too few after --n": (_csv(GOOD), ["--n", "5"], ["(--n 5) has 5 usable rows"]),
+    "class with one row": (
+        _csv(GOOD.assign(label=["x"] + list(GOOD.label[1:]))),
+        [],
+        ["1 of 3 classes have a single row", "'x'"],
+    ),
+    "swapped columns": (
+        _csv(GOOD),
+        ["--text-col", "label", "--label-col", "text"],
+        ["single row", "swapped"],
+    ),
+    "numbers as text": (
+        _csv(GOOD.assign(score=1)),
+        ["--text-col", "score"],
+        ["holds numbers, not texts"],
+    ),
+    "non-integer labels": (
+        _csv(GOOD.assign(label=np.linspace(0, 1, 40))),
+        [],
+        ["non-integer numbers"],
+    ),
+    "empty csv": (_text("", "data.csv"), [], ["cannot read", "as csv"]),
+    "not gzip": (_text("text,label\n", "data.csv.gz"), [], ["cannot read", "data.csv.gz"]),
+    "broken jsonl": (
+        _text('{"text": "a", "label": 1}\n{oops\n', "data.jsonl"),
+        [],
+        ["cannot read", "as jsonl"],
+    ),
+    "bad test size": (_csv(GOOD), ["--test-size", "1.5"], ["--test-size must be between"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_fit_bad_input_fails_before_the_model_loads(case, tmp_path, capsys, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model loaded before the input was checked")
+
+    monkeypatch.setattr("lm_probe_widgets.core.loading.load_model", no_model)
+    write, extra, expected = BAD_INPUTS[case]
+    data = write(tmp_path)
+    assert main(["fit", str(data), "--out", str(tmp_path / "out"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lm-probe: error: ") and "Traceback" not in err
+    for words in expected:
+        assert words in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_fit_parquet_without_pyarrow_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow -> ImportError
+    monkeypatch.setitem(sys.modules, "fastparquet", None)
+    data = tmp_path / "data.parquet"
+    data.write_bytes(b"PAR1 not really")
+    assert main(["fit", str(data)]) == 2
+    assert "pip install pyarrow" in capsys.readouterr().err
+
+
+def test_fit_gzipped_csv_reads(tmp_path, capsys, monkeypatch):
+    """.csv.gz gets as far as the model (which this test replaces)."""
+    data = tmp_path / "data.csv.gz"
+    with gzip.open(data, "wt") as f:
+        GOOD.to_csv(f, index=False)
+
+    class Loaded(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Loaded
+
+    monkeypatch.setattr("lm_probe_widgets.core.loading.load_model", stop)
+    with pytest.raises(Loaded):
+        main(["fit", str(data), "--threads", "1"])
+
+
+# -- report.html -----------------------------------------------------------------------------
+
+
+def metrics_frame(accuracy=(0.6, 0.7, 0.9)) -> pd.DataFrame:
+    names = ["h0", "h1", "<b>h2</b>"]
+    subs = ["transformer.drop.output", "transformer.h.0.output", "transformer.h.1.output"]
+    df = pd.DataFrame({"submodule": subs, "accuracy": accuracy, "pooling": "mean"}, index=names)
+    df.index.name = "probe"
+    return df
+
+
+def test_report_escapes_every_string():
+    info = {"model": "<script>alert(1)</script>", "data": 'a&b"c', "note": "<i>x</i>"}
+    page = report_html(None, metrics_frame(), info, "fit")
+    assert "<script" not in page and "<i>" not in page and "<b>h2" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "a&amp;b&quot;c" in page
+    assert "&lt;b&gt;h2&lt;/b&gt; 0.900" in page  # the alt text carries the numbers
+    assert_self_contained_report(page)
+
+
+def test_report_draws_its_own_plot_when_the_library_plot_fails(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("display layer changed")
+
+    monkeypatch.setattr("lm_probe_widgets.display.plots.plot_layer_sweep", broken)
+    assert_self_contained_report(report_html(None, metrics_frame(), {}, "demo"))
+
+
+def test_report_without_accuracy_says_so():
+    page = report_html(None, metrics_frame(accuracy=(np.nan,) * 3), {}, "demo")
+    assert "data:image" not in page and "No held-out accuracy was measured" in page
