@@ -6,13 +6,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import calibration as skc
 from sklearn import metrics as skm
+from synthetic import FILLER
 
+from lm_probe_widgets import ProbeConfig
 from lm_probe_widgets.core import metrics as m
+from lm_probe_widgets.core.confounds import (
+    CONFOUNDS,
+    BagOfWordsBaseline,
+    LengthBaseline,
+    TfidfBaseline,
+)
 from lm_probe_widgets.core.data import (
     ProbeDataset,
     check_leakage,
@@ -20,6 +29,7 @@ from lm_probe_widgets.core.data import (
     split_indices,
 )
 from lm_probe_widgets.core.errors import ProbeError
+from lm_probe_widgets.core.plan import build_plan
 
 # -- leakage-safe splits (capability 3) ------------------------------------------------
 
@@ -196,3 +206,121 @@ def test_classification_metrics_carry_the_operating_points():
     assert out["recall_at_5fpr"] == pytest.approx(m.recall_at_fpr(proba, y, 0.05))
     assert out["recall_at_1fpr"] <= out["recall_at_5fpr"]
     assert out["brier"] == pytest.approx(skm.brier_score_loss(y, proba[:, 1]))
+
+
+# -- confound baselines (capability 5) ------------------------------------------------
+
+H0, H1 = "transformer.h.0.output", "transformer.h.1.output"
+
+
+def _plan(model, configs, train, test, seed=0):
+    return build_plan(
+        model,
+        configs,
+        train,
+        test,
+        num_epoch=1,
+        batch_size=8,
+        seed=seed,
+        validation_size=None,
+        validation_set=None,
+        bootstrap=100,
+        control=False,
+        baselines=(),
+    )
+
+
+@pytest.fixture(scope="module")
+def one_word_task(tiny, sentiment):
+    """The label is decided by one sentiment word; lengths carry no signal."""
+    model, tok = tiny
+    train, test = ProbeDataset.from_texts(*sentiment, tok, max_length=32).tt_split(0.25)
+    # the second probe lists its classes the other way round: its own label space
+    configs = [ProbeConfig(H0, [0, 1]), ProbeConfig(H1, [1, 0], name="reversed")]
+    plan = _plan(model, configs, train, test)
+    return plan, test, {name: cls(plan) for name, cls in CONFOUNDS.items()}
+
+
+@pytest.fixture(scope="module")
+def length_task(tiny):
+    """The label IS the length: long texts against short ones, same filler words."""
+    model, tok = tiny
+    rng = np.random.default_rng(1)
+    texts, labels = [], []
+    for i in range(200):
+        n = int(rng.integers(12, 20)) if i % 2 else int(rng.integers(2, 8))
+        texts.append(" ".join(rng.choice(FILLER, size=n)))
+        labels.append(i % 2)
+    train, test = ProbeDataset.from_texts(texts, labels, tok).tt_split(0.25)
+    return _plan(model, [ProbeConfig(H0, [0, 1])], train, test), test
+
+
+def test_bag_of_words_reads_a_one_word_label_and_length_does_not(one_word_task):
+    _, test, fitted = one_word_task
+    bow, tfidf, length = (
+        fitted[k].compute_metrics(test) for k in ("bag_of_words", "tfidf", "length")
+    )
+    assert (bow["accuracy"] > 0.9).all() and (tfidf["accuracy"] > 0.9).all()
+    assert (length["accuracy"] < 0.7).all()
+    for df in (bow, tfidf, length):
+        assert list(df.index) == [H0, "reversed"]
+        assert set(m.METRIC_COLUMNS) <= set(df.columns) and "note" in df.columns
+        # same labels, so the same numbers, each computed in the probe's own classes
+        # (recall at a false-positive rate and the bootstrap follow the class order)
+        cols = ["accuracy", "f1", "matthews", "roc_auc", "brier", "loss"]
+        np.testing.assert_allclose(df.loc[H0, cols].astype(float), df.loc["reversed", cols])
+        assert df[["accuracy_low", "accuracy_high", "f1_low", "loss"]].notna().all().all()
+        assert (df["accuracy_low"] <= df["accuracy"]).all()
+
+
+def test_confound_probabilities_follow_each_probes_classes(one_word_task):
+    _, test, fitted = one_word_task
+    bow = fitted["bag_of_words"]
+    p0, p1 = bow.predict_proba(H0, test), bow.predict_proba("reversed", test)
+    np.testing.assert_allclose(p0, p1[:, ::-1])
+    # column k is p(class k): the positive texts get a high p(1) in the first probe
+    assert np.mean(p0[test.labels == 1, 1] > 0.5) > 0.9
+
+
+def test_length_baseline_reads_length(length_task):
+    plan, test = length_task
+    assert LengthBaseline(plan).compute_metrics(test)["accuracy"].iloc[0] > 0.9
+
+
+def test_confounds_train_on_train_and_validation_and_are_deterministic(one_word_task):
+    plan, test, fitted = one_word_task
+    assert plan.val is not None
+    scaler = fitted["length"].model.steps[0][1]
+    assert scaler.n_samples_seen_ == len(plan.train) + len(plan.val)
+    again = BagOfWordsBaseline(plan).compute_metrics(test)
+    pd.testing.assert_frame_equal(again, fitted["bag_of_words"].compute_metrics(test))
+    names = {"length": LengthBaseline, "bag_of_words": BagOfWordsBaseline, "tfidf": TfidfBaseline}
+    assert names == CONFOUNDS
+    assert CONFOUNDS["bag_of_words"].name == "bag_of_words"
+
+
+def test_token_level_probes_are_skipped_with_a_note(tiny):
+    model, tok = tiny
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(["good", "bad", "the", "film"], 5)) for _ in range(60)]
+    enc = [tok(t)["input_ids"] for t in texts]
+    good = tok("good")["input_ids"][0]
+    ds = ProbeDataset(enc, None, [[int(i == good) for i in ids] for ids in enc])
+    train, test = ds.tt_split(0.25, stratify=False)
+    plan = _plan(model, [ProbeConfig(H0, [0, 1], pooling="none")], train, test)
+    for cls in CONFOUNDS.values():
+        df = cls(plan).compute_metrics(test)
+        assert df[m.METRIC_COLUMNS].isna().all().all()
+        assert "token-level" in df.loc[H0, "note"]
+
+
+def test_a_class_absent_from_training_gets_probability_zero(tiny, length_task):
+    plan, test = length_task
+    with pytest.warns(UserWarning, match="no example in the eval_set"):
+        wider = _plan(tiny[0], [ProbeConfig(H0, [2, 1, 0], name="wide")], plan.train, test)
+    base = LengthBaseline(wider)
+    proba = base.predict_proba("wide", test)
+    assert proba.shape == (len(test), 3)
+    assert (proba[:, 0] == 0).all()
+    np.testing.assert_allclose(proba.sum(1), 1)
+    assert base.compute_metrics(test)["accuracy"].iloc[0] > 0.9

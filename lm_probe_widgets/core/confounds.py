@@ -1,0 +1,211 @@
+"""Confound baselines: what the surface of the text alone predicts.
+
+A probe that does not beat a bag of words may be reading which tokens occur rather
+than anything the model computed; one that does not beat text length may be reading
+length. Each baseline here is a scikit-learn logistic regression on the same splits
+as the probes (fitted on their training data, `plan.train` plus `plan.val`, scored on
+any dataset with the same metrics and bootstrap as `MajorityBaseline`):
+
+- `length`: token count and its log.
+- `bag_of_words`: which token ids occur (binary counts; each token id is a "word",
+  so no texts are needed and the "words" are exactly what the model read).
+- `tfidf`: TF-IDF weights of the token ids.
+
+The text models choose their L2 strength by seeded, stratified k-fold
+cross-validation on log-loss and refit on all the training data (what
+`LogisticRegressionCV` does; a grid search keeps one API across scikit-learn
+versions). They score whole texts: token-level probes get NaN metrics and a note.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import ProbeDataset
+from .errors import ProbeError
+from .labels import encode_labels
+from .metrics import METRIC_COLUMNS, classification_metrics
+from .plan import FitPlan, scored_labels
+from .uncertainty import bootstrap_ci
+
+TOKEN_LEVEL_NOTE = "token-level probe: confound baselines score whole texts, not tokens"
+C_GRID = np.logspace(-4, 4, 10)  # LogisticRegressionCV's default Cs
+
+
+def token_documents(ds: ProbeDataset) -> list[str]:
+    """Each example's token ids as a space-separated "document" for text vectorizers."""
+    return [" ".join(map(str, t.tolist())) for t in ds.tokens]
+
+
+class ConfoundBaseline:
+    """Shared fitting and scoring; subclasses say what the model sees (`inputs`) and
+    which scikit-learn estimator reads it (`estimator`)."""
+
+    name = "confound"
+
+    def __init__(self, plan: FitPlan) -> None:
+        self.configs = plan.configs
+        self.bootstrap, self.seed = plan.bootstrap, plan.seed
+        self._metrics: dict[str, dict[str, Any]] = {}
+        # Every probe's training labels are inside its classes (the plan checks), so
+        # one fit, in the first probe's label space, serves them all: each probe's
+        # columns are mapped by class value in `predict_proba`.
+        scored = [c for c in self.configs if not c.token_level]
+        self.model: Any = None  # None when every probe is token-level
+        self.fit_classes: tuple[Any, ...] = ()
+        if scored:
+            parts = [d for d in (plan.train, plan.val) if d is not None]
+            y = np.concatenate([scored_labels(scored[0], d)[1] for d in parts])
+            x = self._stack([self.inputs(d) for d in parts])
+            self.model = self.estimator(y).fit(x, y)
+            self.fit_classes = tuple(scored[0].classes[k] for k in self.model.classes_)
+
+    # -- what subclasses define ---------------------------------------------------------
+    def inputs(self, ds: ProbeDataset) -> Any:
+        raise NotImplementedError
+
+    def estimator(self, y: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def _stack(parts: list[Any]) -> Any:
+        if isinstance(parts[0], np.ndarray):
+            return np.concatenate(parts)
+        return [doc for p in parts for doc in p]
+
+    # -- scoring ------------------------------------------------------------------------
+    def predict_proba(self, probe: str, dataset: ProbeDataset) -> np.ndarray:
+        """Probabilities over the probe's classes (a class unseen in training gets 0)."""
+        cfg = next(c for c in self.configs if c.name == probe)
+        if cfg.token_level:
+            raise ProbeError(f"probe {probe!r}: {TOKEN_LEVEL_NOTE}")
+        cols = encode_labels(cfg.name, cfg.classes, self.fit_classes)
+        full = np.zeros((len(dataset), len(cfg.classes)))
+        full[:, cols] = self.model.predict_proba(self.inputs(dataset))
+        return full
+
+    def compute_metrics(
+        self,
+        dataset: ProbeDataset,
+        *,
+        bootstrap: int | None = None,
+        seed: int | None = None,
+        **_: Any,
+    ) -> pd.DataFrame:
+        n_boot = self.bootstrap if bootstrap is None else bootstrap
+        seed = self.seed if seed is None else seed
+        out_all = {}
+        for cfg in self.configs:
+            if cfg.token_level:
+                continue
+            _, y_idx = scored_labels(cfg, dataset)
+            proba = self.predict_proba(cfg.name, dataset)
+            out = classification_metrics(proba, y_idx, len(cfg.classes))
+            out.update(
+                bootstrap_ci(
+                    y_idx,
+                    proba.argmax(1),
+                    len(cfg.classes),
+                    n_boot=n_boot,
+                    seed=seed,
+                    classes=np.unique(y_idx),
+                )
+            )
+            out_all[cfg.name] = out
+        self._metrics = out_all
+        return self.metrics
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """One row per probe (METRIC_COLUMNS, NaN until computed) and a `note`."""
+        rows = []
+        for cfg in self.configs:
+            row = {"probe": cfg.name, **{c: math.nan for c in METRIC_COLUMNS}}
+            row.update(self._metrics.get(cfg.name, {}))
+            row["note"] = TOKEN_LEVEL_NOTE if cfg.token_level else None
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("probe")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self.configs)} probes)"
+
+
+def cross_validated_logistic(y: np.ndarray, seed: int) -> Any:
+    """Logistic regression whose L2 strength is chosen by seeded stratified k-fold
+    cross-validation on log-loss, then refitted on everything; a plain C=1 fit when
+    a class has too few examples for two folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    base = LogisticRegression(max_iter=2000)
+    folds = min(5, int(np.bincount(y)[np.unique(y)].min()))
+    if folds < 2:
+        return base
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return GridSearchCV(base, {"C": C_GRID}, cv=cv, scoring="neg_log_loss")
+
+
+class LengthBaseline(ConfoundBaseline):
+    """Logistic regression on the token count and its log (standardised)."""
+
+    name = "length"
+
+    def inputs(self, ds: ProbeDataset) -> np.ndarray:
+        n = ds.lengths.astype(np.float64)
+        return np.column_stack([n, np.log(n)])
+
+    def estimator(self, y: np.ndarray) -> Any:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+
+
+class TokenTextBaseline(ConfoundBaseline):
+    """A text vectorizer over token-id documents, then cross-validated logistic
+    regression."""
+
+    def inputs(self, ds: ProbeDataset) -> list[str]:
+        return token_documents(ds)
+
+    def vectorizer(self) -> Any:
+        raise NotImplementedError
+
+    def estimator(self, y: np.ndarray) -> Any:
+        from sklearn.pipeline import make_pipeline
+
+        return make_pipeline(self.vectorizer(), cross_validated_logistic(y, self.seed))
+
+
+class BagOfWordsBaseline(TokenTextBaseline):
+    """Which token ids occur (binary counts)."""
+
+    name = "bag_of_words"
+
+    def vectorizer(self) -> Any:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        return CountVectorizer(token_pattern=r"\S+", lowercase=False, binary=True)
+
+
+class TfidfBaseline(TokenTextBaseline):
+    """TF-IDF weights of the token ids."""
+
+    name = "tfidf"
+
+    def vectorizer(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(token_pattern=r"\S+", lowercase=False)
+
+
+CONFOUNDS: dict[str, type[ConfoundBaseline]] = {
+    "length": LengthBaseline,
+    "bag_of_words": BagOfWordsBaseline,
+    "tfidf": TfidfBaseline,
+}
