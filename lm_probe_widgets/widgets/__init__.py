@@ -15,6 +15,7 @@ _LAZY = {
     "ProbeProgress": ".progress",
     "EarlyStoppingMonitor": ".monitor",
     "Dashboard": ".dashboard",
+    "ProbePlayground": ".playground",
 }
 
 __all__ = sorted(_LAZY)

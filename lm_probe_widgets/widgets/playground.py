@@ -1,0 +1,394 @@
+"""Probe playground: type a sentence, see what every layer's probe thinks of it, and why.
+
+``ProbePlayground(runner, text="the film was great")`` shows, for the typed sentence:
+
+* a strip along the layers: one cell per fitted probe (``runner.configs`` order) with
+  its predicted class and that class's probability (colour intensity), and a small bar
+  per class;
+* for one chosen probe, a per-token heatmap: each token coloured by the probe applied
+  to that token's own activation (token-level features of the same read site). The
+  colour is the chosen class's logit minus the mean of the other classes' logits (with
+  two classes: the log-odds), on a diverging scale centred at 0.
+
+Python computes everything; the browser only draws ``result``. The browser sends the
+text (debounced as you type) through the synced ``text`` trait; an exception while
+computing becomes the ``error`` trait, shown in the widget, never a crash.
+
+The output also holds a static HTML snapshot (``text/html``) of the current result,
+for a notebook reopened without its kernel or exported with nbconvert. Typing does not
+refresh it at once (that would re-render the view under the cursor): it catches up
+when focus leaves the widget, when Python changes ``text``, or on ``refresh_snapshot()``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import anywidget
+import numpy as np
+import traitlets
+
+from ..display.columns import format_number
+from ..display.html import _wrap
+from ._assets import css_text, esm_path
+from .snapshot import SnapshotDisplay, with_snapshot
+
+# Colours shared with js/playground.js (same numbers): one hue per class for the strip,
+# a diverging pair for the token heatmap. Mixed over a transparent base, so they read
+# on light and dark backgrounds alike.
+CLASS_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+NEGATIVE_COLOUR = "#2c7bb6"
+POSITIVE_COLOUR = "#d7301f"
+STRIP_MAX_MIX = 80  # % of the class colour at probability 1
+HEAT_MAX_MIX = 70  # % of the diverging colour at the largest |score|
+MAX_LENGTH = 128  # tokens read from the typed text
+
+TOKEN_NOTE = (
+    "Token scores: the probe, trained on pooled features, applied to each token's own "
+    "activation at the same read site. Colour: the chosen class's logit minus the mean of "
+    "the other classes' logits (two classes: the log-odds); 0 = no colour."
+)
+
+
+def layer_of(submodule: str) -> int | None:
+    """The last number in a dotted module path (``transformer.h.3.mlp`` -> 3), if any."""
+    found = re.findall(r"(?:^|\.)(\d+)(?=\.|$)", submodule)
+    return int(found[-1]) if found else None
+
+
+def _finite(values: Any) -> list[float | None]:
+    return [float(v) if math.isfinite(float(v)) else None for v in np.ravel(values)]
+
+
+def _rows(matrix: np.ndarray) -> list[list[float | None]]:
+    return [_finite(row) for row in np.asarray(matrix, dtype=np.float64)]
+
+
+def margins(logits: np.ndarray) -> np.ndarray:
+    """Per class: its logit minus the mean of the other classes' logits (n, classes).
+    With two classes this is the log-odds of each class; 0 where a class ties the rest."""
+    z = np.asarray(logits, dtype=np.float64)
+    k = z.shape[1]
+    if k < 2:
+        return np.zeros_like(z)
+    others = (z.sum(axis=1, keepdims=True) - z) / (k - 1)
+    return z - others
+
+
+def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Each token as text (decoded alone, so spaces show) and as the tokenizer's piece."""
+    ids = [int(i) for i in ids]
+    raw: list[str] = []
+    convert = getattr(tokenizer, "convert_ids_to_tokens", None)
+    if callable(convert):
+        try:
+            raw = [str(t) for t in convert(ids)]
+        except Exception:
+            raw = []
+    out = []
+    for j, i in enumerate(ids):
+        piece = raw[j] if j < len(raw) else str(i)
+        try:
+            text = str(tokenizer.decode([i]))
+        except Exception:
+            text = piece
+        out.append({"id": i, "text": text if text != "" else piece, "raw": piece})
+    return out
+
+
+def compute(runner: Any, text: str) -> dict[str, Any]:
+    """The playground's result for one text (raises on errors; the widget catches)."""
+    from ..core.data import ProbeDataset
+
+    fitted = [c for c in runner.configs if c.name in runner.probes]
+    skipped = [c.name for c in runner.configs if c.name not in runner.probes]
+    if not fitted:
+        raise ValueError(
+            "no fitted probes: run runner.fit_probes(...) first, then make the playground"
+        )
+    result: dict[str, Any] = {"text": text, "tokens": [], "probes": [], "skipped": skipped}
+    if not text.strip():
+        return result
+    tokenizer = getattr(runner.model, "tokenizer", None)
+    ds = ProbeDataset.from_texts([text], None, tokenizer, max_length=MAX_LENGTH)
+    ids = np.asarray(ds[0]["input_ids"]).tolist()
+    mask = ds[0].get("attention_mask")
+    if mask is not None:
+        ids = [i for i, m in zip(ids, np.asarray(mask).tolist(), strict=True) if m]
+    if not ids:
+        return result
+    result["tokens"] = token_strings(tokenizer, ids)
+    # one pass through the model for every read site, pooled and per token
+    token_keys = {c.name: (c.feature_key[0], c.feature_key[1], "none") for c in fitted}
+    runner.features(ds, [c.feature_key for c in fitted] + list(token_keys.values()))
+    tokens = runner.features(ds, list(token_keys.values()))
+    pooled = runner.get_probe_features(ds, subset=[c.name for c in fitted])
+    for cfg in fitted:
+        probe = runner.probes[cfg.name]
+        x = pooled[cfg.name]
+        note = ""
+        if getattr(cfg, "token_level", False) and len(x) > 1:
+            x = x[-1:]
+            note = "token-level probe: the strip shows its prediction on the last token"
+        proba = np.asarray(probe.predict_proba(x), dtype=np.float64)[0]
+        rows = np.asarray(tokens[token_keys[cfg.name]])
+        if len(rows) != len(ids):
+            raise ValueError(f"probe {cfg.name!r}: {len(rows)} token rows for {len(ids)} tokens")
+        logits = np.asarray(probe.decision_function(rows), dtype=np.float64)
+        margin = margins(logits)
+        top = int(np.argmax(proba))
+        result["probes"].append(
+            {
+                "name": str(cfg.name),
+                "submodule": str(cfg.submodule),
+                "layer": layer_of(str(cfg.feature_key[0])),
+                "pooling": str(cfg.pooling),
+                "classes": [str(c) for c in probe.classes],
+                "proba": _finite(proba),
+                "top": top,
+                "token_logits": _rows(logits),
+                "token_margin": _rows(margin),
+                "scale": _finite(np.abs(margin).max(axis=0)) if len(margin) else [],
+                "note": note,
+            }
+        )
+    return result
+
+
+class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
+    """Type a sentence; see every probe's prediction along the layers and, for one
+    probe, a per-token heatmap of its score on each token's activation.
+
+    ``probe`` names the probe whose heatmap is shown (default: the first fitted one);
+    ``target`` the class it is coloured for (default "": the last class). ``result``
+    holds everything drawn (also handy in Python); ``error`` the last failure's message.
+    """
+
+    _esm = esm_path("playground")
+    _css = css_text("playground")
+
+    text = traitlets.Unicode("").tag(sync=True)
+    result = traitlets.Dict().tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    probe = traitlets.Unicode("").tag(sync=True)
+    target = traitlets.Unicode("").tag(sync=True)
+    debounce_ms = traitlets.Int(300).tag(sync=True)
+    note = traitlets.Unicode(TOKEN_NOTE).tag(sync=True)
+
+    def __init__(self, runner: Any, text: str = "", **kwargs: Any) -> None:
+        self.runner = runner
+        self._from_browser = False
+        self._snapshot_stale = False
+        super().__init__(**kwargs)
+        self.on_msg(self._on_custom_msg)
+        self._update(text)
+        self.text = text
+
+    # -- computing ----------------------------------------------------------------------
+    def _update(self, text: str) -> None:
+        try:
+            result = compute(self.runner, text)
+            error = ""
+        except Exception as exc:  # shown in the widget; the kernel keeps going
+            result = {"text": text, "tokens": [], "probes": [], "skipped": []}
+            error = f"{type(exc).__name__}: {exc}"
+        names = [p["name"] for p in result["probes"]]
+        with self.hold_sync():
+            self.result = result
+            self.error = error
+            if names and self.probe not in names:
+                self.probe = names[0]
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """A change from the browser (typing): the snapshot catches up later."""
+        self._from_browser = True
+        try:
+            super().set_state(sync_data)
+        finally:
+            self._from_browser = False
+
+    @traitlets.observe("text")
+    def _on_text(self, change: dict[str, Any]) -> None:
+        if change["new"] != self.result.get("text"):
+            self._update(change["new"])
+        self._changed()
+
+    @traitlets.observe("probe", "target")
+    def _on_choice(self, change: dict[str, Any]) -> None:
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._from_browser:
+            self._snapshot_stale = True
+        else:
+            self.refresh_snapshot()
+
+    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        # the view lost focus: now the snapshot may re-render it
+        if isinstance(content, dict) and content.get("type") == "commit" and self._snapshot_stale:
+            self._snapshot_stale = False
+            self.refresh_snapshot()
+
+    # -- reading ------------------------------------------------------------------------
+    def chosen(self) -> tuple[dict[str, Any] | None, int]:
+        """(the heatmap's probe entry of ``result``, its class index), or (None, -1)."""
+        entries = self.result.get("probes") or []
+        entry = next((p for p in entries if p["name"] == self.probe), None)
+        if entry is None and entries:
+            entry = entries[0]
+        if entry is None:
+            return None, -1
+        classes = entry["classes"]
+        index = classes.index(self.target) if self.target in classes else len(classes) - 1
+        return entry, index
+
+    def summary(self) -> str:
+        """The result as plain text: one line per probe, then the chosen heatmap."""
+        lines = [f"ProbePlayground: {self.result.get('text', self.text)!r}"]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        for p in self.result.get("probes") or []:
+            top = p["top"]
+            lines.append(
+                f"  {p['name']}: {p['classes'][top]} ({format_number(p['proba'][top] or 0.0)})"
+            )
+        entry, c = self.chosen()
+        if entry is not None and self.result.get("tokens"):
+            cls = entry["classes"][c]
+            words = [
+                f"{t['text']!r}:{format_number(m[c]) if m[c] is not None else '–'}"
+                for t, m in zip(self.result["tokens"], entry["token_margin"], strict=True)
+            ]
+            lines.append(f"  tokens ({entry['name']}, toward {cls}): " + " ".join(words))
+        return "\n".join(lines)
+
+    def snapshot_html(self) -> str:
+        return playground_html(self)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The live widget plus a static, escaped HTML snapshot of the current result."""
+        return with_snapshot(super()._repr_mimebundle_(**kwargs), self)
+
+    def __repr__(self) -> str:
+        n = len(self.result.get("probes") or [])
+        return f"ProbePlayground({n} probes, text={self.text!r})"
+
+
+# -- static snapshot ------------------------------------------------------------------
+SNAPSHOT_CSS = """
+.lpwr .lpwp-text { margin: 2px 0 8px; white-space: pre-wrap; }
+.lpwr .lpwp-strip { display: flex; flex-wrap: wrap; gap: 4px; margin: 4px 0 8px; }
+.lpwr .lpwp-cell {
+  border: 1px solid var(--lpwr-border); border-radius: 3px; padding: 2px 6px; min-width: 76px;
+  max-width: 180px; overflow: hidden;
+}
+.lpwr .lpwp-layer { font-size: 11px; color: var(--lpwr-muted); }
+.lpwr .lpwp-class, .lpwr .lpwp-layer {
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+}
+.lpwr .lpwp-class { font-weight: 600; }
+.lpwr .lpwp-bars { display: flex; gap: 2px; align-items: flex-end; height: 12px; }
+.lpwr .lpwp-bar { display: inline-block; width: 6px; min-height: 1px; }
+.lpwr .lpwp-tokens { line-height: 1.9; font-family: var(--jp-code-font-family, monospace); }
+.lpwr .lpwp-token { white-space: pre; border-radius: 2px; padding: 1px 0; }
+.lpwr .lpwp-error { color: var(--lpwr-bad); font-weight: 600; white-space: pre-wrap; }
+.lpwr .lpwp-note { font-size: 11px; color: var(--lpwr-muted); }
+"""
+
+
+def _e(value: Any) -> str:
+    import html
+
+    return html.escape(str(value), quote=True)
+
+
+def _mix(colour: str, percent: float) -> str:
+    return f"color-mix(in srgb, {colour} {percent:.0f}%, transparent)"
+
+
+def strip_mix(p: float | None) -> float:
+    return STRIP_MAX_MIX * max(0.0, min(1.0, p or 0.0))
+
+
+def heat_style(value: float | None, scale: float | None) -> str:
+    if value is None or not scale:
+        return ""
+    share = max(-1.0, min(1.0, value / scale))
+    if share == 0:
+        return ""
+    colour = POSITIVE_COLOUR if share > 0 else NEGATIVE_COLOUR
+    return f"background: {_mix(colour, HEAT_MAX_MIX * abs(share))}"
+
+
+def _probe_cell(p: dict[str, Any]) -> str:
+    top = p["top"]
+    cls = p["classes"][top]
+    prob = p["proba"][top]
+    colour = CLASS_COLOURS[top % len(CLASS_COLOURS)]
+    title = ", ".join(
+        f"{c} {format_number(v) if v is not None else '–'}"
+        for c, v in zip(p["classes"], p["proba"], strict=True)
+    )
+    bars = "".join(
+        f'<span class="lpwp-bar" title="{_e(c)}" style="height: {100 * (v or 0):.0f}%; '
+        f'background: {CLASS_COLOURS[j % len(CLASS_COLOURS)]}"></span>'
+        for j, (c, v) in enumerate(zip(p["classes"], p["proba"], strict=True))
+    )
+    layer = f"layer {p['layer']}" if p.get("layer") is not None else ""
+    return (
+        f'<div class="lpwp-cell" data-probe="{_e(p["name"])}" title="{_e(p["name"])}: '
+        f'{_e(title)}" style="background: {_mix(colour, strip_mix(prob))}">'
+        f'<div class="lpwp-layer">{_e(p["name"])}{" · " + _e(layer) if layer else ""}</div>'
+        f'<div class="lpwp-class">{_e(cls)}</div>'
+        f'<div class="lpwr-mono">{_e(format_number(prob) if prob is not None else "–")}</div>'
+        f'<div class="lpwp-bars">{bars}</div></div>'
+    )
+
+
+def playground_html(widget: ProbePlayground) -> str:
+    result = widget.result or {}
+    parts = [
+        '<div class="lpwr-head"><span class="lpwr-title">Probe playground</span>'
+        f'<span class="lpwr-muted">{len(result.get("probes") or [])} probe(s)</span></div>',
+        f'<div class="lpwp-text lpwr-mono">{_e(result.get("text", widget.text))}</div>',
+    ]
+    if widget.error:
+        parts.append(f'<div class="lpwp-error">{_e(widget.error)}</div>')
+    probes = result.get("probes") or []
+    if probes:
+        parts.append('<div class="lpwp-strip">')
+        parts.extend(_probe_cell(p) for p in probes)
+        parts.append("</div>")
+    entry, c = widget.chosen()
+    tokens = result.get("tokens") or []
+    if entry is not None and tokens:
+        cls = entry["classes"][c]
+        scale = entry["scale"][c] if entry.get("scale") else None
+        parts.append(
+            f"<h4>Tokens: {_e(entry['name'])}, toward {_e(cls)} "
+            f'<span class="lpwr-muted">(±{_e(format_number(scale or 0.0))})</span></h4>'
+            '<div class="lpwp-tokens">'
+        )
+        for t, m in zip(tokens, entry["token_margin"], strict=True):
+            v = m[c]
+            tip = f"{t['raw']}: {format_number(v) if v is not None else '–'}"
+            parts.append(
+                f'<span class="lpwp-token" title="{_e(tip)}" '
+                f'style="{heat_style(v, scale)}">{_e(t["text"])}</span>'
+            )
+        parts.append(f'</div><div class="lpwp-note">{_e(TOKEN_NOTE)}</div>')
+    return _wrap(widget.summary(), "".join(parts), "playground", SNAPSHOT_CSS)
