@@ -214,3 +214,33 @@ def test_an_unusable_store_folder_warns_and_keeps_features_in_memory(tiny, tmp_p
     with pytest.warns(StoreWarning, match="memory only"):
         feats = runner.get_probe_features(ds)[SITE]
     assert runner.store is None and feats.shape == (16, 32)
+
+
+def test_token_level_features_are_stored_when_asked_for_and_only_then(tiny, tmp_path):
+    model, tok = tiny
+    texts, labels = sentiment_texts(16)
+    ds = ProbeDataset.from_texts(texts, labels, tok)
+    cfg = ProbeConfig(SITE, [0, 1], pooling="none")
+    first = ProbeRunner(model, cfg, store=tmp_path).get_probe_features(ds)[SITE]
+    assert [e["key"]["pooling"] for e in DiskStore(tmp_path).entries()] == ["none"]
+    again = ProbeRunner(model, cfg, store=tmp_path)
+    calls: list[int] = []
+    hook = model._module.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        rows = again.get_probe_features(ds)[SITE]
+    finally:
+        hook.remove()
+    assert calls == [] and rows.shape == (int(ds.token_offsets()[-1]), 32)
+    np.testing.assert_array_equal(rows, first)
+
+
+def test_store_info_says_where_and_how_much(tiny, tmp_path):
+    model, tok = tiny
+    texts, labels = sentiment_texts(8)
+    ds = ProbeDataset.from_texts(texts, labels, tok)
+    runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=tmp_path)
+    runner.get_probe_features(ds)
+    info = runner.store_info()
+    assert info["root"] == str(tmp_path) and info["entries"] == info["this_model"] == 4
+    assert info["bytes"] > 4 * 8 * 32 * 4
+    assert ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False).store_info() is None

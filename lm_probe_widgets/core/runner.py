@@ -645,6 +645,22 @@ class ProbeRunner:
         }
         return save_arrays(path, arrays, self._store_key(dataset, key))
 
+    def store_info(self) -> dict[str, Any] | None:
+        """The persistent store this runner reads through (None when off): root, entries
+        (those of this model's current weights), bytes on disk and the size cap.
+        `lm-probe store ls|du|clear` list and empty it."""
+        if self.store is None:
+            return None
+        entries = self.store.entries()
+        model_fp = model_fingerprint(self.model)
+        return {
+            "root": str(self.store.root),
+            "entries": len(entries),
+            "this_model": sum((e["key"] or {}).get("model") == model_fp for e in entries),
+            "bytes": sum(e["bytes"] for e in entries),
+            "max_bytes": self.store.max_bytes,
+        }
+
     def _labels(self, cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
         """The label value of every feature row of `ds` for this probe."""
         return row_labels(cfg, ds)
