@@ -3,10 +3,12 @@ heatmap drawn from a result, light and dark, and the static snapshot."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from lm_probe_widgets.widgets.playground import TOKEN_NOTE, ProbePlayground, margins
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # git-ignored
 ARTIFACTS_NAME = "playground"
 EVIL = "<img src=x onerror=window.__pwned=1>"
 
@@ -170,8 +172,6 @@ def test_kernel_updates_and_errors(widget_page):
 
 
 def test_light_and_dark_screenshots(widget_page):
-    from tests.browser.conftest import ARTIFACTS
-
     result = a_result()
     ARTIFACTS.mkdir(exist_ok=True)
     w = widget_page.mount("playground", state(text=result["text"], result=result, probe="L2"))
@@ -188,8 +188,6 @@ def test_light_and_dark_screenshots(widget_page):
 
 
 def test_static_snapshot_renders_in_chromium(widget_page):
-    from tests.browser.conftest import ARTIFACTS
-
     runner = SimpleNamespace(configs=[], probes={}, model=None)
     pg = ProbePlayground(runner)
     assert "no fitted probes" in pg.error
