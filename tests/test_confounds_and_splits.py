@@ -324,3 +324,13 @@ def test_a_class_absent_from_training_gets_probability_zero(tiny, length_task):
     assert (proba[:, 0] == 0).all()
     np.testing.assert_allclose(proba.sum(1), 1)
     assert base.compute_metrics(test)["accuracy"].iloc[0] > 0.9
+
+
+def test_regression_probes_are_skipped_with_a_note(tiny, length_task):
+    plan, test = length_task
+    configs = [ProbeConfig(H0, [0, 1]), ProbeConfig(H1, name="reg", task="regression")]
+    mixed = _plan(tiny[0], configs, plan.train, test)
+    df = LengthBaseline(mixed).compute_metrics(test)
+    assert df.loc[H0, "accuracy"] > 0.9 and pd.isna(df.loc[H0, "note"])
+    assert df.loc["reg", m.METRIC_COLUMNS].isna().all()
+    assert "regression" in df.loc["reg", "note"]

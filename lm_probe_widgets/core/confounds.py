@@ -14,7 +14,8 @@ any dataset with the same metrics and bootstrap as `MajorityBaseline`):
 The text models choose their L2 strength by seeded, stratified k-fold
 cross-validation on log-loss and refit on all the training data (what
 `LogisticRegressionCV` does; a grid search keeps one API across scikit-learn
-versions). They score whole texts: token-level probes get NaN metrics and a note.
+versions). They are classifiers of whole texts: token-level and regression probes
+get NaN metrics and a `note` saying why.
 """
 
 from __future__ import annotations
@@ -33,6 +34,18 @@ from .plan import FitPlan, scored_labels
 from .uncertainty import bootstrap_ci
 
 TOKEN_LEVEL_NOTE = "token-level probe: confound baselines score whole texts, not tokens"
+REGRESSION_NOTE = "regression probe: these confound baselines are classifiers"
+
+
+def skip_note(cfg: Any) -> str | None:
+    """Why a probe gets no confound baseline (NaN metrics), or None when it gets one."""
+    if cfg.token_level:
+        return TOKEN_LEVEL_NOTE
+    if getattr(cfg, "task", None) == "regression":
+        return REGRESSION_NOTE
+    return None
+
+
 C_GRID = np.logspace(-4, 4, 10)  # LogisticRegressionCV's default Cs
 
 
@@ -54,8 +67,8 @@ class ConfoundBaseline:
         # Every probe's training labels are inside its classes (the plan checks), so
         # one fit, in the first probe's label space, serves them all: each probe's
         # columns are mapped by class value in `predict_proba`.
-        scored = [c for c in self.configs if not c.token_level]
-        self.model: Any = None  # None when every probe is token-level
+        scored = [c for c in self.configs if skip_note(c) is None]
+        self.model: Any = None  # None when no probe gets a baseline
         self.fit_classes: tuple[Any, ...] = ()
         if scored:
             parts = [d for d in (plan.train, plan.val) if d is not None]
@@ -81,8 +94,8 @@ class ConfoundBaseline:
     def predict_proba(self, probe: str, dataset: ProbeDataset) -> np.ndarray:
         """Probabilities over the probe's classes (a class unseen in training gets 0)."""
         cfg = next(c for c in self.configs if c.name == probe)
-        if cfg.token_level:
-            raise ProbeError(f"probe {probe!r}: {TOKEN_LEVEL_NOTE}")
+        if skip_note(cfg):
+            raise ProbeError(f"probe {probe!r}: {skip_note(cfg)}")
         cols = encode_labels(cfg.name, cfg.classes, self.fit_classes)
         full = np.zeros((len(dataset), len(cfg.classes)))
         full[:, cols] = self.model.predict_proba(self.inputs(dataset))
@@ -100,7 +113,7 @@ class ConfoundBaseline:
         seed = self.seed if seed is None else seed
         out_all = {}
         for cfg in self.configs:
-            if cfg.token_level:
+            if skip_note(cfg):
                 continue
             _, y_idx = scored_labels(cfg, dataset)
             proba = self.predict_proba(cfg.name, dataset)
@@ -126,7 +139,7 @@ class ConfoundBaseline:
         for cfg in self.configs:
             row = {"probe": cfg.name, **{c: math.nan for c in METRIC_COLUMNS}}
             row.update(self._metrics.get(cfg.name, {}))
-            row["note"] = TOKEN_LEVEL_NOTE if cfg.token_level else None
+            row["note"] = skip_note(cfg)
             rows.append(row)
         return pd.DataFrame(rows).set_index("probe")
 
