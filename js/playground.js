@@ -1,7 +1,7 @@
 // Probe playground (anywidget ESM, no dependencies, no build step).
 //
 // Model state:  text         the sentence (synced back, debounced by debounce_ms while typing)
-//               result       {text, tokens: [{id, text, raw}], skipped: [name],
+//               result       {text, tokens: [{id, text, raw}], skipped: [name], truncated,
 //                             probes: [{name, submodule, layer, pooling, classes, proba,
 //                                       top, token_logits, token_margin, scale, note}]}
 //                            -- computed in Python; this view only draws it
@@ -107,6 +107,7 @@ function render({ model, el }) {
   const stripHead = h("div", "lpw-pg-section", "Every probe's prediction, along the layers");
   const strip = h("div", "lpw-pg-strip");
   const skipped = h("div", "lpw-muted lpw-pg-small lpw-pg-skipped");
+  const trunc = h("div", "lpw-muted lpw-pg-small lpw-pg-truncated");
 
   const tokHead = h("div", "lpw-toolbar lpw-pg-tokhead");
   const probeLabel = h("label", "lpw-pg-label", "Probe ");
@@ -121,7 +122,7 @@ function render({ model, el }) {
   const tokNote = h("div", "lpw-muted lpw-pg-small lpw-pg-note");
   const probeNote = h("div", "lpw-muted lpw-pg-small lpw-pg-probenote");
 
-  root.append(head, input, error, stripHead, strip, skipped, tokHead, tokens, probeNote, tokNote);
+  root.append(head, input, error, stripHead, strip, skipped, tokHead, tokens, trunc, probeNote, tokNote);
 
   let sentText = input.value; // the latest text handed to Python
   const send = debounce((value) => {
@@ -203,10 +204,18 @@ function render({ model, el }) {
     c.title = `${p.name} (${p.submodule}, ${p.pooling} pooling)\n${lines.join("\n")}` +
       (p.note ? `\n${p.note}` : "");
     c.tabIndex = 0;
-    c.addEventListener("click", () => {
+    c.setAttribute("role", "button");
+    const choose = () => {
       model.set("probe", p.name);
       model.save_changes();
       drawTokens();
+    };
+    c.addEventListener("click", choose);
+    c.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault();
+        choose();
+      }
     });
     return c;
   }
@@ -219,6 +228,8 @@ function render({ model, el }) {
     const sk = r.skipped || [];
     skipped.textContent = sk.length ? `not fitted (not shown): ${sk.join(", ")}` : "";
     skipped.hidden = sk.length === 0;
+    trunc.hidden = !r.truncated;
+    trunc.textContent = r.truncated ? `Only the first ${(r.tokens || []).length} tokens are read.` : "";
   }
 
   function chosen() {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,8 @@ def test_text_updates_one_entry_per_probe_matching_predict_proba(which, request)
         assert entry["classes"] == [str(c) for c in probe.classes]
         assert entry["top"] == int(np.argmax(expect))
     assert pg.result["probes"][0]["layer"] == layer_of(runner.configs[0].submodule)
+    state = pg.get_state()
+    json.dumps({k: state[k] for k in ("text", "result", "error", "probe")}, allow_nan=False)
     if which == "three":
         assert all(len(p["classes"]) == 3 for p in pg.result["probes"])
     else:
@@ -175,6 +179,18 @@ def test_empty_text_shows_nothing_and_no_error(binary):
     pg.text = "   "
     assert pg.error == "" and pg.result["probes"] == []
     assert "Probe playground" in pg.snapshot_html()
+
+
+def test_long_text_is_truncated_and_says_so(binary):
+    from lm_probe_widgets.widgets.playground import MAX_LENGTH
+
+    pg = ProbePlayground(binary, text="the film was great " * 60)
+    assert pg.error == "" and pg.result["truncated"] is True
+    assert len(pg.result["tokens"]) == MAX_LENGTH
+    assert all(len(p["token_margin"]) == MAX_LENGTH for p in pg.result["probes"])
+    assert f"first {MAX_LENGTH} tokens" in pg.snapshot_html()
+    pg.text = "short"
+    assert pg.result["truncated"] is False
 
 
 def test_layer_of():

@@ -56,6 +56,7 @@ POSITIVE_COLOUR = "#d7301f"
 STRIP_MAX_MIX = 80  # % of the class colour at probability 1
 HEAT_MAX_MIX = 70  # % of the diverging colour at the largest |score|
 MAX_LENGTH = 128  # tokens read from the typed text
+TRUNCATED_NOTE = f"Only the first {MAX_LENGTH} tokens are read."
 
 TOKEN_NOTE = (
     "Token scores: the probe, trained on pooled features, applied to each token's own "
@@ -120,7 +121,13 @@ def compute(runner: Any, text: str) -> dict[str, Any]:
         raise ValueError(
             "no fitted probes: run runner.fit_probes(...) first, then make the playground"
         )
-    result: dict[str, Any] = {"text": text, "tokens": [], "probes": [], "skipped": skipped}
+    result: dict[str, Any] = {
+        "text": text,
+        "tokens": [],
+        "probes": [],
+        "skipped": skipped,
+        "truncated": False,
+    }
     if not text.strip():
         return result
     tokenizer = getattr(runner.model, "tokenizer", None)
@@ -132,6 +139,8 @@ def compute(runner: Any, text: str) -> dict[str, Any]:
     if not ids:
         return result
     result["tokens"] = token_strings(tokenizer, ids)
+    if len(ids) >= MAX_LENGTH:
+        result["truncated"] = len(tokenizer([text])["input_ids"][0]) > len(ids)
     # one pass through the model for every read site, pooled and per token
     token_keys = {c.name: (c.feature_key[0], c.feature_key[1], "none") for c in fitted}
     runner.features(ds, [c.feature_key for c in fitted] + list(token_keys.values()))
@@ -204,7 +213,7 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
             result = compute(self.runner, text)
             error = ""
         except Exception as exc:  # shown in the widget; the kernel keeps going
-            result = {"text": text, "tokens": [], "probes": [], "skipped": []}
+            result = {"text": text, "tokens": [], "probes": [], "skipped": [], "truncated": False}
             error = f"{type(exc).__name__}: {exc}"
         names = [p["name"] for p in result["probes"]]
         with self.hold_sync():
@@ -390,5 +399,8 @@ def playground_html(widget: ProbePlayground) -> str:
                 f'<span class="lpwp-token" title="{_e(tip)}" '
                 f'style="{heat_style(v, scale)}">{_e(t["text"])}</span>'
             )
-        parts.append(f'</div><div class="lpwp-note">{_e(TOKEN_NOTE)}</div>')
+        parts.append("</div>")
+        if result.get("truncated"):
+            parts.append(f'<div class="lpwp-note">{_e(TRUNCATED_NOTE)}</div>')
+        parts.append(f'<div class="lpwp-note">{_e(TOKEN_NOTE)}</div>')
     return _wrap(widget.summary(), "".join(parts), "playground", SNAPSHOT_CSS)

@@ -122,6 +122,7 @@ def test_strip_and_heatmap_draw_the_result(widget_page):
     alpha = cells.evaluate_all("cs => cs.map(c => getComputedStyle(c).backgroundColor)")
     assert len(set(alpha)) == 3
     assert "not fitted" in w.root.locator(".lpw-pg-skipped").inner_text()
+    assert w.root.locator(".lpw-pg-truncated").is_hidden()
     assert w.root.locator(".lpw-pg-input").input_value() == result["text"]
 
     toks = w.root.locator(".lpw-pg-token")
@@ -150,6 +151,10 @@ def test_strip_and_heatmap_draw_the_result(widget_page):
     assert scores == [row[0] for row in result["probes"][2]["token_margin"]]
     cells.nth(1).click()  # a strip cell chooses its probe too
     assert w.get("probe") == "L1"
+    cells.nth(0).focus()
+    cells.nth(0).press("Enter")  # and from the keyboard
+    assert w.get("probe") == "L0"
+    cells.nth(1).click()
     assert w.root.locator(".lpw-pg-cell.lpw-pg-chosen").get_attribute("data-probe") == "L1"
     assert w.unmount() == 0
 
@@ -165,6 +170,8 @@ def test_kernel_updates_and_errors(widget_page):
     assert w.root.locator(".lpw-pg-input").input_value() == "set in Python"
     w.kernel_set("result", a_result("set in Python"))
     assert w.root.locator(".lpw-pg-cell").count() == 3
+    w.kernel_set("result", {**a_result("set in Python"), "truncated": True})
+    assert w.root.locator(".lpw-pg-truncated").inner_text() == "Only the first 6 tokens are read."
     w.kernel_set("result", {"text": "", "tokens": [], "probes": [], "skipped": []})
     assert w.root.locator(".lpw-pg-cell").count() == 0
     assert w.root.locator(".lpw-pg-token").count() == 0
