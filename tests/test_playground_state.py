@@ -153,6 +153,7 @@ def test_errors_become_a_message_not_a_crash(tiny, binary, monkeypatch):
     unfitted = ProbeRunner(model, [ProbeConfig("transformer.h.0", **FAST)], store=False)
     pg = ProbePlayground(unfitted, text="the film was great")
     assert "no fitted probes" in pg.error and pg.result["probes"] == []
+    assert "no fitted probes" in pg.summary()
     html = pg.snapshot_html()
     assert "no fitted probes" in html and "lpwp-error" in html
     pg.text = "another sentence"  # still alive, still explaining
@@ -169,6 +170,8 @@ def test_errors_become_a_message_not_a_crash(tiny, binary, monkeypatch):
     assert ok.error == "RuntimeError: model exploded <b>" and ok.result["probes"] == []
     assert "model exploded &lt;b&gt;" in ok.snapshot_html()
     monkeypatch.undo()
+    ok.refresh()  # the same text again, now that the runner works
+    assert ok.error == "" and ok.result["text"] == "great" and len(ok.result["probes"]) == 3
     ok.text = "great film"
     assert ok.error == "" and len(ok.result["probes"]) == 3
 

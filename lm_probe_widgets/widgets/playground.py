@@ -185,6 +185,7 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
     ``probe`` names the probe whose heatmap is shown (default: the first fitted one);
     ``target`` the class it is coloured for (default "": the last class). ``result``
     holds everything drawn (also handy in Python); ``error`` the last failure's message.
+    ``refresh()`` computes again for the same text, e.g. once the runner is refitted.
     """
 
     _esm = esm_path("playground")
@@ -221,6 +222,11 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
             self.error = error
             if names and self.probe not in names:
                 self.probe = names[0]
+
+    def refresh(self) -> None:
+        """Compute the current text again (e.g. after the runner fitted more probes)."""
+        self._update(self.text)
+        self.refresh_snapshot()
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """A change from the browser (typing): the snapshot catches up later."""
