@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from synthetic import sentiment_texts
 
 from lm_probe_widgets.core.tiny import tiny_model
+
+# The persistent feature store is on by default for users; the suite counts forward
+# passes and shares one deterministic tiny model, so its tests opt in explicitly
+# (tests/test_store*.py pass store=... or set this to 1 in their subprocesses).
+os.environ.setdefault("LM_PROBE_WIDGETS_STORE", "0")
 
 
 @pytest.fixture(scope="session")

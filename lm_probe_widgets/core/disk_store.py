@@ -56,9 +56,9 @@ __all__ = [
 DEFAULT_MAX_BYTES = 20 * 1024**3
 MAX_BYTES_ENV = "LM_PROBE_WIDGETS_STORE_MAX_BYTES"
 STORE_ENV = "LM_PROBE_WIDGETS_STORE"  # 1/0: runners' default store on/off
-# Off until the test suite runs with LM_PROBE_WIDGETS_STORE=0 (its tests count model
-# forwards, which a warm store skips); then True, as issue 16 asks.
-DEFAULT_STORE_ON = False
+# On for users; the test suite sets LM_PROBE_WIDGETS_STORE=0 (its tests count model
+# forwards, which a warm store would skip) and its store tests opt in.
+DEFAULT_STORE_ON = True
 _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 FORMAT = 1
 _MANIFEST, _OFFSETS, _FEATURES, _FILLED = (

@@ -52,7 +52,15 @@ from .fit import FitLoop, FitResult, plan_started_event
 from .memory import guard_memory
 from .metrics import METRIC_COLUMNS
 from .modeling import wrap_model
-from .plan import FitPlan, build_plan, check_dataset, check_inputs, check_labels, row_labels
+from .plan import (
+    FitPlan,
+    build_plan,
+    check_dataset,
+    check_inputs,
+    check_labels,
+    row_labels,
+    warn_absent_classes,
+)
 from .probe import LinearProbe
 from .progress import make_progress
 from .submodules import validate_submodules
@@ -175,10 +183,13 @@ class ProbeRunner:
             row.update(_record_columns(cfg, probe))
             rows.append(row)
         df = pd.DataFrame(rows).set_index("probe")
-        if self.control is not None and "accuracy" in df:
-            acc = self.control.metrics["accuracy"].reindex(df.index)
-            df["control_accuracy"] = acc
-            df["selectivity"] = df["accuracy"] - acc
+        if self.control is not None:
+            # selectivity: the task's score minus the control's (accuracy, or R² for
+            # regression probes)
+            score = "r2" if "r2" in df and df["accuracy"].isna().all() else "accuracy"
+            ctrl = self.control.metrics[score].reindex(df.index)
+            df[f"control_{score}"] = ctrl
+            df["selectivity"] = df[score] - ctrl
         return add_baseline_columns(self.baselines, df)
 
     def fit_probes(
@@ -309,7 +320,10 @@ class ProbeRunner:
             twin, task = result.control if resume and result.control else (None, None)
             if twin is None:
                 null = control_null_label(plan.configs)
-                task = ControlTask.fit(plan.train, seed=plan.seed, null_label=null)
+                regression = plan.configs[0].task == "regression"  # one task (plan)
+                task = ControlTask.fit(
+                    plan.train, seed=plan.seed, null_label=null, regression=regression
+                )
                 twin = self._sibling(self.model, plan.configs, share_cache=True)
             result.control = (twin, task)
             outcome = twin._fit_plan(
@@ -376,6 +390,7 @@ class ProbeRunner:
         check_inputs(self.model, dataset, "dataset")
         for cfg in fitted:
             check_labels(cfg, dataset, "dataset", need_two=False)
+            warn_absent_classes(cfg, dataset, "dataset")
         n_boot = self.bootstrap if bootstrap is None else int(bootstrap)
         seed = self.bootstrap_seed if seed is None else int(seed)
         feats = self.features(dataset, [c.feature_key for c in fitted], batch_size)
@@ -469,8 +484,7 @@ class ProbeRunner:
     # -- features ---------------------------------------------------------------------
     def data_key(self, ds: ProbeDataset) -> str:
         """Cache key of `ds`'s features under this model's current weights."""
-        if self._model_fp is None:
-            self._model_fp = model_fingerprint(self.model)
+        self._model_fp = model_fingerprint(self.model)  # cheap unless a weight changed
         return f"{self._model_fp}/{ds.fingerprint()}"
 
     def extractor(self, keys: Sequence[FeatureKey]) -> Extractor:
