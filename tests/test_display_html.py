@@ -418,3 +418,16 @@ def test_repr_while_fitting(fitted: Any) -> None:
     (poly,) = root.find_all("polyline")
     assert len(poly.attrs["points"].split()) == 2
     assert "state: fitted" in live._repr_mimebundle_()["text/plain"]
+
+
+def test_stop_ticks_and_badges_in_their_state_colour() -> None:
+    """Red is the error's alone: a Stop is amber, early stopping teal (display.states)."""
+    from lm_probe_widgets.display.html import _badge, sparkline_svg
+    from lm_probe_widgets.display.states import PROBE_STATES
+
+    history = [{"step": s, "val_loss": 1 / s} for s in range(1, 6)]
+    for state in ("stopped", "early-stopped", "error"):
+        svg = sparkline_svg(history, 3, 5, stop_state=state)
+        assert f'style="stroke: {PROBE_STATES[state]["color"]}"' in svg
+        assert f'style="color: {PROBE_STATES[state]["color"]}"' in _badge(state)
+    assert "d32f2f" not in sparkline_svg(history, 3, 5, stop_state="stopped")

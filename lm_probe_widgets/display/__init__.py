@@ -21,6 +21,7 @@ from .html import (
 )
 
 _PLOTS = {
+    "place_legend",
     "plot_layer_sweep",
     "plot_training_curves",
     "plot_confusion_matrix",
@@ -31,6 +32,7 @@ _PLOTS = {
 __all__ = [
     "confusion_matrix",
     "parse_depth",
+    "place_legend",
     "plot_confusion_matrix",
     "plot_layer_sweep",
     "plot_training_curves",

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .columns import column_label, compact_columns, format_number
+from .states import PROBE_STATES, probe_state
 
 ROOT_CLASS = "lpwr"
 
@@ -327,8 +328,12 @@ def describe_state(probe: Any) -> str:
 
 
 def _badge(label: str) -> str:
+    """A state badge; probe states in their colour from display.states."""
     kind = STATE_KIND.get(label, "idle")
-    return f'<span class="lpwr-badge lpwr-{kind}" data-state="{_e(label)}">{_e(label)}</span>'
+    style = f' style="color: {_e(PROBE_STATES[label]["color"])}"' if label in PROBE_STATES else ""
+    return (
+        f'<span class="lpwr-badge lpwr-{kind}" data-state="{_e(label)}"{style}>{_e(label)}</span>'
+    )
 
 
 # -- sparkline ------------------------------------------------------------------------
@@ -350,11 +355,13 @@ def sparkline_svg(
     best_step: int | None = None,
     stop_step: int | None = None,
     *,
+    stop_state: str = "stopped",
     width: int = 120,
     height: int = 26,
 ) -> str:
     """A tiny inline SVG of the loss curve (no matplotlib): the best point as a dot,
-    an early/forced stop as a red tick at the end. Empty history -> a dash."""
+    an early/forced stop as a tick at the end in the colour of `stop_state`
+    (display.states: red only for an error). Empty history -> a dash."""
     pts, what = _series(list(history))
     if not pts:
         return '<span class="lpwr-muted">–</span>'
@@ -387,9 +394,10 @@ def sparkline_svg(
         label += f"; best {fmt_value(pts[near][1])} at step {best_step}"
     if stop_step is not None:
         ex = coords[-1][0]
+        colour = probe_state(stop_state)["color"]
         parts.append(
             f'<line class="lpwr-spark-stop" x1="{ex}" y1="1" x2="{ex}" y2="{height - 1}" '
-            f'data-step="{_e(stop_step)}"/>'
+            f'style="stroke: {_e(colour)}" data-step="{_e(stop_step)}"/>'
         )
         label += f"; stopped at step {stop_step}"
     return (
@@ -404,7 +412,7 @@ def _probe_sparkline(probe: Any, **kw: Any) -> str:
     if rec is None:
         return '<span class="lpwr-muted">–</span>'
     stop = rec.steps if rec.state in ("early-stopped", "stopped", "interrupted", "error") else None
-    return sparkline_svg(list(rec.history), rec.best_step, stop, **kw)
+    return sparkline_svg(list(rec.history), rec.best_step, stop, stop_state=rec.state, **kw)
 
 
 # -- runner ---------------------------------------------------------------------------

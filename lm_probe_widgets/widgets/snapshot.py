@@ -33,7 +33,7 @@ CSS = """
 .lpwr .lpws-message { margin: 4px 0; }
 .lpwr .lpws-rows { display: flex; flex-direction: column; gap: 2px; margin: 6px 0; }
 .lpwr .lpws-row {
-  display: grid; grid-template-columns: minmax(120px, 26ch) minmax(80px, 1fr) 14ch minmax(0, 2fr);
+  display: grid; grid-template-columns: minmax(100px, 24ch) minmax(60px, 1fr) 14ch minmax(0, 3fr);
   gap: 2px 8px; align-items: center;
 }
 .lpwr .lpws-name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }

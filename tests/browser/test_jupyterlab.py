@@ -270,17 +270,29 @@ def _colour_of(page: Any, css: str) -> str:
 
 
 def _shot(locator: Any, name: str) -> None:
+    """An output area, whole: the page grows tall enough for it first."""
     ARTIFACTS.mkdir(exist_ok=True)
-    locator.screenshot(path=str(ARTIFACTS / f"jupyterlab_{name}.png"))
+    page = locator.page
+    size = page.viewport_size
+    height = int(locator.evaluate("e => e.getBoundingClientRect().height"))
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height + 300)})
+    try:
+        locator.scroll_into_view_if_needed()
+        locator.screenshot(path=str(ARTIFACTS / f"jupyterlab_{name}.png"))
+    finally:
+        page.set_viewport_size(size)
 
 
-def _set_theme(page: Any, theme: str) -> None:
-    page.get_by_role("menuitem", name="Settings", exact=True).click()
-    page.get_by_role("menuitem", name="Theme", exact=True).hover()
-    page.get_by_role("menuitem", name=f"JupyterLab {theme}", exact=True).click()
-    light = "true" if theme == "Light" else "false"
-    page.locator(f"body[data-jp-theme-light='{light}']").wait_for(timeout=30_000)
-    page.wait_for_timeout(500)  # the theme's stylesheet applies
+def _set_theme(lab: dict[str, Any], theme: str) -> None:
+    """Choose JupyterLab's theme through the settings API (applies on the next load)."""
+    body = json.dumps({"raw": json.dumps({"theme": f"JupyterLab {theme}"})}).encode()
+    req = urllib.request.Request(
+        f"{lab['api']}/lab/api/settings/@jupyterlab/apputils-extension:themes",
+        data=body,
+        method="PUT",
+        headers={"Authorization": f"token {lab['token']}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(req, timeout=30).close()
 
 
 def _wait_idle(page: Any) -> None:
@@ -392,32 +404,34 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
         assert "final" in rec and "idle" in rec, rec
         assert rec["idle"] - rec["final"] < 1500, (i, rec)  # ms: the same moment, not 40 s
 
-    # 5. Dark theme: the same final displays.
-    _set_theme(page, "Dark")
-    _shot(short.locator(".jp-OutputArea"), "short_final_dark")
-    _shot(long.locator(".jp-OutputArea"), "long_final_dark")
-    colours = long.locator(".lpws-probes .lpws-state").evaluate_all(
-        "es => es.map(e => getComputedStyle(e).color)"
-    )
-    assert set(colours) == {_colour_of(page, "var(--jp-warn-color1)")}
-    _set_theme(page, "Light")
-
-    # 6. Save, shut the kernel down, reopen: the snapshots, no widget error.
+    # 5. Save, shut the kernel down, reopen (in the dark theme, then the light one): the
+    #    final snapshots in their colours, and no widget error.
     _cell(page, 0).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Control+s")
     page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=30_000)
     _shutdown_kernels(lab)
-    page.reload()
-    page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
-    short, long = _cell(page, 2), _cell(page, 3)
-    short.locator(".lpws-progress[data-fit-state='completed']").wait_for(timeout=60_000)
-    long.locator(".lpws-progress[data-fit-state='stopped']").wait_for(timeout=60_000)
-    assert short.locator(".lpwr-body").first.is_visible()
-    assert short.locator(".lpws-card .lpws-curve").count() == 2
-    page.wait_for_timeout(2_000)  # give a widget renderer time to fail, if one would
-    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-    assert "Error displaying widget" not in notebook.inner_text()
-    _shot(short.locator(".jp-OutputArea"), "short_reopened_light")
+    for theme in ("Dark", "Light"):
+        _set_theme(lab, theme)
+        page.reload()
+        light = "true" if theme == "Light" else "false"
+        page.locator(f"body[data-jp-theme-light='{light}']").wait_for(
+            state="attached", timeout=60_000
+        )
+        page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
+        short, long = _cell(page, 2), _cell(page, 3)
+        short.locator(".lpws-progress[data-fit-state='completed']").wait_for(timeout=60_000)
+        long.locator(".lpws-progress[data-fit-state='stopped']").wait_for(timeout=60_000)
+        assert short.locator(".lpwr-body").first.is_visible()
+        assert short.locator(".lpws-card .lpws-curve").count() == 2
+        colours = long.locator(".lpws-probes .lpws-state").evaluate_all(
+            "es => es.map(e => getComputedStyle(e).color)"
+        )
+        assert set(colours) == {_colour_of(page, "var(--jp-warn-color1)")}, (theme, colours)
+        page.wait_for_timeout(2_000)  # give a widget renderer time to fail, if one would
+        notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+        assert "Error displaying widget" not in notebook.inner_text()
+        _shot(short.locator(".jp-OutputArea"), f"short_reopened_{theme.lower()}")
+        _shot(long.locator(".jp-OutputArea"), f"long_reopened_{theme.lower()}")
     assert not errors, errors
 
 
@@ -448,15 +462,16 @@ def test_notebook_run_elsewhere_shows_its_snapshots(page: Any, lab: dict[str, An
     page.wait_for_timeout(3_000)  # renderers settle (a widget one would fail by now)
     text = panel.inner_text()
     assert "Error displaying widget" not in text
-    kinds = panel.locator("div.lpwr").evaluate_all("rs => rs.map(r => r.dataset.lpwrKind)")
-    assert kinds == ["picker", "dashboard", "table"], kinds
-    # untrusted: JupyterLab drops <style>, so each snapshot shows its text version
-    for kind in kinds:
-        root = panel.locator(f'div.lpwr[data-lpwr-kind="{kind}"]')
-        shown = root.locator(".lpwr-fallback pre, .lpwr-body").first
-        assert shown.is_visible(), kind
-    dash = panel.locator('div.lpwr[data-lpwr-kind="dashboard"]').inner_text()
-    assert "fit completed" in dash and "transformer.h.2.output" in dash
+    # untrusted: JupyterLab drops <style> (and data- attributes), so each snapshot shows
+    # its text version, which says what the widget showed
+    roots = panel.locator("div.lpwr")
+    assert roots.count() == 3
+    texts = [roots.nth(i).locator(".lpwr-fallback pre").inner_text() for i in range(3)]
+    assert all(roots.nth(i).locator(".lpwr-fallback pre").is_visible() for i in range(3))
+    picker, dash, table = texts
+    assert picker.startswith("SubmodulePicker:") and "transformer.h.2.output" in picker
+    assert dash.startswith("fit completed") and "transformer.h.2.output" in dash
+    assert "test log-loss" in table.splitlines()[0]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "jupyterlab_elsewhere_untrusted.png"), full_page=True)
     assert not errors, errors
