@@ -167,7 +167,7 @@ def test_resume_with_other_settings_is_refused_and_changes_nothing(small):
         {"seed": -1},
         {"bootstrap": -5},
         {"validation_size": "0.2"},
-        {"baselines": ["bag_of_words"]},
+        {"baselines": ["bag_of_letters"]},
     ],
 )
 def test_bad_arguments_fail_before_anything_changes(small, bad):
@@ -458,3 +458,48 @@ def test_no_warnings_on_a_plain_fit(small):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         _fit(model, train, test, num_epoch=1)
+
+
+# -- does the result hold up? ------------------------------------------------------------
+
+
+def test_confound_baselines_evaluate_transfer_stability_and_validity(small, tiny):
+    model, tok, train, test = small
+    runner = ProbeRunner(model, [ProbeConfig(H0, [0, 1]), ProbeConfig(H1, [0, 1])])
+    runner.fit_probes(
+        train,
+        test,
+        num_epoch=3,
+        batch_size=8,
+        progress=None,
+        control=True,
+        baselines=("random_init", "length", "bag_of_words"),
+    )
+    m = runner.metrics
+    assert {"baseline_length", "baseline_bag_of_words", "baseline_random_init"} <= set(m)
+    assert m["baseline_bag_of_words"].iloc[0] > 0.85  # one word decides: a bag of words sees it
+    before = m.copy()
+    texts, labels = sentiment_texts(60, seed=9)
+    other = ProbeDataset.from_texts(texts, labels, tok)
+    tidy = runner.evaluate({"test": test, "other": other})
+    assert set(tidy["dataset"]) == {"test", "other"} and set(tidy["probe"]) == {H0, H1}
+    acc = tidy.query("dataset == 'test' and metric == 'accuracy'").set_index("probe")["value"]
+    np.testing.assert_allclose(acc.loc[[H0, H1]].to_numpy(), before.loc[[H0, H1], "accuracy"])
+    pd.testing.assert_frame_equal(runner.metrics, before)  # evaluate changes nothing
+    matrix = runner.transfer({"a": (train, test), "b": (other, test)}, num_epoch=2, batch_size=8)
+    assert len(matrix) == 2 * 2 * 2  # probes x train sets x test sets
+    spread = runner.stability(seeds=2, num_epoch=2)
+    assert spread.loc[H0, ("accuracy", "std")] >= 0
+    card = runner.validity()
+    assert {"selectivity", "gap_random_init", "gap_confound", "ci_width", "seed_std"} <= set(card)
+    assert "bag of words" in card.loc[H0, "reading"] and "control task" in card.loc[H0, "reading"]
+
+
+def test_duplicate_texts_across_splits_are_reported(tiny):
+    model, tok = tiny
+    texts, labels = sentiment_texts(60, seed=3)
+    ds = ProbeDataset.from_texts(texts, labels, tok)
+    leaky = ProbeDataset.from_texts(texts[:20], labels[:20], tok)
+    runner = ProbeRunner(model, [ProbeConfig(H0, [0, 1])])
+    with pytest.warns(UserWarning, match="also appear in the training data"):
+        runner.fit_probes(ds, leaky, num_epoch=1, batch_size=8, progress=None)

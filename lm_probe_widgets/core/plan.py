@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 
 from .config import ProbeConfig, check_classes, is_int
-from .data import ProbeDataset, split_indices
+from .data import ProbeDataset, check_leakage, split_indices
 from .errors import ProbeError
 from .labels import classes_from_data, encode_labels
 from .modeling import is_meta_model, model_limits
 
-BASELINES = ("majority", "embeddings", "random_init")
+# Baselines that need the model (embeddings, random_init) and those that do not
+# (majority; the confounds of core.confounds: length, bag_of_words, tfidf).
+BASELINES = ("majority", "embeddings", "random_init", "length", "bag_of_words", "tfidf")
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,10 @@ def build_plan(
                 check_labels(cfg, ds, what, need_two=False)
         if eval_set is not None:
             warn_absent_classes(cfg, eval_set, "eval_set")
+    for what, ds in (("eval_set", eval_set), ("validation data", val)):
+        leak = None if ds is None or ds is train else check_leakage(train, ds)
+        if leak:
+            warnings.warn(f"{what}: {leak}", stacklevel=3)
     if control and len({c.task for c in resolved}) > 1:
         raise ProbeError(
             "control=True needs probes of one task (all classification or all regression): "

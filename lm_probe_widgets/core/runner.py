@@ -32,6 +32,7 @@ from .baselines import (
     random_init_model,
 )
 from .config import ProbeConfig
+from .confounds import CONFOUNDS
 from .control import ControlTask, control_null_label
 from .data import Batch, ProbeDataset
 from .disk_store import DiskStore, StoreWarning, open_store, save_arrays
@@ -64,6 +65,7 @@ from .plan import (
 from .probe import LinearProbe
 from .progress import make_progress
 from .submodules import validate_submodules
+from .validity import evaluate_many, seed_spread, transfer_matrix, validity_table
 
 # Part of every store key: bump when extraction or pooling changes what a row holds.
 FEATURES_VERSION = 1
@@ -125,6 +127,7 @@ class ProbeRunner:
         self._poll: Any = None
         self._model_fp: str | None = None
         self.bootstrap, self.bootstrap_seed = 1000, 0
+        self.spread: pd.DataFrame | None = None  # seed stability (runner.stability)
         self._commit(FitResult())
 
     # -- results (replaced together, by _commit) ----------------------------------------
@@ -332,8 +335,8 @@ class ProbeRunner:
             if outcome != "completed":
                 return outcome
         for name in plan.baselines:
-            if name == "majority":
-                base = MajorityBaseline(plan)
+            if name == "majority" or name in CONFOUNDS:  # no model involved
+                base = MajorityBaseline(plan) if name == "majority" else CONFOUNDS[name](plan)
                 base.compute_metrics(plan.eval_set)
                 result.baselines[name] = base
                 continue
@@ -385,21 +388,9 @@ class ProbeRunner:
     ) -> pd.DataFrame:
         """Evaluate every fitted probe (and its control probe and baselines) on `dataset`;
         also becomes `runner.metrics`. `bootstrap` resamples for the CIs (0: off)."""
-        fitted = [c for c in self.configs if c.name in self.probes]
-        check_dataset(dataset, "dataset", fitted, labelled=True)
-        check_inputs(self.model, dataset, "dataset")
-        for cfg in fitted:
-            check_labels(cfg, dataset, "dataset", need_two=False)
-            warn_absent_classes(cfg, dataset, "dataset")
         n_boot = self.bootstrap if bootstrap is None else int(bootstrap)
         seed = self.bootstrap_seed if seed is None else int(seed)
-        feats = self.features(dataset, [c.feature_key for c in fitted], batch_size)
-        metrics = {
-            cfg.name: evaluate_probe(
-                self.probes[cfg.name], dataset, feats[cfg.feature_key], n_boot, seed
-            )
-            for cfg in fitted
-        }
+        metrics = self._measure(dataset, batch_size, n_boot, seed)
         kw = dict(batch_size=batch_size, bootstrap=n_boot, seed=seed)
         if self.control is not None:
             self.control.compute_metrics(self.control_task.relabel(dataset), **kw)
@@ -408,6 +399,64 @@ class ProbeRunner:
         self._result.metrics = metrics
         self.bootstrap, self.bootstrap_seed = n_boot, seed
         return self.metrics
+
+    def score(
+        self, dataset: ProbeDataset, batch_size: int = 32, *, bootstrap: int = 0, seed: int = 0
+    ) -> pd.DataFrame:
+        """Held-out metrics of every fitted probe on `dataset`, one row per probe,
+        leaving `runner.metrics` as it is (for other datasets: `evaluate`)."""
+        rows = self._measure(dataset, batch_size, int(bootstrap), int(seed))
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("probe")
+
+    def _measure(
+        self, dataset: ProbeDataset, batch_size: int, n_boot: int, seed: int
+    ) -> dict[str, dict[str, Any]]:
+        fitted = [c for c in self.configs if c.name in self.probes]
+        check_dataset(dataset, "dataset", fitted, labelled=True)
+        check_inputs(self.model, dataset, "dataset")
+        for cfg in fitted:
+            check_labels(cfg, dataset, "dataset", need_two=False)
+            warn_absent_classes(cfg, dataset, "dataset")
+        feats = self.features(dataset, [c.feature_key for c in fitted], batch_size)
+        return {
+            cfg.name: evaluate_probe(
+                self.probes[cfg.name], dataset, feats[cfg.feature_key], n_boot, seed
+            )
+            for cfg in fitted
+        }
+
+    # -- does the result hold up? (core.validity) ---------------------------------------
+    @property
+    def last_plan(self) -> FitPlan | None:
+        """The splits and settings of the fit whose results the runner holds."""
+        return self._result.plan
+
+    def evaluate(self, datasets: dict[str, ProbeDataset], batch_size: int = 32) -> pd.DataFrame:
+        """Every fitted probe on several named datasets: a tidy table, one row per
+        (probe, dataset, metric); `display.plots.plot_generalisation` draws it."""
+        return evaluate_many(self, datasets, batch_size)
+
+    def transfer(
+        self, datasets: dict[str, tuple[ProbeDataset, ProbeDataset]], **fit_kwargs: Any
+    ) -> pd.DataFrame:
+        """Train on each named (train, test) pair's train part, test on every test part."""
+        return transfer_matrix(self, datasets, **fit_kwargs)
+
+    def stability(self, seeds: int | list[int] = 3, **fit_kwargs: Any) -> pd.DataFrame:
+        """Refit the probes with other seeds (from cached features: the model does not
+        run) and keep the spread of each metric in `runner.spread`."""
+        self.spread = seed_spread(self, seeds, **fit_kwargs)
+        return self.spread
+
+    def validity(self) -> pd.DataFrame:
+        """Per probe: selectivity, code length, gaps over random-init and the strongest
+        confound baseline, CI width, seed spread, each with a one-line reading."""
+        return validity_table(self)
+
+    def sibling(self, configs: Sequence[ProbeConfig] | None = None) -> ProbeRunner:
+        """A new runner on the same model, feature cache and store (no probes yet)."""
+        configs = self.configs if configs is None else configs
+        return self._sibling(self.model, [dataclasses.replace(c) for c in configs], True)
 
     def get_probe_features(
         self,
