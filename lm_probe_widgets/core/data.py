@@ -423,9 +423,9 @@ def find_duplicates(a: ProbeDataset, b: ProbeDataset | None = None) -> list[tupl
     return sorted(found)
 
 
-def check_leakage(train: ProbeDataset, test: ProbeDataset) -> str | None:
-    """A message when test examples also appear (same token ids) in the training data,
-    else None. A probe can score such examples by memory, so held-out metrics
+def check_leakage(train: ProbeDataset, test: ProbeDataset, what: str = "test") -> str | None:
+    """A message when `what` examples (test, validation) also appear (same token ids)
+    in the training data, else None. A probe can score such examples by memory, so held-out metrics
     overstate what it learned; call this before fitting and warn."""
     pairs = find_duplicates(train, test)
     if not pairs:
@@ -440,7 +440,7 @@ def check_leakage(train: ProbeDataset, test: ProbeDataset) -> str | None:
         ids = test.tokens[j].tolist()
         example = f"token ids {ids[:8]}{'...' if len(ids) > 8 else ''}"
     return (
-        f"{len(leaked)} of {len(test)} test examples also appear in the training data "
-        f"(e.g. test example {j} = training example {i}: {example}); a probe can score "
+        f"{len(leaked)} of {len(test)} {what} examples also appear in the training data "
+        f"(e.g. {what} example {j} = training example {i}: {example}); a probe can score "
         "them by memory: drop them, or split by group (tt_split(..., groups=...))"
     )

@@ -273,10 +273,10 @@ def build_plan(
                 check_labels(cfg, ds, what, need_two=False)
         if eval_set is not None:
             warn_absent_classes(cfg, eval_set, "eval_set")
-    for what, ds in (("eval_set", eval_set), ("validation data", val)):
-        leak = None if ds is None or ds is train else check_leakage(train, ds)
+    for what, ds in (("test", eval_set), ("validation", val)):
+        leak = None if ds is None or ds is train else check_leakage(train, ds, what)
         if leak:
-            warnings.warn(f"{what}: {leak}", stacklevel=3)
+            warnings.warn(leak, stacklevel=3)
     if control and len({c.task for c in resolved}) > 1:
         raise ProbeError(
             "control=True needs probes of one task (all classification or all regression): "

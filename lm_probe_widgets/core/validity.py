@@ -170,10 +170,11 @@ def validity_table(runner: ProbeRunner) -> pd.DataFrame:
         low, high = r.get(f"{score}_low", math.nan), r.get(f"{score}_high", math.nan)
         row["ci_width"] = high - low
         if not math.isnan(high - low):
-            readings.append(f"CI ±{_pts((high - low) / 2, regression)}")
+            half = (high - low) / 2
+            readings.append(f"CI ±{half:.3f} R²" if regression else f"CI ±{100 * half:.1f} points")
         row["compression"] = r.get("compression", math.nan)
         if not math.isnan(row["compression"]):
-            readings.append(f"online code {row['compression']:.2f}x shorter than uniform")
+            readings.append(f"online code compresses labels {row['compression']:.2f}x")
         if spread is not None and name in spread.index and (score, "std") in spread:
             row["seed_std"] = spread.loc[name, (score, "std")]
             readings.append(f"seed std {_pts(row['seed_std'], regression)}")
