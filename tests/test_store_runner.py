@@ -244,3 +244,23 @@ def test_store_info_says_where_and_how_much(tiny, tmp_path):
     assert info["root"] == str(tmp_path) and info["entries"] == info["this_model"] == 4
     assert info["bytes"] > 4 * 8 * 32 * 4
     assert ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False).store_info() is None
+
+
+def test_progress_says_when_features_came_from_the_store(tiny, sentiment, tmp_path):
+    """BATCH events carry `traced`: how many examples of the batch ran through the
+    model; a fit whose features are all stored reports 0 for every batch."""
+    from lm_probe_widgets.core import events as ev
+
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts[:80], labels[:80], tok).tt_split(0.25)
+    traced = {}
+    for run in ("first", "second"):
+        runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=tmp_path / "store")
+        seen = []
+        runner.events.subscribe(lambda e, seen=seen: e.kind == ev.BATCH and seen.append(e.data))
+        runner.fit_probes(train, test, num_epoch=1, batch_size=16, progress=None, bootstrap=0)
+        extract = [d for d in seen if d["phase"].startswith("extract")]
+        traced[run] = sum(d["traced"] for d in extract)
+    assert traced["first"] == len(train) + len(test)
+    assert traced["second"] == 0

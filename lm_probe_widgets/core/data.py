@@ -36,6 +36,7 @@ class Batch:
     indices: np.ndarray
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
+    traced: int | None = None  # how many ran through the model (0: cache or store)
 
     @property
     def real_tokens(self) -> int:

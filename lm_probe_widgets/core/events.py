@@ -15,7 +15,8 @@ log = logging.getLogger("lm_probe_widgets")
 
 # Kinds, in the order a normal fit emits them.
 FIT_STARTED = "fit_started"  # data: probes, num_epoch, n_train, n_val, n_eval, batch_size, ...
-BATCH = "batch"  # data: epoch, examples_done, examples_total, tokens, real_tokens, phase
+BATCH = "batch"  # data: epoch, examples_done, examples_total, tokens, real_tokens, phase,
+#                 traced (examples the model ran on: 0 when cache or store served them)
 STEP = "step"  # probe; data: step, epoch, examples_seen, train_loss
 EVALUATED = "evaluated"  # probe; data: step, val_loss, best_val_loss, best_step
 STOPPED = "stopped"  # probe; data: step, reason, best_step (early stop / max steps / user)

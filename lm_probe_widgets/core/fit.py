@@ -125,6 +125,8 @@ class FitLoop:
             examples_total=total,
             tokens=batch.padded_tokens if batch is not None else 0,
             real_tokens=batch.real_tokens if batch is not None else 0,
+            # examples of this batch the model ran on (0: features from cache or store)
+            traced=batch.traced if batch is not None else 0,
             seconds=time.monotonic() - self.started,
         )
 

@@ -642,6 +642,7 @@ class ProbeRunner:
                 fresh = self.extractor(reads)(part)
                 for k, rows in fresh.items():
                     stores[k] = self._write_rows(ds, fp, k, stores[k], part.indices, rows)
+            batch.traced = int(todo.sum())  # examples that ran through the model
             feats = {k: stores[k].rows(batch.indices) for k in keys}
             yield batch, feats
             if on_batch is not None:
