@@ -171,9 +171,9 @@ def test_untrusted_shows_text_fallback(page: Any, runner: Any) -> None:
 def test_details_expand_and_probe_repr(page: Any, runner: Any) -> None:
     seen = _guard(page)
     page.set_content(_page_html(runner._repr_html_(), 'data-jp-theme-light="true"'))
-    table = page.locator("details.lpwr-details table")
+    table = page.locator("details.lpwr-details table.lpwr-configs")
     assert not table.is_visible()
-    page.locator("details.lpwr-details summary").click()
+    page.locator("details.lpwr-details summary", has_text="Configurations").click()
     assert table.is_visible()
     assert "transformer.h.2.output" in table.inner_text()
     page.set_content(_page_html(runner[EVIL_NAME]._repr_html_(), 'data-jp-theme-light="false"'))
