@@ -111,14 +111,36 @@ class ProgressState:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.probes: dict[str, dict[str, Any]] = {}
-        self.phases: dict[str, dict[str, Any]] = {}
-        self.fit: dict[str, Any] = {"state": "waiting", "phase": "", "message": ""}
+        self._probes: dict[str, dict[str, Any]] = {}
+        self._phases: dict[str, dict[str, Any]] = {}
+        self._fit: dict[str, Any] = {"state": "waiting", "phase": "", "message": ""}
         self.stop_requested = False
         self._t0 = 0.0
         self._meters: dict[str, RateMeter] = {}
         self._messages: dict[str, str] = {}
-        self._refresh()
+        self._stale = True  # the words are recomputed when next read, not per event
+
+    # The state as read from outside: words brought up to date first (cheap, but done per
+    # read rather than per event: a fit publishes thousands of events a second).
+    @property
+    def fit(self) -> dict[str, Any]:
+        self._fresh()
+        return self._fit
+
+    @property
+    def probes(self) -> dict[str, dict[str, Any]]:
+        self._fresh()
+        return self._probes
+
+    @property
+    def phases(self) -> dict[str, dict[str, Any]]:
+        self._fresh()
+        return self._phases
+
+    def _fresh(self) -> None:
+        if self._stale:
+            self._stale = False
+            self._refresh()
 
     # -- events ---------------------------------------------------------------------
     def handle(self, event: ev.Event) -> None:
@@ -127,23 +149,23 @@ class ProgressState:
             self._start(d)
         elif kind == ev.BATCH:
             self._batch(d)
-        elif name is not None and name in self.probes:
-            self._probe_event(kind, self.probes[name], d)
+        elif name is not None and name in self._probes:
+            self._probe_event(kind, self._probes[name], d)
         elif kind == ev.ERROR:
             self._messages["error"] = str(d.get("message", ""))
         elif kind == ev.INTERRUPTED:
             self._messages["interrupted"] = str(d.get("message", ""))
         elif kind == ev.FIT_FINISHED:
             self._finish(str(d.get("reason", "completed")))
-        if self.fit.get("state") == "running":
-            self.fit["elapsed"] = self.clock() - self._t0
-        self._refresh()
+        if self._fit.get("state") == "running":
+            self._fit["elapsed"] = self.clock() - self._t0
+        self._stale = True
 
     def request_stop(self) -> None:
         """The Stop button was clicked (the runner decides whether it still applies)."""
-        if self.fit.get("state") == "running":
+        if self._fit.get("state") == "running":
             self.stop_requested = True
-            self._refresh()
+            self._stale = True
 
     def _probe_event(self, kind: str, p: dict[str, Any], d: dict[str, Any]) -> None:
         if kind == ev.STEP:
@@ -174,10 +196,10 @@ class ProgressState:
     def _start(self, d: dict[str, Any]) -> None:
         configs = {c["name"]: c for c in d.get("configs", [])}
         max_steps = d.get("max_steps", {})
-        self.probes = {}
+        self._probes = {}
         for name in d["probes"]:
             cfg = configs.get(name, {})
-            self.probes[name] = {
+            self._probes[name] = {
                 "name": str(name),
                 "submodule": str(cfg.get("submodule", name)),
                 "state": "waiting",
@@ -192,12 +214,12 @@ class ProgressState:
                 "refined": False,
                 "reason": "",
             }
-        self.phases = {}
+        self._phases = {}
         self._meters = {}
         self._messages = {}
         self.stop_requested = False
         self._t0 = self.clock()
-        self.fit = {
+        self._fit = {
             "state": "running",
             "phase": "",
             "epoch": 0,
@@ -216,12 +238,12 @@ class ProgressState:
         detail = str(detail) if detail else None
         epoch = int(d.get("epoch", 0) or 0)
         done, total = int(d.get("examples_done", 0)), int(d.get("examples_total", 0))
-        for other in self.phases.values():
+        for other in self._phases.values():
             if other["key"] != key and other["state"] == "running":
                 other["state"] = "done"
-        ph = self.phases.get(key)
+        ph = self._phases.get(key)
         if ph is None:
-            ph = self.phases[key] = {
+            ph = self._phases[key] = {
                 "key": key,
                 "label": st.phase_label(key),
                 "state": "running",
@@ -247,7 +269,7 @@ class ProgressState:
         rate = self._meters[key].add(now, ph["units"])
         ph["rate"] = rate
         ph["eta"] = self._eta(ph, rate)
-        f = self.fit
+        f = self._fit
         f.update(phase=key, epoch=epoch, rate=rate, eta=ph["eta"])
 
     def _eta(self, ph: dict[str, Any], rate: float | None) -> float | None:
@@ -255,21 +277,21 @@ class ProgressState:
             return None
         left = max(ph["total"] - ph["done"], 0)
         stage = ph["detail"] or ph["key"]
-        num_epoch = self.fit.get("num_epoch", 0)
+        num_epoch = self._fit.get("num_epoch", 0)
         if stage in TRAINING_PHASES and num_epoch:
             left += max(num_epoch - ph["epoch"], 0) * ph["total"]
         return left / rate
 
     def _finish(self, reason: str) -> None:
-        self.fit["state"] = reason if reason in st.FIT_STATES else "error"
-        self.fit["elapsed"] = self.clock() - self._t0
-        self.fit["eta"] = None
+        self._fit["state"] = reason if reason in st.FIT_STATES else "error"
+        self._fit["elapsed"] = self.clock() - self._t0
+        self._fit["eta"] = None
         end_state = {"completed": "done"}.get(reason, reason)
-        for ph in self.phases.values():
+        for ph in self._phases.values():
             if ph["state"] == "running":
                 ph["state"] = end_state if end_state in st.PHASE_STATES else "done"
             ph["eta"] = None
-        for p in self.probes.values():
+        for p in self._probes.values():
             if p["state"] in ("waiting", "training"):  # never reached a finish event
                 p["state"] = reason if reason in ("error", "interrupted") else "stopped"
 
@@ -280,7 +302,7 @@ class ProgressState:
                 return "The Stop came after training had ended: nothing was cut short."
             return ""
         if state == "stopped":
-            tail = "; the test-set metrics are computed" if self.fit.get("n_eval") else ""
+            tail = "; the test-set metrics are computed" if self._fit.get("n_eval") else ""
             return (
                 "The probes keep their best weights so far"
                 + tail
@@ -293,22 +315,22 @@ class ProgressState:
         return self._messages.get("error", "")
 
     def _headline(self) -> str:
-        f = self.fit
+        f = self._fit
         state = f.get("state", "waiting")
         if state != "running":
             return st.fit_state(state)["label"]
-        ph = self.phases.get(f.get("phase", ""))
+        ph = self._phases.get(f.get("phase", ""))
         if ph is None:
             return "fitting: starting"
         return f"fitting: {ph['label']}"
 
     def _stats(self) -> str:
-        f = self.fit
+        f = self._fit
         bits = []
         if f.get("elapsed") is not None and f.get("state") != "waiting":
             bits.append(f"{format_seconds(f['elapsed'])} elapsed")
         if f.get("state") == "running":
-            ph = self.phases.get(f.get("phase", ""))
+            ph = self._phases.get(f.get("phase", ""))
             if ph is not None and ph["eta"] is not None:
                 bound = "≤" if (ph["detail"] or ph["key"]) in TRAINING_PHASES else "≈"
                 bits.append(f"{bound} {format_seconds(ph['eta'])} left in this phase")
@@ -320,7 +342,7 @@ class ProgressState:
         stage = ph["detail"]
         if stage:
             bits.append(st.phase_label(stage))
-        num_epoch = self.fit.get("num_epoch", 0)
+        num_epoch = self._fit.get("num_epoch", 0)
         if (stage or ph["key"]) in TRAINING_PHASES and num_epoch:
             bits.append(f"epoch {ph['epoch']}/{num_epoch}")
         bits.append(f"{ph['done']}/{ph['total']}" + (f" {unit}" if unit else ""))
@@ -332,7 +354,7 @@ class ProgressState:
 
     def _probe_detail(self, p: dict[str, Any]) -> str:
         bits = [f"step {p['step']}/{p['max_steps'] or '?'}"]
-        num_epoch = self.fit.get("num_epoch", 0)
+        num_epoch = self._fit.get("num_epoch", 0)
         if p["state"] == "training":
             if p["epoch"]:
                 bits.append(
@@ -356,7 +378,7 @@ class ProgressState:
 
     def _refresh(self) -> None:
         """Recompute the words and the shared reasons (cheap: run on every event)."""
-        f = self.fit
+        f = self._fit
         state = f.get("state", "waiting")
         if state == "running":
             f["message"] = (
@@ -373,12 +395,12 @@ class ProgressState:
         f["stats"] = self._stats()
         counts = Counter(
             p["reason"]
-            for p in self.probes.values()
+            for p in self._probes.values()
             if p["reason"] and st.probe_state(p["state"])["final"]
         )
         shared = {r for r, n in counts.items() if n > 1}
         f["reasons"] = [f"{counts[r]} probes: {r}" for r in counts if r in shared]
-        for p in self.probes.values():
+        for p in self._probes.values():
             final = st.probe_state(p["state"])["final"]
             p["note"] = p["reason"] if final and p["reason"] not in shared else ""
             p["detail"] = self._probe_detail(p)
@@ -389,7 +411,7 @@ class ProgressState:
                 if p["max_steps"]
                 else 0.0
             )
-        for ph in self.phases.values():
+        for ph in self._phases.values():
             ph["text"] = self._phase_text(ph)
             ph["fraction"] = (
                 1.0
@@ -411,14 +433,14 @@ class ProgressState:
     def summary(self) -> str:
         """Readable plain text, for consoles and for notebooks without a widget view."""
         f = self.fit
-        if not self.probes:
+        if not self._probes:
             return "probe progress: waiting for fit_probes to start"
         head = f["headline"] + (f" · {f['stats']}" if f["stats"] else "")
         lines = [head]
-        for ph in self.phases.values():
+        for ph in self._phases.values():
             lines.append(f"  [{ph['state']}] {ph['label']}: {ph['text']}")
-        width = min(max(len(n) for n in self.probes), 40)
-        for p in self.probes.values():
+        width = min(max(len(n) for n in self._probes), 40)
+        for p in self._probes.values():
             label = st.probe_state(p["state"])["label"]
             line = f"  {p['name'][:width]:<{width}}  {label:<14} {p['detail']}"
             if p["note"]:
