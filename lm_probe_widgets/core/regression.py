@@ -119,17 +119,16 @@ class RidgeProbe(LinearProbe):
             kf = KFold(self.config.cv_folds, shuffle=True, random_state=self.config.seed)
             folds = list(kf.split(z))
         cv = np.full(len(l2), np.inf)
+        full = _Gram(z, t)
+        fold_grams = [(_Gram(z[tr], t[tr]), te) for tr, te in folds]  # once per fold
         for m in range(len(l2)):
-            w, b = _ridge(z, t, l2[m])
-            self._w[:, m, 0], self._b[m, 0] = w, b
+            self._w[:, m, 0], self._b[m, 0] = full.solve(l2[m])
             if folds:
-                cv[m] = np.mean(
-                    [
-                        np.mean((z[te] @ wf + bf - t[te]) ** 2)
-                        for tr, te in folds
-                        for wf, bf in [_ridge(z[tr], t[tr], l2[m])]
-                    ]
-                )
+                errors = []
+                for gram, te in fold_grams:
+                    w, b = gram.solve(l2[m])
+                    errors.append(np.mean((z[te] @ w + b - t[te]) ** 2))
+                cv[m] = float(np.mean(errors))
         if folds:
             member, val_loss = int(np.argmin(cv)), float(np.min(cv))
         elif x_val is not None:
@@ -184,14 +183,22 @@ class RidgeProbe(LinearProbe):
         )
 
 
-def _ridge(z: np.ndarray, t: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
-    """argmin mean((z w + b - t)^2) + l2/2 |w|^2 (the online loss), bias unpenalised."""
-    n, d = z.shape
-    a = np.hstack([z.astype(np.float64), np.ones((n, 1))])
-    m = (2.0 / n) * (a.T @ a)
-    m[np.arange(d), np.arange(d)] += l2
-    sol = np.linalg.solve(m + 1e-10 * np.eye(d + 1), (2.0 / n) * (a.T @ t.astype(np.float64)))
-    return sol[:d].astype(np.float32), float(sol[d])
+class _Gram:
+    """The normal equations of ridge regression with a free bias, built once per row
+    set and solved for any L2 strength: argmin mean((z w + b - t)^2) + l2/2 |w|^2
+    (the online loss)."""
+
+    def __init__(self, z: np.ndarray, t: np.ndarray) -> None:
+        n, self.d = z.shape
+        a = np.hstack([z.astype(np.float64), np.ones((n, 1))])
+        self.m = (2.0 / n) * (a.T @ a)
+        self.rhs = (2.0 / n) * (a.T @ t.astype(np.float64))
+
+    def solve(self, l2: float) -> tuple[np.ndarray, float]:
+        m = self.m + 1e-10 * np.eye(self.d + 1)
+        m[np.arange(self.d), np.arange(self.d)] += l2
+        sol = np.linalg.solve(m, self.rhs)
+        return sol[: self.d].astype(np.float32), float(sol[self.d])
 
 
 def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
