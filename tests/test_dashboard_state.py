@@ -435,6 +435,18 @@ def test_a_stop_gives_one_coherent_final_message():
         assert ("fit completed" in text) == (reason == "completed")
 
 
+def test_a_stop_after_training_says_what_it_cut():
+    s = ProgressState(FakeClock())
+    s.handle(_fit_started(["a"]))
+    s.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "finished", "steps": 190}))
+    s.handle(_batch("baseline-random_init", 1, 64, 600, detail="extract-train"))
+    s.request_stop()
+    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "stopped"}))
+    assert s.fit["headline"] == "fit stopped by you"
+    assert s.fit["message"].startswith("Stopped during baseline: random-init model: the probes")
+    assert s.probes["a"]["state"] == "finished"
+
+
 def test_shared_reasons_are_summarised_not_repeated():
     s = ProgressState(FakeClock())
     names = [f"h[{i}]" for i in range(22)]

@@ -302,6 +302,13 @@ class ProgressState:
                 return "The Stop came after training had ended: nothing was cut short."
             return ""
         if state == "stopped":
+            if not any(p["state"] == "stopped" for p in self._probes.values()):
+                ph = self._phases.get(self._fit.get("phase", ""))
+                where = f" during {ph['label']}" if ph else ""
+                return (
+                    f"Stopped{where}: the probes had already finished training; what this "
+                    "and later steps would have added is missing."
+                )
             tail = "; the test-set metrics are computed" if self._fit.get("n_eval") else ""
             return (
                 "The probes keep their best weights so far"
