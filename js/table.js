@@ -159,6 +159,7 @@ function render({ model, el }) {
   let best = [];
   let limit = PAGE;
   let visible = []; // column positions shown
+  let compactView = false; // intervals beside their metric (their own columns hidden)
 
   const toolbar = h("div", "lpw-toolbar");
   const title = h("span", "lpw-table-title");
@@ -234,7 +235,6 @@ function render({ model, el }) {
     allBtn.setAttribute("aria-pressed", String(showAll));
     compactView = !showAll;
   }
-  let compactView = false;
 
   function drawHead() {
     const tr = h("tr");
