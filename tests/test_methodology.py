@@ -297,7 +297,7 @@ def test_l2_strength_is_chosen_on_validation(tiny, sentiment):
 def test_directions_probe_and_mass_mean(learnable):
     runner, train, _ = learnable
     probe = runner[LAYERS[0]]
-    d = steering.probe_direction(probe)
+    d = probe.direction()
     coef = probe.coef_
     assert np.linalg.norm(d) == pytest.approx(1, abs=1e-5)
     assert d @ (coef[1] - coef[0]) / np.linalg.norm(coef[1] - coef[0]) == pytest.approx(1, abs=1e-5)

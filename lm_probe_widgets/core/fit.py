@@ -29,11 +29,10 @@ from .features import row_index
 from .plan import FitPlan, row_labels, scored_labels
 from .probe import LinearProbe
 from .regression import make_probe
+from .states import FitOutcome, ProbeState, RunnerState
 
 if TYPE_CHECKING:
     from .runner import ProbeRunner
-
-RESUMABLE = ("stopped", "interrupted")
 
 
 class StopFitting(Exception):
@@ -65,7 +64,7 @@ class FitResult:
     probes: dict[str, LinearProbe] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     cursor: Cursor = field(default_factory=Cursor)
-    state: str = "not fitted"
+    state: str = RunnerState.NOT_FITTED
     control: Any = None  # (control runner, ControlTask)
     baselines: dict[str, Any] = field(default_factory=dict)
     _saved: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -140,7 +139,7 @@ class FitLoop:
     # -- the stages -------------------------------------------------------------------
     def run(self) -> str:
         """Run what is left of the plan; returns "completed", "stopped" or "interrupted"."""
-        outcome = "completed"
+        outcome = FitOutcome.COMPLETED
         self.res.metrics = {}  # held-out numbers describe the probes this run leaves
         try:
             self._prepare_validation()
@@ -151,33 +150,36 @@ class FitLoop:
                 self._later_epochs()
                 for cfg, probe in self._active():
                     done = probe.record.epochs_done
-                    self._finish(cfg, probe, "finished", f"completed {done} epoch(s)", None)
+                    self._finish(
+                        cfg, probe, ProbeState.FINISHED, f"completed {done} epoch(s)", None
+                    )
                 self.res.cursor.training_done = True
             self._refine()
         except StopFitting as stop:
-            outcome = "interrupted" if stop.kind == "interrupt" else "stopped"
+            stopped = stop.kind == "interrupt"
+            outcome = FitOutcome.INTERRUPTED if stopped else FitOutcome.STOPPED
             self._pause(outcome)
-        if self.plan.eval_set is not None and outcome != "interrupted":
+        if self.plan.eval_set is not None and outcome != FitOutcome.INTERRUPTED:
             self.user_stop_applies = False  # a Stop still gets its held-out numbers
             try:
                 self._evaluate()
             except StopFitting:
-                outcome = "interrupted"
+                outcome = FitOutcome.INTERRUPTED
         return outcome
 
     def _pause(self, outcome: str) -> None:
         for cfg, probe in self._active():
-            if outcome == "interrupted":
+            if outcome == FitOutcome.INTERRUPTED:
                 msg = "fitting interrupted: call fit_probes(..., resume=True) to continue"
-                self._finish(cfg, probe, "interrupted", msg, "interrupted")
+                self._finish(cfg, probe, ProbeState.INTERRUPTED, msg, "interrupted")
             else:
                 msg = f"stopped by user at step {probe.record.steps}"
-                self._finish(cfg, probe, "stopped", msg, "user")
+                self._finish(cfg, probe, ProbeState.STOPPED, msg, "user")
 
     def _reactivate(self) -> None:
         for probe in self.res.probes.values():
-            if probe.state in RESUMABLE:
-                probe.record.state = "training"
+            if ProbeState(probe.state).resumable:
+                probe.record.state = ProbeState.TRAINING
 
     def _active(self) -> list[tuple[ProbeConfig, LinearProbe]]:
         return [
@@ -219,7 +221,7 @@ class FitLoop:
         probe = self.res.probes.get(cfg.name)
         if probe is None:
             probe = self.res.probes[cfg.name] = make_probe(cfg, dim)
-            probe.record.state = "training"
+            probe.record.state = ProbeState.TRAINING
         return probe if probe.active else None
 
     def _train_step(self, cfg, probe, x, y_idx, epoch: int, first_pass: bool) -> None:
@@ -261,7 +263,7 @@ class FitLoop:
         why = probe.should_stop()
         if why is not None:
             early = "validation" in why
-            state = "early-stopped" if early else "finished"
+            state = ProbeState.EARLY_STOPPED if early else ProbeState.FINISHED
             self._finish(cfg, probe, state, why, "early_stopping" if early else "max_steps")
 
     def _first_pass(self) -> None:
@@ -340,7 +342,7 @@ class FitLoop:
             for cfg in plan.configs
             if cfg.refine
             and cfg.name in self.res.probes
-            and self.res.probes[cfg.name].state in ("finished", "early-stopped")
+            and ProbeState(self.res.probes[cfg.name].state).trained
             and not self.res.probes[cfg.name].record.refined
         ]
         if not todo:

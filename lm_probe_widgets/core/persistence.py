@@ -16,6 +16,7 @@ from .config import ProbeConfig
 from .errors import ProbeError
 from .fit import Cursor, FitResult
 from .regression import make_probe
+from .states import RunnerState
 
 FORMAT = "lm_probe_widgets.runner/1"
 _FLOAT_RECORD_FIELDS = {"best_val_loss": math.inf, "refined_val_loss": math.nan}
@@ -114,7 +115,7 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
     for name, probe in probes.items():
         probe.metrics = metrics.get(name, {})
     done = Cursor(training_done=True)
-    runner._commit(FitResult(probes=probes, metrics=metrics, cursor=done, state="fitted"))
+    runner._commit(FitResult(probes=probes, metrics=metrics, cursor=done, state=RunnerState.FITTED))
     return runner
 
 

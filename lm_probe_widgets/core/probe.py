@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from .config import ProbeConfig
 from .errors import ProbeError
 from .labels import class_array, encode_labels, label_key
+from .states import ProbeState
 
 
 @dataclass
@@ -75,7 +76,7 @@ class TrainingRecord:
     best_l2: float | None = None
     evals_since_best: int = 0
     stop_reason: str | None = None
-    state: str = "not fitted"
+    state: str = ProbeState.NOT_FITTED
     history: list[dict[str, Any]] = field(default_factory=list)
     code_length_bits: float = 0.0  # prequential code of the first pass over the data
     uniform_bits: float = 0.0
@@ -141,7 +142,7 @@ class LinearProbe:
 
     @property
     def active(self) -> bool:
-        return self.record.state == "training"
+        return self.record.state == ProbeState.TRAINING
 
     @property
     def weight(self) -> torch.Tensor:
@@ -422,7 +423,7 @@ class LinearProbe:
     def __repr__(self) -> str:
         return (
             f"LinearProbe({self.name!r}, dim={self.dim}, classes={list(self.config.classes)}, "
-            f"state={self.state!r}, steps={self.record.steps})"
+            f"state={str(self.state)!r}, steps={self.record.steps})"
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:

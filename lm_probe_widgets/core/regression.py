@@ -178,7 +178,7 @@ class RidgeProbe(LinearProbe):
 
     def __repr__(self) -> str:
         return (
-            f"RidgeProbe({self.name!r}, dim={self.dim}, state={self.state!r}, "
+            f"RidgeProbe({self.name!r}, dim={self.dim}, state={str(self.state)!r}, "
             f"steps={self.record.steps})"
         )
 

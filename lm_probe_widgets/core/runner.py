@@ -64,6 +64,7 @@ from .plan import (
 )
 from .probe import LinearProbe
 from .progress import make_progress
+from .states import FitOutcome, ProbeState, RunnerState
 from .submodules import validate_submodules
 from .validity import evaluate_many, seed_spread, transfer_matrix, validity_table
 
@@ -265,17 +266,17 @@ class ProbeRunner:
             old_threads = torch.get_num_threads()
             if self.threads:
                 torch.set_num_threads(self.threads)
-            self.state = "fitting"
+            self.state = RunnerState.FITTING
             started = time.monotonic()
             self.events.publish(ev.FIT_STARTED, **plan_started_event(plan))
-            outcome = "error"
+            outcome = FitOutcome.ERROR
             try:
                 with _deferred_interrupt(self):
                     outcome = self._fit_plan(plan, resume, top=self, bus=self.events)
             except BaseException as e:
                 self.state = previous.state
                 interrupted = isinstance(e, KeyboardInterrupt)
-                outcome = "interrupted" if interrupted else "error"
+                outcome = FitOutcome.INTERRUPTED if interrupted else FitOutcome.ERROR
                 message = (
                     "fitting interrupted mid-batch: the runner is as it was before this call"
                     if interrupted
@@ -293,7 +294,7 @@ class ProbeRunner:
                 close = getattr(display, "close", None)
                 if close is not None:
                     close()
-        if outcome == "interrupted":
+        if outcome == FitOutcome.INTERRUPTED:
             raise KeyboardInterrupt("fitting interrupted: call fit_probes(..., resume=True)")
         return self
 
@@ -305,20 +306,21 @@ class ProbeRunner:
         self._live = result  # what reprs show while the fit runs
         try:
             outcome = FitLoop(self, plan, result, top, bus).run()
-            if outcome == "completed":
+            if outcome == FitOutcome.COMPLETED:
                 outcome = self._fit_methods(plan, result, can_resume, top, bus)
         except BaseException:
             self._live = None
             result.rollback()
             raise
-        result.state = {"completed": "fitted"}.get(outcome, outcome)
+        done = outcome == FitOutcome.COMPLETED
+        result.state = RunnerState.FITTED if done else RunnerState(outcome.value)
         self._commit(result)
         return outcome
 
     def _fit_methods(
         self, plan: FitPlan, result: FitResult, resume: bool, top: ProbeRunner, bus: Any
     ) -> str:
-        """Control probes and baselines from the same plan; "completed" or how they ended."""
+        """Control probes and baselines from the same plan; how they ended."""
         if plan.control:
             twin, task = result.control if resume and result.control else (None, None)
             if twin is None:
@@ -332,7 +334,7 @@ class ProbeRunner:
             outcome = twin._fit_plan(
                 plan.relabelled(task.relabel), resume, top, _Relay(bus, "control")
             )
-            if outcome != "completed":
+            if outcome != FitOutcome.COMPLETED:
                 return outcome
         for name in plan.baselines:
             if name == "majority" or name in CONFOUNDS:  # no model involved
@@ -354,9 +356,9 @@ class ProbeRunner:
             outcome = base._fit_plan(
                 plan.for_configs(base.configs), resume, top, _Relay(bus, f"baseline-{name}")
             )
-            if outcome != "completed":
+            if outcome != FitOutcome.COMPLETED:
                 return outcome
-        return "completed"
+        return FitOutcome.COMPLETED
 
     def _sibling(self, model: Any, configs: Sequence[ProbeConfig], share_cache: bool = False):
         """A runner for control probes or a baseline: same settings, its own results."""
@@ -498,7 +500,7 @@ class ProbeRunner:
         store = str(self.store.root) if self.store is not None else "off"
         return (
             f"ProbeRunner({type(self.model._module).__name__}, {len(self.configs)} probes, "
-            f"state={self.state!r}, store={store!r})"
+            f"state={str(self.state)!r}, store={store!r})"
         )
 
     # -- display (lazy: core never imports HTML or plotting code at import time) ----------
@@ -766,7 +768,7 @@ def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, An
     cols: dict[str, Any] = {
         "submodule": cfg.submodule,
         "pooling": cfg.pooling,
-        "state": rec.state if rec else "not fitted",
+        "state": str(rec.state) if rec else str(ProbeState.NOT_FITTED),
         "steps": rec.steps if rec else 0,
         "examples_seen": rec.examples_seen if rec else 0,
         "epochs": rec.epochs_done if rec else 0,

@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 
 
 # -- directions --------------------------------------------------------------------------
-def probe_direction(probe: LinearProbe, positive: Any = None) -> np.ndarray:
-    """The probe's unit direction in activation space (raises `positive`'s logit)."""
-    return probe.direction(positive)
-
-
 def class_means(features: np.ndarray, y_idx: np.ndarray, n_classes: int) -> np.ndarray:
     """Mean feature vector of each class, [classes, dim] (NaN rows for absent classes)."""
     features = np.asarray(features, dtype=np.float64)
