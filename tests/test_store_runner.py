@@ -264,3 +264,17 @@ def test_progress_says_when_features_came_from_the_store(tiny, sentiment, tmp_pa
         traced[run] = sum(d["traced"] for d in extract)
     assert traced["first"] == len(train) + len(test)
     assert traced["second"] == 0
+
+
+def test_the_memory_estimate_counts_stored_features_on_disk(tiny, sentiment, tmp_path):
+    from lm_probe_widgets.core import memory
+
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts, labels, tok).tt_split(0.25)
+    stored = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=tmp_path / "store")
+    plain = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False)
+    on_disk = memory.estimate_memory(stored, train, test, batch_size=16)
+    in_ram = memory.estimate_memory(plain, train, test, batch_size=16)
+    assert on_disk.cache == in_ram.cache > 0
+    assert on_disk.cache_in_ram == 0 and in_ram.cache_in_ram == in_ram.cache

@@ -243,7 +243,8 @@ def estimate_memory(
         model=model_bytes,
         activations=activations,
         cache=cache,
-        cache_budget=runner.cache.budget_bytes,
+        # with the persistent store on, pooled features live in memory-mapped files
+        cache_budget=0 if getattr(runner, "store", None) is not None else runner.cache.budget_bytes,
         available=free,
         remote=remote,
         notes=notes,
