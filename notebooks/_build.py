@@ -201,7 +201,8 @@ first, ties broken by Matthews. The first row is the probe we call "best" below.
     code("""
 cols = ["accuracy", "accuracy_low", "accuracy_high", "f1", "matthews", "loss", "steps",
         "stop_reason"]
-runner.metrics.sort_values(["loss", "matthews"], ascending=[True, False])[cols]
+ranked = runner.metrics.sort_values(["loss", "matthews"], ascending=[True, False])
+ranked[cols]
 """),
     md("""
 The same table as a widget: it opens on the essential columns (accuracy with its
@@ -230,7 +231,7 @@ column per class (here: P(negative), P(positive)). We use the probe with the low
 log-loss, the first row of the sorted table above.
 """),
     code("""
-best = runner.metrics.sort_values(["loss", "matthews"], ascending=[True, False]).index[0]
+best = ranked.index[0]  # lowest test log-loss
 new_texts = [
     "A warm, funny and beautifully acted film.",
     "Two hours of my life I will never get back.",

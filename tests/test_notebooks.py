@@ -197,9 +197,13 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     assert s["best"] in expected
     assert s["reloaded_identical"] is True
     assert s["reloaded_probes"] == sorted(expected)
-    # the live dashboard and the metrics table were displayed as widgets
-    assert WIDGET_MIME in _mimetypes(_cell(nb, "runner.fit_probes("))
-    assert WIDGET_MIME in _mimetypes(_cell(nb, "MetricsTable(runner"))
+    # the dashboard ended as the static snapshot of its final state (what a saved notebook
+    # shows); the metrics table is a widget with its snapshot beside it
+    fit = _cell(nb, "runner.fit_probes(")
+    assert _mimetypes(fit) == {"text/plain", "text/html"}
+    html = "".join(o["data"]["text/html"] for o in fit.outputs if "data" in o)
+    assert 'data-fit-state="completed"' in html and 'data-phase="extract-eval"' in html
+    assert {WIDGET_MIME, "text/html"} <= _mimetypes(_cell(nb, "MetricsTable(runner"))
     # the sorted metrics rendered as a table with the three probes
     html = "".join(
         o["data"].get("text/html", "") for o in _cell(nb, "sort_values(").outputs if "data" in o
