@@ -278,3 +278,13 @@ def test_the_memory_estimate_counts_stored_features_on_disk(tiny, sentiment, tmp
     in_ram = memory.estimate_memory(plain, train, test, batch_size=16)
     assert on_disk.cache == in_ram.cache > 0
     assert on_disk.cache_in_ram == 0 and in_ram.cache_in_ram == in_ram.cache
+
+
+def test_throwaway_inputs_stay_out_of_the_store(tiny, tmp_path):
+    model, tok = tiny
+    runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=tmp_path / "store")
+    ds = ProbeDataset.from_texts(["a sentence being typed"], None, tok)
+    key = runner.configs[0].feature_key
+    rows = runner.features(ds, [key], persist=False)[key]
+    assert rows.shape == (1, 32) and runner.store is not None
+    assert DiskStore(tmp_path / "store").entries() == []

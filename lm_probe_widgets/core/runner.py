@@ -656,12 +656,24 @@ class ProbeRunner:
         keys: Sequence[FeatureKey],
         batch_size: int = 32,
         on_batch: Any = None,
+        *,
+        persist: bool = True,
     ) -> dict[FeatureKey, np.ndarray]:
-        """All rows of `ds` for each key, in dataset order."""
-        for _ in self.iter_features(ds, keys, batch_size, None, on_batch):
-            pass
+        """All rows of `ds` for each key, in dataset order. `persist=False` keeps them
+        out of the persistent store (throwaway inputs, e.g. a sentence being typed)."""
+        with contextlib.nullcontext() if persist else self._store_paused():
+            for _ in self.iter_features(ds, keys, batch_size, None, on_batch):
+                pass
         fp = self.data_key(ds)
         return {k: self.cache.get(fp, k).rows() for k in set(keys)}
+
+    @contextlib.contextmanager
+    def _store_paused(self) -> Iterator[None]:
+        store, self.store = self.store, None
+        try:
+            yield
+        finally:
+            self.store = store
 
     def export_features(
         self,

@@ -143,8 +143,8 @@ def compute(runner: Any, text: str) -> dict[str, Any]:
         result["truncated"] = len(tokenizer([text])["input_ids"][0]) > len(ids)
     # one pass through the model for every read site, pooled and per token
     token_keys = {c.name: (c.feature_key[0], c.feature_key[1], "none") for c in fitted}
-    runner.features(ds, [c.feature_key for c in fitted] + list(token_keys.values()))
-    tokens = runner.features(ds, list(token_keys.values()))
+    runner.features(ds, [c.feature_key for c in fitted] + list(token_keys.values()), persist=False)
+    tokens = runner.features(ds, list(token_keys.values()), persist=False)
     pooled = runner.get_probe_features(ds, subset=[c.name for c in fitted])
     for cfg in fitted:
         probe = runner.probes[cfg.name]
