@@ -526,6 +526,18 @@ class ProbeRunner:
 
         return plot_training_curves(self, **kwargs)
 
+    def plot_predictions(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
+        """A regression probe's predictions against the true targets; returns the Axes."""
+        from ..display.plots import plot_predictions
+
+        return plot_predictions(self, name, dataset, **kwargs)
+
+    def plot_calibration(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
+        """Reliability diagram of a binary probe on `dataset`; returns the Axes."""
+        from ..display.plots import plot_calibration
+
+        return plot_calibration(self, name, dataset, **kwargs)
+
     def plot_confusion_matrix(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
         """Confusion matrix of probe `name` on a labelled `dataset`; returns the Axes."""
         from ..display.plots import plot_confusion_matrix

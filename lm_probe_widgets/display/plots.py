@@ -524,3 +524,117 @@ def plot_confusion_matrix(
         ax.set_title(str(name))
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return ax
+
+
+def plot_predictions(
+    runner: Any, name: str, dataset: Any, *, ax: Axes | None = None, batch_size: int = 32
+) -> Axes:
+    """A regression probe's predictions against the true targets on `dataset`, with
+    the y = x line and R² in the title."""
+    from ..core.plan import scored_labels
+    from ..core.regression import r2_score
+
+    probe = runner[name]
+    if probe.config.task != "regression":
+        raise ValueError(f"probe {name!r} is a classification probe: plot_confusion_matrix")
+    x = runner.get_probe_features(dataset, subset=[name], batch_size=batch_size)[name]
+    _, y = scored_labels(probe.config, dataset)
+    pred = probe.predict(x)
+    ax = _new_axes(ax, (4.6, 4.2))
+    with plot_style():
+        ax.scatter(y, pred, s=10, alpha=0.6, label="examples", gid="predictions")
+        lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], color=INK, lw=1, ls="--", label="y = x")
+        ax.set_xlabel("true target")
+        ax.set_ylabel("predicted")
+        ax.set_title(f"{name}: R² {r2_score(y, pred):.3f}")
+    place_legend(ax)
+    return ax
+
+
+def plot_calibration(
+    runner: Any,
+    name: str,
+    dataset: Any,
+    *,
+    n_bins: int = 10,
+    ax: Axes | None = None,
+    batch_size: int = 32,
+) -> Axes:
+    """Reliability diagram of a binary probe: the fraction of positives (the last
+    class) against the mean predicted probability per bin, beside the diagonal of
+    perfect calibration; the bins' example counts are written above the points."""
+    from ..core.metrics import calibration_curve
+    from ..core.plan import scored_labels
+
+    probe = runner[name]
+    if probe.config.task == "regression" or len(probe.config.classes) != 2:
+        raise ValueError("a reliability diagram needs a binary classification probe")
+    x = runner.get_probe_features(dataset, subset=[name], batch_size=batch_size)[name]
+    keep, y = scored_labels(probe.config, dataset)
+    proba = probe.predict_proba(x[keep] if len(keep) != len(x) else x)
+    mean_pred, frac_pos, count = calibration_curve(proba, y, n_bins=n_bins)
+    ax = _new_axes(ax, (4.6, 4.2))
+    with plot_style():
+        ax.plot([0, 1], [0, 1], color=INK, lw=1, ls="--", label="perfectly calibrated")
+        ok = count > 0
+        ax.plot(mean_pred[ok], frac_pos[ok], marker="o", label=str(name), gid="calibration")
+        for px, py, c in zip(mean_pred[ok], frac_pos[ok], count[ok], strict=True):
+            ax.annotate(
+                str(int(c)),
+                (px, py),
+                textcoords="offset points",
+                xytext=(0, 5),
+                ha="center",
+                fontsize="x-small",
+                color=INK,
+            )
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel(f"mean predicted P({probe.config.classes[-1]})")
+        ax.set_ylabel("fraction that are")
+        ax.set_title("reliability")
+    place_legend(ax)
+    return ax
+
+
+def plot_generalisation(
+    table: Any, metric: str = "accuracy", *, ax: Axes | None = None, cmap: str = "viridis"
+) -> Axes:
+    """Heatmap of one metric, probes (rows) by datasets (columns), from the tidy
+    table of `runner.evaluate({...})`; `runner.transfer(...)`'s table (train_on x
+    test_on) works too, one heatmap per probe: filter it to one probe first."""
+    df = table
+    if "dataset" in df:
+        grid = df[df["metric"] == metric].pivot(index="probe", columns="dataset", values="value")
+    elif {"train_on", "test_on"} <= set(df.columns):
+        grid = df.pivot_table(index="train_on", columns="test_on", values=metric)
+    else:
+        raise ValueError("expected runner.evaluate(...) or runner.transfer(...)'s table")
+    if grid.empty:
+        raise ValueError(f"no {metric!r} values in the table")
+    rows, cols = [str(i) for i in grid.index], [str(c) for c in grid.columns]
+    values = grid.to_numpy(dtype=float)
+    ax = _new_axes(ax, (1.4 + 1.1 * len(cols), 1.2 + 0.45 * len(rows)))
+    with plot_style():
+        im = ax.imshow(values, cmap=cmap, aspect="auto")
+        im.set_gid("generalisation")
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                if math.isfinite(values[i, j]):
+                    ax.text(
+                        j,
+                        i,
+                        f"{values[i, j]:.3f}",
+                        ha="center",
+                        va="center",
+                        color="white",
+                        fontsize="small",
+                    )
+        ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", rotation_mode="anchor")
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set_xlabel("test data" if "dataset" in df else "tested on")
+        ax.set_ylabel("probe" if "dataset" in df else "trained on")
+        ax.set_title(metric)
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax
