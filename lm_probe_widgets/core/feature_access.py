@@ -1,0 +1,246 @@
+"""How a runner reads pooled features: from its in-memory cache, from the persistent
+store (`core.disk_store`), else from the model, one trace per batch.
+
+`FeatureAccess` is the part of `ProbeRunner` that does this; it uses the runner's
+`model`, `configs`, `cache`, `store`, `remote`, `_dry` (the submodule dry run) and
+`_extractors`. Keys: a data key names the model's weights and the dataset's token ids
+(`data_key`), a feature key the read site and pooling (`core.extract.FeatureKey`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .config import ProbeConfig
+from .data import Batch, ProbeDataset
+from .disk_store import StoreWarning, save_arrays
+from .disk_store import export as export_entry
+from .extract import Extractor, FeatureKey, with_cheap_poolings
+from .features import DiskFeatures, FeatureStore, feature_offsets, row_index
+from .fingerprint import model_fingerprint
+from .plan import check_inputs, row_labels
+from .submodules import validate_submodules
+
+# Part of every store key: bump when extraction or pooling changes what a row holds.
+FEATURES_VERSION = 1
+
+
+class FeatureAccess:
+    """Feature reading for `ProbeRunner` (see the module doc)."""
+
+    def data_key(self, ds: ProbeDataset) -> str:
+        """Cache key of `ds`'s features under this model's current weights."""
+        self._model_fp = model_fingerprint(self.model)  # cheap unless a weight changed
+        return f"{self._model_fp}/{ds.fingerprint()}"
+
+    def extractor(self, keys: Sequence[FeatureKey]) -> Extractor:
+        k = tuple(sorted(set(keys)))
+        if k not in self._extractors:
+            if self.remote:
+                from .remote import RemoteExtractor
+
+                self._extractors[k] = RemoteExtractor(self.model, list(k), self._dry, self.remote)
+            else:
+                self._extractors[k] = Extractor(self.model, list(k), self._dry)
+        return self._extractors[k]
+
+    def _store_key(self, ds: ProbeDataset, key: FeatureKey) -> dict[str, Any]:
+        """The persistent store's key: which weights, which token ids, which read."""
+        self.data_key(ds)  # sets self._model_fp
+        path, kind, how = key
+        return {
+            "model": self._model_fp,
+            "data": ds.fingerprint(),
+            "site": f"{path}.{kind}",
+            "pooling": how,
+            "version": FEATURES_VERSION,
+        }
+
+    def _feature_store(
+        self, ds: ProbeDataset, fp: str, key: FeatureKey
+    ) -> FeatureStore | DiskFeatures | None:
+        """Where `key`'s rows of `ds` are kept: the in-memory cache, else a persistent
+        store entry (now also served through the cache), else None (nothing yet)."""
+        found = self.cache.get(fp, key)
+        if found is None and self.store is not None:
+            entry = self.store.get(self._store_key(ds, key))
+            if entry is not None and np.array_equal(entry.offsets, feature_offsets(ds, key)):
+                found = self.cache.adopt(fp, key, DiskFeatures(entry))
+        return found
+
+    def _write_rows(
+        self,
+        ds: ProbeDataset,
+        fp: str,
+        key: FeatureKey,
+        store: FeatureStore | DiskFeatures | None,
+        indices: np.ndarray,
+        rows: np.ndarray,
+    ) -> FeatureStore | DiskFeatures:
+        """Write freshly extracted rows, creating the store if needed. Rows already
+        filled are kept as they are (first write wins), so a feature never changes
+        once handed out, even by float noise from another batch's padding."""
+        if store is None and self.store is not None:
+            offsets = feature_offsets(ds, key)
+            try:
+                entry = self.store.open(self._store_key(ds, key), offsets, rows.shape[1])
+            except OSError as e:  # e.g. a read-only cache folder: carry on in memory
+                warnings.warn(
+                    f"feature store at {self.store.root} is unusable ({e}); this runner "
+                    "keeps its features in memory only",
+                    StoreWarning,
+                    stacklevel=2,
+                )
+                self.store = None
+            else:
+                store = self.cache.adopt(fp, key, DiskFeatures(entry))
+        if store is None:
+            store = self.cache.store(ds, fp, key, rows.shape[1])
+        new = ~store.filled[indices]
+        if not new.all():
+            lengths = np.diff(store.offsets)[indices]
+            local = np.concatenate([[0], np.cumsum(lengths)])
+            rows = rows[row_index(local, np.flatnonzero(new))]
+            indices = indices[new]
+        if len(indices):
+            store.write(indices, rows)
+        return store
+
+    def iter_features(
+        self,
+        ds: ProbeDataset,
+        keys: Sequence[FeatureKey],
+        batch_size: int,
+        seed: int | None = 0,
+        on_batch: Any = None,
+        *,
+        skip: int = 0,
+    ) -> Iterator[tuple[Batch, dict[FeatureKey, np.ndarray]]]:
+        """Batches of `ds` (the first `skip` left out) with pooled features. Rows come
+        from the cache or the persistent store where filled; only the examples of a
+        batch that miss a row are traced (one trace for all keys), and with the store
+        on that trace also keeps every cheap pooling of its sites. `on_batch(batch,
+        examples_done)` runs once the consumer is done with a batch."""
+        keys = sorted(set(keys))
+        fp = self.data_key(ds)
+        reads = with_cheap_poolings(keys, self._dry) if self.store is not None else keys
+        stores = {k: self._feature_store(ds, fp, k) for k in reads}
+        done = 0
+        for i, batch in enumerate(ds.batches(batch_size, seed=seed)):
+            done += len(batch.indices)
+            if i < skip:
+                continue
+            todo = np.zeros(len(batch.indices), dtype=bool)
+            for k in keys:
+                s = stores[k]
+                todo |= True if s is None else ~s.filled[batch.indices]
+            if todo.any():
+                part = batch if todo.all() else ds.pad(batch.indices[todo])
+                fresh = self.extractor(reads)(part)
+                for k, rows in fresh.items():
+                    stores[k] = self._write_rows(ds, fp, k, stores[k], part.indices, rows)
+            batch.traced = int(todo.sum())  # examples that ran through the model
+            feats = {k: stores[k].rows(batch.indices) for k in keys}
+            yield batch, feats
+            if on_batch is not None:
+                on_batch(batch, done)
+
+    def features(
+        self,
+        ds: ProbeDataset,
+        keys: Sequence[FeatureKey],
+        batch_size: int = 32,
+        on_batch: Any = None,
+        *,
+        persist: bool = True,
+    ) -> dict[FeatureKey, np.ndarray]:
+        """All rows of `ds` for each key, in dataset order. `persist=False` keeps them
+        out of the persistent store (throwaway inputs, e.g. a sentence being typed)."""
+        with contextlib.nullcontext() if persist else self._store_paused():
+            for _ in self.iter_features(ds, keys, batch_size, None, on_batch):
+                pass
+        fp = self.data_key(ds)
+        return {k: self.cache.get(fp, k).rows() for k in set(keys)}
+
+    @contextlib.contextmanager
+    def _store_paused(self) -> Iterator[None]:
+        store, self.store = self.store, None
+        try:
+            yield
+        finally:
+            self.store = store
+
+    def export_features(
+        self,
+        dataset: ProbeDataset,
+        probe_or_submodule: str,
+        path: str | os.PathLike | None = None,
+        *,
+        pooling: str | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray | Any:
+        """Features of `dataset` at a probe's read (by probe name) or at any submodule
+        ("transformer.h.1.output", with `pooling`, default "mean"), for your own analysis.
+
+        Rows are in dataset example order: row i is example i (token-level,
+        `pooling="none"`: example i's real tokens in order, `dataset.token_offsets()`
+        says where each starts). Missing rows are computed first (and stored). Without
+        `path`, returns the array; with a `.npz` or `.safetensors` path, writes it there
+        (arrays `features`, `offsets`, `filled`, `examples`, see `disk_store.export`)
+        and returns the path.
+        """
+        by_name = {c.name: c for c in self.configs}
+        if probe_or_submodule in by_name:
+            cfg = by_name[probe_or_submodule]
+            if pooling is not None and pooling != cfg.pooling:
+                cfg = dataclasses.replace(cfg, pooling=pooling)
+        else:
+            cfg = ProbeConfig(probe_or_submodule, pooling=pooling or "mean")
+            subs = {c.submodule for c in self.configs}
+            if cfg.submodule not in subs:  # a new read: learn where it sits in the forward
+                self._dry = validate_submodules(self.model, [*subs, cfg.submodule])
+                self._extractors.clear()
+        check_inputs(self.model, dataset, "dataset")
+        key = cfg.feature_key
+        rows = self.features(dataset, [key], batch_size)[key]
+        if path is None:
+            return np.array(rows)
+        held = self.cache.get(self.data_key(dataset), key)
+        if isinstance(held, DiskFeatures):
+            return export_entry(held.entry, path)
+        offsets = feature_offsets(dataset, key)
+        n = len(offsets) - 1
+        arrays = {
+            "features": np.ascontiguousarray(rows, dtype=np.float32),
+            "offsets": offsets.astype(np.int64),
+            "filled": np.ones(n, dtype=bool),
+            "examples": np.arange(n, dtype=np.int64),
+        }
+        return save_arrays(path, arrays, self._store_key(dataset, key))
+
+    def store_info(self) -> dict[str, Any] | None:
+        """The persistent store this runner reads through (None when off): root, entries
+        (those of this model's current weights), bytes on disk and the size cap.
+        `lm-probe store ls|du|clear` list and empty it."""
+        if self.store is None:
+            return None
+        entries = self.store.entries()
+        model_fp = model_fingerprint(self.model)
+        return {
+            "root": str(self.store.root),
+            "entries": len(entries),
+            "this_model": sum((e["key"] or {}).get("model") == model_fp for e in entries),
+            "bytes": sum(e["bytes"] for e in entries),
+            "max_bytes": self.store.max_bytes,
+        }
+
+    def _labels(self, cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
+        """The label value of every feature row of `ds` for this probe."""
+        return row_labels(cfg, ds)
