@@ -503,3 +503,31 @@ def test_duplicate_texts_across_splits_are_reported(tiny):
     runner = ProbeRunner(model, [ProbeConfig(H0, [0, 1])])
     with pytest.warns(UserWarning, match="also appear in the training data"):
         runner.fit_probes(ds, leaky, num_epoch=1, batch_size=8, progress=None)
+
+
+def test_printed_metrics_fit_a_terminal_and_stay_a_full_dataframe(small):
+    model, _, train, test = small
+    runner = _fit(model, train, test, num_epoch=1)
+    table = runner.metrics
+    assert isinstance(table, pd.DataFrame) and len(table.columns) > 25
+    text = table.to_string(line_width=100)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert all(c in text for c in ("accuracy", "selectivity" if "selectivity" in table else "f1"))
+    assert type(table.sort_values("accuracy")) is pd.DataFrame
+
+
+def test_fit_started_announces_every_phase_the_fit_goes_through(small):
+    model, _, train, test = small
+    runner = ProbeRunner(model, _configs())
+    seen = []
+    runner.events.subscribe(seen.append)
+    runner.fit_probes(
+        train, test, num_epoch=2, batch_size=8, progress=None, control=True, baselines=("length",)
+    )
+    (started,) = [e for e in seen if e.kind == ev.FIT_STARTED]
+    planned = [p["phase"] for p in started.data["phases"]]
+    ran = list(dict.fromkeys(e.data["phase"] for e in seen if e.kind == ev.BATCH))
+    assert ran == [p for p in planned if p in ran]  # in the announced order
+    assert set(planned) - set(ran) <= {"baseline-length"}  # no model, no batches
+    (finished,) = [e for e in seen if e.kind == ev.FIT_FINISHED]
+    assert finished.data["seconds"] > 0 and seen[-1] is finished

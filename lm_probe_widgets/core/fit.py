@@ -404,4 +404,30 @@ def plan_started_event(plan: FitPlan) -> dict[str, Any]:
         max_steps={
             c.name: min(c.max_steps, steps_per_epoch * plan.num_epoch) for c in plan.configs
         },
+        phases=planned_phases(plan),
     )
+
+
+def planned_phases(plan: FitPlan) -> list[dict[str, Any]]:
+    """The phases this plan will go through, in order, with what each counts (the
+    `phase` values of its `batch` events), so a display can show all of them at once.
+    Phases may end early (a Stop, probes that stop early); none is added later."""
+    n_train = len(plan.train)
+    out = []
+    if plan.val is not None and any(c.validation == "split" for c in plan.configs):
+        out.append({"phase": "extract-val", "total": len(plan.val), "unit": "examples"})
+    out.append({"phase": "extract-train", "total": n_train, "unit": "examples"})
+    if plan.num_epoch > 1:
+        out.append(
+            {"phase": "train", "total": n_train, "unit": "examples", "epochs": plan.num_epoch - 1}
+        )
+    refined = sum(1 for c in plan.configs if c.refine)
+    if refined:
+        out.append({"phase": "refine", "total": refined, "unit": "probes"})
+    if plan.eval_set is not None:
+        out.append({"phase": "extract-eval", "total": len(plan.eval_set), "unit": "examples"})
+    if plan.control:
+        out.append({"phase": "control", "total": None, "unit": "examples"})
+    for name in plan.baselines:
+        out.append({"phase": f"baseline-{name}", "total": None, "unit": "examples"})
+    return out

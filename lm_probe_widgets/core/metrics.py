@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .errors import ProbeError
 
@@ -135,3 +136,22 @@ def calibration_curve(
         mean_pred = np.bincount(bins, weights=p, minlength=n_bins) / count
         frac_pos = np.bincount(bins, weights=hit, minlength=n_bins) / count
     return mean_pred, frac_pos, count
+
+
+class MetricsTable(pd.DataFrame):
+    """`runner.metrics`: the full DataFrame, one row per probe. Its `to_string()` (the
+    original lm_probe's way of printing it) wraps the columns to the terminal's width
+    and writes floats with 3 decimals; pass `line_width=None` or `float_format` to
+    choose otherwise. Anything derived from it is a plain DataFrame."""
+
+    @property
+    def _constructor(self) -> type:
+        return pd.DataFrame
+
+    def to_string(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
+        import shutil
+
+        if not args:
+            kwargs.setdefault("line_width", shutil.get_terminal_size((100, 24)).columns)
+            kwargs.setdefault("float_format", "{:.3f}".format)
+        return pd.DataFrame(self).to_string(*args, **kwargs)

@@ -46,7 +46,7 @@ from .features import (
 from .fingerprint import model_fingerprint
 from .fit import FitLoop, FitResult, plan_started_event
 from .memory import guard_memory
-from .metrics import METRIC_COLUMNS
+from .metrics import METRIC_COLUMNS, MetricsTable
 from .modeling import wrap_model
 from .plan import (
     FitPlan,
@@ -185,7 +185,7 @@ class ProbeRunner(FeatureAccess):
             ctrl = self.control.metrics[score].reindex(df.index)
             df[f"control_{score}"] = ctrl
             df["selectivity"] = df[score] - ctrl
-        return add_baseline_columns(self.baselines, df)
+        return MetricsTable(add_baseline_columns(self.baselines, df))
 
     def fit_probes(
         self,
