@@ -354,17 +354,21 @@ def test_training_curves_many_probes_distinct_colours_end_at_kept_weights() -> N
     assert "kept weights (final fit)" in labels
 
 
+NAMES = ["enthusiastic", "positive", "neutral", "negative", "furious"]
+
+
 def test_confusion_matrix_labels_fit_for_five_classes() -> None:
     class FakeRunner:
         def __init__(self) -> None:
             from types import SimpleNamespace
 
-            names = ["enthusiastic", "positive", "neutral", "negative", "furious"]
-            cfg = SimpleNamespace(classes=names, token_level=False, null_label=-100)
+            cfg = SimpleNamespace(
+                name="p", classes=NAMES, token_level=False, null_label=-100, task=None
+            )
             self.probe = SimpleNamespace(
                 config=cfg,
-                encode=lambda y: np.asarray(y),
-                predict=lambda x: np.asarray(x)[:, 0].astype(int),
+                encode=lambda y: np.asarray([NAMES.index(v) for v in y]),
+                predict=lambda x: np.asarray(NAMES)[np.asarray(x)[:, 0].astype(int)],
             )
 
         def __getitem__(self, name: str) -> Any:
@@ -373,10 +377,8 @@ def test_confusion_matrix_labels_fit_for_five_classes() -> None:
         def get_probe_features(self, dataset: Any, subset: Any, batch_size: int) -> Any:
             return {subset[0]: np.array([[i % 5] for i in range(50)])}
 
-        def _labels(self, cfg: Any, dataset: Any) -> Any:
-            return np.array([(i + i // 7) % 5 for i in range(50)])
-
-    dataset = type("D", (), {"has_labels": True})()
+    truth = np.asarray(NAMES)[[(i + i // 7) % 5 for i in range(50)]]
+    dataset = type("D", (), {"has_labels": True, "label_values": truth, "label_names": None})()
     ax = plot_confusion_matrix(FakeRunner(), "p", dataset)
     fig = ax.figure
     fig.canvas.draw()

@@ -25,7 +25,7 @@ from .disk_store import export as export_entry
 from .extract import Extractor, FeatureKey, with_cheap_poolings
 from .features import DiskFeatures, FeatureStore, feature_offsets, row_index
 from .fingerprint import model_fingerprint
-from .plan import check_inputs, row_labels
+from .plan import check_inputs
 from .submodules import validate_submodules
 
 # Part of every store key: bump when extraction or pooling changes what a row holds.
@@ -240,7 +240,3 @@ class FeatureAccess:
             "bytes": sum(e["bytes"] for e in entries),
             "max_bytes": self.store.max_bytes,
         }
-
-    def _labels(self, cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
-        """The label value of every feature row of `ds` for this probe."""
-        return row_labels(cfg, ds)

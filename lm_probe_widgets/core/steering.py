@@ -21,6 +21,7 @@ from .config import split_submodule
 from .errors import ProbeError
 from .labels import label_key
 from .modeling import model_device, model_lock, wrap_model
+from .plan import row_labels
 from .pooling import last_pool, pool
 from .probe import LinearProbe
 from .submodules import _first_tensor, envoy_path, model_inputs, validate_submodules
@@ -67,7 +68,7 @@ def mass_mean_direction(
         if ds is None:
             raise ProbeError("no training data recorded: fit the runner or pass dataset=")
         features = runner.features(ds, [cfg.feature_key])[cfg.feature_key]
-        labels = runner._labels(cfg, ds)
+        labels = row_labels(cfg, ds)
     elif labels is None:
         raise ProbeError("pass labels= with features=")
     labels = np.asarray(labels)

@@ -456,13 +456,11 @@ def confusion_matrix(
     cfg = probe.config
     if not getattr(dataset, "has_labels", False):
         raise ValueError("the dataset has no labels: a confusion matrix needs true labels")
+    from ..core.plan import scored_labels
+
     x = runner.get_probe_features(dataset, subset=[name], batch_size=batch_size)[name]
-    y = np.asarray(runner._labels(cfg, dataset))
-    if cfg.token_level:
-        keep = y != cfg.null_label
-        x, y = x[keep], y[keep]
-    true_idx = probe.encode(y)
-    pred_idx = probe.encode(probe.predict(x))
+    keep, true_idx = scored_labels(cfg, dataset)  # ignored tokens dropped
+    pred_idx = probe.encode(probe.predict(x[keep] if len(keep) != len(x) else x))
     k = len(cfg.classes)
     cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (true_idx, pred_idx), 1)
