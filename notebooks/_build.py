@@ -68,15 +68,16 @@ This notebook walks through the whole `lm_probe_widgets` flow once, offline, on 
 2. tokenize the texts into a `ProbeDataset` and split it;
 3. pick the submodules to probe, with a clickable picker or as plain code;
 4. train several linear probes at once while a live dashboard shows their progress;
-5. read and sort the held-out metrics;
-6. use a trained probe on sentences of your own;
-7. save the probes and load them back.
+5. fit again with another setting, for free: the features come from the feature store;
+6. read and sort the held-out metrics;
+7. use a trained probe on sentences of your own, and in the probe playground;
+8. save the probes and load them back.
 
 A *probe* is a logistic-regression classifier trained on what one submodule outputs
 (mean-pooled over the tokens of each text). If a probe predicts the label from a
 submodule, that submodule's output carries the information in a linearly readable form.
 
-It runs in about two minutes on a 2-core laptop: 300 texts, at most 48 tokens each.
+It runs in about two to three minutes on a 2-core laptop: 300 texts, at most 48 tokens each.
 """),
     md("""
 `%load_ext lm_probe_widgets` makes the live dashboard the display of `fit_probes`.
@@ -161,12 +162,18 @@ selected = picker.selected
 selected
 """),
     md("""
-Each selected submodule becomes one `ProbeConfig`. `classes` are the label values the
-probe predicts; the probe's name defaults to the submodule string.
-(`picker.to_configs(classes=[0, 1])` does the same from the picker.)
+Each selected submodule becomes one `ProbeConfig`. The probe's classes (the label values
+it predicts) default to the training labels' values, sorted: here `[0, 1]`; pass
+`classes=[...]` to fix them or their order. The probe's name defaults to the submodule
+string. (`picker.to_configs()` does the same from the picker.)
+
+The runner's summary also says where it keeps features: in a persistent **feature store**
+on disk (on by default, in `~/.cache/lm_probe_widgets/features`;
+`LM_PROBE_WIDGETS_CACHE` moves it), so a later fit on the same texts and layers, in this
+kernel or after a restart, does not run the model again.
 """),
     code("""
-configs = [ProbeConfig(s, classes=[0, 1]) for s in selected]
+configs = [ProbeConfig(s) for s in selected]
 runner = ProbeRunner(model, configs)
 runner
 """),
@@ -179,9 +186,9 @@ probe's progress and its validation loss. Early stopping ends a probe when that 
 not improved for `patience` evaluations (300 by default): in a run this short (7 steps an
 epoch, 35 in all) it cannot trigger, so every probe trains all 5 epochs and ends
 *finished*; the loss charts span those 35 steps from the start. When training ends, each
-probe is fitted to convergence on the training features it already has (no model run)
-and the validation split picks its regularisation strength: the diamond at the end of a
-curve is the validation loss of those kept weights. The **Stop** button ends training
+probe is fitted to convergence on the training features it already has (no model run),
+with its regularisation strength chosen by 5-fold cross-validation: the diamond at the
+end of a curve is the cross-validated loss of those kept weights. The **Stop** button ends training
 cleanly: the probes keep what they learned (no final fit) and are still evaluated on the
 test set. When the cell has finished, the dashboard stays in the notebook as a static
 picture of the final state (it is what a saved notebook shows).
@@ -190,7 +197,52 @@ picture of the final state (it is what a saved notebook shows).
 runner.fit_probes(train, test, num_epoch=5, batch_size=32);
 """),
     md("""
-## 5. Read the metrics
+## 5. The second fit is free
+
+Every feature that fit read went into the feature store, keyed by the model's weights,
+the token ids and the submodule, with every cheap pooling (mean, last, first, max)
+computed in the same pass. So a *new* runner on the same layers, here reading the last
+real token instead of the mean, does not run the model at all (another L2 grid or
+control probes would not either). Each batch event says how many examples went through
+the model (`traced`: 0 when the cache or the store served them); we add them up and time
+the fit. (If you ran this notebook before, the first fit above was free as well.)
+"""),
+    code("""
+import time
+
+from lm_probe_widgets.core.events import BATCH
+
+traced = []
+
+
+def count_traced(event):
+    if event.kind == BATCH:
+        traced.append(event.data.get("traced") or 0)
+
+
+last = ProbeRunner(model, [ProbeConfig(s, pooling="last") for s in selected])
+unsubscribe = last.events.subscribe(count_traced)
+start = time.perf_counter()
+last.fit_probes(train, test, num_epoch=5, batch_size=32, progress=None)
+second_fit_seconds = time.perf_counter() - start
+unsubscribe()
+
+print(f"last-token probes fitted in {second_fit_seconds:.1f} s;",
+      sum(traced), "examples ran through the model")
+print(last)
+last.metrics[["accuracy", "accuracy_low", "accuracy_high", "l2"]].round(3)
+"""),
+    md("""
+`store_info()` says where the store is and what it holds: its entries (and how many
+belong to this model's current weights), bytes on disk and the size cap, beyond which the
+least recently used entries go. `lm-probe store ls | du | clear` does the same from a
+terminal; `ProbeRunner(..., store=False)` keeps features in memory only.
+"""),
+    code("""
+last.store_info()
+"""),
+    md("""
+## 6. Read the metrics
 
 `runner.metrics` is a pandas DataFrame with one row per probe: held-out accuracy, macro
 precision/recall/F1, Matthews correlation, `loss` (the log-loss on the test set), ROC AUC,
@@ -223,7 +275,7 @@ The runner itself renders as a summary (each probe's state, loss sparkline and m
 runner
 """),
     md("""
-## 6. Use a probe on new sentences
+## 7. Use a probe on new sentences
 
 `get_probe_features` runs the model on any tokenized input and returns, for each probe,
 the pooled features it reads. `runner[name]` is a trained probe; `predict_proba` gives one
@@ -246,7 +298,18 @@ for text, p in zip(new_texts, proba, strict=True):
     print(f"P(positive) = {p[1]:.2f}  {text}")
 """),
     md("""
-## 7. Save and reload
+The **probe playground** does this for every probe at once: type a sentence and see each
+probe's predicted class and probability along the layers, and for the chosen probe a
+per-token heatmap (its score on each token's activation). It updates as you type; a saved
+notebook keeps a static picture of the last result.
+"""),
+    code("""
+from lm_probe_widgets.widgets import ProbePlayground
+
+ProbePlayground(runner, text="The plot is thin, but the performances are wonderful.")
+"""),
+    md("""
+## 8. Save and reload
 
 `runner.save(path)` writes the probes into one safetensors file: plain arrays plus JSON
 metadata (configs, training records, metrics), no pickle, so loading runs no code.
@@ -284,6 +347,9 @@ summary = {
     "best": best,
     "reloaded_identical": bool(np.array_equal(proba, proba_again)),
     "reloaded_probes": sorted(reloaded.probes),
+    "second_fit_traced": int(sum(traced)),
+    "second_fit_batches": len(traced),
+    "second_fit_probes": list(last.metrics.index),
 }
 print("SUMMARY", json.dumps(summary))
 """),

@@ -123,11 +123,28 @@ def _kernel_manager(tmp_path: Path):
     return KernelManager(kernel_name="lm-probe-widgets-test", kernel_spec_manager=ksm)
 
 
+def _fresh_store_env(tmp_path: Path) -> dict[str, str]:
+    """Kernel environment with the feature store on, in an empty cache folder whose
+    ``models`` links to the usual one (so SmolLM2 is not converted again)."""
+    from lm_probe_widgets.core.loading import cache_dir
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    models = cache_dir() / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (cache / "models").symlink_to(models, target_is_directory=True)
+    return {"LM_PROBE_WIDGETS_STORE": "1", "LM_PROBE_WIDGETS_CACHE": str(cache)}
+
+
 def execute(
-    path: Path, tmp_path: Path, extra: tuple[str, ...] | list[str] = ()
+    path: Path,
+    tmp_path: Path,
+    extra: tuple[str, ...] | list[str] = (),
+    env: dict[str, str] | None = None,
 ) -> tuple[nbformat.NotebookNode, float]:
     """Run a notebook without its interactive cells, then the `extra` code cells (tagged
-    ``extra``); returns it with outputs and seconds."""
+    ``extra``), in a kernel whose environment is this process's plus `env`; returns it
+    with outputs and seconds."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
@@ -147,13 +164,14 @@ def execute(
     )
     # One torch thread unless told otherwise: on a 2-core machine shared with other work
     # two threads were ~2x slower (measured); on an idle one they are only a bit faster.
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    kernel_env = {**os.environ, **(env or {})}
+    kernel_env.setdefault("OMP_NUM_THREADS", "1")
+    kernel_env.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.monotonic()
-    client.execute(env=env)
+    client.execute(env=kernel_env)
     seconds = time.monotonic() - start
-    print(f"{path.name}: executed in {seconds:.0f} s (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})")
+    threads = kernel_env["OMP_NUM_THREADS"]
+    print(f"{path.name}: executed in {seconds:.0f} s (OMP_NUM_THREADS={threads})")
     assert _stdout(nb.cells[0]).strip() == f"KERNEL {sys.executable}"
     assert list(work.iterdir()) == [], "the notebook wrote files into its working folder"
     return nb, seconds
@@ -186,7 +204,9 @@ def _cell(nb: nbformat.NotebookNode, needle: str) -> nbformat.NotebookNode:
 
 @pytest.mark.slow
 def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
-    nb, _ = execute(QUICKSTART, tmp_path)
+    # the store on (conftest turns it off for the suite), in a fresh folder: the first fit
+    # fills it, the second (last-token pooling) must not run the model
+    nb, _ = execute(QUICKSTART, tmp_path, env=_fresh_store_env(tmp_path))
     s = _summary(nb)
     expected = ["model.embed_tokens.output", "model.layers.14.output", "model.layers.29.output"]
     assert s["probes"] == expected
@@ -212,6 +232,16 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     # the new sentences were scored, one probability line each
     scored = [ln for ln in _stdout(_cell(nb, "new_texts = [")).splitlines() if "P(positive)" in ln]
     assert len(scored) == 3
+    # the second fit read every feature from the store: batches ran, the model did not
+    assert s["second_fit_probes"] == expected
+    assert s["second_fit_batches"] > 0 and s["second_fit_traced"] == 0, s
+    second = _stdout(_cell(nb, 'pooling="last"'))
+    assert "0 examples ran through the model" in second and "store=" in second
+    assert str(tmp_path / "cache" / "features") in "".join(
+        o["data"].get("text/plain", "") for o in _cell(nb, "store_info()").outputs if "data" in o
+    )
+    # the playground rendered as a widget with its static snapshot
+    assert {WIDGET_MIME, "text/html"} <= _mimetypes(_cell(nb, "ProbePlayground(runner"))
 
 
 @pytest.mark.slow
