@@ -83,7 +83,12 @@ def test_different_seed_changes_training(tiny, sentiment):
 
 def test_early_stopping_restores_best_weights(tiny, sentiment):
     cfg = ProbeConfig(
-        "transformer.h.2.output", [0, 1], patience=3, warmup_steps=1, lr=0.2, l2=[0.0],
+        "transformer.h.2.output",
+        [0, 1],
+        patience=3,
+        warmup_steps=1,
+        lr=0.2,
+        l2=[0.0],
         refine=False,
     )
     runner, _, _ = _fit(tiny, sentiment, [cfg], num_epoch=30)

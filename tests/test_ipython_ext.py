@@ -120,8 +120,13 @@ def test_under_nbclient_the_dashboard_displays_with_a_text_summary(tmp_path):
         nbformat.v4.new_code_cell(setup),
         nbformat.v4.new_code_cell("runner.fit_probes(train, test, num_epoch=2, batch_size=16);"),
     ]
-    client = NotebookClient(nb, timeout=240, kernel_name="python3", store_widget_state=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb,
+        timeout=240,
+        kernel_name="python3",
+        store_widget_state=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
     outputs = nb.cells[2].outputs
     views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]

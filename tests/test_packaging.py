@@ -18,7 +18,9 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     wheels = list(out.glob("lm_probe_widgets-*.whl"))
@@ -33,8 +35,9 @@ def test_wheel_contents(wheel):
     assert "lm_probe_widgets/core/loading.py" in names
     assert not [n for n in names if n.startswith(("tests/", "js/")) or "__pycache__" in n]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "lm-probe = lm_probe_widgets.cli:main" in zipfile.ZipFile(wheel).read(
-        entry_points).decode()
+    assert (
+        "lm-probe = lm_probe_widgets.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )
     # front-end sources ship as package data (the widgets load them from static/)
     sources = sorted(p.name for p in (ROOT / "js").glob("*") if p.suffix in (".js", ".css"))
     shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("lm_probe_widgets/static/"))
@@ -46,18 +49,28 @@ def test_wheel_installs_into_empty_venv_and_imports(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    done = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     # A light import: no torch, numpy or nnsight installed in this venv at all.
     probe = (
         "import sys, lm_probe_widgets as m; "
         "assert 'torch' not in sys.modules; print(m.__version__, m.__file__)"
     )
-    done = subprocess.run([str(py), "-c", probe], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [str(py), "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert str(env_dir) in done.stdout  # imported from the venv, not from the checkout
-    done = subprocess.run([str(env_dir / "bin" / "lm-probe"), "--version"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [str(env_dir / "bin" / "lm-probe"), "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert done.returncode == 0 and "lm-probe" in done.stdout, done.stderr

@@ -128,8 +128,13 @@ def test_accelerate_placement_across_devices_probes_like_one_device(tiny_llama_d
     (its weights sit on the meta device and hooks stream them in), as device_map="auto"
     does for a model larger than the GPUs. Probing must not notice."""
     device_map = {
-        "model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.layers.0": "cpu",
-        "model.layers.1": "cpu", "model.layers.2": "disk", "model.norm": "cpu", "lm_head": "cpu",
+        "model.embed_tokens": "cpu",
+        "model.rotary_emb": "cpu",
+        "model.layers.0": "cpu",
+        "model.layers.1": "cpu",
+        "model.layers.2": "disk",
+        "model.norm": "cpu",
+        "lm_head": "cpu",
     }
     sharded, tok = load_model(tiny_llama_dir, device_map=device_map)
     assert sharded._module.hf_device_map["model.layers.2"] == "disk"
@@ -194,8 +199,15 @@ def test_fit_refuses_clearly_before_any_batch_when_memory_is_short(tiny_llama, m
     assert "batch_size" in msg and "memory_check=False" in msg
     assert not seen  # refused before fit_started: nothing ran
     assert all(torch.equal(before[n], p.weight) for n, p in runner.probes.items())
-    runner.fit_probes(other_train, other_test, num_epoch=1, batch_size=16, progress=None,
-                      bootstrap=0, memory_check=False)  # the escape hatch works
+    runner.fit_probes(
+        other_train,
+        other_test,
+        num_epoch=1,
+        batch_size=16,
+        progress=None,
+        bootstrap=0,
+        memory_check=False,
+    )  # the escape hatch works
 
 
 def test_cache_too_big_for_ram_spills_to_disk_with_a_warning(tiny_llama, monkeypatch):
@@ -271,13 +283,13 @@ def test_pooling_ships_by_value_to_a_server_without_this_package(tmp_path):
         "assert out.dtype == torch.float32 and out[0, 0].item() == 6.0, out\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
 
 
-def test_remote_without_api_key_fails_at_construction_without_network(tiny, no_key,
-                                                                       monkeypatch):
+def test_remote_without_api_key_fails_at_construction_without_network(tiny, no_key, monkeypatch):
     import socket
     import time
 
@@ -324,8 +336,9 @@ def test_unreachable_ndif_fails_in_seconds_and_keeps_the_probes(tiny, fake_key, 
     before = {n: (p.weight.clone(), p.state, p.record.steps) for n, p in runner.probes.items()}
     metrics_before = runner.metrics.copy()
     for call in (
-        lambda: runner.fit_probes(train, test, num_epoch=3, batch_size=16, progress=None,
-                                  resume=True),
+        lambda: runner.fit_probes(
+            train, test, num_epoch=3, batch_size=16, progress=None, resume=True
+        ),
         lambda: runner.compute_metrics(test),
         lambda: runner.get_probe_features(test),
     ):
@@ -370,15 +383,16 @@ def test_rejected_api_key_gives_an_auth_message(tiny, fake_key):
     def deny(conn):
         conn.recv(65536)
         body = b'{"detail": "Invalid API key"}'
-        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        conn.sendall(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
         conn.close()
 
     srv, host, _ = _serve(deny)
     try:
         model, tok = tiny
-        runner = ProbeRunner(_hub_named(model), _configs(["transformer.h.1.output"]),
-                             remote=host)
+        runner = ProbeRunner(_hub_named(model), _configs(["transformer.h.1.output"]), remote=host)
         runner.remote._model_key = "nnsight.modeling.transformers.TransformersModel:{}"
         train, test = _data(tok, n=40)
         with pytest.raises(RemoteUnavailable) as err:
@@ -390,8 +404,7 @@ def test_rejected_api_key_gives_an_auth_message(tiny, fake_key):
         srv.close()
 
 
-def test_a_server_that_never_answers_times_out_instead_of_hanging(tiny, fake_key,
-                                                                  monkeypatch):
+def test_a_server_that_never_answers_times_out_instead_of_hanging(tiny, fake_key, monkeypatch):
     import time
 
     from lm_probe_widgets.core import remote
@@ -401,8 +414,7 @@ def test_a_server_that_never_answers_times_out_instead_of_hanging(tiny, fake_key
     srv, host, conns = _serve(lambda conn: None)  # accepts, then silence
     try:
         model, tok = tiny
-        runner = ProbeRunner(_hub_named(model), _configs(["transformer.h.1.output"]),
-                             remote=host)
+        runner = ProbeRunner(_hub_named(model), _configs(["transformer.h.1.output"]), remote=host)
         runner.remote._model_key = "nnsight.modeling.transformers.TransformersModel:{}"
         train, _ = _data(tok, n=16)
         t0 = time.monotonic()
@@ -418,9 +430,26 @@ def test_a_server_that_never_answers_times_out_instead_of_hanging(tiny, fake_key
 def test_cli_remote_local_and_dtype_flags(tmp_path, capsys, monkeypatch):
     from lm_probe_widgets.cli import main
 
-    rc = main(["demo", "--model", "tiny-gpt2", "--remote", "local", "--dtype", "bfloat16",
-               "--n", "40", "--epochs", "1", "--layers", "1,3", "--quiet",
-               "--out", str(tmp_path)])
+    rc = main(
+        [
+            "demo",
+            "--model",
+            "tiny-gpt2",
+            "--remote",
+            "local",
+            "--dtype",
+            "bfloat16",
+            "--n",
+            "40",
+            "--epochs",
+            "1",
+            "--layers",
+            "1,3",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0 and (tmp_path / "metrics.csv").is_file()
     monkeypatch.delenv("NDIF_API_KEY", raising=False)
     import nnsight

@@ -65,8 +65,10 @@ def test_length_sorted_buckets_pad_within_a_few_percent(tiny):
     assert padded / real < 1.05
     # The same batches cut in data order would pad far more: bucketing is what saves it.
     lengths = ds.lengths
-    data_order = sum(int(lengths[i : i + 32].max()) * len(lengths[i : i + 32])
-                     for i in range(0, len(lengths), 32))
+    data_order = sum(
+        int(lengths[i : i + 32].max()) * len(lengths[i : i + 32])
+        for i in range(0, len(lengths), 32)
+    )
     assert data_order / real > 1.3
     # Every example exactly once, and the bucket order depends on the seed.
     assert sorted(np.concatenate([b.indices for b in batches]).tolist()) == list(range(2000))
@@ -87,9 +89,7 @@ def test_later_epochs_and_evaluation_never_run_the_model(tiny, sentiment, monkey
         runner.fit_probes(train, test, num_epoch=4, batch_size=bs, progress=None)
         n_val = math.ceil(0.1 * len(train))
         expected = (
-            math.ceil(n_val / bs)
-            + math.ceil((len(train) - n_val) / bs)
-            + math.ceil(len(test) / bs)
+            math.ceil(n_val / bs) + math.ceil((len(train) - n_val) / bs) + math.ceil(len(test) / bs)
         )
         assert len(traces) == expected  # one trace per batch of val, train and test, once
         assert len(forwards) == expected
@@ -222,8 +222,9 @@ def test_many_probes_on_few_reads_train_from_one_pass(tiny, sentiment, monkeypat
     train, test = _data(tiny, sentiment)
     layers = ["transformer.h.0.output", "transformer.h.1.output", "transformer.h.2.output"]
     configs = [
-        ProbeConfig(layers[i % 3], [0, 1], name=f"p{i}", lr=1e-2 * (1 + i % 4),
-                    early_stopping=False)
+        ProbeConfig(
+            layers[i % 3], [0, 1], name=f"p{i}", lr=1e-2 * (1 + i % 4), early_stopping=False
+        )
         for i in range(n_probes)
     ]
     runner = ProbeRunner(model, configs)

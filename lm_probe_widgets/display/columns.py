@@ -73,7 +73,9 @@ def ci_columns(name: str, names: Sequence[str]) -> tuple[str, str] | None:
     return (lo, hi) if lo in names and hi in names else None
 
 
-def _finite(v: Any) -> float | None:
+def finite(v: Any) -> float | None:
+    """A finite float, or None (NaN, inf, None, bools, strings): the one rule for
+    "is this a number to show or send" (JSON has no NaN)."""
     if v is None or isinstance(v, (bool, str)):
         return None
     try:
@@ -91,7 +93,7 @@ def format_number(v: Any, decimals: int = DECIMALS, dash: str = "–") -> str:
     kind = getattr(getattr(v, "dtype", None), "kind", "")
     if isinstance(v, int) or kind in ("i", "u"):
         return str(int(v))
-    f = _finite(v)
+    f = finite(v)
     if f is None:
         return dash if v is None or not isinstance(v, str) else str(v)
     if f != 0 and abs(f) < 10**-decimals:
@@ -100,7 +102,7 @@ def format_number(v: Any, decimals: int = DECIMALS, dash: str = "–") -> str:
 
 
 def format_ci(lo: Any, hi: Any, decimals: int = DECIMALS) -> str:
-    a, b = _finite(lo), _finite(hi)
+    a, b = finite(lo), finite(hi)
     if a is None or b is None:
         return ""
     return f"[{format_number(a, decimals)}, {format_number(b, decimals)}]"

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .columns import column_label, compact_columns, format_number
+from .columns import column_label, compact_columns, finite, format_number
 from .states import PROBE_STATES, probe_state
 
 ROOT_CLASS = "lpwr"
@@ -208,17 +208,6 @@ def _nan(v: Any) -> bool:
     return math.isnan(f)
 
 
-def _as_float(v: Any) -> float | None:
-    """A finite float, or None (ints, numpy scalars, NaN and strings handled)."""
-    if v is None or isinstance(v, bool) or isinstance(v, str):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def fmt_value(v: Any, dash: str = "–") -> str:
     """Numbers with 3 decimals (integers whole, tiny values in exponent form), as every
     display of this package writes them; missing values as a dash."""
@@ -226,7 +215,7 @@ def fmt_value(v: Any, dash: str = "–") -> str:
         return dash
     if isinstance(v, (bool, str)):
         return str(v)
-    if _as_float(v) is None and not isinstance(v, int):
+    if finite(v) is None and not isinstance(v, int):
         return str(v)
     return format_number(v)
 
@@ -342,7 +331,7 @@ def _series(history: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[float, flo
     for key in ("val_loss", "train_loss"):
         pts = []
         for h in history:
-            s, v = _as_float(h.get("step")), _as_float(h.get(key))
+            s, v = finite(h.get("step")), finite(h.get(key))
             if s is not None and v is not None:
                 pts.append((s, v))
         if pts:
@@ -439,7 +428,7 @@ def _metrics_rows(runner: Any) -> tuple[list[str], list[dict[str, Any]]]:
     extra = [c for c in cols if c not in METRIC_ORDER and c not in NOT_METRICS and c not in ci]
     shown = []
     for c in [c for c in METRIC_ORDER if c in cols] + extra:
-        values = [_as_float(r.get(c)) for r in rows]
+        values = [finite(r.get(c)) for r in rows]
         if any(v is not None for v in values) and all(
             v is not None or _is_missing(r.get(c)) for v, r in zip(values, rows, strict=True)
         ):
@@ -456,13 +445,13 @@ def best_rows(rows: Sequence[Mapping[str, Any]], column: str) -> set[int]:
     """Indices of the rows holding the best value of `column` (ties all marked)."""
     if is_reference_column(column):
         return set()
-    vals = [_as_float(r.get(column)) for r in rows]
-    finite = [v for v in vals if v is not None]
-    if len(finite) < 2:
+    vals = [finite(r.get(column)) for r in rows]
+    present = [v for v in vals if v is not None]
+    if len(present) < 2:
         return set()
-    if all(math.isclose(v, finite[0]) for v in finite):
+    if all(math.isclose(v, present[0]) for v in present):
         return set()  # a column where every probe ties tells nothing
-    target = min(finite) if lower_is_better(column) else max(finite)
+    target = min(present) if lower_is_better(column) else max(present)
     return {i for i, v in enumerate(vals) if v is not None and math.isclose(v, target)}
 
 
@@ -513,7 +502,7 @@ def runner_text(runner: Any) -> str:
 def _metric_cell(row: Mapping[str, Any], col: str, is_best: bool) -> str:
     v = row.get(col)
     cls = "lpwr-num lpwr-best" if is_best else "lpwr-num"
-    lo, hi = _as_float(row.get(f"{col}_low")), _as_float(row.get(f"{col}_high"))
+    lo, hi = finite(row.get(f"{col}_low")), finite(row.get(f"{col}_high"))
     ci = ""
     if lo is not None and hi is not None:
         ci = f'<span class="lpwr-ci">[{_e(fmt_value(lo))}, {_e(fmt_value(hi))}]</span>'
@@ -708,7 +697,7 @@ def probe_text(probe: Any) -> str:
                 f"  code length: {rec.code_length_bits:.1f} bits "
                 f"(compression {rec.uniform_bits / rec.code_length_bits:.2f}x)"
             )
-    metrics = {k: v for k, v in _probe_metrics(probe).items() if _as_float(v) is not None}
+    metrics = {k: v for k, v in _probe_metrics(probe).items() if finite(v) is not None}
     if metrics:
         lines.append("  metrics: " + ", ".join(f"{k}={fmt_value(v)}" for k, v in metrics.items()))
     ws = weight_summary(probe, top=5)

@@ -183,51 +183,13 @@ def plot_layer_sweep(
     e.g. an earlier run. The legend sits beside the axes.
     """
     df = _metrics_frame(source)
-    if metric not in df.columns:
-        numeric = [c for c in df.columns if df[c].dtype.kind in "fiu"]
-        raise ValueError(f"no column {metric!r} in the metrics; numeric columns: {numeric}")
-    values = df[metric].astype(float)
-    if not np.isfinite(values.to_numpy()).any():
-        others = [
-            c
-            for c in ("accuracy", "loss", "f1")
-            if c in df.columns and np.isfinite(df[c].astype(float).to_numpy()).any()
-        ]
-        if others:
-            raise ValueError(f"{metric!r} has no value for these probes (not computed for them)")
-        raise ValueError(
-            f"{metric!r} has no values yet: fit with an eval_set (fit_probes(train, test)) "
-            "or call runner.compute_metrics(dataset) first"
-        )
+    values = _sweep_values(df, metric)
     lo_col, hi_col = f"{metric}_low", f"{metric}_high"
     has_ci = ci and lo_col in df.columns and hi_col in df.columns
     subs = df["submodule"] if "submodule" in df.columns else df.index.to_series()
     pools = df["pooling"] if "pooling" in df.columns else None
 
-    points: dict[str, list[tuple[int, float, float, float]]] = {}
-    labels: dict[str, str] = {}
-    loose: list[tuple[str, float, float, float]] = []
-    group_pools: dict[str, set[str]] = {}
-    rows = []
-    for i in range(len(df)):
-        v = float(values.iloc[i])
-        if not math.isfinite(v):
-            continue
-        sub = str(subs.iloc[i])
-        group, depth = parse_depth(sub)
-        pool = str(pools.iloc[i]) if pools is not None else ""
-        lo = float(df[lo_col].iloc[i]) if has_ci else math.nan
-        hi = float(df[hi_col].iloc[i]) if has_ci else math.nan
-        rows.append((sub, group, depth, pool, v, lo, hi))
-        if depth is not None:
-            group_pools.setdefault(group, set()).add(pool)
-    for sub, group, depth, pool, v, lo, hi in rows:
-        if depth is None:
-            loose.append((f"{sub} ({pool})" if pool else sub, v, lo, hi))
-            continue
-        key = f"{group} ({pool})" if len(group_pools[group]) > 1 else group
-        labels[key] = series_label(group, pool)
-        points.setdefault(key, []).append((depth, v, lo, hi))
+    points, labels, loose = _sweep_points(df, values, subs, pools, has_ci, metric)
     for pts in points.values():
         pts.sort()
     strides = [_stride([p[0] for p in pts], None) for pts in points.values()]
@@ -281,21 +243,7 @@ def plot_layer_sweep(
                 label=series_label(sub, pool.rstrip(")")),
             )
             cont.lines[0].set_gid(f"loose:{label}")
-        if isinstance(baselines, str):
-            if baselines != "auto":
-                raise ValueError("baselines must be 'auto', None, a number or {label: value}")
-            if metric == "accuracy":
-                _auto_baselines(ax, df, subs)
-        elif baselines is not None:
-            items = (
-                baselines.items() if isinstance(baselines, Mapping) else [("baseline", baselines)]
-            )
-            for label, value in items:
-                ln = ax.axhline(float(value), ls="--", lw=1, color="0.5", label=str(label))
-                ln.set_gid(f"baseline:{label}")
-        for k, (label, value) in enumerate((references or {}).items()):
-            ln = ax.axhline(float(value), ls=":", lw=1.2, color=f"C{(k + 3) % 10}", label=label)
-            ln.set_gid(f"reference:{label}")
+        _draw_baselines(ax, df, subs, metric, baselines, references)
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -305,6 +253,84 @@ def plot_layer_sweep(
         ax.grid(True, alpha=0.3)
     place_legend(ax, extra)
     return ax
+
+
+def _sweep_values(df: Any, metric: str) -> Any:
+    """The `metric` column as floats, or a ValueError that says why it cannot be drawn."""
+    if metric not in df.columns:
+        numeric = [c for c in df.columns if df[c].dtype.kind in "fiu"]
+        raise ValueError(f"no column {metric!r} in the metrics; numeric columns: {numeric}")
+    values = df[metric].astype(float)
+    if not np.isfinite(values.to_numpy()).any():
+        others = [
+            c
+            for c in ("accuracy", "loss", "f1")
+            if c in df.columns and np.isfinite(df[c].astype(float).to_numpy()).any()
+        ]
+        if others:
+            raise ValueError(f"{metric!r} has no value for these probes (not computed for them)")
+        raise ValueError(
+            f"{metric!r} has no values yet: fit with an eval_set (fit_probes(train, test)) "
+            "or call runner.compute_metrics(dataset) first"
+        )
+    return values
+
+
+def _sweep_points(
+    df: Any, values: Any, subs: Any, pools: Any, has_ci: bool, metric: str
+) -> tuple[dict[str, list[tuple[int, float, float, float]]], dict[str, str], list]:
+    """Points per series key (sorted by depth), their legend labels, and the loose
+    submodules (no layer index) as (label, value, low, high)."""
+    lo_col, hi_col = f"{metric}_low", f"{metric}_high"
+    points: dict[str, list[tuple[int, float, float, float]]] = {}
+    labels: dict[str, str] = {}
+    loose: list[tuple[str, float, float, float]] = []
+    group_pools: dict[str, set[str]] = {}
+    rows = []
+    for i in range(len(df)):
+        v = float(values.iloc[i])
+        if not math.isfinite(v):
+            continue
+        sub = str(subs.iloc[i])
+        group, depth = parse_depth(sub)
+        pool = str(pools.iloc[i]) if pools is not None else ""
+        lo = float(df[lo_col].iloc[i]) if has_ci else math.nan
+        hi = float(df[hi_col].iloc[i]) if has_ci else math.nan
+        rows.append((sub, group, depth, pool, v, lo, hi))
+        if depth is not None:
+            group_pools.setdefault(group, set()).add(pool)
+    for sub, group, depth, pool, v, lo, hi in rows:
+        if depth is None:
+            loose.append((f"{sub} ({pool})" if pool else sub, v, lo, hi))
+            continue
+        key = f"{group} ({pool})" if len(group_pools[group]) > 1 else group
+        labels[key] = series_label(group, pool)
+        points.setdefault(key, []).append((depth, v, lo, hi))
+    return points, labels, loose
+
+
+def _draw_baselines(
+    ax: Axes,
+    df: Any,
+    subs: Any,
+    metric: str,
+    baselines: float | Mapping[str, float] | str | None,
+    references: Mapping[str, float] | None,
+) -> None:
+    """Dashed baseline lines ("auto": the runner's baseline columns) and dotted references."""
+    if isinstance(baselines, str):
+        if baselines != "auto":
+            raise ValueError("baselines must be 'auto', None, a number or {label: value}")
+        if metric == "accuracy":
+            _auto_baselines(ax, df, subs)
+    elif baselines is not None:
+        items = baselines.items() if isinstance(baselines, Mapping) else [("baseline", baselines)]
+        for label, value in items:
+            ln = ax.axhline(float(value), ls="--", lw=1, color="0.5", label=str(label))
+            ln.set_gid(f"baseline:{label}")
+    for k, (label, value) in enumerate((references or {}).items()):
+        ln = ax.axhline(float(value), ls=":", lw=1.2, color=f"C{(k + 3) % 10}", label=label)
+        ln.set_gid(f"reference:{label}")
 
 
 def _auto_baselines(ax: Axes, df: Any, subs: Any) -> None:

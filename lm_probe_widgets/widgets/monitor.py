@@ -25,8 +25,8 @@ import traitlets
 
 from ..core import events as ev
 from ..display import states as st
+from ..display.columns import finite
 from ._assets import css_text, esm_path
-from .progress import _num
 from .snapshot import SnapshotDisplay, with_snapshot
 
 MAX_STORED_POINTS = 2000  # per curve, in saved widget state and snapshots
@@ -104,10 +104,10 @@ class MonitorState:
         m = self.meta[name]
         if kind == ev.EVALUATED:
             self.steps[name].append(int(d["step"]))
-            self.losses[name].append(_num(d.get("val_loss")))
+            self.losses[name].append(finite(d.get("val_loss")))
             changed = m["best_step"] != d.get("best_step") or m["state"] != "training"
             m["best_step"] = d.get("best_step")
-            m["best_val_loss"] = _num(d.get("best_val_loss"))
+            m["best_val_loss"] = finite(d.get("best_val_loss"))
             m["state"] = "training"
             return changed
         if kind == ev.STEP and m["state"] == "waiting":
@@ -129,8 +129,8 @@ class MonitorState:
             return True
         if kind == ev.REFINED:
             m["refined"] = True
-            m["refined_val_loss"] = _num(d.get("val_loss"))
-            m["l2"] = _num(d.get("l2"))
+            m["refined_val_loss"] = finite(d.get("val_loss"))
+            m["l2"] = finite(d.get("l2"))
             return True
         if kind == ev.ERROR:
             m["state"] = "error"
@@ -233,7 +233,6 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
         self.runner = runner
         self._meta_dirty = False
         self._points_dirty = False
-        self.messages_sent = 0
         self.on_msg(self._on_custom_msg)
 
     # -- browser -> kernel ----------------------------------------------------------
@@ -249,7 +248,6 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
     def send_snapshot(self) -> None:
         """Every point so far, in one message (for a view that opened late)."""
         self.send({"type": "snapshot", "curves": _clean(self.state.curves())})
-        self.messages_sent += 1
 
     # -- events ---------------------------------------------------------------------
     def handle(self, event: ev.Event) -> None:
@@ -278,7 +276,6 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
             points = self.state.new_points()
             if points:
                 self.send({"type": "points", "points": _clean(points)})
-                self.messages_sent += 1
                 sent = True
         if self._meta_dirty or final:
             self._meta_dirty = False

@@ -29,23 +29,12 @@ import traitlets
 
 from ..core import events as ev
 from ..display import states as st
-from ..display.columns import format_number
+from ..display.columns import finite, format_number
 from ._assets import css_text, esm_path
 from .snapshot import SnapshotDisplay, with_snapshot
 
 STATES = tuple(st.PROBE_STATES)
 TRAINING_PHASES = ("train",)  # phases whose remaining work spans the remaining epochs
-
-
-def _num(x: Any) -> float | None:
-    """A float for the wire, or None for NaN/inf/missing (JSON has no NaN)."""
-    if x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def format_seconds(s: float | None) -> str:
@@ -173,10 +162,10 @@ class ProgressState:
                 p["state"] = "training"
             p["step"] = int(d["step"])
             p["epoch"] = int(d.get("epoch", p["epoch"]))
-            p["train_loss"] = _num(d.get("train_loss"))
+            p["train_loss"] = finite(d.get("train_loss"))
         elif kind == ev.EVALUATED:
-            p["val_loss"] = _num(d.get("val_loss"))
-            p["best_val_loss"] = _num(d.get("best_val_loss"))
+            p["val_loss"] = finite(d.get("val_loss"))
+            p["best_val_loss"] = finite(d.get("best_val_loss"))
             p["best_step"] = d.get("best_step")
         elif kind == ev.STOPPED:
             p["reason"] = str(d.get("reason", ""))
@@ -187,7 +176,7 @@ class ProgressState:
             p["best_step"] = d.get("best_step", p.get("best_step"))
             p["step"] = int(d.get("steps", p["step"]))
         elif kind == ev.REFINED:
-            p["kept_val_loss"] = _num(d.get("val_loss"))
+            p["kept_val_loss"] = finite(d.get("val_loss"))
             p["refined"] = True
         elif kind == ev.ERROR:
             p["state"] = "error"

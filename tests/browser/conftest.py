@@ -93,16 +93,23 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_context_args, "accept_downloads": True,
-            "viewport": {"width": 1100, "height": 800}}
+    return {
+        **browser_context_args,
+        "accept_downloads": True,
+        "viewport": {"width": 1100, "height": 800},
+    }
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves only /harness.html and /static/<asset>; nothing else of the disk."""
 
     asset_dir: Path = HERE
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                      ".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",
+        ".css": "text/css",
+        ".html": "text/html",
+    }
 
     def translate_path(self, path: str) -> str:
         path = path.split("?", 1)[0].split("#", 1)[0]
@@ -194,9 +201,7 @@ class WidgetPage:
 
     def mount(self, name: str, state: dict[str, Any] | None = None, **opts: Any) -> Mounted:
         state = json.loads(json.dumps(state or {}))  # JSON only, as over the widget wire
-        index = self.page.evaluate(
-            "([n, s, o]) => window.lpw.mount(n, s, o)", [name, state, opts]
-        )
+        index = self.page.evaluate("([n, s, o]) => window.lpw.mount(n, s, o)", [name, state, opts])
         return Mounted(self.page, index)
 
     def set_theme(self, theme: str) -> None:
@@ -227,4 +232,3 @@ def widget_page(page: Any, widget_server: str, request: pytest.FixtureRequest) -
         except Exception:  # a crashed page must not hide the real failure
             pass
     wp.assert_no_errors()
-

@@ -26,16 +26,19 @@ def gpt2_state() -> dict:
 
 def synthetic_tree(n_layers: int = 125) -> list[dict]:
     """A Llama-like tree of 2 + 16 * n_layers rows (2,002 for 125 layers)."""
-    rows = [{"name": "model", "type": "Model"}, {"name": "model.layers", "type": "ModuleList",
-                                                 "runs": False}]
+    rows = [
+        {"name": "model", "type": "Model"},
+        {"name": "model.layers", "type": "ModuleList", "runs": False},
+    ]
     for i in range(n_layers):
         b = f"model.layers.{i}"
         rows.append({"name": b, "type": "DecoderLayer", "shape": [1, 2, 64]})
         for sub in ("self_attn", "mlp"):
             rows.append({"name": f"{b}.{sub}", "type": sub.title(), "shape": [1, 2, 64]})
             for leaf in ("q", "k", "v", "o", "gate", "up"):
-                rows.append({"name": f"{b}.{sub}.{leaf}_proj", "type": "Linear",
-                             "shape": [1, 2, 64]})
+                rows.append(
+                    {"name": f"{b}.{sub}.{leaf}_proj", "type": "Linear", "shape": [1, 2, 64]}
+                )
         rows.append({"name": f"{b}.norm", "type": "RMSNorm", "shape": [1, 2, 64]})
     return rows
 
@@ -53,7 +56,7 @@ def test_click_and_shift_click_reach_model_state(widget_page, gpt2_state):
     tree_names = [r["name"] for r in gpt2_state["tree"]]
     lo, hi = tree_names.index("transformer.h.0"), tree_names.index("transformer.h.0.mlp")
     runs = {r["name"]: r["runs"] for r in gpt2_state["tree"]}
-    expected = [n + ".output" for n in tree_names[lo:hi + 1] if runs[n] is not False]
+    expected = [n + ".output" for n in tree_names[lo : hi + 1] if runs[n] is not False]
     assert len(expected) >= 5
     assert w.get("selected") == expected
     assert row(w, "transformer.h.0.attn").get_attribute("aria-selected") == "true"
@@ -139,8 +142,9 @@ def test_two_thousand_rows_stay_responsive(widget_page):
 
 def test_html_in_names_is_shown_as_text(widget_page):
     evil = "<img src=x onerror=window.__pwned=1>"
-    picker = SubmodulePicker(tree=[{"name": "m", "type": evil},
-                                   {"name": f"m.{evil}", "type": "Linear"}])
+    picker = SubmodulePicker(
+        tree=[{"name": "m", "type": evil}, {"name": f"m.{evil}", "type": "Linear"}]
+    )
     w = widget_page.mount("picker", state_of(picker))
     assert w.root.locator("img").count() == 0
     assert evil in w.root.locator(".lpw-picker-row").first.inner_text()
