@@ -82,11 +82,12 @@ def test_quickstart_picker_cells_are_interactive() -> None:
     assert "picker" not in rest.replace("picker.to_configs", "")
 
 
-def test_lesson_exercises_have_hidden_solutions() -> None:
+@pytest.mark.parametrize("path", [LESSON], ids=lambda p: p.stem)
+def test_lesson_exercises_have_hidden_solutions(path: Path) -> None:
     """Solutions are folded Markdown: Run All cannot execute them, so no answer (code or
     output) shows under an exercise; their code still compiles."""
     builder = _load_builder()
-    nb = nbformat.read(LESSON, as_version=4)
+    nb = nbformat.read(path, as_version=4)
     solutions = [c for c in nb.cells if "solution" in _tags(c)]
     exercises = [c for c in nb.cells if c.cell_type == "markdown" and "**Exercise" in c.source]
     assert 2 <= len(exercises) == len(solutions)
@@ -261,6 +262,19 @@ def test_lesson_runs_end_to_end(tmp_path: Path) -> None:
     assert set(s["random_init_accuracy"]) == set(layers)
     assert all(-1.0 <= v <= 1.0 for v in s["selectivity"].values())
     assert 0.4 <= s["majority_accuracy"] <= 0.6  # balanced classes
+    # the confound baselines ran, and the validity card has a reading per layer that
+    # names the control task and the strongest confound
+    assert set(s["confounds"]) == {"length", "bag_of_words", "tfidf"}
+    assert all(0.0 <= v <= 1.0 for v in s["confounds"].values())
+    assert set(s["readings"]) == set(layers)
+    for reading in s["readings"].values():
+        assert "its control task by" in reading and "random-init model" in reading, reading
+        assert any(c in reading for c in ("length", "bag of words", "tfidf")), reading
+    # the lesson's reading of the control task: the embeddings' selectivity is below the
+    # best middle layer's (the words alone explain more of h[0] than of the middle)
+    middle = [k for k in layers if 6 <= int(k[2:-1]) <= 24]
+    assert s["selectivity"]["h[0]"] < max(s["selectivity"][k] for k in middle), s["selectivity"]
+    assert "image/png" not in _mimetypes(_cell(nb, "card = runner.validity()"))
     # both layer-sweep plots were drawn
     assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "accuracy"'))
     assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "selectivity"'))
