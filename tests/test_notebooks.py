@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 QUICKSTART = NB_DIR / "quickstart.ipynb"
 LESSON = NB_DIR / "lesson-which-layer-knows.ipynb"
-NOTEBOOKS = [QUICKSTART, LESSON]
+USE_LESSON = NB_DIR / "lesson-does-the-model-use-it.ipynb"
+NOTEBOOKS = [QUICKSTART, LESSON, USE_LESSON]
 CELL_TIMEOUT = 900  # seconds per cell: the fits on a busy 2-core machine
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -82,7 +83,7 @@ def test_quickstart_picker_cells_are_interactive() -> None:
     assert "picker" not in rest.replace("picker.to_configs", "")
 
 
-@pytest.mark.parametrize("path", [LESSON], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [LESSON, USE_LESSON], ids=lambda p: p.stem)
 def test_lesson_exercises_have_hidden_solutions(path: Path) -> None:
     """Solutions are folded Markdown: Run All cannot execute them, so no answer (code or
     output) shows under an exercise; their code still compiles."""
@@ -287,3 +288,43 @@ def test_lesson_runs_end_to_end(tmp_path: Path) -> None:
     assert "intervals overlap:" in _stdout(sol[0])
     assert "largest gap at h[" in _stdout(sol[1])
     assert "text/html" in _mimetypes(sol[2])
+
+
+@pytest.mark.slow
+def test_use_lesson_runs_end_to_end(tmp_path: Path) -> None:
+    builder = _load_builder()
+    stored = nbformat.read(USE_LESSON, as_version=4)
+    solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
+    nb, _ = execute(USE_LESSON, tmp_path, extra=solutions)
+    s = _summary(nb)
+    layers = s["layers"]
+    assert layers[0] == "h[0]" and len(layers) >= 4
+    assert all(0.0 <= s["accuracy"][k] <= 1.0 for k in layers)
+    assert max(s["accuracy"].values()) >= 0.6, s["accuracy"]  # a real sentiment signal
+    # every layer was steered along the probe, mass-mean and random directions
+    assert set(s["write"]) == {"probe", "mass_mean", "random"}
+    assert all(set(v) == set(layers) for v in s["write"].values())
+    assert s["n_effects"] == 3 * len(layers) * 3
+    # steering along the mass-mean direction moves the next word towards positive
+    # somewhere, more than a random direction of the same length does there
+    best = max(layers, key=lambda k: s["write"]["mass_mean"][k])
+    assert s["write"]["mass_mean"][best] > 0.1, s["write"]
+    assert s["write"]["mass_mean"][best] > abs(s["write"]["random"][best]), s["write"]
+    assert s["kl_max"] > 0.0
+    # the read/write plots were drawn, and steer's own report printed
+    assert "image/png" in _mimetypes(_cell(nb, "fig, axes = plt.subplots(3"))
+    assert "image/png" in _mimetypes(_cell(nb, 'ax.set_xlabel("read: probe accuracy")'))
+    assert "SteeringResult(" in "".join(
+        o["data"].get("text/plain", "")
+        for o in _cell(nb, 'steering.steer(runner, "h[10]"').outputs
+        if "data" in o
+    )
+    # Run All showed no answer; the solutions work when a student runs them
+    lesson = [c for c in nb.cells if "extra" not in _tags(c)]
+    printed = "".join(_stdout(c) for c in lesson)
+    assert "mirror table" not in printed and "strongest write layer" not in printed
+    sol = [c for c in nb.cells if "extra" in _tags(c)]
+    assert len(sol) == 3
+    assert "mirror table" in _stdout(sol[0])
+    assert "strongest write layer" in _stdout(sol[1])
+    assert "steered:" in _stdout(sol[2])
