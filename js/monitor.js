@@ -19,36 +19,11 @@
 // Charts are SVG, one per probe; a curve with more points than pixels is reduced to
 // the min/max per pixel column, so thousands of points still draw in microseconds.
 
-const SVG = "http://www.w3.org/2000/svg";
+import { h, svg, fmt, styleOf } from "./shared.js";
+
 const W = 300;
 const H = 130;
 const PAD = { l: 44, r: 8, t: 16, b: 18 }; // the top margin holds the end label
-
-function h(tag, cls, text) {
-  const el = document.createElement(tag);
-  if (cls) el.className = cls;
-  if (text !== undefined && text !== null) el.textContent = String(text);
-  return el;
-}
-
-function s(tag, cls, attrs) {
-  const el = document.createElementNS(SVG, tag);
-  if (cls) el.setAttribute("class", cls);
-  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
-  return el;
-}
-
-// Three decimals, as everywhere else (display/columns.py format_number).
-function fmt(x) {
-  if (x === null || x === undefined || !isFinite(x)) return "–";
-  if (Number.isInteger(x)) return String(x);
-  return x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential(2) : x.toFixed(3);
-}
-
-function styleOf(styles, state) {
-  const table = (styles && styles.probe) || {};
-  return table[state] || { label: state, color: "currentColor", final: true };
-}
 
 // Reduce (xs, ys) in pixel space to at most ~2 points per pixel column (min and max,
 // in order), keeping gaps (null y) as path breaks.
@@ -168,41 +143,41 @@ function render({ model, el }) {
     label.title = name;
     const state = h("span", "lpw-monitor-state");
     head.append(label, state);
-    const svg = s("svg", "lpw-monitor-chart", {
+    const chart = svg("svg", "lpw-monitor-chart", {
       viewBox: `0 0 ${W} ${H}`,
       width: W,
       height: H,
       role: "img",
       "aria-label": `validation loss of ${name}`,
     });
-    const plot = s("rect", "lpw-plot-bg", {
+    const plot = svg("rect", "lpw-plot-bg", {
       x: PAD.l, y: PAD.t, width: W - PAD.l - PAD.r, height: H - PAD.t - PAD.b,
     });
-    const warm = s("rect", "lpw-warmup", { y: PAD.t, height: H - PAD.t - PAD.b });
-    const patience = s("rect", "lpw-patience", { y: PAD.t, height: H - PAD.t - PAD.b });
-    const curve = s("path", "lpw-curve", { fill: "none" });
-    const bestLine = s("line", "lpw-best-line", { y1: PAD.t, y2: H - PAD.b });
-    const best = s("circle", "lpw-best", { r: 3.5 });
-    const bestTitle = s("title");
+    const warm = svg("rect", "lpw-warmup", { y: PAD.t, height: H - PAD.t - PAD.b });
+    const patience = svg("rect", "lpw-patience", { y: PAD.t, height: H - PAD.t - PAD.b });
+    const curve = svg("path", "lpw-curve", { fill: "none" });
+    const bestLine = svg("line", "lpw-best-line", { y1: PAD.t, y2: H - PAD.b });
+    const best = svg("circle", "lpw-best", { r: 3.5 });
+    const bestTitle = svg("title");
     best.append(bestTitle);
-    const end = s("g", "lpw-end");
-    const stopLine = s("line", "lpw-stop-line", { y1: PAD.t, y2: H - PAD.b });
-    const stopLabel = s("text", "lpw-stop-label", { y: PAD.t - 4 });
-    const stopTitle = s("title");
+    const end = svg("g", "lpw-end");
+    const stopLine = svg("line", "lpw-stop-line", { y1: PAD.t, y2: H - PAD.b });
+    const stopLabel = svg("text", "lpw-stop-label", { y: PAD.t - 4 });
+    const stopTitle = svg("title");
     stopLine.append(stopTitle);
     end.append(stopLine, stopLabel);
-    const keptLink = s("line", "lpw-kept-link");
-    const kept = s("path", "lpw-kept");
-    const keptTitle = s("title");
+    const keptLink = svg("line", "lpw-kept-link");
+    const kept = svg("path", "lpw-kept");
+    const keptTitle = svg("title");
     kept.append(keptTitle);
-    const yMax = s("text", "lpw-axis", { x: PAD.l - 4, y: PAD.t + 8, "text-anchor": "end" });
-    const yMin = s("text", "lpw-axis", { x: PAD.l - 4, y: H - PAD.b, "text-anchor": "end" });
-    const x0 = s("text", "lpw-axis", { x: PAD.l, y: H - 4, "text-anchor": "start" });
-    const x1 = s("text", "lpw-axis lpw-xmax", { x: W - PAD.r, y: H - 4, "text-anchor": "end" });
+    const yMax = svg("text", "lpw-axis", { x: PAD.l - 4, y: PAD.t + 8, "text-anchor": "end" });
+    const yMin = svg("text", "lpw-axis", { x: PAD.l - 4, y: H - PAD.b, "text-anchor": "end" });
+    const x0 = svg("text", "lpw-axis", { x: PAD.l, y: H - 4, "text-anchor": "start" });
+    const x1 = svg("text", "lpw-axis lpw-xmax", { x: W - PAD.r, y: H - 4, "text-anchor": "end" });
     x0.textContent = "0";
-    svg.append(plot, warm, patience, curve, bestLine, best, end, keptLink, kept, yMax, yMin, x0, x1);
+    chart.append(plot, warm, patience, curve, bestLine, best, end, keptLink, kept, yMax, yMin, x0, x1);
     const foot = h("div", "lpw-monitor-reason lpw-muted");
-    card.append(head, svg, foot);
+    card.append(head, chart, foot);
     return { card, state, warm, patience, curve, best, bestLine, bestTitle, end, stopLine,
       stopLabel, stopTitle, keptLink, kept, keptTitle, yMax, yMin, x1, foot };
   }
@@ -283,7 +258,7 @@ function render({ model, el }) {
     show(c.best, drawBest);
     show(c.bestLine, drawBest);
 
-    const style = styleOf(styles, m.state);
+    const style = styleOf(styles, "probe", m.state);
     const ended = style.final && m.stop_step !== null && m.stop_step !== undefined;
     if (ended) {
       // The end state's word sits above the plot area: it never covers the curve.

@@ -8,24 +8,11 @@
 // trees with thousands of modules filter and scroll without delay. All text goes
 // in through textContent / setAttribute: module names are never parsed as HTML.
 
+import { h, button } from "./shared.js";
+
 const ROW_H = 24;
 const OVERSCAN = 8;
 const CHIP_LIMIT = 60;
-
-function h(tag, cls, text) {
-  const el = document.createElement(tag);
-  if (cls) el.className = cls;
-  if (text !== undefined && text !== null) el.textContent = String(text);
-  return el;
-}
-
-function button(label, title, onClick) {
-  const b = h("button", "lpw-btn", label);
-  b.type = "button";
-  if (title) b.title = title;
-  b.addEventListener("click", onClick);
-  return b;
-}
 
 // The dry run feeds 1 sequence of 2 tokens: show those dims as B and T so the
 // width stands out ([B, T, 768]); the raw shape stays in the cell's tooltip.

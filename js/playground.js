@@ -14,6 +14,9 @@
 // Every value is written with textContent: nothing from the data is parsed as HTML.
 
 // Same numbers as lm_probe_widgets/widgets/playground.py (the static snapshot).
+
+import { h, fmt } from "./shared.js";
+
 export const CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 export const NEGATIVE_COLOUR = "#2c7bb6";
@@ -21,24 +24,8 @@ export const POSITIVE_COLOUR = "#d7301f";
 const STRIP_MAX_MIX = 80;
 const HEAT_MAX_MIX = 70;
 
-function h(tag, cls, text) {
-  const el = document.createElement(tag);
-  if (cls) el.className = cls;
-  if (text !== undefined && text !== null) el.textContent = String(text);
-  return el;
-}
-
 function mix(colour, percent) {
   return `color-mix(in srgb, ${colour} ${Math.round(percent)}%, transparent)`;
-}
-
-// As display/columns.py format_number with 3 decimals.
-export function fmt(v) {
-  if (v === null || v === undefined || !Number.isFinite(v)) return "–";
-  if (Number.isInteger(v)) return String(v);
-  const a = Math.abs(v);
-  if (a !== 0 && a < 1e-3) return v.toExponential(2);
-  return v.toFixed(3);
 }
 
 function signed(v) {

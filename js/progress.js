@@ -10,17 +10,7 @@
 // Rows are keyed and updated in place; every string goes in through textContent,
 // never parsed as HTML. A state's colour reaches the CSS as the variable --lpw-state.
 
-function h(tag, cls, text) {
-  const el = document.createElement(tag);
-  if (cls) el.className = cls;
-  if (text !== undefined && text !== null) el.textContent = String(text);
-  return el;
-}
-
-function styleOf(styles, group, state) {
-  const table = (styles && styles[group]) || {};
-  return table[state] || { label: state, color: "currentColor", final: true };
-}
+import { h, styleOf } from "./shared.js";
 
 function makeRow(kind, key) {
   const row = h("div", `lpw-progress-row lpw-progress-${kind}`);

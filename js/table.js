@@ -8,26 +8,14 @@
 //               show_all  false: only the compact columns (Python chose them), intervals
 //                         beside their metric; true: every column  (synced back)
 //               title, filename, max_height
-// CSV / JSON text is built here exactly as MetricsTable.to_csv()/to_json() builds it
-// in Python, so a browser download and a Python export of the same view are equal.
+// Downloads: the CSV / JSON buttons ask the kernel ({type: "export", format}); Python
+// replies with MetricsTable.to_csv()/to_json() of the current view ({type: "export",
+// format, filename, mime, text}) and the browser saves that text: built once, in Python.
 // Every value is written with textContent: nothing from the data is parsed as HTML.
 
+import { h, button, fmt } from "./shared.js";
+
 const PAGE = 1000; // rows rendered at once; "Show more" adds the next page
-
-function h(tag, cls, text) {
-  const el = document.createElement(tag);
-  if (cls) el.className = cls;
-  if (text !== undefined && text !== null) el.textContent = String(text);
-  return el;
-}
-
-function button(label, title, onClick) {
-  const b = h("button", "lpw-btn", label);
-  b.type = "button";
-  if (title) b.title = title;
-  b.addEventListener("click", onClick);
-  return b;
-}
 
 function compare(a, b) {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -45,46 +33,11 @@ export function viewOrder(rows, columns, sort) {
   return present.concat(missing);
 }
 
-function csvField(v) {
-  if (v === null || v === undefined) return "";
-  const text = String(v);
-  return /[,"\n\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
-}
-
-export function toCsv(rows, columns, order) {
-  const lines = [columns.map((c) => csvField(c.name)).join(",")];
-  for (const i of order) lines.push(rows[i].map(csvField).join(","));
-  return lines.join("\n") + "\n";
-}
-
-export function toJson(rows, columns, order) {
-  if (order.length === 0) return "[]";
-  const keys = columns.map((c) => JSON.stringify(c.name));
-  const records = order.map((i) => {
-    if (keys.length === 0) return "  {}";
-    const fields = keys.map((k, j) => {
-      const v = rows[i][j];
-      return "    " + k + ": " + (v === null || v === undefined ? "null" : JSON.stringify(v));
-    });
-    return "  {\n" + fields.join(",\n") + "\n  }";
-  });
-  return "[\n" + records.join(",\n") + "\n]";
-}
-
 function toTsv(rows, columns, order) {
   const clean = (v) => (v === null || v === undefined ? "" : String(v).replace(/[\t\r\n]+/g, " "));
   const lines = [columns.map((c) => clean(c.name)).join("\t")];
   for (const i of order) lines.push(rows[i].map(clean).join("\t"));
   return lines.join("\n") + "\n";
-}
-
-// As display/columns.py format_number: integers whole, else `decimals` decimals, and
-// magnitudes below 10^-decimals in exponent form so they never read as zero.
-export function formatNumber(v, decimals = 3) {
-  if (Number.isInteger(v)) return String(v);
-  const a = Math.abs(v);
-  if (a !== 0 && a < Math.pow(10, -decimals)) return v.toExponential(2);
-  return v.toFixed(decimals);
 }
 
 // Positions (in `rows`) of the best value of every column that has a direction.
@@ -165,15 +118,11 @@ function render({ model, el }) {
   const title = h("span", "lpw-table-title");
   const count = h("span", "lpw-muted lpw-table-count");
   const spacer = h("span", "lpw-table-spacer");
-  const csvBtn = button("CSV", "Download the table as CSV (current sort)", () => {
-    download(root, toCsv(rows, columns, order), filename("csv"), "text/csv;charset=utf-8");
-    note("CSV downloaded");
-  });
+  const csvBtn = button("CSV", "Download the table as CSV (current sort)", () => ask("csv"));
   csvBtn.classList.add("lpw-table-csv");
-  const jsonBtn = button("JSON", "Download the table as JSON records (current sort)", () => {
-    download(root, toJson(rows, columns, order), filename("json"), "application/json");
-    note("JSON downloaded");
-  });
+  const jsonBtn = button("JSON", "Download the table as JSON records (current sort)", () =>
+    ask("json"),
+  );
   jsonBtn.classList.add("lpw-table-json");
   const copyBtn = button("Copy", "Copy the table (tab-separated) to the clipboard", async () => {
     const ok = await copyText(toTsv(rows, columns, order));
@@ -211,9 +160,15 @@ function render({ model, el }) {
       toast.textContent = "";
     }, 3000);
   }
-  function filename(ext) {
-    const base = String(model.get("filename") || "metrics").replace(/[^A-Za-z0-9_.-]+/g, "_");
-    return `${base}.${ext}`;
+  function ask(format) {
+    model.send({ type: "export", format });
+    note(`Preparing ${format.toUpperCase()}…`);
+  }
+
+  function onMsg(msg) {
+    if (!msg || msg.type !== "export") return;
+    download(root, msg.text, msg.filename, msg.mime);
+    note(`${String(msg.format).toUpperCase()} downloaded`);
   }
 
   function load() {
@@ -283,14 +238,14 @@ function render({ model, el }) {
           td.className = "lpw-table-na";
           td.title = "missing";
         } else if (c.kind === "number" && typeof v === "number") {
-          td.textContent = formatNumber(v, c.decimals ?? 3);
+          td.textContent = fmt(v, c.decimals ?? 3);
           td.className = "lpw-table-num lpw-mono";
           td.title = String(v);
           const lo = compactView && c.ci ? columns.findIndex((x) => x.name === c.ci[0]) : -1;
           const hi = compactView && c.ci ? columns.findIndex((x) => x.name === c.ci[1]) : -1;
           if (lo >= 0 && hi >= 0 && typeof r[lo] === "number" && typeof r[hi] === "number") {
             const d = c.decimals ?? 3;
-            td.append(h("span", "lpw-table-ci", ` [${formatNumber(r[lo], d)}, ${formatNumber(r[hi], d)}]`));
+            td.append(h("span", "lpw-table-ci", ` [${fmt(r[lo], d)}, ${fmt(r[hi], d)}]`));
             td.title = `${v} (95% interval ${r[lo]} to ${r[hi]})`;
           }
         } else {
@@ -321,7 +276,9 @@ function render({ model, el }) {
   for (const k of keys) model.on("change:" + k, onData);
   redraw();
 
+  model.on("msg:custom", onMsg);
   return () => {
+    model.off("msg:custom", onMsg);
     for (const k of keys) model.off("change:" + k, onData);
     clearTimeout(toastTimer);
   };

@@ -545,7 +545,9 @@ def test_dashboard_snapshot_and_final_bundle():
     html = final["text/html"]
     assert 'data-fit-state="completed"' in html and "fit completed" in html
     assert (
-        html.count('class="lpws-card"') == 2 and "&lt;script&gt;x" in html and "<script" not in html
+        html.count('class="lpw-snap-card"') == 2
+        and "&lt;script&gt;x" in html
+        and "<script" not in html
     )
     assert 'data-phase="extract-train"' in html
     assert final["text/plain"].startswith("fit completed")

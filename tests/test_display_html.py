@@ -129,7 +129,7 @@ def test_mimebundle_has_text_and_html(fitted: Any) -> None:
     assert set(bundle) == {"text/plain", "text/html"}
     assert runner._repr_mimebundle_(include=["text/plain"]).keys() == {"text/plain"}
     assert runner._repr_mimebundle_(exclude=["text/html"]).keys() == {"text/plain"}
-    assert runner._repr_html_().startswith('<div id="lpwr-')
+    assert runner._repr_html_().startswith('<div id="lpw-')
 
 
 def test_text_plain_is_a_readable_table(fitted: Any) -> None:
@@ -162,15 +162,15 @@ def test_html_structure_state_and_sparklines(fitted: Any) -> None:
     runner, _ = fitted
     root = parse(runner._repr_html_())
     (top,) = [n for n in root.children if n.tag == "div"]
-    assert top.attrs["class"] == "lpwr" and top.attrs["id"].startswith("lpwr-")
-    (body,) = top.find_all("div", "lpwr-body")
+    assert top.attrs["class"] == "lpw lpw-repr" and top.attrs["id"].startswith("lpw-")
+    (body,) = top.find_all("div", "lpw-body")
     assert "hidden" in body.attrs  # revealed only by the (trusted) scoped CSS
-    (fallback,) = top.find_all("div", "lpwr-fallback")
+    (fallback,) = top.find_all("div", "lpw-fallback")
     pre = fallback.find_all("pre")[0].all_text()
     assert pre == runner._repr_mimebundle_()["text/plain"]
-    assert "GPT2LMHeadModel" in top.find_all("span", "lpwr-model")[0].all_text()
+    assert "GPT2LMHeadModel" in top.find_all("span", "lpw-model")[0].all_text()
 
-    (probes,) = body.find_all("table", "lpwr-probes")
+    (probes,) = body.find_all("table", "lpw-probes")
     rows = {tr.attrs.get("data-probe"): tr for tr in probes.find_all("tr") if tr.attrs}
     assert set(rows) == {
         EVIL_NAME,
@@ -180,24 +180,24 @@ def test_html_structure_state_and_sparklines(fitted: Any) -> None:
     }
     stopped = rows["transformer.h.2.output"]
     assert runner["transformer.h.2.output"].state == "early-stopped"
-    badge = stopped.find_all("span", "lpwr-badge")[0]
+    badge = stopped.find_all("span", "lpw-badge")[0]
     assert badge.attrs["data-state"] == "early-stopped"
     assert "stopped early at step" in stopped.all_text()
     assert "because validation loss did not improve" in stopped.all_text()
-    assert rows["embeddings"].find_all("span", "lpwr-badge")[0].attrs["data-state"] == "finished"
-    assert "transformer.wte.output" in rows["embeddings"].find_all("td", "lpwr-submodule")[0].text
+    assert rows["embeddings"].find_all("span", "lpw-badge")[0].attrs["data-state"] == "finished"
+    assert "transformer.wte.output" in rows["embeddings"].find_all("td", "lpw-submodule")[0].text
     # one sparkline per fitted probe, with as many points as evaluations, best dot present
     for name, tr in rows.items():
-        (svg,) = tr.find_all("svg", "lpwr-spark")
+        (svg,) = tr.find_all("svg", "lpw-spark")
         (poly,) = svg.find_all("polyline")
         n_points = len(poly.attrs["points"].split())
         rec = runner[name].record
         assert n_points == sum(math.isfinite(h["val_loss"]) for h in rec.history) > 1
-        assert svg.find_all("circle", "lpwr-spark-best")[0].attrs["data-step"] == str(rec.best_step)
-        assert bool(svg.find_all("line", "lpwr-spark-stop")) == (rec.state == "early-stopped")
+        assert svg.find_all("circle", "lpw-spark-best")[0].attrs["data-step"] == str(rec.best_step)
+        assert bool(svg.find_all("line", "lpw-spark-stop")) == (rec.state == "early-stopped")
         assert svg.find_all("title")[0].all_text().startswith("validation loss")
     # collapsible configurations with every probe
-    (details,) = [d for d in body.find_all("details") if "lpwr-all-metrics" not in d.attrs["class"]]
+    (details,) = [d for d in body.find_all("details") if "lpw-all-metrics" not in d.attrs["class"]]
     assert details.find_all("summary")[0].all_text() == "Configurations (4)"
     assert "patience" in details.all_text() and "l2" in details.all_text()
 
@@ -205,15 +205,13 @@ def test_html_structure_state_and_sparklines(fitted: Any) -> None:
 def test_metrics_best_per_column(fitted: Any) -> None:
     runner, _ = fitted
     root = parse(runner._repr_html_())
-    (table,) = root.find_all("table", "lpwr-metrics-all")  # every column, folded away
+    (table,) = root.find_all("table", "lpw-metrics-all")  # every column, folded away
     df = runner.metrics
     for col, pick in (("loss", "idxmin"), ("val_loss", "idxmin"), ("compression", "idxmax")):
         cells = [td for td in table.find_all("td") if td.attrs.get("data-col") == col]
         assert len(cells) == len(df)
         best = [
-            td.parent.attrs["data-probe"]
-            for td in cells
-            if "lpwr-best" in td.attrs["class"].split()
+            td.parent.attrs["data-probe"] for td in cells if "lpw-best" in td.attrs["class"].split()
         ]
         assert best == [getattr(df[col], pick)()], col
     headers = [th.all_text() for th in table.find_all("th")]
@@ -225,15 +223,15 @@ def test_metrics_compact_view_first(fitted: Any) -> None:
     number with three decimals."""
     runner, _ = fitted
     root = parse(runner._repr_html_())
-    (compact,) = root.find_all("table", "lpwr-metrics")
+    (compact,) = root.find_all("table", "lpw-metrics")
     headers = [th.all_text() for th in compact.find_all("th")]
     assert headers == ["probe", "accuracy ↑", "F1 (macro) ↑", "Matthews corr. ↑", "test log-loss ↓"]
-    (folded,) = root.find_all("details", "lpwr-all-metrics")
+    (folded,) = root.find_all("details", "lpw-all-metrics")
     assert folded.find_all("summary")[0].all_text().startswith("All metric columns")
-    for td in compact.find_all("td", "lpwr-num"):
+    for td in compact.find_all("td", "lpw-num"):
         value = "".join(td.text).strip()
         assert re.fullmatch(r"-?\d+\.\d{3}|-?\d\.\d\de-\d\d", value), value  # tiny: 8.58e-04
-        for ci in td.find_all("span", "lpwr-ci"):
+        for ci in td.find_all("span", "lpw-ci"):
             assert re.fullmatch(r"\[\d\.\d{3}, \d\.\d{3}\]", ci.all_text()), ci.all_text()
 
 
@@ -245,8 +243,8 @@ def test_confidence_interval_columns_are_shown(fitted: Any) -> None:
         _metric_cell({"accuracy": 0.8, "accuracy_low": 0.7, "accuracy_high": 0.9}, "accuracy", True)
     )
     (td,) = cell.find_all("td")
-    assert td.attrs["class"] == "lpwr-num lpwr-best"
-    assert td.find_all("span", "lpwr-ci")[0].all_text() == "[0.700, 0.900]"
+    assert td.attrs["class"] == "lpw-num lpw-best"
+    assert td.find_all("span", "lpw-ci")[0].all_text() == "[0.700, 0.900]"
 
 
 def test_injection_is_escaped_everywhere(fitted: Any) -> None:
@@ -259,9 +257,9 @@ def test_injection_is_escaped_everywhere(fitted: Any) -> None:
     assert "img" not in tags and "script" not in tags and "b" in tags  # only our <b> note
     assert [n for n in root.find_all("b") if n.all_text() == "ok"] == []
     # the injection attempts are visible as text
-    names = [n.all_text() for n in root.find_all("td", "lpwr-name")]
+    names = [n.all_text() for n in root.find_all("td", "lpw-name")]
     assert EVIL_NAME in names
-    chips = [n.all_text() for n in root.find_all("span", "lpwr-chip")]
+    chips = [n.all_text() for n in root.find_all("span", "lpw-chip")]
     assert EVIL_CLASS in chips and GOOD in chips
     # a submodule string (not fitted: it can never reach a model) is escaped too
     from lm_probe_widgets import ProbeConfig
@@ -274,7 +272,7 @@ def test_injection_is_escaped_everywhere(fitted: Any) -> None:
     assert EVIL_SUBMODULE not in html
     root = parse(html)
     assert "svg" not in {n.tag for n in root.iter() if "onload" in n.attrs}
-    assert EVIL_SUBMODULE in [n.all_text() for n in root.find_all("td", "lpwr-submodule")]
+    assert EVIL_SUBMODULE in [n.all_text() for n in root.find_all("td", "lpw-submodule")]
 
 
 def test_unique_ids_and_scoped_css(fitted: Any) -> None:
@@ -294,10 +292,10 @@ def test_unique_ids_and_scoped_css(fitted: Any) -> None:
     for selectors in re.findall(r"([^{}]+)\{[^{}]*\}", body):
         for sel in selectors.split(","):
             sel = sel.strip()
-            assert re.match(r"^(body\[[^\]]+\] )?\.lpwr\b", sel), sel
-    assert 'body[data-jp-theme-light="false"] .lpwr' in CSS
+            assert re.match(r"^(body\[[^\]]+\] )?\.lpw\b", sel), sel
+    assert 'body[data-jp-theme-light="false"] .lpw' in CSS
     assert "body[data-vscode-theme-kind" in CSS
-    assert "prefers-color-scheme: dark" in CSS
+    assert "color-scheme: light dark" in CSS and "light-dark(" in CSS  # OS preference
 
 
 def test_unfitted_runner_renders(fitted: Any) -> None:
@@ -308,9 +306,9 @@ def test_unfitted_runner_renders(fitted: Any) -> None:
     bundle = fresh._repr_mimebundle_()
     assert "state: not fitted" in bundle["text/plain"]
     root = parse(bundle["text/html"])
-    states = [b.attrs["data-state"] for b in root.find_all("span", "lpwr-badge")]
+    states = [b.attrs["data-state"] for b in root.find_all("span", "lpw-badge")]
     assert states == ["not fitted"] * 5  # runner + 4 probes
-    assert root.find_all("table", "lpwr-metrics") == []
+    assert root.find_all("table", "lpw-metrics") == []
 
 
 # -- probe -------------------------------------------------------------------------------
@@ -330,14 +328,14 @@ def test_probe_repr(fitted: Any) -> None:
     assert facts["feature dim"] == str(probe.dim) == "32"
     assert facts["submodule"] == "transformer.h.2.output"
     assert facts["best step"] == str(probe.record.best_step)
-    (weights,) = root.find_all("table", "lpwr-weights")
+    (weights,) = root.find_all("table", "lpw-weights")
     dims = [int(tr.find_all("td")[0].all_text()) for tr in weights.find_all("tr")[1:]]
     import numpy as np
 
     expected = np.argsort(-np.abs(probe.coef_).max(0), kind="stable")[:8]
     assert dims == [int(d) for d in expected]
     assert f"{np.linalg.norm(probe.coef_.astype(np.float64)):.4f}" in root.all_text()
-    assert root.find_all("svg", "lpwr-spark")
+    assert root.find_all("svg", "lpw-spark")
     assert root.find_all("details")[0].find_all("summary")[0].all_text() == "Configuration"
 
 
@@ -347,7 +345,7 @@ def test_probe_repr_escapes_and_unfitted(fitted: Any) -> None:
     assert EVIL_NAME not in html and EVIL_CLASS not in html
     root = parse(html)
     assert root.find_all("img") == [] and root.find_all("script") == []
-    assert root.find_all("span", "lpwr-name")[0].all_text() == EVIL_NAME
+    assert root.find_all("span", "lpw-name")[0].all_text() == EVIL_NAME
     from lm_probe_widgets import ProbeConfig
 
     probe = LinearProbe(ProbeConfig(EVIL_SUBMODULE, classes=[EVIL_CLASS, "b"]), dim=4)
@@ -355,8 +353,8 @@ def test_probe_repr_escapes_and_unfitted(fitted: Any) -> None:
     assert "not fitted" in bundle["text/plain"]
     root = parse(bundle["text/html"])
     assert EVIL_SUBMODULE not in bundle["text/html"]
-    assert root.find_all("span", "lpwr-submodule")[0].all_text() == EVIL_SUBMODULE
-    assert root.find_all("table", "lpwr-weights") == []
+    assert root.find_all("span", "lpw-submodule")[0].all_text() == EVIL_SUBMODULE
+    assert root.find_all("table", "lpw-weights") == []
 
 
 # -- light rendering ---------------------------------------------------------------------
@@ -380,7 +378,7 @@ def test_html_repr_imports_nothing_heavy() -> None:
         "before = set(sys.modules)\n"
         "from lm_probe_widgets.display.html import runner_mimebundle\n"
         "b = runner_mimebundle(r); pb = p._repr_mimebundle_()\n"
-        "assert 'lpwr-spark' in b['text/html'] and 'lpwr-weights' in pb['text/html']\n"
+        "assert 'lpw-spark' in b['text/html'] and 'lpw-weights' in pb['text/html']\n"
         "new = sorted(set(sys.modules) - before)\n"
         "assert 'matplotlib' not in sys.modules, new\n"
         "print(new)\n"
@@ -412,9 +410,9 @@ def test_repr_while_fitting(fitted: Any) -> None:
     (bundle,) = seen
     assert "state: fitting" in bundle["text/plain"]
     root = parse(bundle["text/html"])
-    states = [b.attrs["data-state"] for b in root.find_all("span", "lpwr-badge")]
+    states = [b.attrs["data-state"] for b in root.find_all("span", "lpw-badge")]
     assert states == ["fitting", "fitting"]  # the runner and its one probe
-    assert "fitting: step 2" in root.find_all("td", "lpwr-state")[0].all_text()
+    assert "fitting: step 2" in root.find_all("td", "lpw-state")[0].all_text()
     (poly,) = root.find_all("polyline")
     assert len(poly.attrs["points"].split()) == 2
     assert "state: fitted" in live._repr_mimebundle_()["text/plain"]

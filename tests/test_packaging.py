@@ -43,6 +43,21 @@ def test_wheel_contents(wheel):
     shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("lm_probe_widgets/static/"))
     for name in sources:
         assert name in shipped, f"js/{name} is missing from the wheel's static/"
+    # the one theme, the repr styles and the shared front-end helpers among them
+    assert {"theme.css", "repr.css", "shared.js"} <= set(shipped)
+
+
+def test_widget_modules_inline_the_shared_helpers():
+    """anywidget loads each module from a blob URL: `esm_source` must leave no import."""
+    from lm_probe_widgets.widgets._assets import esm_source
+
+    widgets = [p.stem for p in (ROOT / "js").glob("*.js") if p.stem != "shared"]
+    assert sorted(widgets) == ["monitor", "picker", "playground", "progress", "table"]
+    for name in widgets:
+        assert 'from "./shared.js"' in (ROOT / "js" / f"{name}.js").read_text()
+        source = esm_source(name)
+        assert not [ln for ln in source.splitlines() if ln.startswith("import ")], name
+        assert source.count("export function h(") == 1, name
 
 
 def test_wheel_installs_into_empty_venv_and_imports(wheel, tmp_path):
@@ -59,6 +74,9 @@ def test_wheel_installs_into_empty_venv_and_imports(wheel, tmp_path):
     # A light import: no torch, numpy or nnsight installed in this venv at all.
     probe = (
         "import sys, lm_probe_widgets as m; "
+        "from lm_probe_widgets.display.assets import asset_dir; "
+        "from lm_probe_widgets.display.html import CSS; "
+        "assert asset_dir().name == 'static' and '.lpw-repr' in CSS, asset_dir(); "
         "assert 'torch' not in sys.modules; print(m.__version__, m.__file__)"
     )
     done = subprocess.run(

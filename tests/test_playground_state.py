@@ -141,10 +141,10 @@ def test_snapshot_escapes_text_tokens_and_labels(binary):
     page = data["text/html"]
     assert "<script>alert" not in page and "<img" not in page and "<i>pos</i>" not in page
     assert "&lt;script&gt;" in page and "&lt;i&gt;pos&lt;/i&gt;" in page
-    assert 'data-lpwr-kind="playground"' in page
+    assert 'data-lpw-kind="playground"' in page
     for p in pg.result["probes"]:
         assert f'data-probe="{p["name"]}"' in page
-    assert page.count('class="lpwp-token"') == len(pg.result["tokens"])
+    assert page.count('class="lpw-snap-pg-token"') == len(pg.result["tokens"])
     assert "applied to each token" in page
 
 
@@ -155,7 +155,7 @@ def test_errors_become_a_message_not_a_crash(tiny, binary, monkeypatch):
     assert "no fitted probes" in pg.error and pg.result["probes"] == []
     assert "no fitted probes" in pg.summary()
     html = pg.snapshot_html()
-    assert "no fitted probes" in html and "lpwp-error" in html
+    assert "no fitted probes" in html and "lpw-snap-pg-error" in html
     pg.text = "another sentence"  # still alive, still explaining
     assert "no fitted probes" in pg.error
 

@@ -207,28 +207,31 @@ def test_table_sort_view_and_exports():
     assert table.to_json().startswith('[\n  {\n    "probe": "h.1",\n    "loss": null,')
 
 
-def test_js_number_matches_javascript():
-    from lm_probe_widgets.widgets.table import js_number
+def test_table_exports_are_built_in_python_and_sent_on_request():
+    """The browser's CSV/JSON buttons send {type: export}; the reply carries the text
+    of to_csv()/to_json() for the current sort, the file name and the type."""
+    import pandas as pd
 
-    cases = {
-        0.1: "0.1",
-        1e-5: "0.00001",
-        1e-7: "1e-7",
-        1.5e-7: "1.5e-7",
-        123456789.0: "123456789",
-        1e21: "1e+21",
-        1.25e22: "1.25e+22",
-        3.0: "3",
-        -0.0: "0",
-        2.5: "2.5",
-        0.30000000000000004: "0.30000000000000004",
-        1e16: "10000000000000000",
-        7: "7",
-        -12.5: "-12.5",
-        0.000123: "0.000123",
-    }
-    for value, text in cases.items():
-        assert js_number(value) == text, value
+    from lm_probe_widgets.widgets.table import MetricsTable
+
+    df = pd.DataFrame(
+        {"loss": [0.5, 1e-7], "accuracy": [0.75, 0.9]}, index=pd.Index(["h.0", "h.1"], name="probe")
+    )
+    table = MetricsTable(df, filename="sweep 1")
+    table.sort = {"column": "accuracy", "descending": True}
+    sent = []
+    table.send = sent.append
+    table._on_custom_msg(table, {"type": "export", "format": "csv"}, [])
+    table._on_custom_msg(table, {"type": "export", "format": "json"}, [])
+    table._on_custom_msg(table, {"type": "export", "format": "xml"}, [])
+    table._on_custom_msg(table, {"type": "other"}, [])
+    assert [m["format"] for m in sent] == ["csv", "json"]
+    csv, js = sent
+    assert csv["filename"] == "sweep_1.csv" and csv["mime"].startswith("text/csv")
+    assert csv["text"] == table.to_csv() and csv["text"].splitlines()[1].startswith("h.1,1e-07,")
+    assert js["filename"] == "sweep_1.json" and js["text"] == table.to_json()
+    with pytest.raises(ValueError, match="export format"):
+        table.export_message("xml")
 
 
 def test_table_follows_a_runner_until_closed():

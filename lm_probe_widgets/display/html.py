@@ -4,8 +4,9 @@ Modelled on scikit-learn's estimator repr: the HTML carries a visible ``<pre>`` 
 fallback that CSS hides once the HTML is trusted and styled (untrusted notebooks and
 GitHub strip ``<style>``, so the fallback shows and the styled block stays
 ``hidden``); every output gets a unique id; every CSS rule is scoped under the
-``lpwr`` class; colours are CSS variables that follow JupyterLab's and VS Code's
-themes, then ``prefers-color-scheme``. Every string that reaches the HTML goes
+``lpw-repr`` class (styles: js/theme.css, shared with the widgets, and js/repr.css);
+colours are CSS variables that follow JupyterLab's and VS Code's themes, then
+``prefers-color-scheme``. Every string that reaches the HTML goes
 through ``html.escape``. Only the standard library is imported: a repr must be cheap,
 offline, and must never pull in matplotlib (the sparkline is hand-built SVG).
 """
@@ -19,10 +20,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .assets import REPR, THEME, read_asset
 from .columns import column_label, compact_columns, finite, format_number
-from .states import PROBE_STATES, probe_state
+from .states import PROBE_STATES, STATE_KIND, probe_state
 
-ROOT_CLASS = "lpwr"
+ROOT_CLASS = "lpw lpw-repr"  # the theme's root class, and the one of static outputs
+REPR_CLASS = "lpw-repr"
 
 # Columns of runner.metrics shown in the metrics table, in this order when present;
 # any other float column (other engineers may add some) follows them.
@@ -53,136 +56,14 @@ NOT_METRICS = {
     "seconds",
 }
 TEXT_METRICS = ("accuracy", "f1", "matthews", "loss")  # the compact view (display.columns)
-STATE_KIND = {
-    "not fitted": "idle",
-    "training": "busy",
-    "fitting": "busy",
-    "finished": "good",
-    "fitted": "good",
-    "early-stopped": "good",
-    "stopped": "warn",
-    "interrupted": "warn",
-    "error": "bad",
-}
 
-# Light and dark palettes, each written once: the OS preference picks one, and
-# JupyterLab's / VS Code's own theme attribute overrides it either way.
-_LIGHT = """
-  --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #1f2328));
-  --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #59636e));
-  --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #ffffff));
-  --lpwr-raised: var(--jp-layout-color1, #f6f8fa);
-  --lpwr-border: var(--jp-border-color1, #d1d9e0);
-  --lpwr-accent: #0969da;
-  --lpwr-good: #1a7f37;
-  --lpwr-warn: #9a6700;
-  --lpwr-bad: #cf222e;
-  --lpwr-best: #dafbe1;
-  --lpwr-chip: #eff2f5;
-  color-scheme: light;
-"""
-_DARK = """
-  --lpwr-fg: var(--jp-content-font-color1, var(--vscode-editor-foreground, #e6edf3));
-  --lpwr-muted: var(--jp-content-font-color2, var(--vscode-descriptionForeground, #9198a1));
-  --lpwr-bg: var(--jp-layout-color0, var(--vscode-editor-background, #0d1117));
-  --lpwr-raised: var(--jp-layout-color1, #161b22);
-  --lpwr-border: var(--jp-border-color1, #3d444d);
-  --lpwr-accent: #4493f8;
-  --lpwr-good: #3fb950;
-  --lpwr-warn: #d29922;
-  --lpwr-bad: #f85149;
-  --lpwr-best: #1b4721;
-  --lpwr-chip: #262c36;
-  color-scheme: dark;
-"""
-_CSS = (
-    (
-        ".lpwr {" + _LIGHT + "}\n"
-        "@media (prefers-color-scheme: dark) { .lpwr {" + _DARK + "} }\n"
-        'body[data-vscode-theme-kind="vscode-light"] .lpwr,\n'
-        'body[data-vscode-theme-kind="vscode-high-contrast-light"] .lpwr,\n'
-        'body[data-jp-theme-light="true"] .lpwr {' + _LIGHT + "}\n"
-        'body[data-vscode-theme-kind="vscode-dark"] .lpwr,\n'
-        'body[data-vscode-theme-kind="vscode-high-contrast"] .lpwr,\n'
-        'body[data-jp-theme-light="false"] .lpwr {' + _DARK + "}\n"
-    )
-    + """
-.lpwr .lpwr-fallback { display: none; }
-.lpwr .lpwr-body {
-  display: block !important;
-  color: var(--lpwr-fg);
-  background: var(--lpwr-bg);
-  font-family: var(--jp-ui-font-family, system-ui, -apple-system, "Segoe UI", sans-serif);
-  font-size: 13px;
-  line-height: 1.4;
-  border: 1px solid var(--lpwr-border);
-  border-radius: 4px;
-  padding: 8px 10px;
-  max-width: 100%;
-  overflow-x: auto;
-  box-sizing: border-box;
-}
-.lpwr .lpwr-head {
-  display: flex; flex-wrap: wrap; gap: 8px; align-items: baseline; margin-bottom: 6px;
-}
-.lpwr .lpwr-title { font-weight: 600; font-size: 14px; }
-.lpwr .lpwr-muted { color: var(--lpwr-muted); }
-.lpwr .lpwr-mono {
-  font-family: var(--jp-code-font-family, ui-monospace, "SFMono-Regular", monospace);
-  font-size: 12px;
-}
-.lpwr h4 { margin: 10px 0 4px; font-size: 13px; font-weight: 600; color: var(--lpwr-fg); }
-.lpwr table {
-  font-size: inherit; border-collapse: collapse; margin: 2px 0 4px;
-  color: var(--lpwr-fg); background: transparent;
-}
-.lpwr th, .lpwr td {
-  border: none; border-bottom: 1px solid var(--lpwr-border);
-  padding: 3px 8px; text-align: left; vertical-align: top; white-space: nowrap;
-  color: var(--lpwr-fg); background: transparent;
-}
-.lpwr th { font-weight: 600; background: var(--lpwr-raised); }
-.lpwr td.lpwr-num, .lpwr th.lpwr-num { text-align: right; font-variant-numeric: tabular-nums; }
-.lpwr td.lpwr-best { background: var(--lpwr-best); font-weight: 600; }
-.lpwr td.lpwr-wrap { white-space: normal; min-width: 12em; max-width: 26em; }
-.lpwr .lpwr-small { font-size: 11px; }
-.lpwr .lpwr-ci { display: block; font-size: 11px; color: var(--lpwr-muted); font-weight: 400; }
-.lpwr .lpwr-badge {
-  display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 11px; font-weight: 600;
-  border: 1px solid currentColor; white-space: nowrap;
-}
-.lpwr .lpwr-idle { color: var(--lpwr-muted); }
-.lpwr .lpwr-busy { color: var(--lpwr-accent); }
-.lpwr .lpwr-good { color: var(--lpwr-good); }
-.lpwr .lpwr-warn { color: var(--lpwr-warn); }
-.lpwr .lpwr-bad { color: var(--lpwr-bad); }
-.lpwr .lpwr-chip {
-  display: inline-block; background: var(--lpwr-chip); border-radius: 3px; padding: 0 4px;
-  margin: 0 2px 1px 0;
-}
-.lpwr details { margin: 6px 0 2px; }
-.lpwr summary { cursor: pointer; font-weight: 600; color: var(--lpwr-fg); }
-.lpwr dl.lpwr-facts {
-  display: grid; grid-template-columns: max-content auto; gap: 1px 12px; margin: 4px 0;
-}
-.lpwr dl.lpwr-facts dt { color: var(--lpwr-muted); font-weight: 400; white-space: nowrap; }
-.lpwr dl.lpwr-facts dd { margin: 0; }
-.lpwr svg.lpwr-spark { vertical-align: middle; overflow: visible; }
-.lpwr .lpwr-spark-line { fill: none; stroke: var(--lpwr-accent); stroke-width: 1.5; }
-.lpwr .lpwr-spark-best { fill: var(--lpwr-good); }
-.lpwr .lpwr-spark-stop { stroke: var(--lpwr-bad); stroke-width: 1.5; }
-.lpwr .lpwr-bar {
-  display: inline-block; height: 8px; background: var(--lpwr-accent); vertical-align: middle;
-}
-"""
-)
-
-# Every rule starts at the root class. `:not(#lpwr-none)` (matches every element) lifts
-# the rules to id specificity, as sklearn's id-scoped CSS does, so the host's table
-# styles (JupyterLab's `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`, ...) do
-# not override ours; the body-attribute theme rules stay more specific still.
-SCOPE = f".{ROOT_CLASS}:not(#lpwr-none)"
-CSS = re.sub(r"\.lpwr(?![\w-])", SCOPE, _CSS)
+# One stylesheet for every static output: the theme (variables, light/dark/VS Code
+# detection; js/theme.css, shared with the widgets) and the repr rules (js/repr.css).
+# `:not(#lpw-none)` (matches every element) lifts the repr rules to id specificity, as
+# sklearn's id-scoped CSS does, so the host's table styles (JupyterLab's
+# `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`, ...) do not override ours.
+SCOPE = f".{REPR_CLASS}:not(#lpw-none)"
+CSS = read_asset(THEME) + re.sub(r"\.lpw-repr(?![\w-])", SCOPE, read_asset(REPR))
 
 FALLBACK_NOTE = (
     "In a Jupyter environment, rerun this cell or trust the notebook to see the rich "
@@ -226,7 +107,7 @@ def lower_is_better(column: str) -> bool:
     return c.endswith("loss") or c.endswith("_bits") or c.endswith("error") or c in {"brier"}
 
 
-def _new_id(prefix: str = "lpwr") -> str:
+def _new_id(prefix: str = "lpw") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
@@ -235,24 +116,18 @@ def _classes_text(classes: Iterable[Any]) -> str:
 
 
 def _chips(items: Iterable[Any]) -> str:
-    return "".join(f'<span class="lpwr-chip lpwr-mono">{_e(c)}</span>' for c in items)
+    return "".join(f'<span class="lpw-chip lpw-mono">{_e(c)}</span>' for c in items)
 
 
-def scope_css(css: str) -> str:
-    """Rules written under `.lpwr` lifted to the scope every repr uses (see SCOPE)."""
-    return re.sub(r"\.lpwr(?![\w-])", SCOPE, css)
-
-
-def _wrap(text_repr: str, body: str, label: str, extra_css: str = "") -> str:
+def _wrap(text_repr: str, body: str, label: str) -> str:
     """sklearn-style envelope: a text fallback plus the styled body, kept hidden until
-    the scoped CSS (only present when the HTML is trusted) reveals it. `extra_css`:
-    more rules written under `.lpwr` (the widget snapshots add theirs)."""
+    the scoped CSS (only present when the HTML is trusted) reveals it."""
     uid = _new_id()
     return (
-        f'<div id="{uid}" class="{ROOT_CLASS}" data-lpwr-kind="{_e(label)}">'
-        f"<style>{CSS}{scope_css(extra_css)}</style>"
-        f'<div class="lpwr-fallback"><pre>{_e(text_repr)}</pre><b>{_e(FALLBACK_NOTE)}</b></div>'
-        f'<div class="lpwr-body" hidden>{body}</div>'
+        f'<div id="{uid}" class="{ROOT_CLASS}" data-lpw-kind="{_e(label)}">'
+        f"<style>{CSS}</style>"
+        f'<div class="lpw-fallback"><pre>{_e(text_repr)}</pre><b>{_e(FALLBACK_NOTE)}</b></div>'
+        f'<div class="lpw-body" hidden>{body}</div>'
         "</div>"
     )
 
@@ -320,9 +195,7 @@ def _badge(label: str) -> str:
     """A state badge; probe states in their colour from display.states."""
     kind = STATE_KIND.get(label, "idle")
     style = f' style="color: {_e(PROBE_STATES[label]["color"])}"' if label in PROBE_STATES else ""
-    return (
-        f'<span class="lpwr-badge lpwr-{kind}" data-state="{_e(label)}"{style}>{_e(label)}</span>'
-    )
+    return f'<span class="lpw-badge lpw-{kind}" data-state="{_e(label)}"{style}>{_e(label)}</span>'
 
 
 # -- sparkline ------------------------------------------------------------------------
@@ -353,7 +226,7 @@ def sparkline_svg(
     (display.states: red only for an error). Empty history -> a dash."""
     pts, what = _series(list(history))
     if not pts:
-        return '<span class="lpwr-muted">–</span>'
+        return '<span class="lpw-muted">–</span>'
     pad = 3.0
     xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     x0, x1 = min(xs), max(xs)
@@ -372,12 +245,12 @@ def sparkline_svg(
         f"{what}: {fmt_value(ys[0])} at step {fmt_value(xs[0])} to {fmt_value(ys[-1])} "
         f"at step {fmt_value(xs[-1])}"
     )
-    parts = [f'<polyline class="lpwr-spark-line" points="{poly}"/>']
+    parts = [f'<polyline class="lpw-spark-line" points="{poly}"/>']
     if best_step is not None:
         near = min(range(len(pts)), key=lambda i: abs(pts[i][0] - best_step))
         bx, by = coords[near]
         parts.append(
-            f'<circle class="lpwr-spark-best" cx="{bx}" cy="{by}" r="2.5" '
+            f'<circle class="lpw-spark-best" cx="{bx}" cy="{by}" r="2.5" '
             f'data-step="{_e(best_step)}"/>'
         )
         label += f"; best {fmt_value(pts[near][1])} at step {best_step}"
@@ -385,12 +258,12 @@ def sparkline_svg(
         ex = coords[-1][0]
         colour = probe_state(stop_state)["color"]
         parts.append(
-            f'<line class="lpwr-spark-stop" x1="{ex}" y1="1" x2="{ex}" y2="{height - 1}" '
+            f'<line class="lpw-spark-stop" x1="{ex}" y1="1" x2="{ex}" y2="{height - 1}" '
             f'style="stroke: {_e(colour)}" data-step="{_e(stop_step)}"/>'
         )
         label += f"; stopped at step {stop_step}"
     return (
-        f'<svg class="lpwr-spark" width="{width}" height="{height}" '
+        f'<svg class="lpw-spark" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}">'
         f"<title>{_e(label)}</title>{''.join(parts)}</svg>"
     )
@@ -399,7 +272,7 @@ def sparkline_svg(
 def _probe_sparkline(probe: Any, **kw: Any) -> str:
     rec = _record(probe)
     if rec is None:
-        return '<span class="lpwr-muted">–</span>'
+        return '<span class="lpw-muted">–</span>'
     stop = rec.steps if rec.state in ("early-stopped", "stopped", "interrupted", "error") else None
     return sparkline_svg(list(rec.history), rec.best_step, stop, stop_state=rec.state, **kw)
 
@@ -501,11 +374,11 @@ def runner_text(runner: Any) -> str:
 
 def _metric_cell(row: Mapping[str, Any], col: str, is_best: bool) -> str:
     v = row.get(col)
-    cls = "lpwr-num lpwr-best" if is_best else "lpwr-num"
+    cls = "lpw-num lpw-best" if is_best else "lpw-num"
     lo, hi = finite(row.get(f"{col}_low")), finite(row.get(f"{col}_high"))
     ci = ""
     if lo is not None and hi is not None:
-        ci = f'<span class="lpwr-ci">[{_e(fmt_value(lo))}, {_e(fmt_value(hi))}]</span>'
+        ci = f'<span class="lpw-ci">[{_e(fmt_value(lo))}, {_e(fmt_value(hi))}]</span>'
     title = ' title="best in column"' if is_best else ""
     return f'<td class="{cls}" data-col="{_e(col)}"{title}>{_e(fmt_value(v))}{ci}</td>'
 
@@ -513,10 +386,10 @@ def _metric_cell(row: Mapping[str, Any], col: str, is_best: bool) -> str:
 def _metric_header(col: str) -> str:
     label = column_label(col)
     if is_reference_column(col):
-        return f'<th class="lpwr-num" title="{_e(col)}: a reference, not ranked">{_e(label)}</th>'
+        return f'<th class="lpw-num" title="{_e(col)}: a reference, not ranked">{_e(label)}</th>'
     better = "lower" if lower_is_better(col) else "higher"
     arrow = "↓" if lower_is_better(col) else "↑"
-    return f'<th class="lpwr-num" title="{_e(col)}: {better} is better">{_e(label)} {arrow}</th>'
+    return f'<th class="lpw-num" title="{_e(col)}: {better} is better">{_e(label)} {arrow}</th>'
 
 
 def _metrics_table(cols: Sequence[str], rows: Sequence[Mapping[str, Any]], cls: str) -> str:
@@ -526,7 +399,7 @@ def _metrics_table(cols: Sequence[str], rows: Sequence[Mapping[str, Any]], cls: 
     for i, r in enumerate(rows):
         cells = "".join(_metric_cell(r, c, i in best[c]) for c in cols)
         body.append(
-            f'<tr data-probe="{_e(r["probe"])}"><td class="lpwr-mono">{_e(r["probe"])}</td>'
+            f'<tr data-probe="{_e(r["probe"])}"><td class="lpw-mono">{_e(r["probe"])}</td>'
             f"{cells}</tr>"
         )
     return f'<table class="{cls}"><tr><th>probe</th>{hdr}</tr>{"".join(body)}</table>'
@@ -553,9 +426,9 @@ def _config_table(configs: Sequence[Any]) -> str:
                 text = ", ".join(f"{a}={b}" for a, b in v.items()) or "–"
             else:
                 text = fmt_value(v) if not isinstance(v, str) else v
-            cells.append(f'<td class="lpwr-mono">{_e(text)}</td>')
-        body.append(f'<tr><td class="lpwr-mono">{_e(c.name)}</td>{"".join(cells)}</tr>')
-    return f'<table class="lpwr-configs">{head}{"".join(body)}</table>'
+            cells.append(f'<td class="lpw-mono">{_e(text)}</td>')
+        body.append(f'<tr><td class="lpw-mono">{_e(c.name)}</td>{"".join(cells)}</tr>')
+    return f'<table class="lpw-configs">{head}{"".join(body)}</table>'
 
 
 def runner_html(runner: Any) -> str:
@@ -567,10 +440,10 @@ def runner_html(runner: Any) -> str:
     cols, rows = _metrics_rows(runner)
     by_name = {r["probe"]: r for r in rows}
     head = (
-        '<div class="lpwr-head">'
-        '<span class="lpwr-title">ProbeRunner</span>'
-        f'<span class="lpwr-mono lpwr-model">{_e(_model_label(runner))}</span>'
-        f'<span class="lpwr-muted">{len(configs)} probe(s)</span>'
+        '<div class="lpw-head">'
+        '<span class="lpw-title">ProbeRunner</span>'
+        f'<span class="lpw-mono lpw-model">{_e(_model_label(runner))}</span>'
+        f'<span class="lpw-muted">{len(configs)} probe(s)</span>'
         f"{_badge(state)}</div>"
     )
     prow = []
@@ -585,20 +458,20 @@ def runner_html(runner: Any) -> str:
         )
         prow.append(
             f'<tr data-probe="{_e(cfg.name)}">'
-            f'<td class="lpwr-mono lpwr-name">{_e(cfg.name)}</td>'
-            f'<td class="lpwr-wrap lpwr-state">{_badge(label)}<br>'
-            f'<span class="lpwr-muted lpwr-small">{_e(describe_state(probe))}</span></td>'
+            f'<td class="lpw-mono lpw-name">{_e(cfg.name)}</td>'
+            f'<td class="lpw-wrap lpw-state">{_badge(label)}<br>'
+            f'<span class="lpw-muted lpw-small">{_e(describe_state(probe))}</span></td>'
             f"<td>{_probe_sparkline(probe)}</td>"
-            f'<td class="lpwr-num">{rec.steps if rec else 0}</td>'
-            f'<td class="lpwr-mono lpwr-submodule">{_e(cfg.submodule)}</td>'
+            f'<td class="lpw-num">{rec.steps if rec else 0}</td>'
+            f'<td class="lpw-mono lpw-submodule">{_e(cfg.submodule)}</td>'
             f"<td>{_e(cfg.pooling)}</td>"
-            f'<td class="lpwr-classes">{_chips(cfg.classes or ["(from the training data)"])}</td>'
-            f'<td class="lpwr-muted lpwr-small">{_e(settings)}</td>'
+            f'<td class="lpw-classes">{_chips(cfg.classes or ["(from the training data)"])}</td>'
+            f'<td class="lpw-muted lpw-small">{_e(settings)}</td>'
             "</tr>"
         )
     probes_table = (
-        '<table class="lpwr-probes"><tr><th>probe</th><th>state</th><th>loss curve</th>'
-        '<th class="lpwr-num">steps</th><th>submodule</th><th>pooling</th><th>classes</th>'
+        '<table class="lpw-probes"><tr><th>probe</th><th>state</th><th>loss curve</th>'
+        '<th class="lpw-num">steps</th><th>submodule</th><th>pooling</th><th>classes</th>'
         "<th>settings</th></tr>" + "".join(prow) + "</table>"
     )
     parts = [head, "<h4>Probes</h4>", probes_table]
@@ -606,25 +479,25 @@ def runner_html(runner: Any) -> str:
         compact = [c for c in compact_columns(cols) if c in cols] or cols
         parts += [
             "<h4>Metrics</h4>",
-            _metrics_table(compact, rows, "lpwr-metrics"),
-            '<div class="lpwr-muted">Held-out (test-set) metrics; the interval under a value '
+            _metrics_table(compact, rows, "lpw-metrics"),
+            '<div class="lpw-muted">Held-out (test-set) metrics; the interval under a value '
             "is its 95% bootstrap interval. Best value per column highlighted (lowest for "
             "losses, highest otherwise).</div>",
         ]
         if len(compact) < len(cols):
             parts.append(
-                f'<details class="lpwr-details lpwr-all-metrics"><summary>All metric columns '
-                f"({len(cols)})</summary>{_metrics_table(cols, rows, 'lpwr-metrics-all')}"
+                f'<details class="lpw-details lpw-all-metrics"><summary>All metric columns '
+                f"({len(cols)})</summary>{_metrics_table(cols, rows, 'lpw-metrics-all')}"
                 "</details>"
             )
     elif any(n in probes for n in by_name):
         parts.append(
-            '<div class="lpwr-muted">No held-out metrics yet: pass an eval_set to fit_probes '
+            '<div class="lpw-muted">No held-out metrics yet: pass an eval_set to fit_probes '
             "or call runner.compute_metrics(dataset).</div>"
         )
     if configs:
         parts.append(
-            f'<details class="lpwr-details"><summary>Configurations ({len(configs)})</summary>'
+            f'<details class="lpw-details"><summary>Configurations ({len(configs)})</summary>'
             f"{_config_table(configs)}</details>"
         )
     return _wrap(runner_text(runner), "".join(parts), "runner")
@@ -714,14 +587,14 @@ def probe_html(probe: Any) -> str:
     rec = _record(probe)
     label = state_label(probe)
     head = (
-        '<div class="lpwr-head"><span class="lpwr-title">LinearProbe</span>'
-        f'<span class="lpwr-mono lpwr-name">{_e(probe.name)}</span>{_badge(label)}</div>'
-        f'<div class="lpwr-muted lpwr-state">{_e(describe_state(probe))}</div>'
+        '<div class="lpw-head"><span class="lpw-title">LinearProbe</span>'
+        f'<span class="lpw-mono lpw-name">{_e(probe.name)}</span>{_badge(label)}</div>'
+        f'<div class="lpw-muted lpw-state">{_e(describe_state(probe))}</div>'
     )
     facts = [
-        ("submodule", f'<span class="lpwr-mono lpwr-submodule">{_e(cfg.submodule)}</span>'),
+        ("submodule", f'<span class="lpw-mono lpw-submodule">{_e(cfg.submodule)}</span>'),
         ("pooling", _e(cfg.pooling)),
-        ("classes", f'<span class="lpwr-classes">{_chips(cfg.classes)}</span>'),
+        ("classes", f'<span class="lpw-classes">{_chips(cfg.classes)}</span>'),
         ("feature dim", _e(probe.dim)),
     ]
     if rec is not None and rec.state != "not fitted":
@@ -748,46 +621,46 @@ def probe_html(probe: Any) -> str:
                     ),
                 )
             )
-    parts = [head, "<h4>Summary</h4>", '<dl class="lpwr-facts">']
+    parts = [head, "<h4>Summary</h4>", '<dl class="lpw-facts">']
     parts += [f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in facts]
     parts.append("</dl>")
     if rec is not None and rec.history:
         parts += [
             "<h4>Training history</h4>",
             f"<div>{_probe_sparkline(probe, width=260, height=48)}</div>",
-            f'<div class="lpwr-muted">{_e(_history_summary(rec))}</div>',
+            f'<div class="lpw-muted">{_e(_history_summary(rec))}</div>',
         ]
     metrics = _probe_metrics(probe)
     if metrics:
         cells = "".join(
-            f'<tr><td>{_e(k)}</td><td class="lpwr-num">{_e(fmt_value(v))}</td></tr>'
+            f'<tr><td>{_e(k)}</td><td class="lpw-num">{_e(fmt_value(v))}</td></tr>'
             for k, v in metrics.items()
         )
-        parts += ["<h4>Metrics</h4>", f'<table class="lpwr-metrics">{cells}</table>']
+        parts += ["<h4>Metrics</h4>", f'<table class="lpw-metrics">{cells}</table>']
     ws = weight_summary(probe)
     if ws is not None:
         norms = ", ".join(
             f"{_e(c)}: {n:.3f}" for c, n in zip(cfg.classes, ws["class_norms"], strict=True)
         )
-        head_cells = "".join(f'<th class="lpwr-num">{_e(c)}</th>' for c in cfg.classes)
+        head_cells = "".join(f'<th class="lpw-num">{_e(c)}</th>' for c in cfg.classes)
         rows = []
         for j, ws_row in ws["top"]:
             mag = max(abs(w) for w in ws_row)
             bar = int(round(60 * mag / ws["max_abs"])) if ws["max_abs"] > 0 else 0
             rows.append(
-                f'<tr><td class="lpwr-num">{j}</td>'
-                + "".join(f'<td class="lpwr-num">{w:+.4f}</td>' for w in ws_row)
-                + f'<td><span class="lpwr-bar" style="width:{bar}px"></span></td></tr>'
+                f'<tr><td class="lpw-num">{j}</td>'
+                + "".join(f'<td class="lpw-num">{w:+.4f}</td>' for w in ws_row)
+                + f'<td><span class="lpw-bar" style="width:{bar}px"></span></td></tr>'
             )
         parts += [
             "<h4>Weights</h4>",
-            f'<div>‖W‖ = {ws["norm"]:.4f} <span class="lpwr-muted">(per class: {norms})</span>'
+            f'<div>‖W‖ = {ws["norm"]:.4f} <span class="lpw-muted">(per class: {norms})</span>'
             "</div>",
-            '<table class="lpwr-weights"><tr><th class="lpwr-num">dim</th>'
+            '<table class="lpw-weights"><tr><th class="lpw-num">dim</th>'
             f"{head_cells}<th>|w|</th></tr>{''.join(rows)}</table>",
         ]
     parts.append(
-        f'<details class="lpwr-details"><summary>Configuration</summary>'
+        f'<details class="lpw-details"><summary>Configuration</summary>'
         f"{_config_table([cfg])}</details>"
     )
     return _wrap(probe_text(probe), "".join(parts), "probe")

@@ -4,12 +4,16 @@ the phases a fit goes through: defined once, here.
 The live widgets receive these tables as data (a synced trait), the static snapshots
 and HTML reprs read them directly, so a state looks and reads the same everywhere.
 Colours are CSS values that follow JupyterLab's theme variables, then VS Code's, then
-a fallback readable on light and dark backgrounds. Only the standard library is used.
+a fallback readable on light and dark backgrounds. The state names are core.states'
+enums (ProbeState, FitOutcome); only "waiting", "running" and "error" are the
+display's own. Only the standard library is used.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ..core.states import FitOutcome, ProbeState, RunnerState
 
 _GREEN = "var(--jp-success-color1, var(--vscode-testing-iconPassed, #388e3c))"
 _TEAL = "#0097a7"  # early stopping: a success of its own kind; no theme variable for it
@@ -19,26 +23,29 @@ _RED = "var(--jp-error-color1, var(--vscode-errorForeground, #d32f2f))"
 _BLUE = "var(--jp-brand-color1, var(--vscode-focusBorder, #1976d2))"
 _GREY = "var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #757575))"
 
-# Probe states (the runner's probe_finished states plus "waiting" and "training").
+ERROR = FitOutcome.ERROR.value  # a probe whose fit raised shows the fit's outcome
+
+# Probe states (core.states.ProbeState, which the runner's probe_finished events carry,
+# plus "waiting" before a probe's first batch and "error").
 # label: what a person reads; color: CSS colour; final: an end state.
 PROBE_STATES: dict[str, dict[str, Any]] = {
     "waiting": {"label": "waiting", "color": _GREY, "final": False},
-    "training": {"label": "training", "color": _BLUE, "final": False},
-    "finished": {"label": "finished", "color": _GREEN, "final": True},
-    "early-stopped": {"label": "stopped early", "color": _TEAL, "final": True},
-    "stopped": {"label": "stopped by you", "color": _AMBER, "final": True},
-    "interrupted": {"label": "interrupted", "color": _BROWN, "final": True},
-    "error": {"label": "error", "color": _RED, "final": True},
+    ProbeState.TRAINING.value: {"label": "training", "color": _BLUE, "final": False},
+    ProbeState.FINISHED.value: {"label": "finished", "color": _GREEN, "final": True},
+    ProbeState.EARLY_STOPPED.value: {"label": "stopped early", "color": _TEAL, "final": True},
+    ProbeState.STOPPED.value: {"label": "stopped by you", "color": _AMBER, "final": True},
+    ProbeState.INTERRUPTED.value: {"label": "interrupted", "color": _BROWN, "final": True},
+    ERROR: {"label": "error", "color": _RED, "final": True},
 }
 
 # Fit states: "running" until the one fit_finished event, then its reason.
 FIT_STATES: dict[str, dict[str, Any]] = {
     "waiting": {"label": "waiting for fit_probes…", "color": _GREY, "final": False},
     "running": {"label": "fitting", "color": _BLUE, "final": False},
-    "completed": {"label": "fit completed", "color": _GREEN, "final": True},
-    "stopped": {"label": "fit stopped by you", "color": _AMBER, "final": True},
-    "interrupted": {"label": "fit interrupted", "color": _BROWN, "final": True},
-    "error": {"label": "fit failed", "color": _RED, "final": True},
+    FitOutcome.COMPLETED.value: {"label": "fit completed", "color": _GREEN, "final": True},
+    FitOutcome.STOPPED.value: {"label": "fit stopped by you", "color": _AMBER, "final": True},
+    FitOutcome.INTERRUPTED.value: {"label": "fit interrupted", "color": _BROWN, "final": True},
+    FitOutcome.ERROR.value: {"label": "fit failed", "color": _RED, "final": True},
 }
 
 # Phase rows ("running" while batches of the phase arrive, then "done", or the fit's
@@ -46,9 +53,22 @@ FIT_STATES: dict[str, dict[str, Any]] = {
 PHASE_STATES: dict[str, dict[str, Any]] = {
     "running": {"label": "running", "color": _BLUE, "final": False},
     "done": {"label": "done", "color": _GREEN, "final": True},
-    "stopped": PROBE_STATES["stopped"],
-    "interrupted": PROBE_STATES["interrupted"],
-    "error": PROBE_STATES["error"],
+    ProbeState.STOPPED.value: PROBE_STATES[ProbeState.STOPPED.value],
+    ProbeState.INTERRUPTED.value: PROBE_STATES[ProbeState.INTERRUPTED.value],
+    ERROR: PROBE_STATES[ERROR],
+}
+
+# The badge class ("kind") of a probe's or a runner's state in the static reprs.
+STATE_KIND: dict[str, str] = {
+    ProbeState.NOT_FITTED.value: "idle",
+    ProbeState.TRAINING.value: "busy",
+    RunnerState.FITTING.value: "busy",
+    ProbeState.FINISHED.value: "good",
+    RunnerState.FITTED.value: "good",
+    ProbeState.EARLY_STOPPED.value: "good",
+    ProbeState.STOPPED.value: "warn",
+    ProbeState.INTERRUPTED.value: "warn",
+    ERROR: "bad",
 }
 
 FINAL_PROBE_STATES = frozenset(k for k, v in PROBE_STATES.items() if v["final"])
@@ -99,7 +119,7 @@ def fit_state(state: str) -> dict[str, Any]:
 def styles() -> dict[str, Any]:
     """Everything above as JSON for the front end (one synced trait)."""
     return {
-        "probe": PROBE_STATES,
+        "probe": PROBE_STATES,  # keys are plain strings: JSON for the front end
         "fit": FIT_STATES,
         "phase": PHASE_STATES,
     }

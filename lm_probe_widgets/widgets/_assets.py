@@ -1,54 +1,32 @@
-"""Where widget classes find their front-end files.
+"""Where widget classes find their front-end files (the folder: ``display.assets``).
 
-The ESM/CSS sources live in the repository's top-level ``js/`` with no build step.
-A wheel carries them as ``lm_probe_widgets/static/`` (hatchling ``force-include``);
-an editable install or a source checkout reads ``js/`` directly. Both are plain
-files read from disk: nothing is fetched from a CDN, so widgets work offline.
+Every widget module imports its helpers from ``js/shared.js``. anywidget loads a module
+from a blob URL, where that relative import cannot resolve, so ``esm_source`` puts the
+text of ``shared.js`` in place of the import line: one source file, no build step, and
+a browser loading the files directly (the test harness) follows the real import.
 """
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-from pathlib import Path
+import re
 
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent
-_THEME = "theme.css"
+from ..display.assets import asset_dir, css_text, read_asset
 
+__all__ = ["asset_dir", "css_text", "esm_source"]
 
-@lru_cache(maxsize=1)
-def asset_dir() -> Path:
-    """The folder holding the widget ESM/CSS files.
-
-    ``LPW_ASSET_DIR`` overrides (handy to test a built wheel's files); then the
-    wheel's ``static/`` folder; then the repository's ``js/`` for editable installs.
-    """
-    override = os.environ.get("LPW_ASSET_DIR")
-    candidates = [Path(override)] if override else []
-    candidates += [_PACKAGE_DIR / "static", _PACKAGE_DIR.parent / "js"]
-    for folder in candidates:
-        if (folder / _THEME).is_file():
-            return folder
-    tried = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
-        f"lm_probe_widgets front-end files not found (looked in {tried}); "
-        "reinstall the package, or build the wheel with js/ force-included as static/"
-    )
+SHARED = "shared.js"
+# The one import a widget module may have: `import { a, b } from "./shared.js";`
+_SHARED_IMPORT = re.compile(r'^import \{[^}]*\} from "\./shared\.js";\n', re.M)
 
 
-def esm_path(name: str) -> Path:
-    """Path of ``<name>.js``; anywidget reads it (and hot-reloads it with ANYWIDGET_HMR=1)."""
+def esm_source(name: str) -> str:
+    """The ES module of widget ``<name>`` with ``shared.js`` inlined, for ``_esm``."""
     path = asset_dir() / f"{name}.js"
     if not path.is_file():
         raise FileNotFoundError(f"widget module {path} is missing")
-    return path
-
-
-def css_text(name: str) -> str:
-    """The shared theme variables followed by ``<name>.css``, as one stylesheet."""
-    folder = asset_dir()
-    parts = [(folder / _THEME).read_text(encoding="utf-8")]
-    own = folder / f"{name}.css"
-    if own.is_file():
-        parts.append(own.read_text(encoding="utf-8"))
-    return "\n".join(parts)
+    source = read_asset(f"{name}.js")
+    shared = read_asset(SHARED)
+    inlined, count = _SHARED_IMPORT.subn(lambda _m: shared, source, count=1)
+    if re.search(r"^import ", inlined, re.M) or (count == 0 and ' from "./' in source):
+        raise ValueError(f'{name}.js: only `import {{...}} from "./shared.js"` is supported')
+    return inlined

@@ -26,7 +26,7 @@ import traitlets
 from ..core import events as ev
 from ..display import states as st
 from ..display.columns import finite
-from ._assets import css_text, esm_path
+from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
 MAX_STORED_POINTS = 2000  # per curve, in saved widget state and snapshots
@@ -213,7 +213,7 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
     it can still end the run), the best point, the end state and the kept weights'
     validation loss as the curve's end point; and a Stop button."""
 
-    _esm = esm_path("monitor")
+    _esm = esm_source("monitor")
     _css = css_text("monitor")
 
     meta = traitlets.List(traitlets.Dict()).tag(sync=True)

@@ -15,7 +15,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ._assets import css_text, esm_path
+from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
 SUFFIXES = (".output", ".input")
@@ -115,7 +115,7 @@ class SubmodulePicker(SnapshotDisplay, anywidget.AnyWidget):
     ``to_configs``, ``refresh_snapshot()``) or a change made in Python does.
     """
 
-    _esm = esm_path("picker")
+    _esm = esm_source("picker")
     _css = css_text("picker")
 
     tree = traitlets.List(traitlets.Dict()).tag(sync=True)

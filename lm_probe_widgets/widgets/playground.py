@@ -33,7 +33,7 @@ import traitlets
 
 from ..display.columns import format_number
 from ..display.html import _wrap
-from ._assets import css_text, esm_path
+from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
 # Colours shared with js/playground.js (same numbers): one hue per class for the strip,
@@ -188,7 +188,7 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
     ``refresh()`` computes again for the same text, e.g. once the runner is refitted.
     """
 
-    _esm = esm_path("playground")
+    _esm = esm_source("playground")
     _css = css_text("playground")
 
     text = traitlets.Unicode("").tag(sync=True)
@@ -304,25 +304,6 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
 
 
 # -- static snapshot ------------------------------------------------------------------
-SNAPSHOT_CSS = """
-.lpwr .lpwp-text { margin: 2px 0 8px; white-space: pre-wrap; }
-.lpwr .lpwp-strip { display: flex; flex-wrap: wrap; gap: 4px; margin: 4px 0 8px; }
-.lpwr .lpwp-cell {
-  border: 1px solid var(--lpwr-border); border-radius: 3px; padding: 2px 6px; min-width: 76px;
-  max-width: 180px; overflow: hidden;
-}
-.lpwr .lpwp-layer { font-size: 11px; color: var(--lpwr-muted); }
-.lpwr .lpwp-class, .lpwr .lpwp-layer {
-  white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
-}
-.lpwr .lpwp-class { font-weight: 600; }
-.lpwr .lpwp-bars { display: flex; gap: 2px; align-items: flex-end; height: 12px; }
-.lpwr .lpwp-bar { display: inline-block; width: 6px; min-height: 1px; }
-.lpwr .lpwp-tokens { line-height: 1.9; font-family: var(--jp-code-font-family, monospace); }
-.lpwr .lpwp-token { white-space: pre; border-radius: 2px; padding: 1px 0; }
-.lpwr .lpwp-error { color: var(--lpwr-bad); font-weight: 600; white-space: pre-wrap; }
-.lpwr .lpwp-note { font-size: 11px; color: var(--lpwr-muted); }
-"""
 
 
 def _e(value: Any) -> str:
@@ -359,33 +340,33 @@ def _probe_cell(p: dict[str, Any]) -> str:
         for c, v in zip(p["classes"], p["proba"], strict=True)
     )
     bars = "".join(
-        f'<span class="lpwp-bar" title="{_e(c)}" style="height: {100 * (v or 0):.0f}%; '
+        f'<span class="lpw-snap-pg-bar" title="{_e(c)}" style="height: {100 * (v or 0):.0f}%; '
         f'background: {CLASS_COLOURS[j % len(CLASS_COLOURS)]}"></span>'
         for j, (c, v) in enumerate(zip(p["classes"], p["proba"], strict=True))
     )
     layer = f"layer {p['layer']}" if p.get("layer") is not None else ""
     return (
-        f'<div class="lpwp-cell" data-probe="{_e(p["name"])}" title="{_e(p["name"])}: '
+        f'<div class="lpw-snap-pg-cell" data-probe="{_e(p["name"])}" title="{_e(p["name"])}: '
         f'{_e(title)}" style="background: {_mix(colour, strip_mix(prob))}">'
-        f'<div class="lpwp-layer">{_e(p["name"])}{" · " + _e(layer) if layer else ""}</div>'
-        f'<div class="lpwp-class">{_e(cls)}</div>'
-        f'<div class="lpwr-mono">{_e(format_number(prob) if prob is not None else "–")}</div>'
-        f'<div class="lpwp-bars">{bars}</div></div>'
+        f'<div class="lpw-snap-pg-layer">{_e(p["name"])}{" · " + _e(layer) if layer else ""}</div>'
+        f'<div class="lpw-snap-pg-class">{_e(cls)}</div>'
+        f'<div class="lpw-mono">{_e(format_number(prob) if prob is not None else "–")}</div>'
+        f'<div class="lpw-snap-pg-bars">{bars}</div></div>'
     )
 
 
 def playground_html(widget: ProbePlayground) -> str:
     result = widget.result or {}
     parts = [
-        '<div class="lpwr-head"><span class="lpwr-title">Probe playground</span>'
-        f'<span class="lpwr-muted">{len(result.get("probes") or [])} probe(s)</span></div>',
-        f'<div class="lpwp-text lpwr-mono">{_e(result.get("text", widget.text))}</div>',
+        '<div class="lpw-head"><span class="lpw-title">Probe playground</span>'
+        f'<span class="lpw-muted">{len(result.get("probes") or [])} probe(s)</span></div>',
+        f'<div class="lpw-snap-pg-text lpw-mono">{_e(result.get("text", widget.text))}</div>',
     ]
     if widget.error:
-        parts.append(f'<div class="lpwp-error">{_e(widget.error)}</div>')
+        parts.append(f'<div class="lpw-snap-pg-error">{_e(widget.error)}</div>')
     probes = result.get("probes") or []
     if probes:
-        parts.append('<div class="lpwp-strip">')
+        parts.append('<div class="lpw-snap-pg-strip">')
         parts.extend(_probe_cell(p) for p in probes)
         parts.append("</div>")
     entry, c = widget.chosen()
@@ -395,18 +376,18 @@ def playground_html(widget: ProbePlayground) -> str:
         scale = entry["scale"][c] if entry.get("scale") else None
         parts.append(
             f"<h4>Tokens: {_e(entry['name'])}, toward {_e(cls)} "
-            f'<span class="lpwr-muted">(±{_e(format_number(scale or 0.0))})</span></h4>'
-            '<div class="lpwp-tokens">'
+            f'<span class="lpw-muted">(±{_e(format_number(scale or 0.0))})</span></h4>'
+            '<div class="lpw-snap-pg-tokens">'
         )
         for t, m in zip(tokens, entry["token_margin"], strict=True):
             v = m[c]
             tip = f"{t['raw']}: {format_number(v) if v is not None else '–'}"
             parts.append(
-                f'<span class="lpwp-token" title="{_e(tip)}" '
+                f'<span class="lpw-snap-pg-token" title="{_e(tip)}" '
                 f'style="{heat_style(v, scale)}">{_e(t["text"])}</span>'
             )
         parts.append("</div>")
         if result.get("truncated"):
-            parts.append(f'<div class="lpwp-note">{_e(TRUNCATED_NOTE)}</div>')
-        parts.append(f'<div class="lpwp-note">{_e(TOKEN_NOTE)}</div>')
-    return _wrap(widget.summary(), "".join(parts), "playground", SNAPSHOT_CSS)
+            parts.append(f'<div class="lpw-snap-pg-note">{_e(TRUNCATED_NOTE)}</div>')
+        parts.append(f'<div class="lpw-snap-pg-note">{_e(TOKEN_NOTE)}</div>')
+    return _wrap(widget.summary(), "".join(parts), "playground")

@@ -30,7 +30,7 @@ import traitlets
 from ..core import events as ev
 from ..display import states as st
 from ..display.columns import finite, format_number
-from ._assets import css_text, esm_path
+from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
 STATES = tuple(st.PROBE_STATES)
@@ -455,7 +455,7 @@ class ProbeProgress(SnapshotDisplay, anywidget.AnyWidget):
     runner.events.subscribe(w.handle)`` and call ``w.flush()`` when you want a redraw.
     """
 
-    _esm = esm_path("progress")
+    _esm = esm_source("progress")
     _css = css_text("progress")
 
     probes = traitlets.List(traitlets.Dict()).tag(sync=True)

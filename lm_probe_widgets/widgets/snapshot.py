@@ -27,53 +27,6 @@ from ..display.html import _wrap
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
-CSS = """
-.lpwr .lpws-head { display: flex; flex-wrap: wrap; gap: 10px; align-items: baseline; }
-.lpwr .lpws-status { font-weight: 600; color: var(--lpw-state); }
-.lpwr .lpws-message { margin: 4px 0; }
-.lpwr .lpws-rows { display: flex; flex-direction: column; gap: 2px; margin: 6px 0; }
-.lpwr .lpws-row {
-  display: grid; grid-template-columns: minmax(100px, 24ch) minmax(60px, 1fr) 14ch minmax(0, 3fr);
-  gap: 2px 8px; align-items: center;
-}
-.lpwr .lpws-name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.lpwr .lpws-bar {
-  display: block; height: 10px; border-radius: 5px; overflow: hidden;
-  background: color-mix(in srgb, var(--lpwr-fg) 12%, transparent);
-}
-.lpwr .lpws-fill { display: block; height: 100%; background: var(--lpw-state); }
-.lpwr .lpws-state { color: var(--lpw-state); white-space: nowrap; font-size: 12px; }
-.lpwr .lpws-detail {
-  font-size: 12px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
-}
-.lpwr .lpws-note { grid-column: 2 / -1; font-size: 11px; }
-.lpwr .lpws-reasons { margin: 2px 0 6px; padding-left: 18px; }
-.lpwr .lpws-cards { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 6px; }
-.lpwr .lpws-card {
-  border: 1px solid var(--lpwr-border); border-radius: 3px; padding: 4px 6px; width: 314px;
-}
-.lpwr .lpws-card-head { display: flex; justify-content: space-between; gap: 6px; font-size: 12px; }
-.lpwr .lpws-card-foot { font-size: 12px; }
-.lpwr svg.lpws-chart { display: block; max-width: 100%; height: auto; }
-.lpwr .lpws-plot { fill: none; stroke: var(--lpwr-border); }
-.lpwr .lpws-warmup { fill: color-mix(in srgb, var(--lpwr-fg) 10%, transparent); }
-.lpwr .lpws-window { fill: color-mix(in srgb, #f57c00 22%, transparent); }
-.lpwr .lpws-curve {
-  fill: none; stroke: var(--lpwr-accent); stroke-width: 1.5; stroke-linejoin: round;
-}
-.lpwr .lpws-best { fill: var(--lpwr-good); stroke: var(--lpwr-bg); stroke-width: 1; }
-.lpwr .lpws-kept { fill: var(--lpwr-fg); stroke: var(--lpwr-bg); stroke-width: 1; }
-.lpwr .lpws-kept-link { stroke: var(--lpwr-fg); stroke-dasharray: 2 2; stroke-width: 1; }
-.lpwr .lpws-end { stroke: var(--lpw-state); stroke-width: 1.5; }
-.lpwr .lpws-end-label { fill: var(--lpw-state); font-size: 10px; }
-.lpwr .lpws-axis { fill: var(--lpwr-muted); font-size: 9px; font-family: ui-monospace, monospace; }
-.lpwr .lpws-legend { font-size: 11px; }
-.lpwr .lpws-key {
-  display: inline-block; width: 10px; height: 10px; border-radius: 2px; vertical-align: middle;
-}
-.lpwr .lpws-chips { margin: 4px 0; }
-.lpwr td.lpws-num { text-align: right; font-variant-numeric: tabular-nums; }
-"""
 
 # The live chart's geometry (js/monitor.js uses the same numbers).
 W, H = 300, 130
@@ -152,14 +105,15 @@ def _row(
 ) -> str:
     width = f"{100 * max(0.0, min(1.0, fraction)):.1f}%"
     out = (
-        f'<div class="lpws-row"{attrs}{_colour(color)}>'
-        f'<span class="lpws-name lpwr-mono" title="{_e(name)}">{_e(name)}</span>'
-        f'<span class="lpws-bar"><span class="lpws-fill" style="width: {width}"></span></span>'
-        f'<span class="lpws-state">{_e(state_label)}</span>'
-        f'<span class="lpws-detail lpwr-muted">{_e(detail)}</span>'
+        f'<div class="lpw-snap-row"{attrs}{_colour(color)}>'
+        f'<span class="lpw-snap-name lpw-mono" title="{_e(name)}">{_e(name)}</span>'
+        '<span class="lpw-snap-bar">'
+        f'<span class="lpw-snap-fill" style="width: {width}"></span></span>'
+        f'<span class="lpw-snap-state">{_e(state_label)}</span>'
+        f'<span class="lpw-snap-detail lpw-muted">{_e(detail)}</span>'
     )
     if note:
-        out += f'<span class="lpws-note lpwr-muted">{_e(note)}</span>'
+        out += f'<span class="lpw-snap-note lpw-muted">{_e(note)}</span>'
     return out + "</div>"
 
 
@@ -168,16 +122,17 @@ def progress_body(state: Any, title: str = "") -> str:
     fit_state = str(f.get("state", "waiting"))
     style = st.fit_state(fit_state)
     parts = [
-        f'<div class="lpws-progress" data-fit-state="{_e(fit_state)}">',
-        '<div class="lpws-head">',
-        f'<span class="lpwr-title">{_e(title or "Probes")}</span>',
-        f'<span class="lpws-status"{_colour(style["color"])}>{_e(f.get("headline", ""))}</span>',
-        f'<span class="lpwr-muted">{_e(f.get("stats", ""))}</span></div>',
+        f'<div class="lpw-snap-progress" data-fit-state="{_e(fit_state)}">',
+        '<div class="lpw-snap-head">',
+        f'<span class="lpw-title">{_e(title or "Probes")}</span>',
+        f'<span class="lpw-snap-status"{_colour(style["color"])}>'
+        f"{_e(f.get('headline', ''))}</span>",
+        f'<span class="lpw-muted">{_e(f.get("stats", ""))}</span></div>',
     ]
     if f.get("message"):
-        parts.append(f'<div class="lpws-message">{_e(f["message"])}</div>')
+        parts.append(f'<div class="lpw-snap-message">{_e(f["message"])}</div>')
     if state.phases:
-        parts.append('<div class="lpws-rows lpws-phases">')
+        parts.append('<div class="lpw-snap-rows lpw-snap-phases">')
         for ph in state.phase_list():
             ps = st.PHASE_STATES.get(ph["state"], st.PHASE_STATES["done"])
             attrs = f' data-phase="{_e(ph["key"])}" data-state="{_e(ph["state"])}"'
@@ -185,7 +140,7 @@ def progress_body(state: Any, title: str = "") -> str:
                 _row(ph["label"], ph["fraction"], ps["label"], ps["color"], ph["text"], attrs=attrs)
             )
         parts.append("</div>")
-    parts.append('<div class="lpws-rows lpws-probes">')
+    parts.append('<div class="lpw-snap-rows lpw-snap-probes">')
     for p in state.probe_list():
         ps = st.probe_state(p["state"])
         attrs = f' data-probe="{_e(p["name"])}" data-state="{_e(p["state"])}"'
@@ -195,13 +150,13 @@ def progress_body(state: Any, title: str = "") -> str:
     parts.append("</div>")
     if f.get("reasons"):
         items = "".join(f"<li>{_e(r)}</li>" for r in f["reasons"])
-        parts.append(f'<ul class="lpws-reasons lpwr-muted">{items}</ul>')
+        parts.append(f'<ul class="lpw-snap-reasons lpw-muted">{items}</ul>')
     parts.append("</div>")
     return "".join(parts)
 
 
 def progress_html(state: Any, title: str = "") -> str:
-    return _wrap(state.summary(), progress_body(state, title), "progress", CSS)
+    return _wrap(state.summary(), progress_body(state, title), "progress")
 
 
 # -- monitor ------------------------------------------------------------------------------
@@ -231,19 +186,19 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
         return PAD_T + (1 - (v - lo) / (hi - lo)) * ph
 
     parts = [
-        f'<svg class="lpws-chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
+        f'<svg class="lpw-snap-chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
         f'aria-label="validation loss of {_e(name)}" xmlns="http://www.w3.org/2000/svg">',
-        f'<rect class="lpws-plot" x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}"/>',
+        f'<rect class="lpw-snap-plot" x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}"/>',
     ]
     if row.get("warmup"):
         parts.append(
-            f'<rect class="lpws-warmup" x="{PAD_L}" y="{PAD_T}" '
+            f'<rect class="lpw-snap-warmup" x="{PAD_L}" y="{PAD_T}" '
             f'width="{x(row["warmup"]) - PAD_L:.1f}" height="{ph}"/>'
         )
     if row.get("window"):
         a, b = row["window"]
         parts.append(
-            f'<rect class="lpws-window" x="{x(a):.1f}" y="{PAD_T}" '
+            f'<rect class="lpw-snap-window" x="{x(a):.1f}" y="{PAD_T}" '
             f'width="{max(0.0, x(b) - x(a)):.1f}" height="{ph}"/>'
         )
     d, pen = [], False
@@ -253,13 +208,13 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
             continue
         d.append(f"{'L' if pen else 'M'}{x(s):.1f} {y(v):.1f}")
         pen = True
-    parts.append(f'<path class="lpws-curve" d="{"".join(d)}" data-points="{len(steps)}"/>')
+    parts.append(f'<path class="lpw-snap-curve" d="{"".join(d)}" data-points="{len(steps)}"/>')
     best, best_loss = row.get("best_step"), row.get("best_val_loss")
     if best is not None and best in steps and losses[list(steps).index(best)] is not None:
         best_loss = losses[list(steps).index(best)]
     if best is not None and best_loss is not None:
         parts.append(
-            f'<circle class="lpws-best" cx="{x(best):.1f}" cy="{y(best_loss):.1f}" r="3.5">'
+            f'<circle class="lpw-snap-best" cx="{x(best):.1f}" cy="{y(best_loss):.1f}" r="3.5">'
             f"<title>best: {_e(format_number(best_loss))} at step {_e(best)}</title>"
             "</circle>"
         )
@@ -272,9 +227,9 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
         lx = sx - 3 if anchor == "end" else sx + 3
         parts.append(
             f"<g{_colour(ps['color'])}>"
-            f'<line class="lpws-end" x1="{sx:.1f}" x2="{sx:.1f}" y1="{PAD_T}" '
+            f'<line class="lpw-snap-end" x1="{sx:.1f}" x2="{sx:.1f}" y1="{PAD_T}" '
             f'y2="{H - PAD_B}"/>'
-            f'<text class="lpws-end-label" x="{lx:.1f}" y="{PAD_T - 4}" '
+            f'<text class="lpw-snap-end-label" x="{lx:.1f}" y="{PAD_T - 4}" '
             f'text-anchor="{anchor}">{_e(ps["label"])} @ {_e(stop)}</text></g>'
         )
     if kept is not None:
@@ -282,22 +237,22 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
         last = [(s, v) for s, v in zip(steps, losses, strict=True) if v is not None]
         if last:
             parts.append(
-                f'<line class="lpws-kept-link" x1="{x(last[-1][0]):.1f}" '
+                f'<line class="lpw-snap-kept-link" x1="{x(last[-1][0]):.1f}" '
                 f'y1="{y(last[-1][1]):.1f}" x2="{kx:.1f}" y2="{ky:.1f}"/>'
             )
         r = 4.0
         parts.append(
-            f'<path class="lpws-kept" d="M{kx:.1f} {ky - r:.1f}L{kx + r:.1f} {ky:.1f}'
+            f'<path class="lpw-snap-kept" d="M{kx:.1f} {ky - r:.1f}L{kx + r:.1f} {ky:.1f}'
             f'L{kx:.1f} {ky + r:.1f}L{kx - r:.1f} {ky:.1f}Z"><title>kept weights: val loss '
             f"{_e(format_number(kept))} ({_e(row.get('kept_label', ''))})</title></path>"
         )
     parts += [
-        f'<text class="lpws-axis" x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end">'
+        f'<text class="lpw-snap-axis" x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end">'
         f"{_e(format_number(hi))}</text>",
-        f'<text class="lpws-axis" x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end">'
+        f'<text class="lpw-snap-axis" x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end">'
         f"{_e(format_number(lo))}</text>",
-        f'<text class="lpws-axis" x="{PAD_L}" y="{H - 4}" text-anchor="start">0</text>',
-        f'<text class="lpws-axis lpws-xmax" x="{W - PAD_R}" y="{H - 4}" text-anchor="end">'
+        f'<text class="lpw-snap-axis" x="{PAD_L}" y="{H - 4}" text-anchor="start">0</text>',
+        f'<text class="lpw-snap-axis lpw-snap-xmax" x="{W - PAD_R}" y="{H - 4}" text-anchor="end">'
         f"{int(round(x_max))}</text>",
         "</svg>",
     ]
@@ -315,34 +270,37 @@ def card_foot(row: dict[str, Any], losses: Sequence[float | None]) -> str:
 def monitor_body(state: Any, title: str = "") -> str:
     rows = state.meta_list()
     curves = state.curves()
-    legend = [("best", "var(--lpwr-good)", "50%")]
+    legend = [("best", "var(--lpw-good)", "50%")]
     if any(r.get("warmup") for r in rows):
-        legend.insert(0, ("warm-up", "color-mix(in srgb, var(--lpwr-fg) 10%, transparent)", "2px"))
+        legend.insert(0, ("warm-up", "color-mix(in srgb, var(--lpw-fg) 10%, transparent)", "2px"))
     if any(r.get("window") for r in rows):
         legend.append(("patience window", "color-mix(in srgb, #f57c00 22%, transparent)", "2px"))
     if any(r.get("kept_val_loss") is not None for r in rows):
-        legend.append(("kept weights (end point)", "var(--lpwr-fg)", "1px"))
+        legend.append(("kept weights (end point)", "var(--lpw-fg)", "1px"))
     keys = "".join(
-        f'<span class="lpws-key" style="background: {c}; border-radius: {rad}"></span> {_e(t)}  '
+        f'<span class="lpw-snap-key" style="background: {c}; border-radius: {rad}"></span>'
+        f" {_e(t)}  "
         for t, c, rad in legend
     )
     parts = [
-        '<div class="lpws-monitor">',
-        f'<div class="lpws-head"><span class="lpwr-title">{_e(title or "Validation loss")}</span>'
-        f'<span class="lpws-legend lpwr-muted">{keys}</span></div>',
-        '<div class="lpws-cards">',
+        '<div class="lpw-snap-monitor">',
+        '<div class="lpw-snap-head">'
+        f'<span class="lpw-title">{_e(title or "Validation loss")}</span>'
+        f'<span class="lpw-snap-legend lpw-muted">{keys}</span></div>',
+        '<div class="lpw-snap-cards">',
     ]
     for row in rows:
         name = str(row["name"])
         steps, losses, _n = curves.get(name, [[], [], 0])
         ps = st.probe_state(str(row["state"]))
         parts.append(
-            f'<div class="lpws-card" data-probe="{_e(name)}" data-state="{_e(row["state"])}" '
+            f'<div class="lpw-snap-card" data-probe="{_e(name)}" data-state="{_e(row["state"])}" '
             f'title="{_e(row.get("stop_reason", ""))}">'
-            f'<div class="lpws-card-head"><span class="lpwr-mono lpws-name">{_e(name)}</span>'
-            f'<span class="lpws-state"{_colour(ps["color"])}>{_e(ps["label"])}</span></div>'
+            '<div class="lpw-snap-card-head">'
+            f'<span class="lpw-mono lpw-snap-name">{_e(name)}</span>'
+            f'<span class="lpw-snap-state"{_colour(ps["color"])}>{_e(ps["label"])}</span></div>'
             f"{chart_svg(row, steps, losses)}"
-            f'<div class="lpws-card-foot lpwr-muted">{_e(card_foot(row, losses))}</div></div>'
+            f'<div class="lpw-snap-card-foot lpw-muted">{_e(card_foot(row, losses))}</div></div>'
         )
     parts.append("</div></div>")
     return "".join(parts)
@@ -359,13 +317,13 @@ def monitor_text(state: Any) -> str:
 
 
 def monitor_html(state: Any, title: str = "") -> str:
-    return _wrap(monitor_text(state), monitor_body(state, title), "monitor", CSS)
+    return _wrap(monitor_text(state), monitor_body(state, title), "monitor")
 
 
 def dashboard_html(progress: Any, monitor: Any, title: str = "") -> str:
     """The dashboard's final (or current) state: progress above the loss charts."""
     body = progress_body(progress, title) + monitor_body(monitor)
-    return _wrap(progress.summary(), body, "dashboard", CSS)
+    return _wrap(progress.summary(), body, "dashboard")
 
 
 # -- metrics table ------------------------------------------------------------------------
@@ -386,7 +344,7 @@ def table_grid(
 ) -> str:
     index = {c["name"]: j for j, c in enumerate(columns)}
     head = "".join(
-        f'<th class="{"lpws-num" if columns[index[n]]["kind"] == "number" else ""}" '
+        f'<th class="{"lpw-snap-num" if columns[index[n]]["kind"] == "number" else ""}" '
         f'title="column: {_e(n)}">{_e(columns[index[n]].get("label", n))}</th>'
         for n in names
     )
@@ -403,8 +361,8 @@ def table_grid(
                     rows[i][index[ci[0]]], rows[i][index[ci[1]]], int(col.get("decimals", 3))
                 )
                 if band:
-                    text += f' <span class="lpwr-ci">{_e(band)}</span>'
-            klass = ' class="lpws-num"' if col["kind"] == "number" else ""
+                    text += f' <span class="lpw-ci">{_e(band)}</span>'
+            klass = ' class="lpw-snap-num"' if col["kind"] == "number" else ""
             cells.append(f'<td{klass} data-col="{_e(n)}">{text}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f'<table class="{cls}"><tr>{head}</tr>{"".join(body)}</table>'
@@ -418,35 +376,35 @@ def table_html(table: Any) -> str:
     compact = table.visible_columns()
     title = table.title or "Metrics"
     body = (
-        f'<div class="lpws-head"><span class="lpwr-title">{_e(title)}</span>'
-        f'<span class="lpwr-muted">{len(rows)} row(s)</span></div>'
-        + table_grid(columns, rows, order, compact, "lpwr-metrics lpws-compact")
+        f'<div class="lpw-snap-head"><span class="lpw-title">{_e(title)}</span>'
+        f'<span class="lpw-muted">{len(rows)} row(s)</span></div>'
+        + table_grid(columns, rows, order, compact, "lpw-metrics lpw-snap-compact")
     )
     if len(compact) < len(all_names):
         body += (
-            f'<details class="lpwr-details"><summary>All columns ({len(all_names)})</summary>'
+            f'<details class="lpw-details"><summary>All columns ({len(all_names)})</summary>'
             + table_grid(
                 [{**c, "ci": None} for c in columns],
                 rows,
                 order,
                 all_names,
-                "lpwr-metrics lpws-all",
+                "lpw-metrics lpw-snap-all",
             )
             + "</details>"
         )
-    return _wrap(table.summary(), body, "table", CSS)
+    return _wrap(table.summary(), body, "table")
 
 
 # -- picker -------------------------------------------------------------------------------
 def picker_html(picker: Any) -> str:
     selected = list(picker.selected)
-    chips = "".join(f'<span class="lpwr-chip lpwr-mono">{_e(s)}</span>' for s in selected)
+    chips = "".join(f'<span class="lpw-chip lpw-mono">{_e(s)}</span>' for s in selected)
     body = (
-        '<div class="lpws-head"><span class="lpwr-title">Submodule picker</span>'
-        f'<span class="lpwr-muted">{len(picker.tree)} modules · {len(selected)} selected</span>'
+        '<div class="lpw-snap-head"><span class="lpw-title">Submodule picker</span>'
+        f'<span class="lpw-muted">{len(picker.tree)} modules · {len(selected)} selected</span>'
         "</div>"
-        f'<div class="lpws-chips lpws-selected">{chips or "<i>nothing selected</i>"}</div>'
-        '<div class="lpwr-muted">The selection when this output was last updated; in a '
+        f'<div class="lpw-snap-chips lpw-snap-selected">{chips or "<i>nothing selected</i>"}</div>'
+        '<div class="lpw-muted">The selection when this output was last updated; in a '
         "running notebook <code>picker.selected</code> holds the current one.</div>"
     )
-    return _wrap(picker.summary(), body, "picker", CSS)
+    return _wrap(picker.summary(), body, "picker")

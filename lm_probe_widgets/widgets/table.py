@@ -3,8 +3,9 @@
 Data crosses the widget wire as ``columns`` + ``rows`` (plain JSON, NaN as null).
 The browser sorts by header clicks and syncs the sort back, so ``table.df``,
 ``table.to_csv()`` and ``table.to_json()`` in Python export exactly the rows and order
-the user sees -- byte for byte the same text as the browser's download buttons (every
-column: exports are data, the compact view is for reading).
+the user sees (every column: exports are data, the compact view is for reading). The
+browser's CSV/JSON buttons ask the kernel for that same text and save what it sends:
+exports are written here only.
 
 For people, a wide metrics frame (a runner's has ~26 columns) opens in a compact view:
 probe, accuracy with its interval, F1, Matthews, test log-loss, state, and the control
@@ -17,8 +18,8 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from ..display.columns import (
     format_ci,
     format_number,
 )
-from ._assets import css_text, esm_path
+from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
 LOWER_IS_BETTER = ("loss", "mdl", "bits")
@@ -80,42 +81,6 @@ def best_direction(name: str, kind: str) -> str | None:
     ):
         return "min"
     return "max"
-
-
-def js_number(x: float | int) -> str:
-    """A number as JavaScript's ``String(x)`` writes it (shortest round-trip digits).
-
-    Python's ``repr`` and JS pick the same digits but switch to exponent notation at
-    different magnitudes; matching JS keeps Python exports identical to the browser's.
-    """
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, numbers.Integral):
-        return str(int(x))
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0:
-        return "0"
-    sign = "-" if x < 0 else ""
-    _s, digits_t, exp = Decimal(repr(abs(x))).as_tuple()
-    digits = "".join(map(str, digits_t)).rstrip("0") or "0"
-    # value = 0.<digits> * 10**n  (ECMAScript Number::toString's n and k)
-    k = len(digits)
-    n = exp + len(digits_t)
-    if k <= n <= 21:
-        out = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        out = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        out = "0." + "0" * (-n) + digits
-    else:
-        e = n - 1
-        mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
-        out = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
-    return sign + out
 
 
 def _cell(value: Any, kind: str) -> Any:
@@ -226,13 +191,15 @@ def _mark_compact(columns: list[dict[str, Any]], has_index: bool) -> None:
         c["compact"] = rank.get(c["name"])  # position in the compact view (1 = first), or None
 
 
+def _scalar(value: Any) -> str:
+    """A number or bool as JSON writes it (shortest round-trip digits, true/false)."""
+    return json.dumps(value)
+
+
 def _csv_field(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, (bool, int, float)):
-        text = js_number(value)
-    else:
-        text = str(value)
+    text = _scalar(value) if isinstance(value, (bool, int, float)) else str(value)
     if any(ch in text for ch in ',"\n\r'):
         return '"' + text.replace('"', '""') + '"'
     return text
@@ -242,8 +209,11 @@ def _json_value(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, (bool, int, float)):
-        return js_number(value)
+        return _scalar(value)
     return json.dumps(str(value), ensure_ascii=False)
+
+
+EXPORTS = {"csv": "text/csv;charset=utf-8", "json": "application/json"}
 
 
 class MetricsTable(SnapshotDisplay, anywidget.AnyWidget):
@@ -256,7 +226,7 @@ class MetricsTable(SnapshotDisplay, anywidget.AnyWidget):
     (default: min for names containing loss/mdl/bits, none for counts, else max).
     """
 
-    _esm = esm_path("table")
+    _esm = esm_source("table")
     _css = css_text("table")
 
     columns = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -293,6 +263,7 @@ class MetricsTable(SnapshotDisplay, anywidget.AnyWidget):
         super().__init__(columns=columns, rows=rows, title=title, filename=filename, **kwargs)
         if sort:
             self.sort = dict(sort)
+        self.on_msg(self._on_custom_msg)
 
     # -- data ---------------------------------------------------------------------------
     def _runner_frame(self) -> Any:
@@ -385,6 +356,26 @@ class MetricsTable(SnapshotDisplay, anywidget.AnyWidget):
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
+
+    def export_message(self, fmt: str) -> dict[str, str]:
+        """What the browser's CSV/JSON button downloads: the text of `to_csv()` or
+        `to_json()` for the current view, with its file name and type."""
+        if fmt not in EXPORTS:
+            raise ValueError(f"export format must be one of {sorted(EXPORTS)}, got {fmt!r}")
+        text = self.to_csv() if fmt == "csv" else self.to_json()
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.filename or "metrics")
+        return {
+            "type": "export",
+            "format": fmt,
+            "filename": f"{base}.{fmt}",
+            "mime": EXPORTS[fmt],
+            "text": text,
+        }
+
+    def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "export":
+            if content.get("format") in EXPORTS:
+                self.send(self.export_message(content["format"]))
 
     def __repr__(self) -> str:
         return (

@@ -229,7 +229,7 @@ def _cell(page: Any, i: int) -> Any:
 
 def _states(cell: Any) -> list[str]:
     """End states of the probes in a cell's final snapshot."""
-    return cell.locator(".lpws-probes .lpws-row").evaluate_all(
+    return cell.locator(".lpw-snap-probes .lpw-snap-row").evaluate_all(
         "rows => rows.map(r => r.dataset.state)"
     )
 
@@ -248,7 +248,7 @@ WATCH = """() => {
       const busy = !!prompt && prompt.textContent.includes('*');
       const rec = window.__lpwFinal[i] || (window.__lpwFinal[i] = {});
       if (busy) rec.busy = now;
-      const heads = cell.querySelectorAll('.lpw-progress-status, .lpws-status');
+      const heads = cell.querySelectorAll('.lpw-progress-status, .lpw-snap-status');
       const final = [...heads].some(h => /^fit (completed|stopped|interrupted|failed)/
         .test(h.textContent || ''));
       if (final && rec.final === undefined) { rec.final = now; rec.busyAtFinal = busy; }
@@ -321,25 +321,25 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
     short = _cell(page, 2)
     # Its final snapshot: end states in their colours, curves on the planned axis, kept
     # weights, a row per phase; the headline turned final only with the cell (see 4).
-    short.locator(".lpws-progress[data-fit-state='completed']").wait_for(timeout=180_000)
+    short.locator(".lpw-snap-progress[data-fit-state='completed']").wait_for(timeout=180_000)
     short.get_by_text("FIT1 fitted").wait_for()
     states = _states(short)
     assert len(states) == 2 and set(states) <= FINAL, states
-    phases = short.locator(".lpws-phases .lpws-row").evaluate_all(
+    phases = short.locator(".lpw-snap-phases .lpw-snap-row").evaluate_all(
         "rs => rs.map(r => r.dataset.phase)"
     )
     assert "control" in phases and "baseline-random_init" in phases, phases
     assert short.locator(".lpw-progress").count() == 0  # the live view made way
-    curves = short.locator(".lpws-card .lpws-curve")
+    curves = short.locator(".lpw-snap-card .lpw-snap-curve")
     assert curves.count() == 2
     assert min(curves.evaluate_all("cs => cs.map(c => +c.dataset.points)")) > 2
-    detail = short.locator(".lpws-probes .lpws-detail").first.text_content()
+    detail = short.locator(".lpw-snap-probes .lpw-snap-detail").first.text_content()
     planned = detail.split(" · ")[0].split("/")[1]  # "step 12/55" -> the planned 55 steps
-    assert short.locator(".lpws-card .lpws-xmax").first.text_content() == planned
-    assert short.locator(".lpws-card .lpws-end-label").count() == 2
-    assert short.locator(".lpws-card .lpws-kept").count() == 2
+    assert short.locator(".lpw-snap-card .lpw-snap-xmax").first.text_content() == planned
+    assert short.locator(".lpw-snap-card .lpw-snap-end-label").count() == 2
+    assert short.locator(".lpw-snap-card .lpw-snap-kept").count() == 2
     error_red = _colour_of(page, "var(--jp-error-color1)")
-    colours = short.locator(".lpws-probes .lpws-state").evaluate_all(
+    colours = short.locator(".lpw-snap-probes .lpw-snap-state").evaluate_all(
         "es => es.map(e => getComputedStyle(e).color)"
     )
     assert error_red not in colours, colours
@@ -373,19 +373,19 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
     _shot(long.locator(".jp-OutputArea"), "long_live_light")
     assert stop.is_enabled()
     stop.click()
-    long.locator(".lpws-progress[data-fit-state='stopped']").wait_for(timeout=60_000)
+    long.locator(".lpw-snap-progress[data-fit-state='stopped']").wait_for(timeout=60_000)
     assert set(_states(long)) == {"stopped"}
-    head = long.locator(".lpws-status").inner_text()
+    head = long.locator(".lpw-snap-status").inner_text()
     assert head == "fit stopped by you"
-    text = long.locator(".lpws-progress").inner_text()
+    text = long.locator(".lpw-snap-progress").inner_text()
     assert "fit completed" not in text and "Stop requested" not in text  # one final message
-    assert long.locator(".lpws-message").count() == 1
+    assert long.locator(".lpw-snap-message").count() == 1
     amber = _colour_of(page, "var(--jp-warn-color1)")
-    colours = long.locator(".lpws-probes .lpws-state").evaluate_all(
+    colours = long.locator(".lpw-snap-probes .lpw-snap-state").evaluate_all(
         "es => es.map(e => getComputedStyle(e).color)"
     )
     assert set(colours) == {amber}, colours
-    assert long.locator(".lpws-card .lpws-end-label").count() == 2
+    assert long.locator(".lpw-snap-card .lpw-snap-end-label").count() == 2
 
     # 3. The next cell sees the runner: stopped early, probes and metrics kept.
     report = _cell(page, 4).locator(".jp-OutputArea-output", has_text="RESULT")
@@ -419,11 +419,11 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
         )
         page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
         short, long = _cell(page, 2), _cell(page, 3)
-        short.locator(".lpws-progress[data-fit-state='completed']").wait_for(timeout=60_000)
-        long.locator(".lpws-progress[data-fit-state='stopped']").wait_for(timeout=60_000)
-        assert short.locator(".lpwr-body").first.is_visible()
-        assert short.locator(".lpws-card .lpws-curve").count() == 2
-        colours = long.locator(".lpws-probes .lpws-state").evaluate_all(
+        short.locator(".lpw-snap-progress[data-fit-state='completed']").wait_for(timeout=60_000)
+        long.locator(".lpw-snap-progress[data-fit-state='stopped']").wait_for(timeout=60_000)
+        assert short.locator(".lpw-body").first.is_visible()
+        assert short.locator(".lpw-snap-card .lpw-snap-curve").count() == 2
+        colours = long.locator(".lpw-snap-probes .lpw-snap-state").evaluate_all(
             "es => es.map(e => getComputedStyle(e).color)"
         )
         assert set(colours) == {_colour_of(page, "var(--jp-warn-color1)")}, (theme, colours)
@@ -463,13 +463,13 @@ def test_notebook_run_elsewhere_shows_its_snapshots(page: Any, lab: dict[str, An
     text = panel.inner_text()
     assert "Error displaying widget" not in text
     # untrusted: JupyterLab drops <style> and data- attributes from these outputs
-    roots = panel.locator("div.lpwr")
+    roots = panel.locator("div.lpw-repr")
     assert roots.count() == 3
-    texts = [roots.nth(i).locator(".lpwr-fallback pre").text_content() for i in range(3)]
+    texts = [roots.nth(i).locator(".lpw-fallback pre").text_content() for i in range(3)]
     shown = [
         (
-            roots.nth(i).locator(".lpwr-fallback pre").is_visible(),
-            roots.nth(i).locator(".lpwr-body").is_visible(),
+            roots.nth(i).locator(".lpw-fallback pre").is_visible(),
+            roots.nth(i).locator(".lpw-body").is_visible(),
         )
         for i in range(3)
     ]

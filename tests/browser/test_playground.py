@@ -207,10 +207,10 @@ def test_static_snapshot_renders_in_chromium(widget_page):
         " d.innerHTML = html; document.body.appendChild(d); }",
         pg.snapshot_html(),
     )
-    snap = page.locator("#snap .lpwr-body")
+    snap = page.locator("#snap .lpw-body")
     assert snap.is_visible()
-    assert snap.locator(".lpwp-cell").count() == 3
-    assert snap.locator(".lpwp-token").all_text_contents() == [
+    assert snap.locator(".lpw-snap-pg-cell").count() == 3
+    assert snap.locator(".lpw-snap-pg-token").all_text_contents() == [
         t["text"] for t in pg.result["tokens"]
     ]
     assert snap.locator("img").count() == 0

@@ -87,12 +87,12 @@ def _guard(page: Any) -> list[str]:
 
 
 THEME_PROBE = """(root) => {
-  const body = root.querySelector('.lpwr-body');
-  const best = root.querySelector('td.lpwr-best');
+  const body = root.querySelector('.lpw-body');
+  const best = root.querySelector('td.lpw-best');
   const cs = getComputedStyle(body);
   return {color: cs.color, bg: cs.backgroundColor, display: cs.display,
           best: best ? getComputedStyle(best).backgroundColor : null,
-          fallback: getComputedStyle(root.querySelector('.lpwr-fallback')).display};
+          fallback: getComputedStyle(root.querySelector('.lpw-fallback')).display};
 }"""
 
 
@@ -107,26 +107,26 @@ def test_rendered_light_and_dark(page: Any, runner: Any) -> None:
     styles = {}
     for name, attrs in themes.items():
         page.set_content(_page_html(fragment, attrs))
-        root = page.locator("div.lpwr")
+        root = page.locator("div.lpw-repr")
         assert root.count() == 1
         styles[name] = root.evaluate(THEME_PROBE)
         # styled view shown, text fallback hidden
         assert styles[name]["fallback"] == "none" and styles[name]["display"] == "block"
-        assert page.locator(".lpwr-body").is_visible()
-        assert not page.locator(".lpwr-fallback").is_visible()
+        assert page.locator(".lpw-body").is_visible()
+        assert not page.locator(".lpw-fallback").is_visible()
         # the injection attempts are text: no <img> was created, no alert fired
         assert page.locator("img").count() == 0
-        names = page.locator("td.lpwr-name").all_inner_texts()
+        names = page.locator("td.lpw-name").all_inner_texts()
         assert EVIL_NAME in names
-        chips = page.locator(".lpwr-probes .lpwr-chip").all_inner_texts()
+        chips = page.locator(".lpw-probes .lpw-chip").all_inner_texts()
         assert EVIL_CLASS in chips
         # one sparkline per probe, drawn (non-zero size)
-        sparks = page.locator("svg.lpwr-spark")
+        sparks = page.locator("svg.lpw-spark")
         assert sparks.count() == 3
         box = sparks.first.bounding_box()
         assert box is not None and box["width"] > 50
         # the early-stopped probe says so, in words
-        row = page.locator('.lpwr-probes tr[data-probe="transformer.h.2.output"]')
+        row = page.locator('.lpw-probes tr[data-probe="transformer.h.2.output"]')
         assert "stopped early at step" in row.inner_text()
         _shot(page, name)
     light, dark = styles["jupyterlab_light"], styles["jupyterlab_dark"]
@@ -141,15 +141,15 @@ def test_prefers_color_scheme_and_attribute_precedence(page: Any, runner: Any) -
     fragment = runner._repr_html_()
     page.emulate_media(color_scheme="light")
     page.set_content(_page_html(fragment))
-    plain_light = page.locator("div.lpwr").evaluate(THEME_PROBE)
+    plain_light = page.locator("div.lpw-repr").evaluate(THEME_PROBE)
     page.emulate_media(color_scheme="dark")
     page.set_content(_page_html(fragment))
-    plain_dark = page.locator("div.lpwr").evaluate(THEME_PROBE)
+    plain_dark = page.locator("div.lpw-repr").evaluate(THEME_PROBE)
     assert plain_light["bg"] != plain_dark["bg"]
     _shot(page, "prefers_dark")
     # JupyterLab's own light theme wins over a dark OS preference
     page.set_content(_page_html(fragment, 'data-jp-theme-light="true"'))
-    assert page.locator("div.lpwr").evaluate(THEME_PROBE)["bg"] == plain_light["bg"]
+    assert page.locator("div.lpw-repr").evaluate(THEME_PROBE)["bg"] == plain_light["bg"]
     assert seen == []
 
 
@@ -159,9 +159,9 @@ def test_untrusted_shows_text_fallback(page: Any, runner: Any) -> None:
     seen = _guard(page)
     fragment = re.sub(r"<style>.*?</style>", "", runner._repr_html_(), flags=re.S)
     page.set_content(_page_html(fragment))
-    assert page.locator(".lpwr-fallback pre").is_visible()
-    assert not page.locator(".lpwr-body").is_visible()
-    text = page.locator(".lpwr-fallback pre").inner_text()
+    assert page.locator(".lpw-fallback pre").is_visible()
+    assert not page.locator(".lpw-body").is_visible()
+    text = page.locator(".lpw-fallback pre").inner_text()
     assert text.startswith("ProbeRunner: GPT2LMHeadModel, 3 probe(s)")
     assert EVIL_NAME in text and page.locator("img").count() == 0
     _shot(page, "untrusted")
@@ -171,14 +171,14 @@ def test_untrusted_shows_text_fallback(page: Any, runner: Any) -> None:
 def test_details_expand_and_probe_repr(page: Any, runner: Any) -> None:
     seen = _guard(page)
     page.set_content(_page_html(runner._repr_html_(), 'data-jp-theme-light="true"'))
-    table = page.locator("details.lpwr-details table.lpwr-configs")
+    table = page.locator("details.lpw-details table.lpw-configs")
     assert not table.is_visible()
-    page.locator("details.lpwr-details summary", has_text="Configurations").click()
+    page.locator("details.lpw-details summary", has_text="Configurations").click()
     assert table.is_visible()
     assert "transformer.h.2.output" in table.inner_text()
     page.set_content(_page_html(runner[EVIL_NAME]._repr_html_(), 'data-jp-theme-light="false"'))
-    assert page.locator(".lpwr-body .lpwr-name").inner_text() == EVIL_NAME
-    assert page.locator("table.lpwr-weights tr").count() == 9  # header + top 8 dims
+    assert page.locator(".lpw-body .lpw-name").inner_text() == EVIL_NAME
+    assert page.locator("table.lpw-weights tr").count() == 9  # header + top 8 dims
     assert page.locator("img").count() == 0
     _shot(page, "probe_dark")
     assert seen == []
@@ -206,7 +206,7 @@ def test_nbconvert_export_renders(page: Any) -> None:
         assert {"text/plain", "text/html"} <= set(res.data)
     assert outputs[0][0].data["text/plain"].startswith("ProbeRunner: GPT2LMHeadModel")
     body, _ = HTMLExporter().from_notebook_node(nb)
-    assert body.count('class="lpwr"') == 2
+    assert body.count('class="lpw lpw-repr"') == 2
     assert EVIL_NAME not in body and EVIL_CLASS not in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
     ARTIFACTS.mkdir(exist_ok=True)
@@ -214,11 +214,11 @@ def test_nbconvert_export_renders(page: Any) -> None:
 
     seen = _guard(page)
     page.set_content(body, wait_until="domcontentloaded")
-    roots = page.locator("div.lpwr")
+    roots = page.locator("div.lpw-repr")
     assert roots.count() == 2
-    assert page.locator("div.lpwr .lpwr-body").first.is_visible()
-    assert not page.locator("div.lpwr .lpwr-fallback").first.is_visible()
-    assert page.locator("div.lpwr img").count() == 0
-    assert EVIL_NAME in page.locator("div.lpwr td.lpwr-name").all_inner_texts()
+    assert page.locator("div.lpw-repr .lpw-body").first.is_visible()
+    assert not page.locator("div.lpw-repr .lpw-fallback").first.is_visible()
+    assert page.locator("div.lpw-repr img").count() == 0
+    assert EVIL_NAME in page.locator("div.lpw-repr td.lpw-name").all_inner_texts()
     _shot(page, "nbconvert")
     assert [s for s in seen if not s.startswith("request:")] == []

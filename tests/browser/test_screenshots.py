@@ -195,11 +195,13 @@ def test_every_widget_live_and_static(widget_page: Any, theme: str) -> None:
             f"<!doctype html><html><body {attrs} style='margin:12px;"
             f"background:{bg}'>{html}</body></html>"
         )
-        body = page.locator(".lpwr-body")
+        body = page.locator(".lpw-body")
         assert body.is_visible(), name
         assert (_lum(body.evaluate("e => getComputedStyle(e).color")) < 0.4) == (
             theme == "light"
         ), name
-        page.locator("div.lpwr").screenshot(path=str(ARTIFACTS / f"snapshot_{name}_{theme}.png"))
+        page.locator("div.lpw-repr").screenshot(
+            path=str(ARTIFACTS / f"snapshot_{name}_{theme}.png")
+        )
     widget_page.page.goto(widget_page.base_url + "/harness.html")  # errors stay checked
     widget_page.page.wait_for_function("window.lpwReady === true")

@@ -133,7 +133,7 @@ def test_saved_outputs_hold_the_final_snapshots(executed: tuple[Any, Path]) -> N
     assert WIDGET_MIME not in data and set(data) == {"text/plain", "text/html"}
     html = data["text/html"]
     assert 'data-fit-state="completed"' in html and html.count("fit completed") >= 1
-    assert html.count('class="lpws-card"') == 2 and 'data-phase="extract-eval"' in html
+    assert html.count('class="lpw-snap-card"') == 2 and 'data-phase="extract-eval"' in html
     assert data["text/plain"].startswith("fit completed")
     # table: compact columns, 3 decimals, the browser's sort
     data = _data(table)
@@ -161,20 +161,20 @@ def test_nbconvert_export_shows_every_snapshot(
     page.on("pageerror", lambda e: seen.append(f"pageerror: {e}"))
     page.route(re.compile(r"^(?!data:|about:).*"), lambda route: route.abort())
     page.set_content(body, wait_until="domcontentloaded")
-    kinds = page.locator("div.lpwr").evaluate_all("rs => rs.map(r => r.dataset.lpwrKind)")
+    kinds = page.locator("div.lpw-repr").evaluate_all("rs => rs.map(r => r.dataset.lpwKind)")
     assert kinds == ["picker", "dashboard", "table"]
     for kind in kinds:
-        root = page.locator(f'div.lpwr[data-lpwr-kind="{kind}"]')
-        assert root.locator(".lpwr-body").is_visible(), kind  # styled view, not the fallback
-    dash = page.locator('div.lpwr[data-lpwr-kind="dashboard"]')
-    assert dash.locator(".lpws-status").inner_text() == "fit completed"
-    assert dash.locator(".lpws-card svg .lpws-curve").count() == 2
-    assert dash.locator(".lpws-probes .lpws-row").count() == 2
-    colours = dash.locator(".lpws-probes .lpws-state").evaluate_all(
+        root = page.locator(f'div.lpw-repr[data-lpw-kind="{kind}"]')
+        assert root.locator(".lpw-body").is_visible(), kind  # styled view, not the fallback
+    dash = page.locator('div.lpw-repr[data-lpw-kind="dashboard"]')
+    assert dash.locator(".lpw-snap-status").inner_text() == "fit completed"
+    assert dash.locator(".lpw-snap-card svg .lpw-snap-curve").count() == 2
+    assert dash.locator(".lpw-snap-probes .lpw-snap-row").count() == 2
+    colours = dash.locator(".lpw-snap-probes .lpw-snap-state").evaluate_all(
         "es => es.map(e => getComputedStyle(e).color)"
     )
     assert all(c != "rgb(211, 47, 47)" for c in colours), colours  # no error red
-    table = page.locator('div.lpwr[data-lpwr-kind="table"] table.lpws-compact')
+    table = page.locator('div.lpw-repr[data-lpw-kind="table"] table.lpw-snap-compact')
     assert table.locator("th").first.inner_text() == "probe"
     assert table.locator("tr").count() == 3
     assert "Error displaying widget" not in page.locator("body").inner_text()

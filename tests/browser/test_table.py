@@ -70,7 +70,7 @@ def test_best_values_highlighted(widget_page):
 
 
 @pytest.mark.parametrize("sort", [None, {"column": "accuracy", "descending": True}])
-def test_csv_and_json_downloads_equal_python_exports(widget_page, sort):
+def test_csv_and_json_downloads_save_what_python_sends(widget_page, sort):
     table = MetricsTable(frame(), filename="sweep 1")
     w = widget_page.mount("table", state_of(table))
     if sort:
@@ -79,8 +79,11 @@ def test_csv_and_json_downloads_equal_python_exports(widget_page, sort):
         table.sort = w.get("sort")
         assert table.sort == sort
     page = widget_page.page
+    # the button asks the kernel; the browser saves the text Python sends back
+    w.root.locator(".lpw-table-csv").click()
+    assert w.sent()[-1] == {"type": "export", "format": "csv"}
     with page.expect_download() as info:
-        w.root.locator(".lpw-table-csv").click()
+        w.kernel_send(table.export_message("csv"))
     download = info.value
     assert download.suggested_filename == "sweep_1.csv"
     text = open(download.path(), encoding="utf-8").read()
@@ -88,8 +91,11 @@ def test_csv_and_json_downloads_equal_python_exports(widget_page, sort):
     back = pd.read_csv(open(download.path(), encoding="utf-8"))
     assert list(back["probe"]) == [str(i) for i in table.df.index]
     assert back["stop_reason"].iloc[list(table.df.index).index("h.3")] == 'quote " and, comma'
+    w.root.locator(".lpw-table-json").click()
+    assert w.sent()[-1] == {"type": "export", "format": "json"}
     with page.expect_download() as info:
-        w.root.locator(".lpw-table-json").click()
+        w.kernel_send(table.export_message("json"))
+    assert info.value.suggested_filename == "sweep_1.json"
     text = open(info.value.path(), encoding="utf-8").read()
     assert text == table.to_json()
     assert json.loads(text)[0]["probe"] == table.df.index[0]

@@ -1,0 +1,54 @@
+// Helpers shared by every widget module: DOM and SVG builders, a button, number
+// formatting and the state styles Python sends (display/states.py).
+//
+// Each widget module starts with `import { ... } from "./shared.js";`. A browser that
+// loads the modules from files (the test harness) follows that import; anywidget
+// loads each module from a blob URL, where a relative import cannot resolve, so
+// lm_probe_widgets/display/assets.py (`esm_source`) puts this file's text in place of
+// the import line. Either way there is one source, and one copy per loaded module.
+// This file imports nothing, and every name it defines is exported.
+
+export const SVG_NS = "http://www.w3.org/2000/svg";
+
+// An element with a class and text (textContent: nothing is parsed as HTML).
+export function h(tag, cls, text) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text !== undefined && text !== null) el.textContent = String(text);
+  return el;
+}
+
+// An SVG element with a class and attributes.
+export function svg(tag, cls, attrs) {
+  const el = document.createElementNS(SVG_NS, tag);
+  if (cls) el.setAttribute("class", cls);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  return el;
+}
+
+// A themed button that calls onClick.
+export function button(label, title, onClick) {
+  const b = h("button", "lpw-btn", label);
+  b.type = "button";
+  if (title) b.title = title;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+// As display/columns.py format_number writes every number of this package: integers
+// whole, else `decimals` decimals, magnitudes below 10^-decimals in exponent form so
+// they never read as zero; missing as a dash.
+export function fmt(v, decimals = 3) {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "–";
+  if (Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && a < Math.pow(10, -decimals)) return v.toExponential(2);
+  return v.toFixed(decimals);
+}
+
+// The label and colour of a state, from the tables Python sends (display/states.py):
+// group "probe", "fit" or "phase".
+export function styleOf(styles, group, state) {
+  const table = (styles && styles[group]) || {};
+  return table[state] || { label: state, color: "currentColor", final: true };
+}
