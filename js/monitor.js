@@ -80,6 +80,203 @@ export function pathData(px, py) {
   return d;
 }
 
+function makeCard(name) {
+  const card = h("div", "lpw-monitor-card");
+  card.dataset.probe = name;
+  const head = h("div", "lpw-monitor-card-head");
+  const label = h("span", "lpw-monitor-name lpw-mono", name);
+  label.title = name;
+  const state = h("span", "lpw-monitor-state");
+  head.append(label, state);
+  const chart = svg("svg", "lpw-monitor-chart", {
+    viewBox: `0 0 ${W} ${H}`,
+    width: W,
+    height: H,
+    role: "img",
+    "aria-label": `validation loss of ${name}`,
+  });
+  const plot = svg("rect", "lpw-plot-bg", {
+    x: PAD.l, y: PAD.t, width: W - PAD.l - PAD.r, height: H - PAD.t - PAD.b,
+  });
+  const warm = svg("rect", "lpw-warmup", { y: PAD.t, height: H - PAD.t - PAD.b });
+  const patience = svg("rect", "lpw-patience", { y: PAD.t, height: H - PAD.t - PAD.b });
+  const curve = svg("path", "lpw-curve", { fill: "none" });
+  const bestLine = svg("line", "lpw-best-line", { y1: PAD.t, y2: H - PAD.b });
+  const best = svg("circle", "lpw-best", { r: 3.5 });
+  const bestTitle = svg("title");
+  best.append(bestTitle);
+  const end = svg("g", "lpw-end");
+  const stopLine = svg("line", "lpw-stop-line", { y1: PAD.t, y2: H - PAD.b });
+  const stopLabel = svg("text", "lpw-stop-label", { y: PAD.t - 4 });
+  const stopTitle = svg("title");
+  stopLine.append(stopTitle);
+  end.append(stopLine, stopLabel);
+  const keptLink = svg("line", "lpw-kept-link");
+  const kept = svg("path", "lpw-kept");
+  const keptTitle = svg("title");
+  kept.append(keptTitle);
+  const yMax = svg("text", "lpw-axis", { x: PAD.l - 4, y: PAD.t + 8, "text-anchor": "end" });
+  const yMin = svg("text", "lpw-axis", { x: PAD.l - 4, y: H - PAD.b, "text-anchor": "end" });
+  const x0 = svg("text", "lpw-axis", { x: PAD.l, y: H - 4, "text-anchor": "start" });
+  const x1 = svg("text", "lpw-axis lpw-xmax", { x: W - PAD.r, y: H - 4, "text-anchor": "end" });
+  x0.textContent = "0";
+  chart.append(plot, warm, patience, curve, bestLine, best, end, keptLink, kept, yMax, yMin, x0, x1);
+  const foot = h("div", "lpw-monitor-reason lpw-muted");
+  card.append(head, chart, foot);
+  return { card, state, warm, patience, curve, best, bestLine, bestTitle, end, stopLine,
+    stopLabel, stopTitle, keptLink, kept, keptTitle, yMax, yMin, x1, foot };
+}
+
+function show(el, on) {
+  el.style.display = on ? "" : "none";
+}
+
+// The y range of a card: every loss (and the kept weights' loss), padded; a loss axis
+// stops at 0.
+function lossRange(losses) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of losses) {
+    if (v === null || v === undefined) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (!isFinite(lo)) return [0, 1];
+  if (hi - lo < 1e-12) return [lo - 0.5, hi + 0.5];
+  const pad = (hi - lo) * 0.06;
+  return [lo - pad >= 0 || lo < 0 ? lo - pad : 0, hi + pad];
+}
+
+function drawCard(c, m, d, styles) {
+  const n = d.steps.length;
+  const lastStep = n ? d.steps[n - 1] : 0;
+  // The planned run from the first update on; longer only if the run goes past it.
+  const xmax = Math.max(m.x_max || 10, lastStep);
+  const kept = m.kept_val_loss;
+  const hasKept = kept !== null && kept !== undefined;
+  const [lo, hi] = lossRange(hasKept ? d.losses.concat([kept]) : d.losses);
+  const pw = W - PAD.l - PAD.r;
+  const ph = H - PAD.t - PAD.b;
+  const X = (v) => PAD.l + (v / xmax) * pw;
+  const Y = (v) => PAD.t + (1 - (v - lo) / (hi - lo)) * ph;
+
+  const px = new Array(n);
+  const py = new Array(n);
+  for (let i = 0; i < n; i++) {
+    px[i] = X(d.steps[i]);
+    const v = d.losses[i];
+    py[i] = v === null || v === undefined ? null : Y(v);
+  }
+  const [dx, dy] = decimate(px, py, pw);
+  c.curve.setAttribute("d", pathData(dx, dy));
+  c.curve.dataset.points = String(n);
+
+  const warmEnd = m.warmup || 0;
+  c.warm.setAttribute("x", PAD.l);
+  c.warm.setAttribute("width", Math.max(0, X(warmEnd) - PAD.l).toFixed(1));
+  show(c.warm, warmEnd > 0);
+
+  if (m.window) {
+    const a = X(m.window[0]);
+    const b = X(m.window[1]);
+    c.patience.setAttribute("x", a.toFixed(1));
+    c.patience.setAttribute("width", Math.max(0, b - a).toFixed(1));
+  }
+  show(c.patience, !!m.window);
+
+  drawBest(c, m, d, X, Y);
+
+  const style = styleOf(styles, "probe", m.state);
+  drawEnd(c, m, style, X, pw);
+
+  drawKept(c, m, hasKept ? kept : null, px, py, X(m.kept_step ?? lastStep), Y);
+
+  c.yMax.textContent = fmt(hi);
+  c.yMin.textContent = fmt(lo);
+  c.x1.textContent = String(Math.round(xmax));
+
+  // One validation-loss number per card, labelled.
+  let last = null;
+  for (let i = n - 1; i >= 0; i--) {
+    if (d.losses[i] !== null && d.losses[i] !== undefined) {
+      last = d.losses[i];
+      break;
+    }
+  }
+  c.foot.textContent = hasKept
+    ? `val loss (kept weights) ${fmt(kept)}`
+    : last !== null ? `val loss ${fmt(last)} (latest)` : "no evaluation yet";
+  c.state.textContent = style.label;
+  c.state.style.setProperty("--lpw-state", style.color);
+  c.card.className = `lpw-monitor-card lpw-state-${m.state}`;
+  c.card.dataset.state = m.state;
+  c.card.title = m.stop_reason || "";
+}
+
+// The best step's marker and line (the loss drawn at that step, else the reported one).
+function drawBest(c, m, d, X, Y) {
+  const hasBest = m.best_step !== null && m.best_step !== undefined;
+  let bestLoss = m.best_val_loss;
+  if (hasBest) {
+    const i = d.steps.lastIndexOf(m.best_step);
+    if (i >= 0 && d.losses[i] !== null) bestLoss = d.losses[i];
+  }
+  const visible = hasBest && bestLoss !== null && bestLoss !== undefined;
+  if (visible) {
+    const bx = X(m.best_step);
+    c.best.setAttribute("cx", bx.toFixed(1));
+    c.best.setAttribute("cy", Y(bestLoss).toFixed(1));
+    c.bestLine.setAttribute("x1", bx.toFixed(1));
+    c.bestLine.setAttribute("x2", bx.toFixed(1));
+    c.bestTitle.textContent = `best: ${fmt(bestLoss)} at step ${m.best_step}`;
+  }
+  show(c.best, visible);
+  show(c.bestLine, visible);
+}
+
+// The end state's line and word, where a final state has a stop step.
+function drawEnd(c, m, style, X, pw) {
+  const ended = style.final && m.stop_step !== null && m.stop_step !== undefined;
+  if (ended) {
+    // The end state's word sits above the plot area: it never covers the curve.
+    const sx = X(m.stop_step);
+    const right = sx > PAD.l + pw / 2;
+    c.end.style.setProperty("--lpw-state", style.color);
+    c.stopLine.setAttribute("x1", sx.toFixed(1));
+    c.stopLine.setAttribute("x2", sx.toFixed(1));
+    c.stopLabel.setAttribute("x", (right ? sx - 3 : sx + 3).toFixed(1));
+    c.stopLabel.setAttribute("text-anchor", right ? "end" : "start");
+    c.stopLabel.textContent = `${style.label} @ ${m.stop_step}`;
+    c.stopTitle.textContent = m.stop_reason || "";
+  }
+  show(c.end, ended);
+}
+
+// The kept weights' validation loss (null: none yet) as a diamond at x `kx`, linked to
+// the curve's last point.
+function drawKept(c, m, kept, px, py, kx, Y) {
+  const n = px.length;
+  if (kept !== null) {
+    const ky = Y(kept);
+    const r = 4;
+    c.kept.setAttribute("d", `M${kx.toFixed(1)} ${(ky - r).toFixed(1)}L${(kx + r).toFixed(1)} ` +
+      `${ky.toFixed(1)}L${kx.toFixed(1)} ${(ky + r).toFixed(1)}L${(kx - r).toFixed(1)} ${ky.toFixed(1)}Z`);
+    c.keptTitle.textContent = `kept weights: val loss ${fmt(kept)} (${m.kept_label || ""})`;
+    let li = n - 1;
+    while (li >= 0 && py[li] === null) li--;
+    if (li >= 0) {
+      c.keptLink.setAttribute("x1", px[li].toFixed(1));
+      c.keptLink.setAttribute("y1", py[li].toFixed(1));
+      c.keptLink.setAttribute("x2", kx.toFixed(1));
+      c.keptLink.setAttribute("y2", ky.toFixed(1));
+    }
+    show(c.keptLink, li >= 0);
+  } else {
+    show(c.keptLink, false);
+  }
+  show(c.kept, kept !== null);
+}
+
 function render({ model, el }) {
   const root = h("div", "lpw lpw-monitor");
   const bar = h("div", "lpw-toolbar lpw-monitor-head");
@@ -133,189 +330,6 @@ function render({ model, el }) {
     const m = new Map();
     for (const row of model.get("meta") || []) m.set(row.name, row);
     return m;
-  }
-
-  function makeCard(name) {
-    const card = h("div", "lpw-monitor-card");
-    card.dataset.probe = name;
-    const head = h("div", "lpw-monitor-card-head");
-    const label = h("span", "lpw-monitor-name lpw-mono", name);
-    label.title = name;
-    const state = h("span", "lpw-monitor-state");
-    head.append(label, state);
-    const chart = svg("svg", "lpw-monitor-chart", {
-      viewBox: `0 0 ${W} ${H}`,
-      width: W,
-      height: H,
-      role: "img",
-      "aria-label": `validation loss of ${name}`,
-    });
-    const plot = svg("rect", "lpw-plot-bg", {
-      x: PAD.l, y: PAD.t, width: W - PAD.l - PAD.r, height: H - PAD.t - PAD.b,
-    });
-    const warm = svg("rect", "lpw-warmup", { y: PAD.t, height: H - PAD.t - PAD.b });
-    const patience = svg("rect", "lpw-patience", { y: PAD.t, height: H - PAD.t - PAD.b });
-    const curve = svg("path", "lpw-curve", { fill: "none" });
-    const bestLine = svg("line", "lpw-best-line", { y1: PAD.t, y2: H - PAD.b });
-    const best = svg("circle", "lpw-best", { r: 3.5 });
-    const bestTitle = svg("title");
-    best.append(bestTitle);
-    const end = svg("g", "lpw-end");
-    const stopLine = svg("line", "lpw-stop-line", { y1: PAD.t, y2: H - PAD.b });
-    const stopLabel = svg("text", "lpw-stop-label", { y: PAD.t - 4 });
-    const stopTitle = svg("title");
-    stopLine.append(stopTitle);
-    end.append(stopLine, stopLabel);
-    const keptLink = svg("line", "lpw-kept-link");
-    const kept = svg("path", "lpw-kept");
-    const keptTitle = svg("title");
-    kept.append(keptTitle);
-    const yMax = svg("text", "lpw-axis", { x: PAD.l - 4, y: PAD.t + 8, "text-anchor": "end" });
-    const yMin = svg("text", "lpw-axis", { x: PAD.l - 4, y: H - PAD.b, "text-anchor": "end" });
-    const x0 = svg("text", "lpw-axis", { x: PAD.l, y: H - 4, "text-anchor": "start" });
-    const x1 = svg("text", "lpw-axis lpw-xmax", { x: W - PAD.r, y: H - 4, "text-anchor": "end" });
-    x0.textContent = "0";
-    chart.append(plot, warm, patience, curve, bestLine, best, end, keptLink, kept, yMax, yMin, x0, x1);
-    const foot = h("div", "lpw-monitor-reason lpw-muted");
-    card.append(head, chart, foot);
-    return { card, state, warm, patience, curve, best, bestLine, bestTitle, end, stopLine,
-      stopLabel, stopTitle, keptLink, kept, keptTitle, yMax, yMin, x1, foot };
-  }
-
-  function show(el, on) {
-    el.style.display = on ? "" : "none";
-  }
-
-  function drawCard(c, m, d, styles) {
-    const n = d.steps.length;
-    const lastStep = n ? d.steps[n - 1] : 0;
-    // The planned run from the first update on; longer only if the run goes past it.
-    const xmax = Math.max(m.x_max || 10, lastStep);
-    const kept = m.kept_val_loss;
-    const hasKept = kept !== null && kept !== undefined;
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const v of hasKept ? d.losses.concat([kept]) : d.losses) {
-      if (v === null || v === undefined) continue;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-    if (!isFinite(lo)) {
-      lo = 0;
-      hi = 1;
-    } else if (hi - lo < 1e-12) {
-      lo -= 0.5;
-      hi += 0.5;
-    } else {
-      const pad = (hi - lo) * 0.06;
-      lo = lo - pad >= 0 || lo < 0 ? lo - pad : 0; // a loss axis stops at 0
-      hi += pad;
-    }
-    const pw = W - PAD.l - PAD.r;
-    const ph = H - PAD.t - PAD.b;
-    const X = (v) => PAD.l + (v / xmax) * pw;
-    const Y = (v) => PAD.t + (1 - (v - lo) / (hi - lo)) * ph;
-
-    const px = new Array(n);
-    const py = new Array(n);
-    for (let i = 0; i < n; i++) {
-      px[i] = X(d.steps[i]);
-      const v = d.losses[i];
-      py[i] = v === null || v === undefined ? null : Y(v);
-    }
-    const [dx, dy] = decimate(px, py, pw);
-    c.curve.setAttribute("d", pathData(dx, dy));
-    c.curve.dataset.points = String(n);
-
-    const warmEnd = m.warmup || 0;
-    c.warm.setAttribute("x", PAD.l);
-    c.warm.setAttribute("width", Math.max(0, X(warmEnd) - PAD.l).toFixed(1));
-    show(c.warm, warmEnd > 0);
-
-    if (m.window) {
-      const a = X(m.window[0]);
-      const b = X(m.window[1]);
-      c.patience.setAttribute("x", a.toFixed(1));
-      c.patience.setAttribute("width", Math.max(0, b - a).toFixed(1));
-    }
-    show(c.patience, !!m.window);
-
-    const hasBest = m.best_step !== null && m.best_step !== undefined;
-    let bestLoss = m.best_val_loss;
-    if (hasBest) {
-      const i = d.steps.lastIndexOf(m.best_step);
-      if (i >= 0 && d.losses[i] !== null) bestLoss = d.losses[i];
-    }
-    const drawBest = hasBest && bestLoss !== null && bestLoss !== undefined;
-    if (drawBest) {
-      const bx = X(m.best_step);
-      c.best.setAttribute("cx", bx.toFixed(1));
-      c.best.setAttribute("cy", Y(bestLoss).toFixed(1));
-      c.bestLine.setAttribute("x1", bx.toFixed(1));
-      c.bestLine.setAttribute("x2", bx.toFixed(1));
-      c.bestTitle.textContent = `best: ${fmt(bestLoss)} at step ${m.best_step}`;
-    }
-    show(c.best, drawBest);
-    show(c.bestLine, drawBest);
-
-    const style = styleOf(styles, "probe", m.state);
-    const ended = style.final && m.stop_step !== null && m.stop_step !== undefined;
-    if (ended) {
-      // The end state's word sits above the plot area: it never covers the curve.
-      const sx = X(m.stop_step);
-      const right = sx > PAD.l + pw / 2;
-      c.end.style.setProperty("--lpw-state", style.color);
-      c.stopLine.setAttribute("x1", sx.toFixed(1));
-      c.stopLine.setAttribute("x2", sx.toFixed(1));
-      c.stopLabel.setAttribute("x", (right ? sx - 3 : sx + 3).toFixed(1));
-      c.stopLabel.setAttribute("text-anchor", right ? "end" : "start");
-      c.stopLabel.textContent = `${style.label} @ ${m.stop_step}`;
-      c.stopTitle.textContent = m.stop_reason || "";
-    }
-    show(c.end, ended);
-
-    if (hasKept) {
-      // The kept weights' validation loss: the curve's end point.
-      const kx = X(m.kept_step !== null && m.kept_step !== undefined ? m.kept_step : lastStep);
-      const ky = Y(kept);
-      const r = 4;
-      c.kept.setAttribute("d", `M${kx.toFixed(1)} ${(ky - r).toFixed(1)}L${(kx + r).toFixed(1)} ` +
-        `${ky.toFixed(1)}L${kx.toFixed(1)} ${(ky + r).toFixed(1)}L${(kx - r).toFixed(1)} ${ky.toFixed(1)}Z`);
-      c.keptTitle.textContent = `kept weights: val loss ${fmt(kept)} (${m.kept_label || ""})`;
-      let li = n - 1;
-      while (li >= 0 && py[li] === null) li--;
-      if (li >= 0) {
-        c.keptLink.setAttribute("x1", px[li].toFixed(1));
-        c.keptLink.setAttribute("y1", py[li].toFixed(1));
-        c.keptLink.setAttribute("x2", kx.toFixed(1));
-        c.keptLink.setAttribute("y2", ky.toFixed(1));
-      }
-      show(c.keptLink, li >= 0);
-    } else {
-      show(c.keptLink, false);
-    }
-    show(c.kept, hasKept);
-
-    c.yMax.textContent = fmt(hi);
-    c.yMin.textContent = fmt(lo);
-    c.x1.textContent = String(Math.round(xmax));
-
-    // One validation-loss number per card, labelled.
-    let last = null;
-    for (let i = n - 1; i >= 0; i--) {
-      if (d.losses[i] !== null && d.losses[i] !== undefined) {
-        last = d.losses[i];
-        break;
-      }
-    }
-    c.foot.textContent = hasKept
-      ? `val loss (kept weights) ${fmt(kept)}`
-      : last !== null ? `val loss ${fmt(last)} (latest)` : "no evaluation yet";
-    c.state.textContent = style.label;
-    c.state.style.setProperty("--lpw-state", style.color);
-    c.card.className = `lpw-monitor-card lpw-state-${m.state}`;
-    c.card.dataset.state = m.state;
-    c.card.title = m.stop_reason || "";
   }
 
   function draw(only) {
