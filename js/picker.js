@@ -26,6 +26,72 @@ function formatShape(shape) {
   return "[" + dims.join(", ") + "]";
 }
 
+// Tree rows from the model, each with its index, hasChildren and a lower-case search key.
+function parseTree(tree) {
+  const rows = tree.map((r, i) => ({
+    name: String(r.name),
+    type: r.type == null ? "" : String(r.type),
+    depth: Number(r.depth) || 0,
+    parent: r.parent == null ? "" : String(r.parent),
+    shape: r.shape,
+    runs: r.runs,
+    index: i,
+    hasChildren: false,
+  }));
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  for (const r of rows) {
+    const p = byName.get(r.parent);
+    if (p) p.hasChildren = true;
+    r.lower = (r.name + " " + r.type).toLowerCase();
+  }
+  return { rows, byName };
+}
+
+// One listed submodule. `view`: {sel (is it selected), cursor, query, collapsed}.
+function rowElement(r, view) {
+  const { sel, cursor, query, collapsed } = view;
+  const row = h("div", "lpw-picker-row");
+  row.setAttribute("role", "option");
+  row.dataset.name = r.name;
+  row.setAttribute("aria-selected", sel ? "true" : "false");
+  if (sel) row.classList.add("lpw-picker-selected");
+  if (r.name === cursor) row.classList.add("lpw-picker-cursor");
+  if (r.runs === false) {
+    row.classList.add("lpw-picker-dead");
+    row.title = `${r.name} (never runs in a forward pass)`;
+  } else {
+    row.title = r.name + ".output";
+  }
+
+  const nameCell = h("span", "lpw-picker-col-name");
+  nameCell.style.paddingLeft = (query ? 0 : r.depth * 14) + "px";
+  if (!query && r.hasChildren) {
+    const caret = h("button", "lpw-picker-caret", collapsed.has(r.name) ? "▸" : "▾");
+    caret.type = "button";
+    caret.tabIndex = -1;
+    caret.setAttribute("aria-label", collapsed.has(r.name) ? "Expand" : "Collapse");
+    caret.dataset.action = "toggle";
+    nameCell.appendChild(caret);
+  } else {
+    nameCell.appendChild(h("span", "lpw-picker-caret lpw-picker-caret-blank", ""));
+  }
+  const box = h("span", "lpw-picker-check", sel ? "☑" : "☐");
+  box.setAttribute("aria-hidden", "true");
+  nameCell.appendChild(box);
+  const label = query ? r.name : r.name.slice(r.parent ? r.parent.length + 1 : 0);
+  nameCell.appendChild(h("span", "lpw-picker-label", label));
+  row.append(nameCell,
+             h("span", "lpw-picker-col-type", r.type),
+             shapeCell(r.shape));
+  return row;
+}
+
+function shapeCell(shape) {
+  const cell = h("span", "lpw-picker-col-shape lpw-mono", formatShape(shape));
+  if (Array.isArray(shape)) cell.title = `output shape in a dry run: [${shape.join(", ")}]`;
+  return cell;
+}
+
 function render({ model, el }) {
   const root = h("div", "lpw lpw-picker");
   el.appendChild(root);
@@ -135,23 +201,7 @@ function render({ model, el }) {
 
   // ---- data -> derived state ----------------------------------------------------
   function loadTree() {
-    const tree = model.get("tree") || [];
-    rows = tree.map((r, i) => ({
-      name: String(r.name),
-      type: r.type == null ? "" : String(r.type),
-      depth: Number(r.depth) || 0,
-      parent: r.parent == null ? "" : String(r.parent),
-      shape: r.shape,
-      runs: r.runs,
-      index: i,
-      hasChildren: false,
-    }));
-    byName = new Map(rows.map((r) => [r.name, r]));
-    for (const r of rows) {
-      const p = byName.get(r.parent);
-      if (p) p.hasChildren = true;
-      r.lower = (r.name + " " + r.type).toLowerCase();
-    }
+    ({ rows, byName } = parseTree(model.get("tree") || []));
     // Big trees start folded below the block level; small ones fully open.
     collapsed = new Set(
       rows.length > 300 ? rows.filter((r) => r.hasChildren && r.depth >= 2).map((r) => r.name) : []
@@ -189,50 +239,6 @@ function render({ model, el }) {
   }
 
   // ---- drawing ----------------------------------------------------------------
-  function rowElement(r) {
-    const row = h("div", "lpw-picker-row");
-    row.setAttribute("role", "option");
-    row.dataset.name = r.name;
-    const sel = isSelected(r);
-    row.setAttribute("aria-selected", sel ? "true" : "false");
-    if (sel) row.classList.add("lpw-picker-selected");
-    if (r.name === cursor) row.classList.add("lpw-picker-cursor");
-    if (!selectable(r)) {
-      row.classList.add("lpw-picker-dead");
-      row.title = `${r.name} (never runs in a forward pass)`;
-    } else {
-      row.title = r.name + ".output";
-    }
-
-    const nameCell = h("span", "lpw-picker-col-name");
-    nameCell.style.paddingLeft = (query ? 0 : r.depth * 14) + "px";
-    if (!query && r.hasChildren) {
-      const caret = h("button", "lpw-picker-caret", collapsed.has(r.name) ? "▸" : "▾");
-      caret.type = "button";
-      caret.tabIndex = -1;
-      caret.setAttribute("aria-label", collapsed.has(r.name) ? "Expand" : "Collapse");
-      caret.dataset.action = "toggle";
-      nameCell.appendChild(caret);
-    } else {
-      nameCell.appendChild(h("span", "lpw-picker-caret lpw-picker-caret-blank", ""));
-    }
-    const box = h("span", "lpw-picker-check", sel ? "☑" : "☐");
-    box.setAttribute("aria-hidden", "true");
-    nameCell.appendChild(box);
-    const label = query ? r.name : r.name.slice(r.parent ? r.parent.length + 1 : 0);
-    nameCell.appendChild(h("span", "lpw-picker-label", label));
-    row.append(nameCell,
-               h("span", "lpw-picker-col-type", r.type),
-               shapeCell(r.shape));
-    return row;
-  }
-
-  function shapeCell(shape) {
-    const cell = h("span", "lpw-picker-col-shape lpw-mono", formatShape(shape));
-    if (Array.isArray(shape)) cell.title = `output shape in a dry run: [${shape.join(", ")}]`;
-    return cell;
-  }
-
   let lastWindow = "";
   function drawRows(force) {
     const viewH = scroller.clientHeight || model.get("height") || 360;
@@ -243,7 +249,8 @@ function render({ model, el }) {
     lastWindow = key;
     const frag = document.createDocumentFragment();
     for (let i = first; i < last; i++) {
-      const el = rowElement(visible[i]);
+      const r = visible[i];
+      const el = rowElement(r, { sel: isSelected(r), cursor, query, collapsed });
       el.style.top = i * ROW_H + "px";
       el.dataset.pos = String(i);
       frag.appendChild(el);
