@@ -71,6 +71,57 @@ export function debounce(fn, wait) {
   return call;
 }
 
+// One probe's cell in the strip: its top class, probability and per-class bars;
+// clicking it calls choose(name).
+function probeCell(p, choose) {
+  const top = p.top;
+  const prob = p.proba[top];
+  const c = h("div", "lpw-pg-cell");
+  c.dataset.probe = p.name;
+  c.dataset.class = p.classes[top];
+  c.style.background = mix(classColour(top), STRIP_MAX_MIX * Math.max(0, Math.min(1, prob || 0)));
+  const layer = p.layer === null || p.layer === undefined ? "" : ` · layer ${p.layer}`;
+  c.append(h("div", "lpw-pg-layer", p.name + layer));
+  c.append(h("div", "lpw-pg-class", p.classes[top]));
+  c.append(h("div", "lpw-pg-prob lpw-mono", fmt(prob)));
+  const bars = h("div", "lpw-pg-bars");
+  p.classes.forEach((name, j) => {
+    const b = h("span", "lpw-pg-bar");
+    b.style.height = `${Math.round(100 * Math.max(0, Math.min(1, p.proba[j] || 0)))}%`;
+    b.style.background = classColour(j);
+    b.title = `${name}: ${fmt(p.proba[j])}`;
+    bars.appendChild(b);
+  });
+  c.appendChild(bars);
+  const lines = p.classes.map((name, j) => `${name}: ${fmt(p.proba[j])}`);
+  c.title = `${p.name} (${p.submodule}, ${p.pooling} pooling)\n${lines.join("\n")}` +
+    (p.note ? `\n${p.note}` : "");
+  c.tabIndex = 0;
+  c.setAttribute("role", "button");
+  c.addEventListener("click", () => choose(p.name));
+  c.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      choose(p.name);
+    }
+  });
+  return c;
+}
+
+// Options `values` in a <select> (rebuilt only when they changed), `current` chosen.
+function fillSelect(sel, values, current) {
+  const same = sel.options.length === values.length &&
+    values.every((v, i) => sel.options[i].value === v);
+  if (!same) {
+    sel.replaceChildren(...values.map((v) => {
+      const o = h("option", null, v);
+      o.value = v;
+      return o;
+    }));
+  }
+  sel.value = current;
+}
+
 function render({ model, el }) {
   const root = h("div", "lpw lpw-playground");
   el.appendChild(root);
@@ -167,50 +218,16 @@ function render({ model, el }) {
     error.hidden = !msg;
   }
 
-  function cell(p) {
-    const top = p.top;
-    const prob = p.proba[top];
-    const c = h("div", "lpw-pg-cell");
-    c.dataset.probe = p.name;
-    c.dataset.class = p.classes[top];
-    c.style.background = mix(classColour(top), STRIP_MAX_MIX * Math.max(0, Math.min(1, prob || 0)));
-    const layer = p.layer === null || p.layer === undefined ? "" : ` · layer ${p.layer}`;
-    c.append(h("div", "lpw-pg-layer", p.name + layer));
-    c.append(h("div", "lpw-pg-class", p.classes[top]));
-    c.append(h("div", "lpw-pg-prob lpw-mono", fmt(prob)));
-    const bars = h("div", "lpw-pg-bars");
-    p.classes.forEach((name, j) => {
-      const b = h("span", "lpw-pg-bar");
-      b.style.height = `${Math.round(100 * Math.max(0, Math.min(1, p.proba[j] || 0)))}%`;
-      b.style.background = classColour(j);
-      b.title = `${name}: ${fmt(p.proba[j])}`;
-      bars.appendChild(b);
-    });
-    c.appendChild(bars);
-    const lines = p.classes.map((name, j) => `${name}: ${fmt(p.proba[j])}`);
-    c.title = `${p.name} (${p.submodule}, ${p.pooling} pooling)\n${lines.join("\n")}` +
-      (p.note ? `\n${p.note}` : "");
-    c.tabIndex = 0;
-    c.setAttribute("role", "button");
-    const choose = () => {
-      model.set("probe", p.name);
-      model.save_changes();
-      drawTokens();
-    };
-    c.addEventListener("click", choose);
-    c.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter" || ev.key === " ") {
-        ev.preventDefault();
-        choose();
-      }
-    });
-    return c;
+  function choose(name) {
+    model.set("probe", name);
+    model.save_changes();
+    drawTokens();
   }
 
   function drawStrip() {
     const r = result();
     const probes = r.probes || [];
-    strip.replaceChildren(...probes.map(cell));
+    strip.replaceChildren(...probes.map((p) => probeCell(p, choose)));
     stripHead.hidden = probes.length === 0;
     const sk = r.skipped || [];
     skipped.textContent = sk.length ? `not fitted (not shown): ${sk.join(", ")}` : "";
@@ -223,19 +240,6 @@ function render({ model, el }) {
     const probes = result().probes || [];
     const name = model.get("probe");
     return probes.find((p) => p.name === name) || probes[0] || null;
-  }
-
-  function fillSelect(sel, values, current) {
-    const same = sel.options.length === values.length &&
-      values.every((v, i) => sel.options[i].value === v);
-    if (!same) {
-      sel.replaceChildren(...values.map((v) => {
-        const o = h("option", null, v);
-        o.value = v;
-        return o;
-      }));
-    }
-    sel.value = current;
   }
 
   function drawTokens() {
