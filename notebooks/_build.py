@@ -13,6 +13,9 @@ tests/test_notebooks.py runs the solutions' code separately to check it works.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -1059,7 +1062,18 @@ def build(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:02d}"
     nbformat.validate(nb)
-    return nb
+    return _formatted(nb)
+
+
+def _formatted(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook with its code cells formatted by ruff, as the rest of the
+    repository (make test checks it); ruff reads notebooks, magics included."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "nb.ipynb"
+        nbformat.write(nb, path)
+        cmd = [sys.executable, "-m", "ruff", "format", "--quiet", "--no-cache", str(path)]
+        subprocess.run(cmd, check=True, cwd=HERE.parent)  # the repository's ruff settings
+        return nbformat.read(path, as_version=4)
 
 
 NOTEBOOKS = {
