@@ -229,7 +229,7 @@ def ceiling(runner: ProbeRunner, train, test, names: list[str]) -> dict[str, flo
     from sklearn.preprocessing import StandardScaler
 
     by_name = {c.name: c for c in runner.configs}
-    train_part, val = runner._validation_split(train, test, None, 0)
+    train_part, val = validation_split(runner, train, test)
     keys = [by_name[n].feature_key for n in names]
     parts = [runner.features(d, keys) for d in (train_part, val)]
     ftest = runner.features(test, keys)
@@ -252,6 +252,15 @@ def ceiling(runner: ProbeRunner, train, test, names: list[str]) -> dict[str, flo
 
 
 _CEILINGS: dict[tuple[str, str, str], float] = {}  # same features, same ceiling
+
+
+def validation_split(runner: ProbeRunner, train, test):
+    """(training part, validation split) as fit_probes makes them (seed 0)."""
+    if hasattr(runner, "_validation_split"):  # before the fit plan (core/plan.py)
+        return runner._validation_split(train, test, None, 0)
+    from lm_probe_widgets.core.plan import split_for_validation
+
+    return split_for_validation(runner.configs, train, test, None, 0)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -319,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     ds = ProbeDataset.from_texts(texts, labels, tok, max_length=args.max_length)
     train, test = ds.tt_split(test_size=0.2, seed=0)
     probe_runner = ProbeRunner(model, configs_for(few))
-    train_part, val = probe_runner._validation_split(train, test, None, 0)
+    train_part, val = validation_split(probe_runner, train, test)
     splits = [(val, None), (train_part, 0), (test, None)]  # the order fit_probes reads them
     padded, real = token_counts(splits, args.batch_size)
     padded_unsorted = unsorted_padding(splits, args.batch_size)
