@@ -31,18 +31,20 @@ PIP := pip_quiet() { "$(PY)" -m pip "$$@" 2>&1 | { grep --line-buffered -v -E "$
 help:
 	@echo "make demo   set up (first time) and train probes on SmolLM2 x Rotten Tomatoes"
 	@echo "make test   set up (first time, incl. test tools and chromium) and run all tests"
-	@echo "make lint   ruff check"
+	@echo "make lint   ruff check and ruff format --check"
 
 demo: $(STAMPS)/base
 	"$(VENV)/bin/lm-probe" demo $(DEMO_ARGS)
 
 test: $(STAMPS)/test $(STAMPS)/chromium
 	"$(VENV)/bin/ruff" check .
+	"$(VENV)/bin/ruff" format --check .
 	@# exit code 5 = no tests collected, not a failure
 	"$(PY)" -m pytest $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
 
 lint: $(STAMPS)/test
 	"$(VENV)/bin/ruff" check .
+	"$(VENV)/bin/ruff" format --check .
 
 setup: $(STAMPS)/base
 

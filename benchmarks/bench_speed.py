@@ -213,8 +213,7 @@ def fit(model, configs, train, test, args, cache=None) -> FitResult:
     if cache is not None:
         runner.cache = cache
     unsubscribe = runner.events.subscribe(on_event)
-    runner.fit_probes(train, test, num_epoch=args.epochs, batch_size=args.batch_size,
-                      progress=None)
+    runner.fit_probes(train, test, num_epoch=args.epochs, batch_size=args.batch_size, progress=None)
     metrics = runner.metrics
     seconds = time.perf_counter() - t0
     unsubscribe()
@@ -306,9 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-sweep", action="store_true", help="skip the 1..100-probe sweep")
     p.add_argument("--no-linear", action="store_true", help="skip the n/2 run")
     p.add_argument("--json", default=None, help="write all results to this file")
-    p.add_argument("--ceilings-from", default=None,
-                   help="reuse the ceiling accuracies of an earlier --json run with the same "
-                   "model, data and seed (they depend on the features only)")
+    p.add_argument(
+        "--ceilings-from",
+        default=None,
+        help="reuse the ceiling accuracies of an earlier --json run with the same "
+        "model, data and seed (they depend on the features only)",
+    )
     args = p.parse_args(argv)
     args.n = args.n or (400 if args.quick else 2000)
     args.repeats = args.repeats or (3 if args.quick else 1)
@@ -383,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # Timing rounds, interleaved.
     times: dict[str, list[float]] = {
-        "floor_few": [], "fit_few": [], "floor_all": [], "fit_all": [], "floor_full": []
+        "floor_few": [],
+        "fit_few": [],
+        "floor_all": [],
+        "fit_all": [],
+        "floor_full": [],
     }
     phases: dict[str, dict[str, float]] = {}
     acc_few: dict[str, float] = {}
@@ -457,9 +463,12 @@ def main(argv: list[str] | None = None) -> int:
         ):
             res = fit(model, configs, train, test, args, cache=runner_all.cache)
             sweep.append({"probes": k, "seconds": res.seconds})
-            print(f"{k:4d} probes: {res.seconds:6.2f}s  "
-                  f"({100 * res.seconds / med['floor_all']:.1f}% of the full floor, "
-                  f"{1000 * res.seconds / k:.0f} ms per probe)", flush=True)
+            print(
+                f"{k:4d} probes: {res.seconds:6.2f}s  "
+                f"({100 * res.seconds / med['floor_all']:.1f}% of the full floor, "
+                f"{1000 * res.seconds / k:.0f} ms per probe)",
+                flush=True,
+            )
             del res
     per_probe = None
     if sweep:
@@ -491,29 +500,47 @@ def main(argv: list[str] | None = None) -> int:
 
     # Verdicts.
     checks = [
-        (f"3 probes <= {TARGET_RATIO_FEW}x floor", ratio_few <= TARGET_RATIO_FEW,
-         f"{ratio_few:.3f}x"),
-        (f"30 probes <= {TARGET_RATIO_ALL}x floor (through layer {every[-1]})",
-         ratio_all <= TARGET_RATIO_ALL, f"{ratio_all:.3f}x"),
-        (f"accuracy within {TARGET_ACC_POINTS} pt of the ceiling on every probe",
-         worst_gap <= TARGET_ACC_POINTS, f"worst gap {worst_gap:.1f} pt"),
-        ("peak memory <= model + 2x pooled features + 300 MiB",
-         mem["peak_growth"] <= mem["limit"] + 0,
-         f"fit grew RSS by {mem['peak_growth'] / MiB:.0f} MiB with the model "
-         f"({model_size / MiB:.0f} MiB) already loaded; allowed "
-         f"{mem['limit'] / MiB:.0f} MiB on top of it"),
+        (
+            f"3 probes <= {TARGET_RATIO_FEW}x floor",
+            ratio_few <= TARGET_RATIO_FEW,
+            f"{ratio_few:.3f}x",
+        ),
+        (
+            f"30 probes <= {TARGET_RATIO_ALL}x floor (through layer {every[-1]})",
+            ratio_all <= TARGET_RATIO_ALL,
+            f"{ratio_all:.3f}x",
+        ),
+        (
+            f"accuracy within {TARGET_ACC_POINTS} pt of the ceiling on every probe",
+            worst_gap <= TARGET_ACC_POINTS,
+            f"worst gap {worst_gap:.1f} pt",
+        ),
+        (
+            "peak memory <= model + 2x pooled features + 300 MiB",
+            mem["peak_growth"] <= mem["limit"] + 0,
+            f"fit grew RSS by {mem['peak_growth'] / MiB:.0f} MiB with the model "
+            f"({model_size / MiB:.0f} MiB) already loaded; allowed "
+            f"{mem['limit'] / MiB:.0f} MiB on top of it",
+        ),
     ]
     if linear is not None:
-        checks.append((
-            f"cost linear in texts (per-token cost n vs n/2 within {TARGET_LINEAR_TOL:.0%})",
-            abs(linear["ratio"] - 1) <= TARGET_LINEAR_TOL, f"ratio {linear['ratio']:.2f}",
-        ))
+        checks.append(
+            (
+                f"cost linear in texts (per-token cost n vs n/2 within {TARGET_LINEAR_TOL:.0%})",
+                abs(linear["ratio"] - 1) <= TARGET_LINEAR_TOL,
+                f"ratio {linear['ratio']:.2f}",
+            )
+        )
     if per_probe is not None:
         frac = per_probe / med["floor_few"]
-        checks.append((
-            f"a probe added on an already-read submodule <= {TARGET_EXTRA_PROBE:.0%} of the floor",
-            frac <= TARGET_EXTRA_PROBE, f"{1000 * per_probe:.0f} ms = {100 * frac:.2f}%",
-        ))
+        checks.append(
+            (
+                "a probe added on an already-read submodule "
+                f"<= {TARGET_EXTRA_PROBE:.0%} of the floor",
+                frac <= TARGET_EXTRA_PROBE,
+                f"{1000 * per_probe:.0f} ms = {100 * frac:.2f}%",
+            )
+        )
     print(f"\n== targets ({args.threads} threads; ratios from this run) ==")
     for what, ok, detail in checks:
         print(f"{verdict(ok)}  {what}: {detail}")
@@ -522,14 +549,27 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         out = {
-            "date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv, "model": desc,
-            "threads": args.threads, "cpus": os.cpu_count(), "n": len(ds),
-            "real_tokens": real, "padded_tokens": padded, "padded_unsorted": padded_unsorted,
-            "times": times, "medians": med, "ratio_few": ratio_few, "ratio_all": ratio_all,
-            "phases": phases, "accuracy": [
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "argv": sys.argv,
+            "model": desc,
+            "threads": args.threads,
+            "cpus": os.cpu_count(),
+            "n": len(ds),
+            "real_tokens": real,
+            "padded_tokens": padded,
+            "padded_unsorted": padded_unsorted,
+            "times": times,
+            "medians": med,
+            "ratio_few": ratio_few,
+            "ratio_all": ratio_all,
+            "phases": phases,
+            "accuracy": [
                 {"group": g, "probe": n, "probe_acc": a, "ceiling": c} for g, n, a, c in acc_rows
             ],
-            "memory": mem, "sweep": sweep, "linear": linear, "load_seconds": t_load,
+            "memory": mem,
+            "sweep": sweep,
+            "linear": linear,
+            "load_seconds": t_load,
             "checks": [{"target": w, "pass": bool(ok), "detail": d} for w, ok, d in checks],
         }
         with open(args.json, "w") as f:

@@ -79,8 +79,13 @@ def configs_for(mode: str) -> tuple[list[Any], dict[str, Any]]:
     from lm_probe_widgets.core.config import ProbeConfig
 
     def probe(i: int, pooling: str = "mean", name: str | None = None, **kw: Any) -> Any:
-        return ProbeConfig(f"model.layers.{i}.output", classes=[0, 1], pooling=pooling,
-                           name=name or f"layer {i}", **kw)
+        return ProbeConfig(
+            f"model.layers.{i}.output",
+            classes=[0, 1],
+            pooling=pooling,
+            name=name or f"layer {i}",
+            **kw,
+        )
 
     base = [probe(i) for i in LAYERS]
     if mode == "first":
@@ -132,9 +137,14 @@ def child(args) -> dict[str, Any]:
     torch_module(model).register_forward_pre_hook(count, with_kwargs=True)
 
     configs, kwargs = configs_for(args.mode)
-    out: dict[str, Any] = {"mode": args.mode, "load_s": load_s, "model": desc,
-                           "threads": torch.get_num_threads(), "pid": os.getpid(),
-                           "load_avg": os.getloadavg()[0]}
+    out: dict[str, Any] = {
+        "mode": args.mode,
+        "load_s": load_s,
+        "model": desc,
+        "threads": torch.get_num_threads(),
+        "pid": os.getpid(),
+        "load_avg": os.getloadavg()[0],
+    }
     t0 = time.perf_counter()
     runner = ProbeRunner(model, configs, threads=args.threads)  # store: $LM_PROBE_WIDGETS_STORE
     out["construct_s"] = time.perf_counter() - t0
@@ -145,18 +155,20 @@ def child(args) -> dict[str, Any]:
     out["fit_only_s"] = time.perf_counter() - t1
     out["fit_s"] = time.perf_counter() - t0  # construction (dry run) + fit + metrics
     out["fit_forwards"] = forwards[0] - out["dry_run_forwards"]
-    in_fit = shapes[out["dry_run_forwards"]:]
+    in_fit = shapes[out["dry_run_forwards"] :]
     # dry runs of runners built inside the fit (control / baseline twins): 2 tokens, 1 row
     out["fit_dry_forwards"] = sum(1 for sh in in_fit if len(sh) == 2 and sh[0] == 1 and sh[1] <= 2)
     out["fit_data_forwards"] = out["fit_forwards"] - out["fit_dry_forwards"]
     out["fit_data_rows"] = sum(sh[0] for sh in in_fit if len(sh) == 2) - out["fit_dry_forwards"]
     out["accuracy"] = {k: float(v) for k, v in metrics["accuracy"].to_dict().items()}
     if "control_accuracy" in metrics:
-        out["control_accuracy"] = {k: float(v) for k, v in
-                                   metrics["control_accuracy"].to_dict().items()}
+        out["control_accuracy"] = {
+            k: float(v) for k, v in metrics["control_accuracy"].to_dict().items()
+        }
     if "baseline_embeddings" in metrics:
-        out["baseline_embeddings"] = {k: float(v) for k, v in
-                                      metrics["baseline_embeddings"].to_dict().items()}
+        out["baseline_embeddings"] = {
+            k: float(v) for k, v in metrics["baseline_embeddings"].to_dict().items()
+        }
     out["store"] = runner.store_info()
 
     # The splits fit_probes read (the store keys features by their token ids).
@@ -173,7 +185,8 @@ def child(args) -> dict[str, Any]:
             for p in POOLINGS:
                 for s, d in splits.items():
                     ref[f"{i}/{p}/{s}"] = runner.export_features(
-                        d, f"model.layers.{i}.output", pooling=p)
+                        d, f"model.layers.{i}.output", pooling=p
+                    )
         np.savez(ref_path, **ref)
         out["export_s"] = time.perf_counter() - t
         out["export_forwards"] = forwards[0] - before
@@ -181,15 +194,19 @@ def child(args) -> dict[str, Any]:
         # The store against a fresh computation without it (same batches, test split).
         from lm_probe_widgets.core.config import ProbeConfig
 
-        fresh_cfgs = [ProbeConfig(f"model.layers.{i}.output", classes=[0, 1], pooling=p,
-                                  name=f"{i}/{p}") for i in LAYERS for p in POOLINGS]
+        fresh_cfgs = [
+            ProbeConfig(f"model.layers.{i}.output", classes=[0, 1], pooling=p, name=f"{i}/{p}")
+            for i in LAYERS
+            for p in POOLINGS
+        ]
         t = time.perf_counter()
         fresh = ProbeRunner(model, fresh_cfgs, threads=args.threads, store=False)
         got = fresh.get_probe_features(test)
         out["fresh_s"] = time.perf_counter() - t
         out["fresh_identical"] = {n: bool(_same(got[n], ref[f"{n}/test"])) for n in got}
-        out["fresh_max_abs_diff"] = max(float(np.max(np.abs(got[n] - ref[f"{n}/test"])))
-                                        for n in got)
+        out["fresh_max_abs_diff"] = max(
+            float(np.max(np.abs(got[n] - ref[f"{n}/test"]))) for n in got
+        )
 
         # Fingerprinting every weight (what a fit does first), median of 3.
         fps = []
@@ -222,7 +239,9 @@ def child(args) -> dict[str, Any]:
                 continue
             for s, d in splits.items():
                 got = runner.get_probe_features(d, subset=[cfg.name])[cfg.name]
-                same[f"{cfg.name}/{s}"] = bool(_same(got, ref[f"{layer_of(cfg)}/{cfg.pooling}/{s}"]))
+                same[f"{cfg.name}/{s}"] = bool(
+                    _same(got, ref[f"{layer_of(cfg)}/{cfg.pooling}/{s}"])
+                )
         out["identical"] = same
     out["check_forwards"] = forwards[0] - before
     return out
@@ -235,8 +254,18 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 # -- parent: fresh cache folder, one process per step, the tables --------------------------
 def run_step(mode: str, args, env: dict[str, str], workdir: Path) -> dict[str, Any]:
-    cmd = [sys.executable, os.path.abspath(__file__), "--mode", mode, "--workdir", str(workdir),
-           "--n", str(args.n), "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--mode",
+        mode,
+        "--workdir",
+        str(workdir),
+        "--n",
+        str(args.n),
+        "--threads",
+        str(args.threads),
+    ] + (["--quick"] if args.quick else [])
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -261,31 +290,45 @@ def parent(args) -> int:
         (tmp / "models").symlink_to(real_cache / "models", target_is_directory=True)
         workdir = tmp / "results"
         workdir.mkdir()
-        env = dict(os.environ, LM_PROBE_WIDGETS_CACHE=str(tmp), LM_PROBE_WIDGETS_STORE="1",
-                   PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        print(f"lm_probe_widgets feature-store benchmark — {time.strftime('%Y-%m-%d %H:%M')}\n"
-              f"cache folder: {tmp} (fresh; models/ linked to {real_cache / 'models'})\n"
-              f"torch threads: {args.threads} (of {os.cpu_count()} CPUs), torch {torch.__version__}, "
-              f"{platform.machine()}, Python {platform.python_version()}, "
-              f"load avg {os.getloadavg()[0]:.1f}", flush=True)
+        env = dict(
+            os.environ,
+            LM_PROBE_WIDGETS_CACHE=str(tmp),
+            LM_PROBE_WIDGETS_STORE="1",
+            PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        )
+        print(
+            f"lm_probe_widgets feature-store benchmark — {time.strftime('%Y-%m-%d %H:%M')}\n"
+            f"cache folder: {tmp} (fresh; models/ linked to {real_cache / 'models'})\n"
+            f"torch threads: {args.threads} (of {os.cpu_count()} CPUs), torch {torch.__version__}, "
+            f"{platform.machine()}, Python {platform.python_version()}, "
+            f"load avg {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         steps = {}
         for mode in ("first",) + FOLLOW_UPS:
             steps[mode] = res = run_step(mode, args, env, workdir)
-            print(f"  {mode:10} fit {res['fit_s']:7.2f}s  forwards {res['fit_data_forwards']} "
-                  f"+ {res['fit_dry_forwards']} dry "
-                  f"(+{res['dry_run_forwards']} dry run)  load {res['load_s']:.1f}s  "
-                  f"load avg {res['load_avg']:.1f}", flush=True)
+            print(
+                f"  {mode:10} fit {res['fit_s']:7.2f}s  forwards {res['fit_data_forwards']} "
+                f"+ {res['fit_dry_forwards']} dry "
+                f"(+{res['dry_run_forwards']} dry run)  load {res['load_s']:.1f}s  "
+                f"load avg {res['load_avg']:.1f}",
+                flush=True,
+            )
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
     first = steps["first"]
-    print(f"\nmodel: {first['model']}; {args.n} texts (train {args.n * 0.8 * 0.9:.0f} + "
-          f"validation {args.n * 0.8 * 0.1:.0f} + test {args.n * 0.2:.0f}), "
-          f"{args.threads} threads")
-    print(f"\n== fits, each in a new process (model load excluded) ==")
-    head = (f"{'step':12}{'load s':>8}{'dry run':>9}{'fit s':>9}{'of which ctor':>14}"
-            f"{'forwards':>10}{'(dry)':>7}{'ratio':>8}{'features':>12}")
+    print(
+        f"\nmodel: {first['model']}; {args.n} texts (train {args.n * 0.8 * 0.9:.0f} + "
+        f"validation {args.n * 0.8 * 0.1:.0f} + test {args.n * 0.2:.0f}), "
+        f"{args.threads} threads"
+    )
+    print("\n== fits, each in a new process (model load excluded) ==")
+    head = (
+        f"{'step':12}{'load s':>8}{'dry run':>9}{'fit s':>9}{'of which ctor':>14}"
+        f"{'forwards':>10}{'(dry)':>7}{'ratio':>8}{'features':>12}"
+    )
     print(head)
     rows = []
     for mode, r in steps.items():
@@ -295,32 +338,40 @@ def parent(args) -> int:
         else:
             ident = f"{sum(r['identical'].values())}/{len(r['identical'])} same"
         rows.append((mode, r, ratio, ident))
-        print(f"{mode:12}{r['load_s']:8.1f}{r['dry_run_forwards']:9d}{r['fit_s']:9.2f}"
-              f"{r['construct_s']:14.2f}{r['fit_data_forwards']:10d}{r['fit_dry_forwards']:7d}"
-              f"{'' if mode == 'first' else f'{100 * ratio:.1f}%':>8}{ident:>12}")
-    print(f"(forwards: calls of the torch module's forward on data during ProbeRunner() + "
-          f"fit_probes + metrics; (dry): 2-token dry runs of runners built inside the fit; "
-          f"dry run: at the runner's construction; checks of the features afterwards ran "
-          f"{sum(r['check_forwards'] for r in steps.values() if r['mode'] != 'first')} forwards)")
+        print(
+            f"{mode:12}{r['load_s']:8.1f}{r['dry_run_forwards']:9d}{r['fit_s']:9.2f}"
+            f"{r['construct_s']:14.2f}{r['fit_data_forwards']:10d}{r['fit_dry_forwards']:7d}"
+            f"{'' if mode == 'first' else f'{100 * ratio:.1f}%':>8}{ident:>12}"
+        )
+    print(
+        f"(forwards: calls of the torch module's forward on data during ProbeRunner() + "
+        f"fit_probes + metrics; (dry): 2-token dry runs of runners built inside the fit; "
+        f"dry run: at the runner's construction; checks of the features afterwards ran "
+        f"{sum(r['check_forwards'] for r in steps.values() if r['mode'] != 'first')} forwards)"
+    )
     print("\naccuracy per probe:")
     for mode, r in steps.items():
         extra = ""
         if "control_accuracy" in r:
             extra += "  control " + ", ".join(f"{v:.3f}" for v in r["control_accuracy"].values())
         if "baseline_embeddings" in r:
-            extra += "  embeddings " + ", ".join(f"{v:.3f}" for v in
-                                                r["baseline_embeddings"].values())
-        print(f"  {mode:10} " + ", ".join(f"{k} {v:.3f}" for k, v in r["accuracy"].items())
-              + extra)
+            extra += "  embeddings " + ", ".join(
+                f"{v:.3f}" for v in r["baseline_embeddings"].values()
+            )
+        print(f"  {mode:10} " + ", ".join(f"{k} {v:.3f}" for k, v in r["accuracy"].items()) + extra)
 
     fp_ratio = first["fingerprint_s"] / first["fit_s"]
-    print(f"\nmodel_fingerprint(model, verify=True): {first['fingerprint_s']:.3f}s (median of 3: "
-          + ", ".join(f"{s:.3f}" for s in first["fingerprint_all_s"])
-          + f") = {100 * fp_ratio:.2f}% of the first fit")
-    print(f"store vs a fresh store=False computation (400 test texts, 12 site x pooling): "
-          f"{sum(first['fresh_identical'].values())}/{len(first['fresh_identical'])} "
-          f"bit-identical, max |diff| {first['fresh_max_abs_diff']:.3g} "
-          f"({first['fresh_s']:.1f}s); reference export ran {first['export_forwards']} forwards")
+    print(
+        f"\nmodel_fingerprint(model, verify=True): {first['fingerprint_s']:.3f}s (median of 3: "
+        + ", ".join(f"{s:.3f}" for s in first["fingerprint_all_s"])
+        + f") = {100 * fp_ratio:.2f}% of the first fit"
+    )
+    print(
+        f"store vs a fresh store=False computation (400 test texts, 12 site x pooling): "
+        f"{sum(first['fresh_identical'].values())}/{len(first['fresh_identical'])} "
+        f"bit-identical, max |diff| {first['fresh_max_abs_diff']:.3g} "
+        f"({first['fresh_s']:.1f}s); reference export ran {first['export_forwards']} forwards"
+    )
 
     print(f"\n== store on disk after the first fit: {first['store_du'] / MiB:.1f} MiB ==")
     by_site: dict[str, list[float]] = {}
@@ -330,8 +381,10 @@ def parent(args) -> int:
         by_site.setdefault(site, [0.0, 0])
         by_site[site][0] += per_k
         by_site[site][1] += 1
-        print(f"  {name:34} {e['entries']} entries, {e['examples']} texts, "
-              f"{e['bytes'] / MiB:6.2f} MiB = {per_k / MiB:.2f} MiB per 1,000 texts")
+        print(
+            f"  {name:34} {e['entries']} entries, {e['examples']} texts, "
+            f"{e['bytes'] / MiB:6.2f} MiB = {per_k / MiB:.2f} MiB per 1,000 texts"
+        )
     for site, (per_k, n) in by_site.items():
         print(f"  {site}: {per_k / MiB:.2f} MiB per 1,000 texts ({n} poolings)")
 
@@ -339,31 +392,57 @@ def parent(args) -> int:
     for mode, r, ratio, _ in rows:
         if mode == "first":
             continue
-        checks.append((f"{mode}: <= {TARGET_FOLLOW_UP:.0%} of the first fit",
-                       ratio <= TARGET_FOLLOW_UP, f"{100 * ratio:.1f}%"))
-        checks.append((f"{mode}: zero model forwards on data in the fit",
-                       r["fit_data_forwards"] == 0,
-                       f"{r['fit_data_forwards']} on data ({r['fit_data_rows']} texts) + "
-                       f"{r['fit_dry_forwards']} dry runs in the fit "
-                       f"(+{r['dry_run_forwards']} at construction)"))
-        checks.append((f"{mode}: features bit-identical to the first fit's",
-                       bool(r["identical"]) and all(r["identical"].values()),
-                       f"{sum(r['identical'].values())}/{len(r['identical'])}"))
-    checks.append(("fingerprint < 5% of a fit", fp_ratio < TARGET_FINGERPRINT,
-                   f"{100 * fp_ratio:.2f}%"))
-    checks.append(("store == fresh computation (bit for bit)",
-                   all(first["fresh_identical"].values()),
-                   f"{sum(first['fresh_identical'].values())}/{len(first['fresh_identical'])}"))
+        checks.append(
+            (
+                f"{mode}: <= {TARGET_FOLLOW_UP:.0%} of the first fit",
+                ratio <= TARGET_FOLLOW_UP,
+                f"{100 * ratio:.1f}%",
+            )
+        )
+        checks.append(
+            (
+                f"{mode}: zero model forwards on data in the fit",
+                r["fit_data_forwards"] == 0,
+                f"{r['fit_data_forwards']} on data ({r['fit_data_rows']} texts) + "
+                f"{r['fit_dry_forwards']} dry runs in the fit "
+                f"(+{r['dry_run_forwards']} at construction)",
+            )
+        )
+        checks.append(
+            (
+                f"{mode}: features bit-identical to the first fit's",
+                bool(r["identical"]) and all(r["identical"].values()),
+                f"{sum(r['identical'].values())}/{len(r['identical'])}",
+            )
+        )
+    checks.append(
+        ("fingerprint < 5% of a fit", fp_ratio < TARGET_FINGERPRINT, f"{100 * fp_ratio:.2f}%")
+    )
+    checks.append(
+        (
+            "store == fresh computation (bit for bit)",
+            all(first["fresh_identical"].values()),
+            f"{sum(first['fresh_identical'].values())}/{len(first['fresh_identical'])}",
+        )
+    )
     print(f"\n== targets ({args.threads} threads) ==")
     for what, ok, detail in checks:
         print(f"{verdict(ok)}  {what}: {detail}")
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv, "n": args.n,
-                       "threads": args.threads, "steps": steps,
-                       "checks": [{"target": w, "pass": bool(ok), "detail": d}
-                                  for w, ok, d in checks]}, f, indent=1)
+            json.dump(
+                {
+                    "date": time.strftime("%Y-%m-%d %H:%M"),
+                    "argv": sys.argv,
+                    "n": args.n,
+                    "threads": args.threads,
+                    "steps": steps,
+                    "checks": [{"target": w, "pass": bool(ok), "detail": d} for w, ok, d in checks],
+                },
+                f,
+                indent=1,
+            )
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 
@@ -374,8 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--json", default=None, help="write all results to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary cache folder")
-    p.add_argument("--mode", default=None, choices=("first",) + FOLLOW_UPS,
-                   help=argparse.SUPPRESS)  # internal: one step, in this (new) process
+    p.add_argument(
+        "--mode", default=None, choices=("first",) + FOLLOW_UPS, help=argparse.SUPPRESS
+    )  # internal: one step, in this (new) process
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.n = args.n or (400 if args.quick else 2000)
