@@ -158,8 +158,14 @@ def test_store_off_writes_nothing_and_a_store_serves_new_runners_in_process(
     first = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root)
     np.testing.assert_array_equal(first.get_probe_features(ds)[SITE], expected)
     keys = [e["key"] for e in DiskStore(root).entries()]
-    assert sorted(k["pooling"] for k in keys) == ["first", "last", "max", "mean"]
-    assert all(k["site"] == SITE for k in keys)
+    assert sorted(k["pooling"] for k in keys if k["site"] == SITE) == [
+        "first",
+        "last",
+        "max",
+        "mean",
+    ]
+    # and the input embeddings, kept by every trace for a later embeddings baseline
+    assert {k["site"] for k in keys} == {SITE, "transformer.wte.output"}
 
     other = ProbeRunner(model, ProbeConfig(SITE, [0, 1], pooling="max"), store=root)
     calls: list[int] = []
@@ -222,7 +228,10 @@ def test_token_level_features_are_stored_when_asked_for_and_only_then(tiny, tmp_
     ds = ProbeDataset.from_texts(texts, labels, tok)
     cfg = ProbeConfig(SITE, [0, 1], pooling="none")
     first = ProbeRunner(model, cfg, store=tmp_path).get_probe_features(ds)[SITE]
-    assert [e["key"]["pooling"] for e in DiskStore(tmp_path).entries()] == ["none"]
+    at_site = [
+        e["key"]["pooling"] for e in DiskStore(tmp_path).entries() if e["key"]["site"] == SITE
+    ]
+    assert at_site == ["none"]  # no sequence poolings of a token-level read
     again = ProbeRunner(model, cfg, store=tmp_path)
     calls: list[int] = []
     hook = model._module.register_forward_pre_hook(lambda *_: calls.append(1))
@@ -241,7 +250,9 @@ def test_store_info_says_where_and_how_much(tiny, tmp_path):
     runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=tmp_path)
     runner.get_probe_features(ds)
     info = runner.store_info()
-    assert info["root"] == str(tmp_path) and info["entries"] == info["this_model"] == 4
+    assert (
+        info["root"] == str(tmp_path) and info["entries"] == info["this_model"] == 8
+    )  # 4 poolings x (site, embeddings)
     assert info["bytes"] > 4 * 8 * 32 * 4
     assert ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False).store_info() is None
 
@@ -288,3 +299,24 @@ def test_throwaway_inputs_stay_out_of_the_store(tiny, tmp_path):
     rows = runner.features(ds, [key], persist=False)[key]
     assert rows.shape == (1, 32) and runner.store is not None
     assert DiskStore(tmp_path / "store").entries() == []
+
+
+def test_the_embeddings_baseline_after_a_stored_fit_runs_no_forward(tiny, sentiment, tmp_path):
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts[:80], labels[:80], tok).tt_split(0.25)
+    root = tmp_path / "store"
+    ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root).fit_probes(
+        train, test, num_epoch=1, batch_size=16, progress=None, bootstrap=0
+    )
+    again = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root)
+    calls: list[int] = []
+    hook = model._module.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        again.fit_probes(
+            train, test, num_epoch=1, batch_size=16, progress=None, baselines=("embeddings",)
+        )
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # the embeddings runner's two-token dry run, no data
+    assert again.metrics["baseline_embeddings"].notna().all()

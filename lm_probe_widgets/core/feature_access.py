@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ProbeConfig
+from .config import ProbeConfig, split_submodule
 from .data import Batch, ProbeDataset
 from .disk_store import StoreWarning, save_arrays
 from .disk_store import export as export_entry
@@ -130,7 +130,11 @@ class FeatureAccess:
         examples_done)` runs once the consumer is done with a batch."""
         keys = sorted(set(keys))
         fp = self.data_key(ds)
-        reads = with_cheap_poolings(keys, self._dry) if self.store is not None else keys
+        reads = keys
+        if self.store is not None:
+            site = getattr(self, "_companions", None)  # the input embeddings (runner)
+            extra = [(*split_submodule(site), "mean")] if site else []
+            reads = with_cheap_poolings(keys + extra, self._dry)
         stores = {k: self._feature_store(ds, fp, k) for k in reads}
         done = 0
         for i, batch in enumerate(ds.batches(batch_size, seed=seed)):
@@ -204,8 +208,11 @@ class FeatureAccess:
         else:
             cfg = ProbeConfig(probe_or_submodule, pooling=pooling or "mean")
             subs = {c.submodule for c in self.configs}
+            companion = getattr(self, "_companions", None)
+            if companion:
+                subs.add(companion)
             if cfg.submodule not in subs:  # a new read: learn where it sits in the forward
-                self._dry = validate_submodules(self.model, [*subs, cfg.submodule])
+                self._dry = validate_submodules(self.model, sorted(subs | {cfg.submodule}))
                 self._extractors.clear()
         check_inputs(self.model, dataset, "dataset")
         key = cfg.feature_key

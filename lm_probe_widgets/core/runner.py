@@ -107,10 +107,17 @@ class ProbeRunner(FeatureAccess):
                 f"probe names must be unique; {dupes} appear more than once. Give configs that "
                 "share a submodule distinct `name=`s"
             )
-        self._dry = validate_submodules(self.model, [c.submodule for c in self.configs])
         self.events = ev.EventBus()
         self.cache = FeatureCache(memory_budget)
         self.store: DiskStore | None = open_store(store)
+        # With the store on, every trace also keeps the input embeddings (the first
+        # thing the model computes, pooled for a few floats per example), so the
+        # embeddings baseline of a later fit never runs the model.
+        self._companions = _embedding_site(self.model) if self.store and not remote else None
+        subs = [c.submodule for c in self.configs] + (
+            [self._companions] if self._companions else []
+        )
+        self._dry = validate_submodules(self.model, list(dict.fromkeys(subs)))
         self.threads = threads
         self._extractors: dict[tuple[FeatureKey, ...], Extractor] = {}
         self._fit_lock = threading.Lock()
@@ -534,6 +541,14 @@ class ProbeRunner(FeatureAccess):
         from ..display.plots import plot_confusion_matrix
 
         return plot_confusion_matrix(self, name, dataset, **kwargs)
+
+
+def _embedding_site(model: Any) -> str | None:
+    """The input embeddings' read site ("model.embed_tokens.output"), or None."""
+    try:
+        return input_embedding_path(model) + ".output"
+    except ProbeError:
+        return None
 
 
 class _Relay:
