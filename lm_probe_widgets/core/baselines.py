@@ -29,24 +29,31 @@ import torch
 
 from .data import ProbeDataset
 from .errors import ProbeError
-from .metrics import METRIC_COLUMNS, classification_metrics
+from .metrics import METRIC_COLUMNS, held_out_metrics
 from .modeling import model_device, torch_module, wrap_model
 from .plan import FitPlan, scored_labels
-from .uncertainty import bootstrap_ci
 
 
-class MajorityBaseline:
-    """Predicts each probe's most frequent training class for every example/token."""
+class HeldOutBaseline:
+    """A baseline that needs no model: probabilities for each probe from something
+    else (class frequencies, the text's surface), scored like the probes. Subclasses
+    give `proba(cfg, dataset, n_rows)` and may skip a probe (`skip`) or add columns
+    (`extra_columns`)."""
 
     def __init__(self, plan: FitPlan) -> None:
         self.configs = plan.configs
         self.bootstrap, self.seed = plan.bootstrap, plan.seed
-        self.freqs: dict[str, np.ndarray] = {}
-        for cfg in self.configs:
-            _, y_idx = scored_labels(cfg, plan.train)
-            counts = np.bincount(y_idx, minlength=len(cfg.classes)).astype(np.float64)
-            self.freqs[cfg.name] = counts / counts.sum()
         self._metrics: dict[str, dict[str, Any]] = {}
+
+    def proba(self, cfg: Any, dataset: ProbeDataset, n_rows: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def skip(self, cfg: Any) -> str | None:
+        """Why this probe gets no numbers (NaN metrics), or None."""
+        return None
+
+    def extra_columns(self, cfg: Any) -> dict[str, Any]:
+        return {}
 
     def compute_metrics(
         self,
@@ -58,31 +65,44 @@ class MajorityBaseline:
     ) -> pd.DataFrame:
         n_boot = self.bootstrap if bootstrap is None else bootstrap
         seed = self.seed if seed is None else seed
-        out_all = {}
+        out = {}
         for cfg in self.configs:
-            _, y_idx = scored_labels(cfg, dataset)
-            proba = np.tile(self.freqs[cfg.name], (len(y_idx), 1))
-            out = classification_metrics(proba, y_idx, len(cfg.classes))
-            pred = np.full(len(y_idx), int(np.argmax(self.freqs[cfg.name])))
-            present = np.unique(y_idx)
-            out.update(
-                bootstrap_ci(
-                    y_idx, pred, len(cfg.classes), n_boot=n_boot, seed=seed, classes=present
-                )
-            )
-            out_all[cfg.name] = out
-        self._metrics = out_all
+            if self.skip(cfg) is None:
+                _, y_idx = scored_labels(cfg, dataset)
+                proba = self.proba(cfg, dataset, len(y_idx))
+                n = len(cfg.classes)
+                out[cfg.name] = held_out_metrics(proba, y_idx, n, n_boot=n_boot, seed=seed)
+        self._metrics = out
         return self.metrics
 
     @property
     def metrics(self) -> pd.DataFrame:
+        """One row per probe: METRIC_COLUMNS (NaN until computed) and extra columns."""
         rows = []
         for cfg in self.configs:
             row = {"probe": cfg.name, **{c: math.nan for c in METRIC_COLUMNS}}
             row.update(self._metrics.get(cfg.name, {}))
-            row["majority_class"] = cfg.classes[int(np.argmax(self.freqs[cfg.name]))]
+            row.update(self.extra_columns(cfg))
             rows.append(row)
         return pd.DataFrame(rows).set_index("probe")
+
+
+class MajorityBaseline(HeldOutBaseline):
+    """Predicts each probe's most frequent training class for every example/token."""
+
+    def __init__(self, plan: FitPlan) -> None:
+        super().__init__(plan)
+        self.freqs: dict[str, np.ndarray] = {}
+        for cfg in self.configs:
+            _, y_idx = scored_labels(cfg, plan.train)
+            counts = np.bincount(y_idx, minlength=len(cfg.classes)).astype(np.float64)
+            self.freqs[cfg.name] = counts / counts.sum()
+
+    def proba(self, cfg: Any, dataset: ProbeDataset, n_rows: int) -> np.ndarray:
+        return np.tile(self.freqs[cfg.name], (n_rows, 1))
+
+    def extra_columns(self, cfg: Any) -> dict[str, Any]:
+        return {"majority_class": cfg.classes[int(np.argmax(self.freqs[cfg.name]))]}
 
 
 def input_embedding_path(model: Any) -> str:

@@ -20,18 +20,15 @@ get NaN metrics and a `note` saying why.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from .baselines import HeldOutBaseline
 from .data import ProbeDataset
 from .errors import ProbeError
 from .labels import encode_labels
-from .metrics import METRIC_COLUMNS, classification_metrics
 from .plan import FitPlan, scored_labels
-from .uncertainty import bootstrap_ci
 
 TOKEN_LEVEL_NOTE = "token-level probe: confound baselines score whole texts, not tokens"
 REGRESSION_NOTE = "regression probe: these confound baselines are classifiers"
@@ -54,16 +51,14 @@ def token_documents(ds: ProbeDataset) -> list[str]:
     return [" ".join(map(str, t.tolist())) for t in ds.tokens]
 
 
-class ConfoundBaseline:
-    """Shared fitting and scoring; subclasses say what the model sees (`inputs`) and
-    which scikit-learn estimator reads it (`estimator`)."""
+class ConfoundBaseline(HeldOutBaseline):
+    """Shared fitting; subclasses say what the model sees (`inputs`) and which
+    scikit-learn estimator reads it (`estimator`). Scored as `HeldOutBaseline`."""
 
     name = "confound"
 
     def __init__(self, plan: FitPlan) -> None:
-        self.configs = plan.configs
-        self.bootstrap, self.seed = plan.bootstrap, plan.seed
-        self._metrics: dict[str, dict[str, Any]] = {}
+        super().__init__(plan)
         # Every probe's training labels are inside its classes (the plan checks), so
         # one fit, in the first probe's label space, serves them all: each probe's
         # columns are mapped by class value in `predict_proba`.
@@ -101,47 +96,14 @@ class ConfoundBaseline:
         full[:, cols] = self.model.predict_proba(self.inputs(dataset))
         return full
 
-    def compute_metrics(
-        self,
-        dataset: ProbeDataset,
-        *,
-        bootstrap: int | None = None,
-        seed: int | None = None,
-        **_: Any,
-    ) -> pd.DataFrame:
-        n_boot = self.bootstrap if bootstrap is None else bootstrap
-        seed = self.seed if seed is None else seed
-        out_all = {}
-        for cfg in self.configs:
-            if skip_note(cfg):
-                continue
-            _, y_idx = scored_labels(cfg, dataset)
-            proba = self.predict_proba(cfg.name, dataset)
-            out = classification_metrics(proba, y_idx, len(cfg.classes))
-            out.update(
-                bootstrap_ci(
-                    y_idx,
-                    proba.argmax(1),
-                    len(cfg.classes),
-                    n_boot=n_boot,
-                    seed=seed,
-                    classes=np.unique(y_idx),
-                )
-            )
-            out_all[cfg.name] = out
-        self._metrics = out_all
-        return self.metrics
+    def proba(self, cfg: Any, dataset: ProbeDataset, n_rows: int) -> np.ndarray:
+        return self.predict_proba(cfg.name, dataset)
 
-    @property
-    def metrics(self) -> pd.DataFrame:
-        """One row per probe (METRIC_COLUMNS, NaN until computed) and a `note`."""
-        rows = []
-        for cfg in self.configs:
-            row = {"probe": cfg.name, **{c: math.nan for c in METRIC_COLUMNS}}
-            row.update(self._metrics.get(cfg.name, {}))
-            row["note"] = skip_note(cfg)
-            rows.append(row)
-        return pd.DataFrame(rows).set_index("probe")
+    def skip(self, cfg: Any) -> str | None:
+        return skip_note(cfg)
+
+    def extra_columns(self, cfg: Any) -> dict[str, Any]:
+        return {"note": skip_note(cfg)}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.configs)} probes)"

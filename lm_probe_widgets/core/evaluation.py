@@ -7,11 +7,10 @@ from typing import Any
 import numpy as np
 
 from .data import ProbeDataset
-from .metrics import classification_metrics
+from .metrics import held_out_metrics
 from .plan import scored_labels
 from .probe import LinearProbe
 from .regression import regression_metrics
-from .uncertainty import bootstrap_ci
 
 
 def evaluate_probe(
@@ -28,14 +27,7 @@ def evaluate_probe(
         probe.metrics = out
         return out
     proba = probe.predict_proba(x)
-    n_classes = len(cfg.classes)
-    out = classification_metrics(proba, y_idx, n_classes)
-    present = np.unique(y_idx)
-    out.update(
-        bootstrap_ci(
-            y_idx, proba.argmax(1), n_classes, n_boot=bootstrap, seed=seed, classes=present
-        )
-    )
-    out["classes_scored"] = ", ".join(str(cfg.classes[i]) for i in present)
+    out = held_out_metrics(proba, y_idx, len(cfg.classes), n_boot=bootstrap, seed=seed)
+    out["classes_scored"] = ", ".join(str(cfg.classes[i]) for i in np.unique(y_idx))
     probe.metrics = out  # the probe's own repr shows its latest held-out metrics
     return out

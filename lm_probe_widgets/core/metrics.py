@@ -62,6 +62,21 @@ def classification_metrics(proba: np.ndarray, y_idx: np.ndarray, n_classes: int)
     }
 
 
+def held_out_metrics(
+    proba: np.ndarray, y_idx: np.ndarray, n_classes: int, *, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """`classification_metrics` plus bootstrap intervals for accuracy and macro F1
+    over the same classes (those present): what every probe and baseline reports."""
+    from .uncertainty import bootstrap_ci
+
+    out = classification_metrics(proba, y_idx, n_classes)
+    present = np.unique(y_idx)
+    out.update(
+        bootstrap_ci(y_idx, proba.argmax(1), n_classes, n_boot=n_boot, seed=seed, classes=present)
+    )
+    return out
+
+
 def _matthews(y_idx: np.ndarray, pred: np.ndarray) -> float:
     """Matthews correlation; 0 when truth and prediction hold one class (scikit-learn
     returns 0 there too, with a warning about the confusion matrix's shape)."""
