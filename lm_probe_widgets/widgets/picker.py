@@ -137,8 +137,6 @@ class SubmodulePicker(SnapshotDisplay, anywidget.AnyWidget):
         rows = normalise_tree(_module_tree(model) if tree is None else tree)
         if not rows:
             raise ValueError("the model has no submodules to pick from")
-        self._from_browser = False
-        self._snapshot_stale = False
         self._names = [r["name"] for r in rows]
         self._order = {n: i for i, n in enumerate(self._names)}
         super().__init__(tree=rows, groups=layer_groups(self._names), height=height, **kwargs)
@@ -167,31 +165,15 @@ class SubmodulePicker(SnapshotDisplay, anywidget.AnyWidget):
             items[name + suffix] = (self._order[name], suffix)
         return sorted(items, key=lambda k: items[k])
 
-    def set_state(self, sync_data: dict[str, Any]) -> None:
-        """A change from the browser (a click): remembered, the snapshot refreshed later."""
-        self._from_browser = True
-        try:
-            super().set_state(sync_data)
-        finally:
-            self._from_browser = False
-
     @traitlets.observe("selected")
     def _on_selected(self, change: dict[str, Any]) -> None:
-        if getattr(self, "_from_browser", False):
-            self._snapshot_stale = True
-        else:
-            self.refresh_snapshot()
-
-    def _catch_up(self) -> None:
-        if self._snapshot_stale:
-            self._snapshot_stale = False
-            self.refresh_snapshot()
+        self.snapshot_changed()
 
     # -- Python-side selection helpers ------------------------------------------------
     @property
     def modules(self) -> list[str]:
         """Module names of the selection, without the ``.output`` suffix."""
-        self._catch_up()
+        self.catch_up_snapshot()
         return [self._split(s)[0] for s in self.selected]
 
     def select(self, *patterns: str, suffix: str = ".output") -> SubmodulePicker:
@@ -215,7 +197,7 @@ class SubmodulePicker(SnapshotDisplay, anywidget.AnyWidget):
 
     def to_configs(self, classes: Sequence[Any], **shared: Any) -> list[Any]:
         """One ``ProbeConfig`` per selected submodule, all with ``classes`` and ``shared``."""
-        self._catch_up()
+        self.catch_up_snapshot()
         if not self.selected:
             raise ValueError("nothing is selected in the picker; click some submodules first")
         from lm_probe_widgets.core.config import ProbeConfig

@@ -201,8 +201,6 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
 
     def __init__(self, runner: Any, text: str = "", **kwargs: Any) -> None:
         self.runner = runner
-        self._from_browser = False
-        self._snapshot_stale = False
         super().__init__(**kwargs)
         self.on_msg(self._on_custom_msg)
         self._update(text)
@@ -228,35 +226,20 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
         self._update(self.text)
         self.refresh_snapshot()
 
-    def set_state(self, sync_data: dict[str, Any]) -> None:
-        """A change from the browser (typing): the snapshot catches up later."""
-        self._from_browser = True
-        try:
-            super().set_state(sync_data)
-        finally:
-            self._from_browser = False
-
     @traitlets.observe("text")
     def _on_text(self, change: dict[str, Any]) -> None:
         if change["new"] != self.result.get("text"):
             self._update(change["new"])
-        self._changed()
+        self.snapshot_changed()
 
     @traitlets.observe("probe", "target")
     def _on_choice(self, change: dict[str, Any]) -> None:
-        self._changed()
-
-    def _changed(self) -> None:
-        if self._from_browser:
-            self._snapshot_stale = True
-        else:
-            self.refresh_snapshot()
+        self.snapshot_changed()
 
     def _on_custom_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         # the view lost focus: now the snapshot may re-render it
-        if isinstance(content, dict) and content.get("type") == "commit" and self._snapshot_stale:
-            self._snapshot_stale = False
-            self.refresh_snapshot()
+        if isinstance(content, dict) and content.get("type") == "commit":
+            self.catch_up_snapshot()
 
     # -- reading ------------------------------------------------------------------------
     def chosen(self) -> tuple[dict[str, Any] | None, int]:

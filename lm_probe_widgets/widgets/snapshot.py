@@ -70,6 +70,8 @@ class SnapshotDisplay:
     current state into every output showing this widget (the live view re-renders)."""
 
     _snapshot_id: str | None = None
+    _from_browser = False  # inside a state change sent by the browser
+    _snapshot_stale = False  # the displayed snapshot is behind the widget's state
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -91,6 +93,28 @@ class SnapshotDisplay:
         except Exception:  # no frontend left (kernel shutting down)
             return False
         return True
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """A change from the browser (a click, typing) is remembered as such."""
+        self._from_browser = True
+        try:
+            super().set_state(sync_data)  # type: ignore[misc]
+        finally:
+            self._from_browser = False
+
+    def snapshot_changed(self) -> None:
+        """The state changed: refresh the snapshot now, unless the browser made the
+        change (re-rendering the view would interrupt a click or typing); then it
+        catches up in `catch_up_snapshot`."""
+        if self._from_browser:
+            self._snapshot_stale = True
+        else:
+            self.refresh_snapshot()
+
+    def catch_up_snapshot(self) -> None:
+        if self._snapshot_stale:
+            self._snapshot_stale = False
+            self.refresh_snapshot()
 
 
 # -- progress -----------------------------------------------------------------------------
