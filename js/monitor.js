@@ -19,7 +19,7 @@
 // Charts are SVG, one per probe; a curve with more points than pixels is reduced to
 // the min/max per pixel column, so thousands of points still draw in microseconds.
 
-import { h, svg, fmt, styleOf } from "./shared.js";
+import { h, svg, fmt, styleOf, listen } from "./shared.js";
 
 const W = 300;
 const H = 130;
@@ -436,12 +436,14 @@ function render({ model, el }) {
     draw();
   };
   const onButton = () => drawButton();
-  model.on("msg:custom", onMsg);
-  model.on("change:meta", onMeta);
-  model.on("change:curves", onCurves);
   const buttonKeys = ["running", "outcome", "stop_requested", "stop_supported", "stop_hint", "title"];
-  for (const k of buttonKeys) model.on(`change:${k}`, onButton);
-  model.on("change:styles", onMeta);
+  const unlisten = listen(model, {
+    "msg:custom": onMsg,
+    "change:meta": onMeta,
+    "change:curves": onCurves,
+    "change:styles": onMeta,
+    ...Object.fromEntries(buttonKeys.map((k) => [`change:${k}`, onButton])),
+  });
 
   loadCurves(model.get("curves"));
   draw();
@@ -449,11 +451,7 @@ function render({ model, el }) {
 
   return () => {
     stop.removeEventListener("click", onStop);
-    model.off("msg:custom", onMsg);
-    model.off("change:meta", onMeta);
-    model.off("change:curves", onCurves);
-    for (const k of buttonKeys) model.off(`change:${k}`, onButton);
-    model.off("change:styles", onMeta);
+    unlisten();
   };
 }
 

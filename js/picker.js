@@ -8,7 +8,7 @@
 // trees with thousands of modules filter and scroll without delay. All text goes
 // in through textContent / setAttribute: module names are never parsed as HTML.
 
-import { h, button } from "./shared.js";
+import { h, button, listen } from "./shared.js";
 
 const ROW_H = 24;
 const OVERSCAN = 8;
@@ -408,22 +408,19 @@ function render({ model, el }) {
     scroller.style.height = (model.get("height") || 360) + "px";
     drawRows(true);
   };
-  model.on("change:tree", onTree);
-  model.on("change:groups", onGroups);
-  model.on("change:selected", onSelected);
-  model.on("change:height", onHeight);
+  const unlisten = listen(model, {
+    "change:tree": onTree,
+    "change:groups": onGroups,
+    "change:selected": onSelected,
+    "change:height": onHeight,
+  });
 
   loadTree();
   loadGroups();
   loadSelection();
   refresh();
 
-  return () => {
-    model.off("change:tree", onTree);
-    model.off("change:groups", onGroups);
-    model.off("change:selected", onSelected);
-    model.off("change:height", onHeight);
-  };
+  return unlisten;
 }
 
 export default { render };

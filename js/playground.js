@@ -15,7 +15,7 @@
 
 // Same numbers as lm_probe_widgets/widgets/playground.py (the static snapshot).
 
-import { h, fmt } from "./shared.js";
+import { h, fmt, listen } from "./shared.js";
 
 export const CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
@@ -307,24 +307,21 @@ function render({ model, el }) {
   };
   const onResult = () => drawAll();
   const onChoice = () => drawTokens();
-  model.on("change:text", onText);
-  model.on("change:result", onResult);
-  model.on("change:error", onResult);
-  model.on("change:probe", onChoice);
-  model.on("change:target", onChoice);
-  model.on("change:note", onChoice);
+  const unlisten = listen(model, {
+    "change:text": onText,
+    "change:result": onResult,
+    "change:error": onResult,
+    "change:probe": onChoice,
+    "change:target": onChoice,
+    "change:note": onChoice,
+  });
   drawAll();
 
   return () => {
     send.cancel();
     input.removeEventListener("input", onInput);
     root.removeEventListener("focusout", onFocusOut);
-    model.off("change:text", onText);
-    model.off("change:result", onResult);
-    model.off("change:error", onResult);
-    model.off("change:probe", onChoice);
-    model.off("change:target", onChoice);
-    model.off("change:note", onChoice);
+    unlisten();
   };
 }
 

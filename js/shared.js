@@ -46,6 +46,16 @@ export function fmt(v, decimals = 3) {
   return v.toFixed(decimals);
 }
 
+// Subscribe `handlers` ({"change:x": fn, "msg:custom": fn}) to the model; returns the
+// function that unsubscribes them all (for render's cleanup).
+export function listen(model, handlers) {
+  const pairs = Object.entries(handlers);
+  for (const [event, fn] of pairs) model.on(event, fn);
+  return () => {
+    for (const [event, fn] of pairs) model.off(event, fn);
+  };
+}
+
 // The label and colour of a state, from the tables Python sends (display/states.py):
 // group "probe", "fit" or "phase".
 export function styleOf(styles, group, state) {
