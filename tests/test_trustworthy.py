@@ -531,3 +531,35 @@ def test_fit_started_announces_every_phase_the_fit_goes_through(small):
     assert set(planned) - set(ran) <= {"baseline-length"}  # no model, no batches
     (finished,) = [e for e in seen if e.kind == ev.FIT_FINISHED]
     assert finished.data["seconds"] > 0 and seen[-1] is finished
+
+
+def test_compute_metrics_failing_part_way_changes_no_table(small, tiny, monkeypatch):
+    """The control probes and the first baseline are measured before a later baseline
+    fails: no column may then describe the new dataset beside the old ones."""
+    model, tok, train, test = small
+    runner = ProbeRunner(model, [ProbeConfig(H1, [0, 1])])
+    runner.fit_probes(
+        train,
+        test,
+        num_epoch=1,
+        batch_size=8,
+        progress=None,
+        control=True,
+        baselines=("length", "random_init"),
+    )
+    before = runner.metrics.copy()
+    texts, labels = sentiment_texts(60, seed=21)
+    other = ProbeDataset.from_texts(texts, labels, tok)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("random-init model failed")
+
+    monkeypatch.setattr(runner.baselines["random_init"], "_measure", fail)
+    with pytest.raises(RuntimeError, match="random-init model failed"):
+        runner.compute_metrics(other)
+    pd.testing.assert_frame_equal(runner.metrics, before)
+    monkeypatch.undo()
+    after = runner.compute_metrics(other)
+    assert not after["control_accuracy"].equals(before["control_accuracy"]) or not after[
+        "accuracy"
+    ].equals(before["accuracy"])

@@ -65,6 +65,13 @@ class HeldOutBaseline:
     ) -> pd.DataFrame:
         n_boot = self.bootstrap if bootstrap is None else bootstrap
         seed = self.seed if seed is None else seed
+        self._apply_measured(self._measure(dataset, 0, n_boot, seed), n_boot, seed)
+        return self.metrics
+
+    def _measure(
+        self, dataset: ProbeDataset, batch_size: int, n_boot: int, seed: int
+    ) -> dict[str, dict[str, Any]]:
+        """Metrics per probe, not yet kept (the runner replaces all tables together)."""
         out = {}
         for cfg in self.configs:
             if self.skip(cfg) is None:
@@ -72,8 +79,10 @@ class HeldOutBaseline:
                 proba = self.proba(cfg, dataset, len(y_idx))
                 n = len(cfg.classes)
                 out[cfg.name] = held_out_metrics(proba, y_idx, n, n_boot=n_boot, seed=seed)
-        self._metrics = out
-        return self.metrics
+        return out
+
+    def _apply_measured(self, metrics: dict[str, dict[str, Any]], n_boot: int, seed: int) -> None:
+        self._metrics = metrics
 
     @property
     def metrics(self) -> pd.DataFrame:

@@ -387,18 +387,28 @@ class ProbeRunner(FeatureAccess):
         seed: int | None = None,
     ) -> pd.DataFrame:
         """Evaluate every fitted probe (and its control probe and baselines) on `dataset`;
-        also becomes `runner.metrics`. `bootstrap` resamples for the CIs (0: off)."""
+        also becomes `runner.metrics`. `bootstrap` resamples for the CIs (0: off).
+        All of them are computed before any replaces the old numbers, so a failure
+        part-way leaves no table mixing two datasets."""
         n_boot = self.bootstrap if bootstrap is None else int(bootstrap)
         seed = self.bootstrap_seed if seed is None else int(seed)
-        metrics = self._measure(dataset, batch_size, n_boot, seed)
-        kw = dict(batch_size=batch_size, bootstrap=n_boot, seed=seed)
+        measured: list[tuple[Any, dict[str, dict[str, Any]]]] = [
+            (self, self._measure(dataset, batch_size, n_boot, seed))
+        ]
         if self.control is not None:
-            self.control.compute_metrics(self.control_task.relabel(dataset), **kw)
+            relabelled = self.control_task.relabel(dataset)
+            measured.append(
+                (self.control, self.control._measure(relabelled, batch_size, n_boot, seed))
+            )
         for base in self.baselines.values():
-            base.compute_metrics(dataset, **kw)
+            measured.append((base, base._measure(dataset, batch_size, n_boot, seed)))
+        for owner, metrics in measured:
+            owner._apply_measured(metrics, n_boot, seed)
+        return self.metrics
+
+    def _apply_measured(self, metrics: dict[str, dict[str, Any]], n_boot: int, seed: int) -> None:
         self._result.metrics = metrics
         self.bootstrap, self.bootstrap_seed = n_boot, seed
-        return self.metrics
 
     def score(
         self, dataset: ProbeDataset, batch_size: int = 32, *, bootstrap: int = 0, seed: int = 0
