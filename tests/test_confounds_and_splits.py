@@ -3,6 +3,7 @@ operating-point metrics. Each test fails if its capability breaks."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -17,6 +18,7 @@ from synthetic import FILLER
 from lm_probe_widgets import ProbeConfig
 from lm_probe_widgets.core import metrics as m
 from lm_probe_widgets.core.confounds import (
+    ALPHA_GRID,
     CONFOUNDS,
     BagOfWordsBaseline,
     LengthBaseline,
@@ -30,6 +32,7 @@ from lm_probe_widgets.core.data import (
 )
 from lm_probe_widgets.core.errors import ProbeError
 from lm_probe_widgets.core.plan import build_plan
+from lm_probe_widgets.core.regression import REGRESSION_COLUMNS
 
 # -- leakage-safe splits (capability 3) ------------------------------------------------
 
@@ -326,11 +329,89 @@ def test_a_class_absent_from_training_gets_probability_zero(tiny, length_task):
     assert base.compute_metrics(test)["accuracy"].iloc[0] > 0.9
 
 
-def test_regression_probes_are_skipped_with_a_note(tiny, length_task):
+def test_regression_probes_get_ridge_baselines_beside_the_classifiers(tiny, length_task):
+    """One plan, both kinds of probe: the classifier's row holds accuracy (R² NaN), the
+    regression probe's row holds R² and the rest of `regression_metrics` (accuracy NaN)."""
     plan, test = length_task
     configs = [ProbeConfig(H0, [0, 1]), ProbeConfig(H1, name="reg", task="regression")]
     mixed = _plan(tiny[0], configs, plan.train, test)
-    df = LengthBaseline(mixed).compute_metrics(test)
-    assert df.loc[H0, "accuracy"] > 0.9 and pd.isna(df.loc[H0, "note"])
-    assert df.loc["reg", m.METRIC_COLUMNS].isna().all()
-    assert "regression" in df.loc["reg", "note"]
+    for cls in CONFOUNDS.values():
+        df = cls(mixed).compute_metrics(test)
+        assert set(m.METRIC_COLUMNS + REGRESSION_COLUMNS) <= set(df.columns)
+        assert df.loc["reg", m.METRIC_COLUMNS].isna().all() and pd.isna(df.loc["reg", "note"])
+        assert df.loc[H0, REGRESSION_COLUMNS].isna().all()
+        assert df.loc["reg", ["r2", "r2_low", "r2_high", "pearson", "mse", "mae"]].notna().all()
+    base = LengthBaseline(mixed)
+    df = base.compute_metrics(test)
+    assert df.loc[H0, "accuracy"] > 0.9 and df.loc["reg", "r2"] > 0.7  # the label is length
+    pred = base.predict("reg", test)
+    assert df.loc["reg", "r2"] == pytest.approx(skm.r2_score(test.labels, pred))
+    assert df.loc["reg", "mae"] == pytest.approx(skm.mean_absolute_error(test.labels, pred))
+    assert df.loc["reg", "r2_low"] <= df.loc["reg", "r2"] <= df.loc["reg", "r2_high"]
+    with pytest.raises(ProbeError, match="use predict"):
+        base.predict_proba("reg", test)
+    with pytest.raises(ProbeError, match="use predict_proba"):
+        base.predict(H0, test)
+
+
+def _regression_task(tiny, target_of, n=200, seed=2):
+    """Texts of 2 to 24 filler words (one sentiment word in half of them) and a
+    numeric target computed from (dataset, sentiment labels, rng)."""
+    model, tok = tiny
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(n):
+        words = rng.choice(FILLER, size=int(rng.integers(2, 25))).tolist()
+        if i % 2:
+            words.insert(int(rng.integers(0, len(words) + 1)), "great")
+        texts.append(" ".join(words))
+        labels.append(i % 2)
+    ds = ProbeDataset.from_texts(texts, np.zeros(n), tok)
+    target = np.asarray(target_of(ds, np.asarray(labels), rng), dtype=np.float64)
+    train, test = ProbeDataset.from_texts(texts, target, tok).tt_split(0.25, seed=0)
+    plan = _plan(model, [ProbeConfig(H0, task="regression", name="reg")], train, test)
+    return plan, test
+
+
+def test_a_target_that_is_the_token_count_is_read_by_the_length_baseline(tiny):
+    plan, test = _regression_task(tiny, lambda ds, labels, rng: ds.lengths)
+    r2 = {k: cls(plan).compute_metrics(test).loc["reg", "r2"] for k, cls in CONFOUNDS.items()}
+    assert r2["length"] > 0.9, r2
+    assert r2["length"] > r2["bag_of_words"]  # which tokens occur, not how many
+
+
+def test_a_target_independent_of_length_is_not(tiny):
+    plan, test = _regression_task(tiny, lambda ds, labels, rng: rng.normal(size=len(ds)))
+    df = LengthBaseline(plan).compute_metrics(test)
+    assert df.loc["reg", "r2"] < 0.05  # near zero or below: nothing to read
+
+
+def test_a_target_set_by_one_word_is_read_by_a_bag_of_words_not_by_length(tiny):
+    plan, test = _regression_task(
+        tiny, lambda ds, labels, rng: 3.0 * labels + rng.normal(0, 0.1, len(ds))
+    )
+    r2 = {k: cls(plan).compute_metrics(test).loc["reg", "r2"] for k, cls in CONFOUNDS.items()}
+    assert r2["bag_of_words"] > 0.9, r2
+    # TF-IDF rows are L2-normalised: the word's weight shrinks with the text's length
+    assert r2["tfidf"] > 0.6, r2
+    assert r2["length"] < 0.1, r2
+
+
+def test_ridge_alpha_is_chosen_on_training_rows_only(tiny):
+    """Fitted on train + validation rows, alpha by 5-fold CV there: another eval set
+    changes nothing but the scores; the fit is deterministic."""
+    plan, test = _regression_task(
+        tiny, lambda ds, labels, rng: ds.lengths + rng.normal(size=len(ds))
+    )
+    base = LengthBaseline(plan)
+    scaler, search = base.regressor.steps[0][1], base.regressor.steps[-1][1]
+    assert plan.val is not None
+    assert scaler.n_samples_seen_ == len(plan.train) + len(plan.val)
+    assert search.cv.get_n_splits() == 5 and search.best_params_["alpha"] in ALPHA_GRID
+    # the classifier is not fitted when no probe classifies
+    assert base.model is None
+    other = dataclasses.replace(plan, eval_set=plan.train)
+    for cls in CONFOUNDS.values():
+        a, b = cls(plan), cls(other)
+        np.testing.assert_array_equal(a.predict("reg", test), b.predict("reg", test))
+        pd.testing.assert_frame_equal(a.compute_metrics(test), b.compute_metrics(test))

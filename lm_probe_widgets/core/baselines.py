@@ -13,8 +13,12 @@
 `fit_probes(..., baselines=(...))` fits them after the probes, from the same fit
 plan (splits, classes, epochs, seed, bootstrap); each lands in
 `runner.baselines[name]` (an object with `.metrics`, indexed by probe name) and as
-a `baseline_<name>` accuracy column in `runner.metrics`, so a layer sweep can draw
-them beside the probe curve. This module holds the pieces; the runner fits them.
+a `baseline_<name>` accuracy column in `runner.metrics` (`baseline_<name>_r2`, the
+held-out R², for regression probes), so a layer sweep can draw them beside the probe
+curve. This module holds the pieces; the runner fits them.
+
+For regression probes `majority` predicts the training targets' mean (R² about 0,
+below it on a test set whose mean differs).
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ from .errors import ProbeError
 from .metrics import METRIC_COLUMNS, held_out_metrics
 from .modeling import model_device, torch_module, wrap_model
 from .plan import FitPlan, scored_labels
+from .regression import REGRESSION_COLUMNS, regression_metrics
+
+
+def is_regression(cfg: Any) -> bool:
+    return getattr(cfg, "task", None) == "regression"
 
 
 class HeldOutBaseline:
@@ -46,6 +55,9 @@ class HeldOutBaseline:
         self._metrics: dict[str, dict[str, Any]] = {}
 
     def proba(self, cfg: Any, dataset: ProbeDataset, n_rows: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def targets(self, cfg: Any, dataset: ProbeDataset) -> np.ndarray:
         raise NotImplementedError
 
     def skip(self, cfg: Any) -> str | None:
@@ -74,7 +86,13 @@ class HeldOutBaseline:
         """Metrics per probe, not yet kept (the runner replaces all tables together)."""
         out = {}
         for cfg in self.configs:
-            if self.skip(cfg) is None:
+            if self.skip(cfg) is not None:
+                continue
+            if is_regression(cfg):
+                _, y = scored_labels(cfg, dataset)
+                pred = self.targets(cfg, dataset)
+                out[cfg.name] = regression_metrics(pred, y, n_boot=n_boot, seed=seed)
+            else:
                 _, y_idx = scored_labels(cfg, dataset)
                 proba = self.proba(cfg, dataset, len(y_idx))
                 n = len(cfg.classes)
@@ -86,10 +104,15 @@ class HeldOutBaseline:
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """One row per probe: METRIC_COLUMNS (NaN until computed) and extra columns."""
+        """One row per probe: METRIC_COLUMNS, and REGRESSION_COLUMNS when a probe is a
+        regression probe (NaN until computed, and where they do not apply), and extra
+        columns."""
+        columns = list(METRIC_COLUMNS)
+        if any(is_regression(c) for c in self.configs):
+            columns += REGRESSION_COLUMNS
         rows = []
         for cfg in self.configs:
-            row = {"probe": cfg.name, **{c: math.nan for c in METRIC_COLUMNS}}
+            row = {"probe": cfg.name, **{c: math.nan for c in columns}}
             row.update(self._metrics.get(cfg.name, {}))
             row.update(self.extra_columns(cfg))
             rows.append(row)
@@ -97,12 +120,17 @@ class HeldOutBaseline:
 
 
 class MajorityBaseline(HeldOutBaseline):
-    """Predicts each probe's most frequent training class for every example/token."""
+    """Predicts each probe's most frequent training class for every example/token
+    (regression probes: the training targets' mean)."""
 
     def __init__(self, plan: FitPlan) -> None:
         super().__init__(plan)
         self.freqs: dict[str, np.ndarray] = {}
+        self.means: dict[str, float] = {}
         for cfg in self.configs:
+            if is_regression(cfg):
+                self.means[cfg.name] = float(np.mean(scored_labels(cfg, plan.train)[1]))
+                continue
             _, y_idx = scored_labels(cfg, plan.train)
             counts = np.bincount(y_idx, minlength=len(cfg.classes)).astype(np.float64)
             self.freqs[cfg.name] = counts / counts.sum()
@@ -110,7 +138,12 @@ class MajorityBaseline(HeldOutBaseline):
     def proba(self, cfg: Any, dataset: ProbeDataset, n_rows: int) -> np.ndarray:
         return np.tile(self.freqs[cfg.name], (n_rows, 1))
 
+    def targets(self, cfg: Any, dataset: ProbeDataset) -> np.ndarray:
+        return np.full(len(dataset), self.means[cfg.name])
+
     def extra_columns(self, cfg: Any) -> dict[str, Any]:
+        if is_regression(cfg):
+            return {"training_mean": self.means[cfg.name]}
         return {"majority_class": cfg.classes[int(np.argmax(self.freqs[cfg.name]))]}
 
 
@@ -154,7 +187,15 @@ def random_init_model(model: Any, seed: int = 0) -> Any:
 
 
 def add_baseline_columns(baselines: dict[str, Any], df: pd.DataFrame) -> pd.DataFrame:
-    """One `baseline_<name>` column (held-out accuracy) per fitted baseline."""
+    """Per fitted baseline, `baseline_<name>` (held-out accuracy) when it has a
+    classification probe and `baseline_<name>_r2` (held-out R²) when it has a
+    regression probe; each is NaN on the other kind's rows."""
     for name, base in baselines.items():
-        df[f"baseline_{name}"] = base.metrics["accuracy"].reindex(df.index)
+        table = base.metrics
+        regression = [is_regression(c) for c in base.configs]
+        if not all(regression):
+            df[f"baseline_{name}"] = table["accuracy"].reindex(df.index)
+        if any(regression):
+            r2 = table["r2"] if "r2" in table else pd.Series(math.nan, index=table.index)
+            df[f"baseline_{name}_r2"] = r2.reindex(df.index)
     return df
