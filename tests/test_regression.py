@@ -106,3 +106,75 @@ def test_regression_metrics_intervals_are_seeded_and_cover():
     assert a["r2_low"] < a["r2"] < a["r2_high"] and a["mse_low"] < a["mse"] < a["mse_high"]
     off = regression_metrics(pred, y, n_boot=0)
     assert np.isnan(off["r2_low"]) and off["r2"] == pytest.approx(r2_score(y, pred))
+
+
+CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
+
+
+def test_mixed_probes_each_get_their_own_kind_of_baseline_numbers(tiny):
+    """A classification and a regression probe in one fit, every baseline: the table's
+    `baseline_<name>` columns hold accuracy, `baseline_<name>_r2` R², each NaN on the
+    other kind's row, equal to `runner.baselines[name].metrics`; the validity card
+    reads each in its own units."""
+    model, tok = tiny
+    texts, labels = sentiment_texts(200, seed=8)
+    train, test = ProbeDataset.from_texts(texts, labels, tok).tt_split(0.25, seed=0)
+    configs = [ProbeConfig(SITE, [0, 1], name="cls"), ProbeConfig(SITE, task="regression")]
+    runner = ProbeRunner(model, configs)
+    names = ("majority", "embeddings", *CONFOUND_NAMES)
+    runner.fit_probes(train, test, num_epoch=2, batch_size=16, progress=None, baselines=names)
+    m = runner.metrics
+    for name in names:
+        table = runner.baselines[name].metrics
+        acc, r2 = f"baseline_{name}", f"baseline_{name}_r2"
+        assert m.loc["cls", acc] == pytest.approx(table.loc["cls", "accuracy"])
+        assert m.loc[SITE, r2] == pytest.approx(table.loc[SITE, "r2"])
+        assert np.isnan(m.loc[SITE, acc]) and np.isnan(m.loc["cls", r2])
+        assert np.isfinite(m.loc["cls", acc]) and np.isfinite(m.loc[SITE, r2]), name
+    # the label is one word: a bag of words reads it as a class and as a number
+    assert m.loc["cls", "baseline_bag_of_words"] > 0.9
+    assert m.loc[SITE, "baseline_bag_of_words_r2"] > 0.7
+    assert m.loc[SITE, "baseline_length_r2"] < 0.1
+    # the training mean as a prediction: R² near zero (not above it by more than noise)
+    assert m.loc[SITE, "baseline_majority_r2"] < 0.05
+    majority = runner.baselines["majority"]
+    assert majority.metrics.loc[SITE, "training_mean"] == pytest.approx(
+        np.mean(runner.last_plan.train.labels)
+    )
+    card = runner.validity()
+    r2s = {k: m.loc[SITE, f"baseline_{k}_r2"] for k in CONFOUND_NAMES}
+    best = max(r2s, key=r2s.get)
+    assert card.loc[SITE, "strongest_confound"] == best
+    assert card.loc[SITE, "gap_confound"] == pytest.approx(m.loc[SITE, "r2"] - r2s[best])
+    assert f"{best.replace('_', ' ')} by" in card.loc[SITE, "reading"]
+    assert "R²" in card.loc[SITE, "reading"].split(best.replace("_", " "))[1]
+    accs = {k: m.loc["cls", f"baseline_{k}"] for k in CONFOUND_NAMES}
+    best = max(accs, key=accs.get)
+    assert card.loc["cls", "gap_confound"] == pytest.approx(m.loc["cls", "accuracy"] - accs[best])
+    assert "points" in card.loc["cls", "reading"]
+    # compute_metrics on other data recomputes the R² columns too
+    other_texts, other_labels = sentiment_texts(60, seed=9)
+    other = ProbeDataset.from_texts(other_texts, other_labels, tok)
+    again = runner.compute_metrics(other, bootstrap=0)
+    pred = runner.baselines["tfidf"].predict(SITE, other)
+    assert again.loc[SITE, "baseline_tfidf_r2"] == pytest.approx(r2_score(other.labels, pred))
+
+
+def test_a_token_count_target_is_flagged_by_the_length_baseline(tiny):
+    """Target = the text's length in tokens: the length baseline gets R² > 0.9, and the
+    validity card names it as the confound to beat."""
+    model, tok = tiny
+    texts, _ = sentiment_texts(200, seed=10)
+    lengths = ProbeDataset.from_texts(texts, np.zeros(len(texts)), tok).lengths
+    ds = ProbeDataset.from_texts(texts, lengths.astype(np.float64), tok)
+    train, test = ds.tt_split(0.25, seed=0)
+    runner = ProbeRunner(model, [ProbeConfig("transformer.h.0.output", task="regression")])
+    runner.fit_probes(
+        train, test, num_epoch=2, batch_size=16, progress=None, baselines=CONFOUND_NAMES
+    )
+    row = runner.metrics.iloc[0]
+    assert row["baseline_length_r2"] > 0.9
+    assert not any(c in runner.metrics for c in ("baseline_length", "baseline_tfidf"))
+    card = runner.validity().iloc[0]
+    assert card["strongest_confound"] == "length"
+    assert card["gap_confound"] == pytest.approx(row["r2"] - row["baseline_length_r2"])

@@ -154,17 +154,21 @@ def validity_table(runner: ProbeRunner) -> pd.DataFrame:
             if math.isnan(sel)
             else f"{_verb(sel)} its control task by {_pts(sel, regression)}"
         )
-        baselines = {c[len("baseline_") :]: r[c] for c in m.columns if c.startswith("baseline_")}
-        confounds = {k: v for k, v in baselines.items() if k in ("length", "bag_of_words", "tfidf")}
+        baselines = _baseline_scores(r, m.columns, regression)
+        confounds = {k: v for k, v in baselines.items() if k in CONFOUND_NAMES}
         if "random_init" in baselines:
             gap = value - baselines["random_init"]
             row["gap_random_init"] = gap
             readings.append(f"{_pts(gap, regression)} over a random-init model")
-        if confounds:
-            best = max(confounds, key=lambda k: confounds[k])
-            gap = value - confounds[best]
+        measured = {k: v for k, v in confounds.items() if not math.isnan(v)}
+        if measured:
+            best = max(measured, key=lambda k: measured[k])
+            gap = value - measured[best]
             row["gap_confound"], row["strongest_confound"] = gap, best
             readings.append(f"{_verb(gap)} {best.replace('_', ' ')} by {_pts(gap, regression)}")
+        elif confounds:
+            row["gap_confound"], row["strongest_confound"] = math.nan, None
+            readings.append("confounds: no numbers for this probe (see their `note` column)")
         else:
             readings.append("confounds: baselines=('length', 'bag_of_words', 'tfidf')")
         low, high = r.get(f"{score}_low", math.nan), r.get(f"{score}_high", math.nan)
@@ -181,6 +185,21 @@ def validity_table(runner: ProbeRunner) -> pd.DataFrame:
         row["reading"] = "; ".join(readings)
         rows.append(row)
     return pd.DataFrame(rows).set_index("probe") if rows else pd.DataFrame()
+
+
+CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
+
+
+def _baseline_scores(row: pd.Series, columns: Any, regression: bool) -> dict[str, float]:
+    """{baseline name: its score for this probe} in the probe's own metric: the
+    `baseline_<name>` accuracy columns, or `baseline_<name>_r2` for regression."""
+    out = {}
+    for col in columns:
+        if not col.startswith("baseline_") or col.endswith("_r2") != regression:
+            continue
+        name = col[len("baseline_") :]
+        out[name[: -len("_r2")] if regression else name] = float(row[col])
+    return out
 
 
 def _verb(gap: float) -> str:
