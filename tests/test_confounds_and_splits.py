@@ -415,3 +415,42 @@ def test_ridge_alpha_is_chosen_on_training_rows_only(tiny):
         a, b = cls(plan), cls(other)
         np.testing.assert_array_equal(a.predict("reg", test), b.predict("reg", test))
         pd.testing.assert_frame_equal(a.compute_metrics(test), b.compute_metrics(test))
+
+
+def test_validity_reads_each_probes_confounds_in_its_own_metric():
+    """The card compares accuracy with `baseline_<name>` and R² with
+    `baseline_<name>_r2`; a probe whose confounds have no numbers (token-level) is
+    told so rather than given a gap of NaN."""
+    from types import SimpleNamespace
+
+    from lm_probe_widgets.core.validity import validity_table
+
+    nan = math.nan
+    configs = [
+        ProbeConfig(H0, [0, 1], name="cls"),
+        ProbeConfig(H1, name="reg", task="regression"),
+        ProbeConfig(H0, [0, 1], name="tok", pooling="none"),
+    ]
+    metrics = pd.DataFrame(
+        {
+            "accuracy": [0.9, nan, 0.8],
+            "r2": [nan, 0.5, nan],
+            "baseline_length": [0.6, nan, nan],
+            "baseline_length_r2": [nan, 0.7, nan],
+            "baseline_tfidf": [0.95, nan, nan],
+            "baseline_tfidf_r2": [nan, 0.2, nan],
+        },
+        index=pd.Index(["cls", "reg", "tok"], name="probe"),
+    )
+    runner = SimpleNamespace(
+        metrics=metrics, configs=configs, probes={c.name: None for c in configs}, spread=None
+    )
+    card = validity_table(runner)
+    assert card.loc["cls", "strongest_confound"] == "tfidf"
+    assert card.loc["cls", "gap_confound"] == pytest.approx(-0.05)
+    assert "does not beat tfidf by -5.0 points" in card.loc["cls", "reading"]
+    assert card.loc["reg", "strongest_confound"] == "length"
+    assert card.loc["reg", "gap_confound"] == pytest.approx(-0.2)
+    assert "does not beat length by -0.200 R²" in card.loc["reg", "reading"]
+    assert np.isnan(card.loc["tok", "gap_confound"])
+    assert "confounds: no numbers for this probe" in card.loc["tok", "reading"]
