@@ -335,3 +335,87 @@ def test_table_text_and_static_html_fallbacks_are_escaped():
     first = html.index('data-col="probe">&lt;img src=x onerror=alert(1)&gt;</td>')
     assert first < html.index('data-col="probe">a</td>')  # the sorted view
     assert data["text/plain"].splitlines()[-1].startswith("a ")  # sorted view: loss 0.1 first
+
+
+# --- outputs: live until a later cell starts, then the snapshot only ------------------
+
+
+class _FakeKernelShell:
+    """What `get_ipython()` is in a notebook kernel, as far as the widgets care."""
+
+    def __init__(self) -> None:
+        from IPython.core.events import EventManager, available_events
+
+        self.kernel = object()
+        self.events = EventManager(self, available_events)
+
+
+@pytest.fixture
+def outputs(monkeypatch):
+    """A kernel shell whose display/update_display calls are recorded, in order, as
+    (kind, display_id, mime types, text/html)."""
+    import IPython
+    import IPython.display
+
+    shell = _FakeKernelShell()
+    calls: list[tuple[str, str, set[str], str]] = []
+
+    def record(kind):
+        def fn(data, metadata=None, raw=False, display_id=None):
+            calls.append((kind, display_id, set(data), data.get("text/html", "")))
+
+        return fn
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    monkeypatch.setattr(IPython.display, "display", record("display"))
+    monkeypatch.setattr(IPython.display, "update_display", record("update"))
+    return shell, calls
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def test_picker_and_table_outputs_become_snapshots_when_the_next_cell_starts(outputs):
+    """In JupyterLab a saved notebook reopened without its kernel shows "Error displaying
+    widget: model not found" for any output still carrying the live view (the widget
+    renderer outranks text/html there): once a later cell starts, the output holds the
+    snapshot only, and keeps following the widget's state."""
+    import pandas as pd
+
+    from lm_probe_widgets.widgets import MetricsTable, ProbeProgress
+
+    shell, calls = outputs
+    tree = [{"name": "a"}, {"name": "a.b"}, {"name": "c"}]
+    picker = SubmodulePicker(tree=tree, selected=["a.output"])
+    table = MetricsTable(pd.DataFrame({"probe": ["p"], "accuracy": [0.5]}))
+    progress = ProbeProgress()
+    for w in (picker, table, progress):
+        w._ipython_display_()
+    assert [(k, WIDGET_VIEW in m) for k, _id, m, _h in calls] == [("display", True)] * 3
+    picker_id, table_id, progress_id = (c[1] for c in calls)
+    picker.set_state({"selected": ["a.output", "c.output"]})  # a click: no refresh yet
+    assert len(calls) == 3
+
+    calls.clear()
+    shell.events.trigger("pre_run_cell", None)  # the next cell starts
+    assert sorted((k, i) for k, i, _m, _h in calls) == sorted(
+        [("update", picker_id), ("update", table_id)]
+    )  # the progress bars wait for their fit
+    assert all(m == {"text/plain", "text/html"} for _k, _i, m, _h in calls)
+    assert "c.output" in dict((i, h) for _k, i, _m, h in calls)[picker_id]
+    assert not picker.freeze()  # nothing live left
+
+    calls.clear()
+    picker.select("a.b")  # changed from Python later: the frozen snapshot follows
+    assert [(k, i, m) for k, i, m, _h in calls] == [
+        ("update", picker_id, {"text/plain", "text/html"})
+    ]
+    assert "a.b.output" in calls[0][3]
+    shell.events.trigger("pre_run_cell", None)  # nothing more to freeze
+    assert len(calls) == 1
+
+    calls.clear()
+    picker._ipython_display_()  # shown again: a new live view beside the frozen one
+    assert calls[0][0] == "display" and calls[0][1] != picker_id and WIDGET_VIEW in calls[0][2]
+    assert progress.displayed and progress._snapshot_id == progress_id
+    table.close()

@@ -213,6 +213,8 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
     it can still end the run), the best point, the end state and the kept weights'
     validation loss as the curve's end point; and a Stop button."""
 
+    # Shown before the fit that drives it (often in an earlier cell): it stays live.
+    freeze_at_next_cell = False
     _esm = esm_source("monitor")
     _css = css_text("monitor")
 
@@ -262,7 +264,7 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
             self.outcome = ""
             self.curves = {}
             self.send({"type": "reset"})
-        elif event.kind == ev.FIT_FINISHED and self._snapshot_id is not None:
+        elif event.kind == ev.FIT_FINISHED and self.displayed:
             self.flush(final=True)  # shown on its own: the snapshot follows at once
             self.refresh_snapshot()
 

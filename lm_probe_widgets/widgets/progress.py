@@ -455,6 +455,8 @@ class ProbeProgress(SnapshotDisplay, anywidget.AnyWidget):
     runner.events.subscribe(w.handle)`` and call ``w.flush()`` when you want a redraw.
     """
 
+    # Shown before the fit that drives it (often in an earlier cell): it stays live.
+    freeze_at_next_cell = False
     _esm = esm_source("progress")
     _css = css_text("progress")
 
@@ -477,7 +479,7 @@ class ProbeProgress(SnapshotDisplay, anywidget.AnyWidget):
         at once, and a displayed widget's snapshot follows)."""
         self.state.handle(event)
         self._dirty = True
-        if event.kind == ev.FIT_FINISHED and self._snapshot_id is not None:
+        if event.kind == ev.FIT_FINISHED and self.displayed:
             self.flush()
             self.refresh_snapshot()
 

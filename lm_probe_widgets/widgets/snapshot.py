@@ -11,6 +11,17 @@ notebooks, the styled body (light and dark) where the HTML is trusted.
 Display: `SnapshotDisplay` gives a widget a display id, so the snapshot can be
 refreshed in place (``update_display``) when its state changes for good -- the end of
 a fit, new table data -- without re-rendering the live view on every click.
+
+Why outputs are frozen: the snapshot beside the live view is not enough in JupyterLab.
+For a trusted notebook (one you saved yourself) its widget renderer outranks
+``text/html``, and when the widget model is gone (reopened with no kernel, and "Save
+Widget State Automatically" off, the default) it shows "Error displaying widget: model
+not found" and never falls back to another type (jupyter-widgets/ipywidgets#849,
+jupyterlab/jupyterlab#1139). The kernel cannot tell when the notebook is saved, so a
+widget's output stops carrying the live view once its job is done: the picker, the
+table and the playground when a later cell starts (the cell reading the selection,
+say), as the dashboard does when its fit ends. `freeze()` does it by hand; displaying
+the widget again gives a new live view.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import html
 import math
 import uuid
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,13 +77,56 @@ def with_snapshot(bundle: Any, obj: Any) -> Any:
     return (data, meta) if isinstance(bundle, tuple) else data
 
 
+def snapshot_bundle(obj: Any) -> dict[str, str]:
+    """A frozen output: the snapshot (and the readable text), no live view."""
+    data = {"text/html": obj.snapshot_html()}
+    summary = getattr(obj, "summary", None)
+    data["text/plain"] = summary() if callable(summary) else repr(obj)
+    return data
+
+
+# Widgets whose output still carries a live view, frozen when the next cell starts.
+_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
+_HOOKED: weakref.WeakSet[Any] = weakref.WeakSet()  # shells with the pre_run_cell hook
+
+
+def _freeze_live(*_info: Any) -> None:
+    """IPython's pre_run_cell: a new cell starts, so widgets shown so far are done."""
+    live = list(_LIVE)
+    _LIVE.clear()
+    for widget in live:
+        try:
+            widget.freeze()
+        except Exception:  # a broken widget must not stop the cell
+            pass
+
+
+def _freeze_at_next_cell(widget: Any) -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - widgets need IPython
+        return
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return  # no notebook: nothing is saved with a widget output
+    if shell not in _HOOKED:
+        shell.events.register("pre_run_cell", _freeze_live)
+        _HOOKED.add(shell)
+    _LIVE.add(widget)
+
+
 class SnapshotDisplay:
     """Mixin for widgets: shown with a display id, so `refresh_snapshot()` can put the
-    current state into every output showing this widget (the live view re-renders)."""
+    current state into every output showing this widget (the live view re-renders),
+    and `freeze()` can leave only the snapshot there (no live view, so no widget error
+    in a notebook reopened without its kernel)."""
 
-    _snapshot_id: str | None = None
+    _snapshot_id: str | None = None  # the output showing the live view
+    _frozen_ids: tuple[str, ...] = ()  # outputs that show the snapshot only
     _from_browser = False  # inside a state change sent by the browser
     _snapshot_stale = False  # the displayed snapshot is behind the widget's state
+    # Freeze the output when a later cell starts (see the module docstring).
+    freeze_at_next_cell = True
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -80,16 +135,49 @@ class SnapshotDisplay:
             self._snapshot_id = uuid.uuid4().hex
         data, meta = split_bundle(self._repr_mimebundle_())
         display(data, metadata=meta, raw=True, display_id=self._snapshot_id)
+        if self.freeze_at_next_cell:
+            _freeze_at_next_cell(self)
+
+    @property
+    def displayed(self) -> bool:
+        """Whether some output shows this widget (live or frozen)."""
+        return self._snapshot_id is not None or bool(self._frozen_ids)
 
     def refresh_snapshot(self) -> bool:
         """Update the displayed outputs' snapshot; False if this was never displayed."""
-        if self._snapshot_id is None:
+        if not self.displayed:
             return False
         from IPython.display import update_display
 
-        data, meta = split_bundle(self._repr_mimebundle_())
+        self._snapshot_stale = False
         try:
-            update_display(data, metadata=meta, raw=True, display_id=self._snapshot_id)
+            if self._snapshot_id is not None:
+                data, meta = split_bundle(self._repr_mimebundle_())
+                update_display(data, metadata=meta, raw=True, display_id=self._snapshot_id)
+            if self._frozen_ids:
+                frozen = snapshot_bundle(self)
+                for display_id in self._frozen_ids:
+                    update_display(frozen, raw=True, display_id=display_id)
+        except Exception:  # no frontend left (kernel shutting down)
+            return False
+        return True
+
+    def freeze(self) -> bool:
+        """Replace the live view in this widget's output with its current snapshot, as
+        the dashboard does at the end of a fit: a notebook saved after this shows the
+        snapshot when reopened without its kernel, not "Error displaying widget".
+        Later changes still refresh that snapshot; display the widget again for a new
+        live view. False if there was no live output to freeze."""
+        if self._snapshot_id is None:
+            return False
+        display_id, self._snapshot_id = self._snapshot_id, None
+        self._frozen_ids = (*self._frozen_ids, display_id)
+        _LIVE.discard(self)
+        self._snapshot_stale = False
+        from IPython.display import update_display
+
+        try:
+            update_display(snapshot_bundle(self), raw=True, display_id=display_id)
         except Exception:  # no frontend left (kernel shutting down)
             return False
         return True

@@ -98,7 +98,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _write_notebook(path: Path) -> None:
+WIDGETS_SETUP = """\
+%load_ext lm_probe_widgets
+import pandas as pd
+from lm_probe_widgets.core.tiny import tiny_model
+from lm_probe_widgets.widgets import MetricsTable, SubmodulePicker
+
+model, tok = tiny_model("gpt2")
+"""
+WIDGETS_PICKER = """\
+picker = SubmodulePicker(model, selected=["transformer.h.0.output"])
+picker
+"""
+WIDGETS_TABLE = """\
+MetricsTable(pd.DataFrame({
+    "probe": ["h0", "h2"], "accuracy": [0.71, 0.83], "test_loss": [0.61, 0.42], "n": [40, 90],
+}), sort={"column": "accuracy", "descending": True})
+"""
+WIDGETS_NEXT = """\
+print("NEXT", picker.selected)
+"""
+
+
+def _write_notebook(path: Path, cells: tuple[str, ...] | None = None) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -107,7 +129,7 @@ def _write_notebook(path: Path) -> None:
     }
     nb.cells = [
         nbformat.v4.new_code_cell(src)
-        for src in ("%load_ext lm_probe_widgets", SETUP, FIT_SHORT, FIT_LONG, REPORT)
+        for src in cells or ("%load_ext lm_probe_widgets", SETUP, FIT_SHORT, FIT_LONG, REPORT)
     ]
     nbformat.write(nb, str(path))
 
@@ -121,6 +143,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
     work = root / "work"
     work.mkdir()
     _write_notebook(work / "e2e.ipynb")
+    _write_notebook(
+        work / "widgets.ipynb", (WIDGETS_SETUP, WIDGETS_PICKER, WIDGETS_TABLE, WIDGETS_NEXT)
+    )
     # run elsewhere, saved without widget state: what a colleague hands you
     execute_with_nbclient(work / "elsewhere.ipynb", root)
     settings = root / "settings" / "@jupyterlab" / "notebook-extension"
@@ -132,6 +157,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
     (docmanager / "plugin.jupyterlab-settings").write_text(
         json.dumps({"autoStartDefaultKernel": True})
     )
+    widgets = root / "settings" / "@jupyter-widgets" / "jupyterlab-manager"
+    widgets.mkdir(parents=True)  # JupyterLab's default, made explicit: no widget state saved
+    (widgets / "plugin.jupyterlab-settings").write_text(json.dumps({"saveState": False}))
     apputils = root / "settings" / "@jupyterlab" / "apputils-extension"
     apputils.mkdir(parents=True)
     (apputils / "notification.jupyterlab-settings").write_text(
@@ -185,6 +213,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield {
             "url": f"{base}/lab/tree/e2e.ipynb?token={token}",
             "other": f"{base}/lab/tree/elsewhere.ipynb?token={token}",
+            "widgets": f"{base}/lab/tree/widgets.ipynb?token={token}",
             "api": base,
             "token": token,
             "log": root / "lab.log",
@@ -484,3 +513,74 @@ def test_notebook_run_elsewhere_shows_its_snapshots(page: Any, lab: dict[str, An
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "jupyterlab_elsewhere_untrusted.png"), full_page=True)
     assert not errors, errors
+
+
+def test_picker_and_table_saved_without_widget_state(page: Any, lab: dict[str, Any]) -> None:
+    """Picker and table, used live, then saved with "Save Widget State Automatically"
+    off and reopened with no kernel: each output shows its final snapshot (the picker
+    with the selection clicked in the browser, the table in its sort) and no widget
+    error. A widget stays live until a later cell runs; then its output becomes the
+    snapshot, as the dashboard's does when its fit ends."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(30_000)
+    try:
+        _use_save_and_reopen_widgets(page, lab)
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab-widgets.png"), full_page=True)
+        raise
+    assert not errors, errors
+
+
+def _use_save_and_reopen_widgets(page: Any, lab: dict[str, Any]) -> None:
+    page.goto(lab["widgets"])
+    page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
+    _wait_idle(page)
+    # Run the picker's cell, pick in the browser, then the table's cell: starting a
+    # later cell turns the picker's output into its snapshot (with the click).
+    _cell(page, 0).locator(".jp-InputArea-prompt").click()
+    for _ in range(2):
+        page.keyboard.press("Shift+Enter")
+    picker, table = _cell(page, 1), _cell(page, 2)
+    search = picker.locator("input.lpw-picker-search")
+    search.wait_for(timeout=120_000)
+    search.fill("h.2")
+    picker.locator('.lpw-picker-row[data-name="transformer.h.2"]').click()
+    picker.locator('.lpw-picker-row[data-name="transformer.h.2"][aria-selected="true"]').wait_for()
+    _cell(page, 2).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+    picker.locator(".lpw-snap-selected").wait_for(timeout=60_000)
+    assert picker.locator(".lpw-picker-search").count() == 0  # the live view made way
+    # The table, live: sort by probe in the browser, then run the last cell.
+    table.locator("th button", has_text="probe").click(timeout=60_000)
+    table.locator("th[aria-sort='ascending']", has_text="probe").wait_for()
+    _cell(page, 3).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+    next_out = _cell(page, 3).locator(".jp-OutputArea-output", has_text="NEXT")
+    next_out.wait_for(timeout=60_000)
+    assert "transformer.h.2.output" in next_out.inner_text()
+    table.locator("table.lpw-snap-compact").wait_for(timeout=30_000)
+
+    # Save, shut the kernel down, reopen.
+    _cell(page, 0).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Control+s")
+    page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=30_000)
+    _shutdown_kernels(lab)
+    saved = nbformat.read(str(lab["work"] / "widgets.ipynb"), as_version=4)
+    assert "widgets" not in saved.metadata  # no widget state: the setting is off
+    page.reload()
+    page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
+    picker, table = _cell(page, 1), _cell(page, 2)
+    picker.locator(".jp-OutputArea-output").first.wait_for()
+    page.wait_for_timeout(3_000)  # give a widget renderer time to fail, if one would
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    assert "Error displaying widget" not in notebook.inner_text()
+    chips = picker.locator(".lpw-snap-selected .lpw-chip")
+    assert chips.all_inner_texts() == ["transformer.h.0.output", "transformer.h.2.output"]
+    assert chips.first.is_visible()
+    grid = table.locator("table.lpw-snap-compact")
+    assert grid.is_visible()
+    first_column = grid.locator("td[data-col='probe']").all_inner_texts()
+    assert first_column == ["h0", "h2"]  # the sort chosen in the browser
+    _shot(table.locator(".jp-OutputArea"), "widgets_reopened")
