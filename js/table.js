@@ -1,8 +1,12 @@
 // Metrics table (anywidget ESM, no dependencies, no build step).
 //
 // Model state:  columns  [{name, kind: "number"|"string"|"bool", best: "min"|"max"|null,
+//                          better: "lower is better"|"higher is better"|"",
+//                          best_rows: [row positions holding the best value],
 //                          label, compact (position in the compact view, or null),
 //                          decimals, ci: [low_column, high_column]|null}]
+//               Which value is best is decided in Python (display/columns.py); this
+//               file only shows it.
 //               rows     [[value, ...], ...]   (null = missing / NaN)
 //               sort     {column, descending} or {}   (synced back to Python)
 //               show_all  false: only the compact columns (Python chose them), intervals
@@ -40,26 +44,9 @@ function toTsv(rows, columns, order) {
   return lines.join("\n") + "\n";
 }
 
-// Positions (in `rows`) of the best value of every column that has a direction.
-function bestCells(rows, columns) {
-  const best = columns.map(() => new Set());
-  columns.forEach((c, j) => {
-    if (c.kind !== "number" || (c.best !== "min" && c.best !== "max")) return;
-    let target = null;
-    for (const r of rows) {
-      const v = r[j];
-      if (typeof v !== "number" || !Number.isFinite(v)) continue;
-      if (target === null || (c.best === "min" ? v < target : v > target)) target = v;
-    }
-    if (target === null) return;
-    // Fewer than two values, or all tied: a highlight would tell nothing.
-    const finite = rows.filter((r) => typeof r[j] === "number" && Number.isFinite(r[j]));
-    if (finite.length < 2 || finite.every((r) => r[j] === target)) return;
-    rows.forEach((r, i) => {
-      if (r[j] === target) best[j].add(i);
-    });
-  });
-  return best;
+// Positions (in `rows`) of each column's best values, as Python marked them.
+function bestCells(columns) {
+  return columns.map((c) => new Set(Array.isArray(c.best_rows) ? c.best_rows : []));
 }
 
 function download(el, text, filename, mime) {
@@ -177,7 +164,7 @@ function render({ model, el }) {
     sort = model.get("sort") || {};
     title.textContent = model.get("title") || "";
     scroll.style.maxHeight = (model.get("max_height") || 480) + "px";
-    best = bestCells(rows, columns);
+    best = bestCells(columns);
     order = viewOrder(rows, columns, sort);
     const compact = columns.map((c, j) => (c.compact ? j : -1)).filter((j) => j >= 0)
       .sort((a, b) => columns[a].compact - columns[b].compact);
@@ -203,7 +190,7 @@ function render({ model, el }) {
       b.type = "button";
       b.appendChild(h("span", "lpw-table-colname", c.label || c.name));
       b.appendChild(h("span", "lpw-table-arrow", active ? (sort.descending ? "▼" : "▲") : ""));
-      const dir = c.best === "min" ? " (lower is better)" : c.best === "max" ? " (higher is better)" : "";
+      const dir = c.better ? ` (${c.better})` : "";
       b.title = `Sort by ${c.label || c.name}${dir}; column "${c.name}"`;
       b.addEventListener("click", () => {
         const next = { column: c.name, descending: sort.column === c.name ? !sort.descending : false };

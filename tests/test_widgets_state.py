@@ -313,9 +313,43 @@ def test_table_best_rules_follow_metric_meaning():
         "examples_seen": None,
         "l2": None,
         "n_train": None,
+        "n": None,
+        "seconds": None,
     }
     assert {k: best_direction(k, "number") for k in expect} == expect
     assert best_direction("loss", "string") is None
+
+
+def test_neutral_columns_are_never_highlighted_anywhere():
+    """Which value is best is decided once (display.columns): the table sends the
+    best cells to the browser as data, and the repr ranks by the same rule, so a count
+    such as `n` is never marked best, and the two agree on every column."""
+    import pandas as pd
+
+    from lm_probe_widgets.display import columns as dc
+    from lm_probe_widgets.display.html import best_rows
+    from lm_probe_widgets.widgets import MetricsTable
+
+    df = pd.DataFrame(
+        {
+            "accuracy": [0.7, 0.9, 0.8],
+            "loss": [0.5, 0.3, 0.4],
+            "n": [40, 90, 60],
+            "n_train": [10, 30, 20],
+            "baseline_accuracy": [0.5, 0.6, 0.55],
+            "seconds": [1.0, 3.0, 2.0],
+        },
+        index=pd.Index(["a", "b", "c"], name="probe"),
+    )
+    cols = {c["name"]: c for c in MetricsTable(df).columns}
+    marked = {n: c["best_rows"] for n, c in cols.items() if c["best_rows"]}
+    assert marked == {"accuracy": [1], "loss": [1]}
+    assert cols["n"]["best"] is None and cols["n"]["better"] == ""
+    assert cols["loss"]["better"] == "lower is better"
+    records = df.reset_index().to_dict("records")
+    for name in df.columns:  # the repr's ranking is the same rule
+        assert sorted(best_rows(records, name)) == cols[name]["best_rows"], name
+        assert cols[name]["best"] == dc.better_direction(name)
 
 
 def test_table_text_and_static_html_fallbacks_are_escaped():

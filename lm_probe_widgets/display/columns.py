@@ -1,6 +1,9 @@
 """How metrics columns are shown to people: which ones by default, under which
-heading, with how many decimals. Used by the HTML repr, the metrics table widget and
-the static snapshots, so they agree. `runner.metrics` itself is never changed.
+heading, with how many decimals, and which value of a column is the best one (the
+direction of "better", the columns that are not ranked). Used by the HTML repr, the
+metrics table widget (whose browser view receives the directions and best cells as
+data) and the static snapshots, so they agree. `runner.metrics` itself is never
+changed.
 
 Only the standard library is imported.
 """
@@ -39,6 +42,80 @@ LABELS = {
     "examples_seen": "examples seen",
     "stop_reason": "why it stopped",
 }
+
+
+# -- which value is best -------------------------------------------------------------
+# Lower is better for losses, code lengths and errors; higher for every other score.
+LOWER_IS_BETTER_WORDS = ("loss", "mdl", "bits")
+LOWER_IS_BETTER_SUFFIXES = ("error",)
+LOWER_IS_BETTER_NAMES = frozenset({"brier"})
+# Counts, settings and bookkeeping: a larger number is not "better", nothing is ranked.
+NEUTRAL = frozenset(
+    {
+        "n",
+        "steps",
+        "best_step",
+        "examples_seen",
+        "epoch",
+        "epochs",
+        "dim",
+        "seed",
+        "l2",
+        "lr",
+        "seconds",
+        "time",
+        "classes",
+        "n_classes",
+        "submodule",
+        "pooling",
+        "state",
+        "stop_reason",
+    }
+)
+NEUTRAL_PREFIXES = ("n_",)
+# Baseline and control columns are references for the probes, not competitors.
+UNRANKED_PREFIXES = ("baseline_", "control_")
+
+
+def better_direction(name: str, kind: str = "number") -> str | None:
+    """ "min" when a lower value is better (losses, bits, errors), "max" for other
+    scores, None where no value is better: non-numbers, counts and settings (`n`,
+    `steps`, `n_*`), interval bounds (`*_low`, `*_high`) and references (`baseline_*`,
+    `control_*`). The one rule every display of this package ranks by."""
+    if kind != "number":
+        return None
+    lower = str(name).lower()
+    if (
+        lower in NEUTRAL
+        or lower.startswith(NEUTRAL_PREFIXES + UNRANKED_PREFIXES)
+        or lower.endswith(CI_SUFFIXES)
+    ):
+        return None
+    if (
+        any(word in lower for word in LOWER_IS_BETTER_WORDS)
+        or lower.endswith(LOWER_IS_BETTER_SUFFIXES)
+        or lower in LOWER_IS_BETTER_NAMES
+    ):
+        return "min"
+    return "max"
+
+
+def better_hint(direction: str | None) -> str:
+    """The words a header shows for a direction: "lower is better", ..."""
+    return {"min": "lower is better", "max": "higher is better"}.get(direction or "", "")
+
+
+def best_positions(values: Sequence[Any], direction: str | None) -> list[int]:
+    """Positions of the best value among `values` (ties all marked); none when there is
+    no direction, fewer than two numbers, or every number ties (nothing to tell)."""
+    if direction not in ("min", "max"):
+        return []
+    nums = [finite(v) for v in values]
+    present = [v for v in nums if v is not None]
+    if len(present) < 2 or all(math.isclose(v, present[0]) for v in present):
+        return []
+    target = min(present) if direction == "min" else max(present)
+    return [i for i, v in enumerate(nums) if v is not None and math.isclose(v, target)]
 
 
 def column_label(name: str) -> str:

@@ -21,7 +21,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .assets import REPR, THEME, read_asset
-from .columns import column_label, compact_columns, finite, format_number
+from .columns import (
+    NEUTRAL,
+    UNRANKED_PREFIXES,
+    best_positions,
+    better_direction,
+    better_hint,
+    column_label,
+    compact_columns,
+    finite,
+    format_number,
+)
 from .states import PROBE_STATES, STATE_KIND, probe_state
 
 ROOT_CLASS = "lpw lpw-repr"  # the theme's root class, and the one of static outputs
@@ -41,20 +51,9 @@ METRIC_ORDER = (
     "compression",
     "code_length_bits",
 )
-# Bookkeeping columns: not metrics, never marked "best".
-NOT_METRICS = {
-    "submodule",
-    "pooling",
-    "state",
-    "steps",
-    "examples_seen",
-    "epochs",
-    "best_step",
-    "l2",
-    "stop_reason",
-    "n",
-    "seconds",
-}
+# Bookkeeping columns (counts, settings, text): not metrics, never ranked
+# (display.columns decides which value of a column is best).
+NOT_METRICS = NEUTRAL
 TEXT_METRICS = ("accuracy", "f1", "matthews", "loss")  # the compact view (display.columns)
 
 # One stylesheet for every static output: the theme (variables, light/dark/VS Code
@@ -99,12 +98,6 @@ def fmt_value(v: Any, dash: str = "–") -> str:
     if finite(v) is None and not isinstance(v, int):
         return str(v)
     return format_number(v)
-
-
-def lower_is_better(column: str) -> bool:
-    """Loss-like columns are minimised; everything else (accuracy, AUC...) maximised."""
-    c = column.lower()
-    return c.endswith("loss") or c.endswith("_bits") or c.endswith("error") or c in {"brier"}
 
 
 def _new_id(prefix: str = "lpw") -> str:
@@ -309,23 +302,10 @@ def _metrics_rows(runner: Any) -> tuple[list[str], list[dict[str, Any]]]:
     return shown, rows
 
 
-def is_reference_column(column: str) -> bool:
-    """Baseline/control columns are references, not competitors: never marked best."""
-    return column.startswith("baseline_") or column.startswith("control_")
-
-
 def best_rows(rows: Sequence[Mapping[str, Any]], column: str) -> set[int]:
-    """Indices of the rows holding the best value of `column` (ties all marked)."""
-    if is_reference_column(column):
-        return set()
-    vals = [finite(r.get(column)) for r in rows]
-    present = [v for v in vals if v is not None]
-    if len(present) < 2:
-        return set()
-    if all(math.isclose(v, present[0]) for v in present):
-        return set()  # a column where every probe ties tells nothing
-    target = min(present) if lower_is_better(column) else max(present)
-    return {i for i, v in enumerate(vals) if v is not None and math.isclose(v, target)}
+    """Indices of the rows holding the best value of `column` (ties all marked), by
+    the rule of `display.columns.better_direction`."""
+    return set(best_positions([r.get(column) for r in rows], better_direction(column)))
 
 
 def runner_text(runner: Any) -> str:
@@ -385,11 +365,13 @@ def _metric_cell(row: Mapping[str, Any], col: str, is_best: bool) -> str:
 
 def _metric_header(col: str) -> str:
     label = column_label(col)
-    if is_reference_column(col):
-        return f'<th class="lpw-num" title="{_e(col)}: a reference, not ranked">{_e(label)}</th>'
-    better = "lower" if lower_is_better(col) else "higher"
-    arrow = "↓" if lower_is_better(col) else "↑"
-    return f'<th class="lpw-num" title="{_e(col)}: {better} is better">{_e(label)} {arrow}</th>'
+    direction = better_direction(col)
+    if direction is None:
+        why = "a reference, not ranked" if col.startswith(UNRANKED_PREFIXES) else "not ranked"
+        return f'<th class="lpw-num" title="{_e(col)}: {why}">{_e(label)}</th>'
+    arrow = "↓" if direction == "min" else "↑"
+    hint = better_hint(direction)
+    return f'<th class="lpw-num" title="{_e(col)}: {hint}">{_e(label)} {arrow}</th>'
 
 
 def _metrics_table(cols: Sequence[str], rows: Sequence[Mapping[str, Any]], cls: str) -> str:

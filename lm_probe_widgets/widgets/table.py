@@ -29,6 +29,9 @@ import traitlets
 from ..display.columns import (
     COMPACT,
     DECIMALS,
+    best_positions,
+    better_direction,
+    better_hint,
     ci_columns,
     column_label,
     compact_columns,
@@ -38,49 +41,14 @@ from ..display.columns import (
 from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
-LOWER_IS_BETTER = ("loss", "mdl", "bits")
-# Counts, settings and interval bounds: a larger number is not "better", so nothing is
-# highlighted. Baseline/control columns are references, not competitors (as in display/).
-NEUTRAL = frozenset(
-    {
-        "steps",
-        "best_step",
-        "examples_seen",
-        "epoch",
-        "epochs",
-        "dim",
-        "seed",
-        "l2",
-        "lr",
-        "seconds",
-        "time",
-        "classes",
-        "n_classes",
-    }
-)
-REFERENCE_PREFIXES = ("baseline_", "control_")
 REFRESH_ON = ("probe_finished", "fit_finished")
 COMPACT_MIN_COLUMNS = 9  # narrower frames are shown whole
 
 
 def best_direction(name: str, kind: str) -> str | None:
-    """ "min" for loss-like numeric columns, "max" for scores, None for counts/settings."""
-    if kind != "number":
-        return None
-    lower = name.lower()
-    if (
-        lower in NEUTRAL
-        or lower.startswith(("n_", *REFERENCE_PREFIXES))
-        or lower.endswith(("_low", "_high"))
-    ):
-        return None
-    if (
-        any(word in lower for word in LOWER_IS_BETTER)
-        or lower.endswith("error")
-        or (lower == "brier")
-    ):
-        return "min"
-    return "max"
+    """Which value of a column is best: `display.columns.better_direction` (the one
+    rule; kept here under the name this module always had)."""
+    return better_direction(name, kind)
 
 
 def _cell(value: Any, kind: str) -> Any:
@@ -158,11 +126,13 @@ def frame_to_table(
         direction = best[name] if name in best else best_direction(name, kind)
         if direction not in (None, "min", "max"):
             raise ValueError(f"best[{name!r}] must be 'min', 'max' or None, got {direction!r}")
+        direction = direction if kind == "number" else None
         columns.append(
             {
                 "name": name,
                 "kind": kind,
-                "best": direction if kind == "number" else None,
+                "best": direction,
+                "better": better_hint(direction),
                 "label": column_label(name),
                 "compact": False,
                 "decimals": DECIMALS,
@@ -175,6 +145,8 @@ def frame_to_table(
         [_cell(v, k) for v, k in zip(rec, kinds, strict=True)]
         for rec in flat.itertuples(index=False, name=None)
     ]
+    for j, c in enumerate(columns):  # the browser highlights these cells, as told
+        c["best_rows"] = best_positions([r[j] for r in rows], c["best"])
     return columns, rows, df
 
 

@@ -61,6 +61,13 @@ def test_best_values_highlighted(widget_page):
     cells = best.evaluate_all("tds => tds.map(td => [td.parentElement.dataset.row, td.cellIndex])")
     assert sorted(cells) == [["1", 2], ["4", 1], ["4", 2]]
     assert w.root.locator("tbody tr").nth(1).locator("td").nth(1).inner_text() == "–"
+    # a count is never "best", whatever its values
+    counts = frame().assign(n=[40, 90, 60, 10, 20])
+    w = widget_page.mount("table", state_of(MetricsTable(counts)))
+    assert w.root.locator('td.lpw-table-best[data-col="n"]').count() == 0
+    assert w.root.locator("td.lpw-table-best").count() == 3
+    title = w.root.locator('th[data-column="loss"] button').get_attribute("title")
+    assert "(lower is better)" in title
     # a single row, or a column where everything ties, marks nothing
     one = MetricsTable(frame().iloc[:1])
     tied = MetricsTable(pd.DataFrame({"accuracy": [0.5, 0.5]}, index=["a", "b"]))
