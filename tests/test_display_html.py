@@ -429,3 +429,49 @@ def test_stop_ticks_and_badges_in_their_state_colour() -> None:
         assert f'style="stroke: {PROBE_STATES[state]["color"]}"' in svg
         assert f'style="color: {PROBE_STATES[state]["color"]}"' in _badge(state)
     assert "d32f2f" not in sparkline_svg(history, 3, 5, stop_state="stopped")
+
+
+def test_probe_repr_validity_card(fitted: Any) -> None:
+    """With a runner to ask, the probe's repr carries its `runner.validity()` readings
+    (escaped, failed checks marked); without one, nothing new."""
+    from lm_probe_widgets.display.html import probe_html, probe_validity
+
+    runner, _ = fitted
+    probe = runner["transformer.h.1.output"]
+    expected = runner.validity().loc[probe.name, "reading"].split("; ")
+    root = parse(probe_html(probe, runner=runner))
+    (card,) = root.find_all("div", "lpw-validity")
+    items = card.find_all("li")
+    assert [li.all_text() for li in items] == expected
+    assert any("control task" in r for r in expected)
+    assert [li.attrs["data-check"] for li in items] == [
+        "fails" if "does not beat" in r else "ok" for r in expected
+    ]
+    assert parse(probe_html(probe)).find_all("div", "lpw-validity") == []  # no runner
+    assert parse(probe._repr_html_()).find_all("div", "lpw-validity") == []
+
+    class Evil:  # readings come from data: escaped like everything else
+        def validity(self) -> Any:
+            import pandas as pd
+
+            reading = f"beats {EVIL_NAME} by +3.0 points; does not beat <b>x</b> by -1.0 points"
+            return pd.DataFrame({"reading": [reading]}, index=[EVIL_NAME])
+
+    evil = runner[EVIL_NAME]
+    html = probe_html(evil, runner=Evil())
+    assert EVIL_NAME not in html and "<b>x</b>" not in html
+    root = parse(html)
+    assert root.find_all("script") == [] and root.find_all("img") == []
+    items = root.find_all("div", "lpw-validity")[0].find_all("li")
+    assert [li.all_text() for li in items] == [
+        f"beats {EVIL_NAME} by +3.0 points",
+        "does not beat <b>x</b> by -1.0 points",
+    ]
+    assert items[1].attrs["class"] == "lpw-validity-fails"
+
+    class Broken:  # a runner whose validity fails: no card, no error
+        def validity(self) -> Any:
+            raise RuntimeError("boom")
+
+    assert probe_validity(probe, Broken()) == []
+    assert parse(probe_html(probe, runner=Broken())).find_all("div", "lpw-validity") == []

@@ -562,9 +562,47 @@ def probe_text(probe: Any) -> str:
     return "\n".join(lines)
 
 
-def probe_html(probe: Any) -> str:
+def probe_validity(probe: Any, runner: Any = None) -> list[str]:
+    """The probe's one-line validity readings from ``runner.validity()`` (control task,
+    random-init and confound gaps, interval width, code length, seed spread; see
+    ``core.validity``), or [] when there is no runner to ask (``runner=``, else a
+    ``probe.runner`` if the probe carries one), it has no row for this probe, or it
+    fails."""
+    runner = runner if runner is not None else getattr(probe, "runner", None)
+    validity = getattr(runner, "validity", None)
+    if not callable(validity):
+        return []
+    try:
+        table = validity()
+        if table is None or probe.name not in table.index or "reading" not in table.columns:
+            return []
+        reading = table.loc[probe.name, "reading"]
+    except Exception:  # a repr never raises: no card
+        return []
+    if not isinstance(reading, str):
+        return []
+    return [r.strip() for r in reading.split("; ") if r.strip()]
+
+
+def _validity_card(readings: Sequence[str]) -> str:
+    """A compact card of validity readings; a failed check ("does not beat ...") in
+    the warning colour."""
+    items = []
+    for r in readings:
+        fails = "does not beat" in r
+        cls = ' class="lpw-validity-fails"' if fails else ""
+        items.append(f'<li{cls} data-check="{"fails" if fails else "ok"}">{_e(r)}</li>')
+    return (
+        '<h4>Validity</h4><div class="lpw-validity">'
+        f'<ul class="lpw-validity-readings">{"".join(items)}</ul>'
+        '<div class="lpw-muted">from <code>runner.validity()</code></div></div>'
+    )
+
+
+def probe_html(probe: Any, runner: Any = None) -> str:
     """One probe: configuration, training summary with its loss curve, metrics,
-    feature dimension and a weight summary (norms, top dimensions by |weight|)."""
+    feature dimension and a weight summary (norms, top dimensions by |weight|); with
+    a runner to ask (``runner=``, or ``probe.runner``), a compact validity card."""
     cfg = probe.config
     rec = _record(probe)
     label = state_label(probe)
@@ -619,6 +657,9 @@ def probe_html(probe: Any) -> str:
             for k, v in metrics.items()
         )
         parts += ["<h4>Metrics</h4>", f'<table class="lpw-metrics">{cells}</table>']
+    readings = probe_validity(probe, runner)
+    if readings:
+        parts.append(_validity_card(readings))
     ws = weight_summary(probe)
     if ws is not None:
         norms = ", ".join(
@@ -645,8 +686,13 @@ def probe_html(probe: Any) -> str:
         f'<details class="lpw-details"><summary>Configuration</summary>'
         f"{_config_table([cfg])}</details>"
     )
-    return _wrap(probe_text(probe), "".join(parts), "probe")
+    text = probe_text(probe)
+    if readings:
+        text += "\nvalidity:\n" + "\n".join(f"  - {r}" for r in readings)
+    return _wrap(text, "".join(parts), "probe")
 
 
-def probe_mimebundle(probe: Any, include: Any = None, exclude: Any = None) -> dict[str, str]:
-    return _mimebundle(probe_text(probe), lambda: probe_html(probe), include, exclude)
+def probe_mimebundle(
+    probe: Any, include: Any = None, exclude: Any = None, runner: Any = None
+) -> dict[str, str]:
+    return _mimebundle(probe_text(probe), lambda: probe_html(probe, runner), include, exclude)
