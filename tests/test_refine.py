@@ -129,3 +129,37 @@ def test_fitted_probes_are_refined_and_metrics_describe_them(tiny, sentiment):
     assert m.loc["refined", "val_loss"] == pytest.approx(refined.refined_val_loss)
     rec = runner["online"].record
     assert m.loc["online", "val_loss"] == pytest.approx(rec.best_val_loss)
+
+
+def test_cross_validation_is_not_fooled_by_a_start_that_saw_the_held_out_rows():
+    """Fold fits used to start from the all-rows fit. On separable data a weak strength
+    stops long before its fold optimum, so its held-out rows were still fitted and it
+    scored best. Each fold must be fitted as if its held-out rows did not exist."""
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(3)
+    n, dim = 100, 150  # more features than rows: separable
+    y = rng.integers(0, 2, n)
+    x = (rng.normal(0, 1, (n, dim)) + 0.1 * y[:, None] * rng.normal(0, 1, dim)).astype(np.float32)
+    strengths = (1e-5, 1.0)
+    cfg = ProbeConfig("m.output", [0, 1], l2=strengths, cv_folds=5)
+    probe = LinearProbe(cfg, dim)
+    probe.scaler.update(x)
+    probe.scaler.frozen = True
+    for i in range(40):
+        probe.step(x[(i * 20) % n : (i * 20) % n + 20], y[(i * 20) % n : (i * 20) % n + 20])
+    probe.refine(x, y)
+    z = StandardScaler().fit(x).transform(x)
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(x, y))
+    cv = []
+    for strength in strengths:
+        losses = []
+        for tr, te in folds:
+            # two softmax columns under l2/2 |W|^2 = one logit v = W1 - W0 under l2/4 |v|^2
+            ref = LogisticRegression(C=2 / (strength * len(tr)), tol=1e-10, max_iter=10_000)
+            ref.fit(z[tr], y[tr])
+            losses.append(log_loss(y[te], ref.predict_proba(z[te]), labels=[0, 1]))
+        cv.append(np.mean(losses))
+    assert cv[0] > cv[1]  # the weak strength overfits each fold
+    assert probe.record.best_l2 == 1.0
+    assert probe.record.refined_val_loss == pytest.approx(cv[1], rel=2e-3)

@@ -26,6 +26,7 @@ from .config import ProbeConfig
 from .data import Batch
 from .evaluation import evaluate_probe
 from .features import row_index
+from .modeling import model_device
 from .plan import FitPlan, row_labels, scored_labels
 from .probe import LinearProbe
 from .regression import make_probe
@@ -348,13 +349,16 @@ class FitLoop:
         if not todo:
             return
         feats = r.features(plan.train, [c.feature_key for c, _ in todo], plan.batch_size)
+        device = model_device(r.model)  # the final fit runs on the model's GPU, if any
+        device = device if device.type == "cuda" else None
         for i, (cfg, probe) in enumerate(todo):
             keep, y_idx = scored_labels(cfg, plan.train)
             x = feats[cfg.feature_key]
             if len(keep) != len(x):
                 x = x[keep]
             xv, yv = self.val_xy.get(cfg.name, (None, None))
-            probe.refine(x, y_idx, xv, yv, merge_validation=cfg.validation == "split")
+            merge = cfg.validation == "split"
+            probe.refine(x, y_idx, xv, yv, merge_validation=merge, device=device)
             rec = probe.record
             self.bus.publish(ev.REFINED, cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2)
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
-from threadpoolctl import threadpool_limits
 
 from .config import ProbeConfig
 from .errors import ProbeError
+from .final_fit import fit_strengths
 from .labels import class_array, encode_labels, label_key
 from .states import ProbeState
 
@@ -284,6 +283,7 @@ class LinearProbe:
         merge_validation: bool = True,
         max_iter: int = 500,
         tol: float = 1e-4,
+        device: torch.device | str | None = None,
     ) -> None:
         """Fit the L2 strengths to convergence (full-batch L-BFGS from the online
         weights) and keep one, as `LogisticRegressionCV` does: with `cv_folds` >= 2
@@ -292,10 +292,10 @@ class LinearProbe:
         picked strengths that cost points); with `cv_folds=0` the lowest loss on the
         validation split, or the strength in use without one. `merge_validation=False`
         keeps validation rows out of training (they are the evaluation set when
-        `validation="eval"`)."""
+        `validation="eval"`). Every strength and fold is solved at once
+        (core.final_fit), on `device` (default the CPU)."""
         mu, inv = self._scaler_arrays()
         x, y_idx = np.asarray(x, dtype=np.float32), np.asarray(y_idx)
-        k = len(self.config.l2)
         folds = []
         if self.config.cv_folds >= 2:
             if x_val is not None and merge_validation:
@@ -303,29 +303,23 @@ class LinearProbe:
                 y_idx = np.concatenate([y_idx, np.asarray(y_val)])
             folds = _stratified_folds(y_idx, self.config.cv_folds, self.config.seed)
         if folds or x_val is not None:
-            members = list(range(k))
+            members = list(range(len(self.config.l2)))
         else:
             members = [self._current_member()]
-        cv_loss = np.full(k, np.inf)
-
-        def fit(rows: slice | np.ndarray, m: int, w0: np.ndarray, b0: np.ndarray):
-            xs = x if isinstance(rows, slice) else x[rows]
-            ys = y_idx[rows]
-            l2 = float(self.config.l2[m])
-            return _fit_full_batch(xs, ys, w0, b0, l2, mu, inv, max_iter=max_iter, tol=tol)
-
-        # OpenBLAS threads spinning on L-BFGS's tiny vector updates cost ~6x here.
-        with threadpool_limits(1, user_api="blas"):
-            for m in members:
-                w, b = fit(slice(None), m, self._w[:, m], self._b[m])
-                self._w[:, m], self._b[m] = w, b
-                if folds:
-                    losses = []
-                    for train_rows, test_rows in folds:
-                        wf, bf = fit(train_rows, m, w, b)  # warm: from the all-rows fit
-                        logp = _log_softmax(_raw_logits(x[test_rows], wf, bf, mu, inv))
-                        losses.append(float(_member_losses(logp, y_idx[test_rows])[0]))
-                    cv_loss[m] = float(np.mean(losses))
+        w, b, cv_loss = fit_strengths(
+            x,
+            y_idx,
+            self._w[:, members],
+            self._b[members],
+            [self.config.l2[m] for m in members],
+            mu,
+            inv,
+            folds,
+            max_iter=max_iter,
+            tol=tol,
+            device=device,
+        )
+        self._w[:, members], self._b[members] = w, b
         member, val_loss = self._current_member(), math.nan
         if folds:
             member = int(np.argmin(cv_loss))
@@ -473,14 +467,6 @@ def _logit_grad(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
     return g
 
 
-def _raw_logits(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray, mu: np.ndarray, inv: np.ndarray
-) -> np.ndarray:
-    """Logits [n, 1, classes] of standardised-space weights on raw rows."""
-    w_raw = w * inv[:, None]
-    return (np.asarray(x, dtype=np.float32) @ w_raw + (b - mu @ w_raw))[:, None, :]
-
-
 def _stratified_folds(y_idx: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Seeded stratified k-fold: fewer folds when a class has fewer rows; none below 2."""
     from sklearn.model_selection import StratifiedKFold
@@ -491,38 +477,3 @@ def _stratified_folds(y_idx: np.ndarray, k: int, seed: int) -> list[tuple[np.nda
         return []
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(y_idx)), y_idx))
-
-
-def _fit_full_batch(
-    x: np.ndarray,
-    y_idx: np.ndarray,
-    w0: np.ndarray,
-    b0: np.ndarray,
-    l2: float,
-    mu: np.ndarray,
-    inv: np.ndarray,
-    *,
-    max_iter: int,
-    tol: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Minimise mean cross-entropy + l2/2 |w|^2 over standardised features with L-BFGS,
-    from (w0 [dim, classes], b0). `x` stays raw (it may be a disk-backed array): the
-    scaler (mu, 1/scale = inv) is folded into the weights instead of copying x."""
-    d, c = w0.shape
-
-    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w = theta[: d * c].reshape(d, c).astype(np.float32)
-        b = theta[d * c :].astype(np.float32)
-        w_raw = w * inv[:, None]
-        logp = _log_softmax((x @ w_raw + (b - mu @ w_raw))[:, None, :])  # one member
-        loss = float(_member_losses(logp, y_idx)[0])
-        loss += 0.5 * l2 * float((w * w).sum(dtype=np.float64))
-        g = _logit_grad(logp, y_idx)[:, 0]
-        g_b = g.sum(0)
-        g_w = inv[:, None] * (x.T @ g - mu[:, None] * g_b) + l2 * w
-        return loss, np.concatenate([g_w.ravel(), g_b]).astype(np.float64)
-
-    theta0 = np.concatenate([w0.ravel(), b0]).astype(np.float64)
-    opts = {"maxiter": max_iter, "gtol": tol}
-    res = minimize(loss_and_grad, theta0, jac=True, method="L-BFGS-B", options=opts)
-    return res.x[: d * c].reshape(d, c).astype(np.float32), res.x[d * c :].astype(np.float32)

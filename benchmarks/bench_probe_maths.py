@@ -1,0 +1,198 @@
+"""Probe maths alone: the final fit, batched (the library) against one problem at a time
+(scipy L-BFGS-B per strength and fold, as the library did before), on the same probes.
+
+    .venv/bin/python benchmarks/bench_probe_maths.py          # SmolLM2-135M, 30 layers, 2,000 texts
+    .venv/bin/python benchmarks/bench_probe_maths.py --quick  # a tiny 30-layer Llama, 600 texts
+    .venv/bin/python benchmarks/bench_probe_maths.py --device cuda
+
+One fit with `refine=False` trains every probe online (features go to a store folder of
+this benchmark's own, so a rerun does not run the model). Then, for each probe, copies of
+it get the final fit both ways, interleaved, `--repeats` times: the medians are compared
+in the same run, with the largest difference in held-out accuracy and in predicted
+probabilities. The thread count is printed with every result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from lm_probe_widgets.core.config import ProbeConfig  # noqa: E402
+from lm_probe_widgets.core.data import ProbeDataset  # noqa: E402
+from lm_probe_widgets.core.loading import load_dataset  # noqa: E402
+from lm_probe_widgets.core.plan import scored_labels  # noqa: E402
+from lm_probe_widgets.core.probe import (  # noqa: E402
+    _log_softmax,
+    _logit_grad,
+    _member_losses,
+    _stratified_folds,
+)
+from lm_probe_widgets.core.runner import ProbeRunner  # noqa: E402
+
+
+# -- the baseline: the previous final fit, one scipy L-BFGS-B problem at a time ---------
+def _scipy_fit(x, y, w0, b0, l2, mu, inv, max_iter=500, tol=1e-4):
+    d, c = w0.shape
+
+    def loss_and_grad(theta):
+        w = theta[: d * c].reshape(d, c).astype(np.float32)
+        b = theta[d * c :].astype(np.float32)
+        w_raw = w * inv[:, None]
+        logp = _log_softmax((x @ w_raw + (b - mu @ w_raw))[:, None, :])
+        loss = float(_member_losses(logp, y)[0]) + 0.5 * l2 * float((w * w).sum(dtype=np.float64))
+        g = _logit_grad(logp, y)[:, 0]
+        g_b = g.sum(0)
+        g_w = inv[:, None] * (x.T @ g - mu[:, None] * g_b) + l2 * w
+        return loss, np.concatenate([g_w.ravel(), g_b]).astype(np.float64)
+
+    theta0 = np.concatenate([w0.ravel(), b0]).astype(np.float64)
+    res = minimize(
+        loss_and_grad,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": tol},
+    )
+    return res.x[: d * c].reshape(d, c).astype(np.float32), res.x[d * c :].astype(np.float32)
+
+
+def scipy_refine(probe, x, y, xv, yv) -> None:
+    """The library's final fit before batching (cv_folds >= 2, validation merged), with
+    fold fits started cold as the library now does (a warm start from the all-rows fit
+    leaked the held-out rows)."""
+    mu, inv = probe._scaler_arrays()
+    x = np.concatenate([x, xv]).astype(np.float32)
+    y = np.concatenate([y, yv])
+    folds = _stratified_folds(y, probe.config.cv_folds, probe.config.seed)
+    cv = []
+    with threadpool_limits(1, user_api="blas"):
+        for m, l2 in enumerate(probe.config.l2):
+            w, b = _scipy_fit(x, y, probe._w[:, m], probe._b[m], l2, mu, inv)
+            probe._w[:, m], probe._b[m] = w, b
+            losses = []
+            for tr, te in folds:
+                wf, bf = _scipy_fit(x[tr], y[tr], 0 * w, 0 * b, l2, mu, inv)
+                w_raw = wf * inv[:, None]
+                logp = _log_softmax((x[te] @ w_raw + (bf - mu @ w_raw))[:, None, :])
+                losses.append(float(_member_losses(logp, y[te])[0]))
+            cv.append(np.mean(losses))
+    member = int(np.argmin(cv))
+    probe._best = (member, *probe._fold(member))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny 30-layer Llama instead of SmolLM2")
+    p.add_argument("--n", type=int, default=None, help="texts (default 2000; 600 with --quick)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--probes", type=int, default=30, help="first N layers (default 30)")
+    p.add_argument("--device", default="cpu", help="where the batched fit runs")
+    p.add_argument("--no-baseline", action="store_true", help="skip the scipy baseline")
+    p.add_argument("--store", default=os.path.join(ROOT, "benchmarks", ".store"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    n = args.n or (600 if args.quick else 2000)
+    texts, labels = load_dataset("rotten_tomatoes", n=n, seed=0)
+    if args.quick:
+        from lm_probe_widgets.core.modeling import wrap_model
+        from lm_probe_widgets.core.tiny import tiny_hf_model
+
+        hf, tok = tiny_hf_model("llama", n_layer=30, width=128, seed=0)
+        model, what = wrap_model(hf, tok), "tiny random Llama (30 layers, width 128)"
+    else:
+        from lm_probe_widgets.core import loading
+
+        model, tok = loading.load_model("smollm2-135m")
+        what = "SmolLM2-135M-Instruct (fp32)"
+    ds = ProbeDataset.from_texts(list(texts), list(labels), tok, max_length=64)
+    train, test = ds.tt_split(0.2, seed=0)
+    configs = [
+        ProbeConfig(f"model.layers.{i}.output", classes=[0, 1], name=f"layer {i}", refine=False)
+        for i in range(args.probes)
+    ]
+    runner = ProbeRunner(model, configs, threads=args.threads, store=args.store)
+    runner.fit_probes(train, test, progress=None, bootstrap=0)
+    plan = runner.last_plan
+    feats = runner.features(plan.train, [c.feature_key for c in configs])
+    val = runner.features(plan.val, [c.feature_key for c in configs])
+    held = runner.features(test, [c.feature_key for c in configs])
+    print(
+        f"{what}; {n} texts (train {len(plan.train)}, validation {len(plan.val)}, test "
+        f"{len(test)}); {len(configs)} probes; torch threads {torch.get_num_threads()}; "
+        f"batched fit on {args.device}",
+        flush=True,
+    )
+
+    timings: dict[str, list[float]] = {"batched": [], "scipy": []}
+    fitted: dict[str, dict[str, object]] = {}
+    acc_diff, prob_diff = 0.0, 0.0
+    for rep in range(args.repeats):
+        for way in ("batched", "scipy") if rep % 2 == 0 else ("scipy", "batched"):
+            if way == "scipy" and args.no_baseline:
+                continue
+            total = 0.0
+            for cfg in configs:
+                probe = copy.deepcopy(runner[cfg.name])
+                keep, y = scored_labels(cfg, plan.train)
+                _, yv = scored_labels(cfg, plan.val)
+                x, xv = feats[cfg.feature_key], val[cfg.feature_key]
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                if way == "batched":
+                    probe.refine(x, y, xv, yv, device=args.device)
+                else:
+                    scipy_refine(probe, x, y, xv, yv)
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                total += time.perf_counter() - t0
+                if rep == 0:
+                    fitted.setdefault(cfg.name, {})[way] = probe
+            timings[way].append(total)
+            print(f"  round {rep + 1}: {way:8} {total:7.2f} s", flush=True)
+    med = {k: statistics.median(v) for k, v in timings.items() if v}
+    per = 1000 * med["batched"] / len(configs) / (len(plan.train) + len(plan.val)) * 1000
+    print(
+        f"\nfinal fit of {len(configs)} probes (4 strengths x (1 + 5 folds) each), medians "
+        f"of {args.repeats}:"
+    )
+    print(f"  batched (library): {med['batched']:.2f} s  ({per:.1f} ms per probe per 1,000 rows)")
+    if "scipy" in med:
+        print(
+            f"  scipy, one problem at a time (before): {med['scipy']:.2f} s  "
+            f"-> {med['scipy'] / med['batched']:.2f}x faster"
+        )
+        for cfg in configs:
+            pair = fitted[cfg.name]
+            xt = held[cfg.feature_key]
+            _, yt = scored_labels(cfg, test)
+            pa, pb = pair["batched"].predict_proba(xt), pair["scipy"].predict_proba(xt)
+            acc_a = float(np.mean(pa.argmax(1) == yt))
+            acc_b = float(np.mean(pb.argmax(1) == yt))
+            acc_diff = max(acc_diff, abs(acc_a - acc_b))
+            prob_diff = max(prob_diff, float(np.abs(pa - pb).max()))
+        verdict = "PASS" if acc_diff <= 0.005 + 1e-12 else "FAIL"
+        print(
+            f"  largest held-out accuracy difference: {100 * acc_diff:.2f} points (target "
+            f"<= 0.5: {verdict}); largest probability difference {prob_diff:.4f}"
+        )
+    return 0 if not math.isnan(med["batched"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
