@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner  # noqa: E402
-from lm_probe_widgets.core.loading import load_dataset, load_model  # noqa: E402
+from lm_probe_widgets.core.io.loading import load_dataset, load_model  # noqa: E402
 
 TARGET_POINTS = 1.5
 

@@ -37,10 +37,10 @@ if ROOT not in sys.path:
 os.environ.setdefault("LM_PROBE_WIDGETS_STORE", "0")
 
 from lm_probe_widgets.core.config import ProbeConfig  # noqa: E402
-from lm_probe_widgets.core.data import ProbeDataset  # noqa: E402
-from lm_probe_widgets.core.modeling import wrap_model  # noqa: E402
+from lm_probe_widgets.core.engine.data import ProbeDataset  # noqa: E402
+from lm_probe_widgets.core.engine.modeling import wrap_model  # noqa: E402
+from lm_probe_widgets.core.io.tiny import tiny_tokenizer  # noqa: E402
 from lm_probe_widgets.core.runner import ProbeRunner  # noqa: E402
-from lm_probe_widgets.core.tiny import tiny_tokenizer  # noqa: E402
 
 SHAPES = {
     "smollm2-135m": dict(

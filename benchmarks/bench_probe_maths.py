@@ -32,15 +32,15 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from lm_probe_widgets.core.config import ProbeConfig  # noqa: E402
-from lm_probe_widgets.core.data import ProbeDataset  # noqa: E402
-from lm_probe_widgets.core.loading import load_dataset  # noqa: E402
-from lm_probe_widgets.core.plan import scored_labels  # noqa: E402
-from lm_probe_widgets.core.probe import (  # noqa: E402
+from lm_probe_widgets.core.engine.data import ProbeDataset  # noqa: E402
+from lm_probe_widgets.core.engine.plan import scored_labels  # noqa: E402
+from lm_probe_widgets.core.engine.probe import (  # noqa: E402
     _log_softmax,
     _logit_grad,
     _member_losses,
     _stratified_folds,
 )
+from lm_probe_widgets.core.io.loading import load_dataset  # noqa: E402
 from lm_probe_widgets.core.runner import ProbeRunner  # noqa: E402
 
 
@@ -109,13 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     n = args.n or (600 if args.quick else 2000)
     texts, labels = load_dataset("rotten_tomatoes", n=n, seed=0)
     if args.quick:
-        from lm_probe_widgets.core.modeling import wrap_model
-        from lm_probe_widgets.core.tiny import tiny_hf_model
+        from lm_probe_widgets.core.engine.modeling import wrap_model
+        from lm_probe_widgets.core.io.tiny import tiny_hf_model
 
         hf, tok = tiny_hf_model("llama", n_layer=30, width=128, seed=0)
         model, what = wrap_model(hf, tok), "tiny random Llama (30 layers, width 128)"
     else:
-        from lm_probe_widgets.core import loading
+        from lm_probe_widgets.core.io import loading
 
         model, tok = loading.load_model("smollm2-135m")
         what = "SmolLM2-135M-Instruct (fp32)"

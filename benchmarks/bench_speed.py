@@ -46,10 +46,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from lm_probe_widgets.core.config import ProbeConfig  # noqa: E402
-from lm_probe_widgets.core.data import ProbeDataset  # noqa: E402
-from lm_probe_widgets.core.modeling import torch_module  # noqa: E402
+from lm_probe_widgets.core.engine.data import ProbeDataset  # noqa: E402
+from lm_probe_widgets.core.engine.modeling import torch_module  # noqa: E402
+from lm_probe_widgets.core.engine.submodules import model_inputs  # noqa: E402
 from lm_probe_widgets.core.runner import ProbeRunner  # noqa: E402
-from lm_probe_widgets.core.submodules import model_inputs  # noqa: E402
 
 MiB = 1024**2
 
@@ -112,12 +112,12 @@ def module_bytes(module: torch.nn.Module) -> int:
 def load(args) -> tuple[Any, torch.nn.Module, Any, list[str], np.ndarray, str]:
     """(nnsight model, an unwrapped twin with the same weights for the floor, tokenizer,
     texts, labels, description)."""
-    from lm_probe_widgets.core.loading import load_dataset
+    from lm_probe_widgets.core.io.loading import load_dataset
 
     texts, labels = load_dataset("rotten_tomatoes", n=args.n, seed=0)
     if args.quick:
-        from lm_probe_widgets.core.modeling import wrap_model
-        from lm_probe_widgets.core.tiny import tiny_hf_model
+        from lm_probe_widgets.core.engine.modeling import wrap_model
+        from lm_probe_widgets.core.io.tiny import tiny_hf_model
 
         kw = dict(n_layer=args.layers, width=args.width, seed=0)
         hf, tok = tiny_hf_model("llama", **kw)
@@ -127,7 +127,7 @@ def load(args) -> tuple[Any, torch.nn.Module, Any, list[str], np.ndarray, str]:
     else:
         from transformers import AutoModelForCausalLM
 
-        from lm_probe_widgets.core import loading
+        from lm_probe_widgets.core.io import loading
 
         model, tok = loading.load_model("smollm2-135m")
         plain = AutoModelForCausalLM.from_pretrained(str(loading._smollm2_folder())).eval()
@@ -255,9 +255,9 @@ _CEILINGS: dict[tuple[str, str, str], float] = {}  # same features, same ceiling
 
 def validation_split(runner: ProbeRunner, train, test):
     """(training part, validation split) as fit_probes makes them (seed 0)."""
-    if hasattr(runner, "_validation_split"):  # before the fit plan (core/plan.py)
+    if hasattr(runner, "_validation_split"):  # before the fit plan (core/engine/plan.py)
         return runner._validation_split(train, test, None, 0)
-    from lm_probe_widgets.core.plan import split_for_validation
+    from lm_probe_widgets.core.engine.plan import split_for_validation
 
     return split_for_validation(runner.configs, train, test, None, 0)
 

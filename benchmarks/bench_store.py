@@ -59,16 +59,16 @@ OTHER_L2 = (1e-4, 3e-3, 3e-2, 3.0)  # the default bank is (1e-3, 1e-2, 1e-1, 1.0
 
 # -- child: one step in its own process ----------------------------------------------------
 def load(args) -> tuple[Any, Any, list[str], np.ndarray, str]:
-    from lm_probe_widgets.core.loading import load_dataset
+    from lm_probe_widgets.core.io.loading import load_dataset
 
     texts, labels = load_dataset("rotten_tomatoes", n=args.n, seed=0)
     if args.quick:
-        from lm_probe_widgets.core.modeling import wrap_model
-        from lm_probe_widgets.core.tiny import tiny_hf_model
+        from lm_probe_widgets.core.engine.modeling import wrap_model
+        from lm_probe_widgets.core.io.tiny import tiny_hf_model
 
         hf, tok = tiny_hf_model("llama", n_layer=30, width=128, seed=0)
         return wrap_model(hf, tok), tok, texts, labels, "tiny random Llama (30 layers, width 128)"
-    from lm_probe_widgets.core.loading import load_model
+    from lm_probe_widgets.core.io.loading import load_model
 
     model, tok = load_model("smollm2-135m")
     return model, tok, texts, labels, "SmolLM2-135M-Instruct (fp32)"
@@ -112,10 +112,10 @@ def layer_of(cfg: Any) -> int:
 
 
 def child(args) -> dict[str, Any]:
-    from lm_probe_widgets.core.data import ProbeDataset
-    from lm_probe_widgets.core.fingerprint import model_fingerprint
-    from lm_probe_widgets.core.modeling import torch_module
-    from lm_probe_widgets.core.plan import split_for_validation
+    from lm_probe_widgets.core.engine.data import ProbeDataset
+    from lm_probe_widgets.core.engine.fingerprint import model_fingerprint
+    from lm_probe_widgets.core.engine.modeling import torch_module
+    from lm_probe_widgets.core.engine.plan import split_for_validation
     from lm_probe_widgets.core.runner import ProbeRunner
 
     torch.set_num_threads(args.threads)
@@ -218,7 +218,7 @@ def child(args) -> dict[str, Any]:
         out["fingerprint_all_s"] = fps
 
         # Size on disk per read site (all four poolings of that site, all splits).
-        from lm_probe_widgets.core.disk_store import DiskStore
+        from lm_probe_widgets.core.engine.disk_store import DiskStore
 
         store = DiskStore(runner.store.root)
         out["store_du"] = store.du()
@@ -282,7 +282,7 @@ def verdict(ok: bool) -> str:
 
 
 def parent(args) -> int:
-    from lm_probe_widgets.core.loading import cache_dir
+    from lm_probe_widgets.core.engine.disk_store import cache_dir
 
     real_cache = cache_dir()
     tmp = Path(tempfile.mkdtemp(prefix="lmpw-store-bench-"))

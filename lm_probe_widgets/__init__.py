@@ -13,15 +13,15 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "ProbeConfig": "lm_probe_widgets.core.config",
-    "ProbeDataset": "lm_probe_widgets.core.data",
+    "ProbeDataset": "lm_probe_widgets.core.engine.data",
     "ProbeRunner": "lm_probe_widgets.core.runner",
-    "LinearProbe": "lm_probe_widgets.core.probe",
+    "LinearProbe": "lm_probe_widgets.core.engine.probe",
     "ProbeError": "lm_probe_widgets.core.errors",
     "SubmoduleError": "lm_probe_widgets.core.errors",
-    "load_model": "lm_probe_widgets.core.loading",
-    "load_dataset": "lm_probe_widgets.core.loading",
-    "tiny_model": "lm_probe_widgets.core.tiny",
-    "module_tree": "lm_probe_widgets.core.submodules",
+    "load_model": "lm_probe_widgets.core.io.loading",
+    "load_dataset": "lm_probe_widgets.core.io.loading",
+    "tiny_model": "lm_probe_widgets.core.io.tiny",
+    "module_tree": "lm_probe_widgets.core.engine.submodules",
 }
 
 __all__ = [
@@ -41,9 +41,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .core.config import ProbeConfig
-    from .core.data import ProbeDataset
+    from .core.engine.data import ProbeDataset
+    from .core.engine.probe import LinearProbe
     from .core.errors import ProbeError, SubmoduleError
-    from .core.probe import LinearProbe
     from .core.runner import ProbeRunner
 
 

@@ -56,7 +56,7 @@ def _layout(model: Any) -> tuple[str, str, int]:
     """(blocks path, embeddings submodule, number of blocks) of an nnsight/torch model."""
     import torch
 
-    from .core.modeling import torch_module
+    from .core.engine.modeling import torch_module
 
     module = torch_module(model)
     for blocks, embeddings in _LAYOUTS:
@@ -260,7 +260,7 @@ def _human_bytes(n: float) -> str:
 
 
 def run_store(args: argparse.Namespace) -> int:
-    from .core.disk_store import DiskStore
+    from .core.engine.disk_store import DiskStore
 
     store = DiskStore()
     if args.store_command == "du":
@@ -615,8 +615,8 @@ def fit_and_report(
     import torch
 
     from .core.config import ProbeConfig
-    from .core.data import ProbeDataset
-    from .core.loading import load_model
+    from .core.engine.data import ProbeDataset
+    from .core.io.loading import load_model
     from .core.runner import ProbeRunner
 
     torch.set_num_threads(args.threads or default_threads())
@@ -629,7 +629,7 @@ def fit_and_report(
 
     t0 = time.perf_counter()
     if args.remote is True:  # NDIF: only the config and tokenizer come here
-        from .core.remote import remote_model
+        from .core.io.loading import remote_model
 
         model, tokenizer = remote_model(args.model)
     else:
@@ -689,7 +689,7 @@ def fit_and_report(
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from .core.loading import load_dataset
+    from .core.io.loading import load_dataset
 
     _check_test_size(args.test_size)
     texts, labels = load_dataset(args.data, n=args.n, seed=args.seed)
@@ -719,7 +719,7 @@ def run_fit(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings
-    from .core.loading import DatasetLoadError, ModelLoadError
+    from .core.io.loading import DatasetLoadError, ModelLoadError
 
     try:
         from .core.errors import ProbeError

@@ -26,7 +26,7 @@ def load_ipython_extension(ip: Any) -> None:
     """Make the live dashboard the default display of `fit_probes(progress="auto")`."""
     if _state["loaded"]:
         return
-    from .core.progress import set_progress_factory
+    from .core.engine.progress import set_progress_factory
 
     _state["previous_factory"] = set_progress_factory(_factory)
     _state["loaded"] = True
@@ -36,7 +36,7 @@ def unload_ipython_extension(ip: Any) -> None:
     """Undo `load_ipython_extension`: the previous progress factory comes back."""
     if not _state["loaded"]:
         return
-    from .core.progress import get_progress_factory, set_progress_factory
+    from .core.engine.progress import get_progress_factory, set_progress_factory
 
     if get_progress_factory() is _factory:  # someone else replaced it since: leave theirs
         set_progress_factory(_state["previous_factory"])

@@ -213,7 +213,7 @@ the fit. (If you ran this notebook before, the first fit above was free as well.
     code("""
 import time
 
-from lm_probe_widgets.core.events import BATCH
+from lm_probe_widgets.core.engine.events import BATCH
 
 traced = []
 
@@ -731,7 +731,7 @@ import pandas as pd
 import torch
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner, load_dataset, load_model
-from lm_probe_widgets.core import steering
+from lm_probe_widgets.core.methods import steering
 
 N_TEXTS = 300  # reviews to fit the probes on (75 of them held out for accuracy)
 N_STEER = 12  # further reviews, never seen by a probe, to steer on

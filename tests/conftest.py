@@ -7,7 +7,7 @@ import os
 import pytest
 from synthetic import sentiment_texts
 
-from lm_probe_widgets.core.tiny import tiny_model
+from lm_probe_widgets.core.io.tiny import tiny_model
 
 # The persistent feature store is on by default for users; the suite counts forward
 # passes and shares one deterministic tiny model, so its tests opt in explicitly

@@ -18,7 +18,7 @@ import pytest
 from synthetic import sentiment_texts
 
 from lm_probe_widgets.cli import CLIError, main, report_html, resolve_layers
-from lm_probe_widgets.core.tiny import tiny_model
+from lm_probe_widgets.core.io.tiny import tiny_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FAST = ["--model", "tiny-gpt2", "--epochs", "2", "--threads", "1", "--quiet"]
@@ -283,7 +283,7 @@ def test_fit_bad_input_fails_before_the_model_loads(case, tmp_path, capsys, monk
     def no_model(*args, **kwargs):
         raise AssertionError("the model loaded before the input was checked")
 
-    monkeypatch.setattr("lm_probe_widgets.core.loading.load_model", no_model)
+    monkeypatch.setattr("lm_probe_widgets.core.io.loading.load_model", no_model)
     write, extra, expected = BAD_INPUTS[case]
     data = write(tmp_path)
     assert main(["fit", str(data), "--out", str(tmp_path / "out"), *extra]) == 2
@@ -315,7 +315,7 @@ def test_fit_gzipped_csv_reads(tmp_path, capsys, monkeypatch):
     def stop(*args, **kwargs):
         raise Loaded
 
-    monkeypatch.setattr("lm_probe_widgets.core.loading.load_model", stop)
+    monkeypatch.setattr("lm_probe_widgets.core.io.loading.load_model", stop)
     with pytest.raises(Loaded):
         main(["fit", str(data), "--threads", "1"])
 

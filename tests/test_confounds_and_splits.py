@@ -16,23 +16,23 @@ from sklearn import metrics as skm
 from synthetic import FILLER
 
 from lm_probe_widgets import ProbeConfig
-from lm_probe_widgets.core import metrics as m
-from lm_probe_widgets.core.confounds import (
+from lm_probe_widgets.core.engine import metrics as m
+from lm_probe_widgets.core.engine.data import (
+    ProbeDataset,
+    check_leakage,
+    find_duplicates,
+    split_indices,
+)
+from lm_probe_widgets.core.engine.plan import build_plan
+from lm_probe_widgets.core.engine.regression import REGRESSION_COLUMNS
+from lm_probe_widgets.core.errors import ProbeError
+from lm_probe_widgets.core.methods.confounds import (
     ALPHA_GRID,
     CONFOUNDS,
     BagOfWordsBaseline,
     LengthBaseline,
     TfidfBaseline,
 )
-from lm_probe_widgets.core.data import (
-    ProbeDataset,
-    check_leakage,
-    find_duplicates,
-    split_indices,
-)
-from lm_probe_widgets.core.errors import ProbeError
-from lm_probe_widgets.core.plan import build_plan
-from lm_probe_widgets.core.regression import REGRESSION_COLUMNS
 
 # -- leakage-safe splits (capability 3) ------------------------------------------------
 
@@ -423,7 +423,7 @@ def test_validity_reads_each_probes_confounds_in_its_own_metric():
     told so rather than given a gap of NaN."""
     from types import SimpleNamespace
 
-    from lm_probe_widgets.core.validity import validity_table
+    from lm_probe_widgets.core.methods.validity import validity_table
 
     nan = math.nan
     configs = [

@@ -189,7 +189,7 @@ def test_load_rejects_other_files_and_other_models(tiny, tiny_llama, sentiment, 
     runner.fit_probes(train, test, num_epoch=1, progress=None)
     path = tmp_path / "p.safetensors"
     runner.save(path)
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     wider, _ = tiny_model("gpt2", width=64)
     with pytest.raises(ProbeError, match="another model"):

@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import log_loss
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core import events as ev
+from lm_probe_widgets.core.engine import events as ev
 
 
 def _fit(tiny, sentiment, configs, **kw):
@@ -194,7 +194,7 @@ def test_keyboard_interrupt_keeps_probes_and_resumes(tiny, sentiment):
 
 
 def test_plain_hf_model_is_wrapped(sentiment):
-    from lm_probe_widgets.core.tiny import tiny_hf_model
+    from lm_probe_widgets.core.io.tiny import tiny_hf_model
 
     hf, tok = tiny_hf_model("llama")
     texts, labels = sentiment

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core import events as ev
+from lm_probe_widgets.core.engine import events as ev
 from lm_probe_widgets.widgets.dashboard import Dashboard, KernelPoller
 from lm_probe_widgets.widgets.progress import ProgressState
 
@@ -237,7 +237,7 @@ def test_progress_state_errors_and_text_summary():
 FIT_IN_KERNEL = """\
 import numpy as np
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core.tiny import tiny_model
+from lm_probe_widgets.core.io.tiny import tiny_model
 model, tok = tiny_model("gpt2")
 texts = [("good " if i % 2 else "bad ") + "movie " * (i % 5) for i in range(120)]
 ds = ProbeDataset.from_texts(texts, [i % 2 for i in range(120)], tok, max_length=16)

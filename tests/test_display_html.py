@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lm_probe_widgets.core.probe import LinearProbe
+from lm_probe_widgets.core.engine.probe import LinearProbe
 
 EVIL_NAME = "<img src=x onerror=alert(1)>"
 EVIL_CLASS = "<script>alert('c')</script>"
@@ -40,7 +40,7 @@ def fitted() -> Any:
     """A fitted runner whose probe name and class labels are HTML-injection attempts;
     one probe is tuned to stop early."""
     from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     model, tok = tiny_model("gpt2")
     texts, labels = make_texts()
@@ -365,7 +365,7 @@ def test_html_repr_imports_nothing_heavy() -> None:
     code = (
         "import sys, types, numpy as np, pandas as pd\n"
         "from lm_probe_widgets.core.config import ProbeConfig\n"
-        "from lm_probe_widgets.core.probe import LinearProbe\n"
+        "from lm_probe_widgets.core.engine.probe import LinearProbe\n"
         "cfg = ProbeConfig('transformer.h.0.output')\n"
         "p = LinearProbe(cfg, 8)\n"
         "x = np.random.default_rng(0).normal(size=(16, 8)); y = np.arange(16) % 2\n"

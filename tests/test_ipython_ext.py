@@ -9,7 +9,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from lm_probe_widgets import ipython as ext
-from lm_probe_widgets.core import progress as core_progress
+from lm_probe_widgets.core.engine import progress as core_progress
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_under_nbclient_the_dashboard_displays_with_a_text_summary(tmp_path):
     setup = (
         "import numpy as np\n"
         "from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner\n"
-        "from lm_probe_widgets.core.tiny import tiny_model\n"
+        "from lm_probe_widgets.core.io.tiny import tiny_model\n"
         "model, tok = tiny_model('gpt2')\n"
         "texts = [('good ' if i % 2 else 'bad ') + 'movie ' * (i % 5) for i in range(80)]\n"
         "ds = ProbeDataset.from_texts(texts, [i % 2 for i in range(80)], tok, max_length=16)\n"

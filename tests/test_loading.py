@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
-from lm_probe_widgets.core import loading
-from lm_probe_widgets.core.loading import (
+from lm_probe_widgets.core.engine.disk_store import cache_dir
+from lm_probe_widgets.core.io import loading
+from lm_probe_widgets.core.io.loading import (
     DatasetLoadError,
     ModelLoadError,
-    cache_dir,
     label_names,
     load_dataset,
     load_model,
@@ -228,7 +228,7 @@ def test_tiny_names_load():
 
 @pytest.mark.parametrize("arch", ["gpt2", "bert"])
 def test_local_folder_loads(tmp_path, arch):
-    from lm_probe_widgets.core.tiny import tiny_hf_model
+    from lm_probe_widgets.core.io.tiny import tiny_hf_model
 
     hf, tok = tiny_hf_model(arch)
     hf.save_pretrained(tmp_path / arch)
@@ -246,7 +246,7 @@ def test_local_folder_loads(tmp_path, arch):
 def test_pad_token_is_added(tmp_path):
     from transformers import AutoTokenizer
 
-    from lm_probe_widgets.core.tiny import tiny_tokenizer
+    from lm_probe_widgets.core.io.tiny import tiny_tokenizer
 
     tiny_tokenizer().save_pretrained(tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)

@@ -13,11 +13,11 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core import steering
-from lm_probe_widgets.core.baselines import input_embedding_path, random_init_model
-from lm_probe_widgets.core.control import ControlTask
+from lm_probe_widgets.core.engine.uncertainty import accuracy_f1, bootstrap_ci, confusion
 from lm_probe_widgets.core.errors import ProbeError
-from lm_probe_widgets.core.uncertainty import accuracy_f1, bootstrap_ci, confusion
+from lm_probe_widgets.core.methods import steering
+from lm_probe_widgets.core.methods.baselines import input_embedding_path, random_init_model
+from lm_probe_widgets.core.methods.control_tasks import ControlTask
 
 LAYERS = ["transformer.h.0.output", "transformer.h.1.output"]
 FIT = dict(num_epoch=4, batch_size=16, progress=None)
@@ -185,7 +185,7 @@ def test_pooling_agrees_under_left_and_right_padding(tiny, sentiment, pooling):
 def test_last_pooling_inside_a_left_padded_trace(tiny, sentiment):
     """The in-trace pooling on a left-padded batch (nnsight derives the positions from
     the mask) matches the right-padded batch."""
-    from lm_probe_widgets.core.extract import pooled_trace
+    from lm_probe_widgets.core.engine.extract import pooled_trace
 
     model, tok = tiny
     runner = ProbeRunner(model, ProbeConfig(LAYERS[1], pooling="last"))

@@ -128,7 +128,7 @@ def _kernel_manager(tmp_path: Path):
 def _fresh_store_env(tmp_path: Path) -> dict[str, str]:
     """Kernel environment with the feature store on, in an empty cache folder whose
     ``models`` links to the usual one (so SmolLM2 is not converted again)."""
-    from lm_probe_widgets.core.loading import cache_dir
+    from lm_probe_widgets.core.engine.disk_store import cache_dir
 
     cache = tmp_path / "cache"
     cache.mkdir()

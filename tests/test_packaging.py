@@ -32,7 +32,13 @@ def test_wheel_contents(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "lm_probe_widgets/__init__.py" in names
     assert "lm_probe_widgets/cli.py" in names
-    assert "lm_probe_widgets/core/loading.py" in names
+    assert "lm_probe_widgets/core/io/loading.py" in names
+    # core's subpackages ship whole (hatch takes every file under lm_probe_widgets/)
+    for sub in ("engine", "methods", "io"):
+        assert f"lm_probe_widgets/core/{sub}/__init__.py" in names, sub
+    source = ROOT / "lm_probe_widgets"
+    modules = {p.relative_to(ROOT).as_posix() for p in source.rglob("*.py")}
+    assert not {m for m in modules if "__pycache__" not in m} - set(names)
     assert not [n for n in names if n.startswith(("tests/", "js/")) or "__pycache__" in n]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert (

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lm_probe_widgets.core.config import ProbeConfig
-from lm_probe_widgets.core.data import ProbeDataset
+from lm_probe_widgets.core.engine.data import ProbeDataset
 from lm_probe_widgets.core.runner import ProbeRunner
 from lm_probe_widgets.widgets import ProbePlayground
 from lm_probe_widgets.widgets.playground import layer_of, margins

@@ -35,7 +35,7 @@ def _close_figures() -> Any:
 @pytest.fixture(scope="module")
 def fitted() -> Any:
     from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     model, tok = tiny_model("gpt2")
     rng = random.Random(1)

@@ -13,8 +13,8 @@ from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core import events as ev
-from lm_probe_widgets.core.probe import LinearProbe
+from lm_probe_widgets.core.engine import events as ev
+from lm_probe_widgets.core.engine.probe import LinearProbe
 
 
 def _three_class_features(n=600, dim=20, seed=0):

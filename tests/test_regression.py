@@ -10,7 +10,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeError, ProbeRunner
-from lm_probe_widgets.core.regression import RidgeProbe, regression_metrics
+from lm_probe_widgets.core.engine.regression import RidgeProbe, regression_metrics
 
 SITE = "transformer.h.1.output"
 

@@ -9,11 +9,11 @@ import torch
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core import memory
-from lm_probe_widgets.core.loading import load_model
-from lm_probe_widgets.core.modeling import model_device, wrap_model
-from lm_probe_widgets.core.pooling import pool
-from lm_probe_widgets.core.tiny import tiny_hf_model
+from lm_probe_widgets.core.engine import memory
+from lm_probe_widgets.core.engine.modeling import model_device, wrap_model
+from lm_probe_widgets.core.engine.pooling import pool
+from lm_probe_widgets.core.io.loading import load_model
+from lm_probe_widgets.core.io.tiny import tiny_hf_model
 
 LLAMA_LAYERS = ["model.layers.0.output", "model.layers.2.output"]
 
@@ -59,7 +59,7 @@ def test_inputs_go_to_the_input_embeddings_device_not_the_first_parameter():
 def test_meta_model_takes_cpu_inputs_and_validates_without_weights(tiny_llama_dir):
     import nnsight
 
-    from lm_probe_widgets.core.tiny import tiny_tokenizer
+    from lm_probe_widgets.core.io.tiny import tiny_tokenizer
 
     model = nnsight.TransformersModel(
         str(tiny_llama_dir), tokenizer=tiny_tokenizer(), task="text-generation"
@@ -269,7 +269,7 @@ def test_pooling_ships_by_value_to_a_server_without_this_package(tmp_path):
     import cloudpickle
     import nnsight
 
-    from lm_probe_widgets.core import pooling
+    from lm_probe_widgets.core.engine import pooling
 
     nnsight.register(pooling)
     (tmp_path / "pool.pkl").write_bytes(cloudpickle.dumps(pooling.pool))
@@ -293,7 +293,7 @@ def test_remote_without_api_key_fails_at_construction_without_network(tiny, no_k
     import socket
     import time
 
-    from lm_probe_widgets.core.remote import RemoteUnavailable
+    from lm_probe_widgets.core.engine.remote import RemoteUnavailable
 
     def no_network(*a, **k):
         raise AssertionError("a network call was made")
@@ -311,7 +311,7 @@ def test_remote_without_api_key_fails_at_construction_without_network(tiny, no_k
 def test_remote_needs_a_hub_named_model(tiny_llama_dir, fake_key):
     import nnsight
 
-    from lm_probe_widgets.core.tiny import tiny_tokenizer
+    from lm_probe_widgets.core.io.tiny import tiny_tokenizer
 
     model = nnsight.TransformersModel(
         str(tiny_llama_dir), tokenizer=tiny_tokenizer(), task="text-generation"
@@ -323,7 +323,7 @@ def test_remote_needs_a_hub_named_model(tiny_llama_dir, fake_key):
 def test_unreachable_ndif_fails_in_seconds_and_keeps_the_probes(tiny, fake_key, tmp_path):
     import time
 
-    from lm_probe_widgets.core.remote import RemoteUnavailable
+    from lm_probe_widgets.core.engine.remote import RemoteUnavailable
 
     model, tok = tiny
     configs = _configs(["transformer.h.1.output", "transformer.h.2.output"])
@@ -378,7 +378,7 @@ def _serve(respond):
 
 
 def test_rejected_api_key_gives_an_auth_message(tiny, fake_key):
-    from lm_probe_widgets.core.remote import RemoteUnavailable
+    from lm_probe_widgets.core.engine.remote import RemoteUnavailable
 
     def deny(conn):
         conn.recv(65536)
@@ -407,8 +407,8 @@ def test_rejected_api_key_gives_an_auth_message(tiny, fake_key):
 def test_a_server_that_never_answers_times_out_instead_of_hanging(tiny, fake_key, monkeypatch):
     import time
 
-    from lm_probe_widgets.core import remote
-    from lm_probe_widgets.core.remote import RemoteUnavailable
+    from lm_probe_widgets.core.engine import remote
+    from lm_probe_widgets.core.engine.remote import RemoteUnavailable
 
     monkeypatch.setattr(remote, "CONNECT_TIMEOUT_S", 1.0)
     srv, host, conns = _serve(lambda conn: None)  # accepts, then silence

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core.extract import Extractor
+from lm_probe_widgets.core.engine.extract import Extractor
 
 
 @contextmanager

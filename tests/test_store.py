@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from lm_probe_widgets import cli
-from lm_probe_widgets.core.disk_store import (
+from lm_probe_widgets.core.engine.disk_store import (
     DEFAULT_MAX_BYTES,
     DiskStore,
     StoreWarning,
@@ -57,7 +57,7 @@ def run_py(code: str, *args: str, check: bool = True) -> subprocess.CompletedPro
 PRELUDE = """
 import os, sys, time
 import numpy as np
-from lm_probe_widgets.core.disk_store import DiskStore
+from lm_probe_widgets.core.engine.disk_store import DiskStore
 root, offsets = sys.argv[1], np.array(eval(sys.argv[2]))
 KEY = {"model": "m-abc", "data": "d-123", "site": "model.layers.3.output", "pooling": "mean"}
 def values(offsets, width=8):

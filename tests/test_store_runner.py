@@ -17,7 +17,7 @@ import pytest
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core.disk_store import DiskStore, StoreWarning
+from lm_probe_widgets.core.engine.disk_store import DiskStore, StoreWarning
 
 SITE = "transformer.h.1.output"
 
@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, {tests!r})
 from synthetic import sentiment_texts
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core.tiny import tiny_model
+from lm_probe_widgets.core.io.tiny import tiny_model
 
 model, tok = tiny_model("gpt2")
 texts, labels = sentiment_texts(96)
@@ -260,7 +260,7 @@ def test_store_info_says_where_and_how_much(tiny, tmp_path):
 def test_progress_says_when_features_came_from_the_store(tiny, sentiment, tmp_path):
     """BATCH events carry `traced`: how many examples of the batch ran through the
     model; a fit whose features are all stored reports 0 for every batch."""
-    from lm_probe_widgets.core import events as ev
+    from lm_probe_widgets.core.engine import events as ev
 
     model, tok = tiny
     texts, labels = sentiment
@@ -278,7 +278,7 @@ def test_progress_says_when_features_came_from_the_store(tiny, sentiment, tmp_pa
 
 
 def test_the_memory_estimate_counts_stored_features_on_disk(tiny, sentiment, tmp_path):
-    from lm_probe_widgets.core import memory
+    from lm_probe_widgets.core.engine import memory
 
     model, tok = tiny
     texts, labels = sentiment

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeError, ProbeRunner
-from lm_probe_widgets.core import events as ev
+from lm_probe_widgets.core.engine import events as ev
 
 H1 = "transformer.h.1.output"
 H0 = "transformer.h.0.output"
@@ -182,7 +182,7 @@ def test_bad_arguments_fail_before_anything_changes(small, bad):
 
 
 def test_a_fit_that_fails_midway_leaves_the_runner_as_it_was(small, monkeypatch):
-    from lm_probe_widgets.core.probe import LinearProbe
+    from lm_probe_widgets.core.engine.probe import LinearProbe
 
     model, _, train, test = small
     runner = _fit(model, train, test, num_epoch=2)
@@ -344,7 +344,7 @@ def test_control_and_baselines_use_the_fits_splits_and_settings(small):
 
 
 def test_features_follow_the_weights_and_ignore_dropout(tiny_llama):
-    from lm_probe_widgets.core.tiny import tiny_hf_model
+    from lm_probe_widgets.core.io.tiny import tiny_hf_model
 
     hf, tok = tiny_hf_model("gpt2", seed=3)
     hf.config.resid_pdrop = hf.config.embd_pdrop = 0.5

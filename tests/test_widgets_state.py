@@ -11,7 +11,7 @@ from lm_probe_widgets.widgets.picker import layer_groups, layer_pattern, normali
 
 @pytest.fixture(scope="module", params=["gpt2", "llama", "bert"])
 def tiny_arch(request):
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     model, _tok = tiny_model(request.param)
     return request.param, model
@@ -46,7 +46,7 @@ def test_picker_module_lists_do_not_run(tiny_arch):
 
 
 def test_picker_selection_validated_sorted_and_deduplicated():
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     model, _ = tiny_model("gpt2")
     picker = SubmodulePicker(model, selected=["transformer.h.2.output", "transformer.h.0.mlp"])
@@ -61,7 +61,7 @@ def test_picker_selection_validated_sorted_and_deduplicated():
 
 def test_picker_select_patterns_and_to_configs():
     ProbeConfig = pytest.importorskip("lm_probe_widgets.core.config").ProbeConfig
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     model, _ = tiny_model("llama")
     picker = SubmodulePicker(model)
@@ -83,7 +83,7 @@ def test_picker_select_patterns_and_to_configs():
 
 def test_picker_bert_module_named_output():
     """BERT has modules literally called `output`: the selection must stay unambiguous."""
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     model, _ = tiny_model("bert")
     picker = SubmodulePicker(model, selected=["encoder.layer.0.output.output"])
@@ -96,7 +96,7 @@ def test_picker_state_survives_json_round_trip():
     """Everything synced must be plain JSON (the widget wire), including shapes."""
     import json
 
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     model, _ = tiny_model("gpt2")
     picker = SubmodulePicker(model, selected=["transformer.h.0.output"])
@@ -237,7 +237,7 @@ def test_table_exports_are_built_in_python_and_sent_on_request():
 def test_table_follows_a_runner_until_closed():
     import pandas as pd
 
-    from lm_probe_widgets.core.events import EventBus
+    from lm_probe_widgets.core.engine.events import EventBus
     from lm_probe_widgets.widgets import MetricsTable
 
     class FakeRunner:  # only the two attributes the table reads
@@ -271,9 +271,9 @@ def test_table_follows_a_runner_until_closed():
 
 def test_picker_to_runner_to_live_table():
     """The real path: pick submodules, build configs, fit, and the table fills itself."""
-    from lm_probe_widgets.core.data import ProbeDataset
+    from lm_probe_widgets.core.engine.data import ProbeDataset
+    from lm_probe_widgets.core.io.tiny import tiny_model
     from lm_probe_widgets.core.runner import ProbeRunner
-    from lm_probe_widgets.core.tiny import tiny_model
     from lm_probe_widgets.widgets import MetricsTable
 
     model, tok = tiny_model("gpt2")
@@ -378,7 +378,7 @@ class _FakeKernelShell:
     """What `get_ipython()` is in a notebook kernel, as far as the widgets care."""
 
     def __init__(self) -> None:
-        from IPython.core.events import EventManager, available_events
+        from IPython.core.engine.events import EventManager, available_events
 
         self.kernel = object()
         self.events = EventManager(self, available_events)

@@ -1,1 +1,20 @@
-"""The probing core: data, tracing, pooling, probes, runner. Never imports notebook code."""
+"""The probing core: everything that trains and scores probes. Never imports notebook code.
+
+Layout, and what may import what (tests/test_layout.py checks it):
+
+- ``config.py``, ``errors.py``, ``labels.py``: the shared vocabulary (ProbeConfig, the
+  error types, class values and their order). They import only one another.
+- ``engine/``: the machinery of a fit: data, tracing, pooling, feature caches, probes,
+  the fit loop, metrics. Imports the vocabulary and itself, nothing else in core.
+- ``methods/``: methods built on the engine: baselines, confounds, control tasks,
+  validity checks, steering. Import the engine, the vocabulary and one another.
+- ``io/``: models and runners in and out: loading models and data sets, tiny test
+  models, saving and loading runners. Import the engine and the vocabulary.
+- ``runner.py``: ``ProbeRunner``, the facade over all of the above; it may import
+  anything in core.
+
+No module in core imports ``runner`` at import time (``methods`` and ``engine.fit``
+name it inside a function or for type checking only), and none imports ``display/`` or
+``widgets/`` at import time: the HTML reprs and plot methods import ``display/`` inside
+the method that needs it.
+"""

@@ -1,7 +1,7 @@
 """ProbeRunner: many probes, one forward pass per batch, honest early stopping.
 
 The runner is the facade: configs, results, features, reprs. A fit is planned and
-checked first (`core.plan`), run as stages over that plan (`core.fit`), and its
+checked first (`core.engine.plan`), run as stages over that plan (`core.engine.fit`), and its
 results replace the runner's only when it ends or is stopped: a fit that fails leaves
 the runner exactly as it was. Control probes and baselines are fitted from the same
 plan as the probes beside them.
@@ -23,32 +23,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import events as ev
-from .baselines import (
-    MajorityBaseline,
-    add_baseline_columns,
-    input_embedding_path,
-    random_init_model,
-)
 from .config import ProbeConfig
-from .confounds import CONFOUNDS
-from .control import ControlTask, control_null_label
-from .data import ProbeDataset
-from .disk_store import DiskStore, open_store
-from .errors import ProbeError
-from .evaluation import evaluate_probe
-from .extract import Extractor, FeatureKey
-from .feature_access import FeatureAccess
-from .features import (
+from .engine import events as ev
+from .engine.data import ProbeDataset
+from .engine.disk_store import DiskStore, open_store
+from .engine.evaluation import evaluate_probe
+from .engine.extract import Extractor, FeatureKey
+from .engine.feature_access import FeatureAccess
+from .engine.feature_cache import (
     DEFAULT_BUDGET_BYTES,
     FeatureCache,
 )
-from .fingerprint import model_fingerprint
-from .fit import FitLoop, FitResult, plan_started_event
-from .memory import guard_memory
-from .metrics import METRIC_COLUMNS, MetricsTable
-from .modeling import wrap_model
-from .plan import (
+from .engine.fingerprint import model_fingerprint
+from .engine.fit import FitLoop, FitResult, plan_started_event
+from .engine.memory import guard_memory
+from .engine.metrics import METRIC_COLUMNS, MetricsTable
+from .engine.modeling import wrap_model
+from .engine.plan import (
     FitPlan,
     build_plan,
     check_dataset,
@@ -56,11 +47,20 @@ from .plan import (
     check_labels,
     warn_absent_classes,
 )
-from .probe import LinearProbe
-from .progress import make_progress
-from .states import FitOutcome, ProbeState, RunnerState
-from .submodules import validate_submodules
-from .validity import evaluate_many, seed_spread, transfer_matrix, validity_table
+from .engine.probe import LinearProbe
+from .engine.progress import make_progress
+from .engine.states import FitOutcome, ProbeState, RunnerState
+from .engine.submodules import validate_submodules
+from .errors import ProbeError
+from .methods.baselines import (
+    MajorityBaseline,
+    add_baseline_columns,
+    input_embedding_path,
+    random_init_model,
+)
+from .methods.confounds import CONFOUNDS
+from .methods.control_tasks import ControlTask, control_null_label
+from .methods.validity import evaluate_many, seed_spread, transfer_matrix, validity_table
 
 
 class ProbeRunner(FeatureAccess):
@@ -69,7 +69,7 @@ class ProbeRunner(FeatureAccess):
     `model` is an nnsight model or a plain Hugging Face / torch model (wrapped for
     you). Submodules are checked before any data reaches the model.
 
-    `store`: the persistent feature store (core.disk_store) that every feature read
+    `store`: the persistent feature store (core.engine.disk_store) that every feature read
     goes through, so a new runner, pooling, L2 grid or kernel never runs the model
     for rows computed before. True: in the library's cache folder (moved by
     $LM_PROBE_WIDGETS_CACHE); a folder or a `DiskStore`; False: in-memory features
@@ -88,11 +88,11 @@ class ProbeRunner(FeatureAccess):
         store: bool | str | os.PathLike | DiskStore | None = None,
     ) -> None:
         self.model = wrap_model(model, tokenizer or getattr(model, "tokenizer", None))
-        # remote=True: every batch's trace runs on NDIF, pooled there (core.remote);
+        # remote=True: every batch's trace runs on NDIF, pooled there (core.engine.remote);
         # "local" simulates that path here. The API key is checked now, offline.
         self.remote = None
         if remote:
-            from .remote import RemoteSession
+            from .engine.remote import RemoteSession
 
             self.remote = RemoteSession(self.model, remote)
         self.configs: list[ProbeConfig] = (
@@ -227,7 +227,7 @@ class ProbeRunner(FeatureAccess):
         CIs (0: off). All are fitted from the probes' own splits and settings.
         `validation_set` replaces the split taken from `train_set`. `memory_check`
         estimates the memory the fit needs first and refuses (or spills the cache to
-        disk) rather than running out mid-run (see `core.memory`).
+        disk) rather than running out mid-run (see `core.engine.memory`).
         """
         with self._exclusive():
             plan = build_plan(
@@ -435,7 +435,7 @@ class ProbeRunner(FeatureAccess):
             for cfg in fitted
         }
 
-    # -- does the result hold up? (core.validity) ---------------------------------------
+    # -- does the result hold up? (core.methods.validity) ---------------------------------------
     @property
     def last_plan(self) -> FitPlan | None:
         """The splits and settings of the fit whose results the runner holds."""
@@ -493,14 +493,14 @@ class ProbeRunner(FeatureAccess):
 
     def save(self, path: str) -> None:
         """Write probes as plain arrays + JSON (safetensors): loading runs no code."""
-        from .persistence import save_runner
+        from .io.persistence import save_runner
 
         save_runner(self, path)
 
     @classmethod
     def load(cls, path: str, model: Any, **kwargs: Any) -> ProbeRunner:
         """Load probes saved with `save`, checking they fit `model`'s dimensions."""
-        from .persistence import load_runner
+        from .io.persistence import load_runner
 
         return load_runner(cls, path, model, **kwargs)
 

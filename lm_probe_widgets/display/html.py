@@ -565,7 +565,7 @@ def probe_text(probe: Any) -> str:
 def probe_validity(probe: Any, runner: Any = None) -> list[str]:
     """The probe's one-line validity readings from ``runner.validity()`` (control task,
     random-init and confound gaps, interval width, code length, seed spread; see
-    ``core.validity``), or [] when there is no runner to ask (``runner=``, else a
+    ``core.methods.validity``), or [] when there is no runner to ask (``runner=``, else a
     ``probe.runner`` if the probe carries one), it has no row for this probe, or it
     fails."""
     runner = runner if runner is not None else getattr(probe, "runner", None)

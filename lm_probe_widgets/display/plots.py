@@ -482,7 +482,7 @@ def confusion_matrix(
     cfg = probe.config
     if not getattr(dataset, "has_labels", False):
         raise ValueError("the dataset has no labels: a confusion matrix needs true labels")
-    from ..core.plan import scored_labels
+    from ..core.engine.plan import scored_labels
 
     x = runner.get_probe_features(dataset, subset=[name], batch_size=batch_size)[name]
     keep, true_idx = scored_labels(cfg, dataset)  # ignored tokens dropped
@@ -555,8 +555,8 @@ def plot_predictions(
 ) -> Axes:
     """A regression probe's predictions against the true targets on `dataset`, with
     the y = x line and R² in the title."""
-    from ..core.plan import scored_labels
-    from ..core.regression import r2_score
+    from ..core.engine.plan import scored_labels
+    from ..core.engine.regression import r2_score
 
     probe = runner[name]
     if probe.config.task != "regression":
@@ -588,8 +588,8 @@ def plot_calibration(
     """Reliability diagram of a binary probe: the fraction of positives (the last
     class) against the mean predicted probability per bin, beside the diagonal of
     perfect calibration; the bins' example counts are written above the points."""
-    from ..core.metrics import calibration_curve
-    from ..core.plan import scored_labels
+    from ..core.engine.metrics import calibration_curve
+    from ..core.engine.plan import scored_labels
 
     probe = runner[name]
     if probe.config.task == "regression" or len(probe.config.classes) != 2:

@@ -4,7 +4,7 @@ the phases a fit goes through: defined once, here.
 The live widgets receive these tables as data (a synced trait), the static snapshots
 and HTML reprs read them directly, so a state looks and reads the same everywhere.
 Colours are CSS values that follow JupyterLab's theme variables, then VS Code's, then
-a fallback readable on light and dark backgrounds. The state names are core.states'
+a fallback readable on light and dark backgrounds. The state names are core.engine.states'
 enums (ProbeState, FitOutcome); only "waiting", "running" and "error" are the
 display's own. Only the standard library is used.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.states import FitOutcome, ProbeState, RunnerState
+from ..core.engine.states import FitOutcome, ProbeState, RunnerState
 
 _GREEN = "var(--jp-success-color1, var(--vscode-testing-iconPassed, #388e3c))"
 _TEAL = "#0097a7"  # early stopping: a success of its own kind; no theme variable for it
@@ -25,7 +25,7 @@ _GREY = "var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #757575))"
 
 ERROR = FitOutcome.ERROR.value  # a probe whose fit raised shows the fit's outcome
 
-# Probe states (core.states.ProbeState, which the runner's probe_finished events carry,
+# Probe states (core.engine.states.ProbeState, which the runner's probe_finished events carry,
 # plus "waiting" before a probe's first batch and "error").
 # label: what a person reads; color: CSS colour; final: an end state.
 PROBE_STATES: dict[str, dict[str, Any]] = {

@@ -26,7 +26,7 @@ from typing import Any
 
 import ipywidgets
 
-from ..core import events as ev
+from ..core.engine import events as ev
 from .monitor import EarlyStoppingMonitor
 from .progress import ProbeProgress
 
@@ -251,7 +251,7 @@ def dashboard_factory(runner: Any) -> Any:
     """`fit_probes(progress="auto")` in a notebook: a displayed Dashboard; elsewhere
     (plain Python, terminal IPython) the console meter."""
     if current_kernel() is None:
-        from ..core.progress import ConsoleProgress
+        from ..core.engine.progress import ConsoleProgress
 
         return ConsoleProgress()
     return Dashboard(runner, show=True)

@@ -23,7 +23,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ..core import events as ev
+from ..core.engine import events as ev
 from ..display import states as st
 from ..display.columns import finite
 from ._assets import css_text, esm_source

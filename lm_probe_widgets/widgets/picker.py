@@ -23,7 +23,7 @@ SUFFIXES = (".output", ".input")
 
 def _module_tree(model: Any) -> list[dict[str, Any]]:
     """The core's module tree: names, classes, dry-run output shapes, whether each runs."""
-    from lm_probe_widgets.core.submodules import module_tree
+    from lm_probe_widgets.core.engine.submodules import module_tree
 
     return list(module_tree(model))
 

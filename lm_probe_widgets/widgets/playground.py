@@ -113,7 +113,7 @@ def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[dict[str, Any]]:
 
 def compute(runner: Any, text: str) -> dict[str, Any]:
     """The playground's result for one text (raises on errors; the widget catches)."""
-    from ..core.data import ProbeDataset
+    from ..core.engine.data import ProbeDataset
 
     fitted = [c for c in runner.configs if c.name in runner.probes]
     skipped = [c.name for c in runner.configs if c.name not in runner.probes]

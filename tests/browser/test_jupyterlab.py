@@ -44,7 +44,7 @@ LONG_EPOCHS = 3000
 SETUP = """\
 import numpy as np
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core.tiny import tiny_model
+from lm_probe_widgets.core.io.tiny import tiny_model
 
 model, tok = tiny_model("gpt2")
 rng = np.random.default_rng(0)
@@ -101,7 +101,7 @@ def _free_port() -> int:
 WIDGETS_SETUP = """\
 %load_ext lm_probe_widgets
 import pandas as pd
-from lm_probe_widgets.core.tiny import tiny_model
+from lm_probe_widgets.core.io.tiny import tiny_model
 from lm_probe_widgets.widgets import MetricsTable, SubmodulePicker
 
 model, tok = tiny_model("gpt2")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from lm_probe_widgets.core import events as ev
+from lm_probe_widgets.core.engine import events as ev
 from lm_probe_widgets.display.states import styles
 from lm_probe_widgets.widgets.monitor import MonitorState, _clean
 

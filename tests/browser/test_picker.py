@@ -18,7 +18,7 @@ def state_of(picker: SubmodulePicker) -> dict:
 
 @pytest.fixture(scope="module")
 def gpt2_state() -> dict:
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     model, _ = tiny_model("gpt2")
     return state_of(SubmodulePicker(model))

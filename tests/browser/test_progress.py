@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from lm_probe_widgets.core import events as ev
+from lm_probe_widgets.core.engine import events as ev
 from lm_probe_widgets.display import states
 from lm_probe_widgets.widgets.progress import ProgressState
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.browser
 FIT_SOURCE = f"""
 import random
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core.tiny import tiny_model
+from lm_probe_widgets.core.io.tiny import tiny_model
 
 EVIL_NAME = {EVIL_NAME!r}
 EVIL_CLASS = {EVIL_CLASS!r}

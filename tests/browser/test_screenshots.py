@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from test_table import runner_like_frame
 
-from lm_probe_widgets.core import events as ev
+from lm_probe_widgets.core.engine import events as ev
 from lm_probe_widgets.display.states import styles
 from lm_probe_widgets.widgets import MetricsTable, SubmodulePicker
 from lm_probe_widgets.widgets.monitor import MonitorState, _clean
@@ -135,7 +135,7 @@ def _lum(rgb: str) -> float:
 def test_every_widget_live_and_static(widget_page: Any, theme: str) -> None:
     from conftest import ARTIFACTS
 
-    from lm_probe_widgets.core.tiny import tiny_model
+    from lm_probe_widgets.core.io.tiny import tiny_model
 
     ARTIFACTS.mkdir(exist_ok=True)
     widget_page.set_theme(theme)

@@ -29,7 +29,7 @@ SETUP = """\
 %load_ext lm_probe_widgets
 import numpy as np
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core.tiny import tiny_model
+from lm_probe_widgets.core.io.tiny import tiny_model
 from lm_probe_widgets.widgets import MetricsTable, SubmodulePicker
 
 model, tok = tiny_model("gpt2")

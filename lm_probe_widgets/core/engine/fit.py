@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..config import ProbeConfig
 from . import events as ev
-from .config import ProbeConfig
 from .data import Batch
 from .evaluation import evaluate_probe
-from .features import row_index
+from .feature_cache import row_index
 from .modeling import model_device
 from .plan import FitPlan, row_labels, scored_labels
 from .probe import LinearProbe
@@ -33,7 +33,7 @@ from .regression import make_probe
 from .states import FitOutcome, ProbeState, RunnerState
 
 if TYPE_CHECKING:
-    from .runner import ProbeRunner
+    from ..runner import ProbeRunner
 
 
 class StopFitting(Exception):

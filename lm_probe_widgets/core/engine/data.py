@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ProbeError
+from ..errors import ProbeError
 
 
 def _as_2d_list(x: Any, what: str) -> list[np.ndarray]:

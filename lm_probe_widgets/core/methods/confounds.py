@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from ..engine.data import ProbeDataset
+from ..engine.plan import FitPlan, scored_labels
+from ..errors import ProbeError
+from ..labels import encode_labels
 from .baselines import HeldOutBaseline, is_regression
-from .data import ProbeDataset
-from .errors import ProbeError
-from .labels import encode_labels
-from .plan import FitPlan, scored_labels
 
 TOKEN_LEVEL_NOTE = "token-level probe: confound baselines score whole texts, not tokens"
 

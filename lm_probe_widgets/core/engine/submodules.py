@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from .config import split_submodule
-from .errors import SubmoduleError
+from ..config import split_submodule
+from ..errors import SubmoduleError
 from .modeling import model_device, model_lock, shape_only, torch_module
 
 

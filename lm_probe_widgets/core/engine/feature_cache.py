@@ -8,7 +8,7 @@ other data), then spills to a disk-backed array in a temporary folder, trading
 some speed in later epochs for bounded RAM.
 
 With the persistent store on (`ProbeRunner(store=...)`), a key's rows live in a
-`DiskFeatures` instead: the on-disk entry (core.disk_store) is the array, so rows
+`DiskFeatures` instead: the on-disk entry (core.engine.disk_store) is the array, so rows
 survive the process and other runners and kernels read them without the model.
 """
 
@@ -20,9 +20,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..errors import ProbeError
 from .data import ProbeDataset
 from .disk_store import Entry
-from .errors import ProbeError
 from .extract import FeatureKey
 
 DEFAULT_BUDGET_BYTES = 2 * 1024**3

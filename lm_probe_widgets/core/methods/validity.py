@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .data import ProbeDataset
-from .errors import ProbeError
+from ..engine.data import ProbeDataset
+from ..errors import ProbeError
 
 if TYPE_CHECKING:
-    from .runner import ProbeRunner
+    from ..runner import ProbeRunner
 
 # Metrics a generalisation table reports, by task.
 _SCORES = {

@@ -33,9 +33,9 @@ import torch
 from nnsight.intervention.backends.remote import RemoteBackend, RemoteError
 from nnsight.schema.response import Status
 
+from ..errors import ProbeError
 from . import pooling
 from .data import Batch
-from .errors import ProbeError
 from .extract import Extractor, FeatureKey, pooled_trace
 from .submodules import DryRun
 
@@ -317,29 +317,3 @@ class RemoteExtractor(Extractor):
 
 def _is_remote_failure(error: BaseException) -> bool:
     return isinstance(error, RemoteError) or _is_network_error(error)
-
-
-def remote_model(repo_id: str) -> tuple[Any, Any]:
-    """(nnsight model, tokenizer) for a model NDIF hosts, by its Hugging Face id.
-
-    Only the config and tokenizer are fetched (from the hub); the weights stay on the
-    server, so a 70B model costs nothing here. Fails fast without a key or internet.
-    """
-    import nnsight
-
-    from .loading import ModelLoadError, _ensure_pad_token, _hub_reachable
-
-    if not api_key():
-        raise RemoteUnavailable(f"running {repo_id!r} on NDIF needs an API key. {_KEY_HELP}")
-    if os.path.isdir(os.path.expanduser(repo_id)) or "/" not in repo_id:
-        raise ProbeError(
-            f"--remote needs a Hugging Face id that NDIF hosts (like "
-            f"'meta-llama/Llama-3.1-8B'), not {repo_id!r}; nnsight.ndif.status() lists them"
-        )
-    if not _hub_reachable():
-        raise ModelLoadError(
-            f"the Hugging Face hub did not answer, so the config and tokenizer of {repo_id!r} "
-            "cannot be fetched (no internet here?)"
-        )
-    model = nnsight.TransformersModel(repo_id)  # not dispatched: meta weights
-    return model, _ensure_pad_token(model.tokenizer)

@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ProbeError
-from .loading import cache_dir
+from ..errors import ProbeError
 
 try:
     import fcntl
@@ -46,6 +45,7 @@ __all__ = [
     "DiskStore",
     "Entry",
     "StoreWarning",
+    "cache_dir",
     "default_store_root",
     "entry_id",
     "export",
@@ -76,6 +76,17 @@ class StoreWarning(UserWarning):
 
 class _Invalid(Exception):
     """Why an entry on disk cannot be used."""
+
+
+def cache_dir() -> Path:
+    """The user cache folder: $LM_PROBE_WIDGETS_CACHE, else $XDG_CACHE_HOME/lm_probe_widgets,
+    else ~/.cache/lm_probe_widgets. Not created here."""
+    override = os.environ.get("LM_PROBE_WIDGETS_CACHE")
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "lm_probe_widgets"
 
 
 def default_store_root() -> Path:

@@ -1,5 +1,5 @@
 """The converged final fit of a logistic probe: every L2 strength, and every
-cross-validation fold of every strength, solved side by side (core.lbfgs).
+cross-validation fold of every strength, solved side by side (core.engine.lbfgs).
 
 Fold fits start from zero, never from a fit that has seen their held-out rows: with
 weak regularisation the optimiser stops (its relative-decrease test) long before the

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from .config import ProbeConfig, check_classes, is_int
+from ..config import ProbeConfig, check_classes, is_int
+from ..errors import ProbeError
+from ..labels import classes_from_data, encode_labels
 from .data import ProbeDataset, check_leakage, split_indices
-from .errors import ProbeError
-from .labels import classes_from_data, encode_labels
 from .modeling import is_meta_model, model_limits
 
 # Baselines that need the model (embeddings, random_init) and those that do not
-# (majority; the confounds of core.confounds: length, bag_of_words, tfidf).
+# (majority; the confounds of core.methods.confounds: length, bag_of_words, tfidf).
 BASELINES = ("majority", "embeddings", "random_init", "length", "bag_of_words", "tfidf")
 
 

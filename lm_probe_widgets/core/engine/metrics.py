@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ProbeError
+from ..errors import ProbeError
 
 METRIC_COLUMNS = [
     "loss",
     "accuracy",
-    "accuracy_low",  # bootstrap CI bounds: core/uncertainty.py
+    "accuracy_low",  # bootstrap CI bounds: core/engine/uncertainty.py
     "accuracy_high",
     "precision",
     "recall",

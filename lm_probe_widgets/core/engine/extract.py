@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ProbeError
 from .data import Batch
-from .errors import ProbeError
 from .modeling import eval_mode, model_device, model_lock
 from .pooling import pool
 from .submodules import DryRun, envoy_path, execution_order, model_inputs

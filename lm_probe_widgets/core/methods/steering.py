@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .config import split_submodule
-from .errors import ProbeError
-from .labels import label_key
-from .modeling import model_device, model_lock, wrap_model
-from .plan import row_labels
-from .pooling import last_pool, pool
-from .probe import LinearProbe
-from .submodules import _first_tensor, envoy_path, model_inputs, validate_submodules
+from ..config import split_submodule
+from ..engine.modeling import model_device, model_lock, wrap_model
+from ..engine.plan import row_labels
+from ..engine.pooling import last_pool, pool
+from ..engine.probe import LinearProbe
+from ..engine.submodules import _first_tensor, envoy_path, model_inputs, validate_submodules
+from ..errors import ProbeError
+from ..labels import label_key
 
 if TYPE_CHECKING:
-    from .runner import ProbeRunner
+    from ..runner import ProbeRunner
 
 
 # -- directions --------------------------------------------------------------------------
@@ -294,7 +294,7 @@ def steer(
 
     Scale is in activation units: compare it with `result.activation_norm`.
     """
-    from .runner import ProbeRunner
+    from ..runner import ProbeRunner
 
     runner = runner_or_model if isinstance(runner_or_model, ProbeRunner) else None
     model = runner.model if runner is not None else runner_or_model

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .errors import ProbeError
+from ..errors import ProbeError
 
 CI_COLUMNS = ["accuracy_low", "accuracy_high", "f1_low", "f1_high"]
 

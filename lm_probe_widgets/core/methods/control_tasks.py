@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .data import ProbeDataset
-from .errors import ProbeError
+from ..engine.data import ProbeDataset
+from ..errors import ProbeError
 
 
 class ControlTask:

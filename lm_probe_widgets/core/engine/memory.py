@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
+from ..errors import ProbeError
 from .data import ProbeDataset
-from .errors import ProbeError
 from .modeling import is_meta_model, model_device, torch_module
 
 GiB = 1024**3

@@ -1,10 +1,10 @@
 """How a runner reads pooled features: from its in-memory cache, from the persistent
-store (`core.disk_store`), else from the model, one trace per batch.
+store (`core.engine.disk_store`), else from the model, one trace per batch.
 
 `FeatureAccess` is the part of `ProbeRunner` that does this; it uses the runner's
 `model`, `configs`, `cache`, `store`, `remote`, `_dry` (the submodule dry run) and
 `_extractors`. Keys: a data key names the model's weights and the dataset's token ids
-(`data_key`), a feature key the read site and pooling (`core.extract.FeatureKey`).
+(`data_key`), a feature key the read site and pooling (`core.engine.extract.FeatureKey`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .config import ProbeConfig, split_submodule
+from ..config import ProbeConfig, split_submodule
 from .data import Batch, ProbeDataset
 from .disk_store import StoreWarning, save_arrays
 from .disk_store import export as export_entry
 from .extract import Extractor, FeatureKey, with_cheap_poolings
-from .features import DiskFeatures, FeatureStore, feature_offsets, row_index
+from .feature_cache import DiskFeatures, FeatureStore, feature_offsets, row_index
 from .fingerprint import model_fingerprint
 from .plan import check_inputs
 from .submodules import validate_submodules

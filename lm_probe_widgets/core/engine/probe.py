@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import ProbeConfig
-from .errors import ProbeError
+from ..config import ProbeConfig
+from ..errors import ProbeError
+from ..labels import class_array, encode_labels, label_key
 from .final_fit import fit_strengths
-from .labels import class_array, encode_labels, label_key
 from .states import ProbeState
 
 
@@ -293,7 +293,7 @@ class LinearProbe:
         validation split, or the strength in use without one. `merge_validation=False`
         keeps validation rows out of training (they are the evaluation set when
         `validation="eval"`). Every strength and fold is solved at once
-        (core.final_fit), on `device` (default the CPU)."""
+        (core.engine.final_fit), on `device` (default the CPU)."""
         mu, inv = self._scaler_arrays()
         x, y_idx = np.asarray(x, dtype=np.float32), np.asarray(y_idx)
         folds = []
@@ -421,12 +421,12 @@ class LinearProbe:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from ..display.html import probe_mimebundle  # lazy: core never imports HTML code
+        from ...display.html import probe_mimebundle  # lazy: core never imports HTML code
 
         return probe_mimebundle(self, include, exclude)
 
     def _repr_html_(self) -> str:
-        from ..display.html import probe_html
+        from ...display.html import probe_html
 
         return probe_html(self)
 

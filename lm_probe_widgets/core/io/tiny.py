@@ -50,7 +50,7 @@ def tiny_hf_model(arch: str = "gpt2", n_layer: int = 3, width: int = 32, seed: i
     """A plain (unwrapped) Hugging Face model: "gpt2", "llama" or "bert"."""
     import transformers as tf
 
-    from .modeling import limit_tokenizer_length
+    from ..engine.modeling import limit_tokenizer_length
 
     tok = tiny_tokenizer()
     common = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
@@ -98,7 +98,7 @@ def tiny_hf_model(arch: str = "gpt2", n_layer: int = 3, width: int = 32, seed: i
 
 def tiny_model(arch: str = "gpt2", n_layer: int = 3, width: int = 32, seed: int = 0):
     """An nnsight-wrapped tiny model and its tokenizer, like `load_model` returns."""
-    from .modeling import wrap_model
+    from ..engine.modeling import wrap_model
 
     model, tok = tiny_hf_model(arch, n_layer=n_layer, width=width, seed=seed)
     return wrap_model(model, tok), tok

@@ -1,0 +1,20 @@
+"""The machinery of a fit: from token ids to trained, scored probes.
+
+- Data and reading the model: ``data`` (ProbeDataset, batches), ``modeling`` (wrapping
+  models for nnsight), ``submodules`` (validating and ordering the sites read),
+  ``extract`` (one trace per batch), ``remote`` (the same traces on NDIF), ``pooling``.
+- Features: ``feature_cache`` (the in-memory pooled-feature cache), ``disk_store`` (the
+  persistent store on disk, and the user cache folder), ``feature_access`` (how a runner
+  reads features from either, or runs the model), ``fingerprint`` (which model made them),
+  ``memory`` (what a fit will need, checked before it starts).
+- Probes and fitting: ``probe`` (logistic), ``regression`` (ridge), ``final_fit`` and
+  ``lbfgs`` (the converged full-batch fit), ``plan`` (everything a fit needs, checked
+  first), ``fit`` (the resumable fit loop), ``states``, ``events`` and ``progress``
+  (what the loop reports, and the console meter).
+- Scoring: ``metrics``, ``uncertainty`` (bootstrap intervals), ``evaluation``.
+
+Imports: the engine imports only itself and the shared vocabulary (``core.config``,
+``core.errors``, ``core.labels``); never ``methods/``, ``io/`` or ``runner`` (``fit``
+names ``ProbeRunner`` for type checking only). ``probe`` imports ``display/`` inside its
+HTML repr methods, never at import time.
+"""

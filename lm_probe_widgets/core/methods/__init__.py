@@ -1,0 +1,13 @@
+"""Methods built on the engine: what makes a probe result believable, and what to do
+with a probe once trained.
+
+- ``baselines``: majority class, random-init model and input-embedding baselines.
+- ``confounds``: what the surface of the text alone (length, words) predicts.
+- ``control_tasks``: control tasks and selectivity (Hewitt & Liang 2019).
+- ``validity``: generalisation across data sets, seed spread, the validity table.
+- ``steering``: probe directions exported, and the model pushed along them.
+
+Imports: ``methods`` import the engine, the shared vocabulary (``core.config``,
+``core.errors``, ``core.labels``) and one another; never ``io/``. ``runner`` imports
+them, so they name ``ProbeRunner`` only for type checking or inside a function.
+"""
