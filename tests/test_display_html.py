@@ -447,8 +447,16 @@ def test_probe_repr_validity_card(fitted: Any) -> None:
     assert [li.attrs["data-check"] for li in items] == [
         "fails" if "does not beat" in r else "ok" for r in expected
     ]
-    assert parse(probe_html(probe)).find_all("div", "lpw-validity") == []  # no runner
-    assert parse(probe._repr_html_()).find_all("div", "lpw-validity") == []
+    # runner[name] knows its runner: the probe's own repr carries the same card
+    assert probe.runner is runner
+    (own,) = parse(probe._repr_html_()).find_all("div", "lpw-validity")
+    assert [li.all_text() for li in own.find_all("li")] == expected
+    from lm_probe_widgets.core.engine.probe import LinearProbe
+
+    alone = LinearProbe(probe.config, probe.dim)  # made by hand: no runner, no card
+    alone.load_arrays(probe.state_arrays())
+    assert alone.runner is None
+    assert parse(probe_html(alone)).find_all("div", "lpw-validity") == []
 
     class Evil:  # readings come from data: escaped like everything else
         def validity(self) -> Any:

@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -133,6 +134,8 @@ class ProbeRunner(FeatureAccess):
     def _commit(self, result: FitResult) -> None:
         """Make `result` the runner's: probes, metrics, state, methods, plan."""
         self._result, self._live = result, None
+        for probe in result.probes.values():
+            probe._runner_ref = weakref.ref(self)
         plan = result.plan
         self.state = result.state
         self.control, self.control_task = result.control or (None, None)
@@ -269,6 +272,7 @@ class ProbeRunner(FeatureAccess):
             self.events.publish(ev.FIT_STARTED, **plan_started_event(plan))
             outcome = FitOutcome.ERROR
             try:
+                self._weights_pinned = True  # verified above; a fit does not change them
                 with _deferred_interrupt(self):
                     outcome = self._fit_plan(plan, resume, top=self, bus=self.events)
             except BaseException as e:
@@ -283,6 +287,7 @@ class ProbeRunner(FeatureAccess):
                 self.events.publish(ev.INTERRUPTED if interrupted else ev.ERROR, message=message)
                 raise
             finally:
+                self._weights_pinned = False
                 seconds = time.monotonic() - started
                 self.events.publish(ev.FIT_FINISHED, reason=outcome, seconds=seconds)
                 torch.set_num_threads(old_threads)

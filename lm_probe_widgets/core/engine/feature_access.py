@@ -35,9 +35,14 @@ FEATURES_VERSION = 1
 class FeatureAccess:
     """Feature reading for `ProbeRunner` (see the module doc)."""
 
+    # True inside a fit, whose start verified the weights' fingerprint: the change check
+    # walks every parameter (~4 ms for SmolLM2), and a fit asks for keys hundreds of times.
+    _weights_pinned = False
+
     def data_key(self, ds: ProbeDataset) -> str:
         """Cache key of `ds`'s features under this model's current weights."""
-        self._model_fp = model_fingerprint(self.model)  # cheap unless a weight changed
+        if not self._weights_pinned or self._model_fp is None:
+            self._model_fp = model_fingerprint(self.model)  # cheap unless a weight changed
         return f"{self._model_fp}/{ds.fingerprint()}"
 
     def extractor(self, keys: Sequence[FeatureKey]) -> Extractor:

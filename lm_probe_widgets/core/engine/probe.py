@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,8 @@ class TrainingRecord:
 class LinearProbe:
     """Multinomial logistic regression on pooled features, trained online."""
 
+    _runner_ref: weakref.ref | None = None  # set by the runner whose results hold it
+
     def __init__(self, config: ProbeConfig, dim: int) -> None:
         if config.classes is None:  # made by hand, outside a fit plan: the original's 0/1
             config = dataclasses.replace(config, classes=(0, 1))
@@ -128,6 +131,12 @@ class LinearProbe:
         # Best (L2 member, raw-space weight [dim, classes], bias) seen on validation. The
         # scaler is folded in, so later scaler updates cannot change what was best.
         self._best: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def runner(self) -> Any:
+        """The runner whose results hold this probe (its repr reads the validity card
+        there); None for a probe made by hand or once that runner is gone."""
+        return self._runner_ref() if self._runner_ref is not None else None
 
     # -- labels ---------------------------------------------------------------------
     def encode(self, y: np.ndarray) -> np.ndarray:
