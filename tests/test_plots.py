@@ -180,6 +180,32 @@ def test_layer_sweep_bands_baselines_and_poolings() -> None:
     assert _gid(ax3, "band:") == {} and _gid(ax3, "baseline:") == {}
 
 
+def test_layer_sweep_draws_the_baselines_of_the_metric_it_plots() -> None:
+    """A mixed fit has baseline_<name> (accuracy) and baseline_<name>_r2 (R²) columns:
+    each sweep draws the ones in its own unit, labelled without the suffix."""
+    from lm_probe_widgets.display.columns import column_label
+
+    rows = [
+        {
+            "probe": f"L{d}",
+            "submodule": f"model.layers.{d}.output",
+            "accuracy": 0.6 + 0.05 * d,
+            "r2": 0.2 + 0.1 * d,
+            "baseline_length": 0.55,
+            "baseline_length_r2": 0.4,
+        }
+        for d in range(3)
+    ]
+    df = pd.DataFrame(rows).set_index("probe")
+    acc = _gid(plot_layer_sweep(df, "accuracy"), "baseline:")
+    assert {k: v.get_ydata()[0] for k, v in acc.items()} == {"length baseline": 0.55}
+    r2 = _gid(plot_layer_sweep(df, "r2"), "baseline:")
+    assert {k: v.get_ydata()[0] for k, v in r2.items()} == {"length baseline": 0.4}
+    assert column_label("baseline_length") == "length baseline"
+    assert column_label("baseline_bag_of_words_r2") == "bag of words baseline (R²)"
+    plt.close("all")
+
+
 def test_layer_sweep_errors(fitted: Any) -> None:
     runner, _ = fitted
     with pytest.raises(ValueError, match="no column 'acc'"):

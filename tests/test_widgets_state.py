@@ -378,7 +378,7 @@ class _FakeKernelShell:
     """What `get_ipython()` is in a notebook kernel, as far as the widgets care."""
 
     def __init__(self) -> None:
-        from IPython.core.engine.events import EventManager, available_events
+        from IPython.core.events import EventManager, available_events
 
         self.kernel = object()
         self.events = EventManager(self, available_events)

@@ -118,12 +118,33 @@ def best_positions(values: Sequence[Any], direction: str | None) -> list[int]:
     return [i for i, v in enumerate(nums) if v is not None and math.isclose(v, target)]
 
 
+def baseline_of(column: str) -> tuple[str, str]:
+    """(baseline name, metric) of a ``baseline_<name>`` column: ``baseline_<name>``
+    holds held-out accuracy (classification probes), ``baseline_<name>_r2`` held-out R²
+    (regression probes)."""
+    name = column[len("baseline_") :]
+    if name.endswith("_r2"):
+        return name[: -len("_r2")], "r2"
+    return name, "accuracy"
+
+
+def baseline_columns(columns: Sequence[Any], metric: str) -> list[str]:
+    """The ``baseline_*`` columns that hold `metric` (accuracy or r2)."""
+    return [
+        str(c)
+        for c in columns
+        if str(c).startswith("baseline_") and baseline_of(str(c))[1] == metric
+    ]
+
+
 def column_label(name: str) -> str:
     """The heading a person reads; the raw column name stays in exports and tooltips."""
     if name in LABELS:
         return LABELS[name]
     if name.startswith("baseline_"):
-        return name[len("baseline_") :].replace("_", " ") + " baseline"
+        base, metric = baseline_of(name)
+        label = base.replace("_", " ") + " baseline"
+        return label if metric == "accuracy" else f"{label} (R²)"
     for suffix, word in (("_low", "low"), ("_high", "high")):
         if name.endswith(suffix) and name[: -len(suffix)] in LABELS:
             return f"{LABELS[name[: -len(suffix)]]} ({word})"

@@ -20,12 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.engine.states import ProbeState
+from .columns import baseline_columns, baseline_of
+from .states import ERROR
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 # A dotted integer component ("layers.12.output") or an indexed one ("h[3].mlp").
 _INDEX = re.compile(r"(?:(?<=\.)|^)(\d+)(?=\.|$)|(?<=\[)(\d+)(?=\])")
-STOPPED_STATES = ("early-stopped", "stopped", "interrupted", "error")
+# Ends a training curve can have before its last planned step (a cross on the curve).
+STOPPED_STATES = (ProbeState.EARLY_STOPPED, ProbeState.STOPPED, ProbeState.INTERRUPTED, ERROR)
 INK = "#777777"  # contrast >= 4:1 on white and on JupyterLab's dark background
 STYLE = {
     "figure.facecolor": "none",
@@ -321,8 +326,7 @@ def _draw_baselines(
     if isinstance(baselines, str):
         if baselines != "auto":
             raise ValueError("baselines must be 'auto', None, a number or {label: value}")
-        if metric == "accuracy":
-            _auto_baselines(ax, df, subs)
+        _auto_baselines(ax, df, subs, metric)
     elif baselines is not None:
         items = baselines.items() if isinstance(baselines, Mapping) else [("baseline", baselines)]
         for label, value in items:
@@ -333,12 +337,11 @@ def _draw_baselines(
         ln.set_gid(f"reference:{label}")
 
 
-def _auto_baselines(ax: Axes, df: Any, subs: Any) -> None:
-    """Dashed grey lines for every `baseline_<name>` column of the metrics."""
+def _auto_baselines(ax: Axes, df: Any, subs: Any, metric: str) -> None:
+    """Dashed grey lines for the `baseline_*` columns that hold `metric`."""
     styles = ["--", ":", "-."]
-    cols = [c for c in df.columns if str(c).startswith("baseline_")]
-    for k, col in enumerate(cols):
-        label = f"{str(col)[len('baseline_') :]} baseline"
+    for k, col in enumerate(baseline_columns(df.columns, metric)):
+        label = f"{baseline_of(col)[0]} baseline"
         vals = df[col].astype(float).to_numpy()
         ok = np.isfinite(vals)
         if not ok.any():
