@@ -563,3 +563,38 @@ def test_compute_metrics_failing_part_way_changes_no_table(small, tiny, monkeypa
     assert not after["control_accuracy"].equals(before["control_accuracy"]) or not after[
         "accuracy"
     ].equals(before["accuracy"])
+
+
+def test_a_resumed_fit_that_fails_in_a_baseline_leaves_the_control_probes_as_they_were(
+    small, monkeypatch
+):
+    """Resuming a fit stopped among its control probes finishes them, then a baseline
+    fails: the control runner must be put back too, not left a fit ahead."""
+    model, _, train, test = small
+    runner = ProbeRunner(model, [ProbeConfig(H1, [0, 1])])
+
+    def stop_in_control(e):
+        if e.kind == "batch" and e.data.get("phase") == "control":
+            runner.request_stop()
+
+    unsubscribe = runner.events.subscribe(stop_in_control)
+    kw = dict(num_epoch=2, batch_size=8, progress=None, control=True, baselines=("embeddings",))
+    runner.fit_probes(train, test, **kw)
+    unsubscribe()
+    control = runner.control
+    assert str(control.state) == "stopped"
+    steps = {name: p.record.steps for name, p in control.probes.items()}
+    metrics = control.metrics.copy()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("no embeddings today")
+
+    monkeypatch.setattr("lm_probe_widgets.core.runner.input_embedding_path", fail)
+    with pytest.raises(RuntimeError, match="no embeddings today"):
+        runner.fit_probes(train, test, resume=True, **kw)
+    assert runner.control is control and str(control.state) == "stopped"
+    assert {name: p.record.steps for name, p in control.probes.items()} == steps
+    pd.testing.assert_frame_equal(control.metrics, metrics)
+    monkeypatch.undo()
+    runner.fit_probes(train, test, resume=True, **kw)  # and it still resumes
+    assert str(runner.state) == "fitted" and str(runner.control.state) == "fitted"

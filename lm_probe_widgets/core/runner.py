@@ -314,6 +314,8 @@ class ProbeRunner(FeatureAccess):
         except BaseException:
             self._live = None
             result.rollback()
+            for sub, before in reversed(result.subs_before):
+                sub._undo(before)  # control or baseline runners this fit had advanced
             raise
         done = outcome == FitOutcome.COMPLETED
         result.state = RunnerState.FITTED if done else RunnerState(outcome.value)
@@ -334,6 +336,7 @@ class ProbeRunner(FeatureAccess):
                 )
                 twin = self._sibling(self.model, plan.configs, share_cache=True)
             result.control = (twin, task)
+            result.subs_before.append((twin, twin._result))
             outcome = twin._fit_plan(
                 plan.relabelled(task.relabel), resume, top, _Relay(bus, "control")
             )
@@ -356,12 +359,20 @@ class ProbeRunner(FeatureAccess):
                     base = self._sibling(random_init_model(self.model, plan.seed + 1), configs)
                 result.baselines[name] = base
             base._model_fp = model_fingerprint(base.model)
+            result.subs_before.append((base, base._result))
             outcome = base._fit_plan(
                 plan.for_configs(base.configs), resume, top, _Relay(bus, f"baseline-{name}")
             )
             if outcome != FitOutcome.COMPLETED:
                 return outcome
         return FitOutcome.COMPLETED
+
+    def _undo(self, before: FitResult) -> None:
+        """Put back the results this control or baseline runner had before a fit that
+        its parent's fit then failed after (a fit that fails changes nothing)."""
+        if self._result is not before:
+            self._result.rollback()
+            self._commit(before)
 
     def _sibling(self, model: Any, configs: Sequence[ProbeConfig], share_cache: bool = False):
         """A runner for control probes or a baseline: same settings, its own results."""

@@ -68,6 +68,8 @@ class FitResult:
     state: str = RunnerState.NOT_FITTED
     control: Any = None  # (control runner, ControlTask)
     baselines: dict[str, Any] = field(default_factory=dict)
+    # (control or baseline runner, its results before this fit ran it): undone on failure
+    subs_before: list[tuple[Any, FitResult]] = field(default_factory=list, repr=False)
     _saved: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def resumed(self, plan: FitPlan) -> FitResult:
