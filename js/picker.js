@@ -92,334 +92,398 @@ function shapeCell(shape) {
   return cell;
 }
 
-function render({ model, el }) {
-  const root = h("div", "lpw lpw-picker");
-  el.appendChild(root);
+// ---- the picker's state ---------------------------------------------------------
+// render keeps one object `p` with the model, the derived state and the elements the
+// functions below read or redraw; each function takes it first.
+function newPicker(model) {
+  return {
+    model,
+    rows: [],          // tree rows, each extended with index/hasChildren/lower
+    byName: new Map(), // name -> row
+    visible: [],       // rows currently listed (after collapse / filter)
+    collapsed: new Set(),
+    query: "",
+    selected: new Set(),
+    anchor: null,      // name of the last plainly clicked row, for shift ranges
+    cursor: null,      // name of the keyboard-focused row
+    lastWindow: "",    // "first:last" of the rows in the DOM
+    scrollPending: false,
+  };
+}
 
-  // ---- state ------------------------------------------------------------------
-  let rows = [];          // tree rows, each extended with index/hasChildren/lower
-  let byName = new Map(); // name -> row
-  let visible = [];       // rows currently listed (after collapse / filter)
-  let collapsed = new Set();
-  let query = "";
-  let selected = new Set();
-  let anchor = null;      // name of the last plainly clicked row, for shift ranges
-  let cursor = null;      // name of the keyboard-focused row
+// ---- selection ------------------------------------------------------------------
+function selectable(r) {
+  return r.runs !== false;
+}
 
-  // ---- DOM skeleton -----------------------------------------------------------
+function isSelected(p, r) {
+  return p.selected.has(r.name + ".output") || p.selected.has(r.name + ".input");
+}
+
+// The selection plus each named (selectable, not yet selected) module's output.
+function addNames(p, names) {
+  const next = new Set(p.selected);
+  for (const n of names) {
+    const r = p.byName.get(n);
+    if (r && selectable(r) && !isSelected(p, r)) next.add(n + ".output");
+  }
+  return next;
+}
+
+// Drop a module's output and input from `set`.
+function deleteModule(set, name) {
+  set.delete(name + ".output");
+  set.delete(name + ".input");
+}
+
+// Position in the tree of a selected item ("name.output"), for sorting.
+function order(p, item) {
+  const base = item.replace(/\.(output|input)$/, "");
+  const r = p.byName.get(base);
+  return r ? r.index : Number.MAX_SAFE_INTEGER;
+}
+
+// Store `next` (in tree order) locally and in the model, and redraw.
+function setSelection(p, next) {
+  const list = Array.from(next).sort((a, b) => order(p, a) - order(p, b));
+  p.selected = new Set(list);
+  p.model.set("selected", list);
+  p.model.save_changes();
+  draw(p);
+}
+
+function currentGroup(p) {
+  const groups = p.model.get("groups") || [];
+  return groups[Number(p.groupSelect.value)] || null;
+}
+
+// Toggle one row, or with `range` add every row from the anchor to it.
+function activate(p, r, range) {
+  if (!selectable(r)) return;
+  if (range && p.anchor !== null) {
+    const a = p.visible.findIndex((v) => v.name === p.anchor);
+    const b = p.visible.indexOf(r);
+    if (a >= 0 && b >= 0) {
+      const [lo, hi] = a < b ? [a, b] : [b, a];
+      setSelection(p, addNames(p, p.visible.slice(lo, hi + 1).filter(selectable).map((v) => v.name)));
+      return;
+    }
+  }
+  p.anchor = r.name;
+  const next = new Set(p.selected);
+  if (isSelected(p, r)) deleteModule(next, r.name);
+  else next.add(r.name + ".output");
+  setSelection(p, next);
+}
+
+// ---- DOM skeleton -----------------------------------------------------------------
+// Filter box and the expand / collapse / select / clear buttons.
+function buildToolbar(p) {
   const toolbar = h("div", "lpw-toolbar");
   const search = h("input", "lpw-input lpw-picker-search");
   search.type = "search";
   search.placeholder = "Filter submodules (substring)…";
   search.setAttribute("aria-label", "Filter submodules");
   const expandAll = button("Expand all", "Show every submodule", () => {
-    collapsed = new Set();
-    refresh();
+    p.collapsed = new Set();
+    refresh(p);
   });
   const collapseAll = button("Collapse all", "Show only the top level", () => {
-    collapsed = new Set(rows.filter((r) => r.hasChildren).map((r) => r.name));
-    refresh();
+    p.collapsed = new Set(p.rows.filter((r) => r.hasChildren).map((r) => r.name));
+    refresh(p);
   });
   const selectMatches = button("Select matches", "Add every listed submodule", () => {
-    const add = visible.filter(selectable).map((r) => r.name);
-    setSelection(addNames(add));
+    setSelection(p, addNames(p, p.visible.filter(selectable).map((r) => r.name)));
   });
-  const clear = button("Clear", "Empty the selection", () => setSelection(new Set()));
+  const clear = button("Clear", "Empty the selection", () => setSelection(p, new Set()));
   toolbar.append(search, expandAll, collapseAll, selectMatches, clear);
+  p.search = search;
+  p.selectMatches = selectMatches;
+  return toolbar;
+}
 
+// "In every layer:" a group shortcut and its Add / Remove buttons.
+function buildGroupBar(p) {
   const groupBar = h("div", "lpw-toolbar lpw-picker-groups");
   const groupLabel = h("span", "lpw-muted", "In every layer:");
   const groupSelect = h("select", "lpw-select lpw-picker-group-select");
   groupSelect.setAttribute("aria-label", "Submodule to select in every layer");
   const groupAdd = button("Add", "Select this submodule in every layer", () => {
-    const g = currentGroup();
-    if (g) setSelection(addNames(g.members));
+    const g = currentGroup(p);
+    if (g) setSelection(p, addNames(p, g.members));
   });
   groupAdd.classList.add("lpw-picker-group-add");
   const groupRemove = button("Remove", "Deselect this submodule in every layer", () => {
-    const g = currentGroup();
+    const g = currentGroup(p);
     if (!g) return;
-    const next = new Set(selected);
-    for (const m of g.members) {
-      next.delete(m + ".output");
-      next.delete(m + ".input");
-    }
-    setSelection(next);
+    const next = new Set(p.selected);
+    for (const m of g.members) deleteModule(next, m);
+    setSelection(p, next);
   });
   groupRemove.classList.add("lpw-picker-group-remove");
   groupBar.append(groupLabel, groupSelect, groupAdd, groupRemove);
+  p.groupBar = groupBar;
+  p.groupSelect = groupSelect;
+  return groupBar;
+}
 
+function buildHeader() {
   const header = h("div", "lpw-picker-header");
   header.append(h("span", "lpw-picker-col-name", "Submodule"),
                 h("span", "lpw-picker-col-type", "Class"),
                 h("span", "lpw-picker-col-shape", "Output shape"));
+  return header;
+}
 
+// The scrolling listbox; rows go in its spacer, which is as tall as every row.
+function buildList(p) {
   const scroller = h("div", "lpw-picker-scroll");
   scroller.setAttribute("role", "listbox");
   scroller.setAttribute("aria-multiselectable", "true");
   scroller.tabIndex = 0;
   const spacer = h("div", "lpw-picker-spacer");
   scroller.appendChild(spacer);
-  const empty = h("div", "lpw-picker-empty lpw-muted", "No submodule matches the filter.");
+  p.scroller = scroller;
+  p.spacer = spacer;
+  return scroller;
+}
 
-  const status = h("div", "lpw-picker-status lpw-muted");
-  const chips = h("div", "lpw-picker-chips");
+// ---- data -> derived state ----------------------------------------------------------
+function loadTree(p) {
+  ({ rows: p.rows, byName: p.byName } = parseTree(p.model.get("tree") || []));
+  // Big trees start folded below the block level; small ones fully open.
+  p.collapsed = new Set(
+    p.rows.length > 300 ? p.rows.filter((r) => r.hasChildren && r.depth >= 2).map((r) => r.name) : []
+  );
+}
 
-  root.append(toolbar, groupBar, header, scroller, empty, status, chips);
-
-  // ---- helpers ----------------------------------------------------------------
-  function selectable(r) {
-    return r.runs !== false;
-  }
-  function isSelected(r) {
-    return selected.has(r.name + ".output") || selected.has(r.name + ".input");
-  }
-  function addNames(names) {
-    const next = new Set(selected);
-    for (const n of names) {
-      const r = byName.get(n);
-      if (r && selectable(r) && !isSelected(r)) next.add(n + ".output");
-    }
-    return next;
-  }
-  function order(item) {
-    const base = item.replace(/\.(output|input)$/, "");
-    const r = byName.get(base);
-    return r ? r.index : Number.MAX_SAFE_INTEGER;
-  }
-  function setSelection(next) {
-    const list = Array.from(next).sort((a, b) => order(a) - order(b));
-    selected = new Set(list);
-    model.set("selected", list);
-    model.save_changes();
-    draw();
-  }
-  function currentGroup() {
-    const groups = model.get("groups") || [];
-    return groups[Number(groupSelect.value)] || null;
-  }
-
-  // ---- data -> derived state ----------------------------------------------------
-  function loadTree() {
-    ({ rows, byName } = parseTree(model.get("tree") || []));
-    // Big trees start folded below the block level; small ones fully open.
-    collapsed = new Set(
-      rows.length > 300 ? rows.filter((r) => r.hasChildren && r.depth >= 2).map((r) => r.name) : []
-    );
-  }
-
-  function loadGroups() {
-    const groups = model.get("groups") || [];
-    groupSelect.replaceChildren();
-    groups.forEach((g, i) => {
-      const opt = h("option", null, `${g.pattern} (${g.members.length})`);
-      opt.value = String(i);
-      groupSelect.appendChild(opt);
-    });
-    groupBar.hidden = groups.length === 0;
-  }
-
-  function loadSelection() {
-    selected = new Set(model.get("selected") || []);
-  }
-
-  function computeVisible() {
-    if (query) {
-      visible = rows.filter((r) => r.lower.includes(query));
-      return;
-    }
-    visible = [];
-    let hideBelow = Infinity; // depth of a collapsed ancestor, while inside it
-    for (const r of rows) {
-      if (r.depth > hideBelow) continue;
-      hideBelow = Infinity;
-      visible.push(r);
-      if (r.hasChildren && collapsed.has(r.name)) hideBelow = r.depth;
-    }
-  }
-
-  // ---- drawing ----------------------------------------------------------------
-  let lastWindow = "";
-  function drawRows(force) {
-    const viewH = scroller.clientHeight || model.get("height") || 360;
-    const first = Math.max(0, Math.floor(scroller.scrollTop / ROW_H) - OVERSCAN);
-    const last = Math.min(visible.length, first + Math.ceil(viewH / ROW_H) + 2 * OVERSCAN);
-    const key = first + ":" + last;
-    if (!force && key === lastWindow) return;
-    lastWindow = key;
-    const frag = document.createDocumentFragment();
-    for (let i = first; i < last; i++) {
-      const r = visible[i];
-      const el = rowElement(r, { sel: isSelected(r), cursor, query, collapsed });
-      el.style.top = i * ROW_H + "px";
-      el.dataset.pos = String(i);
-      frag.appendChild(el);
-    }
-    spacer.replaceChildren(frag);
-  }
-
-  function drawStatus() {
-    const nSel = selected.size;
-    let text = `${nSel} selected · ${rows.length} submodules`;
-    if (query) text += ` · ${visible.length} match${visible.length === 1 ? "" : "es"}`;
-    status.textContent = text;
-    chips.replaceChildren();
-    const list = Array.from(selected);
-    for (const item of list.slice(0, CHIP_LIMIT)) {
-      const chip = h("span", "lpw-picker-chip lpw-mono");
-      chip.dataset.item = item;
-      chip.appendChild(h("span", null, item));
-      const x = h("button", "lpw-picker-chip-x", "×");
-      x.type = "button";
-      x.setAttribute("aria-label", "Remove " + item);
-      x.addEventListener("click", () => {
-        const next = new Set(selected);
-        next.delete(item);
-        setSelection(next);
-      });
-      chip.appendChild(x);
-      chips.appendChild(chip);
-    }
-    if (list.length > CHIP_LIMIT) {
-      chips.appendChild(h("span", "lpw-muted", `+${list.length - CHIP_LIMIT} more`));
-    }
-    selectMatches.disabled = !query || visible.length === 0;
-  }
-
-  function draw() {
-    spacer.style.height = visible.length * ROW_H + "px";
-    empty.hidden = visible.length > 0;
-    drawRows(true);
-    drawStatus();
-  }
-
-  function refresh() {
-    computeVisible();
-    draw();
-  }
-
-  // ---- events -----------------------------------------------------------------
-  scroller.style.height = (model.get("height") || 360) + "px";
-  let scrollPending = false;
-  scroller.addEventListener("scroll", () => {
-    if (scrollPending) return;
-    scrollPending = true;
-    requestAnimationFrame(() => {
-      scrollPending = false;
-      drawRows(false);
-    });
+function loadGroups(p) {
+  const groups = p.model.get("groups") || [];
+  p.groupSelect.replaceChildren();
+  groups.forEach((g, i) => {
+    const opt = h("option", null, `${g.pattern} (${g.members.length})`);
+    opt.value = String(i);
+    p.groupSelect.appendChild(opt);
   });
+  p.groupBar.hidden = groups.length === 0;
+}
 
-  search.addEventListener("input", () => {
-    query = search.value.trim().toLowerCase();
-    scroller.scrollTop = 0;
-    refresh();
-  });
+function loadSelection(p) {
+  p.selected = new Set(p.model.get("selected") || []);
+}
 
-  spacer.addEventListener("click", (ev) => {
-    const rowEl = ev.target.closest(".lpw-picker-row");
-    if (!rowEl || !spacer.contains(rowEl)) return;
-    const r = byName.get(rowEl.dataset.name);
-    if (!r) return;
-    if (ev.target.closest("[data-action=toggle]") || (!selectable(r) && r.hasChildren)) {
-      if (collapsed.has(r.name)) collapsed.delete(r.name);
-      else collapsed.add(r.name);
-      refresh();
-      return;
-    }
-    cursor = r.name;
-    activate(r, ev.shiftKey);
-  });
-
-  // Toggle one row, or with `range` add every row from the anchor to it.
-  function activate(r, range) {
-    if (!selectable(r)) return;
-    if (range && anchor !== null) {
-      const a = visible.findIndex((v) => v.name === anchor);
-      const b = visible.indexOf(r);
-      if (a >= 0 && b >= 0) {
-        const [lo, hi] = a < b ? [a, b] : [b, a];
-        setSelection(addNames(visible.slice(lo, hi + 1).filter(selectable).map((v) => v.name)));
-        return;
-      }
-    }
-    anchor = r.name;
-    const next = new Set(selected);
-    if (isSelected(r)) {
-      next.delete(r.name + ".output");
-      next.delete(r.name + ".input");
-    } else {
-      next.add(r.name + ".output");
-    }
-    setSelection(next);
+function computeVisible(p) {
+  if (p.query) {
+    p.visible = p.rows.filter((r) => r.lower.includes(p.query));
+    return;
   }
+  p.visible = [];
+  let hideBelow = Infinity; // depth of a collapsed ancestor, while inside it
+  for (const r of p.rows) {
+    if (r.depth > hideBelow) continue;
+    hideBelow = Infinity;
+    p.visible.push(r);
+    if (r.hasChildren && p.collapsed.has(r.name)) hideBelow = r.depth;
+  }
+}
 
-  // Keyboard: arrows move, Space/Enter toggle (Shift: range), Right/Left open/close.
-  scroller.addEventListener("keydown", (ev) => {
-    if (visible.length === 0) return;
-    let pos = visible.findIndex((v) => v.name === cursor);
-    const r = pos >= 0 ? visible[pos] : null;
-    const page = Math.max(1, Math.floor(scroller.clientHeight / ROW_H) - 1);
-    const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page };
-    if (ev.key in moves) {
-      pos = pos < 0 ? 0 : Math.min(visible.length - 1, Math.max(0, pos + moves[ev.key]));
-    } else if (ev.key === "Home") {
-      pos = 0;
-    } else if (ev.key === "End") {
-      pos = visible.length - 1;
-    } else if ((ev.key === " " || ev.key === "Enter") && r) {
-      ev.preventDefault();
-      activate(r, ev.shiftKey);
-      return;
-    } else if ((ev.key === "ArrowRight" || ev.key === "ArrowLeft") && r && r.hasChildren && !query) {
-      ev.preventDefault();
-      if (ev.key === "ArrowRight") collapsed.delete(r.name);
-      else collapsed.add(r.name);
-      refresh();
-      return;
-    } else {
-      return;
-    }
+// ---- drawing ----------------------------------------------------------------------
+// The rows in (and near) the scrolled window; unless `force`, only when it moved.
+function drawRows(p, force) {
+  const { scroller, visible } = p;
+  const viewH = scroller.clientHeight || p.model.get("height") || 360;
+  const first = Math.max(0, Math.floor(scroller.scrollTop / ROW_H) - OVERSCAN);
+  const last = Math.min(visible.length, first + Math.ceil(viewH / ROW_H) + 2 * OVERSCAN);
+  const key = first + ":" + last;
+  if (!force && key === p.lastWindow) return;
+  p.lastWindow = key;
+  const view = { cursor: p.cursor, query: p.query, collapsed: p.collapsed };
+  const frag = document.createDocumentFragment();
+  for (let i = first; i < last; i++) {
+    const r = visible[i];
+    const el = rowElement(r, { sel: isSelected(p, r), ...view });
+    el.style.top = i * ROW_H + "px";
+    el.dataset.pos = String(i);
+    frag.appendChild(el);
+  }
+  p.spacer.replaceChildren(frag);
+}
+
+// One selected item, with a button that removes it.
+function chipElement(p, item) {
+  const chip = h("span", "lpw-picker-chip lpw-mono");
+  chip.dataset.item = item;
+  chip.appendChild(h("span", null, item));
+  const x = h("button", "lpw-picker-chip-x", "×");
+  x.type = "button";
+  x.setAttribute("aria-label", "Remove " + item);
+  x.addEventListener("click", () => {
+    const next = new Set(p.selected);
+    next.delete(item);
+    setSelection(p, next);
+  });
+  chip.appendChild(x);
+  return chip;
+}
+
+// The counts line, the chips of the selection and whether "Select matches" applies.
+function drawStatus(p) {
+  const { visible, query } = p;
+  let text = `${p.selected.size} selected · ${p.rows.length} submodules`;
+  if (query) text += ` · ${visible.length} match${visible.length === 1 ? "" : "es"}`;
+  p.status.textContent = text;
+  p.chips.replaceChildren();
+  const list = Array.from(p.selected);
+  for (const item of list.slice(0, CHIP_LIMIT)) p.chips.appendChild(chipElement(p, item));
+  if (list.length > CHIP_LIMIT) {
+    p.chips.appendChild(h("span", "lpw-muted", `+${list.length - CHIP_LIMIT} more`));
+  }
+  p.selectMatches.disabled = !query || visible.length === 0;
+}
+
+function draw(p) {
+  p.spacer.style.height = p.visible.length * ROW_H + "px";
+  p.empty.hidden = p.visible.length > 0;
+  drawRows(p, true);
+  drawStatus(p);
+}
+
+function refresh(p) {
+  computeVisible(p);
+  draw(p);
+}
+
+// ---- events -------------------------------------------------------------------------
+function onScroll(p) {
+  if (p.scrollPending) return;
+  p.scrollPending = true;
+  requestAnimationFrame(() => {
+    p.scrollPending = false;
+    drawRows(p, false);
+  });
+}
+
+function onSearch(p) {
+  p.query = p.search.value.trim().toLowerCase();
+  p.scroller.scrollTop = 0;
+  refresh(p);
+}
+
+// A click on a caret (or on a module that never runs but has children) opens or
+// closes it; on any other row it toggles the row (Shift: the range from the anchor).
+function onRowClick(p, ev) {
+  const rowEl = ev.target.closest(".lpw-picker-row");
+  if (!rowEl || !p.spacer.contains(rowEl)) return;
+  const r = p.byName.get(rowEl.dataset.name);
+  if (!r) return;
+  if (ev.target.closest("[data-action=toggle]") || (!selectable(r) && r.hasChildren)) {
+    if (p.collapsed.has(r.name)) p.collapsed.delete(r.name);
+    else p.collapsed.add(r.name);
+    refresh(p);
+    return;
+  }
+  p.cursor = r.name;
+  activate(p, r, ev.shiftKey);
+}
+
+// Where a navigation key moves the cursor from `pos` (-1: none yet); null: not one.
+function movedPosition(p, key, pos) {
+  const last = p.visible.length - 1;
+  const page = Math.max(1, Math.floor(p.scroller.clientHeight / ROW_H) - 1);
+  const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page };
+  if (key in moves) return pos < 0 ? 0 : Math.min(last, Math.max(0, pos + moves[key]));
+  if (key === "Home") return 0;
+  if (key === "End") return last;
+  return null;
+}
+
+// Put the cursor on visible row `pos`, scrolled into view.
+function moveCursor(p, pos) {
+  const { scroller } = p;
+  p.cursor = p.visible[pos].name;
+  const top = pos * ROW_H;
+  if (top < scroller.scrollTop) scroller.scrollTop = top;
+  else if (top + ROW_H > scroller.scrollTop + scroller.clientHeight) {
+    scroller.scrollTop = top + ROW_H - scroller.clientHeight;
+  }
+  drawRows(p, true);
+}
+
+// Keyboard: arrows move, Space/Enter toggle (Shift: range), Right/Left open/close.
+function onKeyDown(p, ev) {
+  if (p.visible.length === 0) return;
+  const pos = p.visible.findIndex((v) => v.name === p.cursor);
+  const r = pos >= 0 ? p.visible[pos] : null;
+  if ((ev.key === " " || ev.key === "Enter") && r) {
     ev.preventDefault();
-    cursor = visible[pos].name;
-    const top = pos * ROW_H;
-    if (top < scroller.scrollTop) scroller.scrollTop = top;
-    else if (top + ROW_H > scroller.scrollTop + scroller.clientHeight) {
-      scroller.scrollTop = top + ROW_H - scroller.clientHeight;
-    }
-    drawRows(true);
-  });
+    activate(p, r, ev.shiftKey);
+    return;
+  }
+  if ((ev.key === "ArrowRight" || ev.key === "ArrowLeft") && r && r.hasChildren && !p.query) {
+    ev.preventDefault();
+    if (ev.key === "ArrowRight") p.collapsed.delete(r.name);
+    else p.collapsed.add(r.name);
+    refresh(p);
+    return;
+  }
+  const next = movedPosition(p, ev.key, pos);
+  if (next === null) return;
+  ev.preventDefault();
+  moveCursor(p, next);
+}
+
+function wireEvents(p) {
+  p.scroller.addEventListener("scroll", () => onScroll(p));
+  p.search.addEventListener("input", () => onSearch(p));
+  p.spacer.addEventListener("click", (ev) => onRowClick(p, ev));
+  p.scroller.addEventListener("keydown", (ev) => onKeyDown(p, ev));
   // Shift-click would otherwise select the page's text.
-  spacer.addEventListener("mousedown", (ev) => {
+  p.spacer.addEventListener("mousedown", (ev) => {
     if (ev.shiftKey) ev.preventDefault();
   });
+}
 
-  const onTree = () => {
-    loadTree();
-    anchor = null;
-    refresh();
-  };
-  const onGroups = () => loadGroups();
-  const onSelected = () => {
-    loadSelection();
-    draw();
-  };
-  const onHeight = () => {
-    scroller.style.height = (model.get("height") || 360) + "px";
-    drawRows(true);
-  };
-  const unlisten = listen(model, {
-    "change:tree": onTree,
-    "change:groups": onGroups,
-    "change:selected": onSelected,
-    "change:height": onHeight,
-  });
+function applyHeight(p) {
+  p.scroller.style.height = (p.model.get("height") || 360) + "px";
+}
 
-  loadTree();
-  loadGroups();
-  loadSelection();
-  refresh();
+// The kernel changed a trait.
+function modelHandlers(p) {
+  return {
+    "change:tree": () => {
+      loadTree(p);
+      p.anchor = null;
+      refresh(p);
+    },
+    "change:groups": () => loadGroups(p),
+    "change:selected": () => {
+      loadSelection(p);
+      draw(p);
+    },
+    "change:height": () => {
+      applyHeight(p);
+      drawRows(p, true);
+    },
+  };
+}
 
+function render({ model, el }) {
+  const root = h("div", "lpw lpw-picker");
+  el.appendChild(root);
+  const p = newPicker(model);
+  p.empty = h("div", "lpw-picker-empty lpw-muted", "No submodule matches the filter.");
+  p.status = h("div", "lpw-picker-status lpw-muted");
+  p.chips = h("div", "lpw-picker-chips");
+  root.append(buildToolbar(p), buildGroupBar(p), buildHeader(), buildList(p),
+              p.empty, p.status, p.chips);
+  applyHeight(p);
+  wireEvents(p);
+  const unlisten = listen(model, modelHandlers(p));
+
+  loadTree(p);
+  loadGroups(p);
+  loadSelection(p);
+  refresh(p);
   return unlisten;
 }
 
