@@ -22,6 +22,7 @@ _LAZY = {
     "load_dataset": "lm_probe_widgets.core.io.loading",
     "tiny_model": "lm_probe_widgets.core.io.tiny",
     "module_tree": "lm_probe_widgets.core.engine.submodules",
+    "hidden_states": "lm_probe_widgets.core.engine.submodules",
 }
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ProbeError",
     "ProbeRunner",
     "SubmoduleError",
+    "hidden_states",
     "load_dataset",
     "load_ipython_extension",
     "load_model",

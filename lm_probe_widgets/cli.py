@@ -37,39 +37,9 @@ if TYPE_CHECKING:
 DEFAULT_N = 1000
 DEFAULT_LAYERS = "0,5,10,15,20,25,30"
 
-# (transformer blocks, embeddings submodule) for common architectures: h[0] is the
-# embeddings, h[i] the output of block i (1-based, like hidden_states).
-_LAYOUTS: list[tuple[str, str]] = [
-    ("model.layers", "model.embed_tokens.output"),  # Llama, Mistral, Qwen, Gemma, SmolLM
-    ("transformer.h", "transformer.drop.output"),  # GPT-2: token + position embeddings
-    ("gpt_neox.layers", "gpt_neox.embed_in.output"),  # Pythia
-    ("encoder.layer", "embeddings.output"),  # BERT-style encoders (AutoModel)
-    ("bert.encoder.layer", "bert.embeddings.output"),
-]
-
 
 class CLIError(Exception):
     """Bad command-line input: printed without a traceback."""
-
-
-def _layout(model: Any) -> tuple[str, str, int]:
-    """(blocks path, embeddings submodule, number of blocks) of an nnsight/torch model."""
-    import torch
-
-    from .core.engine.modeling import torch_module
-
-    module = torch_module(model)
-    for blocks, embeddings in _LAYOUTS:
-        try:
-            found = module.get_submodule(blocks)
-        except AttributeError:
-            continue
-        if isinstance(found, torch.nn.ModuleList) and len(found):
-            return blocks, embeddings, len(found)
-    raise CLIError(
-        f"cannot tell where the layers of {type(module).__name__} are; pass submodule names "
-        "to --layers instead, e.g. --layers model.layers.3.output,model.layers.7.output"
-    )
 
 
 def resolve_layers(spec: str | None, model: Any) -> list[tuple[str, str]]:
@@ -80,10 +50,19 @@ def resolve_layers(spec: str | None, model: Any) -> list[tuple[str, str]]:
     """
     items = [s.strip() for s in (spec or "").split(",") if s.strip()]
     needs_layout = not items or any("." not in s for s in items)
-    blocks = embeddings = ""
-    n_blocks = 0
+    sites: list[str] = []
     if needs_layout:
-        blocks, embeddings, n_blocks = _layout(model)
+        from .core.engine.submodules import hidden_states
+        from .core.errors import SubmoduleError
+
+        try:
+            sites = hidden_states(model)
+        except SubmoduleError as e:
+            raise CLIError(
+                f"{e}; or pass them to --layers, e.g. "
+                "--layers model.layers.3.output,model.layers.7.output"
+            ) from None
+    n_blocks = len(sites) - 1
     if not items:  # seven evenly spaced depths, embeddings and last block included
         items = [str(i) for i in sorted({round(k * n_blocks / 6) for k in range(7)})]
     elif items == ["all"]:
@@ -104,7 +83,7 @@ def resolve_layers(spec: str | None, model: Any) -> list[tuple[str, str]]:
                 f"--layers: {i} is out of range; this model has h[0] (embeddings) to "
                 f"h[{n_blocks}] ({n_blocks} blocks)"
             )
-        out.append((f"h{i}", embeddings if i == 0 else f"{blocks}.{i - 1}.output"))
+        out.append((f"h{i}", sites[i]))
     names = [n for n, _ in out]
     if len(set(names)) != len(names):
         raise CLIError(f"--layers lists a layer twice: {','.join(names)}")

@@ -405,7 +405,14 @@ import json
 
 import pandas as pd
 
-from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner, load_dataset, load_model
+from lm_probe_widgets import (
+    ProbeConfig,
+    ProbeDataset,
+    ProbeRunner,
+    hidden_states,
+    load_dataset,
+    load_model,
+)
 from lm_probe_widgets.display.plots import plot_layer_sweep
 
 N_TEXTS = 800     # reviews (balanced); 600 train / 200 test
@@ -421,14 +428,8 @@ of block i (`model.layers.{i-1}.output`), so h[30] is the last of SmolLM2's 30 b
 """),
     code("""
 model, tok = load_model()
-n_blocks = model.config.num_hidden_layers  # 30
-
-
-def layer_submodule(i: int) -> str:
-    \"\"\"h[i] -> the submodule string: h[0] = embeddings, h[i] = output of block i.\"\"\"
-    return "model.embed_tokens.output" if i == 0 else f"model.layers.{i - 1}.output"
-
-
+sites = hidden_states(model)  # sites[i] is h[i]'s submodule: embeddings, then each block
+n_blocks = len(sites) - 1  # 30
 layers = list(range(0, n_blocks + 1, STEP))
 print(n_blocks, "blocks; probing", [f"h[{i}]" for i in layers])
 """),
@@ -468,7 +469,7 @@ All probes share one forward pass per batch. The extra arguments ask for the che
 """),
     code("""
 configs = [
-    ProbeConfig(layer_submodule(i), name=f"h[{i}]", early_stopping=False)
+    ProbeConfig(sites[i], name=f"h[{i}]", early_stopping=False)
     for i in layers
 ]
 runner = ProbeRunner(model, configs)
@@ -730,7 +731,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner, load_dataset, load_model
+from lm_probe_widgets import (
+    ProbeConfig,
+    ProbeDataset,
+    ProbeRunner,
+    hidden_states,
+    load_dataset,
+    load_model,
+)
 from lm_probe_widgets.core.methods import steering
 
 N_TEXTS = 300  # reviews to fit the probes on (75 of them held out for accuracy)
@@ -747,11 +755,7 @@ block i. One fit trains a mean-pooled probe per layer.
 """),
     code("""
 model, tok = load_model()
-
-
-def layer_submodule(i: int) -> str:
-    return "model.embed_tokens.output" if i == 0 else f"model.layers.{i - 1}.output"
-
+sites = hidden_states(model)  # sites[i] is h[i]'s submodule
 
 texts, labels = load_dataset("rotten_tomatoes", n=N_TEXTS + N_STEER)
 fit_texts, fit_labels = texts[:N_TEXTS], labels[:N_TEXTS]
@@ -759,7 +763,7 @@ steer_texts = texts[N_TEXTS:]  # no probe sees these
 
 ds = ProbeDataset.from_texts(fit_texts, fit_labels, tok, max_length=MAX_LENGTH)
 train, test = ds.tt_split(test_size=0.25, seed=0)
-configs = [ProbeConfig(layer_submodule(i), name=f"h[{i}]", early_stopping=False) for i in LAYERS]
+configs = [ProbeConfig(sites[i], name=f"h[{i}]", early_stopping=False) for i in LAYERS]
 runner = ProbeRunner(model, configs)
 runner.fit_probes(train, test, num_epoch=5, batch_size=32);
 """),

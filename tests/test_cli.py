@@ -142,6 +142,25 @@ def test_resolve_layers():
     ]
 
 
+def test_hidden_states_names_the_residual_stream_like_output_hidden_states():
+    """One public home for h[i] -> submodule (the CLI and the lessons use it)."""
+    import torch
+
+    from lm_probe_widgets import SubmoduleError, hidden_states
+
+    model, _ = tiny_model("gpt2", n_layer=3)
+    assert hidden_states(model) == [
+        "transformer.drop.output",
+        "transformer.h.0.output",
+        "transformer.h.1.output",
+        "transformer.h.2.output",
+    ]
+    with pytest.raises(SubmoduleError, match="cannot tell where the layers of Sequential"):
+        hidden_states(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+    with pytest.raises(CLIError, match="--layers"):
+        resolve_layers("1", torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
 # -- lm-probe fit on the user's own files --------------------------------------------------
 
 

@@ -160,6 +160,34 @@ def execution_order(run: DryRun, reads: list[tuple[str, str]]) -> list[tuple[str
     return sorted(set(reads), key=lambda r: run.order[r])
 
 
+# (transformer blocks, embeddings submodule) of common architectures.
+_LAYOUTS: list[tuple[str, str]] = [
+    ("model.layers", "model.embed_tokens.output"),  # Llama, Mistral, Qwen, Gemma, SmolLM
+    ("transformer.h", "transformer.drop.output"),  # GPT-2: token + position embeddings
+    ("gpt_neox.layers", "gpt_neox.embed_in.output"),  # Pythia
+    ("encoder.layer", "embeddings.output"),  # BERT-style encoders (AutoModel)
+    ("bert.encoder.layer", "bert.embeddings.output"),
+]
+
+
+def hidden_states(model: Any) -> list[str]:
+    """The residual stream as submodule reads, numbered like ``output_hidden_states``:
+    item 0 is the embeddings' output (h[0]), item i the output of block i (h[i]).
+    A `SubmoduleError` for an architecture whose blocks it cannot find."""
+    module = torch_module(model)
+    for blocks, embeddings in _LAYOUTS:
+        try:
+            found = module.get_submodule(blocks)
+        except AttributeError:
+            continue
+        if isinstance(found, torch.nn.ModuleList) and len(found):
+            return [embeddings] + [f"{blocks}.{i}.output" for i in range(len(found))]
+    raise SubmoduleError(
+        f"cannot tell where the layers of {type(module).__name__} are; name the "
+        "submodules yourself, e.g. 'model.layers.3.output' (module_tree(model) lists them)"
+    )
+
+
 def envoy_path(path: str) -> str:
     """The nnsight attribute path for a torch module path.
 
