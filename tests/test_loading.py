@@ -285,3 +285,8 @@ def test_smollm2_converts_once_then_loads_from_cache(tmp_cache, capfd, monkeypat
     assert "converting" not in capfd.readouterr().err
     assert load_s < max(15.0, convert_s)
     assert len(model2.model.layers) == 30
+    # reprs name the model, not the cache folder ("...-q4_1" read as 4-bit weights)
+    from lm_probe_widgets import ProbeConfig, ProbeRunner
+
+    label = ProbeRunner(model2, [ProbeConfig("model.layers.3.output")], store=False)._repr_html_()
+    assert loading.SMOLLM2_LABEL in label and "q4_1" not in label

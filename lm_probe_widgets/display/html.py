@@ -32,7 +32,7 @@ from .columns import (
     finite,
     format_number,
 )
-from .states import PROBE_STATES, STATE_KIND, probe_state
+from .states import ENDED_EARLY, PROBE_STATES, STATE_KIND, probe_state
 
 ROOT_CLASS = "lpw lpw-repr"  # the theme's root class, and the one of static outputs
 REPR_CLASS = "lpw-repr"
@@ -266,15 +266,19 @@ def _probe_sparkline(probe: Any, **kw: Any) -> str:
     rec = _record(probe)
     if rec is None:
         return '<span class="lpw-muted">–</span>'
-    stop = rec.steps if rec.state in ("early-stopped", "stopped", "interrupted", "error") else None
+    stop = rec.steps if rec.state in ENDED_EARLY else None
     return sparkline_svg(list(rec.history), rec.best_step, stop, stop_state=rec.state, **kw)
 
 
 # -- runner ---------------------------------------------------------------------------
 def _model_label(runner: Any) -> str:
     model = getattr(runner, "model", None)
-    module = getattr(model, "_module", model)
-    name = type(module).__name__ if module is not None else "?"
+    if model is None:
+        return "?"
+    from ..core.engine.modeling import torch_module  # a model exists: torch is loaded
+
+    module = torch_module(model)
+    name = type(module).__name__
     cfg = getattr(module, "config", None)
     path = getattr(cfg, "name_or_path", "") or ""
     return f"{name} ({path})" if path and isinstance(path, str) else name

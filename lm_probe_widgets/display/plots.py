@@ -20,17 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.engine.states import ProbeState
 from .columns import baseline_columns, baseline_of
-from .states import ERROR
+from .states import ENDED_EARLY
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 # A dotted integer component ("layers.12.output") or an indexed one ("h[3].mlp").
 _INDEX = re.compile(r"(?:(?<=\.)|^)(\d+)(?=\.|$)|(?<=\[)(\d+)(?=\])")
-# Ends a training curve can have before its last planned step (a cross on the curve).
-STOPPED_STATES = (ProbeState.EARLY_STOPPED, ProbeState.STOPPED, ProbeState.INTERRUPTED, ERROR)
 INK = "#777777"  # contrast >= 4:1 on white and on JupyterLab's dark background
 STYLE = {
     "figure.facecolor": "none",
@@ -446,7 +443,7 @@ def plot_training_curves(
                 )
                 best.set_gid(f"best:{name}")
                 marks["best"] = True
-            if rec.state in STOPPED_STATES:
+            if rec.state in ENDED_EARLY:
                 (stop,) = ax.plot([steps[-1]], [vals[-1]], "x", ms=9, mew=2, color=colour)
                 stop.set_gid(f"stop:{name}")
                 marks["stop"] = True

@@ -25,6 +25,14 @@ _GREY = "var(--jp-ui-font-color2, var(--vscode-descriptionForeground, #757575))"
 
 ERROR = FitOutcome.ERROR.value  # a probe whose fit raised shows the fit's outcome
 
+# End states reached before a probe's last planned step: its curve ends in a cross.
+ENDED_EARLY = (
+    ProbeState.EARLY_STOPPED.value,
+    ProbeState.STOPPED.value,
+    ProbeState.INTERRUPTED.value,
+    ERROR,
+)
+
 # Probe states (core.engine.states.ProbeState, which the runner's probe_finished events carry,
 # plus "waiting" before a probe's first batch and "error").
 # label: what a person reads; color: CSS colour; final: an end state.

