@@ -1,7 +1,8 @@
 """End to end in real JupyterLab: `%load_ext`, a fit (with control probes and
 baselines) whose bars and curves reach their end state, and a longer fit that a click on
 Stop ends early with its probes kept; then the notebook is saved and reopened with its
-kernel gone, and a notebook executed elsewhere (nbclient) is opened too.
+kernel gone, and a notebook executed elsewhere (nbclient) is opened too. The probe
+playground is typed into, key by key, and must redraw for the typed text.
 
 What it holds the displays to:
 
@@ -120,6 +121,53 @@ print("NEXT", picker.selected)
 """
 
 
+# The playground: a tiny runner fitted in seconds (two probes, no refinement), shown
+# with a first sentence; the sentences are then typed in the browser, one per theme.
+PLAYGROUND_FIT = """\
+import json, warnings
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+from lm_probe_widgets.core.io.tiny import tiny_model
+from lm_probe_widgets.widgets import ProbePlayground
+
+model, tok = tiny_model("gpt2")
+pairs = [(f"{a} the {w} film {b}".strip(), y) for a in ("so", "a", "it was", "what")
+         for b in ("", "and plot", "indeed") for w, y in
+         (("good", "pos"), ("great", "pos"), ("bad", "neg"), ("awful", "neg"))]
+ds = ProbeDataset.from_texts([t for t, _ in pairs], [y for _, y in pairs], tok, max_length=16)
+train, test = ds.tt_split(test_size=0.25, seed=0)
+fast = dict(max_steps=12, warmup_steps=1, refine=False, cv_folds=0, l2=(0.1,))
+runner = ProbeRunner(model, [
+    ProbeConfig("transformer.h.0", name="h0", **fast),
+    ProbeConfig("transformer.h.2", name="h2", pooling="last", **fast),
+], store=False)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    runner.fit_probes(train, test, num_epoch=1, batch_size=16, progress=None, bootstrap=0)
+playground = ProbePlayground(runner, text="the film was good")
+playground
+"""
+PLAYGROUND_TYPED = ("A dull plot, awful acting!", " But a <b>great</b> ending & cast")
+
+
+def _playground_report() -> str:
+    """The kernel's side after the typing: its text and result, and the tokenizer's own
+    tokens for each typed sentence (to hold the browser's heatmap to)."""
+    light, dark = PLAYGROUND_TYPED
+    return f"""\
+from lm_probe_widgets.display.columns import format_number
+typed = [{light!r}, {light + dark!r}]
+r = playground.result
+print("PLAYGROUND " + json.dumps({{
+    "text": playground.text,
+    "result_text": r["text"],
+    "error": playground.error,
+    "tokens": [[tok.decode([i]) for i in tok(t)["input_ids"]] for t in typed],
+    "strip": [[p["name"], p["classes"][p["top"]], format_number(p["proba"][p["top"]])]
+              for p in r["probes"]],
+}}))
+"""
+
+
 def _write_notebook(path: Path, cells: tuple[str, ...] | None = None) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
@@ -146,6 +194,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
     _write_notebook(
         work / "widgets.ipynb", (WIDGETS_SETUP, WIDGETS_PICKER, WIDGETS_TABLE, WIDGETS_NEXT)
     )
+    _write_notebook(work / "playground.ipynb", (PLAYGROUND_FIT, _playground_report()))
     # run elsewhere, saved without widget state: what a colleague hands you
     execute_with_nbclient(work / "elsewhere.ipynb", root)
     settings = root / "settings" / "@jupyterlab" / "notebook-extension"
@@ -214,6 +263,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "url": f"{base}/lab/tree/e2e.ipynb?token={token}",
             "other": f"{base}/lab/tree/elsewhere.ipynb?token={token}",
             "widgets": f"{base}/lab/tree/widgets.ipynb?token={token}",
+            "playground": f"{base}/lab/tree/playground.ipynb?token={token}",
             "api": base,
             "token": token,
             "log": root / "lab.log",
@@ -252,8 +302,15 @@ def lab_page(page: Any, lab: dict[str, Any], request: pytest.FixtureRequest) -> 
             pass
 
 
+# The cells of the notebook on show: notebooks opened by earlier tests come back (the
+# workspace is restored) in hidden tabs, and their cells must not answer for this one.
+SHOWN_CELLS = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-CodeCell"
+
+UNSAVED_TAB = ".lm-TabBar-tab.jp-mod-current.jp-mod-dirty"  # the notebook on show, unsaved
+
+
 def _cell(page: Any, i: int) -> Any:
-    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-CodeCell").nth(i)
+    return page.locator(SHOWN_CELLS).nth(i)
 
 
 def _states(cell: Any) -> list[str]:
@@ -331,14 +388,13 @@ def _wait_idle(page: Any) -> None:
         select.click()
     except Exception:
         pass
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-        timeout=60_000
-    )
+    shown = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator"
+    page.locator(f"{shown}[data-status='idle']").first.wait_for(timeout=60_000)
 
 
 def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) -> None:
     page, errors = lab_page
-    page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
+    page.locator(SHOWN_CELLS).first.wait_for()
     # Wait for the kernel, then Run > Run All Cells (the REPORT cell queues behind the
     # long fit, so its execute_request also exercises the poller's hand-back path).
     _wait_idle(page)
@@ -437,7 +493,7 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
     #    final snapshots in their colours, and no widget error.
     _cell(page, 0).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Control+s")
-    page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=30_000)
+    page.locator(UNSAVED_TAB).wait_for(state="detached", timeout=30_000)
     _shutdown_kernels(lab)
     for theme in ("Dark", "Light"):
         _set_theme(lab, theme)
@@ -446,7 +502,7 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
         page.locator(f"body[data-jp-theme-light='{light}']").wait_for(
             state="attached", timeout=60_000
         )
-        page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
+        page.locator(SHOWN_CELLS).first.wait_for()
         short, long = _cell(page, 2), _cell(page, 3)
         short.locator(".lpw-snap-progress[data-fit-state='completed']").wait_for(timeout=60_000)
         long.locator(".lpw-snap-progress[data-fit-state='stopped']").wait_for(timeout=60_000)
@@ -484,7 +540,7 @@ def test_notebook_run_elsewhere_shows_its_snapshots(page: Any, lab: dict[str, An
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.set_default_timeout(30_000)
     page.goto(lab["other"])
-    page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
+    page.locator(SHOWN_CELLS).first.wait_for()
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     outputs = panel.locator(".jp-OutputArea-output")
     outputs.first.wait_for()
@@ -535,7 +591,7 @@ def test_picker_and_table_saved_without_widget_state(page: Any, lab: dict[str, A
 
 def _use_save_and_reopen_widgets(page: Any, lab: dict[str, Any]) -> None:
     page.goto(lab["widgets"])
-    page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
+    page.locator(SHOWN_CELLS).first.wait_for()
     _wait_idle(page)
     # Run the picker's cell, pick in the browser, then the table's cell: starting a
     # later cell turns the picker's output into its snapshot (with the click).
@@ -565,12 +621,12 @@ def _use_save_and_reopen_widgets(page: Any, lab: dict[str, Any]) -> None:
     # Save, shut the kernel down, reopen.
     _cell(page, 0).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Control+s")
-    page.locator(".lm-TabBar-tab.jp-mod-dirty").wait_for(state="detached", timeout=30_000)
+    page.locator(UNSAVED_TAB).wait_for(state="detached", timeout=30_000)
     _shutdown_kernels(lab)
     saved = nbformat.read(str(lab["work"] / "widgets.ipynb"), as_version=4)
     assert "widgets" not in saved.metadata  # no widget state: the setting is off
     page.reload()
-    page.locator(".jp-NotebookPanel .jp-Notebook .jp-CodeCell").first.wait_for()
+    page.locator(SHOWN_CELLS).first.wait_for()
     picker, table = _cell(page, 1), _cell(page, 2)
     picker.locator(".jp-OutputArea-output").first.wait_for()
     page.wait_for_timeout(3_000)  # give a widget renderer time to fail, if one would
@@ -584,3 +640,122 @@ def _use_save_and_reopen_widgets(page: Any, lab: dict[str, Any]) -> None:
     first_column = grid.locator("td[data-col='probe']").all_inner_texts()
     assert first_column == ["h0", "h2"]  # the sort chosen in the browser
     _shot(table.locator(".jp-OutputArea"), "widgets_reopened")
+
+
+def test_playground_updates_as_you_type(page: Any, lab: dict[str, Any]) -> None:
+    """The probe playground, live in JupyterLab: a sentence typed into its text box
+    (key by key, light theme; then more, in the dark theme) reaches the kernel after
+    the debounce, and the strip and the token heatmap redraw for it -- the heatmap's
+    tokens are the tokenizer's for the typed text, the strip the kernel's result.
+    Then a later cell reads `playground.text` back; no widget error, no console error."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on(
+        "console",
+        lambda msg: errors.append(f"console.error: {msg.text}") if msg.type == "error" else None,
+    )
+    page.set_default_timeout(30_000)
+    try:
+        _type_into_playground(page, lab)
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab-playground.png"), full_page=True)
+        raise
+    finally:
+        _set_theme(lab, "Light")  # the theme chosen in the menu is saved; later loads: light
+    assert not errors, errors
+
+
+# Resolves once the playground shows a result for `want` (nothing pending, no error):
+# the heatmap's tokens, read in the page.
+PLAYGROUND_SHOWS = """([root, want]) => {
+  const pg = root.querySelector('.lpw-playground');
+  if (!pg || pg.dataset.busy) return false;
+  const toks = [...pg.querySelectorAll('.lpw-pg-token')].map(t => t.textContent);
+  return toks.length > 0 && toks.join('') === want;
+}"""
+
+
+def _playground_view(cell: Any) -> dict[str, Any]:
+    """What the live playground shows: status, error, strip cells, heatmap tokens."""
+    return cell.locator(".lpw-playground").evaluate(
+        """pg => ({
+          status: pg.querySelector('.lpw-pg-status').textContent,
+          error: pg.querySelector('.lpw-pg-error').hidden ? '' :
+            pg.querySelector('.lpw-pg-error').textContent,
+          input: pg.querySelector('textarea.lpw-pg-input').value,
+          strip: [...pg.querySelectorAll('.lpw-pg-cell')].map(c => [c.dataset.probe,
+            c.querySelector('.lpw-pg-class').textContent,
+            c.querySelector('.lpw-pg-prob').textContent]),
+          tokens: [...pg.querySelectorAll('.lpw-pg-token')].map(t => t.textContent),
+          scores: [...pg.querySelectorAll('.lpw-pg-token')].map(t => t.dataset.score),
+        })"""
+    )
+
+
+def _type_into_playground(page: Any, lab: dict[str, Any]) -> None:
+    light_text, dark_more = PLAYGROUND_TYPED
+    page.goto(lab["playground"])
+    page.locator(SHOWN_CELLS).first.wait_for()
+    page.locator("body[data-jp-theme-light='true']").wait_for(state="attached")
+    _wait_idle(page)
+    _cell(page, 0).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Control+Enter")  # run the fit and show the playground, stay there
+    cell = _cell(page, 0)
+    box = cell.locator("textarea.lpw-pg-input")
+    box.wait_for(timeout=120_000)
+    first = "the film was good"
+    page.wait_for_function(PLAYGROUND_SHOWS, arg=[cell.element_handle(), first])
+    before = _playground_view(cell)
+    assert before["status"] == "2 probes" and not before["error"], before
+    assert [s[0] for s in before["strip"]] == ["h0", "h2"], before
+
+    # Light: replace the sentence by typing; the view waits for Python, then redraws.
+    box.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type(light_text, delay=20)
+    assert box.input_value() == light_text  # typed into the box, not into the notebook
+    page.wait_for_function(PLAYGROUND_SHOWS, arg=[cell.element_handle(), light_text])
+    light = _playground_view(cell)
+    assert light["status"] == "2 probes" and not light["error"], light
+    assert all(light["scores"]), light  # every token coloured from a score
+    assert page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").count() == 2
+    _shot(cell.locator(".jp-OutputArea"), "playground_typed_light")
+
+    # Dark, switched live from the menu: type on at the end of the sentence.
+    page.get_by_role("menuitem", name="Settings", exact=True).click()
+    page.locator(".lm-Menu .lm-Menu-itemLabel").get_by_text("Theme", exact=True).click()
+    page.locator(".lm-Menu .lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+    page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
+    box.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(dark_more, delay=20)
+    page.wait_for_function(PLAYGROUND_SHOWS, arg=[cell.element_handle(), light_text + dark_more])
+    dark = _playground_view(cell)
+    assert dark["status"] == "2 probes" and not dark["error"], dark
+    assert dark["input"] == light_text + dark_more
+    assert cell.locator(".lpw-playground b").count() == 0  # "<b>" typed stays text
+    colour = cell.locator(".lpw-playground").evaluate("e => getComputedStyle(e).color")
+    assert colour == _colour_of(page, "var(--jp-ui-font-color1)"), colour
+    _shot(cell.locator(".jp-OutputArea"), "playground_typed_dark")
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+    assert "Error displaying widget" not in notebook.inner_text()
+
+    # The kernel's side, read back by the next cell (which turns the view into its
+    # snapshot): the typed text, its result, and the tokenizer's tokens for each text.
+    page.keyboard.press("Escape")
+    _cell(page, 1).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+    out = _cell(page, 1).locator(".jp-OutputArea-output", has_text="PLAYGROUND")
+    out.wait_for(timeout=60_000)
+    kernel = json.loads(out.inner_text().split("PLAYGROUND", 1)[1].strip())
+    assert kernel["text"] == kernel["result_text"] == light_text + dark_more, kernel
+    assert not kernel["error"], kernel
+    assert light["tokens"] == kernel["tokens"][0], (light["tokens"], kernel["tokens"][0])
+    assert dark["tokens"] == kernel["tokens"][1], (dark["tokens"], kernel["tokens"][1])
+    assert dark["strip"] == kernel["strip"], (dark["strip"], kernel["strip"])
+    snap = cell.locator(".lpw-snap-pg-text")
+    snap.wait_for(timeout=30_000)
+    assert snap.inner_text() == light_text + dark_more
+    assert cell.locator("textarea.lpw-pg-input").count() == 0  # the live view made way
+    assert "Error displaying widget" not in notebook.inner_text()
