@@ -497,8 +497,6 @@ def runner_mimebundle(runner: Any, include: Any = None, exclude: Any = None) -> 
 def weight_summary(probe: Any, top: int = 8) -> dict[str, Any] | None:
     """Norms and the dimensions with the largest |weight| (raw feature space);
     None while the probe has no weights yet."""
-    if state_label(probe) == "not fitted" and getattr(probe, "_best", None) is None:
-        return None
     import numpy as np  # already loaded by the core whenever a probe exists
 
     try:
