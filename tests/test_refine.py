@@ -26,8 +26,8 @@ def _three_class_features(n=600, dim=20, seed=0):
     return x.astype(np.float32), y
 
 
-def _online_probe(x, y, l2, steps=30, cv_folds=5):
-    cfg = ProbeConfig("m.output", [0, 1, 2], l2=l2, lr=1e-2, cv_folds=cv_folds)
+def _online_probe(x, y, l2, steps=30, cv_folds=5, classes=(0, 1, 2)):
+    cfg = ProbeConfig("m.output", list(classes), l2=l2, lr=1e-2, cv_folds=cv_folds)
     probe = LinearProbe(cfg, x.shape[1])
     probe.scaler.update(x)
     probe.scaler.frozen = True
@@ -35,6 +35,23 @@ def _online_probe(x, y, l2, steps=30, cv_folds=5):
         sl = slice(32 * i % len(y), 32 * i % len(y) + 32)
         probe.step(x[sl], y[sl])
     return probe
+
+
+def _sklearn_cv_losses(z, y, strengths, folds, classes):
+    """scikit-learn's mean held-out log-loss per strength over `folds` (its solver, fitted
+    from scratch on each fold). Ours: mean cross-entropy + l2/2 |W|^2; scikit-learn's:
+    C * summed cross-entropy + 1/2 |w|^2, so C = 1 / (l2 * n); with two classes our two
+    softmax columns are one logit v = W1 - W0 under l2/4 |v|^2, so C = 2 / (l2 * n)."""
+    scale = 2 if len(classes) == 2 else 1
+    cv = []
+    for strength in strengths:
+        losses = []
+        for tr, te in folds:
+            ref = LogisticRegression(C=scale / (strength * len(tr)), tol=1e-10, max_iter=10_000)
+            ref.fit(z[tr], y[tr])
+            losses.append(log_loss(y[te], ref.predict_proba(z[te]), labels=list(classes)))
+        cv.append(np.mean(losses))
+    return cv
 
 
 def test_refine_reaches_the_same_optimum_as_scikit_learn():
@@ -67,14 +84,7 @@ def test_refine_picks_the_strength_by_cross_validation_and_refits_on_all_rows():
     folds = list(folds)
     scaler = StandardScaler().fit(x[:240])  # the probe standardises with training stats
     z = scaler.transform(x)
-    cv = []
-    for strength in strengths:
-        losses = []
-        for tr, te in folds:
-            ref = LogisticRegression(C=1 / (strength * len(tr)), tol=1e-10, max_iter=10_000)
-            ref.fit(z[tr], y[tr])
-            losses.append(log_loss(y[te], ref.predict_proba(z[te]), labels=[0, 1, 2]))
-        cv.append(np.mean(losses))
+    cv = _sklearn_cv_losses(z, y, strengths, folds, classes=(0, 1, 2))
     best = int(np.argmin(cv))
     assert probe.record.best_l2 == strengths[best] and probe.record.cross_validated
     assert probe.record.refined_val_loss == pytest.approx(cv[best], rel=2e-3)
@@ -142,24 +152,11 @@ def test_cross_validation_is_not_fooled_by_a_start_that_saw_the_held_out_rows():
     y = rng.integers(0, 2, n)
     x = (rng.normal(0, 1, (n, dim)) + 0.1 * y[:, None] * rng.normal(0, 1, dim)).astype(np.float32)
     strengths = (1e-5, 1.0)
-    cfg = ProbeConfig("m.output", [0, 1], l2=strengths, cv_folds=5)
-    probe = LinearProbe(cfg, dim)
-    probe.scaler.update(x)
-    probe.scaler.frozen = True
-    for i in range(40):
-        probe.step(x[(i * 20) % n : (i * 20) % n + 20], y[(i * 20) % n : (i * 20) % n + 20])
+    probe = _online_probe(x, y, strengths, steps=40, classes=(0, 1))
     probe.refine(x, y)
     z = StandardScaler().fit(x).transform(x)
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(x, y))
-    cv = []
-    for strength in strengths:
-        losses = []
-        for tr, te in folds:
-            # two softmax columns under l2/2 |W|^2 = one logit v = W1 - W0 under l2/4 |v|^2
-            ref = LogisticRegression(C=2 / (strength * len(tr)), tol=1e-10, max_iter=10_000)
-            ref.fit(z[tr], y[tr])
-            losses.append(log_loss(y[te], ref.predict_proba(z[te]), labels=[0, 1]))
-        cv.append(np.mean(losses))
+    cv = _sklearn_cv_losses(z, y, strengths, folds, classes=(0, 1))
     assert cv[0] > cv[1]  # the weak strength overfits each fold
     assert probe.record.best_l2 == 1.0
     assert probe.record.refined_val_loss == pytest.approx(cv[1], rel=2e-3)
