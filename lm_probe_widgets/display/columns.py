@@ -5,7 +5,8 @@ metrics table widget (whose browser view receives the directions and best cells 
 data) and the static snapshots, so they agree. `runner.metrics` itself is never
 changed.
 
-Only the standard library is imported.
+Only the standard library is imported (a baseline column's name is read by the
+core's rule, imported when one is met: a metrics frame, so numpy and pandas, exists).
 """
 
 from __future__ import annotations
@@ -119,22 +120,20 @@ def best_positions(values: Sequence[Any], direction: str | None) -> list[int]:
 
 
 def baseline_of(column: str) -> tuple[str, str]:
-    """(baseline name, metric) of a ``baseline_<name>`` column: ``baseline_<name>``
-    holds held-out accuracy (classification probes), ``baseline_<name>_r2`` held-out R²
-    (regression probes)."""
-    name = column[len("baseline_") :]
-    if name.endswith("_r2"):
-        return name[: -len("_r2")], "r2"
-    return name, "accuracy"
+    """(baseline name, "accuracy" or "r2") of a ``baseline_*`` column, by the core's
+    naming rule (``core.engine.metrics.baseline_column``)."""
+    from ..core.engine.metrics import parse_baseline_column  # numpy + pandas: a frame exists
+
+    parsed = parse_baseline_column(column)
+    if parsed is None:
+        raise ValueError(f"{column!r} is not a baseline column")
+    return parsed
 
 
 def baseline_columns(columns: Sequence[Any], metric: str) -> list[str]:
     """The ``baseline_*`` columns that hold `metric` (accuracy or r2)."""
-    return [
-        str(c)
-        for c in columns
-        if str(c).startswith("baseline_") and baseline_of(str(c))[1] == metric
-    ]
+    names = [str(c) for c in columns if str(c).startswith("baseline_")]
+    return [c for c in names if baseline_of(c)[1] == metric]
 
 
 def column_label(name: str) -> str:

@@ -31,6 +31,23 @@ METRIC_COLUMNS = [
 OPERATING_FPRS = {"recall_at_1fpr": 0.01, "recall_at_5fpr": 0.05}
 
 
+def baseline_column(name: str, metric: str) -> str:
+    """The metrics column of baseline `name`: ``baseline_<name>`` holds held-out
+    accuracy (classification probes), ``baseline_<name>_r2`` held-out R² (regression)."""
+    suffix = {"accuracy": "", "r2": "_r2"}[metric]  # the two a baseline column can hold
+    return f"baseline_{name}{suffix}"
+
+
+def parse_baseline_column(column: str) -> tuple[str, str] | None:
+    """(baseline name, "accuracy" or "r2") of a `baseline_column`; None for others."""
+    if not column.startswith("baseline_"):
+        return None
+    name = column[len("baseline_") :]
+    if name.endswith("_r2"):
+        return name[: -len("_r2")], "r2"
+    return name, "accuracy"
+
+
 def classification_metrics(proba: np.ndarray, y_idx: np.ndarray, n_classes: int) -> dict[str, Any]:
     """Log-loss of the probe's calibrated probabilities, accuracy, macro P/R/F1,
     Matthews correlation, ROC AUC (one-vs-rest macro for more than two classes),

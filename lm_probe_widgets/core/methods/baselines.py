@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from ..engine.data import ProbeDataset
-from ..engine.metrics import METRIC_COLUMNS, held_out_metrics
+from ..engine.metrics import METRIC_COLUMNS, baseline_column, held_out_metrics
 from ..engine.modeling import model_device, torch_module, wrap_model
 from ..engine.plan import FitPlan, scored_labels
 from ..engine.regression import REGRESSION_COLUMNS, regression_metrics
@@ -194,8 +194,8 @@ def add_baseline_columns(baselines: dict[str, Any], df: pd.DataFrame) -> pd.Data
         table = base.metrics
         regression = [is_regression(c) for c in base.configs]
         if not all(regression):
-            df[f"baseline_{name}"] = table["accuracy"].reindex(df.index)
+            df[baseline_column(name, "accuracy")] = table["accuracy"].reindex(df.index)
         if any(regression):
             r2 = table["r2"] if "r2" in table else pd.Series(math.nan, index=table.index)
-            df[f"baseline_{name}_r2"] = r2.reindex(df.index)
+            df[baseline_column(name, "r2")] = r2.reindex(df.index)
     return df

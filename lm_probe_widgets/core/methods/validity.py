@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.data import ProbeDataset
+from ..engine.metrics import parse_baseline_column
 from ..errors import ProbeError
 
 if TYPE_CHECKING:
@@ -193,12 +194,12 @@ CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
 def _baseline_scores(row: pd.Series, columns: Any, regression: bool) -> dict[str, float]:
     """{baseline name: its score for this probe} in the probe's own metric: the
     `baseline_<name>` accuracy columns, or `baseline_<name>_r2` for regression."""
+    metric = "r2" if regression else "accuracy"
     out = {}
     for col in columns:
-        if not col.startswith("baseline_") or col.endswith("_r2") != regression:
-            continue
-        name = col[len("baseline_") :]
-        out[name[: -len("_r2")] if regression else name] = float(row[col])
+        parsed = parse_baseline_column(col)
+        if parsed is not None and parsed[1] == metric:
+            out[parsed[0]] = float(row[col])
     return out
 
 
