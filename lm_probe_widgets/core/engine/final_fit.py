@@ -43,6 +43,9 @@ class _Logistic:
     l2: torch.Tensor  # [problems] float64
     outputs: int  # logits per problem: 1 (two classes) or the number of classes
 
+    def __post_init__(self) -> None:
+        self.row_weights = self.weights[:, self.fit]  # [n, problems], read every step
+
     def logits(self, theta: torch.Tensor) -> torch.Tensor:
         """[n, A, outputs] logits of the problems whose parameters are `theta`."""
         a, o, d = len(theta), self.outputs, self.x.shape[1]
@@ -64,7 +67,7 @@ class _Logistic:
         """(loss [A], gradient [A, D]) in float64; the products run in float32."""
         a, o, d = len(theta), self.outputs, self.x.shape[1]
         z = self.logits(theta)
-        wt = self.weights[:, self.fit]  # [n, A]
+        wt = self.row_weights
         loss = (self.row_losses(z) * wt).sum(0, dtype=torch.float64)
         w = theta[:, : d * o].reshape(a, d, o)
         l2 = self.l2
