@@ -10,8 +10,9 @@ the training data.
 
 Online Adam with a fixed step size hovers around the optimum instead of reaching
 it, so once training ends `refine` fits every strength to convergence on the
-cached training features (full-batch L-BFGS, warm-started from the online weights)
-and the validation split picks the strength.
+cached training features (full-batch L-BFGS from the online weights, every strength
+and fold at once: core.engine.final_fit) and k-fold cross-validation picks the
+strength (the validation split alone with `cv_folds=0`).
 """
 
 from __future__ import annotations
