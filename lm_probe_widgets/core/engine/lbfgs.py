@@ -33,21 +33,25 @@ def minimize_many(
     gtol: float = 1e-4,
     ftol: float = 2.2e-9,
     history: int = 10,
+    measure: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Minimise Q smooth convex problems from `theta0` [Q, D]; returns theta [Q, D].
 
-    A problem stops when its largest gradient entry is <= `gtol`, when a step lowers
-    its loss by less than `ftol` relatively (scipy's L-BFGS-B tests and defaults), or
-    after `max_iter` steps. The line search shrinks the quasi-Newton step (the first
-    step has length 1/|g|, as scipy's) until the Armijo condition holds."""
+    A problem stops when its largest gradient entry is <= `gtol` (or `measure(grad)`
+    [Q], for problems solved in other coordinates than the ones `gtol` is meant in),
+    when a step lowers its loss by less than `ftol` relatively (scipy's L-BFGS-B tests
+    and defaults), or after `max_iter` steps. The line search shrinks the quasi-Newton
+    step (the first step has length 1/|g|, as scipy's) until the Armijo condition
+    holds."""
     theta = theta0.to(torch.float64).clone()
     q, d = theta.shape
     s_hist = theta.new_zeros(history, q, d)
     y_hist = theta.new_zeros(history, q, d)
     rho = theta.new_zeros(history, q)  # 0: an empty slot, which changes nothing
     gamma = theta.new_ones(q)
+    size = measure or (lambda grad: grad.abs().amax(1))
     f, g = objective(theta)
-    done = g.abs().amax(1) <= gtol
+    done = size(g) <= gtol
     slot = 0
     for it in range(max_iter):
         if bool(done.all()):
@@ -76,7 +80,7 @@ def minimize_many(
         slot = (slot + 1) % history
         small_gain = (f - f_new) <= ftol * torch.maximum(f.abs(), f_new.abs()).clamp_min(1.0)
         f, g = f_new, g_new
-        done |= (g.abs().amax(1) <= gtol) | small_gain | (step == 0)
+        done |= (size(g) <= gtol) | small_gain | (step == 0)
     return theta
 
 
