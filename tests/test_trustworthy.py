@@ -182,21 +182,21 @@ def test_bad_arguments_fail_before_anything_changes(small, bad):
 
 
 def test_a_fit_that_fails_midway_leaves_the_runner_as_it_was(small, monkeypatch):
-    from lm_probe_widgets.core.engine.probe import LinearProbe
+    from lm_probe_widgets.core.engine.fit import FitLoop
 
     model, _, train, test = small
     runner = _fit(model, train, test, num_epoch=2)
     before = runner.metrics.copy()
     weights = {n: p.coef_.copy() for n, p in runner.probes.items()}
     records = {n: p.record.steps for n, p in runner.probes.items()}
-    step = LinearProbe.step
+    record_step = FitLoop._record_step  # after every step, stacked or alone
 
-    def failing_step(self, *a, **k):
-        if self.record.steps == 20:
+    def failing_step(self, cfg, probe, *a, **k):
+        if probe.record.steps == 20:
             raise RuntimeError("boom")
-        return step(self, *a, **k)
+        return record_step(self, cfg, probe, *a, **k)
 
-    monkeypatch.setattr(LinearProbe, "step", failing_step)
+    monkeypatch.setattr(FitLoop, "_record_step", failing_step)
     with pytest.raises(RuntimeError, match="boom"):  # a fresh refit, in a later epoch
         runner.fit_probes(train, test, num_epoch=4, batch_size=8, progress=None)
     pd.testing.assert_frame_equal(runner.metrics, before)

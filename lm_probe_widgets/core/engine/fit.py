@@ -29,6 +29,7 @@ from .feature_cache import row_index
 from .modeling import model_device
 from .plan import FitPlan, row_labels, scored_labels
 from .probe import LinearProbe
+from .probe_stack import ProbeStack, stackable_groups
 from .regression import make_probe
 from .states import FitOutcome, ProbeState, RunnerState
 
@@ -91,6 +92,16 @@ class FitResult:
         """Put the probes of the fit this one continued back as they were."""
         for name, saved in self._saved.items():
             self.probes[name].restore(saved)
+
+
+@dataclass
+class _Group:
+    """Probes that take their later-epoch steps together: one probe alone (no
+    stack), or a stack with its members' validation rows [P, n, d] and labels."""
+
+    members: list[tuple[ProbeConfig, LinearProbe]]
+    stack: ProbeStack | None = None
+    val: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class FitLoop:
@@ -235,6 +246,13 @@ class FitLoop:
             probe.record.code_length_bits += probe.code_length(x, y_idx)
             probe.record.uniform_bits += probe.uniform_bits(len(y_idx))
         loss = probe.step(x, y_idx, cfg.first_pass_lr if first_pass else cfg.lr)
+        xv, yv = self.val_xy.get(cfg.name, (None, None))
+        due = xv is not None and probe.record.steps % cfg.eval_every == 0
+        self._record_step(cfg, probe, epoch, loss, probe.val_losses(xv, yv) if due else None)
+
+    def _record_step(self, cfg, probe, epoch: int, loss: float, val: np.ndarray | None) -> None:
+        """After a probe's step: its events and history, the validation losses `val`
+        of its members when an evaluation was due, and whether it stops now."""
         rec = probe.record
         self.bus.publish(
             ev.STEP,
@@ -244,13 +262,12 @@ class FitLoop:
             examples_seen=rec.examples_seen,
             train_loss=loss,
         )
-        xv, yv = self.val_xy.get(cfg.name, (None, None))
-        if xv is None:
+        if cfg.name not in self.val_xy:
             rec.history.append(
                 {"step": rec.steps, "epoch": epoch, "train_loss": loss, "val_loss": math.nan}
             )
-        elif rec.steps % cfg.eval_every == 0:
-            out = probe.evaluate(xv, yv)
+        elif val is not None:
+            out = probe.note_validation(val)
             rec.history.append(
                 {"step": rec.steps, "epoch": epoch, "train_loss": loss, "val_loss": out["val_loss"]}
             )
@@ -323,18 +340,62 @@ class FitLoop:
                 cursor.rng_state = copy.deepcopy(rng.bit_generator.state)
             orders = cursor.orders
             n_steps = max(math.ceil(len(o) / bs) for o in orders.values())
+            groups = self._groups(data)
             for s in range(cursor.step, n_steps):
-                for cfg, probe in self._active():
-                    x, keep, y_idx = data[cfg.name]
-                    sel = orders[cfg.name][s * bs : (s + 1) * bs]
-                    if len(sel):
-                        self._train_step(cfg, probe, x[keep[sel]], y_idx[sel], epoch, False)
+                for group in groups:
+                    rows = [orders[cfg.name][s * bs : (s + 1) * bs] for cfg, _ in group.members]
+                    if len(rows[0]):
+                        self._step_group(group, data, rows, epoch)
+                if any(not p.active for g in groups for _, p in g.members):
+                    groups = self._groups(data)  # stack the probes still training
                 cursor.step = s + 1
                 self.progress("train", epoch, min((s + 1) * bs, len(ds)), len(ds), None)
                 self.checkpoint()
             for _, probe in self._active():
                 probe.record.epochs_done = epoch
             cursor.epoch, cursor.step, cursor.orders = epoch + 1, 0, None
+
+    def _groups(self, data: dict[str, Any]) -> list[_Group]:
+        """The active probes, those that can step together stacked (core.engine.
+        probe_stack): same shape, rows per epoch, validation rows and schedule."""
+        active = self._active()
+        keys = []
+        for cfg, _ in active:
+            xv = self.val_xy.get(cfg.name, (None,))[0]
+            keys.append((len(data[cfg.name][2]), cfg.eval_every, None if xv is None else xv.shape))
+        groups = []
+        for idx in stackable_groups([p for _, p in active], keys):
+            members = [active[i] for i in idx]
+            if len(members) == 1:
+                groups.append(_Group(members))
+                continue
+            stack = ProbeStack([p for _, p in members], [c.lr for c, _ in members])
+            val = None
+            if members[0][0].name in self.val_xy:
+                xv = np.stack([self.val_xy[c.name][0] for c, _ in members]).astype(np.float32)
+                val = (xv, np.stack([self.val_xy[c.name][1] for c, _ in members]))
+            groups.append(_Group(members, stack, val))
+        return groups
+
+    def _step_group(self, group: _Group, data: dict[str, Any], rows: list, epoch: int) -> None:
+        """One later-epoch step of a group's probes on their `rows` (one array each)."""
+        if group.stack is None:
+            (cfg, probe), sel = group.members[0], rows[0]
+            x, keep, y_idx = data[cfg.name]
+            self._train_step(cfg, probe, x[keep[sel]], y_idx[sel], epoch, False)
+            return
+        xs, ys = [], []
+        for (cfg, _), sel in zip(group.members, rows, strict=True):
+            x, keep, y_idx = data[cfg.name]
+            xs.append(x[keep[sel]])
+            ys.append(y_idx[sel])
+        losses = group.stack.step(np.stack(xs), np.stack(ys))
+        cfg0, probe0 = group.members[0]
+        val = None
+        if group.val is not None and probe0.record.steps % cfg0.eval_every == 0:
+            val = group.stack.val_losses(*group.val)
+        for i, (cfg, probe) in enumerate(group.members):
+            self._record_step(cfg, probe, epoch, float(losses[i]), None if val is None else val[i])
 
     def _refine(self) -> None:
         """Converge the probes that finished training (LinearProbe.refine), one at a
