@@ -71,6 +71,25 @@ def test_refine_reaches_the_same_optimum_as_scikit_learn():
     assert math.isfinite(probe.record.refined_val_loss)
 
 
+@pytest.mark.parametrize("classes", [(0, 1), (0, 1, 2)])
+def test_refine_at_the_default_tolerance_reaches_the_optimum_on_correlated_features(classes):
+    """Language-model features are strongly correlated (covariance eigenvalues spread
+    over 1e7 on SmolLM2): plain L-BFGS stopped well short of the optimum there."""
+    rng = np.random.default_rng(2)
+    n, dim = 800, 60
+    latent = rng.normal(0, 1, (n, 4))
+    x = latent @ rng.normal(0, 3, (4, dim)) + rng.normal(0, 0.05, (n, dim))
+    y = (latent @ rng.normal(0, 1, (4, len(classes)))).argmax(1)
+    y = np.where(rng.random(n) < 0.1, rng.integers(0, len(classes), n), y)  # label noise
+    l2 = 1e-3
+    probe = _online_probe(x.astype(np.float32), y, (l2,), classes=classes, cv_folds=0)
+    probe.refine(x.astype(np.float32), y)
+    z = StandardScaler().fit_transform(x)
+    scale = 2 if len(classes) == 2 else 1
+    ref = LogisticRegression(C=scale / (l2 * n), tol=1e-12, max_iter=100_000).fit(z, y)
+    np.testing.assert_allclose(probe.predict_proba(x), ref.predict_proba(z), atol=2e-3)
+
+
 def test_refine_picks_the_strength_by_cross_validation_and_refits_on_all_rows():
     from sklearn.model_selection import StratifiedKFold
 
