@@ -47,15 +47,19 @@ def _probes(n_probes: int, dim: int, classes: int, seed: int = 0):
 def test_a_stacked_step_is_each_probes_own_step(classes):
     probes, data = _probes(5, 12, classes)
     alone = copy.deepcopy(probes)
-    stack = ProbeStack(probes, [p.config.lr for p in probes])
+    val = (np.stack([xi for xi, _ in data]), np.stack([yi for _, yi in data]))
+    stack = ProbeStack(probes, val)
+    stack.refresh_scalers()
+    lrs = np.array([p.config.lr for p in probes])
     rng = np.random.default_rng(1)
     for _ in range(20):
         rows = [rng.choice(64, 8, replace=False) for _ in probes]
         x = np.stack([xi[r] for (xi, _), r in zip(data, rows, strict=True)])
         y = np.stack([yi[r] for (_, yi), r in zip(data, rows, strict=True)])
-        losses = stack.step(x, y)
-        val = stack.val_losses(np.stack([xi for xi, _ in data]), np.stack([yi for _, yi in data]))
+        losses, bits = stack.step(x, y, lrs, code_length=True)
+        val = stack.val_losses()
         for i, p in enumerate(alone):
+            assert bits[i] == pytest.approx(p.code_length(x[i], y[i]), rel=1e-5)
             assert losses[i] == pytest.approx(p.step(x[i], y[i], p.config.lr), rel=1e-5)
             np.testing.assert_allclose(val[i], p.val_losses(*data[i]), rtol=1e-5)
     for stacked, single in zip(probes, alone, strict=True):
@@ -67,16 +71,33 @@ def test_a_stacked_step_is_each_probes_own_step(classes):
         assert stacked.record.examples_seen == single.record.examples_seen
 
 
-def test_a_probe_keeps_its_weights_when_its_stack_is_dropped():
-    probes, data = _probes(3, 6, 2)
-    stack = ProbeStack(probes, [1e-2] * 3)
-    stack.step(np.stack([x[:8] for x, _ in data]), np.stack([y[:8] for _, y in data]))
-    kept = probes[0]._w.copy()
-    ProbeStack(probes[1:], [1e-2] * 2).step(
-        np.stack([x[:8] for x, _ in data[1:]]), np.stack([y[:8] for _, y in data[1:]])
-    )
-    np.testing.assert_array_equal(probes[0]._w, kept)
-    assert not np.array_equal(probes[1]._w, stack.w[1])  # the new stack moved it
+def test_a_probe_dropped_from_a_stack_keeps_its_weights_and_the_rest_go_on():
+    probes, data = _probes(4, 6, 2)
+    alone = copy.deepcopy(probes)
+    val = (np.stack([xi for xi, _ in data]), np.stack([yi for _, yi in data]))
+    stack = ProbeStack(probes, val)
+    stack.refresh_scalers()
+    rng = np.random.default_rng(3)
+    live = list(range(4))
+    for step in range(12):
+        if step == 5:
+            stack.drop(1)  # the last member moves into row 1
+            live = [0, 3, 2]
+        rows = rng.choice(64, 8, replace=False)
+        x = np.stack([data[i][0][rows] for i in live])
+        y = np.stack([data[i][1][rows] for i in live])
+        stack.step(x, y, np.full(len(live), 1e-2))
+        for i in live:
+            alone[i].step(data[i][0][rows], data[i][1][rows], 1e-2)
+        np.testing.assert_allclose(
+            stack.val_losses(), [alone[i].val_losses(*data[i]) for i in live], rtol=1e-5
+        )
+    assert stack.probes == [probes[i] for i in live]
+    for stacked, single in zip(probes, alone, strict=True):
+        np.testing.assert_allclose(stacked._w, single._w, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(stacked._adam_m[0], single._adam_m[0], rtol=1e-5, atol=1e-9)
+        assert stacked._adam_t == single._adam_t
+    assert probes[1]._w.base is None  # its own copy, no longer a view of the stack
 
 
 def _mixed_configs():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -96,12 +97,21 @@ class FitResult:
 
 @dataclass
 class _Group:
-    """Probes that take their later-epoch steps together: one probe alone (no
-    stack), or a stack with its members' validation rows [P, n, d] and labels."""
+    """Probes that take their steps together: one probe alone (no stack), or the
+    members of a stack, in its row order."""
 
     members: list[tuple[ProbeConfig, LinearProbe]]
     stack: ProbeStack | None = None
-    val: tuple[np.ndarray, np.ndarray] | None = None
+
+    def prune(self) -> bool:
+        """Let members that stopped training go; False once none is left."""
+        for i in reversed(range(len(self.members))):
+            if not self.members[i][1].active:
+                if self.stack is not None:
+                    self.stack.drop(i)  # moves its last member into row i: so do we
+                self.members[i] = self.members[-1]
+                self.members.pop()
+        return bool(self.members)
 
 
 class FitLoop:
@@ -296,9 +306,19 @@ class FitLoop:
         batches = r.iter_features(
             ds, self.keys, plan.batch_size, plan.seed, on_batch, skip=cursor.step
         )
+        groups = None
         for batch, feats in batches:
-            for cfg in plan.configs:
-                self._learn_batch(cfg, batch, feats[cfg.feature_key], labels[cfg.name])
+            if groups is None:  # the probes exist once the first features arrive
+                for cfg in plan.configs:
+                    self._ensure_probe(cfg, feats[cfg.feature_key].shape[1])
+                groups = self._groups(self._first_pass_rows)
+            for group in groups:
+                if group.stack is None:
+                    cfg = group.members[0][0]
+                    self._learn_batch(cfg, batch, feats[cfg.feature_key], labels[cfg.name])
+                else:
+                    self._learn_stacked(group, batch, feats, labels)
+            groups = [g for g in groups if g.prune()]
             cursor.step += 1  # then on_batch: progress and the stop point
         for probe in self.res.probes.values():
             probe.scaler.frozen = True
@@ -317,6 +337,26 @@ class FitLoop:
             y = y[batch.indices]
         self._train_step(cfg, probe, x, probe.encode(y), 1, first_pass=True)
 
+    def _first_pass_rows(self, cfg: ProbeConfig) -> object:
+        """Probes that read every example of a batch can be stacked in the first pass."""
+        return ("tokens", cfg.name) if cfg.token_level else "examples"
+
+    def _learn_stacked(self, group: _Group, batch: Batch, feats: dict, labels: dict) -> None:
+        """The first-pass step of a stack: each probe's scaler learns the batch, then
+        every probe scores the batch (code length) and learns from it, as alone."""
+        stack = group.stack
+        x = np.stack([feats[cfg.feature_key] for cfg, _ in group.members]).astype(np.float32)
+        y = np.stack([p.encode(labels[cfg.name][batch.indices]) for cfg, p in group.members])
+        for (_, probe), xi in zip(group.members, x, strict=True):
+            probe.scaler.update(xi)
+        stack.refresh_scalers()
+        lr = np.array([cfg.first_pass_lr for cfg, _ in group.members])
+        losses, bits = stack.step(x, y, lr, code_length=True)
+        for (_, probe), b in zip(group.members, bits, strict=True):
+            probe.record.code_length_bits += b
+            probe.record.uniform_bits += probe.uniform_bits(y.shape[1])
+        self._record_group(group, losses, 1)
+
     def _later_epochs(self) -> None:
         plan, r, cursor = self.plan, self.r, self.res.cursor
         if cursor.epoch > plan.num_epoch or not self._active():
@@ -331,6 +371,10 @@ class FitLoop:
         if cursor.rng_state is not None:
             rng.bit_generator.state = cursor.rng_state
         bs = plan.batch_size
+
+        def rows_per_epoch(cfg: ProbeConfig) -> int:
+            return len(data[cfg.name][2])
+
         while cursor.epoch <= plan.num_epoch and self._active():
             epoch = cursor.epoch
             if cursor.orders is None:
@@ -340,14 +384,13 @@ class FitLoop:
                 cursor.rng_state = copy.deepcopy(rng.bit_generator.state)
             orders = cursor.orders
             n_steps = max(math.ceil(len(o) / bs) for o in orders.values())
-            groups = self._groups(data)
+            groups = self._groups(rows_per_epoch)
             for s in range(cursor.step, n_steps):
                 for group in groups:
                     rows = [orders[cfg.name][s * bs : (s + 1) * bs] for cfg, _ in group.members]
                     if len(rows[0]):
                         self._step_group(group, data, rows, epoch)
-                if any(not p.active for g in groups for _, p in g.members):
-                    groups = self._groups(data)  # stack the probes still training
+                groups = [g for g in groups if g.prune()]
                 cursor.step = s + 1
                 self.progress("train", epoch, min((s + 1) * bs, len(ds)), len(ds), None)
                 self.checkpoint()
@@ -355,26 +398,26 @@ class FitLoop:
                 probe.record.epochs_done = epoch
             cursor.epoch, cursor.step, cursor.orders = epoch + 1, 0, None
 
-    def _groups(self, data: dict[str, Any]) -> list[_Group]:
+    def _groups(self, rows: Callable[[ProbeConfig], object]) -> list[_Group]:
         """The active probes, those that can step together stacked (core.engine.
-        probe_stack): same shape, rows per epoch, validation rows and schedule."""
+        probe_stack): same shape, same `rows(cfg)` per step, validation rows and
+        schedule."""
         active = self._active()
         keys = []
         for cfg, _ in active:
             xv = self.val_xy.get(cfg.name, (None,))[0]
-            keys.append((len(data[cfg.name][2]), cfg.eval_every, None if xv is None else xv.shape))
+            keys.append((rows(cfg), cfg.eval_every, None if xv is None else xv.shape))
         groups = []
         for idx in stackable_groups([p for _, p in active], keys):
             members = [active[i] for i in idx]
             if len(members) == 1:
                 groups.append(_Group(members))
                 continue
-            stack = ProbeStack([p for _, p in members], [c.lr for c, _ in members])
             val = None
             if members[0][0].name in self.val_xy:
                 xv = np.stack([self.val_xy[c.name][0] for c, _ in members]).astype(np.float32)
                 val = (xv, np.stack([self.val_xy[c.name][1] for c, _ in members]))
-            groups.append(_Group(members, stack, val))
+            groups.append(_Group(members, ProbeStack([p for _, p in members], val)))
         return groups
 
     def _step_group(self, group: _Group, data: dict[str, Any], rows: list, epoch: int) -> None:
@@ -384,16 +427,26 @@ class FitLoop:
             x, keep, y_idx = data[cfg.name]
             self._train_step(cfg, probe, x[keep[sel]], y_idx[sel], epoch, False)
             return
-        xs, ys = [], []
-        for (cfg, _), sel in zip(group.members, rows, strict=True):
-            x, keep, y_idx = data[cfg.name]
-            xs.append(x[keep[sel]])
-            ys.append(y_idx[sel])
-        losses = group.stack.step(np.stack(xs), np.stack(ys))
+        width = group.stack.w.shape[1]
+        x = np.empty((len(rows), len(rows[0]), width), dtype=np.float32)
+        y = np.empty((len(rows), len(rows[0])), dtype=np.int64)
+        for i, ((cfg, _), sel) in enumerate(zip(group.members, rows, strict=True)):
+            feats, keep, y_idx = data[cfg.name]
+            np.take(feats, keep[sel], axis=0, out=x[i])
+            y[i] = y_idx[sel]
+        if not group.stack.mu.size:  # the scalers are frozen after the first pass
+            group.stack.refresh_scalers()
+        lr = np.array([cfg.lr for cfg, _ in group.members])
+        losses, _ = group.stack.step(x, y, lr)
+        self._record_group(group, losses, epoch)
+
+    def _record_group(self, group: _Group, losses: np.ndarray, epoch: int) -> None:
+        """After a stack's step: its validation losses when due, then each probe's
+        events, history and stopping test."""
         cfg0, probe0 = group.members[0]
         val = None
-        if group.val is not None and probe0.record.steps % cfg0.eval_every == 0:
-            val = group.stack.val_losses(*group.val)
+        if group.stack.val_x.size and probe0.record.steps % cfg0.eval_every == 0:
+            val = group.stack.val_losses()
         for i, (cfg, probe) in enumerate(group.members):
             self._record_step(cfg, probe, epoch, float(losses[i]), None if val is None else val[i])
 

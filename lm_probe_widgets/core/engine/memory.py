@@ -204,6 +204,8 @@ def estimate_memory(
 
     activations: dict[str, int] = {}
     cache = 0
+    # each data_key checks the weights' fingerprint: once per dataset, not per read
+    datasets = [(runner.data_key(ds), ds) for ds in (train_set, eval_set) if ds is not None]
     for path, kind, how in keys:
         shape = runner._dry.shapes.get(path) if kind == "output" else None
         width = shape[-1] if shape else hidden or 0
@@ -218,8 +220,8 @@ def estimate_memory(
         dev = _module_device(sub, input_device)
         if not remote:
             activations[dev] = activations.get(dev, 0) + act + pooled
-        for ds in (train_set, eval_set):
-            if ds is not None and runner.cache.get(runner.data_key(ds), (path, kind, how)) is None:
+        for fp, ds in datasets:
+            if runner.cache.get(fp, (path, kind, how)) is None:
                 cache += _rows(ds, how == "none") * width * 4
 
     if not remote and hidden:

@@ -13,6 +13,7 @@ stacked step gives every probe what its own step would.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -31,54 +32,96 @@ from .probe import (
 
 
 class ProbeStack:
-    """Probes stepped together; their parameters are views of the stack's arrays
-    until the stack is dropped (a probe that leaves keeps its last values)."""
+    """Probes stepped together; their parameters are views of the stack's arrays,
+    until `drop` gives a probe that stops its own copies."""
 
-    def __init__(self, probes: Sequence[LinearProbe], lrs: Sequence[float]) -> None:
+    # Arrays with one row per probe (besides the Adam step, shared).
+    _ROWS = ("w", "b", "m_w", "m_b", "v_w", "v_b", "l2w", "mu", "inv", "val_x", "val_y")
+
+    def __init__(
+        self, probes: Sequence[LinearProbe], val: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> None:
+        """`val`: each probe's validation rows [P, n, d] and labels [P, n], if any."""
         self.probes = list(probes)
         self.t = self.probes[0]._adam_t
         self.w = np.stack([p._w for p in probes])
         self.b = np.stack([p._b for p in probes])
-        self.m = tuple(np.stack([p._adam_m[i] for p in probes]) for i in range(2))
-        self.v = tuple(np.stack([p._adam_v[i] for p in probes]) for i in range(2))
+        self.m_w, self.m_b = (np.stack([p._adam_m[i] for p in probes]) for i in range(2))
+        self.v_w, self.v_b = (np.stack([p._adam_v[i] for p in probes]) for i in range(2))
         self.l2w = np.stack([p._l2w for p in probes])
-        self.lr = np.asarray(lrs, dtype=np.float64)
-        scalers = [p._scaler_arrays() for p in probes]  # frozen after the first pass
-        self.mu = np.stack([mu for mu, _ in scalers])
-        self.inv = np.stack([inv for _, inv in scalers])
-        for i, p in enumerate(self.probes):
-            p._w, p._b = self.w[i], self.b[i]
-            p._adam_m = (self.m[0][i], self.m[1][i])
-            p._adam_v = (self.v[0][i], self.v[1][i])
+        self.mu = self.inv = np.empty(0, dtype=np.float32)  # refresh_scalers
+        self.val_x, self.val_y = val if val is not None else (np.empty(0), np.empty(0))
+        for i in range(len(self.probes)):
+            self._point(i)
+
+    def _point(self, i: int) -> None:
+        """Make probe i's parameters and Adam state views of row i."""
+        p = self.probes[i]
+        p._w, p._b = self.w[i], self.b[i]
+        p._adam_m, p._adam_v = (self.m_w[i], self.m_b[i]), (self.v_w[i], self.v_b[i])
 
     @staticmethod
     def shape_of(probe: LinearProbe) -> tuple | None:
         """Probes with equal shapes can share a stack; None: this one steps alone."""
-        if type(probe) is not LinearProbe or probe.scaler.mean is None:
+        if type(probe) is not LinearProbe:
             return None
         return (probe._w.shape, probe._adam_t, probe.record.steps)
 
-    def step(self, x: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        """One Adam step of every probe on its rows x [P, n, d] (unstandardised) with
-        labels y_idx [P, n]; returns each probe's loss [P] (its current member's)."""
+    def drop(self, i: int) -> None:
+        """Take member i out: it keeps copies of its parameters, and the last member
+        moves into row i (one row copied, not the stack)."""
+        p = self.probes[i]
+        p._w, p._b = p._w.copy(), p._b.copy()
+        p._adam_m = tuple(a.copy() for a in p._adam_m)
+        p._adam_v = tuple(a.copy() for a in p._adam_v)
+        last = len(self.probes) - 1
+        rows = [name for name in self._ROWS if getattr(self, name).size]
+        if i != last:
+            for name in rows:
+                a = getattr(self, name)
+                a[i] = a[last]
+            self.probes[i] = self.probes[last]
+            self._point(i)
+        self.probes.pop()
+        for name in rows:
+            setattr(self, name, getattr(self, name)[:last])
+
+    def refresh_scalers(self) -> None:
+        """Read the probes' feature scalers (each step of the first pass moves them)."""
+        scalers = [p._scaler_arrays() for p in self.probes]
+        self.mu = np.stack([mu for mu, _ in scalers])
+        self.inv = np.stack([inv for _, inv in scalers])
+
+    def step(
+        self, x: np.ndarray, y_idx: np.ndarray, lr: np.ndarray, code_length: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One Adam step of every probe (learning rates `lr` [P]) on its rows x [P, n, d]
+        (unstandardised) with labels y_idx [P, n]. Returns each probe's loss [P] (of
+        its current member) and, with `code_length`, the bits [P] its current member
+        needed for these labels before the step (LinearProbe.code_length)."""
         z = (x - self.mu[:, None, :]) * self.inv[:, None, :]
         logp = _log_softmax(scores(z, self.w, self.b))
+        members = [p._current_member() for p in self.probes]
+        rows = np.arange(len(members))
+        bits = None
+        if code_length:
+            picked = np.take_along_axis(logp, y_idx[:, :, None, None], -1)[..., 0]  # [P, n, k]
+            bits = -picked[rows, :, members].sum(1, dtype=np.float64) / math.log(2)
         losses, g = _member_losses(logp, y_idx), _logit_grad(logp, y_idx)
         self.t += 1
         grads = weight_grads(z, g, self.w, self.l2w)
-        adam_update((self.w, self.b), grads, self.m, self.v, self.t, self.lr)
-        out = np.empty(len(self.probes))
-        for i, p in enumerate(self.probes):
+        state = (self.m_w, self.m_b), (self.v_w, self.v_b)
+        adam_update((self.w, self.b), grads, *state, self.t, lr)
+        for p in self.probes:
             p._adam_t = self.t
             p.record.steps += 1
             p.record.examples_seen += y_idx.shape[1]
-            out[i] = losses[i, p._current_member()]
-        return out
+        return losses[rows, members], bits
 
-    def val_losses(self, x: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        """Each probe's loss per L2 member [P, k] on validation rows x [P, n, d]."""
-        out = raw_scores(x, self.w, self.b, self.mu, self.inv)
-        return _member_losses(_log_softmax(out), y_idx)
+    def val_losses(self) -> np.ndarray:
+        """Each probe's loss per L2 member [P, k] on its validation rows."""
+        out = raw_scores(self.val_x, self.w, self.b, self.mu, self.inv)
+        return _member_losses(_log_softmax(out), self.val_y)
 
 
 def stackable_groups(probes: Sequence[LinearProbe], extra: Sequence[tuple]) -> list[list[int]]:
