@@ -179,17 +179,12 @@ class LinearProbe:
         mu, inv = self._scaler_arrays()
         return (np.asarray(x, dtype=np.float32) - mu) * inv
 
-    def _outputs(self, z: np.ndarray, raw: bool = False) -> np.ndarray:  # -> [n, k, c]
-        """Linear outputs of all L2 members with one GEMM: [n, d] @ [d, k*c].
-        `raw=True` takes unstandardised rows and folds the scaler into the weights
-        instead (cheaper for a large validation set scored every step)."""
-        if raw:
-            x = np.asarray(z, dtype=np.float32)
-            return raw_scores(x, self._w, self._b, *self._scaler_arrays())
-        return scores(z, self._w, self._b)
+    def _outputs(self, x: np.ndarray) -> np.ndarray:  # -> [n, k, c]
+        """Linear outputs of all L2 members for unstandardised rows, with one GEMM."""
+        return scores(np.asarray(x, dtype=np.float32), self._w, self._b, *self._scaler_arrays())
 
-    def _log_proba(self, z: np.ndarray, raw: bool = False) -> np.ndarray:  # -> [n, k, c]
-        return _log_softmax(self._outputs(z, raw))
+    def _log_proba(self, x: np.ndarray) -> np.ndarray:  # -> [n, k, c]
+        return _log_softmax(self._outputs(x))
 
     def _losses(self, out: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Mean loss per member [k] of outputs [n, k, c]: cross-entropy here."""
@@ -208,19 +203,18 @@ class LinearProbe:
         """Bits to transmit `y` with the current model, before learning from it."""
         if self.scaler.mean is None:
             return len(y_idx) * math.log2(len(self.classes))
-        logp = self._log_proba(self._standardise(x))[:, self._current_member()]
+        logp = self._log_proba(x)[:, self._current_member()]
         return float(-logp[np.arange(len(y_idx)), y_idx].sum(dtype=np.float64) / math.log(2))
 
     def step(self, x: np.ndarray, y_idx: np.ndarray, lr: float | None = None) -> float:
         """One Adam step on a mini-batch (learning rate `lr`, default the config's);
         returns the current best member's loss."""
-        z = self._standardise(x)
-        y_idx = np.asarray(y_idx)
-        losses, g = self._loss_grad(self._outputs(z), y_idx)
+        x, y_idx = np.asarray(x, dtype=np.float32), np.asarray(y_idx)
+        losses, g = self._loss_grad(self._outputs(x), y_idx)
         self._adam_t += 1
         adam_update(
             (self._w, self._b),
-            weight_grads(z, g, self._w, self._l2w),
+            weight_grads(x, g, self._w, self._l2w, *self._scaler_arrays()),
             self._adam_m,
             self._adam_v,
             self._adam_t,
@@ -236,7 +230,7 @@ class LinearProbe:
 
     def val_losses(self, x: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
         """Mean loss of each L2 member [k] on unstandardised rows."""
-        return self._losses(self._outputs(x, raw=True), np.asarray(y_idx))
+        return self._losses(self._outputs(x), np.asarray(y_idx))
 
     def note_validation(self, losses: np.ndarray) -> dict[str, Any]:
         """Record the members' validation `losses` [k] after a step: the best member
@@ -324,7 +318,7 @@ class LinearProbe:
             member = int(np.argmin(cv_loss))
             val_loss = float(cv_loss[member])
         elif x_val is not None:
-            losses = _member_losses(self._log_proba(x_val, raw=True), np.asarray(y_val))
+            losses = _member_losses(self._log_proba(x_val), np.asarray(y_val))
             member = int(np.argmin(losses))
             val_loss = float(losses[member])
         self._best = (member, *self._fold(member))
@@ -451,19 +445,12 @@ class LinearProbe:
 # core.engine.probe_stack steps many probes with the same calls.
 
 
-def scores(z: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Outputs [..., n, k, c] of every L2 member for standardised rows z [..., n, d]:
-    one matrix product per probe."""
-    *lead, d, k, c = w.shape
-    out = z @ w.reshape(*lead, d, k * c) + b.reshape(*lead, 1, k * c)
-    return out.reshape(*out.shape[:-1], k, c)
-
-
-def raw_scores(
+def scores(
     x: np.ndarray, w: np.ndarray, b: np.ndarray, mu: np.ndarray, inv: np.ndarray
 ) -> np.ndarray:
-    """`scores` of unstandardised rows, the scaler (mu, inv [..., d]) folded into the
-    weights: cheaper than standardising a validation set scored every step."""
+    """Outputs [..., n, k, c] of every L2 member for unstandardised rows x [..., n, d]:
+    one matrix product per probe, the scaler (mu, inv [..., d]) folded into the
+    weights, so the standardised rows are never written out."""
     *lead, d, k, c = w.shape
     w_raw = w.reshape(*lead, d, k * c) * inv[..., :, None]
     b_raw = b.reshape(*lead, 1, k * c) - mu[..., None, :] @ w_raw
@@ -472,14 +459,19 @@ def raw_scores(
 
 
 def weight_grads(
-    z: np.ndarray, g: np.ndarray, w: np.ndarray, l2w: np.ndarray
+    x: np.ndarray, g: np.ndarray, w: np.ndarray, l2w: np.ndarray, mu: np.ndarray, inv: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gradients (weights, bias) of the batch loss + 0.5*l2*|W|^2, from d loss / d
-    outputs g [..., n, k, c]."""
+    """Gradients (weights, bias) of the batch loss + 0.5*l2*|W|^2 for unstandardised
+    rows x, from d loss / d outputs g [..., n, k, c]: z^T g = inv * (x^T g - mu sum(g))."""
     k, c = w.shape[-2:]
-    gw = (np.swapaxes(z, -1, -2) @ g.reshape(*g.shape[:-2], k * c)).reshape(w.shape)
+    g2 = g.reshape(*g.shape[:-2], k * c)
+    gb = g2.sum(-2)
+    gw = np.swapaxes(x, -1, -2) @ g2
+    gw -= mu[..., :, None] * gb[..., None, :]
+    gw *= inv[..., :, None]
+    gw = gw.reshape(w.shape)
     gw += l2w * w
-    return gw, g.sum(-3)
+    return gw, gb.reshape(w.shape[:-3] + (k, c))
 
 
 def adam_update(

@@ -25,7 +25,6 @@ from .probe import (
     _logit_grad,
     _member_losses,
     adam_update,
-    raw_scores,
     scores,
     weight_grads,
 )
@@ -99,8 +98,7 @@ class ProbeStack:
         (unstandardised) with labels y_idx [P, n]. Returns each probe's loss [P] (of
         its current member) and, with `code_length`, the bits [P] its current member
         needed for these labels before the step (LinearProbe.code_length)."""
-        z = (x - self.mu[:, None, :]) * self.inv[:, None, :]
-        logp = _log_softmax(scores(z, self.w, self.b))
+        logp = _log_softmax(scores(x, self.w, self.b, self.mu, self.inv))
         members = [p._current_member() for p in self.probes]
         rows = np.arange(len(members))
         bits = None
@@ -109,7 +107,7 @@ class ProbeStack:
             bits = -picked[rows, :, members].sum(1, dtype=np.float64) / math.log(2)
         losses, g = _member_losses(logp, y_idx), _logit_grad(logp, y_idx)
         self.t += 1
-        grads = weight_grads(z, g, self.w, self.l2w)
+        grads = weight_grads(x, g, self.w, self.l2w, self.mu, self.inv)
         state = (self.m_w, self.m_b), (self.v_w, self.v_b)
         adam_update((self.w, self.b), grads, *state, self.t, lr)
         for p in self.probes:
@@ -120,7 +118,7 @@ class ProbeStack:
 
     def val_losses(self) -> np.ndarray:
         """Each probe's loss per L2 member [P, k] on its validation rows."""
-        out = raw_scores(self.val_x, self.w, self.b, self.mu, self.inv)
+        out = scores(self.val_x, self.w, self.b, self.mu, self.inv)
         return _member_losses(_log_softmax(out), self.val_y)
 
 

@@ -132,7 +132,7 @@ class RidgeProbe(LinearProbe):
         if folds:
             member, val_loss = int(np.argmin(cv)), float(np.min(cv))
         elif x_val is not None:
-            losses = self._losses(self._outputs(x_val, raw=True), y_val)
+            losses = self._losses(self._outputs(x_val), y_val)
             member, val_loss = int(np.argmin(losses)), float(np.min(losses))
         else:
             member, val_loss = self._current_member(), math.nan
