@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         f"largest difference {100 * diffs[worst]:+.2f} points ({worst}); "
         f"{sum(abs(d) > 0.005 + 1e-9 for d in diffs.values())} probes beyond 0.5 points"
     )
+    for name, d in diffs.items():
+        if abs(d) > 0.005 + 1e-9:
+            print(f"  {name}: {acc['before'][name]:.4f} -> {acc['after'][name]:.4f}")
     return 0
 
 

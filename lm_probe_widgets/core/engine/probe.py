@@ -3,10 +3,12 @@
 Each probe trains a small bank of L2 strengths side by side (one batched matmul),
 scores every batch before it learns from it (the prequential / online code
 length of Voita & Titov), watches the loss on a real held-out validation split,
-and keeps the weights of the best (strength, step) it has seen.
+and keeps the weights of the best (strength, step) it has seen. The maths is
+written over an optional leading probe axis: core.engine.probe_stack steps many
+probes of one shape with the same functions.
 
-Features are standardised exactly once, inside the probe, with statistics from
-the training data.
+Features are standardised inside the probe, with statistics from the training
+data, folded into the weights (the standardised rows are never written out).
 
 Online Adam with a fixed step size hovers around the optimum instead of reaching
 it, so once training ends `refine` fits every strength to convergence on the
