@@ -227,5 +227,6 @@ def fit_strengths(
 
 
 def _minimize(problems: _Logistic, start: torch.Tensor, max_iter: int, tol: float) -> torch.Tensor:
+    """Solve `problems` from `start`, `tol` meant in the standardised weights."""
     measure = problems.largest_gradient
     return minimize_many(problems, start, max_iter=max_iter, gtol=tol, measure=measure)
