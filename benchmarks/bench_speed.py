@@ -208,9 +208,10 @@ def configs_many(n_layers: int, total: int = 100) -> list[ProbeConfig]:
     last-token pooling on evenly spread layers up to `total` probes: the sweep
     researchers run to see where a property appears."""
     out = []
+    sites = {"": "", ".mlp": " mlp", ".self_attn": " attn"}  # submodule -> name suffix
     for i in range(n_layers):
-        for site in ("", ".mlp", ".self_attn"):
-            name = f"layer {i}{site.replace('.self_attn', ' attn').replace('.', ' ')}"
+        for site, suffix in sites.items():
+            name = f"layer {i}{suffix}"
             out.append(ProbeConfig(f"model.layers.{i}{site}.output", classes=[0, 1], name=name))
     extra = total - len(out)
     for i in np.linspace(0, n_layers - 1, max(extra, 0)).round().astype(int):

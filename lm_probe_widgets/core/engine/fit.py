@@ -371,10 +371,8 @@ class FitLoop:
         if cursor.rng_state is not None:
             rng.bit_generator.state = cursor.rng_state
         bs = plan.batch_size
-
-        def rows_per_epoch(cfg: ProbeConfig) -> int:
-            return len(data[cfg.name][2])
-
+        # Stacks live across epochs: each epoch only reshuffles the rows they read.
+        groups = self._groups(lambda cfg: len(data[cfg.name][2]))
         while cursor.epoch <= plan.num_epoch and self._active():
             epoch = cursor.epoch
             if cursor.orders is None:
@@ -384,7 +382,6 @@ class FitLoop:
                 cursor.rng_state = copy.deepcopy(rng.bit_generator.state)
             orders = cursor.orders
             n_steps = max(math.ceil(len(o) / bs) for o in orders.values())
-            groups = self._groups(rows_per_epoch)
             for s in range(cursor.step, n_steps):
                 for group in groups:
                     rows = [orders[cfg.name][s * bs : (s + 1) * bs] for cfg, _ in group.members]
