@@ -20,6 +20,7 @@ failure); the server and its kernels are killed afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -571,6 +573,17 @@ def test_notebook_run_elsewhere_shows_its_snapshots(page: Any, lab: dict[str, An
     assert not errors, errors
 
 
+@contextlib.contextmanager
+def _screenshot_on_failure(page: Any, filename: str) -> Iterator[None]:
+    """Leave a full-page screenshot in test-artifacts/ when the block fails."""
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / filename), full_page=True)
+        raise
+
+
 def test_picker_and_table_saved_without_widget_state(page: Any, lab: dict[str, Any]) -> None:
     """Picker and table, used live, then saved with "Save Widget State Automatically"
     off and reopened with no kernel: each output shows its final snapshot (the picker
@@ -580,12 +593,8 @@ def test_picker_and_table_saved_without_widget_state(page: Any, lab: dict[str, A
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.set_default_timeout(30_000)
-    try:
+    with _screenshot_on_failure(page, "jupyterlab-widgets.png"):
         _use_save_and_reopen_widgets(page, lab)
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "jupyterlab-widgets.png"), full_page=True)
-        raise
     assert not errors, errors
 
 
@@ -656,11 +665,8 @@ def test_playground_updates_as_you_type(page: Any, lab: dict[str, Any]) -> None:
     )
     page.set_default_timeout(30_000)
     try:
-        _type_into_playground(page, lab)
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "jupyterlab-playground.png"), full_page=True)
-        raise
+        with _screenshot_on_failure(page, "jupyterlab-playground.png"):
+            _type_into_playground(page, lab)
     finally:
         _set_theme(lab, "Light")  # the theme chosen in the menu is saved; later loads: light
     assert not errors, errors
