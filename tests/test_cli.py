@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from patience import PATIENCE_S
 from synthetic import sentiment_texts
 
 from lm_probe_widgets.cli import CLIError, main, report_html, resolve_layers
@@ -102,7 +103,7 @@ def test_console_script_runs(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=PATIENCE_S,
     )
     assert done.returncode == 0, done.stderr
     rows = pd.read_csv(tmp_path / "metrics.csv", index_col=0)

@@ -6,6 +6,7 @@ import math
 import time
 
 import pytest
+from patience import PATIENCE_S
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
 from lm_probe_widgets.core.engine import events as ev
@@ -256,13 +257,13 @@ def test_stop_reaches_a_real_kernel_while_the_cell_runs():
 
     km, kc = start_new_kernel(kernel_name="python3")
     try:
-        kc.execute_interactive(FIT_IN_KERNEL, timeout=180)
+        kc.execute_interactive(FIT_IN_KERNEL, timeout=PATIENCE_S)
         fit_id = kc.execute("runner.fit_probes(train, test, num_epoch=20000, batch_size=16)")
         comm_id = None
         points = 0
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + PATIENCE_S
         while time.monotonic() < deadline and points < 3:
-            msg = kc.get_iopub_msg(timeout=60)
+            msg = kc.get_iopub_msg(timeout=PATIENCE_S)
             content = msg["content"]
             if msg["msg_type"] == "comm_open":
                 if "stop_requested" in content["data"].get("state", {}):
@@ -277,12 +278,12 @@ def test_stop_reaches_a_real_kernel_while_the_cell_runs():
         kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": comm_id, "data": update}))
         replies = {}
         while len(replies) < 2:
-            reply = kc.get_shell_msg(timeout=120)
+            reply = kc.get_shell_msg(timeout=PATIENCE_S)
             replies[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
         assert replies == {fit_id: "ok", after_id: "ok"}
         out = ""
         while "AFTER" not in out or "\n" not in out.split("AFTER", 1)[1]:
-            msg = kc.get_iopub_msg(timeout=30)
+            msg = kc.get_iopub_msg(timeout=PATIENCE_S)
             if msg["msg_type"] == "stream":
                 out += msg["content"]["text"]
         state, steps = out.split("AFTER", 1)[1].split()

@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from patience import PATIENCE_S
 
 from lm_probe_widgets.core.engine.probe import LinearProbe
 
@@ -383,7 +384,9 @@ def test_html_repr_imports_nothing_heavy() -> None:
         "assert 'matplotlib' not in sys.modules, new\n"
         "print(new)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=PATIENCE_S
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     new = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own printed list
     allowed = ("lm_probe_widgets.display", "html", "uuid")

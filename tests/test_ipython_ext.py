@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from patience import PATIENCE_S
 
 from lm_probe_widgets import ipython as ext
 from lm_probe_widgets.core.engine import progress as core_progress
@@ -123,7 +124,7 @@ def test_under_nbclient_the_dashboard_displays_with_a_text_summary(tmp_path):
     ]
     client = NotebookClient(
         nb,
-        timeout=240,
+        timeout=PATIENCE_S,
         kernel_name="python3",
         store_widget_state=True,
         resources={"metadata": {"path": str(tmp_path)}},

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from patience import PATIENCE_S
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -29,7 +30,6 @@ QUICKSTART = NB_DIR / "quickstart.ipynb"
 LESSON = NB_DIR / "lesson-which-layer-knows.ipynb"
 USE_LESSON = NB_DIR / "lesson-does-the-model-use-it.ipynb"
 NOTEBOOKS = [QUICKSTART, LESSON, USE_LESSON]
-CELL_TIMEOUT = 900  # seconds per cell: the fits on a busy 2-core machine
 
 
 def _tags(cell: nbformat.NotebookNode) -> list[str]:
@@ -160,7 +160,7 @@ def execute(
     client = NotebookClient(
         nb,
         km=_kernel_manager(tmp_path),
-        timeout=CELL_TIMEOUT,
+        timeout=PATIENCE_S,
         resources={"metadata": {"path": str(work)}},
     )
     # One torch thread unless told otherwise: on a 2-core machine shared with other work

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from patience import PATIENCE_S
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +21,7 @@ def wheel(tmp_path_factory) -> Path:
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=PATIENCE_S,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     wheels = list(out.glob("lm_probe_widgets-*.whl"))
@@ -74,7 +75,7 @@ def test_wheel_installs_into_empty_venv_and_imports(wheel, tmp_path):
         [str(py), "-m", "pip", "install", "--no-deps", "-q", str(wheel)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=PATIENCE_S,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     # A light import: no torch, numpy or nnsight installed in this venv at all.
@@ -86,7 +87,7 @@ def test_wheel_installs_into_empty_venv_and_imports(wheel, tmp_path):
         "assert 'torch' not in sys.modules; print(m.__version__, m.__file__)"
     )
     done = subprocess.run(
-        [str(py), "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        [str(py), "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=PATIENCE_S
     )
     assert done.returncode == 0, done.stderr
     assert str(env_dir) in done.stdout  # imported from the venv, not from the checkout
@@ -95,6 +96,6 @@ def test_wheel_installs_into_empty_venv_and_imports(wheel, tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=60,
+        timeout=PATIENCE_S,
     )
     assert done.returncode == 0 and "lm-probe" in done.stdout, done.stderr

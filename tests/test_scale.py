@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from patience import PATIENCE_S
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
@@ -284,7 +285,11 @@ def test_pooling_ships_by_value_to_a_server_without_this_package(tmp_path):
         "print('ok')\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+        cwd=tmp_path,
     )
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
 

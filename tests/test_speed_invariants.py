@@ -159,10 +159,11 @@ def test_probes_sharing_a_submodule_share_one_read(tiny, sentiment, monkeypatch)
     a = runner.cache.get(fp, shared[0].feature_key)
     assert shared[0].feature_key == shared[3].feature_key
     assert len({c.feature_key for c in shared}) == 4
-    # And the shared read gives exactly what a lone probe reads.
+    # And the shared read gives what a lone probe reads, to float rounding: the lone read
+    # batches the test set differently, and a CPU may pick another kernel for that shape.
     alone = ProbeRunner(model, ProbeConfig("transformer.h.1.output", [0, 1]))
-    np.testing.assert_array_equal(
-        alone.get_probe_features(test)["transformer.h.1.output"], a.rows()
+    np.testing.assert_allclose(
+        alone.get_probe_features(test)["transformer.h.1.output"], a.rows(), rtol=1e-5, atol=1e-6
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from patience import PATIENCE_S
 
 from lm_probe_widgets import cli
 from lm_probe_widgets.core.engine.disk_store import (
@@ -49,7 +50,7 @@ def run_py(code: str, *args: str, check: bool = True) -> subprocess.CompletedPro
         capture_output=True,
         text=True,
         check=check,
-        timeout=120,
+        timeout=PATIENCE_S,
     )
 
 
@@ -208,7 +209,7 @@ def test_two_processes_write_the_same_entry(tmp_path):
     time.sleep(0.5)  # let both import and wait at the start line
     go.touch()
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        out, err = p.communicate(timeout=PATIENCE_S)
         assert p.returncode == 0, err
         assert out.strip() == "1" and "Warning" not in err
     assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == [entry_id(KEY)]
@@ -357,7 +358,7 @@ def test_cli_store_ls_du_clear(tmp_path, monkeypatch, capsys):
     env = {**os.environ, "LM_PROBE_WIDGETS_CACHE": str(tmp_path)}
     du = subprocess.run(
         [sys.executable, "-m", "lm_probe_widgets.cli", "store", "du"],
-        capture_output=True, text=True, env=env, check=True, timeout=60,
+        capture_output=True, text=True, env=env, check=True, timeout=PATIENCE_S,
     )  # fmt: skip
     assert f"({store.du()} bytes)" in du.stdout and str(store.root) in du.stdout
 

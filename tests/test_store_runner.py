@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from patience import PATIENCE_S
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
@@ -62,7 +63,7 @@ def run(body: str, cache: Path, store_env: str = "1") -> dict:
     code += textwrap.dedent(body) + "\nprint('OUT=' + json.dumps(out))\n"
     env = {**os.environ, "LM_PROBE_WIDGETS_CACHE": str(cache), "LM_PROBE_WIDGETS_STORE": store_env}
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=PATIENCE_S
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("OUT=")][-1]

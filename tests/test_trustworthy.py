@@ -20,6 +20,7 @@ from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeError, ProbeRunner
 from lm_probe_widgets.core.engine import events as ev
+from lm_probe_widgets.core.engine.data import split_indices
 
 H1 = "transformer.h.1.output"
 H0 = "transformer.h.0.output"
@@ -410,6 +411,30 @@ def test_the_original_lm_probe_flow_works(tiny):
     runner.fit_probes(train_set, test_set, batch_size=8, num_epoch=2, progress=None)
     feats = runner.get_probe_features(docs["input_ids"], docs["attention_mask"])
     assert runner[H1].predict(feats[H1]).shape == (5,)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_items_of_a_padded_dataset_come_back_as_given_and_stack(tiny, side):
+    """The original's habit: torch.stack([test[i]["input_ids"] for i in ...])."""
+    _, tok = tiny
+    texts, labels = sentiment_texts(12)
+    tok.padding_side = side
+    try:
+        enc = tok(texts, padding="max_length", max_length=40, return_tensors="pt")
+    finally:
+        tok.padding_side = "right"
+    ds = ProbeDataset(enc["input_ids"], enc["attention_mask"], torch.as_tensor(labels))
+    train, test = ds.tt_split(test_size=0.5, seed=1)
+    stacked = torch.stack([test[i]["input_ids"] for i in range(len(test))])
+    assert stacked.shape == (len(test), 40)
+    rows = split_indices(len(ds), 0.5, 1, ds.labels)[1].tolist()  # the test side's examples
+    assert torch.equal(stacked, enc["input_ids"][rows])
+    assert torch.equal(test[0:3]["attention_mask"], enc["attention_mask"][rows[:3]])
+    assert test[[0, 2]]["labels"].tolist() == [labels[rows[0]], labels[rows[2]]]
+    loaded = next(iter(torch.utils.data.DataLoader(test, batch_size=4, collate_fn=test.collate)))
+    assert torch.equal(loaded["attention_mask"], enc["attention_mask"][rows[:4]])
+    # the probes still read real tokens only: the same tokens as a dataset built unpadded
+    assert [t.tolist() for t in ds.tokens] == tok(texts)["input_ids"]
 
 
 # -- datasets built in several ways mean the same thing ---------------------------------

@@ -36,6 +36,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from patience import PATIENCE_MS
 from test_snapshots import execute as execute_with_nbclient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -249,7 +250,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + PATIENCE_MS / 1000
         while True:
             try:
                 with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
@@ -288,7 +289,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def lab_page(page: Any, lab: dict[str, Any], request: pytest.FixtureRequest) -> Any:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(PATIENCE_MS)
     page.goto(lab["url"])
     yield page, errors
     rep = getattr(request.node, "_lpw_rep_call", None)
@@ -380,7 +381,7 @@ def _set_theme(lab: dict[str, Any], theme: str) -> None:
         method="PUT",
         headers={"Authorization": f"token {lab['token']}", "Content-Type": "application/json"},
     )
-    urllib.request.urlopen(req, timeout=30).close()
+    urllib.request.urlopen(req, timeout=PATIENCE_MS / 1000).close()
 
 
 def _wait_idle(page: Any) -> None:
@@ -391,7 +392,7 @@ def _wait_idle(page: Any) -> None:
     except Exception:
         pass
     shown = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator"
-    page.locator(f"{shown}[data-status='idle']").first.wait_for(timeout=60_000)
+    page.locator(f"{shown}[data-status='idle']").first.wait_for()
 
 
 def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) -> None:
@@ -408,7 +409,7 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
     short = _cell(page, 2)
     # Its final snapshot: end states in their colours, curves on the planned axis, kept
     # weights, a row per phase; the headline turned final only with the cell (see 4).
-    short.locator(".lpw-snap-progress[data-fit-state='completed']").wait_for(timeout=180_000)
+    short.locator(".lpw-snap-progress[data-fit-state='completed']").wait_for()
     short.get_by_text("FIT1 fitted").wait_for()
     states = _states(short)
     assert len(states) == 2 and set(states) <= FINAL, states
@@ -439,12 +440,11 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
     long = _cell(page, 3)
     stop = long.locator("button.lpw-stop")
     stop.wait_for()
-    long.locator(".lpw-progress[data-fit-state='running']").wait_for(timeout=60_000)
+    long.locator(".lpw-progress[data-fit-state='running']").wait_for()
     card = long.locator(".lpw-monitor-card").first
     page.wait_for_function(
         "(el) => +el.querySelector('.lpw-curve').dataset.points >= 1",
         arg=card.element_handle(),
-        timeout=60_000,
     )
     planned = card.locator(".lpw-xmax").text_content()  # at the first point already
     detail = long.locator(".lpw-progress-probe .lpw-progress-detail").first.text_content()
@@ -453,14 +453,13 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
     page.wait_for_function(
         """(el) => [...el.querySelectorAll('.lpw-curve')].some(c => +c.dataset.points > 20)""",
         arg=long.element_handle(),
-        timeout=60_000,
     )
     assert card.locator(".lpw-xmax").text_content() == planned  # no rescaling as it grows
     assert long.locator(".lpw-monitor-key[data-key='window']:visible").count() == 0
     _shot(long.locator(".jp-OutputArea"), "long_live_light")
     assert stop.is_enabled()
     stop.click()
-    long.locator(".lpw-snap-progress[data-fit-state='stopped']").wait_for(timeout=60_000)
+    long.locator(".lpw-snap-progress[data-fit-state='stopped']").wait_for()
     assert set(_states(long)) == {"stopped"}
     head = long.locator(".lpw-snap-status").inner_text()
     assert head == "fit stopped by you"
@@ -476,7 +475,7 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
 
     # 3. The next cell sees the runner: stopped early, probes and metrics kept.
     report = _cell(page, 4).locator(".jp-OutputArea-output", has_text="RESULT")
-    report.wait_for(timeout=60_000)
+    report.wait_for()
     result = json.loads(report.inner_text().split("RESULT", 1)[1].strip())
     assert result["state"] == "stopped", result
     assert result["probes"] == ["long-a", "long-b"]
@@ -495,19 +494,17 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
     #    final snapshots in their colours, and no widget error.
     _cell(page, 0).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Control+s")
-    page.locator(UNSAVED_TAB).wait_for(state="detached", timeout=30_000)
+    page.locator(UNSAVED_TAB).wait_for(state="detached")
     _shutdown_kernels(lab)
     for theme in ("Dark", "Light"):
         _set_theme(lab, theme)
         page.reload()
         light = "true" if theme == "Light" else "false"
-        page.locator(f"body[data-jp-theme-light='{light}']").wait_for(
-            state="attached", timeout=60_000
-        )
+        page.locator(f"body[data-jp-theme-light='{light}']").wait_for(state="attached")
         page.locator(SHOWN_CELLS).first.wait_for()
         short, long = _cell(page, 2), _cell(page, 3)
-        short.locator(".lpw-snap-progress[data-fit-state='completed']").wait_for(timeout=60_000)
-        long.locator(".lpw-snap-progress[data-fit-state='stopped']").wait_for(timeout=60_000)
+        short.locator(".lpw-snap-progress[data-fit-state='completed']").wait_for()
+        long.locator(".lpw-snap-progress[data-fit-state='stopped']").wait_for()
         assert short.locator(".lpw-body").first.is_visible()
         assert short.locator(".lpw-snap-card .lpw-snap-curve").count() == 2
         colours = long.locator(".lpw-snap-probes .lpw-snap-state").evaluate_all(
@@ -526,13 +523,13 @@ def _shutdown_kernels(lab: dict[str, Any]) -> None:
     """Shut every kernel down through the server's REST API."""
     headers = {"Authorization": f"token {lab['token']}"}
     req = urllib.request.Request(f"{lab['api']}/api/kernels", headers=headers)
-    with urllib.request.urlopen(req, timeout=10) as r:
+    with urllib.request.urlopen(req, timeout=PATIENCE_MS / 1000) as r:
         kernels = json.loads(r.read())
     for k in kernels:
         req = urllib.request.Request(
             f"{lab['api']}/api/kernels/{k['id']}", headers=headers, method="DELETE"
         )
-        urllib.request.urlopen(req, timeout=30).close()
+        urllib.request.urlopen(req, timeout=PATIENCE_MS / 1000).close()
 
 
 def test_notebook_run_elsewhere_shows_its_snapshots(page: Any, lab: dict[str, Any]) -> None:
@@ -540,7 +537,7 @@ def test_notebook_run_elsewhere_shows_its_snapshots(page: Any, lab: dict[str, An
     opens with every widget's snapshot readable and no "Error displaying widget"."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(PATIENCE_MS)
     page.goto(lab["other"])
     page.locator(SHOWN_CELLS).first.wait_for()
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
@@ -592,7 +589,7 @@ def test_picker_and_table_saved_without_widget_state(page: Any, lab: dict[str, A
     snapshot, as the dashboard's does when its fit ends."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(PATIENCE_MS)
     with _screenshot_on_failure(page, "jupyterlab-widgets.png"):
         _use_save_and_reopen_widgets(page, lab)
     assert not errors, errors
@@ -609,28 +606,28 @@ def _use_save_and_reopen_widgets(page: Any, lab: dict[str, Any]) -> None:
         page.keyboard.press("Shift+Enter")
     picker, table = _cell(page, 1), _cell(page, 2)
     search = picker.locator("input.lpw-picker-search")
-    search.wait_for(timeout=120_000)
+    search.wait_for()
     search.fill("h.2")
     picker.locator('.lpw-picker-row[data-name="transformer.h.2"]').click()
     picker.locator('.lpw-picker-row[data-name="transformer.h.2"][aria-selected="true"]').wait_for()
     _cell(page, 2).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Shift+Enter")
-    picker.locator(".lpw-snap-selected").wait_for(timeout=60_000)
+    picker.locator(".lpw-snap-selected").wait_for()
     assert picker.locator(".lpw-picker-search").count() == 0  # the live view made way
     # The table, live: sort by probe in the browser, then run the last cell.
-    table.locator("th button", has_text="probe").click(timeout=60_000)
+    table.locator("th button", has_text="probe").click()
     table.locator("th[aria-sort='ascending']", has_text="probe").wait_for()
     _cell(page, 3).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Shift+Enter")
     next_out = _cell(page, 3).locator(".jp-OutputArea-output", has_text="NEXT")
-    next_out.wait_for(timeout=60_000)
+    next_out.wait_for()
     assert "transformer.h.2.output" in next_out.inner_text()
-    table.locator("table.lpw-snap-compact").wait_for(timeout=30_000)
+    table.locator("table.lpw-snap-compact").wait_for()
 
     # Save, shut the kernel down, reopen.
     _cell(page, 0).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Control+s")
-    page.locator(UNSAVED_TAB).wait_for(state="detached", timeout=30_000)
+    page.locator(UNSAVED_TAB).wait_for(state="detached")
     _shutdown_kernels(lab)
     saved = nbformat.read(str(lab["work"] / "widgets.ipynb"), as_version=4)
     assert "widgets" not in saved.metadata  # no widget state: the setting is off
@@ -663,7 +660,7 @@ def test_playground_updates_as_you_type(page: Any, lab: dict[str, Any]) -> None:
         "console",
         lambda msg: errors.append(f"console.error: {msg.text}") if msg.type == "error" else None,
     )
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(PATIENCE_MS)
     try:
         with _screenshot_on_failure(page, "jupyterlab-playground.png"):
             _type_into_playground(page, lab)
@@ -709,7 +706,7 @@ def _type_into_playground(page: Any, lab: dict[str, Any]) -> None:
     page.keyboard.press("Control+Enter")  # run the fit and show the playground, stay there
     cell = _cell(page, 0)
     box = cell.locator("textarea.lpw-pg-input")
-    box.wait_for(timeout=120_000)
+    box.wait_for()
     first = "the film was good"
     page.wait_for_function(PLAYGROUND_SHOWS, arg=[cell.element_handle(), first])
     before = _playground_view(cell)
@@ -753,7 +750,7 @@ def _type_into_playground(page: Any, lab: dict[str, Any]) -> None:
     _cell(page, 1).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Shift+Enter")
     out = _cell(page, 1).locator(".jp-OutputArea-output", has_text="PLAYGROUND")
-    out.wait_for(timeout=60_000)
+    out.wait_for()
     kernel = json.loads(out.inner_text().split("PLAYGROUND", 1)[1].strip())
     assert kernel["text"] == kernel["result_text"] == light_text + dark_more, kernel
     assert not kernel["error"], kernel
@@ -761,7 +758,7 @@ def _type_into_playground(page: Any, lab: dict[str, Any]) -> None:
     assert dark["tokens"] == kernel["tokens"][1], (dark["tokens"], kernel["tokens"][1])
     assert dark["strip"] == kernel["strip"], (dark["strip"], kernel["strip"])
     snap = cell.locator(".lpw-snap-pg-text")
-    snap.wait_for(timeout=30_000)
+    snap.wait_for()
     assert snap.inner_text() == light_text + dark_more
     assert cell.locator("textarea.lpw-pg-input").count() == 0  # the live view made way
     assert "Error displaying widget" not in notebook.inner_text()

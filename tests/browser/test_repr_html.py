@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from patience import PATIENCE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -198,7 +199,7 @@ def test_nbconvert_export_renders(page: Any) -> None:
         nbformat.v4.new_code_cell("runner[EVIL_NAME]"),
     ]
     NotebookClient(
-        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+        nb, timeout=PATIENCE_S, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
     ).execute()
     outputs = [c.outputs for c in nb.cells[1:]]
     for out in outputs:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from patience import PATIENCE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -98,7 +99,7 @@ def execute(path: Path, tmp: Path) -> Any:
     NotebookClient(
         nb,
         km=_kernel_manager(tmp),
-        timeout=300,
+        timeout=PATIENCE_S,
         store_widget_state=False,
         resources={"metadata": {"path": str(tmp)}},
     ).execute()

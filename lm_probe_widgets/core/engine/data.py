@@ -54,6 +54,10 @@ class ProbeDataset:
     (token-level probes, same shape as `input_ids`; mark ignored tokens with the
     config's `null_label`). String labels are mapped to ids; `label_names` keeps
     the mapping. Non-integer numbers are continuous targets (regression probes).
+
+    Built from a padded 2-D tensor or array (the original lm_probe's way), items and
+    slices come back as given, padding included, so they stack as they did there;
+    the probes still only ever see each example's real tokens.
     """
 
     def __init__(
@@ -93,6 +97,12 @@ class ProbeDataset:
         self.token_labels: list[np.ndarray] | None = None  # per-example arrays for token labels
         if labels is not None:
             self._set_labels(labels, masks)
+        # Padded rows as the user gave them (2-D input only): what `ds[i]` returns.
+        self._given: tuple[torch.Tensor, torch.Tensor] | None = None
+        if isinstance(input_ids, (torch.Tensor, np.ndarray)):
+            ids = torch.as_tensor(input_ids)
+            given_mask = torch.ones_like(ids) if attention_mask is None else attention_mask
+            self._given = (ids, torch.as_tensor(given_mask))
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -186,15 +196,35 @@ class ProbeDataset:
             idx = np.arange(len(self))[i] if isinstance(i, slice) else np.asarray(i)
             if idx.dtype == bool:
                 idx = np.flatnonzero(idx)
+            if self._given is not None:  # padded as given: stack the rows as they are
+                items = [self[int(j)] for j in idx]
+                if not items:
+                    raise ProbeError("an empty selection: nothing to batch")
+                return {k: torch.stack([it[k] for it in items]) for k in items[0]}
             return self.collate([self[int(j)] for j in idx])
         if isinstance(i, torch.Tensor):
             return self[i.tolist()] if i.ndim else self[int(i)]
+        if self._given is not None:
+            return self._given_item(int(i))
         ids = torch.from_numpy(self.tokens[i])
         item = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
         if self.labels is not None:
             item["labels"] = torch.tensor(self.labels[i])
         elif self.token_labels is not None:
             item["labels"] = torch.from_numpy(self.token_labels[i])
+        return item
+
+    def _given_item(self, i: int) -> dict[str, torch.Tensor]:
+        """Example i padded as it was given; token labels placed on its real tokens, -100
+        on its padding (labels read now, so a relabelled copy shows its own labels)."""
+        ids, mask = self._given
+        item = {"input_ids": ids[i], "attention_mask": mask[i]}
+        if self.labels is not None:
+            item["labels"] = torch.tensor(self.labels[i])
+        elif self.token_labels is not None:
+            row = torch.full(ids[i].shape, -100, dtype=torch.long)
+            row[mask[i].bool()] = torch.from_numpy(self.token_labels[i])
+            item["labels"] = row
         return item
 
     @staticmethod
@@ -206,9 +236,9 @@ class ProbeDataset:
         width = max(len(it["input_ids"]) for it in items)
         ids = torch.full((len(items), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), width), dtype=torch.long)
-        for row, it in enumerate(items):
+        for row, it in enumerate(items):  # an item's own mask: padded items keep theirs
             n = len(it["input_ids"])
-            ids[row, :n], mask[row, :n] = it["input_ids"], 1
+            ids[row, :n], mask[row, :n] = it["input_ids"], it["attention_mask"]
         out: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if "labels" in items[0]:
             labels = [it["labels"] for it in items]
@@ -277,6 +307,8 @@ class ProbeDataset:
         )
         if hasattr(self, "texts"):
             new.texts = [self.texts[i] for i in idx]
+        given, rows = self._given, torch.from_numpy(idx)
+        new._given = None if given is None else (given[0][rows], given[1][rows])
         if len(new.tokens) == 0:
             raise ProbeError("this split would be empty: use a smaller test_size or more data")
         return new
