@@ -9,3 +9,7 @@ this long: it only bounds how long a failing one takes to say so.
 
 PATIENCE_S = 900
 PATIENCE_MS = PATIENCE_S * 1000
+
+# "Fails fast instead of hanging": well above the library's own network timeouts (5 s)
+# and what a loaded machine adds to them, far below a hang (minutes, or forever).
+FAILS_FAST_S = 60

@@ -165,7 +165,9 @@ def test_html_structure_state_and_sparklines(fitted: Any) -> None:
     (top,) = [n for n in root.children if n.tag == "div"]
     assert top.attrs["class"] == "lpw lpw-repr" and top.attrs["id"].startswith("lpw-")
     (body,) = top.find_all("div", "lpw-body")
-    assert "hidden" in body.attrs  # revealed only by the (trusted) scoped CSS
+    # revealed only by the (trusted) scoped CSS; hidden both ways, since each sanitizer
+    # keeps one of the two (JupyterLab's the style, GitHub's the attribute)
+    assert "hidden" in body.attrs and body.attrs["style"] == "display:none"
     (fallback,) = top.find_all("div", "lpw-fallback")
     pre = fallback.find_all("pre")[0].all_text()
     assert pre == runner._repr_mimebundle_()["text/plain"]

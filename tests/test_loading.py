@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from patience import FAILS_FAST_S
 
 from lm_probe_widgets.core.engine.disk_store import cache_dir
 from lm_probe_widgets.core.io import loading
@@ -202,7 +203,7 @@ def test_hub_id_fails_fast_with_hf_offline(monkeypatch, tmp_path):
     t0 = time.perf_counter()
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE") as err:
         load_model("lm-probe-widgets-tests/no-such-model")
-    assert time.perf_counter() - t0 < 10
+    assert time.perf_counter() - t0 < FAILS_FAST_S
     assert "local folder" in str(err.value)
 
 
@@ -212,7 +213,7 @@ def test_hub_id_fails_fast_without_internet(monkeypatch, tmp_path):
     t0 = time.perf_counter()
     with pytest.raises(ModelLoadError, match="hub"):
         load_model("lm-probe-widgets-tests/no-such-model")
-    assert time.perf_counter() - t0 < 15
+    assert time.perf_counter() - t0 < FAILS_FAST_S
 
 
 # --------------------------------------------------------------------------- models that load

@@ -114,13 +114,15 @@ def _chips(items: Iterable[Any]) -> str:
 
 def _wrap(text_repr: str, body: str, label: str) -> str:
     """sklearn-style envelope: a text fallback plus the styled body, kept hidden until
-    the scoped CSS (only present when the HTML is trusted) reveals it."""
+    the scoped CSS (only present when the HTML is trusted) reveals it. Hidden twice:
+    JupyterLab's sanitizer drops the `hidden` attribute of untrusted output but keeps
+    `style`, GitHub's drops `style`; the CSS's `!important` overrides both."""
     uid = _new_id()
     return (
         f'<div id="{uid}" class="{ROOT_CLASS}" data-lpw-kind="{_e(label)}">'
         f"<style>{CSS}</style>"
         f'<div class="lpw-fallback"><pre>{_e(text_repr)}</pre><b>{_e(FALLBACK_NOTE)}</b></div>'
-        f'<div class="lpw-body" hidden>{body}</div>'
+        f'<div class="lpw-body" hidden style="display:none">{body}</div>'
         "</div>"
     )
 

@@ -154,18 +154,24 @@ def test_prefers_color_scheme_and_attribute_precedence(page: Any, runner: Any) -
     assert seen == []
 
 
-def test_untrusted_shows_text_fallback(page: Any, runner: Any) -> None:
+@pytest.mark.parametrize("sanitizer", ["github", "jupyterlab"])
+def test_untrusted_shows_text_fallback(page: Any, runner: Any, sanitizer: str) -> None:
     """Untrusted notebooks and GitHub drop <style>: the <pre> fallback must show and
-    the styled block stay hidden."""
+    the styled block stay hidden. GitHub also drops `style` attributes; JupyterLab's
+    sanitizer drops the `hidden` attribute (seen in JupyterLab 4.6)."""
     seen = _guard(page)
     fragment = re.sub(r"<style>.*?</style>", "", runner._repr_html_(), flags=re.S)
+    if sanitizer == "github":
+        fragment = re.sub(r' style="[^"]*"', "", fragment)
+    else:
+        fragment = re.sub(r" hidden(?=[ >])", "", fragment)
     page.set_content(_page_html(fragment))
     assert page.locator(".lpw-fallback pre").is_visible()
     assert not page.locator(".lpw-body").is_visible()
     text = page.locator(".lpw-fallback pre").inner_text()
     assert text.startswith("ProbeRunner: GPT2LMHeadModel, 3 probe(s)")
     assert EVIL_NAME in text and page.locator("img").count() == 0
-    _shot(page, "untrusted")
+    _shot(page, f"untrusted_{sanitizer}")
     assert seen == []
 
 
