@@ -3,6 +3,7 @@ processes (a later process, a crash, two writers at once)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -402,3 +403,35 @@ def test_export_round_trip(tmp_path, suffix):
     np.testing.assert_array_equal(got["features"], values(TOKEN_OFFSETS))
     with pytest.raises(ProbeError, match="npz"):
         export(entry, tmp_path / "out.pkl")
+
+
+# ------------------------------------------------ full disks and damaged entries (issue 26)
+
+
+def _no_space(*_):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_fails_at_creation_not_with_sigbus_later(tmp_path, monkeypatch):
+    """Entries are allocated on disk when created: with no space left that raises
+    ENOSPC there (where the runner falls back to memory), instead of a sparse file
+    whose first write through the memory map kills the process with SIGBUS."""
+    monkeypatch.setattr(os, "posix_fallocate", _no_space, raising=False)
+    store = DiskStore(tmp_path)
+    with pytest.raises(OSError) as err:
+        store.open(KEY, TOKEN_OFFSETS, WIDTH)
+    assert err.value.errno == errno.ENOSPC
+    assert store.entries() == [] and list((tmp_path / ".tmp").iterdir()) == []
+
+
+def test_without_fallocate_the_zeros_are_written(tmp_path, monkeypatch):
+    def unsupported(*_):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported, raising=False)
+    offsets = np.arange(2049)
+    entry = DiskStore(tmp_path).open(KEY, offsets, 256)  # 2 MB of features
+    stat = (entry.path / "features.npy").stat()
+    assert stat.st_blocks * 512 >= stat.st_size  # every block on disk: not sparse
+    entry.write(np.arange(2048), values(offsets, 256))
+    np.testing.assert_array_equal(entry.rows(), values(offsets, 256))

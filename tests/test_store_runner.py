@@ -470,3 +470,25 @@ def test_an_accelerate_offloaded_model_still_uses_the_store(tmp_path, monkeypatc
         with traces(monkeypatch) as calls:
             again = _features(model, tmp_path / "store", ds, site)
     assert calls == [] and np.array_equal(first, again)
+
+
+def test_a_full_disk_keeps_the_fit_in_memory_with_the_same_numbers(
+    tiny, sentiment, tmp_path, monkeypatch
+):
+    import errno
+
+    def no_space(*_):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space, raising=False)
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts[:80], labels[:80], tok).tt_split(0.25)
+    kwargs = dict(num_epoch=2, batch_size=16, progress=None, bootstrap=0)
+    runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=tmp_path / "store")
+    with pytest.warns(StoreWarning, match="No space left.*memory only"):
+        runner.fit_probes(train, test, **kwargs)
+    plain = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False)
+    plain.fit_probes(train, test, **kwargs)
+    assert runner.metrics["accuracy"].equals(plain.metrics["accuracy"])
+    assert DiskStore(tmp_path / "store").entries() == []

@@ -15,10 +15,14 @@ Only plain .npy arrays (loaded without pickle) and JSON: nothing executable.
 Rows are written and flushed before their examples are marked filled, so a crash
 leaves computed-but-unmarked rows (recomputed later), never marked-but-missing ones.
 Entries are built in .tmp and renamed into place, so no reader sees half an entry.
+Their arrays are allocated on disk when created (`posix_fallocate`, else by writing
+zeros), so a full disk raises ENOSPC there (the runner then keeps its features in
+memory) and never a SIGBUS later, when a write through the memory map finds no block.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -164,6 +168,36 @@ def _open_npy(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.memmap:
     return np.memmap(path, dtype=dtype, mode="r+", offset=offset, shape=shape)
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _preallocate(path: Path, data_bytes: int) -> None:
+    """Give every byte of `path` (a new .npy file whose last `data_bytes` are its zero
+    data) a block on disk now: a memory-mapped write into a sparse file on a full disk
+    kills the process with SIGBUS, an OSError here does not."""
+    size = path.stat().st_size
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is not None and size:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fallocate(fd, 0, size)
+            return
+        except OSError as e:
+            if e.errno in _NO_SPACE:
+                raise
+            # the file system cannot (EOPNOTSUPP, EINVAL...): write the zeros instead
+        finally:
+            os.close(fd)
+    step = 1 << 22
+    zeros = bytes(min(step, data_bytes))
+    with open(path, "r+b") as f:
+        f.seek(size - data_bytes)  # after the header
+        for start in range(size - data_bytes, size, step):
+            f.write(zeros[: min(step, size - start)])
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _tree_bytes(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
@@ -271,7 +305,10 @@ class Entry:
         digest = _checksum(self._features)
         if manifest.get("checksum") != digest:
             manifest["checksum"] = digest
-            _write_json(path, manifest)
+            try:
+                _write_json(path, manifest)
+            except OSError:  # disk full or read-only: recorded at the next open instead
+                pass
 
     def rows(self, indices: Any = None) -> np.ndarray:
         """Rows of the given examples in order; None = the whole array, read-only.
@@ -459,6 +496,7 @@ class DiskStore:
                 mm = np.lib.format.open_memmap(tmp / name, "w+", dtype, shape)
                 mm.flush()
                 del mm
+                _preallocate(tmp / name, int(np.prod(shape)) * np.dtype(dtype).itemsize)
             manifest = {
                 "format": FORMAT,
                 "id": eid,
