@@ -3,6 +3,7 @@ processes (a later process, a crash, two writers at once)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -435,3 +436,129 @@ def test_without_fallocate_the_zeros_are_written(tmp_path, monkeypatch):
     assert stat.st_blocks * 512 >= stat.st_size  # every block on disk: not sparse
     entry.write(np.arange(2048), values(offsets, 256))
     np.testing.assert_array_equal(entry.rows(), values(offsets, 256))
+
+
+def _garble_header(path: Path, how: str) -> None:
+    raw = path.read_bytes()
+    start = raw.index(b"{")
+    end = raw.index(b"}")
+    header = raw[start : end + 1]
+    if how == "token":  # numpy's parser: tokenize.TokenError
+        header = header.replace(b"(", b"((", 1)[: len(header)]
+    elif how == "syntax":  # SyntaxError / ValueError
+        header = b"{'descr': @@@" + header[13:]
+    else:  # "bytes": undecodable
+        header = header[:3] + b"\xff\xfe\xfd" + header[6:]
+    path.write_bytes(raw[:start] + header + raw[end + 1 :])
+
+
+@pytest.mark.parametrize("how", ["token", "syntax", "bytes"])
+@pytest.mark.parametrize("name", ["features.npy", "filled.npy", "offsets.npy", "sums.npy"])
+def test_a_garbled_npy_header_is_discarded_and_ls_and_clear_still_work(
+    tmp_path, monkeypatch, capsys, name, how
+):
+    """numpy's header parser raises ValueError, SyntaxError or tokenize.TokenError on
+    damaged bytes: any of them discards the entry (recomputed), and `lm-probe store ls`
+    and `clear --all`, the documented recovery, work whatever is damaged."""
+    monkeypatch.setenv("LM_PROBE_WIDGETS_CACHE", str(tmp_path))
+    root = DiskStore().root
+    entry = _filled_entry(root)
+    _garble_header(root / entry.id / name, how)
+    assert cli.main(["store", "ls"]) == 0
+    assert entry.id[:12] in capsys.readouterr().out
+    _assert_fresh(root, match=name.split(".")[0])
+    _garble_header(root / entry.id / name, how)
+    assert cli.main(["store", "clear", "--all"]) == 0
+    assert "removed 1 entry" in capsys.readouterr().out
+    assert DiskStore(root).entries() == []
+
+
+@pytest.mark.parametrize("flip", [0xFF, 0x01, 0x5A])
+def test_a_garbled_mask_in_an_unfinished_entry_never_serves_unwritten_rows(tmp_path, flip):
+    """Each example's rows carry a CRC-32 written with them: a mask byte that says
+    "computed" for rows never written (any garbled byte, even a 0 -> 1 flip) unmarks
+    the example, which is computed again, with a warning."""
+    offsets = np.arange(11)
+    entry = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    written = np.array([1, 4, 7])
+    entry.write(written, rows_for(offsets, written))
+    mask = entry.path / "filled.npy"
+    data = bytearray(mask.read_bytes())
+    for i in range(len(data) - 10, len(data)):  # every example's byte
+        data[i] ^= flip
+    mask.write_bytes(bytes(data))
+    with pytest.warns(StoreWarning, match="fail their checksums"):
+        again = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    served = np.flatnonzero(again.filled)
+    assert set(served) <= set(written)  # never an example whose rows were not written
+    np.testing.assert_array_equal(again.rows(served), rows_for(offsets, served))
+    assert not again.complete
+
+
+def test_a_flipped_byte_in_an_unfinished_entrys_rows_is_recomputed(tmp_path):
+    offsets = np.arange(11)
+    entry = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    entry.write(np.arange(5), rows_for(offsets, range(5)))
+    features = entry.path / "features.npy"
+    data = bytearray(features.read_bytes())
+    data[len(data) - 10 * WIDTH * 4 + 2 * WIDTH * 4 + 5] ^= 0x10  # inside example 2's row
+    features.write_bytes(bytes(data))
+    with pytest.warns(StoreWarning, match=r"e\.g\. \[2\]"):
+        again = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    assert np.flatnonzero(again.filled).tolist() == [0, 1, 3, 4]
+
+
+@contextlib.contextmanager
+def _read_only(root: Path, monkeypatch):
+    """The store at `root` as this process would see it on a read-only mount: where we
+    are not root, really unwritable; as root (who may write anything), os.access says
+    so, and the test checks that nothing on disk changed."""
+    if os.geteuid() != 0:
+        paths = [root, *root.rglob("*")]
+        modes = {p: p.stat().st_mode for p in paths}
+        for p in sorted(paths, key=lambda p: -len(p.parts)):
+            p.chmod(modes[p] & ~0o222)
+        try:
+            yield
+        finally:
+            for p in sorted(paths, key=lambda p: len(p.parts)):
+                p.chmod(modes[p])
+        return
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and Path(path).resolve().is_relative_to(root.resolve()):
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    yield
+
+
+def _snapshot(root: Path) -> dict[str, tuple[bytes, float]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_read_only_store_with_entries_is_read_and_never_written(tmp_path, monkeypatch):
+    offsets = np.arange(11)
+    done = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    done.write(np.arange(10), rows_for(offsets, range(10)))
+    part = DiskStore(tmp_path).open({**KEY, "pooling": "last"}, offsets, WIDTH)
+    part.write(np.arange(3), rows_for(offsets, range(3)))
+    before = _snapshot(tmp_path)
+    with _read_only(tmp_path, monkeypatch):
+        store = DiskStore(tmp_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = store.get(KEY)  # complete: served
+            assert store.get({**KEY, "pooling": "last"}) is None  # unfinished: computed
+            np.testing.assert_array_equal(got.rows(), values(offsets))
+            assert store.open(KEY, offsets, WIDTH).complete
+        with pytest.raises(PermissionError, match="read-only"):
+            store.open({**KEY, "pooling": "max"}, offsets, WIDTH)
+        assert len(store.entries()) == 2 and store.du() > 0
+    assert _snapshot(tmp_path) == before

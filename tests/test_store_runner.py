@@ -492,3 +492,30 @@ def test_a_full_disk_keeps_the_fit_in_memory_with_the_same_numbers(
     plain.fit_probes(train, test, **kwargs)
     assert runner.metrics["accuracy"].equals(plain.metrics["accuracy"])
     assert DiskStore(tmp_path / "store").entries() == []
+
+
+def test_a_read_only_store_serves_its_entries_and_computes_the_rest_in_memory(
+    tiny, sentiment, tmp_path, monkeypatch
+):
+    from test_store import _read_only, _snapshot
+
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts[:80], labels[:80], tok).tt_split(0.25)
+    kwargs = dict(num_epoch=2, batch_size=16, progress=None, bootstrap=0)
+    root = tmp_path / "store"
+    first = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root).fit_probes(
+        train, test, **kwargs
+    )
+    before = _snapshot(root)
+    with _read_only(root, monkeypatch):
+        again = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root)
+        with traces(monkeypatch) as calls:
+            again.fit_probes(train, test, **kwargs)
+        assert calls == []  # every feature from the read-only store
+        assert again.metrics["accuracy"].equals(first.metrics["accuracy"])
+        other = ProbeRunner(model, ProbeConfig("transformer.h.0.output", [0, 1]), store=root)
+        with pytest.warns(StoreWarning, match="read-only"):
+            other.fit_probes(train, test, **kwargs)
+        assert other.metrics["accuracy"].notna().all() and other.store is not None
+    assert _snapshot(root) == before

@@ -140,14 +140,23 @@ class FeatureAccess:
             offsets = feature_offsets(ds, key)
             try:
                 entry = persistent.open(self._store_key(ds, key), offsets, rows.shape[1])
-            except OSError as e:  # e.g. a read-only cache folder: carry on in memory
-                warnings.warn(
-                    f"feature store at {self.store.root} is unusable ({e}); this runner "
-                    "keeps its features in memory only",
-                    StoreWarning,
-                    stacklevel=2,
-                )
-                self.store = None
+            except OSError as e:
+                if persistent.writable():  # full disk, a file in the way...: memory only
+                    warnings.warn(
+                        f"feature store at {persistent.root} is unusable ({e}); this runner "
+                        "keeps its features in memory only",
+                        StoreWarning,
+                        stacklevel=2,
+                    )
+                    self.store = None
+                elif not getattr(self, "_read_only_said", False):
+                    self._read_only_said = True  # read it, never write it
+                    warnings.warn(
+                        f"feature store at {persistent.root} is read-only: its complete "
+                        "entries are read, features it lacks are kept in memory",
+                        StoreWarning,
+                        stacklevel=2,
+                    )
             else:
                 store = self.cache.adopt(fp, key, DiskFeatures(entry))
         if store is None:

@@ -67,7 +67,7 @@ def _module_tree(module: torch.nn.Module) -> tuple[tuple[str, str, str], ...]:
     for name, m in module.named_modules():
         try:
             settings = _ADDRESS.sub("", m.extra_repr())
-        except Exception:  # noqa: BLE001 - a module whose repr fails: its type still counts
+        except Exception:  # a module whose repr fails: its type still counts
             settings = "?"
         tree.append((name, f"{type(m).__module__}.{type(m).__qualname__}", settings))
     return tuple(tree)
