@@ -19,6 +19,36 @@ import torch
 from ..errors import ProbeError
 
 
+def _is_missing(v: Any) -> bool:
+    """None, NaN, pandas.NA or NaT: a label that is not there."""
+    if v is None:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(np.isnan(v))
+    try:
+        import pandas as pd
+
+        return v is pd.NA or v is pd.NaT
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _object_labels(arr: np.ndarray) -> np.ndarray:
+    """An object array of labels (a list mixing types, a pandas object column): missing
+    values refused, and numbers kept numbers (never turned into names)."""
+    values = arr.tolist()
+    missing = [i for i, v in enumerate(values) if _is_missing(v)]
+    if missing:
+        raise ProbeError(
+            f"{len(missing)} of {len(values)} labels are missing (None or NaN; e.g. "
+            f"examples {missing[:5]}): drop those examples first (the lm-probe CLI "
+            "drops such rows), or give them a label; a missing label is never a class"
+        )
+    if all(isinstance(v, (int, float, np.integer, np.floating, np.bool_)) for v in values):
+        return np.asarray(values)  # numbers behind an object dtype: numbers
+    return arr
+
+
 def _as_2d_list(x: Any, what: str) -> list[np.ndarray]:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -164,6 +194,8 @@ class ProbeDataset:
             self.token_labels = out
             return
         arr = np.asarray(labels)
+        if arr.dtype.kind == "O":
+            arr = _object_labels(arr)
         if arr.dtype.kind in "OUS":  # strings: map to ids, keep names
             names = sorted({str(v) for v in arr}) if self.label_names is None else self.label_names
             index = {n: i for i, n in enumerate(names)}
@@ -174,7 +206,12 @@ class ProbeDataset:
             self.label_names = names
         elif arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)):
-                raise ProbeError("labels contain NaN or inf: drop those examples first")
+                bad = np.flatnonzero(~np.isfinite(arr))
+                raise ProbeError(
+                    f"{len(bad)} of {len(arr)} labels are missing or not finite (labels "
+                    f"contain NaN or inf; e.g. examples {bad[:5].tolist()}): drop those "
+                    "examples first (the lm-probe CLI drops such rows)"
+                )
             if not np.all(arr == np.round(arr)):  # continuous targets: regression probes
                 self.labels = arr.astype(np.float64)
                 return
