@@ -131,6 +131,12 @@ def _edit_id(edit: Any) -> int:
         return id(edit)
 
 
+def _ours(fn: Any) -> bool:
+    """The library's own dry-run hooks (a runner being built in another thread): they
+    only record shapes and order, and are gone when the dry run ends."""
+    return getattr(fn, "__module__", None) == "lm_probe_widgets.core.engine.submodules"
+
+
 def forward_hooks(model: Any) -> tuple[tuple[str, int], ...]:
     """What makes a forward of `model` compute something its weights and modules do not
     say: forward hooks and pre-hooks on any of its modules (the root too), global ones
@@ -146,11 +152,15 @@ def forward_hooks(model: Any) -> tuple[tuple[str, int], ...]:
         ("global forward pre-hook", torch_modules._global_forward_pre_hooks),
         ("global forward hook", torch_modules._global_forward_hooks),
     ):
-        found.extend((kind, int(hid)) for hid in table)
+        found.extend((kind, int(hid)) for hid, fn in list(table.items()) if not _ours(fn))
     for name, m in module.named_modules():
         where = name or "the model itself"
-        found.extend((f"forward pre-hook on {where}", int(hid)) for hid in m._forward_pre_hooks)
-        found.extend((f"forward hook on {where}", int(hid)) for hid in m._forward_hooks)
+        for kind, table in (("pre-hook", m._forward_pre_hooks), ("hook", m._forward_hooks)):
+            found.extend(
+                (f"forward {kind} on {where}", int(hid))
+                for hid, fn in list(table.items())
+                if not _ours(fn)
+            )
     edits = getattr(model, "_edits", None) or ()
     found.extend(("nnsight edit (model.edit)", _edit_id(e)) for e in edits)
     return tuple(found)
