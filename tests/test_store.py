@@ -562,3 +562,37 @@ def test_a_read_only_store_with_entries_is_read_and_never_written(tmp_path, monk
             store.open({**KEY, "pooling": "max"}, offsets, WIDTH)
         assert len(store.entries()) == 2 and store.du() > 0
     assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("raw", ["inf", "-1", "nan", "lots"])
+def test_a_cap_that_is_no_number_of_bytes_is_a_clear_error(tmp_path, monkeypatch, capsys, raw):
+    monkeypatch.setenv("LM_PROBE_WIDGETS_CACHE", str(tmp_path))
+    monkeypatch.setenv("LM_PROBE_WIDGETS_STORE_MAX_BYTES", raw)
+    with pytest.raises(ProbeError, match="LM_PROBE_WIDGETS_STORE_MAX_BYTES=.*number of bytes"):
+        DiskStore()
+    assert cli.main(["store", "du"]) == 2
+    err = capsys.readouterr().err
+    assert "LM_PROBE_WIDGETS_STORE_MAX_BYTES" in err and "Traceback" not in err
+    with pytest.raises(ProbeError, match="max_bytes=-1"):
+        DiskStore(tmp_path, max_bytes=-1)
+
+
+def test_eviction_and_failed_creations_leave_no_lock_files(tmp_path, monkeypatch):
+    """An entry evicted while this process still writes into it, and a creation that
+    failed (full disk), leave no lock file behind; `clear` removes any left."""
+    store = DiskStore(tmp_path, max_bytes=10**9)
+    offsets = np.arange(101)
+    first = store.open({**KEY, "site": "first"}, offsets, 64)
+    store.max_bytes = 30_000  # room for about one entry: the next evicts `first`
+    store.open({**KEY, "site": "second"}, offsets, 64)
+    assert _sites(store) == ["second"]
+    first.write(np.arange(100), np.ones((100, 64), np.float32))  # into the evicted arrays
+    monkeypatch.setattr(os, "posix_fallocate", _no_space, raising=False)
+    with pytest.raises(OSError):
+        store.open({**KEY, "site": "third"}, offsets, 64)
+    monkeypatch.undo()
+    assert store.entries() == []  # `second` made room for `third`, which failed
+    assert list((tmp_path / ".locks").iterdir()) == []
+    (tmp_path / ".locks" / f"{'0' * 64}.lock").touch()  # e.g. left by a killed process
+    store.clear()
+    assert list((tmp_path / ".locks").iterdir()) == []

@@ -519,3 +519,32 @@ def test_a_read_only_store_serves_its_entries_and_computes_the_rest_in_memory(
             other.fit_probes(train, test, **kwargs)
         assert other.metrics["accuracy"].notna().all() and other.store is not None
     assert _snapshot(root) == before
+
+
+def test_a_tight_cap_keeps_what_the_fit_reads_over_other_poolings(
+    tiny, sentiment, tmp_path, monkeypatch
+):
+    """With a cap of 3x what a fit reads, the other poolings the store keeps in case
+    they are wanted are dropped when there is no room, never evicting the fit's own
+    entries: an identical second fit runs no forward."""
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts[:80], labels[:80], tok).tt_split(0.25)
+    kwargs = dict(num_epoch=1, batch_size=16, progress=None, bootstrap=0)
+    big = DiskStore(tmp_path / "big", max_bytes=10**9)
+    ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=big).fit_probes(train, test, **kwargs)
+    reads = sum(
+        e["bytes"]
+        for e in big.entries()
+        if e["key"]["site"] == SITE and e["key"]["pooling"] == "mean"
+    )
+    assert 0 < 3 * reads < big.du() / 2  # the other poolings would take far more
+    small = DiskStore(tmp_path / "small", max_bytes=3 * reads)
+    first = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=small)
+    first.fit_probes(train, test, **kwargs)
+    with traces(monkeypatch) as calls:
+        again = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=small)
+        again.fit_probes(train, test, **kwargs)
+    assert calls == []
+    assert again.metrics["accuracy"].equals(first.metrics["accuracy"])
+    assert small.du() <= small.max_bytes + 8192  # (lock files and folders aside)

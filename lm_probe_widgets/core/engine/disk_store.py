@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -266,9 +267,25 @@ def _env_max_bytes() -> int:
     if not raw:
         return DEFAULT_MAX_BYTES
     try:
-        return int(float(raw))
+        value = float(raw)
     except ValueError:
-        raise ProbeError(f"{MAX_BYTES_ENV}={raw!r} is not a number of bytes") from None
+        value = math.nan
+    return _check_max_bytes(value, f"{MAX_BYTES_ENV}={raw!r}")
+
+
+def _check_max_bytes(value: Any, what: str) -> int:
+    """A cap in bytes: a whole, finite number >= 0 (0: keep nothing stored)."""
+    try:
+        ok = not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ProbeError(
+            f"{what} is not a size cap: give a number of bytes >= 0, e.g. "
+            f"{DEFAULT_MAX_BYTES} (the default, 20 GiB); to keep features out of the "
+            f"store, turn it off ({STORE_ENV}=0 or store=False)"
+        )
+    return int(value)
 
 
 class Entry:
@@ -343,6 +360,9 @@ class Entry:
         self._sums[idx] = _example_sums(rows, np.diff(self.offsets)[idx])
         self._features.flush()
         self._sums.flush()
+        if not (self.path / _MANIFEST).exists():  # evicted or cleared meanwhile: these
+            self._mask[idx] = 1  # arrays live on in this process only, nothing to lock
+            return
         with self._store._lock(self.id):
             self._mask[idx] = 1
             self._mask.flush()
@@ -403,7 +423,11 @@ class DiskStore:
 
     def __init__(self, root: str | Path | None = None, max_bytes: int | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_store_root()
-        self.max_bytes = int(max_bytes) if max_bytes is not None else _env_max_bytes()
+        self.max_bytes = (
+            _check_max_bytes(max_bytes, f"max_bytes={max_bytes!r}")
+            if max_bytes is not None
+            else _env_max_bytes()
+        )
         self._read_only: bool | None = None  # found out at first use
 
     def writable(self) -> bool:
@@ -482,9 +506,20 @@ class DiskStore:
 
     # -- opening -----------------------------------------------------------------
 
-    def open(self, key: dict[str, Any], offsets: np.ndarray, width: int) -> Entry:
+    def open(
+        self,
+        key: dict[str, Any],
+        offsets: np.ndarray,
+        width: int,
+        *,
+        keep: Iterable[str] = (),
+        optional: bool = False,
+    ) -> Entry | None:
         """The entry for `key`, created empty if missing or invalid (with a
-        StoreWarning saying why). Evicts old entries first to make room for a new one."""
+        StoreWarning saying why). Evicts least recently used entries first to make
+        room for a new one, never those in `keep` (ids: what the caller reads now).
+        `optional=True` (features kept in case they are wanted later): a new entry is
+        made only if it fits under the cap without evicting anything, else None."""
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         width = int(width)
         if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
@@ -499,11 +534,21 @@ class DiskStore:
         if entry is None or (not entry.complete and not self.writable()):
             self._refuse_writes()
             n, rows = len(offsets) - 1, int(offsets[-1])
-            self.evict(rows * width * 4 + n * 9 + 2048, keep={eid})
+            need = rows * width * 4 + n * 13 + 2048
+            if optional:
+                if self.du() + need > self.max_bytes:
+                    return None
+            else:
+                self.evict(need, keep={eid, *keep})
             with self._lock(eid):  # another process may have created it meanwhile
-                entry = self._valid(eid, key, offsets, width) or self._create(
-                    eid, key, offsets, width
-                )
+                try:
+                    entry = self._valid(eid, key, offsets, width) or self._create(
+                        eid, key, offsets, width
+                    )
+                except OSError:  # e.g. no space: leave no lock file without its entry
+                    if not (self.root / eid).exists():
+                        (self.root / ".locks" / f"{eid}.lock").unlink(missing_ok=True)
+                    raise
         entry.touch()
         return entry
 
@@ -712,6 +757,7 @@ class DiskStore:
             for info in self.entries()
             if cutoff is None or info["last_used"] < cutoff
         )
+        self._remove_orphan_locks()
         tmp = self.root / ".tmp"  # builds and deletions that a crashed process left
         if tmp.is_dir():
             stale = time.time() - _STALE_TMP_S
@@ -722,6 +768,20 @@ class DiskStore:
                 except FileNotFoundError:  # another process finished with it
                     pass
         return removed
+
+    def _remove_orphan_locks(self) -> None:
+        """Lock files whose entry is gone (creations that failed, entries evicted while
+        another process held them): removed under their own lock, as `_remove` does."""
+        locks = self.root / ".locks"
+        if not locks.is_dir():
+            return
+        for lock in locks.glob("*.lock"):
+            eid = lock.name[: -len(".lock")]
+            if (self.root / eid).exists():
+                continue
+            with self._lock(eid):
+                if not (self.root / eid).exists():
+                    lock.unlink(missing_ok=True)
 
     def evict(self, need_bytes: int = 0, keep: Iterable[str] = ()) -> None:
         """Remove least recently used entries until `need_bytes` more fit under

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..config import ProbeConfig, split_submodule
 from .data import Batch, ProbeDataset
-from .disk_store import DiskStore, StoreWarning, save_arrays
+from .disk_store import DiskStore, StoreWarning, entry_id, save_arrays
 from .disk_store import export as export_entry
 from .extract import Extractor, FeatureKey, with_cheap_poolings
 from .feature_cache import DiskFeatures, FeatureStore, feature_offsets, row_index
@@ -131,16 +131,32 @@ class FeatureAccess:
         store: FeatureStore | DiskFeatures | None,
         indices: np.ndarray,
         rows: np.ndarray,
-    ) -> FeatureStore | DiskFeatures:
+        *,
+        keep: frozenset[str] = frozenset(),
+        optional: bool = False,
+    ) -> FeatureStore | DiskFeatures | None:
         """Write freshly extracted rows, creating the store if needed. Rows already
         filled are kept as they are (first write wins), so a feature never changes
-        once handed out, even by float noise from another batch's padding."""
+        once handed out, even by float noise from another batch's padding.
+
+        `keep`: the store entries being read now (never evicted for a new one).
+        `optional`: rows kept in case they are wanted later (other poolings): stored
+        only if they fit under the store's cap without evicting anything, else
+        dropped (None)."""
         persistent = self._persistent()
+        if store is None and optional and persistent is None:
+            return None
         if store is None and persistent is not None:
             offsets = feature_offsets(ds, key)
             try:
-                entry = persistent.open(self._store_key(ds, key), offsets, rows.shape[1])
+                entry = persistent.open(
+                    self._store_key(ds, key), offsets, rows.shape[1], keep=keep, optional=optional
+                )
+                if entry is None:  # optional, and no room for it
+                    return None
             except OSError as e:
+                if optional:
+                    return None
                 if persistent.writable():  # full disk, a file in the way...: memory only
                     warnings.warn(
                         f"feature store at {persistent.root} is unusable ({e}); this runner "
@@ -194,6 +210,11 @@ class FeatureAccess:
             extra = [(*split_submodule(site), "mean")] if site else []
             reads = with_cheap_poolings(keys + extra, self._dry)
         stores = {k: self._feature_store(ds, fp, k) for k in reads}
+        persistent = self._persistent()
+        keep = frozenset(
+            entry_id(self._store_key(ds, k)) for k in keys if persistent is not None
+        )  # what this read needs: never evicted to make room for another entry
+        dropped: set[FeatureKey] = set()  # optional reads with no room in the store
         done = 0
         for i, batch in enumerate(ds.batches(batch_size, seed=seed)):
             done += len(batch.indices)
@@ -207,7 +228,14 @@ class FeatureAccess:
                 part = batch if todo.all() else ds.pad(batch.indices[todo])
                 fresh = self.extractor(reads)(part)
                 for k, rows in fresh.items():
-                    stores[k] = self._write_rows(ds, fp, k, stores[k], part.indices, rows)
+                    if k in dropped:
+                        continue
+                    optional = k not in keys
+                    stores[k] = self._write_rows(
+                        ds, fp, k, stores[k], part.indices, rows, keep=keep, optional=optional
+                    )
+                    if stores[k] is None:
+                        dropped.add(k)
             batch.traced = int(todo.sum())  # examples that ran through the model
             feats = {k: stores[k].rows(batch.indices) for k in keys}
             yield batch, feats
