@@ -20,8 +20,9 @@ In a fresh, empty cache folder ($LM_PROBE_WIDGETS_CACHE = a temporary folder who
    3 other probes on the already-read layers: other names, poolings, learning rate).
 
 For every step: wall time of the fit (model load excluded and printed separately), model
-forwards counted with a forward pre-hook on the torch module (the two-token dry run that
-every new `ProbeRunner` does at construction is counted apart), the ratio to the first fit
+forwards counted by wrapping the library's trace and dry run (not with a forward hook: a
+hook on the model bypasses the store; the two-token dry run that every new `ProbeRunner`
+does at construction is counted apart), the ratio to the first fit
 (target <= 10%), and whether the pooled features each probe reads
 (`runner.get_probe_features`) are bit-identical to the first fit's.
 """
@@ -114,7 +115,6 @@ def layer_of(cfg: Any) -> int:
 def child(args) -> dict[str, Any]:
     from lm_probe_widgets.core.engine.data import ProbeDataset
     from lm_probe_widgets.core.engine.fingerprint import model_fingerprint
-    from lm_probe_widgets.core.engine.modeling import torch_module
     from lm_probe_widgets.core.engine.plan import split_for_validation
     from lm_probe_widgets.core.runner import ProbeRunner
 
@@ -129,12 +129,22 @@ def child(args) -> dict[str, Any]:
     forwards = [0]
     shapes: list[tuple[int, ...]] = []  # input_ids shape of every forward
 
-    def count(_module, args_, kwargs_):
-        forwards[0] += 1
-        ids = kwargs_.get("input_ids", args_[0] if args_ else None)
-        shapes.append(tuple(getattr(ids, "shape", ())))
+    from lm_probe_widgets.core.engine import extract, submodules
 
-    torch_module(model).register_forward_pre_hook(count, with_kwargs=True)
+    traced, dry_run = extract.Extractor._pooled, submodules.dry_run
+
+    def count_trace(self, batch):
+        forwards[0] += 1
+        shapes.append(tuple(batch.input_ids.shape))
+        return traced(self, batch)
+
+    def count_dry_run(model_, paths=None):
+        forwards[0] += 1
+        shapes.append((1, 2))  # its two tokens
+        return dry_run(model_, paths)
+
+    extract.Extractor._pooled = count_trace
+    submodules.dry_run = count_dry_run
 
     configs, kwargs = configs_for(args.mode)
     out: dict[str, Any] = {

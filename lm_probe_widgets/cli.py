@@ -553,6 +553,64 @@ def _check_test_size(test_size: float) -> None:
         raise CLIError(f"--test-size must be between 0 and 1, got {test_size}")
 
 
+# --dtype values a model's weights load in (names as torch spells them, and short forms)
+DTYPES = {
+    "auto": "auto",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float64": "float64",
+    "double": "float64",
+}
+
+
+def _check_model_args(args: argparse.Namespace) -> None:
+    """--dtype and --device-map, checked before anything loads: torch's own errors for
+    them are tracebacks from deep inside a load."""
+    if args.dtype is not None:
+        name = str(args.dtype).strip().lower().removeprefix("torch.")
+        if name not in DTYPES:
+            raise CLIError(
+                f"--dtype {args.dtype}: weights load as float32, float16, bfloat16 (or "
+                "auto, as saved); integer types such as int8 are quantisation, which "
+                "lm-probe does not do"
+            )
+        args.dtype = DTYPES[name]
+    if args.device_map is not None:
+        args.device_map = _check_device(str(args.device_map).strip())
+
+
+def _check_device(spec: str) -> str:
+    if spec in ("auto", "balanced", "balanced_low_0", "sequential", "cpu"):
+        return spec
+    kind, _, index = spec.partition(":")
+    if kind not in ("cuda", "mps", "xpu") or (index and not index.isdigit()):
+        raise CLIError(
+            f"--device-map {spec}: use auto (spread over the GPUs there are, else the "
+            "CPU), cpu, or one device such as cuda:0"
+        )
+    import torch
+
+    backend = getattr(torch, kind, None) if kind != "mps" else torch.backends.mps
+    available = backend is not None and backend.is_available()
+    count = torch.cuda.device_count() if kind == "cuda" and available else None
+    if not available:
+        raise CLIError(
+            f"--device-map {spec}: this machine has no {kind.upper()} device that torch "
+            f"{torch.__version__} can use; use --device-map cpu (or auto)"
+        )
+    if count is not None and index and int(index) >= count:
+        raise CLIError(
+            f"--device-map {spec}: there are {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+        )
+    return spec
+
+
 def _write_outputs(out: Path, runner: Any, info: dict[str, Any], command: str) -> None:
     """metrics.csv, metrics.json (run info + one record per probe) and report.html."""
     metrics = runner.metrics
@@ -671,6 +729,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from .core.io.loading import load_dataset
 
     _check_test_size(args.test_size)
+    _check_model_args(args)
     texts, labels = load_dataset(args.data, n=args.n, seed=args.seed)
     return fit_and_report(args, texts, labels, {"data": args.data}, classes=[0, 1])
 
@@ -678,6 +737,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_fit(args: argparse.Namespace) -> int:
     """`lm-probe fit DATA`: every check on the file runs before the model loads."""
     _check_test_size(args.test_size)
+    _check_model_args(args)
     data = read_labelled_file(args.data, args.text_col, args.label_col, args.n, args.seed)
     dropped = data.no_text + data.no_label
     if dropped:

@@ -295,6 +295,11 @@ BAD_INPUTS = {
         ["cannot read", "as jsonl"],
     ),
     "bad test size": (_csv(GOOD), ["--test-size", "1.5"], ["--test-size must be between"]),
+    # issue 26: torch's own errors for these are tracebacks from inside the load
+    "int8 dtype": (_csv(GOOD), ["--dtype", "int8"], ["--dtype int8", "float16", "bfloat16"]),
+    "unknown dtype": (_csv(GOOD), ["--dtype", "float17"], ["--dtype float17"]),
+    "missing device": (_csv(GOOD), ["--device-map", "cuda:99"], ["--device-map cuda:99", "CUDA"]),
+    "unknown device": (_csv(GOOD), ["--device-map", "gpu0"], ["--device-map gpu0", "cuda:0"]),
 }
 
 

@@ -3,6 +3,8 @@ processes (a later process, a crash, two writers at once)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import subprocess
@@ -402,3 +404,195 @@ def test_export_round_trip(tmp_path, suffix):
     np.testing.assert_array_equal(got["features"], values(TOKEN_OFFSETS))
     with pytest.raises(ProbeError, match="npz"):
         export(entry, tmp_path / "out.pkl")
+
+
+# ------------------------------------------------ full disks and damaged entries (issue 26)
+
+
+def _no_space(*_):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_fails_at_creation_not_with_sigbus_later(tmp_path, monkeypatch):
+    """Entries are allocated on disk when created: with no space left that raises
+    ENOSPC there (where the runner falls back to memory), instead of a sparse file
+    whose first write through the memory map kills the process with SIGBUS."""
+    monkeypatch.setattr(os, "posix_fallocate", _no_space, raising=False)
+    store = DiskStore(tmp_path)
+    with pytest.raises(OSError) as err:
+        store.open(KEY, TOKEN_OFFSETS, WIDTH)
+    assert err.value.errno == errno.ENOSPC
+    assert store.entries() == [] and list((tmp_path / ".tmp").iterdir()) == []
+
+
+def test_without_fallocate_the_zeros_are_written(tmp_path, monkeypatch):
+    def unsupported(*_):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported, raising=False)
+    offsets = np.arange(2049)
+    entry = DiskStore(tmp_path).open(KEY, offsets, 256)  # 2 MB of features
+    stat = (entry.path / "features.npy").stat()
+    assert stat.st_blocks * 512 >= stat.st_size  # every block on disk: not sparse
+    entry.write(np.arange(2048), values(offsets, 256))
+    np.testing.assert_array_equal(entry.rows(), values(offsets, 256))
+
+
+def _garble_header(path: Path, how: str) -> None:
+    raw = path.read_bytes()
+    start = raw.index(b"{")
+    end = raw.index(b"}")
+    header = raw[start : end + 1]
+    if how == "token":  # numpy's parser: tokenize.TokenError
+        header = header.replace(b"(", b"((", 1)[: len(header)]
+    elif how == "syntax":  # SyntaxError / ValueError
+        header = b"{'descr': @@@" + header[13:]
+    else:  # "bytes": undecodable
+        header = header[:3] + b"\xff\xfe\xfd" + header[6:]
+    path.write_bytes(raw[:start] + header + raw[end + 1 :])
+
+
+@pytest.mark.parametrize("how", ["token", "syntax", "bytes"])
+@pytest.mark.parametrize("name", ["features.npy", "filled.npy", "offsets.npy", "sums.npy"])
+def test_a_garbled_npy_header_is_discarded_and_ls_and_clear_still_work(
+    tmp_path, monkeypatch, capsys, name, how
+):
+    """numpy's header parser raises ValueError, SyntaxError or tokenize.TokenError on
+    damaged bytes: any of them discards the entry (recomputed), and `lm-probe store ls`
+    and `clear --all`, the documented recovery, work whatever is damaged."""
+    monkeypatch.setenv("LM_PROBE_WIDGETS_CACHE", str(tmp_path))
+    root = DiskStore().root
+    entry = _filled_entry(root)
+    _garble_header(root / entry.id / name, how)
+    assert cli.main(["store", "ls"]) == 0
+    assert entry.id[:12] in capsys.readouterr().out
+    _assert_fresh(root, match=name.split(".")[0])
+    _garble_header(root / entry.id / name, how)
+    assert cli.main(["store", "clear", "--all"]) == 0
+    assert "removed 1 entry" in capsys.readouterr().out
+    assert DiskStore(root).entries() == []
+
+
+@pytest.mark.parametrize("flip", [0xFF, 0x01, 0x5A])
+def test_a_garbled_mask_in_an_unfinished_entry_never_serves_unwritten_rows(tmp_path, flip):
+    """Each example's rows carry a CRC-32 written with them: a mask byte that says
+    "computed" for rows never written (any garbled byte, even a 0 -> 1 flip) unmarks
+    the example, which is computed again, with a warning."""
+    offsets = np.arange(11)
+    entry = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    written = np.array([1, 4, 7])
+    entry.write(written, rows_for(offsets, written))
+    mask = entry.path / "filled.npy"
+    data = bytearray(mask.read_bytes())
+    for i in range(len(data) - 10, len(data)):  # every example's byte
+        data[i] ^= flip
+    mask.write_bytes(bytes(data))
+    with pytest.warns(StoreWarning, match="fail their checksums"):
+        again = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    served = np.flatnonzero(again.filled)
+    assert set(served) <= set(written)  # never an example whose rows were not written
+    np.testing.assert_array_equal(again.rows(served), rows_for(offsets, served))
+    assert not again.complete
+
+
+def test_a_flipped_byte_in_an_unfinished_entrys_rows_is_recomputed(tmp_path):
+    offsets = np.arange(11)
+    entry = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    entry.write(np.arange(5), rows_for(offsets, range(5)))
+    features = entry.path / "features.npy"
+    data = bytearray(features.read_bytes())
+    data[len(data) - 10 * WIDTH * 4 + 2 * WIDTH * 4 + 5] ^= 0x10  # inside example 2's row
+    features.write_bytes(bytes(data))
+    with pytest.warns(StoreWarning, match=r"e\.g\. \[2\]"):
+        again = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    assert np.flatnonzero(again.filled).tolist() == [0, 1, 3, 4]
+
+
+@contextlib.contextmanager
+def _read_only(root: Path, monkeypatch):
+    """The store at `root` as this process would see it on a read-only mount: where we
+    are not root, really unwritable; as root (who may write anything), os.access says
+    so, and the test checks that nothing on disk changed."""
+    if os.geteuid() != 0:
+        paths = [root, *root.rglob("*")]
+        modes = {p: p.stat().st_mode for p in paths}
+        for p in sorted(paths, key=lambda p: -len(p.parts)):
+            p.chmod(modes[p] & ~0o222)
+        try:
+            yield
+        finally:
+            for p in sorted(paths, key=lambda p: len(p.parts)):
+                p.chmod(modes[p])
+        return
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and Path(path).resolve().is_relative_to(root.resolve()):
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    yield
+
+
+def _snapshot(root: Path) -> dict[str, tuple[bytes, float]]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_read_only_store_with_entries_is_read_and_never_written(tmp_path, monkeypatch):
+    offsets = np.arange(11)
+    done = DiskStore(tmp_path).open(KEY, offsets, WIDTH)
+    done.write(np.arange(10), rows_for(offsets, range(10)))
+    part = DiskStore(tmp_path).open({**KEY, "pooling": "last"}, offsets, WIDTH)
+    part.write(np.arange(3), rows_for(offsets, range(3)))
+    before = _snapshot(tmp_path)
+    with _read_only(tmp_path, monkeypatch):
+        store = DiskStore(tmp_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = store.get(KEY)  # complete: served
+            assert store.get({**KEY, "pooling": "last"}) is None  # unfinished: computed
+            np.testing.assert_array_equal(got.rows(), values(offsets))
+            assert store.open(KEY, offsets, WIDTH).complete
+        with pytest.raises(PermissionError, match="read-only"):
+            store.open({**KEY, "pooling": "max"}, offsets, WIDTH)
+        assert len(store.entries()) == 2 and store.du() > 0
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("raw", ["inf", "-1", "nan", "lots"])
+def test_a_cap_that_is_no_number_of_bytes_is_a_clear_error(tmp_path, monkeypatch, capsys, raw):
+    monkeypatch.setenv("LM_PROBE_WIDGETS_CACHE", str(tmp_path))
+    monkeypatch.setenv("LM_PROBE_WIDGETS_STORE_MAX_BYTES", raw)
+    with pytest.raises(ProbeError, match="LM_PROBE_WIDGETS_STORE_MAX_BYTES=.*number of bytes"):
+        DiskStore()
+    assert cli.main(["store", "du"]) == 2
+    err = capsys.readouterr().err
+    assert "LM_PROBE_WIDGETS_STORE_MAX_BYTES" in err and "Traceback" not in err
+    with pytest.raises(ProbeError, match="max_bytes=-1"):
+        DiskStore(tmp_path, max_bytes=-1)
+
+
+def test_eviction_and_failed_creations_leave_no_lock_files(tmp_path, monkeypatch):
+    """An entry evicted while this process still writes into it, and a creation that
+    failed (full disk), leave no lock file behind; `clear` removes any left."""
+    store = DiskStore(tmp_path, max_bytes=10**9)
+    offsets = np.arange(101)
+    first = store.open({**KEY, "site": "first"}, offsets, 64)
+    store.max_bytes = 30_000  # room for about one entry: the next evicts `first`
+    store.open({**KEY, "site": "second"}, offsets, 64)
+    assert _sites(store) == ["second"]
+    first.write(np.arange(100), np.ones((100, 64), np.float32))  # into the evicted arrays
+    monkeypatch.setattr(os, "posix_fallocate", _no_space, raising=False)
+    with pytest.raises(OSError):
+        store.open({**KEY, "site": "third"}, offsets, 64)
+    monkeypatch.undo()
+    assert store.entries() == []  # `second` made room for `third`, which failed
+    assert list((tmp_path / ".locks").iterdir()) == []
+    (tmp_path / ".locks" / f"{'0' * 64}.lock").touch()  # e.g. left by a killed process
+    store.clear()
+    assert list((tmp_path / ".locks").iterdir()) == []

@@ -1,15 +1,19 @@
 """Runners read features through the persistent store (issue 16): each scenario runs in
-fresh processes sharing one cache folder, and counts the model's forward calls there
-with a forward pre-hook on the torch module. Not counted: the two-token dry run with
-which every runner (also a control probe's twin) checks its submodules' shapes."""
+fresh processes sharing one cache folder, and counts the model's forward calls there:
+the traces that `Extractor` runs (one per batch that reaches the model). Not with a
+forward hook: a hook on the model can change its features, so while one is registered
+the store is bypassed (issue 26). Not counted: the two-token dry run with which every
+runner (also a control probe's twin) checks its submodules' shapes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,7 @@ from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
 from lm_probe_widgets.core.engine.disk_store import DiskStore, StoreWarning
+from lm_probe_widgets.core.engine.extract import Extractor
 
 SITE = "transformer.h.1.output"
 
@@ -28,6 +33,7 @@ import numpy as np
 sys.path.insert(0, {tests!r})
 from synthetic import sentiment_texts
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+from lm_probe_widgets.core.engine.extract import Extractor
 from lm_probe_widgets.core.io.tiny import tiny_model
 
 model, tok = tiny_model("gpt2")
@@ -35,20 +41,21 @@ texts, labels = sentiment_texts(96)
 train, test = ProbeDataset.from_texts(texts, labels, tok).tt_split(test_size=0.25, seed=0)
 forwards = []
 out = {{}}
+before_trace = []  # functions called with each batch before its trace
+traced = Extractor._pooled
 
-def count(module, args, kwargs):
-    ids = kwargs.get("input_ids", args[0] if args else None)
-    if tuple(ids.shape) != (1, 2):  # not a new runner's two-token dry run (shapes, order)
-        forwards.append(1)
+def count(self, batch):  # one trace per batch that reaches the model
+    for f in before_trace:
+        f(batch)
+    forwards.append(1)
+    return traced(self, batch)
+
+Extractor._pooled = count
 
 def fit(store=None, control=False, **cfg):
     runner = ProbeRunner(model, ProbeConfig({site!r}, [0, 1], **cfg), store=store)
-    hook = model._module.register_forward_pre_hook(count, with_kwargs=True)
-    try:
-        runner.fit_probes(train, test, num_epoch=2, batch_size=16, progress=None,
-                          control=control)
-    finally:
-        hook.remove()
+    runner.fit_probes(train, test, num_epoch=2, batch_size=16, progress=None,
+                      control=control)
     return runner
 
 def train_rows(runner):
@@ -68,6 +75,26 @@ def run(body: str, cache: Path, store_env: str = "1") -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("OUT=")][-1]
     return json.loads(line[4:])
+
+
+@contextlib.contextmanager
+def traces(monkeypatch, before=None):
+    """Batch sizes of the traces that reach the model while the block runs (`before`
+    runs with each batch first, e.g. to simulate a crash)."""
+    sizes: list[int] = []
+    original = Extractor._pooled
+
+    def counting(self, batch):
+        if before is not None:
+            before(batch)
+        sizes.append(len(batch.indices))
+        return original(self, batch)
+
+    monkeypatch.setattr(Extractor, "_pooled", counting)
+    try:
+        yield sizes
+    finally:
+        monkeypatch.setattr(Extractor, "_pooled", original)
 
 
 FIRST_FIT = """
@@ -121,10 +148,10 @@ def test_a_crashed_extraction_resumes_with_the_missing_rows_only(warm, tmp_path)
     k = 2
     crashed = run(
         f"""
-        def crash(*_):  # runs before `count`: raises as the forward after k starts
+        def crash(batch):  # raises as the trace after k starts
             if len(forwards) >= {k}:
                 raise RuntimeError("simulated crash")
-        model._module.register_forward_pre_hook(crash)
+        before_trace.append(crash)
         try:
             fit()
         except Exception as e:
@@ -169,13 +196,9 @@ def test_store_off_writes_nothing_and_a_store_serves_new_runners_in_process(
     assert {k["site"] for k in keys} == {SITE, "transformer.wte.output"}
 
     other = ProbeRunner(model, ProbeConfig(SITE, [0, 1], pooling="max"), store=root)
-    calls: list[int] = []
-    hook = model._module.register_forward_pre_hook(lambda *_: calls.append(1))
-    try:
+    with traces(monkeypatch) as calls:
         maxed = other.get_probe_features(ds)[SITE]
         exported = other.export_features(ds, SITE, tmp_path / "f.npz", pooling="max")
-    finally:
-        hook.remove()
     assert calls == []
     plain = ProbeRunner(model, ProbeConfig(SITE, [0, 1], pooling="max"), store=False)
     np.testing.assert_array_equal(maxed, plain.get_probe_features(ds)[SITE])
@@ -184,29 +207,23 @@ def test_store_off_writes_nothing_and_a_store_serves_new_runners_in_process(
         assert f["examples"].tolist() == list(range(len(ds)))
 
 
-def test_a_partly_stored_batch_traces_only_its_missing_examples(tiny, tmp_path):
+def test_a_partly_stored_batch_traces_only_its_missing_examples(tiny, tmp_path, monkeypatch):
     model, tok = tiny
     texts, labels = sentiment_texts(24)
     ds = ProbeDataset.from_texts(texts, labels, tok)
     runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=tmp_path)
-    sizes: list[int] = []
+    crash = True
 
-    def count(module, args, kwargs):
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        sizes.append(int(ids.shape[0]))
-        if crash and len(sizes) > 1:
+    def maybe_crash(batch):
+        if crash and len(sizes) > 0:
             raise RuntimeError("simulated crash")
 
-    hook = model._module.register_forward_pre_hook(count, with_kwargs=True)
-    try:
-        crash = True
+    with traces(monkeypatch, before=maybe_crash) as sizes:
         with pytest.raises(RuntimeError, match="simulated crash"):
             runner.get_probe_features(ds, batch_size=8)
         crash = False
         features = runner.get_probe_features(ds, batch_size=24)[SITE]
-    finally:
-        hook.remove()
-    assert sizes == [8, 8, 16]  # stored 8, crashed, then one trace of the 16 missing
+    assert sizes == [8, 16]  # stored 8, crashed, then one trace of the 16 missing
     plain = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False)
     np.testing.assert_allclose(features, plain.get_probe_features(ds)[SITE], atol=1e-5)
 
@@ -223,7 +240,7 @@ def test_an_unusable_store_folder_warns_and_keeps_features_in_memory(tiny, tmp_p
     assert runner.store is None and feats.shape == (16, 32)
 
 
-def test_token_level_features_are_stored_when_asked_for_and_only_then(tiny, tmp_path):
+def test_token_level_features_are_stored_when_asked_for_and_only_then(tiny, tmp_path, monkeypatch):
     model, tok = tiny
     texts, labels = sentiment_texts(16)
     ds = ProbeDataset.from_texts(texts, labels, tok)
@@ -234,12 +251,8 @@ def test_token_level_features_are_stored_when_asked_for_and_only_then(tiny, tmp_
     ]
     assert at_site == ["none"]  # no sequence poolings of a token-level read
     again = ProbeRunner(model, cfg, store=tmp_path)
-    calls: list[int] = []
-    hook = model._module.register_forward_pre_hook(lambda *_: calls.append(1))
-    try:
+    with traces(monkeypatch) as calls:
         rows = again.get_probe_features(ds)[SITE]
-    finally:
-        hook.remove()
     assert calls == [] and rows.shape == (int(ds.token_offsets()[-1]), 32)
     np.testing.assert_array_equal(rows, first)
 
@@ -302,7 +315,9 @@ def test_throwaway_inputs_stay_out_of_the_store(tiny, tmp_path):
     assert DiskStore(tmp_path / "store").entries() == []
 
 
-def test_the_embeddings_baseline_after_a_stored_fit_runs_no_forward(tiny, sentiment, tmp_path):
+def test_the_embeddings_baseline_after_a_stored_fit_runs_no_forward(
+    tiny, sentiment, tmp_path, monkeypatch
+):
     model, tok = tiny
     texts, labels = sentiment
     train, test = ProbeDataset.from_texts(texts[:80], labels[:80], tok).tt_split(0.25)
@@ -311,13 +326,225 @@ def test_the_embeddings_baseline_after_a_stored_fit_runs_no_forward(tiny, sentim
         train, test, num_epoch=1, batch_size=16, progress=None, bootstrap=0
     )
     again = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root)
-    calls: list[int] = []
-    hook = model._module.register_forward_pre_hook(lambda *_: calls.append(1))
-    try:
+    with traces(monkeypatch) as calls:
         again.fit_probes(
             train, test, num_epoch=1, batch_size=16, progress=None, baselines=("embeddings",)
         )
+    assert calls == []  # (the embeddings runner's two-token dry run is no trace)
+    assert again.metrics["baseline_embeddings"].notna().all()
+
+
+# ------------------------------------------------ features follow the computation (issue 26)
+
+
+@pytest.fixture()
+def own_model():
+    """A tiny GPT-2 of this test's own, free to hook and edit."""
+    from lm_probe_widgets.core.io.tiny import tiny_model
+
+    return tiny_model("gpt2")
+
+
+def _features(model, root, ds, site=SITE):
+    return ProbeRunner(model, ProbeConfig(site, [0, 1]), store=root).get_probe_features(ds)[site]
+
+
+def test_a_hooked_model_bypasses_the_store_and_the_cache_serves_only_its_own_features(
+    own_model, tmp_path, monkeypatch
+):
+    """Ablating with a forward hook (no weight touched) changes the features: while it
+    is registered they are computed afresh, never served from the store (nor written
+    to it), and once it is removed the store serves the unablated ones again."""
+    model, tok = own_model
+    ds = ProbeDataset.from_texts(*sentiment_texts(24), tok)
+    root = tmp_path / "store"
+    clean = _features(model, root, ds)
+    entries = sorted(e["id"] for e in DiskStore(root).entries())
+    runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root)
+    mlp = model._module.transformer.h[1].mlp
+    hook = mlp.register_forward_hook(lambda module, args, out: out * 0)
+    try:
+        with pytest.warns(StoreWarning, match=r"forward hook on transformer\.h\.1\.mlp"):
+            with traces(monkeypatch) as calls:
+                ablated = runner.get_probe_features(ds)[SITE]
+        assert calls  # computed, not served from the store
+        assert np.abs(ablated - clean).max() > 1e-4
+        with traces(monkeypatch) as calls:  # same hook: the in-memory cache serves it
+            again = runner.get_probe_features(ds)[SITE]
+        assert calls == [] and np.array_equal(again, ablated)
     finally:
         hook.remove()
-    assert len(calls) == 1  # the embeddings runner's two-token dry run, no data
-    assert again.metrics["baseline_embeddings"].notna().all()
+    assert sorted(e["id"] for e in DiskStore(root).entries()) == entries  # nothing written
+    with traces(monkeypatch) as calls:  # hook gone: the clean features, from the store
+        restored = runner.get_probe_features(ds)[SITE]
+    assert calls == [] and np.array_equal(restored, clean)
+    # a hook added back is a new hook: not served the features of the old one
+    hook = mlp.register_forward_hook(lambda module, args, out: out * 2)
+    try:
+        with pytest.warns(StoreWarning), traces(monkeypatch) as calls:
+            doubled = runner.get_probe_features(ds)[SITE]
+    finally:
+        hook.remove()
+    assert calls and np.abs(doubled - ablated).max() > 1e-4
+
+
+@pytest.mark.parametrize("where", ["root pre-hook", "global hook", "nnsight edit"])
+def test_every_kind_of_hook_bypasses_the_store(own_model, tmp_path, monkeypatch, where):
+    import torch
+
+    model, tok = own_model
+    ds = ProbeDataset.from_texts(*sentiment_texts(8), tok)
+    root = tmp_path / "store"
+    _features(model, root, ds)
+    runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root)
+    if where == "root pre-hook":
+        handle = model._module.register_forward_pre_hook(lambda *_: None)
+        undo = handle.remove
+    elif where == "global hook":
+        handle = torch.nn.modules.module.register_module_forward_hook(lambda *_: None)
+        undo = handle.remove
+    else:
+        with model.edit(inplace=True):  # replayed in every later trace of the model
+            model.transformer.h[0].mlp.output[:] = 0
+        undo = model.clear_edits
+    try:
+        with pytest.warns(StoreWarning, match="kept out of the feature store"):
+            with traces(monkeypatch) as calls:
+                runner.get_probe_features(ds)
+    finally:
+        undo()
+    assert calls
+
+
+def test_a_swapped_parameter_free_module_changes_the_key(own_model, tmp_path, monkeypatch):
+    """`mlp.act = Identity()` changes no weight; the module tree is in the key, so the
+    store (also in a later process: the key is the same there) never serves the old
+    features, and swapping back finds them again."""
+    import torch
+
+    model, tok = own_model
+    ds = ProbeDataset.from_texts(*sentiment_texts(24), tok)
+    root = tmp_path / "store"
+    clean = _features(model, root, ds)
+    mlp = model._module.transformer.h[1].mlp
+    act = mlp.act
+    mlp.act = torch.nn.Identity()
+    try:
+        with traces(monkeypatch) as calls:
+            swapped = _features(model, root, ds)
+        assert calls and np.abs(swapped - clean).max() > 1e-4
+        plain = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False)
+        np.testing.assert_array_equal(swapped, plain.get_probe_features(ds)[SITE])
+    finally:
+        mlp.act = act
+    with traces(monkeypatch) as calls:
+        back = _features(model, root, ds)
+    assert calls == [] and np.array_equal(back, clean)
+
+
+def test_an_accelerate_offloaded_model_still_uses_the_store(tmp_path, monkeypatch):
+    """accelerate streams offloaded weights in by wrapping `forward`, not with torch
+    hooks: such a model is served from the store like any other."""
+    from lm_probe_widgets.core.io.loading import load_model
+    from lm_probe_widgets.core.io.tiny import tiny_hf_model
+
+    hf, tok = tiny_hf_model("llama")
+    hf.save_pretrained(tmp_path / "llama")
+    tok.save_pretrained(tmp_path / "llama")
+    device_map = {
+        "model.embed_tokens": "cpu",
+        "model.rotary_emb": "cpu",
+        "model.layers.0": "cpu",
+        "model.layers.1": "cpu",
+        "model.layers.2": "disk",
+        "model.norm": "cpu",
+        "lm_head": "cpu",
+    }
+    model, tok = load_model(tmp_path / "llama", device_map=device_map)
+    assert model._module.hf_device_map["model.layers.2"] == "disk"
+    ds = ProbeDataset.from_texts(*sentiment_texts(8), tok)
+    site = "model.layers.2.output"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StoreWarning)  # no hook notice
+        first = _features(model, tmp_path / "store", ds, site)
+        with traces(monkeypatch) as calls:
+            again = _features(model, tmp_path / "store", ds, site)
+    assert calls == [] and np.array_equal(first, again)
+
+
+def test_a_full_disk_keeps_the_fit_in_memory_with_the_same_numbers(
+    tiny, sentiment, tmp_path, monkeypatch
+):
+    import errno
+
+    def no_space(*_):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space, raising=False)
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts[:80], labels[:80], tok).tt_split(0.25)
+    kwargs = dict(num_epoch=2, batch_size=16, progress=None, bootstrap=0)
+    runner = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=tmp_path / "store")
+    with pytest.warns(StoreWarning, match="No space left.*memory only"):
+        runner.fit_probes(train, test, **kwargs)
+    plain = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False)
+    plain.fit_probes(train, test, **kwargs)
+    assert runner.metrics["accuracy"].equals(plain.metrics["accuracy"])
+    assert DiskStore(tmp_path / "store").entries() == []
+
+
+def test_a_read_only_store_serves_its_entries_and_computes_the_rest_in_memory(
+    tiny, sentiment, tmp_path, monkeypatch
+):
+    from test_store import _read_only, _snapshot
+
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts[:80], labels[:80], tok).tt_split(0.25)
+    kwargs = dict(num_epoch=2, batch_size=16, progress=None, bootstrap=0)
+    root = tmp_path / "store"
+    first = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root).fit_probes(
+        train, test, **kwargs
+    )
+    before = _snapshot(root)
+    with _read_only(root, monkeypatch):
+        again = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=root)
+        with traces(monkeypatch) as calls:
+            again.fit_probes(train, test, **kwargs)
+        assert calls == []  # every feature from the read-only store
+        assert again.metrics["accuracy"].equals(first.metrics["accuracy"])
+        other = ProbeRunner(model, ProbeConfig("transformer.h.0.output", [0, 1]), store=root)
+        with pytest.warns(StoreWarning, match="read-only"):
+            other.fit_probes(train, test, **kwargs)
+        assert other.metrics["accuracy"].notna().all() and other.store is not None
+    assert _snapshot(root) == before
+
+
+def test_a_tight_cap_keeps_what_the_fit_reads_over_other_poolings(
+    tiny, sentiment, tmp_path, monkeypatch
+):
+    """With a cap of 3x what a fit reads, the other poolings the store keeps in case
+    they are wanted are dropped when there is no room, never evicting the fit's own
+    entries: an identical second fit runs no forward."""
+    model, tok = tiny
+    texts, labels = sentiment
+    train, test = ProbeDataset.from_texts(texts[:80], labels[:80], tok).tt_split(0.25)
+    kwargs = dict(num_epoch=1, batch_size=16, progress=None, bootstrap=0)
+    big = DiskStore(tmp_path / "big", max_bytes=10**9)
+    ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=big).fit_probes(train, test, **kwargs)
+    reads = sum(
+        e["bytes"]
+        for e in big.entries()
+        if e["key"]["site"] == SITE and e["key"]["pooling"] == "mean"
+    )
+    assert 0 < 3 * reads < big.du() / 2  # the other poolings would take far more
+    small = DiskStore(tmp_path / "small", max_bytes=3 * reads)
+    first = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=small)
+    first.fit_probes(train, test, **kwargs)
+    with traces(monkeypatch) as calls:
+        again = ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=small)
+        again.fit_probes(train, test, **kwargs)
+    assert calls == []
+    assert again.metrics["accuracy"].equals(first.metrics["accuracy"])
+    assert small.du() <= small.max_bytes + 8192  # (lock files and folders aside)

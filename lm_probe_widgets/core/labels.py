@@ -65,9 +65,11 @@ def encode_labels(
         seen = sorted({label_key(v) for v in y} - set(index), key=_sort_key)
         hint = "add them to ProbeConfig(classes=...) or filter the data"
         if seen and all(isinstance(c, int) for c in classes) and isinstance(seen[0], str):
-            hint = f"the data's labels are names: use classes={seen[:5]!r}... or leave classes out"
+            hint = f"the data's labels are names: use classes={seen[:5]!r}..."
         raise ProbeError(
-            f"probe {name!r}: labels {seen[:5]} are not in classes {list(classes)}; {hint}"
+            f"probe {name!r}: labels {seen[:5]} are not in classes {list(classes)}; {hint}. "
+            "(A probe configured with classes=None takes them from its runner's first fit "
+            "and keeps them: fit other labels with a new ProbeRunner.)"
         ) from e
 
 

@@ -470,7 +470,15 @@ class ProbeRunner(FeatureAccess):
 
     def stability(self, seeds: int | list[int] = 3, **fit_kwargs: Any) -> pd.DataFrame:
         """Refit the probes with other seeds (from cached features: the model does not
-        run) and keep the spread of each metric in `runner.spread`."""
+        run) and keep the spread of each metric in `runner.spread`. `seeds`: how many
+        (2 or more, from the fit's seed on), or the seeds themselves (2 or more distinct
+        integers in 0 .. 2**32 - 1)."""
+        seeds = _check_seeds(seeds)
+        if "seed" in fit_kwargs:
+            raise ProbeError(
+                "stability sets each refit's seed from `seeds`: pass seeds=[...] instead "
+                f"of seed={fit_kwargs['seed']!r}"
+            )
         self.spread = seed_spread(self, seeds, **fit_kwargs)
         return self.spread
 
@@ -567,6 +575,38 @@ class ProbeRunner(FeatureAccess):
         from ..display.plots import plot_confusion_matrix
 
         return plot_confusion_matrix(self, name, dataset, **kwargs)
+
+
+def _check_seeds(seeds: Any) -> int | list[int]:
+    """`stability`'s seeds: a count >= 2, or a list of 2+ distinct seeds numpy and
+    scikit-learn take; anything else is a clear error before any refit."""
+    if isinstance(seeds, (bool, np.bool_)):
+        raise ProbeError(f"seeds must be a count (2 or more) or a list of seeds, got {seeds!r}")
+    if isinstance(seeds, (int, np.integer)):
+        if seeds < 2:
+            raise ProbeError(f"seeds must be at least 2 to have a spread, got {seeds}")
+        return int(seeds)
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ProbeError(
+            f"seeds must be a count (2 or more) or a list of integer seeds, got {seeds!r}"
+        )
+    seeds = list(seeds)
+    bad = [
+        s for s in seeds if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
+    ]
+    if bad:
+        raise ProbeError(f"seeds must be integers, got {bad[0]!r}")
+    out = [int(s) for s in seeds]
+    wide = [s for s in out if not 0 <= s < 2**32]
+    if wide:
+        raise ProbeError(f"seeds must be between 0 and 2**32 - 1, got {wide[0]}")
+    if len(set(out)) < 2:
+        raise ProbeError(
+            f"seeds must hold at least 2 distinct seeds to have a spread, got {seeds!r}"
+        )
+    if len(set(out)) < len(out):
+        raise ProbeError(f"seeds lists a seed twice ({seeds!r}): each refit needs its own")
+    return out
 
 
 def _embedding_site(model: Any) -> str | None:

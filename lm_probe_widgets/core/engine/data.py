@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,55 @@ import numpy as np
 import torch
 
 from ..errors import ProbeError
+
+
+def _check_texts(texts: list[Any]) -> None:
+    """Every text a string that UTF-8 can encode, said with its index: a tokenizer's
+    own error for a None or a lone surrogate ("\ud800", from a bad decode) names none."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ProbeError(
+                f"text {i} is {type(text).__name__} {text!r:.40}, not a string: every text "
+                "must be a string (drop or fill missing texts first)"
+            )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ProbeError(
+                f"text {i} holds {text[e.start : e.end]!r} at character {e.start}, which "
+                "is not valid Unicode (a lone surrogate, e.g. from decoding bytes with "
+                "errors='surrogateescape'): fix or drop that text"
+            ) from None
+
+
+def _is_missing(v: Any) -> bool:
+    """None, NaN, pandas.NA or NaT: a label that is not there."""
+    if v is None:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(np.isnan(v))
+    try:
+        import pandas as pd
+
+        return v is pd.NA or v is pd.NaT
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _object_labels(arr: np.ndarray) -> np.ndarray:
+    """An object array of labels (a list mixing types, a pandas object column): missing
+    values refused, and numbers kept numbers (never turned into names)."""
+    values = arr.tolist()
+    missing = [i for i, v in enumerate(values) if _is_missing(v)]
+    if missing:
+        raise ProbeError(
+            f"{len(missing)} of {len(values)} labels are missing (None or NaN; e.g. "
+            f"examples {missing[:5]}): drop those examples first (the lm-probe CLI "
+            "drops such rows), or give them a label; a missing label is never a class"
+        )
+    if all(isinstance(v, (int, float, np.integer, np.floating, np.bool_)) for v in values):
+        return np.asarray(values)  # numbers behind an object dtype: numbers
+    return arr
 
 
 def _as_2d_list(x: Any, what: str) -> list[np.ndarray]:
@@ -95,6 +145,7 @@ class ProbeDataset:
         self.label_names: list[str] | None = list(label_names) if label_names else None
         self.labels: np.ndarray | None = None  # (n,) for sequence labels
         self.token_labels: list[np.ndarray] | None = None  # per-example arrays for token labels
+        self._bool_labels: np.ndarray | None = None  # `labels`, when given as booleans
         if labels is not None:
             self._set_labels(labels, masks)
         # Padded rows as the user gave them (2-D input only): what `ds[i]` returns.
@@ -129,6 +180,7 @@ class ProbeDataset:
             raise ProbeError(
                 f"{len(texts)} texts but {len(labels)} labels: give one label per text"
             )
+        _check_texts(texts)
         enc = tokenizer(
             texts,
             truncation=max_length is not None,
@@ -164,6 +216,8 @@ class ProbeDataset:
             self.token_labels = out
             return
         arr = np.asarray(labels)
+        if arr.dtype.kind == "O":
+            arr = _object_labels(arr)
         if arr.dtype.kind in "OUS":  # strings: map to ids, keep names
             names = sorted({str(v) for v in arr}) if self.label_names is None else self.label_names
             index = {n: i for i, n in enumerate(names)}
@@ -174,13 +228,30 @@ class ProbeDataset:
             self.label_names = names
         elif arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)):
-                raise ProbeError("labels contain NaN or inf: drop those examples first")
-            if not np.all(arr == np.round(arr)):  # continuous targets: regression probes
+                bad = np.flatnonzero(~np.isfinite(arr))
+                raise ProbeError(
+                    f"{len(bad)} of {len(arr)} labels are missing or not finite (labels "
+                    f"contain NaN or inf; e.g. examples {bad[:5].tolist()}): drop those "
+                    "examples first (the lm-probe CLI drops such rows)"
+                )
+            big = float(np.abs(arr).max()) if arr.size else 0.0
+            with np.errstate(over="ignore"):
+                squares = float(np.sum(np.square(arr, dtype=np.float64)))
+            if not np.isfinite(squares):  # every squared error and variance: inf or NaN
+                raise ProbeError(
+                    f"labels reach {big:.3g}: too large for their squares (variances, "
+                    "squared errors) to be computed, so every metric would be NaN; "
+                    "rescale them first (divide by a power of ten, or take a log)"
+                )
+            # continuous targets (regression probes); whole numbers beyond 2**53 are no
+            # class ids either (floats there have no fractions, and int64 ends at 9.2e18)
+            if big >= 2**53 or not np.all(arr == np.round(arr)):
                 self.labels = arr.astype(np.float64)
                 return
             arr = arr.astype(np.int64)
-        elif arr.dtype.kind == "b":
-            arr = arr.astype(np.int64)
+        elif arr.dtype.kind == "b":  # kept as 0/1, given back as False/True
+            self.labels = self._bool_labels = arr.astype(np.int64)
+            return
         self.labels = arr.astype(np.int64, copy=False)
 
     # -- basics -----------------------------------------------------------------------
@@ -265,11 +336,14 @@ class ProbeDataset:
     @property
     def label_values(self) -> np.ndarray | None:
         """Each example's label as a value: the name for string labels (`labels` then
-        holds ids into `label_names`, which are this dataset's own), else the int."""
+        holds ids into `label_names`, which are this dataset's own), False/True for
+        boolean labels, else the number."""
         if self.labels is None:
             return None
         if self.label_names:
             return np.asarray(self.label_names, dtype=object)[self.labels]
+        if self.labels is getattr(self, "_bool_labels", None):  # not relabelled since
+            return self.labels.astype(bool)
         return self.labels
 
     @property
@@ -302,6 +376,8 @@ class ProbeDataset:
         new.tokens = [self.tokens[i] for i in idx]
         new.label_names = self.label_names
         new.labels = None if self.labels is None else self.labels[idx]
+        bools = self.labels is not None and self.labels is getattr(self, "_bool_labels", None)
+        new._bool_labels = new.labels if bools else None
         new.token_labels = (
             None if self.token_labels is None else [self.token_labels[i] for i in idx]
         )
@@ -379,16 +455,23 @@ def split_indices(
     With `groups` (one id per index), whole groups go to one side or the other."""
     from sklearn.model_selection import train_test_split
 
-    if not 0 < test_size < 1:
-        if not (isinstance(test_size, int) and 0 < test_size < n):
-            raise ProbeError(f"test_size must be a fraction in (0, 1) or a count < {n}")
+    test_size = _check_test_size(test_size, n)
     n_test = test_size if isinstance(test_size, int) else int(np.ceil(test_size * n))
     if n_test < 1 or n - n_test < 1:
         raise ProbeError(
             f"cannot split {n} example(s) with test_size={test_size}: both parts need examples"
         )
+    seed = _check_seed(seed)
     if groups is not None:
-        return _grouped_split(n_test, seed, labels, _group_ids(groups, n))
+        train, test = _grouped_split(n_test, seed, labels, _group_ids(groups, n))
+        if not n_test / 2 <= len(test) <= 2 * n_test:
+            warnings.warn(
+                f"tt_split: with whole groups on each side the test set holds {len(test)} "
+                f"of {n} examples ({len(test) / n:.0%}), far from test_size={test_size!r} "
+                f"({n_test} examples): the groups are too few or too uneven for that size",
+                stacklevel=3,
+            )
+        return train, test
     stratify = None
     if labels is not None:
         _, counts = np.unique(labels, return_counts=True)
@@ -400,6 +483,28 @@ def split_indices(
     return np.sort(train), np.sort(test)
 
 
+def _check_test_size(test_size: Any, n: int) -> int | float:
+    """A fraction in (0, 1) as a float, or a count of examples (numpy ints too) as an int."""
+    if not isinstance(test_size, (bool, np.bool_)):
+        if isinstance(test_size, (int, np.integer)) and 0 < test_size < n:
+            return int(test_size)
+        if isinstance(test_size, (float, np.floating)) and 0 < test_size < 1:
+            return float(test_size)
+    raise ProbeError(
+        f"test_size must be a fraction in (0, 1) or a count of examples below {n}, "
+        f"got {test_size!r}"
+    )
+
+
+def _check_seed(seed: Any) -> int:
+    """A seed scikit-learn and numpy take: an integer in 0 .. 2**32 - 1."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ProbeError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= seed < 2**32:
+        raise ProbeError(f"seed must be between 0 and 2**32 - 1, got {seed}")
+    return int(seed)
+
+
 def _group_ids(groups: Sequence[Any], n: int) -> np.ndarray:
     """Any hashable group ids as 0..g-1, numbered in order of first appearance."""
     if isinstance(groups, str):
@@ -409,7 +514,14 @@ def _group_ids(groups: Sequence[Any], n: int) -> np.ndarray:
     groups = list(groups)
     if len(groups) != n:
         raise ProbeError(f"{n} examples but {len(groups)} group ids: give one per example")
+    missing = [i for i, g in enumerate(groups) if _is_missing(g)]
+    if missing:
+        raise ProbeError(
+            f"{len(missing)} group ids are missing (None or NaN; e.g. examples "
+            f"{missing[:5]}): give every example a group (its own id if it has none)"
+        )
     index: dict[Any, int] = {}
+    groups = [g.item() if isinstance(g, np.generic) else g for g in groups]
     return np.array([index.setdefault(g, len(index)) for g in groups], dtype=np.int64)
 
 

@@ -8,24 +8,41 @@ key's canonical JSON, in its own folder under the store root::
     <id>/offsets.npy    int64; example i owns rows offsets[i]:offsets[i+1]
     <id>/features.npy   float32 (rows, width), memory-mapped
     <id>/filled.npy     uint8 per example, memory-mapped: 1 = its rows are on disk
+    <id>/sums.npy       uint32 per example: CRC-32 of its rows, written with them
     .locks/<id>.lock    flock'ed for creation, mask and manifest updates, removal
     .tmp/               entries being built, and entries being deleted
 
 Only plain .npy arrays (loaded without pickle) and JSON: nothing executable.
 Rows are written and flushed before their examples are marked filled, so a crash
 leaves computed-but-unmarked rows (recomputed later), never marked-but-missing ones.
+Every byte read is checked when an entry is opened: headers (any parse error), sizes,
+the mask (only 0 or 1), the rows of every example marked filled against their CRC-32
+while the entry is unfinished, the whole array against its checksum once complete.
+Examples whose rows fail are unmarked (computed again); an unreadable entry is
+discarded, both with a StoreWarning.
 Entries are built in .tmp and renamed into place, so no reader sees half an entry.
+Their arrays are allocated on disk when created (`posix_fallocate`, else by writing
+zeros), so a full disk raises ENOSPC there (the runner then keeps its features in
+memory) and never a SIGBUS later, when a write through the memory map finds no block.
+
+A store this process cannot write (a read-only mount, a shared cache of another user)
+is read, never written: its complete entries are served (locked shared where the lock
+files can be opened), anything else raises PermissionError in `open`, on which the
+runner computes in memory.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
 import warnings
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,18 +77,22 @@ STORE_ENV = "LM_PROBE_WIDGETS_STORE"  # 1/0: runners' default store on/off
 # forwards, which a warm store would skip) and its store tests opt in.
 DEFAULT_STORE_ON = True
 _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-FORMAT = 1
-_MANIFEST, _OFFSETS, _FEATURES, _FILLED = (
+FORMAT = 2  # 2: per-example row checksums (sums.npy)
+_MANIFEST, _OFFSETS, _FEATURES, _FILLED, _SUMS = (
     "manifest.json",
     "offsets.npy",
     "features.npy",
     "filled.npy",
+    "sums.npy",
 )
+_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 _STALE_TMP_S = 600  # a build in .tmp older than this was abandoned by a crashed process
 
 
 class StoreWarning(UserWarning):
-    """A stored entry was unusable and has been discarded (its rows are recomputed)."""
+    """The feature store could not serve something, which is computed instead: an
+    unusable entry (discarded) or damaged rows (unmarked), a full or read-only disk,
+    hooks on the model."""
 
 
 class _Invalid(Exception):
@@ -129,6 +150,33 @@ def _row_index(offsets: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.repeat(starts - before, lengths) + np.arange(total, dtype=np.int64)
 
 
+def _example_sums(rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """CRC-32 of each example's rows; `rows` holds the examples' rows in sequence."""
+    ends = np.cumsum(lengths)
+    out = np.empty(len(lengths), dtype=np.uint32)
+    for j, (a, b) in enumerate(zip(ends - lengths, ends, strict=True)):
+        out[j] = zlib.crc32(np.ascontiguousarray(rows[a:b]))
+    return out
+
+
+def _failing_sums(
+    features: np.ndarray, offsets: np.ndarray, sums: np.ndarray, examples: np.ndarray
+) -> np.ndarray:
+    """The given examples whose stored rows do not match their stored CRC-32 (read in
+    pieces of about 64 MB: no full copy of a large entry)."""
+    lengths = np.diff(offsets)[examples]
+    bad = []
+    start, budget = 0, max(1, (64 << 20) // (4 * max(1, features.shape[1])))  # rows
+    while start < len(examples):
+        stop = start + max(1, int(np.searchsorted(np.cumsum(lengths[start:]), budget)))
+        part = examples[start:stop]
+        rows = np.asarray(features[_row_index(offsets, part)])
+        got = _example_sums(rows, lengths[start:stop])
+        bad.append(part[got != sums[part]])
+        start = stop
+    return np.concatenate(bad) if bad else examples[:0]
+
+
 def _write_json(path: Path, obj: Any) -> None:
     """Write temp + fsync + os.replace: readers see the old or the new file, never half."""
     fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=path.parent)
@@ -143,9 +191,10 @@ def _write_json(path: Path, obj: Any) -> None:
         raise
 
 
-def _open_npy(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.memmap:
-    """Memory-map an .npy file for writing after checking its header and size: numpy's
-    own r+ mode would silently extend a truncated file with zeros."""
+def _open_npy(path: Path, dtype: Any, shape: tuple[int, ...], writable: bool = True) -> np.memmap:
+    """Memory-map an .npy file (for writing unless `writable` is False) after checking
+    its header and size: numpy's own r+ mode would silently extend a truncated file
+    with zeros."""
     fmt = np.lib.format
     try:
         with open(path, "rb") as f:
@@ -155,13 +204,49 @@ def _open_npy(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.memmap:
                 raise ValueError(f"unsupported .npy version {version}")
             stored_shape, fortran, stored_dtype = read[version](f)
             offset = f.tell()
-    except (OSError, ValueError) as e:  # missing, or cut inside its header
-        raise _Invalid(f"{path.name} is unreadable or truncated ({e})") from e
+    except Exception as e:  # missing, cut short or garbled: numpy's header
+        # parser raises ValueError, tokenize.TokenError, SyntaxError... on damaged bytes
+        raise _Invalid(f"{path.name} is unreadable, truncated or garbled ({e!r})") from e
     if stored_dtype != np.dtype(dtype) or stored_shape != shape or fortran:
         raise _Invalid(f"{path.name} holds {stored_dtype} {stored_shape}, expected {dtype} {shape}")
     if path.stat().st_size != offset + int(np.prod(shape)) * np.dtype(dtype).itemsize:
         raise _Invalid(f"{path.name} has the wrong size (truncated or appended to)")
-    return np.memmap(path, dtype=dtype, mode="r+", offset=offset, shape=shape)
+    try:
+        return np.memmap(
+            path, dtype=dtype, mode="r+" if writable else "r", offset=offset, shape=shape
+        )
+    except OSError as e:
+        raise _Invalid(f"{path.name} cannot be mapped ({e})") from e
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _preallocate(path: Path, data_bytes: int) -> None:
+    """Give every byte of `path` (a new .npy file whose last `data_bytes` are its zero
+    data) a block on disk now: a memory-mapped write into a sparse file on a full disk
+    kills the process with SIGBUS, an OSError here does not."""
+    size = path.stat().st_size
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is not None and size:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fallocate(fd, 0, size)
+            return
+        except OSError as e:
+            if e.errno in _NO_SPACE:
+                raise
+            # the file system cannot (EOPNOTSUPP, EINVAL...): write the zeros instead
+        finally:
+            os.close(fd)
+    step = 1 << 22
+    zeros = bytes(min(step, data_bytes))
+    with open(path, "r+b") as f:
+        f.seek(size - data_bytes)  # after the header
+        for start in range(size - data_bytes, size, step):
+            f.write(zeros[: min(step, size - start)])
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _tree_bytes(path: Path) -> int:
@@ -182,9 +267,25 @@ def _env_max_bytes() -> int:
     if not raw:
         return DEFAULT_MAX_BYTES
     try:
-        return int(float(raw))
+        value = float(raw)
     except ValueError:
-        raise ProbeError(f"{MAX_BYTES_ENV}={raw!r} is not a number of bytes") from None
+        value = math.nan
+    return _check_max_bytes(value, f"{MAX_BYTES_ENV}={raw!r}")
+
+
+def _check_max_bytes(value: Any, what: str) -> int:
+    """A cap in bytes: a whole, finite number >= 0 (0: keep nothing stored)."""
+    try:
+        ok = not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ProbeError(
+            f"{what} is not a size cap: give a number of bytes >= 0, e.g. "
+            f"{DEFAULT_MAX_BYTES} (the default, 20 GiB); to keep features out of the "
+            f"store, turn it off ({STORE_ENV}=0 or store=False)"
+        )
+    return int(value)
 
 
 class Entry:
@@ -199,6 +300,7 @@ class Entry:
         offsets: np.ndarray,
         features: np.memmap,
         mask: np.memmap,
+        sums: np.memmap,
     ) -> None:
         self.id: str = path.name
         self.path = path
@@ -209,6 +311,7 @@ class Entry:
         self._store = store
         self._features = features
         self._mask = mask
+        self._sums = sums
         self.filled: np.ndarray = mask.view(np.bool_)
         self.filled.flags.writeable = False
 
@@ -243,8 +346,10 @@ class Entry:
         The rows are flushed before the mask marks them, so a crash in between leaves
         them unmarked (recomputed), never marked but unwritten.
         """
+        if not self._store.writable():
+            raise PermissionError(errno.EACCES, f"feature store {self._store.root} is read-only")
         idx = self._indices(indices)
-        rows = np.asarray(rows, dtype=np.float32)
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
         r = _row_index(self.offsets, idx)
         if rows.shape != (len(r), self.width):
             raise ProbeError(
@@ -252,7 +357,12 @@ class Entry:
                 f"examples, got {rows.shape}"
             )
         self._features[r] = rows
+        self._sums[idx] = _example_sums(rows, np.diff(self.offsets)[idx])
         self._features.flush()
+        self._sums.flush()
+        if not (self.path / _MANIFEST).exists():  # evicted or cleared meanwhile: these
+            self._mask[idx] = 1  # arrays live on in this process only, nothing to lock
+            return
         with self._store._lock(self.id):
             self._mask[idx] = 1
             self._mask.flush()
@@ -271,7 +381,10 @@ class Entry:
         digest = _checksum(self._features)
         if manifest.get("checksum") != digest:
             manifest["checksum"] = digest
-            _write_json(path, manifest)
+            try:
+                _write_json(path, manifest)
+            except OSError:  # disk full or read-only: recorded at the next open instead
+                pass
 
     def rows(self, indices: Any = None) -> np.ndarray:
         """Rows of the given examples in order; None = the whole array, read-only.
@@ -295,9 +408,11 @@ class Entry:
 
     def touch(self) -> None:
         """Mark as just used (the manifest's mtime), for least-recently-used eviction."""
+        if not self._store.writable():
+            return
         try:
             os.utime(self.path / _MANIFEST)
-        except FileNotFoundError:  # evicted by another process: the arrays stay usable
+        except OSError:  # evicted by another process (the arrays stay usable), read-only
             pass
 
 
@@ -308,7 +423,25 @@ class DiskStore:
 
     def __init__(self, root: str | Path | None = None, max_bytes: int | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_store_root()
-        self.max_bytes = int(max_bytes) if max_bytes is not None else _env_max_bytes()
+        self.max_bytes = (
+            _check_max_bytes(max_bytes, f"max_bytes={max_bytes!r}")
+            if max_bytes is not None
+            else _env_max_bytes()
+        )
+        self._read_only: bool | None = None  # found out at first use
+
+    def writable(self) -> bool:
+        """False for an existing store this process cannot write (read-only mount,
+        another user's cache): it is then read and never written."""
+        if self._read_only is None:
+            self._read_only = self.root.is_dir() and not os.access(self.root, os.W_OK)
+        return not self._read_only
+
+    def _refuse_writes(self) -> None:
+        if not self.writable():
+            raise PermissionError(
+                errno.EACCES, f"feature store {self.root} is read-only: new entries cannot be made"
+            )
 
     def __repr__(self) -> str:
         return f"DiskStore({str(self.root)!r}, max_bytes={self.max_bytes})"
@@ -323,7 +456,21 @@ class DiskStore:
             yield
             return
         path = self.root / ".locks" / f"{eid}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.writable():
+            with self._shared_lock(path):
+                yield
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            if e.errno not in _READ_ONLY or not self.root.is_dir():
+                raise
+            self._read_only = True  # an existing store we may not write: read it
+            with self._shared_lock(path):
+                yield
+            return
+        os.close(fd)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -342,11 +489,37 @@ class DiskStore:
         finally:
             os.close(fd)  # releases the flock
 
+    @contextmanager
+    def _shared_lock(self, path: Path) -> Iterator[None]:
+        """A read-only store: a shared flock on the lock file where it can be opened
+        (so a writer that can write it is waited for), else none."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
     # -- opening -----------------------------------------------------------------
 
-    def open(self, key: dict[str, Any], offsets: np.ndarray, width: int) -> Entry:
+    def open(
+        self,
+        key: dict[str, Any],
+        offsets: np.ndarray,
+        width: int,
+        *,
+        keep: Iterable[str] = (),
+        optional: bool = False,
+    ) -> Entry | None:
         """The entry for `key`, created empty if missing or invalid (with a
-        StoreWarning saying why). Evicts old entries first to make room for a new one."""
+        StoreWarning saying why). Evicts least recently used entries first to make
+        room for a new one, never those in `keep` (ids: what the caller reads now).
+        `optional=True` (features kept in case they are wanted later): a new entry is
+        made only if it fits under the cap without evicting anything, else None."""
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         width = int(width)
         if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
@@ -358,13 +531,24 @@ class DiskStore:
         eid = entry_id(key)
         with self._lock(eid):
             entry = self._valid(eid, key, offsets, width)
-        if entry is None:
+        if entry is None or (not entry.complete and not self.writable()):
+            self._refuse_writes()
             n, rows = len(offsets) - 1, int(offsets[-1])
-            self.evict(rows * width * 4 + n * 9 + 2048, keep={eid})
+            need = rows * width * 4 + n * 13 + 2048
+            if optional:
+                if self.du() + need > self.max_bytes:
+                    return None
+            else:
+                self.evict(need, keep={eid, *keep})
             with self._lock(eid):  # another process may have created it meanwhile
-                entry = self._valid(eid, key, offsets, width) or self._create(
-                    eid, key, offsets, width
-                )
+                try:
+                    entry = self._valid(eid, key, offsets, width) or self._create(
+                        eid, key, offsets, width
+                    )
+                except OSError:  # e.g. no space: leave no lock file without its entry
+                    if not (self.root / eid).exists():
+                        (self.root / ".locks" / f"{eid}.lock").unlink(missing_ok=True)
+                    raise
         entry.touch()
         return entry
 
@@ -376,6 +560,8 @@ class DiskStore:
             return None
         with self._lock(eid):
             entry = self._valid(eid, key)
+        if entry is not None and not entry.complete and not self.writable():
+            return None  # its missing rows could not be written: compute them in memory
         if entry is not None:
             entry.touch()
         return entry
@@ -394,14 +580,17 @@ class DiskStore:
         try:
             return self._load(path, key, offsets, width)
         except _Invalid as why:
+            writable = self.writable()
+            what = "discarding" if writable else "not using (the store is read-only)"
             warnings.warn(
-                f"lm_probe_widgets feature store: discarding entry {eid[:12]} "
+                f"lm_probe_widgets feature store: {what} entry {eid[:12]} "
                 f"({json.loads(_canonical(key))}) at {path}: {why}. Its features will be "
                 "computed again.",
                 StoreWarning,
                 stacklevel=3,
             )
-            self._discard(path)
+            if writable:
+                self._discard(path)
             return None
 
     def _load(
@@ -426,22 +615,44 @@ class DiskStore:
             raise _Invalid(f"stored width {stored_width}, asked for {width}")
         try:
             stored_offsets = np.load(path / _OFFSETS, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise _Invalid(f"offsets unreadable ({e})") from e
+        except Exception as e:  # any damage (see _open_npy)
+            raise _Invalid(f"offsets unreadable ({e!r})") from e
         if stored_offsets.dtype != np.int64 or stored_offsets.shape != (n + 1,):
             raise _Invalid("offsets do not match the manifest")
         if int(stored_offsets[-1]) != rows:
             raise _Invalid("offsets do not match the manifest")
         if offsets is not None and not np.array_equal(stored_offsets, offsets):
             raise _Invalid("stored offsets differ from the dataset's (different examples)")
-        features = _open_npy(path / _FEATURES, np.float32, (rows, stored_width))
-        mask = _open_npy(path / _FILLED, np.uint8, (n,))
-        entry = Entry(self, path, manifest, stored_offsets, features, mask)
-        if entry.complete:
-            if manifest.get("checksum") is None:  # crashed between mask and checksum
-                entry._record_checksum()
-            elif _checksum(features) != manifest["checksum"]:
+        writable = self.writable()
+        features = _open_npy(path / _FEATURES, np.float32, (rows, stored_width), writable)
+        mask = _open_npy(path / _FILLED, np.uint8, (n,), writable)
+        sums = _open_npy(path / _SUMS, np.uint32, (n,), writable)
+        entry = Entry(self, path, manifest, stored_offsets, features, mask, sums)
+        flags = np.asarray(mask)
+        damaged = np.flatnonzero(flags > 1)  # a mask byte neither 0 nor 1: garbled
+        if flags.all() and not len(damaged) and manifest.get("checksum") is not None:
+            if _checksum(features) != manifest["checksum"]:
                 raise _Invalid("checksum mismatch: the stored features were changed on disk")
+            return entry
+        # unfinished (or crashed between mask and checksum): every example marked
+        # filled must hold the rows its checksum was taken of
+        marked = np.flatnonzero(flags == 1)
+        wrong = _failing_sums(features, stored_offsets, np.asarray(sums), marked)
+        bad = np.union1d(damaged, wrong)
+        if len(bad):
+            if not writable:
+                raise _Invalid(f"{len(bad)} examples' rows fail their checksums")
+            mask[bad] = 0
+            mask.flush()
+            warnings.warn(
+                f"lm_probe_widgets feature store: entry {path.name[:12]} at {path}: "
+                f"{len(bad)} examples marked computed (e.g. {bad[:5].tolist()}) fail their "
+                "checksums (damaged on disk, or never written): they will be computed again",
+                StoreWarning,
+                stacklevel=4,
+            )
+        if entry.complete and writable:
+            entry._record_checksum()
         return entry
 
     def _create(self, eid: str, key: dict[str, Any], offsets: np.ndarray, width: int) -> Entry:
@@ -455,10 +666,12 @@ class DiskStore:
             for name, dtype, shape in (
                 (_FEATURES, np.float32, (rows, width)),
                 (_FILLED, np.uint8, (n,)),
+                (_SUMS, np.uint32, (n,)),
             ):
                 mm = np.lib.format.open_memmap(tmp / name, "w+", dtype, shape)
                 mm.flush()
                 del mm
+                _preallocate(tmp / name, int(np.prod(shape)) * np.dtype(dtype).itemsize)
             manifest = {
                 "format": FORMAT,
                 "id": eid,
@@ -511,10 +724,10 @@ class DiskStore:
                 info.update(
                     {k: manifest.get(k) for k in ("key", "examples", "rows", "width", "created")}
                 )
-                mask = np.load(path / _FILLED, mmap_mode="r", allow_pickle=False)
+                mask = np.load(path / _FILLED, mmap_mode="r", allow_pickle=False) == 1
                 info["filled"] = float(mask.mean()) if mask.size else 1.0
                 info["complete"] = bool(mask.all())
-            except (OSError, ValueError, AttributeError):  # a broken entry: still listed
+            except Exception:  # a broken entry, however damaged: still listed
                 if "last_used" not in info:
                     try:
                         info["last_used"] = path.stat().st_mtime
@@ -544,6 +757,7 @@ class DiskStore:
             for info in self.entries()
             if cutoff is None or info["last_used"] < cutoff
         )
+        self._remove_orphan_locks()
         tmp = self.root / ".tmp"  # builds and deletions that a crashed process left
         if tmp.is_dir():
             stale = time.time() - _STALE_TMP_S
@@ -554,6 +768,20 @@ class DiskStore:
                 except FileNotFoundError:  # another process finished with it
                     pass
         return removed
+
+    def _remove_orphan_locks(self) -> None:
+        """Lock files whose entry is gone (creations that failed, entries evicted while
+        another process held them): removed under their own lock, as `_remove` does."""
+        locks = self.root / ".locks"
+        if not locks.is_dir():
+            return
+        for lock in locks.glob("*.lock"):
+            eid = lock.name[: -len(".lock")]
+            if (self.root / eid).exists():
+                continue
+            with self._lock(eid):
+                if not (self.root / eid).exists():
+                    lock.unlink(missing_ok=True)
 
     def evict(self, need_bytes: int = 0, keep: Iterable[str] = ()) -> None:
         """Remove least recently used entries until `need_bytes` more fit under

@@ -3,8 +3,20 @@ store (`core.engine.disk_store`), else from the model, one trace per batch.
 
 `FeatureAccess` is the part of `ProbeRunner` that does this; it uses the runner's
 `model`, `configs`, `cache`, `store`, `remote`, `_dry` (the submodule dry run) and
-`_extractors`. Keys: a data key names the model's weights and the dataset's token ids
-(`data_key`), a feature key the read site and pooling (`core.engine.extract.FeatureKey`).
+`_extractors`. Keys: a data key names the model's weights and modules, the forward
+hooks on it and the dataset's token ids (`data_key`), a feature key the read site and
+pooling (`core.engine.extract.FeatureKey`).
+
+Features follow the computation. Weights and the module tree are in the model's
+fingerprint (`core.engine.fingerprint`), so an edited weight or a swapped module
+(`mlp.act = torch.nn.Identity()`) never gets the old features, in memory or from the
+store. A forward hook (or pre-hook, on any module, the root included, or global) or
+an nnsight edit can change the features without changing anything that can be
+hashed, so while one is present the persistent store is bypassed (neither read nor
+written; one StoreWarning per set of hooks), and the in-memory cache keeps what is
+computed under those very hooks (by registration: a hook removed and added back is
+a new one). A hook that changes what it does while it stays registered must be
+removed and added again (or call `runner.cache.clear()`).
 """
 
 from __future__ import annotations
@@ -20,16 +32,24 @@ import numpy as np
 
 from ..config import ProbeConfig, split_submodule
 from .data import Batch, ProbeDataset
-from .disk_store import StoreWarning, save_arrays
+from .disk_store import DiskStore, StoreWarning, entry_id, save_arrays
 from .disk_store import export as export_entry
 from .extract import Extractor, FeatureKey, with_cheap_poolings
 from .feature_cache import DiskFeatures, FeatureStore, feature_offsets, row_index
-from .fingerprint import model_fingerprint
+from .fingerprint import forward_hooks, model_fingerprint
 from .plan import check_inputs
 from .submodules import validate_submodules
 
 # Part of every store key: bump when extraction or pooling changes what a row holds.
 FEATURES_VERSION = 1
+_WARNED_HOOKS: set[tuple] = set()  # hook sets already reported (one warning each)
+
+
+def _hooks_token(hooks: tuple[tuple[str, int], ...]) -> str:
+    """The part of a data key that names the hooks in place ('' when none)."""
+    if not hooks:
+        return ""
+    return "+hooks:" + ",".join(str(hid) for _, hid in sorted(hooks, key=lambda h: h[1]))
 
 
 class FeatureAccess:
@@ -38,12 +58,34 @@ class FeatureAccess:
     # True inside a fit, whose start verified the weights' fingerprint: the change check
     # walks every parameter (~4 ms for SmolLM2), and a fit asks for keys hundreds of times.
     _weights_pinned = False
+    _hooks: tuple[tuple[str, int], ...] = ()  # forward hooks the last data_key saw
 
     def data_key(self, ds: ProbeDataset) -> str:
-        """Cache key of `ds`'s features under this model's current weights."""
+        """Cache key of `ds`'s features under this model's current weights, modules and
+        forward hooks."""
         if not self._weights_pinned or self._model_fp is None:
             self._model_fp = model_fingerprint(self.model)  # cheap unless a weight changed
-        return f"{self._model_fp}/{ds.fingerprint()}"
+        self._hooks = forward_hooks(self.model)
+        return f"{self._model_fp}{_hooks_token(self._hooks)}/{ds.fingerprint()}"
+
+    def _persistent(self) -> DiskStore | None:
+        """The store to read and write through now: none while hooks are on the model
+        (`data_key` just looked), said once per set of hooks."""
+        hooks = getattr(self, "_hooks", ())
+        if self.store is None or not hooks:
+            return self.store
+        seen = (id(self.model), hooks)
+        if seen not in _WARNED_HOOKS:
+            _WARNED_HOOKS.add(seen)
+            names = sorted({what for what, _ in hooks})
+            shown = "; ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+            warnings.warn(
+                f"lm_probe_widgets: {shown}: features are computed with the hooks in place "
+                "and kept out of the feature store while any hook is registered",
+                StoreWarning,
+                stacklevel=4,
+            )
+        return None
 
     def extractor(self, keys: Sequence[FeatureKey]) -> Extractor:
         k = tuple(sorted(set(keys)))
@@ -74,8 +116,9 @@ class FeatureAccess:
         """Where `key`'s rows of `ds` are kept: the in-memory cache, else a persistent
         store entry (now also served through the cache), else None (nothing yet)."""
         found = self.cache.get(fp, key)
-        if found is None and self.store is not None:
-            entry = self.store.get(self._store_key(ds, key))
+        store = self._persistent()
+        if found is None and store is not None:
+            entry = store.get(self._store_key(ds, key))
             if entry is not None and np.array_equal(entry.offsets, feature_offsets(ds, key)):
                 found = self.cache.adopt(fp, key, DiskFeatures(entry))
         return found
@@ -88,22 +131,48 @@ class FeatureAccess:
         store: FeatureStore | DiskFeatures | None,
         indices: np.ndarray,
         rows: np.ndarray,
-    ) -> FeatureStore | DiskFeatures:
+        *,
+        keep: frozenset[str] = frozenset(),
+        optional: bool = False,
+    ) -> FeatureStore | DiskFeatures | None:
         """Write freshly extracted rows, creating the store if needed. Rows already
         filled are kept as they are (first write wins), so a feature never changes
-        once handed out, even by float noise from another batch's padding."""
-        if store is None and self.store is not None:
+        once handed out, even by float noise from another batch's padding.
+
+        `keep`: the store entries being read now (never evicted for a new one).
+        `optional`: rows kept in case they are wanted later (other poolings): stored
+        only if they fit under the store's cap without evicting anything, else
+        dropped (None)."""
+        persistent = self._persistent()
+        if store is None and optional and persistent is None:
+            return None
+        if store is None and persistent is not None:
             offsets = feature_offsets(ds, key)
             try:
-                entry = self.store.open(self._store_key(ds, key), offsets, rows.shape[1])
-            except OSError as e:  # e.g. a read-only cache folder: carry on in memory
-                warnings.warn(
-                    f"feature store at {self.store.root} is unusable ({e}); this runner "
-                    "keeps its features in memory only",
-                    StoreWarning,
-                    stacklevel=2,
+                entry = persistent.open(
+                    self._store_key(ds, key), offsets, rows.shape[1], keep=keep, optional=optional
                 )
-                self.store = None
+                if entry is None:  # optional, and no room for it
+                    return None
+            except OSError as e:
+                if optional:
+                    return None
+                if persistent.writable():  # full disk, a file in the way...: memory only
+                    warnings.warn(
+                        f"feature store at {persistent.root} is unusable ({e}); this runner "
+                        "keeps its features in memory only",
+                        StoreWarning,
+                        stacklevel=2,
+                    )
+                    self.store = None
+                elif not getattr(self, "_read_only_said", False):
+                    self._read_only_said = True  # read it, never write it
+                    warnings.warn(
+                        f"feature store at {persistent.root} is read-only: its complete "
+                        "entries are read, features it lacks are kept in memory",
+                        StoreWarning,
+                        stacklevel=2,
+                    )
             else:
                 store = self.cache.adopt(fp, key, DiskFeatures(entry))
         if store is None:
@@ -136,11 +205,16 @@ class FeatureAccess:
         keys = sorted(set(keys))
         fp = self.data_key(ds)
         reads = keys
-        if self.store is not None:
+        if self._persistent() is not None:
             site = getattr(self, "_companions", None)  # the input embeddings (runner)
             extra = [(*split_submodule(site), "mean")] if site else []
             reads = with_cheap_poolings(keys + extra, self._dry)
         stores = {k: self._feature_store(ds, fp, k) for k in reads}
+        persistent = self._persistent()
+        keep = frozenset(
+            entry_id(self._store_key(ds, k)) for k in keys if persistent is not None
+        )  # what this read needs: never evicted to make room for another entry
+        dropped: set[FeatureKey] = set()  # optional reads with no room in the store
         done = 0
         for i, batch in enumerate(ds.batches(batch_size, seed=seed)):
             done += len(batch.indices)
@@ -154,7 +228,14 @@ class FeatureAccess:
                 part = batch if todo.all() else ds.pad(batch.indices[todo])
                 fresh = self.extractor(reads)(part)
                 for k, rows in fresh.items():
-                    stores[k] = self._write_rows(ds, fp, k, stores[k], part.indices, rows)
+                    if k in dropped:
+                        continue
+                    optional = k not in keys
+                    stores[k] = self._write_rows(
+                        ds, fp, k, stores[k], part.indices, rows, keep=keep, optional=optional
+                    )
+                    if stores[k] is None:
+                        dropped.add(k)
             batch.traced = int(todo.sum())  # examples that ran through the model
             feats = {k: stores[k].rows(batch.indices) for k in keys}
             yield batch, feats

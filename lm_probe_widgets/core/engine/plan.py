@@ -248,6 +248,8 @@ def build_plan(
     num_epoch = check_int(num_epoch, "num_epoch", 1)
     batch_size = check_int(batch_size, "batch_size", 1)
     seed = check_int(seed, "seed", 0)
+    if seed >= 2**32:  # numpy's and scikit-learn's limit: their own error is obscure
+        raise ProbeError(f"seed must be between 0 and 2**32 - 1, got {seed}")
     bootstrap = check_int(bootstrap, "bootstrap", 0)
     baselines = check_baselines(baselines)
     if (control or baselines) and eval_set is None:
@@ -265,7 +267,9 @@ def build_plan(
     train, val = split_for_validation(configs, train_set, eval_set, validation_size, seed)
     if validation_set is not None and val is not None:
         train, val = train_set, validation_set
-    resolved = tuple(resolve_classes(c, train) for c in configs)
+    # classes=None: the values of all the training data given, before the validation
+    # split takes some away (20 classes of 2 examples each keep all 20)
+    resolved = tuple(resolve_classes(c, train_set) for c in configs)
     for cfg in resolved:
         check_labels(cfg, train, "training data", need_two=True)
         for what, ds in (("validation data", val), ("eval_set", eval_set)):
@@ -311,8 +315,16 @@ def split_for_validation(
         return train_set, None
     if validation_size is None:
         validation_size = max(c.test_size for c in configs if c.validation == "split")
-    if isinstance(validation_size, bool) or not isinstance(validation_size, (int, float)):
-        raise ProbeError(f"validation_size must be a fraction in (0, 1), got {validation_size!r}")
+    count = is_int(validation_size) and 0 < validation_size < len(train_set)
+    if isinstance(validation_size, (bool, np.bool_)) or not (
+        count or (isinstance(validation_size, (float, np.floating)) and 0 < validation_size < 1)
+    ):
+        raise ProbeError(
+            f"validation_size must be a fraction in (0, 1) (or a count of examples below "
+            f"{len(train_set)}), got {validation_size!r}: the part of train_set that early "
+            "stopping watches (for none: ProbeConfig(validation='none'))"
+        )
+    validation_size = int(validation_size) if count else float(validation_size)
     if len(train_set) < 4:
         raise ProbeError(
             f"train_set has {len(train_set)} example(s): early stopping needs a validation "

@@ -157,7 +157,7 @@ class ControlTask:
             new.token_labels = np.split(flat, np.cumsum(ds.lengths)[:-1])
         else:
             values = self.sequence_labels(ds.tokens)
-            if self.values.dtype.kind in "iu":
+            if self.values.dtype.kind in "iub":  # numbers, or booleans (as 0/1)
                 new.labels, new.label_names = values.astype(np.int64), None
             else:  # names: ids into this task's own name list
                 names = [str(v) for v in self.values]
