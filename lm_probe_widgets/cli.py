@@ -127,7 +127,20 @@ def _add_run_args(p: argparse.ArgumentParser, n_default: int | None, n_help: str
     )
     p.add_argument("--n", type=_positive_int, default=n_default, help=n_help)
     p.add_argument("--test-size", type=float, default=0.3, help="held-out fraction")
-    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=10,
+        help="passes over the training data (early stopping and --max-steps can end "
+        "training sooner)",
+    )
+    p.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        default=None,
+        help="most optimiser steps per probe (default 1000): with many texts it ends "
+        "training before --epochs; the output says when it did",
+    )
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "max"])
     p.add_argument(
@@ -195,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--text-col", default="text", help="column holding the texts")
     fit.add_argument(
         "--label-col", default="label", help="column holding the labels (strings or integers)"
+    )
+    fit.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="text encoding of a CSV or JSON Lines file, e.g. latin-1 or cp1252",
     )
     _add_run_args(fit, None, "rows to sample (seeded); None = every row")
     store = sub.add_parser(
@@ -307,10 +325,16 @@ def _data_format(path: Path) -> str:
     raise CLIError(f"{path}: unknown file type; lm-probe fit reads {known}")
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     """The file as a DataFrame; only empty cells count as missing (a text "NA" is text)."""
+    import codecs
+
     import pandas as pd
 
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise CLIError(f"--encoding {encoding}: not a text encoding Python knows") from None
     if not path.exists():
         raise CLIError(f"{path}: no such file")
     if path.is_dir():
@@ -318,15 +342,21 @@ def _read_table(path: Path) -> pd.DataFrame:
     kind = _data_format(path)
     try:
         if kind == "csv":
-            return pd.read_csv(path, keep_default_na=False, na_values=[""])
+            return pd.read_csv(path, keep_default_na=False, na_values=[""], encoding=encoding)
         if kind == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
+            return pd.read_json(path, lines=True, dtype=False, encoding=encoding)
         return pd.read_parquet(path)
+    except UnicodeDecodeError as e:
+        raise CLIError(
+            f"cannot read {path} as {encoding} text (byte {e.object[e.start : e.start + 1]!r} "
+            f"at position {e.start}); give the file's encoding with --encoding, e.g. "
+            "--encoding latin-1 (or cp1252 for files from Windows)"
+        ) from e
     except ImportError as e:
         raise CLIError(
             f"reading parquet needs pyarrow: pip install pyarrow (or save {path.name} as CSV)"
         ) from e
-    except (ValueError, OSError, UnicodeDecodeError) as e:
+    except (ValueError, OSError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CLIError(f"cannot read {path} as {kind}: {reason}") from e
 
@@ -394,7 +424,12 @@ def _short(value: Any, width: int = 30) -> str:
 
 
 def read_labelled_file(
-    path: Path, text_col: str, label_col: str, n: int | None = None, seed: int = 0
+    path: Path,
+    text_col: str,
+    label_col: str,
+    n: int | None = None,
+    seed: int = 0,
+    encoding: str = "utf-8",
 ) -> LabelledTexts:
     """Texts and labels from a CSV, JSON Lines or parquet file, checked before any model
     loads: a wrong file or column should cost seconds, not a model load."""
@@ -402,7 +437,7 @@ def read_labelled_file(
 
     if text_col == label_col:
         raise CLIError(f"--text-col and --label-col are both {text_col!r}")
-    df = _read_table(path)
+    df = _read_table(path, encoding)
     _check_column(df, text_col, "--text-col", path)
     _check_column(df, label_col, "--label-col", path)
     df = df.rename(columns=str)
@@ -548,6 +583,60 @@ def _class_counts(labels: Any) -> str:
     return ", ".join(f"{v}: {c}" for v, c in zip(values.tolist(), counts.tolist(), strict=True))
 
 
+# The library's messages name its Python options; on the command line the advice is
+# the flag (or what to do) instead.
+_CLI_WORDING = (
+    ("call fit_probes(..., resume=True) to continue", "run the same command again"),
+    ("call fit_probes(..., resume=True)", "run the same command again"),
+    ("fit_probes(..., resume=True) continues", "the same command again continues"),
+    ("(or validation='none')", "(more rows, or a smaller --test-size)"),
+    ("ProbeRunner(..., remote=True)", "--remote"),
+)
+
+
+def cli_wording(message: str) -> str:
+    for python, flags in _CLI_WORDING:
+        message = message.replace(python, flags)
+    return message
+
+
+class CLIProgress:
+    """The console meter, worded for the command line; with output redirected (a log
+    file, a pipe: no meter to redraw) it still says where the fit is: a line when a
+    phase starts, and one every `every` seconds."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        from .core.engine.progress import ConsoleProgress
+
+        self._console = ConsoleProgress()
+        self._tty = self._console._tty
+        self.every = every
+        self._phase: str | None = None
+        self._last = 0.0
+
+    def __call__(self, event: Any) -> None:
+        from .core.engine import events as ev
+
+        if event.kind in (ev.ERROR, ev.INTERRUPTED) and "message" in event.data:
+            worded = {**event.data, "message": cli_wording(str(event.data["message"]))}
+            event = ev.Event(event.kind, event.probe, worded)
+        self._console(event)
+        if self._tty or event.kind != ev.BATCH:
+            return
+        d = event.data
+        now = time.monotonic()
+        if d["phase"] != self._phase or now - self._last >= self.every:
+            self._phase, self._last = d["phase"], now
+            sys.stderr.write(
+                f"{d['phase']:<14} {d['examples_done']:>6}/{d['examples_total']:<6} "
+                f"{d['seconds']:6.1f}s\n"
+            )
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        self._console.close()
+
+
 def _check_test_size(test_size: float) -> None:
     if not 0 < test_size < 1:
         raise CLIError(f"--test-size must be between 0 and 1, got {test_size}")
@@ -583,6 +672,22 @@ def _check_model_args(args: argparse.Namespace) -> None:
         args.dtype = DTYPES[name]
     if args.device_map is not None:
         args.device_map = _check_device(str(args.device_map).strip())
+    _check_out(args.out)
+
+
+def _check_out(out: Path) -> None:
+    """--out must be (or become) a folder: found out now, not after every probe fitted."""
+    for place in (out, *out.parents):
+        if place.exists():
+            if not place.is_dir():
+                what = "--out" if place == out else f"--out {out}: {place}"
+                raise CLIError(
+                    f"{what} is a file; --out names a folder for metrics.csv, "
+                    "metrics.json and report.html"
+                )
+            if not os.access(place, os.W_OK):
+                raise CLIError(f"--out {out}: cannot write in {place}")
+            return
 
 
 def _check_device(spec: str) -> str:
@@ -683,8 +788,9 @@ def fit_and_report(
         flush=True,
     )
 
+    steps = {} if args.max_steps is None else {"max_steps": args.max_steps}
     configs = [
-        ProbeConfig(sub, classes=classes, name=name, pooling=args.pooling, seed=args.seed)
+        ProbeConfig(sub, classes=classes, name=name, pooling=args.pooling, seed=args.seed, **steps)
         for name, sub in layers
     ]
     runner = ProbeRunner(model, configs, remote=args.remote)
@@ -695,10 +801,19 @@ def fit_and_report(
         num_epoch=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
-        progress=None if args.quiet else "auto",
+        progress=None if args.quiet else CLIProgress(),
     )
     fit_s = time.perf_counter() - t1
     _print_summary(runner.metrics)
+    reasons = runner.metrics["stop_reason"].astype(str)
+    capped = runner.metrics.index[reasons.str.contains("max_steps", regex=False)].tolist()
+    if capped and any(runner.metrics.loc[c, "epochs"] < args.epochs for c in capped):
+        cap = args.max_steps or configs[0].max_steps
+        print(
+            f"{len(capped)} probe(s) stopped at --max-steps {cap} before --epochs "
+            f"{args.epochs} ended: raise --max-steps to train longer",
+            flush=True,
+        )
     print(
         f"fit took {fit_s:.1f} s with {threads} thread(s); total {time.perf_counter() - t0:.1f} s",
         flush=True,
@@ -738,7 +853,9 @@ def run_fit(args: argparse.Namespace) -> int:
     """`lm-probe fit DATA`: every check on the file runs before the model loads."""
     _check_test_size(args.test_size)
     _check_model_args(args)
-    data = read_labelled_file(args.data, args.text_col, args.label_col, args.n, args.seed)
+    data = read_labelled_file(
+        args.data, args.text_col, args.label_col, args.n, args.seed, args.encoding
+    )
     dropped = data.no_text + data.no_label
     if dropped:
         print(
@@ -772,10 +889,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "store":
             return run_store(args)
     except (CLIError, ModelLoadError, DatasetLoadError, ProbeError, ValueError) as e:
-        print(f"lm-probe: error: {e}", file=sys.stderr)
+        print(f"lm-probe: error: {cli_wording(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nlm-probe: interrupted", file=sys.stderr)
+        print(
+            "\nlm-probe: interrupted; the same command again reuses the features "
+            "computed so far (they are stored)",
+            file=sys.stderr,
+        )
         return 130
     return 1
 

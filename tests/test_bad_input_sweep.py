@@ -207,3 +207,46 @@ def test_large_targets_fit_to_finite_metrics(tiny, sentiment):
     runner = ProbeRunner(model, ProbeConfig(SITE, task="regression"))
     runner.fit_probes(train, test, **FIT)
     assert np.isfinite(runner.metrics[["r2", "mse"]].to_numpy(dtype=float)).all()
+
+
+# ------------------------------------------------------------------ save and load
+
+
+def test_load_into_other_weights_does_not_show_the_saved_metrics_as_its_own(fitted, tmp_path):
+    from lm_probe_widgets.core.io.tiny import tiny_model
+
+    runner, _, test = fitted
+    path = tmp_path / "probes.safetensors"
+    runner.save(path)
+    same = ProbeRunner.load(path, runner.model)  # the same weights: the saved metrics hold
+    assert same.metrics["accuracy"].equals(runner.metrics["accuracy"])
+    other, _ = tiny_model("gpt2", seed=1)  # same shapes, other weights
+    with pytest.warns(UserWarning, match="saved with other model weights"):
+        loaded = ProbeRunner.load(path, other)
+    assert loaded.metrics["accuracy"].isna().all()
+    loaded.compute_metrics(test)  # measured on this model
+    assert loaded.metrics["accuracy"].notna().all()
+
+
+def test_save_to_a_folder_is_a_clear_error(fitted, tmp_path):
+    runner, _, _ = fitted
+    with pytest.raises(ProbeError, match="is a folder.*probes.safetensors"):
+        runner.save(tmp_path)
+
+
+def test_a_saved_file_with_unknown_settings_is_a_clear_error(fitted, tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    runner, _, _ = fitted
+    path = tmp_path / "probes.safetensors"
+    runner.save(path)
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+    probes = json.loads(meta["probes"])
+    probes[0]["config"]["from_the_future"] = 1
+    save_file(load_file(str(path)), str(path), metadata={**meta, "probes": json.dumps(probes)})
+    with pytest.raises(ProbeError, match="does not know \\(from_the_future\\).*another version"):
+        ProbeRunner.load(path, runner.model)

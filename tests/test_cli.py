@@ -376,3 +376,62 @@ def test_report_draws_its_own_plot_when_the_library_plot_fails(monkeypatch):
 def test_report_without_accuracy_says_so():
     page = report_html(None, metrics_frame(accuracy=(np.nan,) * 3), {}, "demo")
     assert "data:image" not in page and "No held-out accuracy was measured" in page
+
+
+# -- issue 26 --------------------------------------------------------------------------------
+
+
+def test_out_naming_a_file_fails_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model loaded before --out was checked")
+
+    monkeypatch.setattr("lm_probe_widgets.core.io.loading.load_model", no_model)
+    data = _csv(GOOD)(tmp_path)
+    taken = tmp_path / "results.txt"
+    taken.write_text("mine")
+    for out in (taken, taken / "inside"):
+        assert main(["fit", str(data), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "is a file" in err and "--out" in err and "Traceback" not in err
+    assert taken.read_text() == "mine"
+
+
+def test_a_latin1_csv_says_to_give_its_encoding_and_reads_with_it(tmp_path, capsys, monkeypatch):
+    class Loaded(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Loaded
+
+    monkeypatch.setattr("lm_probe_widgets.core.io.loading.load_model", stop)
+    data = tmp_path / "data.csv"
+    GOOD.assign(text=GOOD.text + " café").to_csv(data, index=False, encoding="latin-1")
+    assert main(["fit", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "--encoding latin-1" in err and "Traceback" not in err
+    with pytest.raises(Loaded):  # read: it gets as far as the model
+        main(["fit", str(data), "--encoding", "latin-1", "--threads", "1"])
+    assert main(["fit", str(data), "--encoding", "klingon"]) == 2
+    assert "--encoding klingon" in capsys.readouterr().err
+
+
+def test_messages_name_flags_not_python_options(tmp_path, capsys):
+    data = _csv(sentiment_frame(12))(tmp_path)
+    rc = main(["fit", str(data), "--test-size", "0.75", "--layers", "1", *FAST])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--test-size" in err, err
+    assert "validation='none'" not in err and "resume=True" not in err
+
+
+def test_progress_shows_when_output_is_redirected_and_max_steps_is_a_flag(tmp_path, capsys):
+    data = _csv(sentiment_frame(60))(tmp_path)
+    out = tmp_path / "out"
+    fast = [a for a in FAST if a != "--quiet"]
+    assert (
+        main(["fit", str(data), "--layers", "1", "--max-steps", "2", "--out", str(out), *fast]) == 0
+    )
+    printed = capsys.readouterr()  # not a terminal: no meter to redraw
+    assert re.search(r"extract-train\s+\d+/\d+", printed.err), printed.err
+    assert "stopped at --max-steps 2 before --epochs 2" in printed.out
+    steps = pd.read_csv(out / "metrics.csv", index_col=0)["steps"]
+    assert (steps <= 2).all()

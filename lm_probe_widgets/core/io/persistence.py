@@ -5,14 +5,17 @@ No pickle anywhere, so loading an untrusted file executes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config import ProbeConfig
+from ..engine.fingerprint import model_fingerprint
 from ..engine.fit import Cursor, FitResult
 from ..engine.regression import make_probe
 from ..engine.states import RunnerState
@@ -31,6 +34,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def save_runner(runner: Any, path: str | Path) -> None:
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     if not runner.probes:
@@ -61,12 +65,22 @@ def save_runner(runner: Any, path: str | Path) -> None:
     meta = {
         "format": FORMAT,
         "model_class": type(runner.model._module).__name__,
+        # whose features the metrics were measured on: load() into other weights says so
+        "model_fingerprint": model_fingerprint(runner.model),
         "probes": json.dumps(probes_meta),
         "metrics": json.dumps(metrics),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    if path.is_dir():
+        raise ProbeError(
+            f"{str(path)!r} is a folder: save() writes one file; give a file name such "
+            f"as {str(path / 'probes.safetensors')!r}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(path), metadata=meta)
+    except (OSError, SafetensorError) as e:
+        raise ProbeError(f"cannot save to {str(path)!r}: {e}") from e
 
 
 def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
@@ -87,7 +101,7 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
     if meta.get("format") != FORMAT:
         raise ProbeError(f"{str(path)!r} is not a saved lm_probe_widgets runner")
     probes_meta = json.loads(meta["probes"])
-    configs = [ProbeConfig(**m["config"]) for m in probes_meta]
+    configs = [_config(m["config"], path) for m in probes_meta]
     runner = cls(model, configs, **kwargs)
     widths = _model_widths(runner, configs)
     probes = {}
@@ -112,11 +126,37 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
         n: {k: (math.nan if v is None else v) for k, v in row.items()}
         for n, row in json.loads(meta["metrics"]).items()
     }
+    saved_fp = meta.get("model_fingerprint")
+    if saved_fp is not None and saved_fp != model_fingerprint(runner.model):
+        warnings.warn(
+            f"{str(path)!r} was saved with other model weights (or modules) than this "
+            "model's: its metrics were measured on those and are not shown as this "
+            "runner's; runner.compute_metrics(dataset) measures the probes on this model",
+            UserWarning,
+            stacklevel=3,
+        )
+        metrics = {}
     for name, probe in probes.items():
         probe.metrics = metrics.get(name, {})
     done = Cursor(training_done=True)
     runner._commit(FitResult(probes=probes, metrics=metrics, cursor=done, state=RunnerState.FITTED))
     return runner
+
+
+def _config(saved: dict[str, Any], path: Path) -> ProbeConfig:
+    """A saved probe's ProbeConfig; keys this version does not know are a clear error."""
+    known = {f.name for f in dataclasses.fields(ProbeConfig)}
+    unknown = sorted(set(saved) - known)
+    if unknown:
+        raise ProbeError(
+            f"{str(path)!r} holds probe settings this version of lm_probe_widgets does not "
+            f"know ({', '.join(unknown)}): it was saved by another version; upgrade "
+            "lm_probe_widgets to load it"
+        )
+    try:
+        return ProbeConfig(**saved)
+    except (TypeError, ValueError) as e:
+        raise ProbeError(f"{str(path)!r} holds probe settings that do not load: {e}") from e
 
 
 def _model_widths(runner: Any, configs: list[ProbeConfig]) -> dict[tuple, int]:
