@@ -59,6 +59,7 @@ from .methods.baselines import (
     input_embedding_path,
     random_init_model,
 )
+from .methods.compare import Comparison, compare_outcomes, side_outcomes
 from .methods.confounds import CONFOUNDS
 from .methods.control_tasks import ControlTask, control_null_label
 from .methods.validity import evaluate_many, seed_spread, transfer_matrix, validity_table
@@ -142,6 +143,10 @@ class ProbeRunner(FeatureAccess):
         self.baselines: dict[str, Any] = result.baselines
         self.validation_set: ProbeDataset | None = plan.val if plan else None
         self.train_part: ProbeDataset | None = plan.train if plan else None
+        # the test set `metrics` (and so `compare`) were computed on; paired comparisons
+        # already made on it
+        self._scored_on: ProbeDataset | None = plan.eval_set if plan else None
+        self._compared: dict[tuple, Any] = {}
         if plan is not None:
             self.bootstrap, self.bootstrap_seed = plan.bootstrap, plan.seed
             # the plan fixed each probe's classes (classes=None: from the training data)
@@ -420,6 +425,7 @@ class ProbeRunner(FeatureAccess):
             measured.append((base, base._measure(dataset, batch_size, n_boot, seed)))
         for owner, metrics in measured:
             owner._apply_measured(metrics, n_boot, seed)
+        self._scored_on, self._compared = dataset, {}
         return self.metrics
 
     def _apply_measured(self, metrics: dict[str, dict[str, Any]], n_boot: int, seed: int) -> None:
@@ -473,6 +479,50 @@ class ProbeRunner(FeatureAccess):
         run) and keep the spread of each metric in `runner.spread`."""
         self.spread = seed_spread(self, seeds, **fit_kwargs)
         return self.spread
+
+    def compare(
+        self,
+        a: str,
+        b: str,
+        dataset: ProbeDataset | None = None,
+        *,
+        level: float = 0.95,
+        n_resamples: int = 2000,
+        seed: int = 0,
+        batch_size: int = 32,
+    ) -> Comparison:
+        """Probe `a` against probe `b`, or against `a`'s control probe ("control") or a
+        fitted baseline ("random_init", "bag_of_words", ...), on the same test texts:
+        the difference in accuracy (R² for regression probes), its paired bootstrap
+        interval at `level` over texts, a paired permutation p-value and a verdict
+        (beats / ties / loses). `dataset` defaults to the one `metrics` were computed
+        on. Read from cached features (`core.methods.compare`); `.as_dict()` or
+        `comparison_frame([...])` for a table."""
+        ds = self._scored_on if dataset is None else dataset
+        if ds is None:
+            raise ProbeError("compare needs a test set: fit with an eval_set, or pass dataset=")
+        if a not in self.probes:
+            raise ProbeError(f"no fitted probe {a!r}; fitted: {list(self.probes)}")
+        if b in self.probes:
+            if b == a:
+                raise ProbeError("compare a probe with another probe or a baseline, not itself")
+            side: str | None = None
+        elif b == "control" or b in self.baselines:
+            side = b
+        else:
+            raise ProbeError(
+                f"{b!r} is neither a fitted probe nor 'control' nor a fitted baseline; "
+                f"probes: {list(self.probes)}, baselines: {sorted(self.baselines)}"
+            )
+        key = (a, b, id(ds), level, n_resamples, seed)
+        if key not in self._compared:
+            mine = side_outcomes(self, a, None, ds, batch_size)
+            theirs = side_outcomes(self, b if side is None else a, side, ds, batch_size)
+            made = compare_outcomes(
+                mine, theirs, a, b, level=level, n_resamples=n_resamples, seed=seed
+            )
+            self._compared[key] = (ds, made)  # ds kept alive: its id stays its own
+        return self._compared[key][1]
 
     def validity(self) -> pd.DataFrame:
         """Per probe: selectivity, code length, gaps over random-init and the strongest

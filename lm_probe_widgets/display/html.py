@@ -32,7 +32,7 @@ from .columns import (
     finite,
     format_number,
 )
-from .states import ENDED_EARLY, PROBE_STATES, STATE_KIND, probe_state
+from .states import ENDED_EARLY, PROBE_STATES, STATE_KIND, VERDICTS, probe_state, reading_verdict
 
 ROOT_CLASS = "lpw lpw-repr"  # the theme's root class, and the one of static outputs
 REPR_CLASS = "lpw-repr"
@@ -587,13 +587,15 @@ def probe_validity(probe: Any, runner: Any = None) -> list[str]:
 
 
 def _validity_card(readings: Sequence[str]) -> str:
-    """A compact card of validity readings; a failed check ("does not beat ...") in
-    the warning colour."""
+    """A compact card of validity readings, each comparison coloured by its verdict
+    (beats / ties / loses, from ``display.states.VERDICTS``); a loss also in the
+    warning class."""
     items = []
     for r in readings:
-        fails = "does not beat" in r
-        cls = ' class="lpw-validity-fails"' if fails else ""
-        items.append(f'<li{cls} data-check="{"fails" if fails else "ok"}">{_e(r)}</li>')
+        verdict = reading_verdict(r)
+        cls = ' class="lpw-validity-fails"' if verdict == "loses" else ""
+        style = f' style="color: {VERDICTS[verdict]["color"]}"' if verdict else ""
+        items.append(f'<li{cls}{style} data-check="{verdict or "info"}">{_e(r)}</li>')
     return (
         '<h4>Validity</h4><div class="lpw-validity">'
         f'<ul class="lpw-validity-readings">{"".join(items)}</ul>'

@@ -80,16 +80,32 @@ def classification_metrics(proba: np.ndarray, y_idx: np.ndarray, n_classes: int)
 
 
 def held_out_metrics(
-    proba: np.ndarray, y_idx: np.ndarray, n_classes: int, *, n_boot: int, seed: int
+    proba: np.ndarray,
+    y_idx: np.ndarray,
+    n_classes: int,
+    *,
+    n_boot: int,
+    seed: int,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """`classification_metrics` plus bootstrap intervals for accuracy and macro F1
-    over the same classes (those present): what every probe and baseline reports."""
+    over the same classes (those present): what every probe and baseline reports.
+    `clusters` (each row's text, for token-level probes) makes the bootstrap draw
+    whole texts."""
     from .uncertainty import bootstrap_ci
 
     out = classification_metrics(proba, y_idx, n_classes)
     present = np.unique(y_idx)
     out.update(
-        bootstrap_ci(y_idx, proba.argmax(1), n_classes, n_boot=n_boot, seed=seed, classes=present)
+        bootstrap_ci(
+            y_idx,
+            proba.argmax(1),
+            n_classes,
+            n_boot=n_boot,
+            seed=seed,
+            classes=present,
+            clusters=clusters,
+        )
     )
     return out
 

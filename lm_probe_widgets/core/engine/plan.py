@@ -94,6 +94,16 @@ def scored_labels(cfg: ProbeConfig, ds: ProbeDataset) -> tuple[np.ndarray, np.nd
     return keep, encode_labels(cfg.name, cfg.classes, y[keep])
 
 
+def row_texts(cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
+    """The text index of every row `scored_labels` keeps: a token-level probe's rows
+    share their text's index (what a bootstrap must resample together)."""
+    keep, _ = scored_labels(cfg, ds)
+    if cfg.token_level:
+        texts = np.repeat(np.arange(len(ds)), [len(t) for t in ds.token_labels])
+        return texts[keep]
+    return keep
+
+
 def check_baselines(names: Sequence[str] | str | None) -> tuple[str, ...]:
     """Validate baseline names early (before any training)."""
     if not names:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..engine.data import ProbeDataset
-from ..engine.metrics import parse_baseline_column
 from ..errors import ProbeError
+from .compare import LEVEL, Comparison, holm_family
 
 if TYPE_CHECKING:
     from ..runner import ProbeRunner
@@ -129,17 +129,19 @@ def _union(a: ProbeDataset, b: ProbeDataset) -> ProbeDataset:
     return ProbeDataset(a.tokens + b.tokens, labels=labels)
 
 
-def validity_table(runner: ProbeRunner) -> pd.DataFrame:
+def validity_table(runner: ProbeRunner, level: float = LEVEL) -> pd.DataFrame:
     """One row per probe: the checks a probing result must survive, each with its
-    number and a one-line reading. Missing checks (no control, no baselines, no
-    seed spread) say how to get them."""
+    number and a one-line reading. Each comparison (with the control task, the
+    random-init model, every confound) is paired over the test texts and its verdict
+    (beats / ties / loses) is Holm-corrected across the whole card at `level`; a probe
+    that loses to the random-init model or a confound is flagged. Missing checks (no
+    control, no baselines, no seed spread) say how to get them."""
     m = runner.metrics
-    spread = getattr(runner, "spread", None)
+    fitted = [c for c in runner.configs if c.name in m.index and c.name in runner.probes]
+    family = _card_comparisons(runner, fitted, m, level)
     rows = []
-    for cfg in runner.configs:
+    for cfg in fitted:
         name = cfg.name
-        if name not in m.index or name not in runner.probes:
-            continue
         r = m.loc[name]
         regression = cfg.task == "regression"
         score = "r2" if regression else "accuracy"
@@ -148,30 +150,31 @@ def validity_table(runner: ProbeRunner) -> pd.DataFrame:
         readings = []
         if math.isnan(value):
             readings.append("no held-out metrics: fit with an eval_set")
-        sel = r.get("selectivity", math.nan)
-        row["selectivity"] = sel
-        readings.append(
-            "control task: fit with control=True"
-            if math.isnan(sel)
-            else f"{_verb(sel)} its control task by {_pts(sel, regression)}"
-        )
-        baselines = _baseline_scores(r, m.columns, regression)
-        confounds = {k: v for k, v in baselines.items() if k in CONFOUND_NAMES}
-        if "random_init" in baselines:
-            gap = value - baselines["random_init"]
-            row["gap_random_init"] = gap
-            readings.append(f"{_pts(gap, regression)} over a random-init model")
-        measured = {k: v for k, v in confounds.items() if not math.isnan(v)}
-        if measured:
-            best = max(measured, key=lambda k: measured[k])
-            gap = value - measured[best]
-            row["gap_confound"], row["strongest_confound"] = gap, best
-            readings.append(f"{_verb(gap)} {best.replace('_', ' ')} by {_pts(gap, regression)}")
-        elif confounds:
+        mine = family.get(name, {})
+        row["selectivity"] = r.get("selectivity", math.nan)
+        if "control" in mine:
+            readings.append(_columns(row, "control", mine["control"], "its control task"))
+        elif math.isnan(row["selectivity"]):
+            readings.append("control task: fit with control=True")
+        if "random_init" in mine:
+            readings.append(
+                _columns(row, "random_init", mine["random_init"], "a random-init model")
+            )
+        confounds = {k: c for k, c in mine.items() if k in CONFOUND_NAMES}
+        if confounds:
+            best = max(confounds, key=lambda k: confounds[k].b_score)
+            row["strongest_confound"] = best
+            readings.append(_columns(row, "confound", confounds[best], best.replace("_", " ")))
+            for k, c in confounds.items():  # a loss to a weaker confound is still a loss
+                if k != best and c.verdict == "loses":
+                    readings.append(c.reading(k.replace("_", " ")))
+        elif any(k in CONFOUND_NAMES for k in getattr(runner, "baselines", {})):
             row["gap_confound"], row["strongest_confound"] = math.nan, None
             readings.append("confounds: no numbers for this probe (see their `note` column)")
         else:
             readings.append("confounds: baselines=('length', 'bag_of_words', 'tfidf')")
+        losses = [k for k, c in mine.items() if k != "control" and c.verdict == "loses"]
+        row["flag"] = "loses to " + ", ".join(k.replace("_", " ") for k in losses) if losses else ""
         low, high = r.get(f"{score}_low", math.nan), r.get(f"{score}_high", math.nan)
         row["ci_width"] = high - low
         if not math.isnan(high - low):
@@ -180,6 +183,7 @@ def validity_table(runner: ProbeRunner) -> pd.DataFrame:
         row["compression"] = r.get("compression", math.nan)
         if not math.isnan(row["compression"]):
             readings.append(f"online code compresses labels {row['compression']:.2f}x")
+        spread = getattr(runner, "spread", None)
         if spread is not None and name in spread.index and (score, "std") in spread:
             row["seed_std"] = spread.loc[name, (score, "std")]
             readings.append(f"seed std {_pts(row['seed_std'], regression)}")
@@ -188,23 +192,40 @@ def validity_table(runner: ProbeRunner) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("probe") if rows else pd.DataFrame()
 
 
-CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
-
-
-def _baseline_scores(row: pd.Series, columns: Any, regression: bool) -> dict[str, float]:
-    """{baseline name: its score for this probe} in the probe's own metric: the
-    `baseline_<name>` accuracy columns, or `baseline_<name>_r2` for regression."""
-    metric = "r2" if regression else "accuracy"
-    out = {}
-    for col in columns:
-        parsed = parse_baseline_column(col)
-        if parsed is not None and parsed[1] == metric:
-            out[parsed[0]] = float(row[col])
+def _card_comparisons(
+    runner: ProbeRunner, configs: list[Any], m: pd.DataFrame, level: float
+) -> dict[str, dict[str, Comparison]]:
+    """{probe: {"control" / baseline name: its Comparison}}, Holm-adjusted together.
+    A side with no numbers for a probe (token-level confounds) is left out."""
+    made: list[tuple[str, str, Comparison]] = []
+    baselines = getattr(runner, "baselines", {})
+    for cfg in configs:
+        if math.isnan(m.loc[cfg.name].get("r2" if cfg.task == "regression" else "accuracy")):
+            continue
+        sides = ["control"] if getattr(runner, "control", None) is not None else []
+        sides += [k for k in ("random_init", *CONFOUND_NAMES) if k in baselines]
+        for side in sides:
+            try:
+                made.append((cfg.name, side, runner.compare(cfg.name, side, level=level)))
+            except ProbeError:  # no numbers for this probe (token-level confounds)
+                continue
+    adjusted = holm_family([c for _, _, c in made])
+    out: dict[str, dict[str, Comparison]] = {}
+    for (probe, side, _), c in zip(made, adjusted, strict=True):
+        out.setdefault(probe, {})[side] = c
     return out
 
 
-def _verb(gap: float) -> str:
-    return "beats" if gap > 0 else "does not beat"
+def _columns(row: dict[str, Any], key: str, c: Comparison, words: str) -> str:
+    """The comparison's gap, interval and verdict as card columns; its reading."""
+    gap = "selectivity" if key == "control" else f"gap_{key}"
+    row[gap] = c.difference
+    row[f"{gap}_low"], row[f"{gap}_high"] = c.low, c.high
+    row[f"vs_{key}"] = c.verdict
+    return c.reading(words)
+
+
+CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
 
 
 def _pts(x: float, regression: bool) -> str:

@@ -1,0 +1,242 @@
+"""Issue 24: conclusions that hold. Every comparison the library states rests on a
+paired interval over test texts, a p-value and a verdict in three words, Holm-corrected
+across the validity card; token-level intervals resample whole texts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from synthetic import sentiment_texts
+
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+from lm_probe_widgets.core.engine.uncertainty import bootstrap_ci
+from lm_probe_widgets.core.errors import ProbeError
+from lm_probe_widgets.core.methods.compare import (
+    Outcomes,
+    compare_outcomes,
+    comparison_frame,
+    holm,
+)
+
+LAYERS = ["transformer.h.0.output", "transformer.h.2.output"]
+WEAK = "first-token"
+
+
+def _acc(correct: np.ndarray, clusters: np.ndarray | None = None) -> Outcomes:
+    correct = np.asarray(correct, np.float64)
+    texts = np.arange(len(correct)) if clusters is None else clusters
+    return Outcomes("accuracy", correct, np.zeros(len(correct)), texts)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny):
+    model, tok = tiny
+    texts, labels = sentiment_texts(240, seed=0)
+    ds = ProbeDataset.from_texts(texts, labels, tok, max_length=32)
+    train, test = ds.tt_split(0.25, seed=0)
+    weak = ProbeConfig(LAYERS[0], [0, 1], pooling="first", name=WEAK)  # cannot see the word
+    runner = ProbeRunner(model, [*(ProbeConfig(s, [0, 1]) for s in LAYERS), weak])
+    runner.fit_probes(
+        train,
+        test,
+        num_epoch=3,
+        batch_size=16,
+        progress=None,
+        control=True,
+        baselines=("random_init", "bag_of_words", "length"),
+    )
+    return runner, test
+
+
+# -- paired comparisons as values ---------------------------------------------------------
+def test_compare_reads_the_tables_numbers_and_pairs_them(fitted):
+    """runner.compare gives the difference the metrics table implies (probe vs probe,
+    vs control = selectivity, vs a baseline = its gap), with an interval around it."""
+    runner, _ = fitted
+    m = runner.metrics
+    h0, h2 = LAYERS
+    c = runner.compare(h2, h0)
+    assert c.difference == pytest.approx(m.loc[h2, "accuracy"] - m.loc[h0, "accuracy"])
+    assert c.n_texts == len(runner.last_plan.eval_set)
+    ctrl = runner.compare(h2, "control")
+    assert ctrl.difference == pytest.approx(m.loc[h2, "selectivity"])
+    for name in ("random_init", "bag_of_words", "length"):
+        gap = runner.compare(h0, name)
+        assert gap.difference == pytest.approx(
+            m.loc[h0, "accuracy"] - m.loc[h0, f"baseline_{name}"]
+        )
+    for comp in (c, ctrl, gap):
+        assert comp.low <= comp.difference <= comp.high and 0 <= comp.p <= 1
+        assert comp.verdict in ("beats", "ties", "loses")
+    # the length confound is far behind: a clear win, stated without a double negative
+    assert runner.compare(h0, "length").verdict == "beats"
+    assert runner.compare(h0, "length").reading().startswith("beats length by ")
+    frame = comparison_frame([c, ctrl])
+    assert list(frame["verdict"]) == [c.verdict, ctrl.verdict]
+    assert {"a", "b", "difference", "low", "high", "p", "level"} <= set(frame)
+    with pytest.raises(ProbeError, match="neither a fitted probe"):
+        runner.compare(h0, "nope")
+    with pytest.raises(ProbeError, match="not itself"):
+        runner.compare(h0, h0)
+
+
+def test_overlapping_intervals_can_hide_a_clear_paired_difference():
+    """Lesson 1's mistake: both probes' 95% intervals overlap, yet on the same texts one
+    is right wherever the other is, and on 12 more: the paired interval excludes 0."""
+    rng = np.random.default_rng(0)
+    b = (rng.random(120) < 0.7).astype(float)
+    a = b.copy()
+    a[np.flatnonzero(b == 0)[:12]] = 1.0  # a = b, plus 12 texts b gets wrong
+    y = np.zeros(120, int)
+    ci_a = bootstrap_ci(y, 1 - a.astype(int), 2, seed=0)
+    ci_b = bootstrap_ci(y, 1 - b.astype(int), 2, seed=0)
+    assert ci_a["accuracy_low"] < ci_b["accuracy_high"]  # the intervals overlap
+    c = compare_outcomes(_acc(a), _acc(b), "a", "b")
+    assert c.low > 0 and c.verdict == "beats"
+
+
+def test_a_win_by_one_text_ties():
+    a = np.ones(60)
+    b = a.copy()
+    b[0] = 0.0
+    c = compare_outcomes(_acc(a), _acc(b), "a", "b")
+    assert c.difference == pytest.approx(1 / 60)
+    assert c.verdict == "ties" and c.low <= 0 <= c.high
+    assert c.reading("bag of words").startswith("ties with bag of words: +1.7 points [95% CI")
+
+
+def test_identical_sides_tie_exactly():
+    c = compare_outcomes(_acc(np.ones(30)), _acc(np.ones(30)), "a", "b")
+    assert (c.difference, c.low, c.high, c.p, c.verdict) == (0.0, 0.0, 0.0, 1.0, "ties")
+
+
+def test_a_loss_reads_as_a_loss():
+    a, b = np.zeros(80), np.ones(80)
+    a[:40] = 1  # a is right on half the texts b gets all right
+    c = compare_outcomes(_acc(a), _acc(b), "a", "b")
+    assert c.verdict == "loses"
+    assert c.reading("its control task").startswith("loses to its control task by 50.0 points")
+
+
+def test_regression_difference_is_the_r2_gap():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=200)
+    pa, pb = y + rng.normal(0, 0.3, 200), y + rng.normal(0, 1.0, 200)
+    texts = np.arange(200)
+    a = Outcomes("r2", -((pa - y) ** 2), y, texts)
+    b = Outcomes("r2", -((pb - y) ** 2), y, texts)
+    from sklearn.metrics import r2_score
+
+    c = compare_outcomes(a, b, "a", "b")
+    assert c.difference == pytest.approx(r2_score(y, pa) - r2_score(y, pb))
+    assert c.verdict == "beats" and c.low > 0
+
+
+def test_sides_on_other_rows_are_refused():
+    with pytest.raises(ProbeError, match="same rows"):
+        compare_outcomes(_acc(np.ones(10)), _acc(np.ones(11)), "a", "b")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=12))
+def test_holm_is_monotone_bounded_and_at_least_the_raw_p(ps):
+    q = holm(ps)
+    assert np.all(q >= np.asarray(ps) - 1e-12) and np.all(q <= 1)
+    order = np.argsort(ps)
+    assert np.all(np.diff(q[order]) >= -1e-12)  # the step-down keeps the order
+    assert q[order[0]] == pytest.approx(min(1.0, len(ps) * min(ps)))
+
+
+# -- the validity card -------------------------------------------------------------------------
+def test_the_card_says_ties_for_a_one_text_win_and_flags_a_loss(fitted, monkeypatch):
+    """A confound that matches the probe on every test text but one: the card says
+    "ties", not "beats". A random-init model that is right everywhere: the card says
+    the probe loses to it and flags the probe. Verdicts are Holm-corrected together."""
+    import copy
+
+    from lm_probe_widgets.core.engine.plan import scored_labels
+
+    runner, test = fitted
+    h0, h2 = LAYERS
+    probe, cfg = runner[h2], runner[h2].config
+    x = runner.features(test, [cfg.feature_key])[cfg.feature_key]
+    own = probe.predict_proba(x)
+    _, y = scored_labels(cfg, test)
+    right = np.flatnonzero(own.argmax(1) == y)
+
+    def one_text_worse(cfg, dataset, n_rows):
+        out = probe.predict_proba(runner.features(dataset, [cfg.feature_key])[cfg.feature_key])
+        out[right[0]] = out[right[0], ::-1]  # wrong on one text the probe gets right
+        return out
+
+    def perfect(cfg, dataset, n_rows):
+        return np.eye(2)[scored_labels(cfg, dataset)[1]]
+
+    oracle = copy.copy(runner.baselines["length"])
+    with monkeypatch.context() as mp:
+        mp.setattr(runner.baselines["bag_of_words"], "proba", one_text_worse)
+        mp.setattr(oracle, "proba", perfect)
+        mp.setitem(runner.baselines, "random_init", oracle)
+        runner.compute_metrics(test)
+        card = runner.validity()
+        row = card.loc[h2]
+        assert row["strongest_confound"] == "bag_of_words"
+        assert row["gap_confound"] == pytest.approx(1 / len(test))
+        assert row["vs_confound"] == "ties"
+        assert "ties with bag of words: +" in row["reading"]
+        assert "beats bag of words" not in row["reading"]
+        weak = card.loc[WEAK]
+        assert weak["vs_random_init"] == "loses" and "random init" in weak["flag"]
+        assert "loses to a random-init model by " in weak["reading"]
+        assert "does not beat" not in " ".join(card["reading"])
+        assert "Holm p=" in row["reading"]
+    runner.compute_metrics(test)  # the fixture's own numbers back
+
+
+# -- token-level intervals resample texts ---------------------------------------------------
+def test_token_level_intervals_resample_whole_texts():
+    """Each text's tokens are all right or all wrong: 50 texts are the evidence, not
+    1000 tokens. Drawing texts gives an interval about sqrt(20) times wider."""
+    rng = np.random.default_rng(0)
+    right = rng.random(50) < 0.6
+    texts = np.repeat(np.arange(50), 20)
+    y = np.zeros(1000, int)
+    pred = np.where(right[texts], 0, 1)
+    tokens = bootstrap_ci(y, pred, 2, seed=0)
+    whole = bootstrap_ci(y, pred, 2, seed=0, clusters=texts)
+    narrow = tokens["accuracy_high"] - tokens["accuracy_low"]
+    wide = whole["accuracy_high"] - whole["accuracy_low"]
+    assert wide > 3 * narrow
+    # the text bootstrap equals the example bootstrap on one row per text
+    per_text = bootstrap_ci(np.zeros(50, int), np.where(right, 0, 1), 2, seed=0)
+    assert wide == pytest.approx(per_text["accuracy_high"] - per_text["accuracy_low"], abs=0.05)
+    a = compare_outcomes(_acc(right[texts], texts), _acc(np.zeros(1000), texts), "a", "b")
+    flat = compare_outcomes(_acc(right[texts]), _acc(np.zeros(1000)), "a", "b")
+    assert a.n_texts == 50 and flat.n_texts == 1000
+    assert a.high - a.low > 3 * (flat.high - flat.low)
+
+
+def test_a_token_level_probe_reports_text_level_intervals(tiny):
+    model, tok = tiny
+    texts, _ = sentiment_texts(80, seed=3)
+    ds = ProbeDataset.from_texts(texts, np.zeros(len(texts)), tok, max_length=32)
+    rng = np.random.default_rng(0)
+    # one label per text, repeated on its tokens: tokens of a text are not independent
+    token_labels = [np.full(len(t), int(rng.random() < 0.5)) for t in ds.tokens]
+    tds = ProbeDataset(ds.tokens, labels=token_labels)
+    train, test = tds.tt_split(0.5, seed=0, stratify=False)
+    cfg = ProbeConfig("transformer.h.1.output", [0, 1], pooling="none")
+    runner = ProbeRunner(model, [cfg]).fit_probes(
+        train, test, num_epoch=2, batch_size=16, progress=None
+    )
+    row = runner.metrics.iloc[0]
+    keep_texts = np.repeat(np.arange(len(test)), [len(t) for t in test.tokens])
+    probe = runner[cfg.name]
+    x = runner.features(test, [cfg.feature_key])[cfg.feature_key]
+    pred = probe.predict_proba(x).argmax(1)
+    y = np.concatenate(test.token_labels)
+    expected = bootstrap_ci(y, pred, 2, seed=0, clusters=keep_texts, classes=np.unique(y))
+    assert row["accuracy_low"] == pytest.approx(expected["accuracy_low"])
+    assert row["accuracy_high"] == pytest.approx(expected["accuracy_high"])
