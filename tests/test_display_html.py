@@ -209,7 +209,11 @@ def test_metrics_best_per_column(fitted: Any) -> None:
     root = parse(runner._repr_html_())
     (table,) = root.find_all("table", "lpw-metrics-all")  # every column, folded away
     df = runner.metrics
-    for col, pick in (("loss", "idxmin"), ("val_loss", "idxmin"), ("compression", "idxmax")):
+    for col, pick in (
+        ("loss", "idxmin"),
+        ("val_loss", "idxmin"),
+        ("online_adam_compression", "idxmax"),
+    ):
         cells = [td for td in table.find_all("td") if td.attrs.get("data-col") == col]
         assert len(cells) == len(df)
         best = [

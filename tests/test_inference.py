@@ -240,3 +240,48 @@ def test_a_token_level_probe_reports_text_level_intervals(tiny):
     expected = bootstrap_ci(y, pred, 2, seed=0, clusters=keep_texts, classes=np.unique(y))
     assert row["accuracy_low"] == pytest.approx(expected["accuracy_low"])
     assert row["accuracy_high"] == pytest.approx(expected["accuracy_high"])
+
+
+# -- MDL as published (Voita & Titov 2020) ----------------------------------------------------
+def test_mdl_blocks_are_voita_and_titovs_fractions():
+    from lm_probe_widgets.core.methods.mdl import block_ends
+
+    assert block_ends(10_000).tolist() == [10, 20, 40, 80, 160, 320, 625, 1250, 2500, 5000, 10_000]
+    assert block_ends(100).tolist() == [1, 2, 3, 6, 12, 25, 50, 100]  # equal counts merge
+    with pytest.raises(ProbeError, match="at least 2"):
+        block_ends(1)
+
+
+def test_each_block_is_coded_by_a_converged_probe_on_the_blocks_before():
+    """held_out_bits = scikit-learn's converged logistic regression on the fit rows
+    (same penalty: mean loss + l2/2 |W|² is C = 2 / (n l2) on the binary logit), scored
+    in bits on the coded rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    from lm_probe_widgets.core.engine.final_fit import held_out_bits
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5))
+    y = (x[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int)
+    blocks = [(np.arange(40), np.arange(40, 80)), (np.arange(150), np.arange(150, 300))]
+    l2 = [0.01, 1.0]
+    bits = held_out_bits(x, y, 2, l2, np.zeros(5), np.ones(5), blocks, tol=1e-7)
+    for i, strength in enumerate(l2):
+        for j, (fit, coded) in enumerate(blocks):
+            ref = LogisticRegression(C=2 / (len(fit) * strength), tol=1e-10, max_iter=10_000)
+            p = ref.fit(x[fit], y[fit]).predict_proba(x[coded])[np.arange(len(coded)), y[coded]]
+            assert bits[i, j] == pytest.approx(-np.log2(p).sum(), rel=1e-3)
+
+
+def test_mdl_does_not_move_with_the_first_pass_learning_rate(fitted):
+    """Same features, first_pass_lr 3e-4 .. 3e-2: compression within 5% (the online
+    Adam code of the first pass moved 1.02-1.81 on such a sweep)."""
+    runner, test = fitted
+    plan = runner.last_plan
+    out = []
+    for lr in (3e-4, 3e-3, 3e-2):
+        sib = runner.sibling([ProbeConfig(LAYERS[1], [0, 1], first_pass_lr=lr)])
+        sib.fit_probes(plan.train, test, num_epoch=2, batch_size=16, progress=None)
+        out.append(float(sib.mdl()["compression"].iloc[0]))
+    assert max(out) / min(out) < 1.05, out
+    assert min(out) > 1.1, out  # and it sees the learnable task

@@ -62,6 +62,7 @@ from .methods.baselines import (
 from .methods.compare import Comparison, compare_outcomes, side_outcomes
 from .methods.confounds import CONFOUNDS
 from .methods.control_tasks import ControlTask, control_null_label
+from .methods.mdl import MDL_COLUMNS, mdl_table
 from .methods.validity import evaluate_many, seed_spread, transfer_matrix, validity_table
 
 
@@ -147,6 +148,7 @@ class ProbeRunner(FeatureAccess):
         # already made on it
         self._scored_on: ProbeDataset | None = plan.eval_set if plan else None
         self._compared: dict[tuple, Any] = {}
+        self._mdl: pd.DataFrame | None = None  # runner.mdl(), for these probes
         if plan is not None:
             self.bootstrap, self.bootstrap_seed = plan.bootstrap, plan.seed
             # the plan fixed each probe's classes (classes=None: from the training data)
@@ -193,6 +195,8 @@ class ProbeRunner(FeatureAccess):
             row.update(_record_columns(cfg, probe))
             rows.append(row)
         df = pd.DataFrame(rows).set_index("probe")
+        for col in MDL_COLUMNS:  # NaN until runner.mdl()
+            df[col] = math.nan if self._mdl is None else self._mdl[col].reindex(df.index)
         if self.control is not None:
             # selectivity: the task's score minus the control's (accuracy, or R² for
             # regression probes)
@@ -524,6 +528,14 @@ class ProbeRunner(FeatureAccess):
             self._compared[key] = (ds, made)  # ds kept alive: its id stays its own
         return self._compared[key][1]
 
+    def mdl(self, dataset: ProbeDataset | None = None, *, seed: int = 0) -> pd.DataFrame:
+        """Minimum description length of each classification probe's labels, the
+        block-wise online code of Voita & Titov (2020) on the last fit's training data
+        (or `dataset`), from cached features: columns `mdl_bits`, `uniform_bits`,
+        `compression`, also in `metrics` from now on (`core.methods.mdl`)."""
+        self._mdl = mdl_table(self, dataset, seed)
+        return self._mdl
+
     def validity(self) -> pd.DataFrame:
         """Per probe: selectivity, code length, gaps over random-init and the strongest
         confound baseline, CI width, seed spread, each with a one-line reading."""
@@ -672,8 +684,10 @@ def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, An
         "l2": rec.best_l2 if rec else math.nan,
         "refined": rec.refined if rec else False,
         "stop_reason": rec.stop_reason if rec else None,
-        "code_length_bits": rec.code_length_bits if rec and rec.uniform_bits else math.nan,
-        "compression": (
+        # the first pass's prequential bits under Adam: they depend on its learning rate
+        # and batch size; the MDL of Voita & Titov is `runner.mdl()` (core.methods.mdl)
+        "online_adam_code_bits": (rec.code_length_bits if rec and rec.uniform_bits else math.nan),
+        "online_adam_compression": (
             rec.uniform_bits / rec.code_length_bits
             if rec and rec.code_length_bits > 0
             else math.nan

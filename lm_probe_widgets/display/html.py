@@ -49,7 +49,7 @@ METRIC_ORDER = (
     "roc_auc",
     "val_loss",
     "compression",
-    "code_length_bits",
+    "mdl_bits",
 )
 # Bookkeeping columns (counts, settings, text): not metrics, never ranked
 # (display.columns decides which value of a column is best).
@@ -551,8 +551,8 @@ def probe_text(probe: Any) -> str:
         lines.append(f"  history: {_history_summary(rec)}")
         if rec.code_length_bits > 0:
             lines.append(
-                f"  code length: {rec.code_length_bits:.1f} bits "
-                f"(compression {rec.uniform_bits / rec.code_length_bits:.2f}x)"
+                f"  online Adam code (first pass): {rec.code_length_bits:.1f} bits "
+                f"({rec.uniform_bits / rec.code_length_bits:.2f}x shorter than uniform)"
             )
     metrics = {k: v for k, v in _probe_metrics(probe).items() if finite(v) is not None}
     if metrics:
@@ -638,10 +638,10 @@ def probe_html(probe: Any, runner: Any = None) -> str:
         if rec.code_length_bits > 0:
             facts.append(
                 (
-                    "online code",
+                    "online Adam code (first pass)",
                     _e(
                         f"{rec.code_length_bits:.1f} bits vs {rec.uniform_bits:.1f} uniform "
-                        f"(compression {rec.uniform_bits / rec.code_length_bits:.2f}×)"
+                        f"({rec.uniform_bits / rec.code_length_bits:.2f}× shorter)"
                     ),
                 )
             )

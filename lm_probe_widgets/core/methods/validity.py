@@ -182,7 +182,9 @@ def validity_table(runner: ProbeRunner, level: float = LEVEL) -> pd.DataFrame:
             readings.append(f"CI ±{half:.3f} R²" if regression else f"CI ±{100 * half:.1f} points")
         row["compression"] = r.get("compression", math.nan)
         if not math.isnan(row["compression"]):
-            readings.append(f"online code compresses labels {row['compression']:.2f}x")
+            readings.append(f"MDL (online code) compresses labels {row['compression']:.2f}x")
+        elif not regression:
+            readings.append("MDL: runner.mdl()")
         spread = getattr(runner, "spread", None)
         if spread is not None and name in spread.index and (score, "std") in spread:
             row["seed_std"] = spread.loc[name, (score, "std")]
