@@ -199,7 +199,7 @@ def test_calibration_curve_matches_scikit_learn(n_bins):
 
 
 def test_classification_metrics_carry_the_operating_points():
-    proba, y = _binary(2)
+    proba, y = _binary(2, n=1200)  # 1% of 500+ negatives: 5 false positives or more
     out = m.classification_metrics(proba, y, 2)
     for col in ("recall_at_1fpr", "recall_at_5fpr", "brier"):
         assert col in m.METRIC_COLUMNS

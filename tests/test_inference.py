@@ -107,6 +107,20 @@ def test_a_win_by_one_text_ties():
     assert c.reading("bag of words").startswith("ties with bag of words: +1.7 points [95% CI")
 
 
+def test_a_clear_difference_survives_holm_over_a_large_card():
+    """When no permutation is as extreme as the data, p is not stuck at the Monte Carlo
+    floor 2 / (resamples + 1): Holm over 200 comparisons (floor x 200 > 0.05) still
+    finds a difference of 20 points on 200 texts."""
+    from lm_probe_widgets.core.methods.compare import holm_family
+
+    b = np.ones(200)
+    b[:40] = 0.0
+    c = compare_outcomes(_acc(np.ones(200)), _acc(b), "a", "b")
+    assert c.p < 1e-6
+    family = holm_family([c] * 200)
+    assert family[0].verdict == "beats" and family[0].family == 200
+
+
 def test_identical_sides_tie_exactly():
     c = compare_outcomes(_acc(np.ones(30)), _acc(np.ones(30)), "a", "b")
     assert (c.difference, c.low, c.high, c.p, c.verdict) == (0.0, 0.0, 0.0, 1.0, "ties")
@@ -285,3 +299,140 @@ def test_mdl_does_not_move_with_the_first_pass_learning_rate(fitted):
         out.append(float(sib.mdl()["compression"].iloc[0]))
     assert max(out) / min(out) < 1.05, out
     assert min(out) > 1.1, out  # and it sees the learnable task
+
+
+# -- groups all the way -----------------------------------------------------------------------
+AUTHORS = ["apple", "river", "stone", "cloud", "tiger", "piano", "garden", "silver"]
+AUTHORS += ["window", "rocket", "castle", "pencil", "forest", "bridge", "candle", "mirror"]
+AUTHORS += ["rabbit", "violin", "desert", "anchor", "orange", "planet", "marble", "jacket"]
+
+
+@pytest.fixture(scope="module")
+def authors(tiny):
+    """Each author's texts carry the author's name and the author's label, and nothing
+    else about it: a probe can only remember authors, which new authors defeat."""
+    from synthetic import FILLER
+
+    model, tok = tiny
+    rng = np.random.default_rng(0)
+    label_of = rng.permutation(np.arange(len(AUTHORS)) % 2)
+    texts, labels, groups = [], [], []
+    for i in range(480):
+        a = i % len(AUTHORS)
+        words = rng.choice(FILLER, size=int(rng.integers(3, 10))).tolist()
+        texts.append(" ".join([AUTHORS[a], *words, AUTHORS[a]]))
+        labels.append(int(label_of[a]))
+        groups.append(AUTHORS[a])
+    ds = ProbeDataset.from_texts(texts, np.array(labels), tok, max_length=32)
+    return ds, groups
+
+
+def test_grouped_cv_loss_tracks_the_test_loss_on_an_author_confound(tiny, authors):
+    """Groups survive tt_split into the validation split and the CV folds: the
+    cross-validated loss (val_loss) is about the test loss on unseen authors, and CV
+    picks the strongest L2, not the weakest (ungrouped: CV 0.12 vs test 3.9)."""
+    model, _ = tiny
+    ds, groups = authors
+    train, test = ds.tt_split(0.25, seed=0, groups=groups)
+    assert train.groups is not None and not set(train.groups) & set(test.groups)
+    cfg = ProbeConfig("transformer.h.0.output", [0, 1], pooling="mean")
+    runner = ProbeRunner(model, [cfg]).fit_probes(
+        train, test, num_epoch=3, batch_size=32, progress=None, baselines=("bag_of_words",)
+    )
+    assert not set(runner.validation_set.groups) & set(runner.train_part.groups)
+    row = runner.metrics.iloc[0]
+    assert row["loss"] > 0.6  # unseen authors: nothing to go on
+    assert 0.5 < row["val_loss"] / row["loss"] < 2, row[["val_loss", "loss"]]
+    assert row["l2"] == max(cfg.l2)
+    assert "strongest strength" in row["l2_note"]  # the grid's edge, said
+    # the bag-of-words confound chooses its strength on grouped folds too
+    search = runner.baselines["bag_of_words"].model.steps[-1][1]
+    for fit_rows, held_out in search.cv:
+        all_groups = np.concatenate([runner.train_part.groups, runner.validation_set.groups])
+        assert not set(all_groups[fit_rows]) & set(all_groups[held_out])
+
+
+def test_a_grouped_split_far_from_the_size_asked_says_so(authors):
+    ds, groups = authors
+    few = [g if g in AUTHORS[:2] else AUTHORS[2] for g in groups]  # 3 groups, sizes 1:1:22
+    with pytest.warns(UserWarning, match="grouped split: the test side holds"):
+        ds.tt_split(0.25, seed=0, groups=few)
+
+
+# -- stability on resampled training sets -------------------------------------------------------
+def test_stability_refits_on_subsamples_that_keep_groups(tiny, authors, monkeypatch):
+    from lm_probe_widgets.core.methods import validity
+
+    model, _ = tiny
+    ds, groups = authors
+    train, test = ds.tt_split(0.25, seed=0, groups=groups)
+    runner = ProbeRunner(model, [ProbeConfig("transformer.h.0.output", [0, 1])])
+    runner.fit_probes(train, test, num_epoch=2, batch_size=32, progress=None)
+    seen = []
+    real = validity._subsample
+
+    def spy(ds, fraction, seed):
+        part = real(ds, fraction, seed)
+        seen.append(part)
+        return part
+
+    monkeypatch.setattr(validity, "_subsample", spy)
+    spread = runner.stability(seeds=3, num_epoch=2)
+    assert len(seen) == 3
+    whole = len(train)
+    for part in seen:  # about 80%, whole groups: a group is all in or all out
+        assert 0.7 * whole <= len(part) <= 0.95 * whole
+        for g in np.unique(train.groups):
+            assert np.sum(part.groups == g) in (0, np.sum(train.groups == g))
+    assert len({tuple(np.unique(p.groups)) for p in seen}) == 3  # other groups each time
+    assert spread.loc[runner.configs[0].name, ("accuracy", "std")] > 0
+    with pytest.raises(ProbeError, match="subsample"):
+        runner.stability(seeds=2, subsample=0)
+
+
+# -- the grid and the test set ----------------------------------------------------------------
+def test_l2_chosen_on_the_test_set_is_marked(tiny, authors):
+    model, _ = tiny
+    ds, groups = authors
+    train, test = ds.tt_split(0.25, seed=0, groups=groups)
+    configs = [
+        ProbeConfig(LAYERS[0], [0, 1], validation="eval", cv_folds=0, name="on-test"),
+        ProbeConfig(LAYERS[0], [0, 1], name="cv"),
+    ]
+    runner = ProbeRunner(model, configs).fit_probes(
+        train, test, num_epoch=2, batch_size=32, progress=None
+    )
+    notes = runner.metrics["l2_note"]
+    assert "chosen on the test set" in notes["on-test"]
+    assert notes["cv"] is None or "test set" not in notes["cv"]
+
+
+def test_recall_at_one_percent_fpr_needs_enough_negatives():
+    from lm_probe_widgets.core.engine.metrics import classification_metrics
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)  # 100 negatives: 1% is one text
+    p1 = np.clip(rng.normal(0.3 + 0.4 * y, 0.2), 0, 1)
+    out = classification_metrics(np.column_stack([1 - p1, p1]), y, 2)
+    assert np.isnan(out["recall_at_1fpr"]) and not np.isnan(out["recall_at_5fpr"])
+    assert "recall_at_1fpr: NaN, 100 negatives (need 500" in out["operating_note"]
+
+
+# -- steering against a null distribution ---------------------------------------------------
+def test_steering_is_read_against_many_random_directions(fitted):
+    """The probe's own direction moves its read-out beyond the band of 20 random
+    directions of the same norm (a small push: the tiny model's standardised features
+    make large ones saturate every direction); one draw is refused."""
+    from lm_probe_widgets.core.methods import steering
+
+    runner, _ = fitted
+    name = LAYERS[1]
+    texts = ["the film was", "a movie and it", "the plot is", "it was the story"]
+    null = steering.steering_null(runner, name, texts, scale=0.002, n_random=20, seed=0)
+    assert len(null.null) == len(null.null_kl) == 20
+    assert null.low <= null.high and null.observed_low <= null.observed <= null.observed_high
+    assert null.observed > null.high and null.p == pytest.approx(1 / 21)
+    again = steering.steering_null(runner, name, texts, scale=0.002, n_random=20, seed=0)
+    np.testing.assert_allclose(again.null, null.null)
+    with pytest.raises(ProbeError, match="at least 20"):
+        steering.steering_null(runner, name, texts, n_random=1)

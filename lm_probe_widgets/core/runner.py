@@ -479,8 +479,9 @@ class ProbeRunner(FeatureAccess):
         return transfer_matrix(self, datasets, **fit_kwargs)
 
     def stability(self, seeds: int | list[int] = 3, **fit_kwargs: Any) -> pd.DataFrame:
-        """Refit the probes with other seeds (from cached features: the model does not
-        run) and keep the spread of each metric in `runner.spread`."""
+        """Refit the probes on seeded subsamples of the training data (80%, whole
+        groups; `subsample=` to change) with other seeds, from cached features (the
+        model does not run), and keep the spread of each metric in `runner.spread`."""
         self.spread = seed_spread(self, seeds, **fit_kwargs)
         return self.spread
 
@@ -670,6 +671,22 @@ def _deferred_interrupt(runner: ProbeRunner) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _l2_note(cfg: ProbeConfig, rec: Any) -> str | None:
+    """What a reader of the chosen `l2` must know: it was chosen on the test set
+    (validation="eval" without CV: the metrics are optimistic), or at the edge of
+    the grid (the best strength may lie beyond it)."""
+    if rec is None or not rec.refined or rec.best_l2 is None:
+        return None
+    notes = []
+    if cfg.validation == "eval" and not rec.cross_validated:
+        notes.append("chosen on the test set (validation='eval', cv_folds=0): optimistic")
+    grid = sorted(cfg.l2)
+    if len(grid) > 1 and rec.best_l2 in (grid[0], grid[-1]):
+        edge = "weakest" if rec.best_l2 == grid[0] else "strongest"
+        notes.append(f"the grid's {edge} strength: the best may lie beyond; widen l2=")
+    return "; ".join(notes) or None
+
+
 def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, Any]:
     rec = probe.record if probe is not None else None
     cols: dict[str, Any] = {
@@ -683,6 +700,7 @@ def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, An
         "val_loss": rec.val_loss if rec else math.nan,
         "l2": rec.best_l2 if rec else math.nan,
         "refined": rec.refined if rec else False,
+        "l2_note": _l2_note(cfg, rec),
         "stop_reason": rec.stop_reason if rec else None,
         # the first pass's prequential bits under Adam: they depend on its learning rate
         # and batch size; the MDL of Voita & Titov is `runner.mdl()` (core.methods.mdl)

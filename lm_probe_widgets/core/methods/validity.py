@@ -84,17 +84,32 @@ def transfer_matrix(
     return pd.DataFrame(rows)
 
 
-def seed_spread(runner: ProbeRunner, seeds: int | list[int] = 3, **fit_kwargs: Any) -> pd.DataFrame:
-    """Refit the probes (not the model) with other seeds: other validation splits,
-    batch orders and initial weights, on the runner's last training data, and report
-    the spread of each held-out metric per probe (mean, std, min, max)."""
+def seed_spread(
+    runner: ProbeRunner,
+    seeds: int | list[int] = 3,
+    *,
+    subsample: float = 0.8,
+    **fit_kwargs: Any,
+) -> pd.DataFrame:
+    """Refit the probes (not the model) on resampled training sets with other seeds,
+    and report the spread of each held-out metric per probe (mean, std, min, max).
+
+    Each refit trains on a seeded `subsample` fraction of the runner's last training
+    data (drawn without replacement, whole groups when the data carry them; 1.0: all
+    of it), with its own validation split, batch order and initial weights. Seeds
+    alone change little (the final fit is convex and sees the same rows whatever the
+    seed), so a seed-only spread near zero says nothing about how much the result
+    depends on the sample it was trained on; the subsamples do (half-sampling, as in
+    stability selection: Meinshausen & Buehlmann 2010)."""
     plan = runner.last_plan
     if plan is None or plan.eval_set is None:
-        raise ProbeError("seed stability needs a fit with an eval_set first")
+        raise ProbeError("stability needs a fit with an eval_set first")
     if isinstance(seeds, int):
         if seeds < 2:
             raise ProbeError("seeds must be at least 2 to have a spread")
         seeds = [plan.seed + i for i in range(seeds)]
+    if not 0 < subsample <= 1:
+        raise ProbeError(f"subsample must be a fraction in (0, 1], got {subsample}")
     train = plan.train if plan.val is None else _union(plan.train, plan.val)
     kw = {
         "num_epoch": plan.num_epoch,
@@ -107,8 +122,9 @@ def seed_spread(runner: ProbeRunner, seeds: int | list[int] = 3, **fit_kwargs: A
     for seed in seeds:
         configs = [dataclasses.replace(c, seed=seed) for c in plan.configs]
         sibling = runner.sibling(configs)
-        sibling.fit_probes(train, plan.eval_set, seed=seed, **kw)
-        m = sibling.metrics.assign(seed=seed)
+        part = train if subsample == 1 else _subsample(train, subsample, seed)
+        sibling.fit_probes(part, plan.eval_set, seed=seed, **kw)
+        m = sibling.metrics.assign(seed=seed, n_train=len(part))
         frames.append(m)
     all_runs = pd.concat(frames)
     metrics = [
@@ -120,13 +136,30 @@ def seed_spread(runner: ProbeRunner, seeds: int | list[int] = 3, **fit_kwargs: A
     return spread.reindex([c.name for c in plan.configs])
 
 
+def _subsample(ds: ProbeDataset, fraction: float, seed: int) -> ProbeDataset:
+    """A seeded `fraction` of `ds` without replacement; whole groups when `ds` has them
+    (groups in a random order until the fraction is reached)."""
+    rng = np.random.default_rng(seed)
+    groups = getattr(ds, "groups", None)
+    if groups is None:
+        rows = rng.permutation(len(ds))[: max(2, round(fraction * len(ds)))]
+        return ds.subset(np.sort(rows))
+    ids, sizes = np.unique(groups, return_counts=True)
+    order = rng.permutation(len(ids))
+    taken = order[: int(np.searchsorted(np.cumsum(sizes[order]), fraction * len(ds))) + 1]
+    return ds.subset(np.flatnonzero(np.isin(groups, ids[taken])))
+
+
 def _union(a: ProbeDataset, b: ProbeDataset) -> ProbeDataset:
     """The examples of `a` then `b` (the split `b` was taken from, put back)."""
     if a.is_token_level:
         labels: Any = a.token_labels + b.token_labels
     else:
         labels = np.concatenate([a.label_values, b.label_values])
-    return ProbeDataset(a.tokens + b.tokens, labels=labels)
+    out = ProbeDataset(a.tokens + b.tokens, labels=labels)
+    groups = [getattr(d, "groups", None) for d in (a, b)]
+    out.groups = None if any(g is None for g in groups) else np.concatenate(groups)
+    return out
 
 
 def validity_table(runner: ProbeRunner, level: float = LEVEL) -> pd.DataFrame:
@@ -154,6 +187,8 @@ def validity_table(runner: ProbeRunner, level: float = LEVEL) -> pd.DataFrame:
         row["selectivity"] = r.get("selectivity", math.nan)
         if "control" in mine:
             readings.append(_columns(row, "control", mine["control"], "its control task"))
+            if mine["control"].difference < 0:
+                readings.append(NEGATIVE_SELECTIVITY)
         elif math.isnan(row["selectivity"]):
             readings.append("control task: fit with control=True")
         if "random_init" in mine:
@@ -187,8 +222,8 @@ def validity_table(runner: ProbeRunner, level: float = LEVEL) -> pd.DataFrame:
             readings.append("MDL: runner.mdl()")
         spread = getattr(runner, "spread", None)
         if spread is not None and name in spread.index and (score, "std") in spread:
-            row["seed_std"] = spread.loc[name, (score, "std")]
-            readings.append(f"seed std {_pts(row['seed_std'], regression)}")
+            row["refit_std"] = spread.loc[name, (score, "std")]
+            readings.append(f"refit std {_pts(row['refit_std'], regression)} (runner.stability)")
         row["reading"] = "; ".join(readings)
         rows.append(row)
     return pd.DataFrame(rows).set_index("probe") if rows else pd.DataFrame()
@@ -228,10 +263,14 @@ def _columns(row: dict[str, Any], key: str, c: Comparison, words: str) -> str:
 
 
 CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
+NEGATIVE_SELECTIVITY = (
+    "selectivity below 0 reads 'no evidence beyond the words': the control labels have "
+    "no label noise, so noise in the task alone lowers selectivity"
+)
 
 
 def _pts(x: float, regression: bool) -> str:
-    """Accuracy differences in points, R² differences as numbers."""
+    """A spread in accuracy points, or in R²."""
     if math.isnan(x):
         return "?"
-    return f"{x:+.3f} R²" if regression else f"{100 * x:+.1f} points"
+    return f"{x:.3f} R²" if regression else f"{100 * x:.1f} points"
