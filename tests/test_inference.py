@@ -209,6 +209,28 @@ def test_the_card_says_ties_for_a_one_text_win_and_flags_a_loss(fitted, monkeypa
     runner.compute_metrics(test)  # the fixture's own numbers back
 
 
+def test_the_sweep_marks_layers_that_tie_with_the_cv_choice(fitted):
+    """ "Best" is the lowest cross-validated loss, never the test score; the others are
+    compared with it, paired and Holm-corrected, and the plot rings those that tie."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lm_probe_widgets.core.methods.compare import ties_with_best
+    from lm_probe_widgets.display.plots import plot_layer_sweep
+
+    runner, _ = fitted
+    best, comps = ties_with_best(runner)
+    assert best == runner.metrics["val_loss"].idxmin()
+    assert set(comps) == set(runner.probes) - {best}
+    assert comps[WEAK].verdict == "beats"  # the best beats first-token pooling, blind to the word
+    assert all(c.family == len(comps) for c in comps.values())
+    ax = plot_layer_sweep(runner, "accuracy", best=True, baselines=None)
+    marks = {line.get_gid(): line for line in ax.get_lines()}
+    assert list(marks["best"].get_ydata()) == [runner.metrics.loc[best, "accuracy"]]
+    ties = [n for n, c in comps.items() if c.verdict == "ties"]
+    assert len(marks["ties"].get_xdata()) == len(ties) if ties else "ties" not in marks
+
+
 # -- token-level intervals resample texts ---------------------------------------------------
 def test_token_level_intervals_resample_whole_texts():
     """Each text's tokens are all right or all wrong: 50 texts are the evidence, not

@@ -312,3 +312,19 @@ def side_outcomes(
     x = np.asarray(x)
     predicted = fitted.predict(x) if cfg.task == "regression" else fitted.predict_proba(x)
     return outcomes_from(cfg, ds, predicted)
+
+
+def ties_with_best(runner: Any, level: float = LEVEL) -> tuple[str, dict[str, Comparison]]:
+    """The probe chosen by cross-validation (lowest `val_loss`: never the test set it
+    is then reported on) and its paired comparison with every other fitted probe of the
+    same task, Holm-corrected together: those whose verdict is "ties" are the layers
+    this test set cannot tell apart from the chosen one."""
+    m = runner.metrics
+    fitted = [n for n in m.index if n in runner.probes and np.isfinite(m.loc[n, "val_loss"])]
+    if not fitted:
+        raise ProbeError("no probe has a validation loss to choose the best by: fit first")
+    best = min(fitted, key=lambda n: m.loc[n, "val_loss"])
+    task = runner[best].config.task
+    others = [n for n in fitted if n != best and runner[n].config.task == task]
+    made = holm_family([runner.compare(best, n, level=level) for n in others])
+    return best, dict(zip(others, made, strict=True))
