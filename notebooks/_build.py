@@ -514,43 +514,51 @@ ax.set_xlabel("layer i of h[i] (0 = embeddings)");
     md("""
 ## The validity card
 
-`runner.validity()` brings every check for a probe together: selectivity, the gap over
-the random-init model, the gap over the strongest confound (and which one it is), the
-width of the 95% interval and the online code's compression (with
-`runner.stability(seeds=3)` first, the seed spread too). The `reading` column says it in
-words; read it before quoting a probe's accuracy.
+`runner.validity()` brings every check for a probe together: its comparisons with its
+control task, the random-init model and each confound, each *paired* over the same test
+reviews (a bootstrap over reviews of the difference, and a permutation test) with a
+verdict in three words, **beats**, **ties** or **loses**; the width of the 95% interval;
+with `runner.mdl()` first, the MDL compression; with `runner.stability()`, the spread
+over refits on resampled training sets. The `reading` column says it in words; read it
+before quoting a probe's accuracy.
 """),
     code("""
 card = runner.validity()
-card[["accuracy", "selectivity", "gap_random_init", "strongest_confound", "gap_confound",
-      "ci_width", "compression"]].round(3)
+card[["accuracy", "selectivity", "vs_control", "gap_random_init", "vs_random_init",
+      "strongest_confound", "gap_confound", "vs_confound", "ci_width"]].round(3)
 """),
     code("""
 with pd.option_context("display.max_colwidth", None):
     display(card[["reading"]])
 """),
     md("""
-How to read it. In our run (800 reviews; your numbers may differ by a point or two):
+How to read it. The verdicts are Holm-corrected across the whole card (over a hundred
+comparisons), so each *beats* or *loses* holds at the 95% level for the card at once;
+*ties* means these 200 test reviews cannot tell the two apart, not that they are equal.
+In our run (800 reviews; your numbers may differ by a point or two):
 
-- **At the embeddings the probe does not beat its control task**: h[0]'s control accuracy
-  (about 0.71) is above its accuracy (about 0.67). A probe on the token embeddings gets
-  as much from *which words* a review holds as from its sentiment; no surprise, the
-  embeddings are the words. Selectivity rises to about +7 points in the middle layers
-  (h[15] to h[21]) and falls back towards h[30].
-- **The confounds are strong**: TF-IDF on token counts reaches about 0.65 and a bag of
-  words about 0.62, while length alone is at chance. Every layer beats the strongest
-  confound, but by at most about 6 points, inside the ±6.5-point interval of 200 test
-  reviews: the layers' advantage over a bag of words is suggestive, not established
-  (more data narrows it).
-- **The trained weights matter**: the gap over the random-init model grows with depth
-  (+6 points at h[0], about +20 from h[21] on), so the later layers' accuracy is not
-  something any network of this shape would give.
+- **At the embeddings the probe does not beat its control task**: h[0]'s selectivity is
+  below zero and its verdict is *ties*. A probe on the token embeddings gets about as
+  much from *which words* a review holds as from its sentiment; no surprise, the
+  embeddings are the words. Negative selectivity does not say the layer knows less than
+  the words: the control labels are an exact function of the words, while real review
+  labels are noisy (mixed and sarcastic reviews), and label noise alone lowers the real
+  task's accuracy below a noise-free control's. Read it as "no evidence beyond the
+  words". Selectivity is higher in the middle layers, but no layer *beats* its control
+  task on this card: a selectivity of a few points is not established by 200 reviews.
+- **The confounds are strong**: TF-IDF and a bag of words on token counts read
+  sentiment well above chance, while length alone is near chance. No layer *beats* the
+  strongest confound on this card: the layers' advantage over a bag of words is at most
+  a few points, which 200 test reviews cannot establish (more data narrows it).
+- **The trained weights matter**: the gap over the random-init model grows with depth,
+  and the late layers *beat* it, so their accuracy is not something any network of this
+  shape would give.
 """),
     md("""
 ## What the curve means, and what it does not
 
-**It does mean:** from the layers where the curve rises above h[0] and above the
-random-init model, a linear read-out of the (mean-pooled) residual stream predicts the
+**It does mean:** from the layers whose probes *beat* the random-init model on the card, a
+linear read-out of the (mean-pooled) residual stream predicts the
 review's sentiment better than from the tokens alone. With 800 reviews the curve is
 nearly flat from h[15] on (about 0.69 to 0.72 against 0.67 at h[0]) and the differences
 are inside the bands; selectivity, which discounts the words, peaks in the middle layers.
@@ -565,8 +573,11 @@ h[0].)
 - *Sentiment is "computed" at the peak layer.* Accuracy can rise simply because
   information is mixed across tokens by attention, which mean pooling then picks up.
 - *Differences of a few points are real.* With 200 test reviews an accuracy has a 95%
-  interval about ±0.07 wide; neighbouring layers whose bands overlap are not
-  distinguishable. More data, or several seeds, narrows the bands.
+  interval about ±0.07 wide. Whether two layers differ is a question about the
+  difference: `runner.compare("h[15]", "h[10]")` gives its paired interval over the same
+  reviews (Exercise 1), which is often much narrower than the two bands suggest. And the
+  "best" of 31 layers picked on the test set is itself a selection: pick it on the
+  cross-validated `val_loss`, then report its test numbers.
 - *A high accuracy is about the representation.* The random-init model separates what
   the trained weights contribute from what the architecture and the probe's capacity
   allow; the control task, what the words of a review alone give a probe of this size at
@@ -583,22 +594,29 @@ Probing accuracy is a property of (representation, probe, data), not of the laye
     md("""
 ## Exercises
 
-**Exercise 1.** Which layer has the highest Matthews correlation? Does its 95% accuracy
-interval overlap the interval of h[0]? What do you conclude?
+**Exercise 1.** Which layer has the lowest cross-validated loss (`val_loss`: chosen
+without looking at the test set)? Does its 95% accuracy interval overlap the interval of
+h[0]? Now compare the two on the same test reviews with `runner.compare(layer, "h[0]")`.
+What do you conclude?
 """),
     code("""
 # your answer here
 """),
     solution("""
 # Solution 1
-best_mcc = metrics["matthews"].idxmax()
-lo, hi = metrics.loc[best_mcc, ["accuracy_low", "accuracy_high"]]
+best = metrics["val_loss"].idxmin()  # chosen on cross-validation, not on the test set
+lo, hi = metrics.loc[best, ["accuracy_low", "accuracy_high"]]
 lo0, hi0 = metrics.loc["h[0]", ["accuracy_low", "accuracy_high"]]
-print(f"best layer by Matthews: {best_mcc} (MCC {metrics.loc[best_mcc, 'matthews']:.2f})")
-print(f"accuracy CI {best_mcc}: [{lo:.2f}, {hi:.2f}]   h[0]: [{lo0:.2f}, {hi0:.2f}]")
+print(f"best layer by CV loss: {best}")
+print(f"accuracy CI {best}: [{lo:.2f}, {hi:.2f}]   h[0]: [{lo0:.2f}, {hi0:.2f}]")
 print("intervals overlap:", bool(lo <= hi0 and lo0 <= hi))
-# If they overlap, this test set cannot tell the two apart at the 95% level: report the
-# difference with its uncertainty, or collect more data, before calling the layer "better".
+c = runner.compare(best, "h[0]")
+print("paired:", c.reading("h[0]"))
+# Overlapping intervals do not mean "cannot tell the two apart": both probes are scored
+# on the same reviews, so their errors move together, and the interval that decides is
+# the paired interval of the difference (runner.compare: bootstrap over reviews). It can
+# exclude 0 while the two intervals overlap. Choosing the layer on the test set and then
+# reporting it on the same test set would overstate it: choose on CV, as here.
 """),
     md("""
 **Exercise 2.** For each layer compute the gap between the trained model's probe and the
@@ -656,8 +674,9 @@ table
 three best layers with a single strong L2 penalty, `ProbeConfig(..., l2=(1.0,))`, with
 `control=True`, and compare their selectivity with the table above. Or switch to
 `pooling="last"` (the last real token, what most sentiment probes on causal LMs read).
-`runner.stability(seeds=3)` refits the probes with other seeds from the cached features
-(no model run) and adds the seed spread to the validity card. Whether the model *uses*
+`runner.stability(seeds=3)` refits the probes on resampled training sets with other
+seeds from the cached features (no model run) and adds the refit spread to the validity
+card. Whether the model *uses*
 what these probes read is the next lesson: `lesson-does-the-model-use-it.ipynb`.
 
 ## Recap
@@ -683,6 +702,10 @@ summary = {
         c: float(metrics[f"baseline_{c}"].iloc[0]) for c in ("length", "bag_of_words", "tfidf")
     },
     "readings": dict(card["reading"]),
+    "verdicts": {
+        side: dict(card[f"vs_{side}"]) for side in ("control", "random_init", "confound")
+    },
+    "gap_random_init": {k: round(float(v), 4) for k, v in card["gap_random_init"].items()},
     "n_train": len(train),
     "n_test": len(test),
 }
@@ -730,6 +753,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
 from lm_probe_widgets import (
     ProbeConfig,
@@ -746,6 +770,7 @@ N_STEER = 12  # further reviews, never seen by a probe, to steer on
 MAX_LENGTH = 40
 LAYERS = [0, 5, 10, 15, 20, 25]  # h[0] = embeddings, h[i] = output of block i
 FRACTIONS = (0.25, 0.5, 1.0)  # steering strength, as a share of the layer's activation norm
+N_RANDOM = 20  # random directions per layer: the null band at full strength
 """),
     md("""
 ## Probes at a few layers
@@ -797,9 +822,12 @@ log-odds of a positive word against a negative one,
 log P(positive words) − log P(negative words), averaged over the 12 reviews; the KL
 divergence says how much the distribution moved in any way. Each layer's strength is a
 share of that layer's median token norm (residual-stream norms grow with depth, so one
-fixed scale would be tiny at one layer and overwhelming at another). The random
-direction, drawn once per layer and of the same length, is the control: it moves the
-output too, but should not move it *towards positive*.
+fixed scale would be tiny at one layer and overwhelming at another). The control is
+random directions of the same length: they move the output too, but should not move it
+*towards positive*. One random draw is no control (its effect is itself a random
+number), so at full strength we draw 20 per layer and keep the central 95% of their
+effects as a **null band**; the two real directions get a 95% bootstrap interval over the
+12 reviews. An effect counts when its interval lies outside the band.
 """),
     code("""
 POSITIVE = [" good", " great", " excellent", " wonderful", " brilliant", " fantastic", " fun"]
@@ -866,7 +894,7 @@ r
 """),
     code("""
 rng = np.random.default_rng(0)
-rows = []
+rows, nulls = [], []
 for i in LAYERS:
     name = f"h[{i}]"
     random = rng.standard_normal(runner[name].dim)
@@ -878,12 +906,24 @@ for i in LAYERS:
     for kind, unit in candidates.items():
         for frac in FRACTIONS:
             logp, _ = run(i, frac * norm[i] * unit)
+            per_text = (log_odds(logp) - log_odds(base)).numpy()
+            ci = stats.bootstrap((per_text,), np.mean, method="percentile", rng=0)
             rows.append({
                 "layer": name, "depth": i, "direction": kind, "fraction": frac,
-                "write": float((log_odds(logp) - log_odds(base)).mean()),
+                "write": float(per_text.mean()),
+                "write_low": ci.confidence_interval.low,
+                "write_high": ci.confidence_interval.high,
                 "kl": float(kl(logp, base).mean()),
             })
+    for draw in range(N_RANDOM):  # the null: random directions at full strength
+        v = rng.standard_normal(runner[name].dim)
+        logp, _ = run(i, max(FRACTIONS) * norm[i] * v / np.linalg.norm(v))
+        nulls.append({"layer": name, "draw": draw,
+                      "write": float((log_odds(logp) - log_odds(base)).mean()),
+                      "kl": float(kl(logp, base).mean())})
 effects = pd.DataFrame(rows)
+band = pd.DataFrame(nulls).groupby("layer", sort=False)["write"].quantile([0.025, 0.975])
+band = band.unstack().set_axis(["low", "high"], axis=1)
 effects.pivot_table(index="layer", columns=["direction", "fraction"], values="write",
                     sort=False).round(2)
 """),
@@ -902,8 +942,10 @@ axes[0].axhline(0.5, color="0.6", ls=":", lw=1)
 axes[0].set_ylabel("read\\nprobe accuracy")
 for kind, style in {"probe": "o-", "mass_mean": "s-", "random": "x--"}.items():
     part = full[full["direction"] == kind]
-    axes[1].plot(part["depth"], part["write"], style, label=kind)
-    axes[2].plot(part["depth"], part["kl"], style, label=kind)
+    label = "one random draw" if kind == "random" else kind
+    axes[1].plot(part["depth"], part["write"], style, label=label)
+    axes[2].plot(part["depth"], part["kl"], style, label=label)
+axes[1].fill_between(LAYERS, band["low"], band["high"], color="0.85", label="random: 95% band")
 axes[1].axhline(0, color="0.6", lw=1)
 axes[1].set_ylabel("write\\nΔ log-odds positive word")
 axes[1].legend(frameon=False)
@@ -915,8 +957,8 @@ fig.tight_layout()
     md("""
 And the two measures against each other, one point per layer and direction. A direction
 the model uses sits high on the write axis whatever its read accuracy; points low on the
-write axis were read, not used. Compare each point with the random direction's effect at
-the same layer (the middle plot above) before calling it an effect.
+write axis were read, not used. Compare each point with the random band at the same
+layer (the grey band above) before calling it an effect.
 """),
     code("""
 fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -1005,25 +1047,27 @@ says what the rest of the network *does* with a push along a direction. They are
 different questions, and in our run (numbers at one median token norm; yours may differ
 a little) they gave different pictures:
 
-- **Read was weak and flat; write was not.** The probes read 0.52 at h[0] and 0.57 to
-  0.63 from h[5] on, with an interval of about ±11 points on 75 test reviews: no layer
-  stands out. Yet the mass-mean direction moved the verdict towards positive words by
-  about +1.4 to +2.2 in log-odds (odds ×4 to ×9) at h[0] to h[10], and pushed the other
-  way it moved it towards negative (Exercise 1); a random direction of the same length
-  moved it by −0.8 to 0.0 on those layers.
-- **The two directions part from h[15] on** (cosine 0.77 at h[0], below 0.2 from h[15]),
-  and so does their effect: the probe's direction wrote most at h[20] and h[25] (+7.6 and
-  +5.5), where it reads no better than at h[5], while the mass-mean direction did little
-  at h[25]. Late in the network the random direction also shifted the verdict (+1.9 at
-  h[20], as much as the mass-mean direction there): a push of one norm moves the output
-  in ways that are not about sentiment, and only the part above the random line counts.
-- **KL says the output moved, not where.** At h[5] every direction, random included,
-  changed the next-token distribution by 2 to 3.5 nats at full strength (Exercise 2);
-  only the measure about the property (positive against negative words) told them apart.
+- **Read was weak and flat.** The probes read 0.52 at h[0] and 0.57 to 0.63 from h[5]
+  on, with an interval of about ±11 points on 75 test reviews: no layer stands out.
+- **Most pushes are inside the random band.** Twenty random directions of the same
+  length move the log-odds by anywhere in a band several units wide at every layer
+  (grey in the plot). The mass-mean direction's effects at h[0] to h[10] (+1.4 to +2.2)
+  lie inside it: a single random draw (−0.8 to +0.1 there) made them look like an effect,
+  but a random push of the same size often does as much. Pushed the other way (Exercise
+  1) it lowers the log-odds, but that too stays inside the band: no evidence either way.
+- **The probe's direction writes beyond the band late in the network.** At h[15], h[20]
+  and h[25] it moved the log-odds by about +2.5, +7.6 and +5.5, each with a 95% interval
+  over the 12 reviews wholly above the random band, where it reads no better than at
+  h[5]. The two directions part there (cosine 0.77 at h[0], below 0.2 from h[15]), and
+  the mass-mean direction clears the band at most barely.
+- **KL says the output moved, not where.** At full strength a random direction changed
+  the next-token distribution about as much as the real directions at nearly every layer
+  (Exercise 2); only the measure about the property (positive against negative words),
+  read against the random band, told them apart.
 
 A direction that separates the classes best need not be the one the model writes to, or
 reads from (Marks & Tegmark 2023 found mass-mean directions more causal than probe
-weights; here neither wins at every layer).
+weights; in this small run only the probe's direction cleared the random band clearly).
 
 So report both. "Sentiment is linearly decodable from layer 10" is a read claim; "layer
 10 represents sentiment in a way the model uses" needs the write side too, a control
@@ -1039,11 +1083,28 @@ A summary of this run (the tests read it):
 """),
     code("""
 write_full = full.pivot(index="layer", columns="direction", values="write")
+low_full = full.pivot(index="layer", columns="direction", values="write_low")
+high_full = full.pivot(index="layer", columns="direction", values="write_high")
+kl_full = full.pivot(index="layer", columns="direction", values="kl")
 summary = {
     "layers": list(read.index),
     "accuracy": {k: round(float(v), 4) for k, v in read.items()},
     "write": {
         kind: {k: round(float(v), 4) for k, v in write_full[kind].items()}
+        for kind in ("probe", "mass_mean", "random")
+    },
+    "write_low": {
+        kind: {k: round(float(v), 4) for k, v in low_full[kind].items()}
+        for kind in ("probe", "mass_mean")
+    },
+    "write_high": {
+        kind: {k: round(float(v), 4) for k, v in high_full[kind].items()}
+        for kind in ("probe", "mass_mean")
+    },
+    "band": {k: [round(float(a), 4), round(float(b), 4)] for k, (a, b) in band.iterrows()},
+    "cosine": {k: round(float(d["cosine"]), 4) for k, d in dirs.items()},
+    "kl_full": {
+        kind: {k: round(float(v), 4) for k, v in kl_full[kind].items()}
         for kind in ("probe", "mass_mean", "random")
     },
     "kl_max": round(float(effects["kl"].max()), 4),

@@ -199,7 +199,7 @@ def test_calibration_curve_matches_scikit_learn(n_bins):
 
 
 def test_classification_metrics_carry_the_operating_points():
-    proba, y = _binary(2)
+    proba, y = _binary(2, n=1200)  # 1% of 500+ negatives: 5 false positives or more
     out = m.classification_metrics(proba, y, 2)
     for col in ("recall_at_1fpr", "recall_at_5fpr", "brier"):
         assert col in m.METRIC_COLUMNS
@@ -423,6 +423,8 @@ def test_validity_reads_each_probes_confounds_in_its_own_metric():
     told so rather than given a gap of NaN."""
     from types import SimpleNamespace
 
+    from lm_probe_widgets.core.engine.metrics import baseline_column
+    from lm_probe_widgets.core.methods.compare import Comparison
     from lm_probe_widgets.core.methods.validity import validity_table
 
     nan = math.nan
@@ -442,15 +444,35 @@ def test_validity_reads_each_probes_confounds_in_its_own_metric():
         },
         index=pd.Index(["cls", "reg", "tok"], name="probe"),
     )
+
+    def compare(a: str, b: str, level: float = 0.95) -> Comparison:
+        """A clear-cut paired comparison from the table's numbers (token-level: none)."""
+        if a == "tok":
+            raise ProbeError("token-level probe: confound baselines score whole texts")
+        score = "r2" if a == "reg" else "accuracy"
+        mine = metrics.loc[a, score]
+        theirs = metrics.loc[a, baseline_column(b, score)]
+        d = mine - theirs
+        return Comparison(
+            a, b, score, mine, theirs, d, d - 0.01, d + 0.01, 1e-4, 1e-4, level, 60, 60
+        )
+
     runner = SimpleNamespace(
-        metrics=metrics, configs=configs, probes={c.name: None for c in configs}, spread=None
+        metrics=metrics,
+        configs=configs,
+        probes={c.name: None for c in configs},
+        spread=None,
+        baselines={"length": None, "tfidf": None},
+        control=None,
+        compare=compare,
     )
     card = validity_table(runner)
     assert card.loc["cls", "strongest_confound"] == "tfidf"
     assert card.loc["cls", "gap_confound"] == pytest.approx(-0.05)
-    assert "does not beat tfidf by -5.0 points" in card.loc["cls", "reading"]
+    assert "loses to tfidf by 5.0 points" in card.loc["cls", "reading"]
+    assert card.loc["cls", "flag"] == "loses to tfidf"
     assert card.loc["reg", "strongest_confound"] == "length"
     assert card.loc["reg", "gap_confound"] == pytest.approx(-0.2)
-    assert "does not beat length by -0.200 R²" in card.loc["reg", "reading"]
+    assert "loses to length by 0.200 R²" in card.loc["reg", "reading"]
     assert np.isnan(card.loc["tok", "gap_confound"])
     assert "confounds: no numbers for this probe" in card.loc["tok", "reading"]

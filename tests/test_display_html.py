@@ -18,6 +18,7 @@ import pytest
 from patience import PATIENCE_S
 
 from lm_probe_widgets.core.engine.probe import LinearProbe
+from lm_probe_widgets.display.states import VERDICTS
 
 EVIL_NAME = "<img src=x onerror=alert(1)>"
 EVIL_CLASS = "<script>alert('c')</script>"
@@ -210,7 +211,11 @@ def test_metrics_best_per_column(fitted: Any) -> None:
     root = parse(runner._repr_html_())
     (table,) = root.find_all("table", "lpw-metrics-all")  # every column, folded away
     df = runner.metrics
-    for col, pick in (("loss", "idxmin"), ("val_loss", "idxmin"), ("compression", "idxmax")):
+    for col, pick in (
+        ("loss", "idxmin"),
+        ("val_loss", "idxmin"),
+        ("online_adam_compression", "idxmax"),
+    ):
         cells = [td for td in table.find_all("td") if td.attrs.get("data-col") == col]
         assert len(cells) == len(df)
         best = [
@@ -450,7 +455,7 @@ def test_probe_repr_validity_card(fitted: Any) -> None:
     assert [li.all_text() for li in items] == expected
     assert any("control task" in r for r in expected)
     assert [li.attrs["data-check"] for li in items] == [
-        "fails" if "does not beat" in r else "ok" for r in expected
+        r.split(" ", 1)[0] if r.startswith(("beats", "ties", "loses")) else "info" for r in expected
     ]
     # runner[name] knows its runner: the probe's own repr carries the same card
     assert probe.runner is runner
@@ -467,7 +472,7 @@ def test_probe_repr_validity_card(fitted: Any) -> None:
         def validity(self) -> Any:
             import pandas as pd
 
-            reading = f"beats {EVIL_NAME} by +3.0 points; does not beat <b>x</b> by -1.0 points"
+            reading = f"beats {EVIL_NAME} by 3.0 points; loses to <b>x</b> by 1.0 points"
             return pd.DataFrame({"reading": [reading]}, index=[EVIL_NAME])
 
     evil = runner[EVIL_NAME]
@@ -477,10 +482,14 @@ def test_probe_repr_validity_card(fitted: Any) -> None:
     assert root.find_all("script") == [] and root.find_all("img") == []
     items = root.find_all("div", "lpw-validity")[0].find_all("li")
     assert [li.all_text() for li in items] == [
-        f"beats {EVIL_NAME} by +3.0 points",
-        "does not beat <b>x</b> by -1.0 points",
+        f"beats {EVIL_NAME} by 3.0 points",
+        "loses to <b>x</b> by 1.0 points",
     ]
     assert items[1].attrs["class"] == "lpw-validity-fails"
+    # colours follow the verdict (display.states.VERDICTS)
+    assert [li.attrs["data-check"] for li in items] == ["beats", "loses"]
+    assert VERDICTS["loses"]["color"] in items[1].attrs["style"]
+    assert VERDICTS["beats"]["color"] in items[0].attrs["style"]
 
     class Broken:  # a runner whose validity fails: no card, no error
         def validity(self) -> Any:

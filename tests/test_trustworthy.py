@@ -516,7 +516,7 @@ def test_confound_baselines_evaluate_transfer_stability_and_validity(small, tiny
     spread = runner.stability(seeds=2, num_epoch=2)
     assert spread.loc[H0, ("accuracy", "std")] >= 0
     card = runner.validity()
-    assert {"selectivity", "gap_random_init", "gap_confound", "ci_width", "seed_std"} <= set(card)
+    assert {"selectivity", "gap_random_init", "gap_confound", "ci_width", "refit_std"} <= set(card)
     assert "bag of words" in card.loc[H0, "reading"] and "control task" in card.loc[H0, "reading"]
 
 

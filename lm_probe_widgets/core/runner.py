@@ -59,8 +59,10 @@ from .methods.baselines import (
     input_embedding_path,
     random_init_model,
 )
+from .methods.compare import Comparison, compare_outcomes, side_outcomes
 from .methods.confounds import CONFOUNDS
 from .methods.control_tasks import ControlTask, control_null_label
+from .methods.mdl import MDL_COLUMNS, mdl_table
 from .methods.validity import evaluate_many, seed_spread, transfer_matrix, validity_table
 
 
@@ -142,6 +144,11 @@ class ProbeRunner(FeatureAccess):
         self.baselines: dict[str, Any] = result.baselines
         self.validation_set: ProbeDataset | None = plan.val if plan else None
         self.train_part: ProbeDataset | None = plan.train if plan else None
+        # the test set `metrics` (and so `compare`) were computed on; paired comparisons
+        # already made on it
+        self._scored_on: ProbeDataset | None = plan.eval_set if plan else None
+        self._compared: dict[tuple, Any] = {}
+        self._mdl: pd.DataFrame | None = None  # runner.mdl(), for these probes
         if plan is not None:
             self.bootstrap, self.bootstrap_seed = plan.bootstrap, plan.seed
             # the plan fixed each probe's classes (classes=None: from the training data)
@@ -188,6 +195,8 @@ class ProbeRunner(FeatureAccess):
             row.update(_record_columns(cfg, probe))
             rows.append(row)
         df = pd.DataFrame(rows).set_index("probe")
+        for col in MDL_COLUMNS:  # NaN until runner.mdl()
+            df[col] = math.nan if self._mdl is None else self._mdl[col].reindex(df.index)
         if self.control is not None:
             # selectivity: the task's score minus the control's (accuracy, or R² for
             # regression probes)
@@ -420,6 +429,7 @@ class ProbeRunner(FeatureAccess):
             measured.append((base, base._measure(dataset, batch_size, n_boot, seed)))
         for owner, metrics in measured:
             owner._apply_measured(metrics, n_boot, seed)
+        self._scored_on, self._compared = dataset, {}
         return self.metrics
 
     def _apply_measured(self, metrics: dict[str, dict[str, Any]], n_boot: int, seed: int) -> None:
@@ -469,10 +479,11 @@ class ProbeRunner(FeatureAccess):
         return transfer_matrix(self, datasets, **fit_kwargs)
 
     def stability(self, seeds: int | list[int] = 3, **fit_kwargs: Any) -> pd.DataFrame:
-        """Refit the probes with other seeds (from cached features: the model does not
-        run) and keep the spread of each metric in `runner.spread`. `seeds`: how many
-        (2 or more, from the fit's seed on), or the seeds themselves (2 or more distinct
-        integers in 0 .. 2**32 - 1)."""
+        """Refit the probes on seeded subsamples of the training data (80%, whole
+        groups; `subsample=` to change) with other seeds, from cached features (the
+        model does not run), and keep the spread of each metric in `runner.spread`.
+        `seeds`: how many (2 or more, from the fit's seed on), or the seeds themselves
+        (2 or more distinct integers in 0 .. 2**32 - 1)."""
         seeds = _check_seeds(seeds)
         if "seed" in fit_kwargs:
             raise ProbeError(
@@ -481,6 +492,58 @@ class ProbeRunner(FeatureAccess):
             )
         self.spread = seed_spread(self, seeds, **fit_kwargs)
         return self.spread
+
+    def compare(
+        self,
+        a: str,
+        b: str,
+        dataset: ProbeDataset | None = None,
+        *,
+        level: float = 0.95,
+        n_resamples: int = 2000,
+        seed: int = 0,
+        batch_size: int = 32,
+    ) -> Comparison:
+        """Probe `a` against probe `b`, or against `a`'s control probe ("control") or a
+        fitted baseline ("random_init", "bag_of_words", ...), on the same test texts:
+        the difference in accuracy (R² for regression probes), its paired bootstrap
+        interval at `level` over texts, a paired permutation p-value and a verdict
+        (beats / ties / loses). `dataset` defaults to the one `metrics` were computed
+        on. Read from cached features (`core.methods.compare`); `.as_dict()` or
+        `comparison_frame([...])` for a table."""
+        ds = self._scored_on if dataset is None else dataset
+        if ds is None:
+            raise ProbeError("compare needs a test set: fit with an eval_set, or pass dataset=")
+        if a not in self.probes:
+            raise ProbeError(f"no fitted probe {a!r}; fitted: {list(self.probes)}")
+        if b in self.probes:
+            if b == a:
+                raise ProbeError("compare a probe with another probe or a baseline, not itself")
+            side: str | None = None
+        elif b == "control" or b in self.baselines:
+            side = b
+        else:
+            raise ProbeError(
+                f"{b!r} is neither a fitted probe nor 'control' nor a fitted baseline; "
+                f"probes: {list(self.probes)}, baselines: {sorted(self.baselines)}"
+            )
+        key = (a, b, id(ds), level, n_resamples, seed)
+        if key not in self._compared:
+            mine = side_outcomes(self, a, None, ds, batch_size)
+            theirs = side_outcomes(self, b if side is None else a, side, ds, batch_size)
+            made = compare_outcomes(
+                mine, theirs, a, b, level=level, n_resamples=n_resamples, seed=seed
+            )
+            self._compared[key] = (ds, made)  # ds kept alive: its id stays its own
+        return self._compared[key][1]
+
+    def mdl(self, dataset: ProbeDataset | None = None, *, seed: int = 0) -> pd.DataFrame:
+        """Minimum description length of each classification probe's labels, the
+        block-wise online code of Voita & Titov (2020) on the last fit's training data
+        (or `dataset`), from cached features: columns `mdl_bits`, `uniform_bits`,
+        `compression`, also in `metrics` from now on (`core.methods.mdl`)."""
+        self._mdl = mdl_table(self, dataset, seed)
+        return self._mdl
 
     def validity(self) -> pd.DataFrame:
         """Per probe: selectivity, code length, gaps over random-init and the strongest
@@ -648,6 +711,22 @@ def _deferred_interrupt(runner: ProbeRunner) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _l2_note(cfg: ProbeConfig, rec: Any) -> str | None:
+    """What a reader of the chosen `l2` must know: it was chosen on the test set
+    (validation="eval" without CV: the metrics are optimistic), or at the edge of
+    the grid (the best strength may lie beyond it)."""
+    if rec is None or not rec.refined or rec.best_l2 is None:
+        return None
+    notes = []
+    if cfg.validation == "eval" and not rec.cross_validated:
+        notes.append("chosen on the test set (validation='eval', cv_folds=0): optimistic")
+    grid = sorted(cfg.l2)
+    if len(grid) > 1 and rec.best_l2 in (grid[0], grid[-1]):
+        edge = "weakest" if rec.best_l2 == grid[0] else "strongest"
+        notes.append(f"the grid's {edge} strength: the best may lie beyond; widen l2=")
+    return "; ".join(notes) or None
+
+
 def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, Any]:
     rec = probe.record if probe is not None else None
     cols: dict[str, Any] = {
@@ -661,9 +740,12 @@ def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, An
         "val_loss": rec.val_loss if rec else math.nan,
         "l2": rec.best_l2 if rec else math.nan,
         "refined": rec.refined if rec else False,
+        "l2_note": _l2_note(cfg, rec),
         "stop_reason": rec.stop_reason if rec else None,
-        "code_length_bits": rec.code_length_bits if rec and rec.uniform_bits else math.nan,
-        "compression": (
+        # the first pass's prequential bits under Adam: they depend on its learning rate
+        # and batch size; the MDL of Voita & Titov is `runner.mdl()` (core.methods.mdl)
+        "online_adam_code_bits": (rec.code_length_bits if rec and rec.uniform_bits else math.nan),
+        "online_adam_compression": (
             rec.uniform_bits / rec.code_length_bits
             if rec and rec.code_length_bits > 0
             else math.nan

@@ -32,7 +32,7 @@ from .columns import (
     finite,
     format_number,
 )
-from .states import ENDED_EARLY, PROBE_STATES, STATE_KIND, probe_state
+from .states import ENDED_EARLY, PROBE_STATES, STATE_KIND, VERDICTS, probe_state, reading_verdict
 
 ROOT_CLASS = "lpw lpw-repr"  # the theme's root class, and the one of static outputs
 REPR_CLASS = "lpw-repr"
@@ -49,7 +49,7 @@ METRIC_ORDER = (
     "roc_auc",
     "val_loss",
     "compression",
-    "code_length_bits",
+    "mdl_bits",
 )
 # Bookkeeping columns (counts, settings, text): not metrics, never ranked
 # (display.columns decides which value of a column is best).
@@ -553,8 +553,8 @@ def probe_text(probe: Any) -> str:
         lines.append(f"  history: {_history_summary(rec)}")
         if rec.code_length_bits > 0:
             lines.append(
-                f"  code length: {rec.code_length_bits:.1f} bits "
-                f"(compression {rec.uniform_bits / rec.code_length_bits:.2f}x)"
+                f"  online Adam code (first pass): {rec.code_length_bits:.1f} bits "
+                f"({rec.uniform_bits / rec.code_length_bits:.2f}x shorter than uniform)"
             )
     metrics = {k: v for k, v in _probe_metrics(probe).items() if finite(v) is not None}
     if metrics:
@@ -589,13 +589,15 @@ def probe_validity(probe: Any, runner: Any = None) -> list[str]:
 
 
 def _validity_card(readings: Sequence[str]) -> str:
-    """A compact card of validity readings; a failed check ("does not beat ...") in
-    the warning colour."""
+    """A compact card of validity readings, each comparison coloured by its verdict
+    (beats / ties / loses, from ``display.states.VERDICTS``); a loss also in the
+    warning class."""
     items = []
     for r in readings:
-        fails = "does not beat" in r
-        cls = ' class="lpw-validity-fails"' if fails else ""
-        items.append(f'<li{cls} data-check="{"fails" if fails else "ok"}">{_e(r)}</li>')
+        verdict = reading_verdict(r)
+        cls = ' class="lpw-validity-fails"' if verdict == "loses" else ""
+        style = f' style="color: {VERDICTS[verdict]["color"]}"' if verdict else ""
+        items.append(f'<li{cls}{style} data-check="{verdict or "info"}">{_e(r)}</li>')
     return (
         '<h4>Validity</h4><div class="lpw-validity">'
         f'<ul class="lpw-validity-readings">{"".join(items)}</ul>'
@@ -638,10 +640,10 @@ def probe_html(probe: Any, runner: Any = None) -> str:
         if rec.code_length_bits > 0:
             facts.append(
                 (
-                    "online code",
+                    "online Adam code (first pass)",
                     _e(
                         f"{rec.code_length_bits:.1f} bits vs {rec.uniform_bits:.1f} uniform "
-                        f"(compression {rec.uniform_bits / rec.code_length_bits:.2f}×)"
+                        f"({rec.uniform_bits / rec.code_length_bits:.2f}× shorter)"
                     ),
                 )
             )

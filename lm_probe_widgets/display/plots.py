@@ -168,6 +168,7 @@ def plot_layer_sweep(
     baselines: float | Mapping[str, float] | str | None = "auto",
     references: Mapping[str, float] | None = None,
     ci: bool = True,
+    best: bool = False,
     figsize: tuple[float, float] = (7.5, 3.6),
 ) -> Axes:
     """`metric` against layer depth, one line per kind of submodule.
@@ -182,7 +183,9 @@ def plot_layer_sweep(
     are drawn as bands, with a legend entry. `baselines`: a value or {label: value},
     drawn as dashed lines; "auto" (default) draws the runner's ``baseline_<name>``
     columns when plotting accuracy. `references`: more {label: value} lines (dotted),
-    e.g. an earlier run. The legend sits beside the axes.
+    e.g. an earlier run. The legend sits beside the axes. `best=True` (a runner, accuracy
+    or R²) stars the probe chosen by cross-validation and rings the layers whose paired
+    comparison with it ties (95%, Holm; `core.methods.compare.ties_with_best`).
     """
     df = _metrics_frame(source)
     values = _sweep_values(df, metric)
@@ -246,6 +249,8 @@ def plot_layer_sweep(
             )
             cont.lines[0].set_gid(f"loose:{label}")
         _draw_baselines(ax, df, subs, metric, baselines, references)
+        if best:
+            _mark_best(ax, source, df, values, subs, metric)
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -255,6 +260,40 @@ def plot_layer_sweep(
         ax.grid(True, alpha=0.3)
     place_legend(ax, extra)
     return ax
+
+
+def _mark_best(ax: Axes, runner: Any, df: Any, values: Any, subs: Any, metric: str) -> None:
+    """A star on the CV-chosen probe, rings on the layers that tie with it."""
+    from ..core.methods.compare import ties_with_best
+
+    if not hasattr(runner, "compare") or metric not in ("accuracy", "r2"):
+        raise ValueError("best=True needs the runner itself and metric 'accuracy' or 'r2'")
+    chosen, comparisons = ties_with_best(runner)
+    depth = {n: parse_depth(str(subs.loc[n]))[1] for n in df.index}
+    ties = [n for n, c in comparisons.items() if c.verdict == "ties" and depth[n] is not None]
+    if depth[chosen] is not None:
+        ax.plot(
+            [depth[chosen]],
+            [values[chosen]],
+            "*",
+            ms=14,
+            color=INK,
+            ls="none",
+            label="best by CV loss",
+            gid="best",
+        )
+    if ties:
+        ax.plot(
+            [depth[n] for n in ties],
+            [values[n] for n in ties],
+            "o",
+            ms=11,
+            mfc="none",
+            color=INK,
+            ls="none",
+            label="ties with it (paired 95%, Holm)",
+            gid="ties",
+        )
 
 
 def _sweep_values(df: Any, metric: str) -> Any:

@@ -79,6 +79,22 @@ STATE_KIND: dict[str, str] = {
     ERROR: "bad",
 }
 
+# Verdicts of a paired comparison (core.methods.compare): the validity card colours each
+# reading by the word it starts with.
+VERDICTS: dict[str, dict[str, Any]] = {
+    "beats": {"label": "beats", "color": _GREEN},
+    "ties": {"label": "ties", "color": _GREY},
+    "loses": {"label": "loses to", "color": _RED},
+}
+
+
+def reading_verdict(reading: str) -> str | None:
+    """The verdict a validity reading states ("beats ...", "ties with ...", "loses to
+    ..."), or None for a reading that compares nothing."""
+    first = reading.split(" ", 1)[0]
+    return first if first in VERDICTS else None
+
+
 FINAL_PROBE_STATES = frozenset(k for k, v in PROBE_STATES.items() if v["final"])
 
 # What each phase of a fit is called on screen, and what its counts count.

@@ -146,6 +146,9 @@ class ProbeDataset:
         self.labels: np.ndarray | None = None  # (n,) for sequence labels
         self.token_labels: list[np.ndarray] | None = None  # per-example arrays for token labels
         self._bool_labels: np.ndarray | None = None  # `labels`, when given as booleans
+        # one group id per example (source, author), set by tt_split(groups=...) and kept
+        # by every subset: validation splits, CV folds and resamples keep groups whole
+        self.groups: np.ndarray | None = None
         if labels is not None:
             self._set_labels(labels, masks)
         # Padded rows as the user gave them (2-D input only): what `ds[i]` returns.
@@ -383,6 +386,8 @@ class ProbeDataset:
         )
         if hasattr(self, "texts"):
             new.texts = [self.texts[i] for i in idx]
+        groups = getattr(self, "groups", None)
+        new.groups = None if groups is None else groups[idx]
         given, rows = self._given, torch.from_numpy(idx)
         new._given = None if given is None else (given[0][rows], given[1][rows])
         if len(new.tokens) == 0:
@@ -402,10 +407,17 @@ class ProbeDataset:
         `groups` (one id per example: its source, template or author) keeps every
         group wholly on one side, so the test set measures what a probe does on
         sources it never saw, not how well it remembers them. The test side then
-        holds whole groups: its size is close to `test_size`, not exact."""
+        holds whole groups: its size is close to `test_size`, not exact (a warning says
+        so when it is under half or over twice the size asked). Both sides keep the group ids
+        (`.groups`), so the fit's validation split and CV folds keep groups whole too."""
+        ids = None if groups is None else _group_ids(groups, len(self))
         train_idx, test_idx = split_indices(
-            len(self), test_size, seed, self.labels if stratify else None, groups=groups
+            len(self), test_size, seed, self.labels if stratify else None, groups=ids
         )
+        if ids is not None:
+            marked = self.subset(np.arange(len(self)))
+            marked.groups = ids
+            return marked.subset(train_idx), marked.subset(test_idx)
         return self.subset(train_idx), self.subset(test_idx)
 
     # -- batching ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 
 from .data import ProbeDataset
 from .metrics import held_out_metrics
-from .plan import scored_labels
+from .plan import row_texts, scored_labels
 from .probe import LinearProbe
 from .regression import regression_metrics
 
@@ -27,7 +27,10 @@ def evaluate_probe(
         probe.metrics = out
         return out
     proba = probe.predict_proba(x)
-    out = held_out_metrics(proba, y_idx, len(cfg.classes), n_boot=bootstrap, seed=seed)
+    texts = row_texts(cfg, ds) if cfg.token_level else None  # resample whole texts
+    out = held_out_metrics(
+        proba, y_idx, len(cfg.classes), n_boot=bootstrap, seed=seed, clusters=texts
+    )
     out["classes_scored"] = ", ".join(str(cfg.classes[i]) for i in np.unique(y_idx))
     probe.metrics = out  # the probe's own repr shows its latest held-out metrics
     return out

@@ -28,7 +28,7 @@ from .data import Batch
 from .evaluation import evaluate_probe
 from .feature_cache import row_index
 from .modeling import model_device
-from .plan import FitPlan, row_labels, scored_labels
+from .plan import FitPlan, cv_groups, row_labels, scored_labels
 from .probe import LinearProbe
 from .probe_stack import ProbeStack, stackable_groups
 from .regression import make_probe
@@ -471,7 +471,17 @@ class FitLoop:
                 x = x[keep]
             xv, yv = self.val_xy.get(cfg.name, (None, None))
             merge = cfg.validation == "split"
-            probe.refine(x, y_idx, xv, yv, merge_validation=merge, device=device)
+            groups, val_groups = cv_groups(cfg, plan.train, plan.val if merge else None)
+            probe.refine(
+                x,
+                y_idx,
+                xv,
+                yv,
+                merge_validation=merge,
+                device=device,
+                groups=groups,
+                val_groups=val_groups,
+            )
             rec = probe.record
             self.bus.publish(ev.REFINED, cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2)
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)

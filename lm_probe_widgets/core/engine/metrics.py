@@ -29,6 +29,9 @@ METRIC_COLUMNS = [
 
 #: False-positive rates of the `recall_at_<k>fpr` columns.
 OPERATING_FPRS = {"recall_at_1fpr": 0.01, "recall_at_5fpr": 0.05}
+#: An operating point is reported only when the test set's negatives allow this many
+#: false positives at its rate: recall at 1% FPR from 100 negatives rests on one text.
+MIN_FALSE_POSITIVES = 5
 
 
 def baseline_column(name: str, metric: str) -> str:
@@ -73,23 +76,58 @@ def classification_metrics(proba: np.ndarray, y_idx: np.ndarray, n_classes: int)
         "f1": float(f),
         "matthews": _matthews(y_idx, pred),
         "roc_auc": roc_auc(proba, y_idx, present),
-        **{col: recall_at_fpr(proba, y_idx, fpr) for col, fpr in OPERATING_FPRS.items()},
+        **operating_points(proba, y_idx),
         "brier": brier(proba, y_idx),
         "n": int(len(y_idx)),
     }
 
 
+def operating_points(proba: np.ndarray, y_idx: np.ndarray) -> dict[str, Any]:
+    """`recall_at_<k>fpr` for each of OPERATING_FPRS; NaN, with an `operating_note`
+    saying why, where the negatives allow fewer than MIN_FALSE_POSITIVES false
+    positives at that rate."""
+    out: dict[str, Any] = {}
+    notes = []
+    negatives = int(np.sum(np.asarray(y_idx) != np.asarray(proba).shape[1] - 1))
+    for col, fpr in OPERATING_FPRS.items():
+        value = recall_at_fpr(proba, y_idx, fpr)
+        if not math.isnan(value) and negatives * fpr < MIN_FALSE_POSITIVES:
+            need = math.ceil(MIN_FALSE_POSITIVES / fpr)
+            notes.append(f"{col}: NaN, {negatives} negatives (need {need} for {fpr:.0%})")
+            value = math.nan
+        out[col] = value
+    if notes:
+        out["operating_note"] = "; ".join(notes)
+    return out
+
+
 def held_out_metrics(
-    proba: np.ndarray, y_idx: np.ndarray, n_classes: int, *, n_boot: int, seed: int
+    proba: np.ndarray,
+    y_idx: np.ndarray,
+    n_classes: int,
+    *,
+    n_boot: int,
+    seed: int,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """`classification_metrics` plus bootstrap intervals for accuracy and macro F1
-    over the same classes (those present): what every probe and baseline reports."""
+    over the same classes (those present): what every probe and baseline reports.
+    `clusters` (each row's text, for token-level probes) makes the bootstrap draw
+    whole texts."""
     from .uncertainty import bootstrap_ci
 
     out = classification_metrics(proba, y_idx, n_classes)
     present = np.unique(y_idx)
     out.update(
-        bootstrap_ci(y_idx, proba.argmax(1), n_classes, n_boot=n_boot, seed=seed, classes=present)
+        bootstrap_ci(
+            y_idx,
+            proba.argmax(1),
+            n_classes,
+            n_boot=n_boot,
+            seed=seed,
+            classes=present,
+            clusters=clusters,
+        )
     )
     return out
 

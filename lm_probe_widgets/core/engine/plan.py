@@ -94,6 +94,40 @@ def scored_labels(cfg: ProbeConfig, ds: ProbeDataset) -> tuple[np.ndarray, np.nd
     return keep, encode_labels(cfg.name, cfg.classes, y[keep])
 
 
+def row_texts(cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
+    """The text index of every row `scored_labels` keeps: a token-level probe's rows
+    share their text's index (what a bootstrap must resample together)."""
+    keep, _ = scored_labels(cfg, ds)
+    if cfg.token_level:
+        texts = np.repeat(np.arange(len(ds)), [len(t) for t in ds.token_labels])
+        return texts[keep]
+    return keep
+
+
+def row_groups(cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray | None:
+    """The group of every row `scored_labels` keeps, for grouped CV folds: the
+    example's group id (`ds.groups`, from tt_split(groups=...)), else for a
+    token-level probe its text's index (tokens of a text share their context), else
+    None (rows are independent examples)."""
+    groups = getattr(ds, "groups", None)
+    if groups is None and not cfg.token_level:
+        return None
+    texts = row_texts(cfg, ds)
+    return texts if groups is None else np.asarray(groups)[texts]
+
+
+def cv_groups(
+    cfg: ProbeConfig, train: ProbeDataset, val: ProbeDataset | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """`row_groups` of the training and validation rows, numbered apart where they are
+    text indices (the validation texts are other texts)."""
+    tg = row_groups(cfg, train)
+    vg = None if val is None or tg is None else row_groups(cfg, val)
+    if vg is not None and getattr(train, "groups", None) is None:
+        vg = vg + len(train)
+    return tg, vg
+
+
 def check_baselines(names: Sequence[str] | str | None) -> tuple[str, ...]:
     """Validate baseline names early (before any training)."""
     if not names:
@@ -330,5 +364,8 @@ def split_for_validation(
             f"train_set has {len(train_set)} example(s): early stopping needs a validation "
             "split, so give at least 4 examples (or validation='none')"
         )
-    tr, va = split_indices(len(train_set), validation_size, seed, train_set.labels)
+    groups = getattr(train_set, "groups", None)  # whole groups on one side, as tt_split
+    if groups is not None and len(np.unique(groups)) < 2:
+        groups = None
+    tr, va = split_indices(len(train_set), validation_size, seed, train_set.labels, groups)
     return train_set.subset(tr), train_set.subset(va)

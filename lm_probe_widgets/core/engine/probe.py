@@ -279,6 +279,8 @@ class LinearProbe:
         max_iter: int = 500,
         tol: float = 1e-4,
         device: torch.device | str | None = None,
+        groups: np.ndarray | None = None,
+        val_groups: np.ndarray | None = None,
     ) -> None:
         """Fit the L2 strengths to convergence (full-batch L-BFGS from the online
         weights) and keep one, as `LogisticRegressionCV` does: with `cv_folds` >= 2
@@ -288,7 +290,8 @@ class LinearProbe:
         validation split, or the strength in use without one. `merge_validation=False`
         keeps validation rows out of training (they are the evaluation set when
         `validation="eval"`). Every strength and fold is solved at once
-        (core.engine.final_fit), on `device` (default the CPU)."""
+        (core.engine.final_fit), on `device` (default the CPU). `groups` (and
+        `val_groups`), one id per row: folds keep each group whole (grouped CV)."""
         mu, inv = self._scaler_arrays()
         x, y_idx = np.asarray(x, dtype=np.float32), np.asarray(y_idx)
         folds = []
@@ -296,7 +299,9 @@ class LinearProbe:
             if x_val is not None and merge_validation:
                 x = np.concatenate([x, np.asarray(x_val, dtype=np.float32)])
                 y_idx = np.concatenate([y_idx, np.asarray(y_val)])
-            folds = _stratified_folds(y_idx, self.config.cv_folds, self.config.seed)
+                if groups is not None:
+                    groups = np.concatenate([groups, np.asarray(val_groups)])
+            folds = cv_folds(y_idx, self.config.cv_folds, self.config.seed, groups)
         if folds or x_val is not None:
             members = list(range(len(self.config.l2)))
         else:
@@ -529,13 +534,24 @@ def _logit_grad(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
     return g
 
 
-def _stratified_folds(y_idx: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seeded stratified k-fold: fewer folds when a class has fewer rows; none below 2."""
-    from sklearn.model_selection import StratifiedKFold
+def cv_folds(
+    y_idx: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seeded stratified k-fold: fewer folds when a class has fewer rows; none below 2.
+    With `groups`, stratified group k-fold (each group in one fold; plain group k-fold
+    when stratifying is impossible), at most one fold per group."""
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, StratifiedKFold
 
     counts = np.bincount(y_idx)
     k = min(k, int(counts[counts > 0].min())) if len(y_idx) else 0
+    if groups is not None:
+        k = min(k, len(np.unique(groups)))
     if k < 2:
         return []
-    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y_idx)), y_idx))
+    x = np.zeros(len(y_idx))
+    if groups is None:
+        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(x, y_idx))
+    folds = list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(x, y_idx, groups))
+    if all(len(np.unique(y_idx[tr])) > 1 for tr, _ in folds):
+        return folds
+    return list(GroupKFold(k, shuffle=True, random_state=seed).split(x, groups=groups))

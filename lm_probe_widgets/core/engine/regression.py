@@ -103,21 +103,30 @@ class RidgeProbe(LinearProbe):
         y_val: np.ndarray | None = None,
         *,
         merge_validation: bool = True,
+        groups: np.ndarray | None = None,
+        val_groups: np.ndarray | None = None,
         **_: Any,
     ) -> None:
         """Ridge per L2 strength in closed form; the strength with the lowest k-fold
-        cross-validated error over training (+ validation) rows, refitted on all."""
-        from sklearn.model_selection import KFold
+        cross-validated error over training (+ validation) rows, refitted on all.
+        With `groups` (and `val_groups`) the folds keep each group whole."""
+        from sklearn.model_selection import GroupKFold, KFold
 
         z, t = self._standardise(x), self._standard_targets(y)
         if x_val is not None and merge_validation and self.config.cv_folds >= 2:
             z = np.concatenate([z, self._standardise(x_val)])
             t = np.concatenate([t, self._standard_targets(y_val)])
+            if groups is not None:
+                groups = np.concatenate([groups, np.asarray(val_groups)])
         l2 = self.config.l2
         folds = []
-        if self.config.cv_folds >= 2 and len(t) >= 2 * self.config.cv_folds:
-            kf = KFold(self.config.cv_folds, shuffle=True, random_state=self.config.seed)
-            folds = list(kf.split(z))
+        k, seed = self.config.cv_folds, self.config.seed
+        if groups is not None:
+            k = min(k, len(np.unique(groups)))
+            if k >= 2:
+                folds = list(GroupKFold(k, shuffle=True, random_state=seed).split(z, groups=groups))
+        elif k >= 2 and len(t) >= 2 * k:
+            folds = list(KFold(k, shuffle=True, random_state=seed).split(z))
         cv = np.full(len(l2), np.inf)
         full = _Gram(z, t)
         fold_grams = [(_Gram(z[tr], t[tr]), te) for tr, te in folds]  # once per fold

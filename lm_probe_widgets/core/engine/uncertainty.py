@@ -5,7 +5,13 @@ resampling n examples with replacement is the same as drawing the confusion
 counts from a multinomial over its cells. So `n_boot` resamples cost
 n_boot x classes² numbers, not n_boot x n: a thousand resamples of a
 million-token test set take milliseconds, and the result is exactly the
-percentile bootstrap over examples (or tokens, for token-level probes).
+percentile bootstrap over examples.
+
+Token-level probes pass `clusters` (each token's text): the bootstrap then draws
+whole texts, since tokens of one text are not independent draws (resampling them
+as if they were gives intervals several times too narrow). Drawing texts is a
+multinomial over texts, and a resample's confusion matrix is the draw counts
+times the per-text confusion matrices: n_boot x texts x classes² numbers.
 """
 
 from __future__ import annotations
@@ -50,8 +56,10 @@ def bootstrap_ci(
     seed: int = 0,
     level: float = 0.95,
     classes: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Seeded percentile-bootstrap intervals for accuracy and macro F1.
+    """Seeded percentile-bootstrap intervals for accuracy and macro F1, resampling
+    rows, or whole clusters (`clusters`: each row's text) when given.
 
     Returns `accuracy_low/high` and `f1_low/high` (F1 macro over `classes`, default
     all, as the point estimate); NaN when `n_boot` is 0 or the set is empty, so a
@@ -64,9 +72,18 @@ def bootstrap_ci(
     n = len(y_idx)
     if n_boot == 0 or n == 0:
         return {c: math.nan for c in CI_COLUMNS}
-    cm = confusion(y_idx, pred_idx, n_classes)
     rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n, cm.ravel() / n, size=n_boot).reshape(n_boot, n_classes, n_classes)
+    if clusters is None:
+        cm = confusion(y_idx, pred_idx, n_classes)
+        draws = rng.multinomial(n, cm.ravel() / n, size=n_boot)
+    else:
+        _, text = np.unique(np.asarray(clusters), return_inverse=True)
+        cells = np.asarray(y_idx, np.int64) * n_classes + np.asarray(pred_idx, np.int64)
+        k = int(text.max()) + 1
+        per_text = np.zeros((k, n_classes * n_classes))
+        np.add.at(per_text, (text, cells), 1.0)
+        draws = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot) @ per_text
+    draws = draws.reshape(n_boot, n_classes, n_classes)
     acc, f1 = accuracy_f1(draws, classes)
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     a_lo, a_hi = np.percentile(acc, [lo, hi])

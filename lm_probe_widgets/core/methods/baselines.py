@@ -34,7 +34,7 @@ import torch
 from ..engine.data import ProbeDataset
 from ..engine.metrics import METRIC_COLUMNS, baseline_column, held_out_metrics
 from ..engine.modeling import model_device, torch_module, wrap_model
-from ..engine.plan import FitPlan, scored_labels
+from ..engine.plan import FitPlan, row_texts, scored_labels
 from ..engine.regression import REGRESSION_COLUMNS, regression_metrics
 from ..errors import ProbeError
 
@@ -96,7 +96,10 @@ class HeldOutBaseline:
                 _, y_idx = scored_labels(cfg, dataset)
                 proba = self.proba(cfg, dataset, len(y_idx))
                 n = len(cfg.classes)
-                out[cfg.name] = held_out_metrics(proba, y_idx, n, n_boot=n_boot, seed=seed)
+                texts = row_texts(cfg, dataset) if cfg.token_level else None
+                out[cfg.name] = held_out_metrics(
+                    proba, y_idx, n, n_boot=n_boot, seed=seed, clusters=texts
+                )
         return out
 
     def _apply_measured(self, metrics: dict[str, dict[str, Any]], n_boot: int, seed: int) -> None:

@@ -78,6 +78,9 @@ class ConfoundBaseline(HeldOutBaseline):
         self.fit_classes: tuple[Any, ...] = ()
         parts = [d for d in (plan.train, plan.val) if d is not None]
         x = self._stack([self.inputs(d) for d in parts]) if scored else None
+        # the fit's groups (tt_split(groups=...)): CV folds keep them whole
+        ids = [getattr(d, "groups", None) for d in parts]
+        self.groups = None if any(g is None for g in ids) else np.concatenate(ids)
         if classifying:
             y = np.concatenate([scored_labels(classifying[0], d)[1] for d in parts])
             self.model = self.estimator(y).fit(x, y)
@@ -101,7 +104,7 @@ class ConfoundBaseline(HeldOutBaseline):
         """Ridge regression on `features()`, alpha by k-fold CV on the training rows."""
         from sklearn.pipeline import make_pipeline
 
-        return make_pipeline(self.features(), cross_validated_ridge(len(t), self.seed))
+        return make_pipeline(self.features(), cross_validated_ridge(len(t), self.seed, self.groups))
 
     @staticmethod
     def _stack(parts: list[Any]) -> Any:
@@ -151,32 +154,40 @@ class ConfoundBaseline(HeldOutBaseline):
         return f"{type(self).__name__}({len(self.configs)} probes)"
 
 
-def cross_validated_logistic(y: np.ndarray, seed: int) -> Any:
+def cross_validated_logistic(y: np.ndarray, seed: int, groups: np.ndarray | None = None) -> Any:
     """Logistic regression whose L2 strength is chosen by seeded stratified k-fold
-    cross-validation on log-loss, then refitted on everything; a plain C=1 fit when
-    a class has too few examples for two folds."""
+    cross-validation on log-loss (folds that keep `groups` whole, when given), then
+    refitted on everything; a plain C=1 fit when a class has too few examples for two
+    folds."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.model_selection import GridSearchCV
+
+    from ..engine.probe import cv_folds
 
     base = LogisticRegression(max_iter=2000)
-    folds = min(5, int(np.bincount(y)[np.unique(y)].min()))
-    if folds < 2:
+    _, y_idx = np.unique(y, return_inverse=True)
+    cv = cv_folds(y_idx, 5, seed, groups)
+    if not cv:
         return base
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     return GridSearchCV(base, {"C": C_GRID}, cv=cv, scoring="neg_log_loss")
 
 
-def cross_validated_ridge(n_rows: int, seed: int) -> Any:
+def cross_validated_ridge(n_rows: int, seed: int, groups: np.ndarray | None = None) -> Any:
     """Ridge regression whose alpha is chosen by seeded k-fold cross-validation on
-    mean squared error over the rows it is fitted on, then refitted on all of them;
-    a plain alpha=1 fit when there are too few rows for two folds."""
+    mean squared error over the rows it is fitted on (groups kept whole, when given),
+    then refitted on all of them; a plain alpha=1 fit when there are too few rows (or
+    groups) for two folds."""
     from sklearn.linear_model import Ridge
-    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 
-    folds = min(5, n_rows // 2)
+    folds = min(5, n_rows // 2 if groups is None else len(np.unique(groups)))
     if folds < 2:
         return Ridge(alpha=1.0)
-    cv = KFold(folds, shuffle=True, random_state=seed)
+    if groups is not None:
+        splits = GroupKFold(folds, shuffle=True, random_state=seed)
+        cv: Any = list(splits.split(np.zeros(n_rows), groups=groups))
+    else:
+        cv = KFold(folds, shuffle=True, random_state=seed)
     return GridSearchCV(Ridge(), {"alpha": ALPHA_GRID}, cv=cv, scoring="neg_mean_squared_error")
 
 
@@ -217,7 +228,7 @@ class TokenTextBaseline(ConfoundBaseline):
     def estimator(self, y: np.ndarray) -> Any:
         from sklearn.pipeline import make_pipeline
 
-        return make_pipeline(self.vectorizer(), cross_validated_logistic(y, self.seed))
+        return make_pipeline(self.vectorizer(), cross_validated_logistic(y, self.seed, self.groups))
 
 
 class BagOfWordsBaseline(TokenTextBaseline):

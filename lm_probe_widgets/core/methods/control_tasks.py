@@ -16,7 +16,22 @@ training and test data:
 Reading it: `control_accuracy` is how well a probe of this capacity, on this layer, can
 fit labels that depend only on which tokens a text contains; `selectivity = accuracy -
 control_accuracy` is what the control cannot explain. High control accuracy at the
-embeddings and low at deep layers is the usual picture.
+embeddings and low at deep layers is the usual picture. Selectivity is a paired
+difference on the same test texts: `runner.compare(name, "control")` gives its
+interval, and the validity card its verdict.
+
+What the pooled control is, and where it misleads (a design choice, documented in
+docs/methodology.md):
+
+- It is a random bag-of-words function (a logistic regression on word counts recovers
+  it almost exactly): it measures what a probe gets from lexical identity, the
+  pooled analogue of Hewitt & Liang's per-type labels, not their quantity itself.
+- Every pooling gets the same mean-based labels: for `last` or `first` pooling the
+  control asks for the words of the whole text from one position's vector.
+- It has no label noise, while real labels usually have some: label noise lowers the
+  task's accuracy but not the control's, so a noisy task shows *negative* selectivity
+  from noise alone. Negative selectivity reads "no evidence beyond the words", never
+  "the layer knows less than the words"; the card says so.
 
 Randomness comes from a keyed hash of (seed, type): no table to store, and the same
 seed gives the same control labels on any dataset.

@@ -357,3 +357,105 @@ def steer(
             model, path, kind, ids, mask, delta, positions, max_new_tokens
         )
     return result
+
+
+# -- a null distribution for steering effects ----------------------------------------------
+MIN_RANDOM = 20
+
+
+@dataclass
+class SteeringNull:
+    """A direction's steering effect against random directions of the same length.
+
+    The effect is the mean change in the probe's probability of `positive` (its own
+    read-out at the steered layer, `SteeringResult.delta`), over the inputs. `observed`
+    is the tested direction's effect, [`observed_low`, `observed_high`] its percentile
+    bootstrap interval over the inputs; `null` holds the effect of each of the random
+    unit directions at the same scale (`null_kl` their mean KL, `kl` the tested
+    direction's), [`low`, `high`] the central `level` range of `null`; `p` the share of
+    random directions whose effect is at least as large in size (with the tested one
+    counted, so never 0)."""
+
+    observed: float
+    observed_low: float
+    observed_high: float
+    kl: float
+    null: np.ndarray
+    null_kl: np.ndarray
+    low: float
+    high: float
+    p: float
+    level: float
+
+    @property
+    def outside(self) -> bool:
+        """The effect and its whole interval lie outside the random band."""
+        return self.observed_low > self.high or self.observed_high < self.low
+
+    def __repr__(self) -> str:
+        pct = f"{100 * self.level:.0f}%"
+        return (
+            f"SteeringNull(effect {self.observed:+.3f} [{pct} CI {self.observed_low:+.3f}, "
+            f"{self.observed_high:+.3f}], {len(self.null)} random directions: {pct} band "
+            f"[{self.low:+.3f}, {self.high:+.3f}], p={self.p:.3f}; "
+            f"KL {self.kl:.3g} vs random median {np.median(self.null_kl):.3g})"
+        )
+
+
+def steering_null(
+    runner: ProbeRunner,
+    probe: LinearProbe | str,
+    inputs: Any,
+    scale: float = 4.0,
+    *,
+    direction: Any = None,
+    n_random: int = MIN_RANDOM,
+    level: float = 0.95,
+    seed: int = 0,
+    **steer_kwargs: Any,
+) -> SteeringNull:
+    """`steer` along `direction` (as `steer` takes it) and along `n_random` (>= 20)
+    seeded random directions of the same norm, on the same inputs: the effect with its
+    interval over inputs, and the band the random directions span. One random draw is
+    no control: thirty of them spanned [-3.5, +1.7] in log-odds on SmolLM2."""
+    from scipy import stats
+
+    if n_random < MIN_RANDOM:
+        raise ProbeError(f"n_random must be at least {MIN_RANDOM} for a null band, got {n_random}")
+    if not 0 < level < 1:
+        raise ProbeError(f"level must be in (0, 1), got {level}")
+    tested = steer(runner, probe, inputs, scale, direction=direction, **steer_kwargs)
+    if tested.delta is None:
+        raise ProbeError("a steering null needs a probe to read the effect with")
+    width = (runner[probe] if isinstance(probe, str) else probe).dim
+    rng = np.random.default_rng(seed)
+    null, null_kl = [], []
+    for _ in range(n_random):
+        v = rng.standard_normal(width)
+        v *= tested.direction_norm / np.linalg.norm(v)
+        r = steer(runner, probe, inputs, scale, direction=v, **steer_kwargs)
+        null.append(float(r.delta.mean()))
+        null_kl.append(float(np.mean(r.kl)) if r.kl is not None else np.nan)
+    delta = tested.delta
+    if len(delta) > 1 and np.ptp(delta) > 0:
+        ci = stats.bootstrap(
+            (delta,), np.mean, confidence_level=level, method="percentile", rng=seed
+        ).confidence_interval
+        low_ci, high_ci = float(ci.low), float(ci.high)
+    else:
+        low_ci = high_ci = float(delta.mean())
+    null_arr = np.asarray(null)
+    observed = float(delta.mean())
+    tail = (1 - level) / 2
+    return SteeringNull(
+        observed=observed,
+        observed_low=low_ci,
+        observed_high=high_ci,
+        kl=float(np.mean(tested.kl)) if tested.kl is not None else np.nan,
+        null=null_arr,
+        null_kl=np.asarray(null_kl),
+        low=float(np.quantile(null_arr, tail)),
+        high=float(np.quantile(null_arr, 1 - tail)),
+        p=float((1 + np.sum(np.abs(null_arr) >= abs(observed))) / (n_random + 1)),
+        level=level,
+    )

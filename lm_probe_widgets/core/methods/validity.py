@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..engine.data import ProbeDataset
-from ..engine.metrics import parse_baseline_column
 from ..errors import ProbeError
+from .compare import LEVEL, Comparison, holm_family
 
 if TYPE_CHECKING:
     from ..runner import ProbeRunner
@@ -84,17 +84,32 @@ def transfer_matrix(
     return pd.DataFrame(rows)
 
 
-def seed_spread(runner: ProbeRunner, seeds: int | list[int] = 3, **fit_kwargs: Any) -> pd.DataFrame:
-    """Refit the probes (not the model) with other seeds: other validation splits,
-    batch orders and initial weights, on the runner's last training data, and report
-    the spread of each held-out metric per probe (mean, std, min, max)."""
+def seed_spread(
+    runner: ProbeRunner,
+    seeds: int | list[int] = 3,
+    *,
+    subsample: float = 0.8,
+    **fit_kwargs: Any,
+) -> pd.DataFrame:
+    """Refit the probes (not the model) on resampled training sets with other seeds,
+    and report the spread of each held-out metric per probe (mean, std, min, max).
+
+    Each refit trains on a seeded `subsample` fraction of the runner's last training
+    data (drawn without replacement, whole groups when the data carry them; 1.0: all
+    of it), with its own validation split, batch order and initial weights. Seeds
+    alone change little (the final fit is convex and sees the same rows whatever the
+    seed), so a seed-only spread near zero says nothing about how much the result
+    depends on the sample it was trained on; the subsamples do (half-sampling, as in
+    stability selection: Meinshausen & Buehlmann 2010)."""
     plan = runner.last_plan
     if plan is None or plan.eval_set is None:
-        raise ProbeError("seed stability needs a fit with an eval_set first")
+        raise ProbeError("stability needs a fit with an eval_set first")
     if isinstance(seeds, int):
         if seeds < 2:
             raise ProbeError("seeds must be at least 2 to have a spread")
         seeds = [plan.seed + i for i in range(seeds)]
+    if not 0 < subsample <= 1:
+        raise ProbeError(f"subsample must be a fraction in (0, 1], got {subsample}")
     train = plan.train if plan.val is None else _union(plan.train, plan.val)
     kw = {
         "num_epoch": plan.num_epoch,
@@ -107,8 +122,9 @@ def seed_spread(runner: ProbeRunner, seeds: int | list[int] = 3, **fit_kwargs: A
     for seed in seeds:
         configs = [dataclasses.replace(c, seed=seed) for c in plan.configs]
         sibling = runner.sibling(configs)
-        sibling.fit_probes(train, plan.eval_set, seed=seed, **kw)
-        m = sibling.metrics.assign(seed=seed)
+        part = train if subsample == 1 else _subsample(train, subsample, seed)
+        sibling.fit_probes(part, plan.eval_set, seed=seed, **kw)
+        m = sibling.metrics.assign(seed=seed, n_train=len(part))
         frames.append(m)
     all_runs = pd.concat(frames)
     metrics = [
@@ -120,26 +136,45 @@ def seed_spread(runner: ProbeRunner, seeds: int | list[int] = 3, **fit_kwargs: A
     return spread.reindex([c.name for c in plan.configs])
 
 
+def _subsample(ds: ProbeDataset, fraction: float, seed: int) -> ProbeDataset:
+    """A seeded `fraction` of `ds` without replacement; whole groups when `ds` has them
+    (groups in a random order until the fraction is reached)."""
+    rng = np.random.default_rng(seed)
+    groups = getattr(ds, "groups", None)
+    if groups is None:
+        rows = rng.permutation(len(ds))[: max(2, round(fraction * len(ds)))]
+        return ds.subset(np.sort(rows))
+    ids, sizes = np.unique(groups, return_counts=True)
+    order = rng.permutation(len(ids))
+    taken = order[: int(np.searchsorted(np.cumsum(sizes[order]), fraction * len(ds))) + 1]
+    return ds.subset(np.flatnonzero(np.isin(groups, ids[taken])))
+
+
 def _union(a: ProbeDataset, b: ProbeDataset) -> ProbeDataset:
     """The examples of `a` then `b` (the split `b` was taken from, put back)."""
     if a.is_token_level:
         labels: Any = a.token_labels + b.token_labels
     else:
         labels = np.concatenate([a.label_values, b.label_values])
-    return ProbeDataset(a.tokens + b.tokens, labels=labels)
+    out = ProbeDataset(a.tokens + b.tokens, labels=labels)
+    groups = [getattr(d, "groups", None) for d in (a, b)]
+    out.groups = None if any(g is None for g in groups) else np.concatenate(groups)
+    return out
 
 
-def validity_table(runner: ProbeRunner) -> pd.DataFrame:
+def validity_table(runner: ProbeRunner, level: float = LEVEL) -> pd.DataFrame:
     """One row per probe: the checks a probing result must survive, each with its
-    number and a one-line reading. Missing checks (no control, no baselines, no
-    seed spread) say how to get them."""
+    number and a one-line reading. Each comparison (with the control task, the
+    random-init model, every confound) is paired over the test texts and its verdict
+    (beats / ties / loses) is Holm-corrected across the whole card at `level`; a probe
+    that loses to the random-init model or a confound is flagged. Missing checks (no
+    control, no baselines, no seed spread) say how to get them."""
     m = runner.metrics
-    spread = getattr(runner, "spread", None)
+    fitted = [c for c in runner.configs if c.name in m.index and c.name in runner.probes]
+    family = _card_comparisons(runner, fitted, m, level)
     rows = []
-    for cfg in runner.configs:
+    for cfg in fitted:
         name = cfg.name
-        if name not in m.index or name not in runner.probes:
-            continue
         r = m.loc[name]
         regression = cfg.task == "regression"
         score = "r2" if regression else "accuracy"
@@ -148,30 +183,33 @@ def validity_table(runner: ProbeRunner) -> pd.DataFrame:
         readings = []
         if math.isnan(value):
             readings.append("no held-out metrics: fit with an eval_set")
-        sel = r.get("selectivity", math.nan)
-        row["selectivity"] = sel
-        readings.append(
-            "control task: fit with control=True"
-            if math.isnan(sel)
-            else f"{_verb(sel)} its control task by {_pts(sel, regression)}"
-        )
-        baselines = _baseline_scores(r, m.columns, regression)
-        confounds = {k: v for k, v in baselines.items() if k in CONFOUND_NAMES}
-        if "random_init" in baselines:
-            gap = value - baselines["random_init"]
-            row["gap_random_init"] = gap
-            readings.append(f"{_pts(gap, regression)} over a random-init model")
-        measured = {k: v for k, v in confounds.items() if not math.isnan(v)}
-        if measured:
-            best = max(measured, key=lambda k: measured[k])
-            gap = value - measured[best]
-            row["gap_confound"], row["strongest_confound"] = gap, best
-            readings.append(f"{_verb(gap)} {best.replace('_', ' ')} by {_pts(gap, regression)}")
-        elif confounds:
+        mine = family.get(name, {})
+        row["selectivity"] = r.get("selectivity", math.nan)
+        if "control" in mine:
+            readings.append(_columns(row, "control", mine["control"], "its control task"))
+            if mine["control"].difference < 0:
+                readings.append(NEGATIVE_SELECTIVITY)
+        elif math.isnan(row["selectivity"]):
+            readings.append("control task: fit with control=True")
+        if "random_init" in mine:
+            readings.append(
+                _columns(row, "random_init", mine["random_init"], "a random-init model")
+            )
+        confounds = {k: c for k, c in mine.items() if k in CONFOUND_NAMES}
+        if confounds:
+            best = max(confounds, key=lambda k: confounds[k].b_score)
+            row["strongest_confound"] = best
+            readings.append(_columns(row, "confound", confounds[best], best.replace("_", " ")))
+            for k, c in confounds.items():  # a loss to a weaker confound is still a loss
+                if k != best and c.verdict == "loses":
+                    readings.append(c.reading(k.replace("_", " ")))
+        elif any(k in CONFOUND_NAMES for k in getattr(runner, "baselines", {})):
             row["gap_confound"], row["strongest_confound"] = math.nan, None
             readings.append("confounds: no numbers for this probe (see their `note` column)")
         else:
             readings.append("confounds: baselines=('length', 'bag_of_words', 'tfidf')")
+        losses = [k for k, c in mine.items() if k != "control" and c.verdict == "loses"]
+        row["flag"] = "loses to " + ", ".join(k.replace("_", " ") for k in losses) if losses else ""
         low, high = r.get(f"{score}_low", math.nan), r.get(f"{score}_high", math.nan)
         row["ci_width"] = high - low
         if not math.isnan(high - low):
@@ -179,36 +217,60 @@ def validity_table(runner: ProbeRunner) -> pd.DataFrame:
             readings.append(f"CI ±{half:.3f} R²" if regression else f"CI ±{100 * half:.1f} points")
         row["compression"] = r.get("compression", math.nan)
         if not math.isnan(row["compression"]):
-            readings.append(f"online code compresses labels {row['compression']:.2f}x")
+            readings.append(f"MDL (online code) compresses labels {row['compression']:.2f}x")
+        elif not regression:
+            readings.append("MDL: runner.mdl()")
+        spread = getattr(runner, "spread", None)
         if spread is not None and name in spread.index and (score, "std") in spread:
-            row["seed_std"] = spread.loc[name, (score, "std")]
-            readings.append(f"seed std {_pts(row['seed_std'], regression)}")
+            row["refit_std"] = spread.loc[name, (score, "std")]
+            readings.append(f"refit std {_pts(row['refit_std'], regression)} (runner.stability)")
         row["reading"] = "; ".join(readings)
         rows.append(row)
     return pd.DataFrame(rows).set_index("probe") if rows else pd.DataFrame()
 
 
-CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
-
-
-def _baseline_scores(row: pd.Series, columns: Any, regression: bool) -> dict[str, float]:
-    """{baseline name: its score for this probe} in the probe's own metric: the
-    `baseline_<name>` accuracy columns, or `baseline_<name>_r2` for regression."""
-    metric = "r2" if regression else "accuracy"
-    out = {}
-    for col in columns:
-        parsed = parse_baseline_column(col)
-        if parsed is not None and parsed[1] == metric:
-            out[parsed[0]] = float(row[col])
+def _card_comparisons(
+    runner: ProbeRunner, configs: list[Any], m: pd.DataFrame, level: float
+) -> dict[str, dict[str, Comparison]]:
+    """{probe: {"control" / baseline name: its Comparison}}, Holm-adjusted together.
+    A side with no numbers for a probe (token-level confounds) is left out."""
+    made: list[tuple[str, str, Comparison]] = []
+    baselines = getattr(runner, "baselines", {})
+    for cfg in configs:
+        if math.isnan(m.loc[cfg.name].get("r2" if cfg.task == "regression" else "accuracy")):
+            continue
+        sides = ["control"] if getattr(runner, "control", None) is not None else []
+        sides += [k for k in ("random_init", *CONFOUND_NAMES) if k in baselines]
+        for side in sides:
+            try:
+                made.append((cfg.name, side, runner.compare(cfg.name, side, level=level)))
+            except ProbeError:  # no numbers for this probe (token-level confounds)
+                continue
+    adjusted = holm_family([c for _, _, c in made])
+    out: dict[str, dict[str, Comparison]] = {}
+    for (probe, side, _), c in zip(made, adjusted, strict=True):
+        out.setdefault(probe, {})[side] = c
     return out
 
 
-def _verb(gap: float) -> str:
-    return "beats" if gap > 0 else "does not beat"
+def _columns(row: dict[str, Any], key: str, c: Comparison, words: str) -> str:
+    """The comparison's gap, interval and verdict as card columns; its reading."""
+    gap = "selectivity" if key == "control" else f"gap_{key}"
+    row[gap] = c.difference
+    row[f"{gap}_low"], row[f"{gap}_high"] = c.low, c.high
+    row[f"vs_{key}"] = c.verdict
+    return c.reading(words)
+
+
+CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
+NEGATIVE_SELECTIVITY = (
+    "selectivity below 0 reads 'no evidence beyond the words': the control labels have "
+    "no label noise, so noise in the task alone lowers selectivity"
+)
 
 
 def _pts(x: float, regression: bool) -> str:
-    """Accuracy differences in points, R² differences as numbers."""
+    """A spread in accuracy points, or in R²."""
     if math.isnan(x):
         return "?"
-    return f"{x:+.3f} R²" if regression else f"{100 * x:+.1f} points"
+    return f"{x:.3f} R²" if regression else f"{100 * x:.1f} points"
