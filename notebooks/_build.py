@@ -481,6 +481,8 @@ runner.fit_probes(
 """),
     code("""
 metrics = runner.metrics
+if runner.resume_note():  # only after a Stop: what is blank, and how to finish it
+    print(runner.resume_note())
 cols = ["accuracy", "accuracy_low", "accuracy_high", "control_accuracy", "selectivity",
         "baseline_random_init", "baseline_bag_of_words", "baseline_tfidf", "baseline_length",
         "baseline_majority"]

@@ -436,6 +436,26 @@ def test_a_stop_gives_one_coherent_final_message():
         assert ("fit completed" in text) == (reason == "completed")
 
 
+def test_the_stop_message_says_what_happens_in_the_phase_running_now():
+    """A stop during the test-set pass must not promise "training ends after the
+    current batch": that pass runs to its end (the engine never cuts it)."""
+    cases = [
+        (("train", 2, 32, 600), {}, "training ends after the current batch"),
+        (("refine", 1, 1, 4), {}, "final fit stops after the current probe"),
+        (("extract-eval", 1, 32, 200), {}, "test-set pass runs to its end"),
+        (("baseline-random_init", 1, 32, 600), {"detail": "extract-eval"}, "test-set pass"),
+    ]
+    for args, kw, expect in cases:
+        s = ProgressState(FakeClock())
+        s.handle(_fit_started(["a"]))
+        s.handle(_batch(*args, **kw))
+        s.request_stop()
+        assert expect in s.fit["message"], (args, s.fit["message"])
+        assert ("resume=True" in s.fit["message"]) == args[0].startswith("baseline-")
+        if "test-set" in expect:
+            assert "training ends" not in s.fit["message"]
+
+
 def test_a_stop_after_training_says_what_it_cut():
     s = ProgressState(FakeClock())
     s.handle(_fit_started(["a"]))
@@ -445,6 +465,7 @@ def test_a_stop_after_training_says_what_it_cut():
     s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "stopped"}))
     assert s.fit["headline"] == "fit stopped by you"
     assert s.fit["message"].startswith("Stopped during baseline: random-init model: the probes")
+    assert "blank" in s.fit["message"] and "resume=True" in s.fit["message"]
     assert s.probes["a"]["state"] == "finished"
 
 

@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -38,7 +39,7 @@ from .engine.feature_cache import (
 from .engine.fingerprint import model_fingerprint
 from .engine.fit import FitLoop, FitResult, plan_started_event
 from .engine.memory import guard_memory
-from .engine.metrics import METRIC_COLUMNS, MetricsTable
+from .engine.metrics import METRIC_COLUMNS, MetricsTable, incomplete_note
 from .engine.modeling import wrap_model
 from .engine.plan import (
     FitPlan,
@@ -188,14 +189,47 @@ class ProbeRunner(FeatureAccess):
             row.update(_record_columns(cfg, probe))
             rows.append(row)
         df = pd.DataFrame(rows).set_index("probe")
-        if self.control is not None:
+        incomplete = self.incomplete
+        if self.control is not None or "control" in incomplete:
             # selectivity: the task's score minus the control's (accuracy, or R² for
-            # regression probes)
+            # regression probes); blank when the control probes did not finish
             score = "r2" if "r2" in df and df["accuracy"].isna().all() else "accuracy"
-            ctrl = self.control.metrics[score].reindex(df.index)
+            if "control" in incomplete:
+                ctrl = pd.Series(math.nan, index=df.index)
+            else:
+                ctrl = self.control.metrics[score].reindex(df.index)
             df[f"control_{score}"] = ctrl
             df["selectivity"] = df[score] - ctrl
-        return MetricsTable(add_baseline_columns(self.baselines, df))
+        plan = self._result.plan
+        names = list(dict.fromkeys([*(plan.baselines if plan else ()), *self.baselines]))
+        baselines = {n: None if f"baseline_{n}" in incomplete else self.baselines[n] for n in names}
+        table = MetricsTable(add_baseline_columns(baselines, df, self.configs))
+        if incomplete:
+            table.attrs["incomplete"] = incomplete
+        return table
+
+    def resume_note(self) -> str:
+        """After a Stop: which methods are blank and how to finish them ("" if none)."""
+        return incomplete_note(self.incomplete)
+
+    @property
+    def incomplete(self) -> dict[str, str]:
+        """The control probes and baselines the last fit planned but did not finish (a
+        Stop or Ctrl-C before or during them): {column prefix: what happened}. Their
+        columns in `metrics` are blank, never numbers from half-trained probes;
+        `fit_probes(..., resume=True)` with the same arguments finishes them."""
+        plan = self._result.plan
+        if plan is None:
+            return {}
+        planned = (["control"] if plan.control else []) + [f"baseline_{n}" for n in plan.baselines]
+        out = {}
+        for key in planned:
+            sub = self.control if key == "control" else self.baselines.get(key[len("baseline_") :])
+            if sub is None:
+                out[key] = "not run"
+            elif str(getattr(sub, "state", RunnerState.FITTED)) != str(RunnerState.FITTED):
+                out[key] = f"{sub.state} during its fit"
+        return out
 
     def fit_probes(
         self,
@@ -477,7 +511,23 @@ class ProbeRunner(FeatureAccess):
     def validity(self) -> pd.DataFrame:
         """Per probe: selectivity, code length, gaps over random-init and the strongest
         confound baseline, CI width, seed spread, each with a one-line reading."""
-        return validity_table(self)
+        card = validity_table(self)
+        incomplete = self.incomplete
+        if incomplete and len(card):
+            # the card's words for a check never asked for would misread a stopped one
+            warnings.warn(incomplete_note(incomplete), stacklevel=2)
+            reading = card["reading"]
+            unasked = {
+                "control": "control task: fit with control=True",
+                "baseline_random_init": "? over a random-init model",
+            }
+            for key, words in unasked.items():
+                if key in incomplete:
+                    reading = reading.str.replace(words, "", regex=False)
+            reading = reading.str.replace(r"(; )+", "; ", regex=True).str.strip("; ")
+            unfinished = ", ".join(incomplete)
+            card["reading"] = reading + f"; not finished (blank): {unfinished}"
+        return card
 
     def sibling(self, configs: Sequence[ProbeConfig] | None = None) -> ProbeRunner:
         """A new runner on the same model, feature cache and store (no probes yet)."""

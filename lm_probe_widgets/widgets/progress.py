@@ -285,6 +285,26 @@ class ProgressState:
                 p["state"] = reason if reason in ("error", "interrupted") else "stopped"
 
     # -- words ----------------------------------------------------------------------
+    def _stop_message(self) -> str:
+        """What a Stop does from the phase running now (the engine's rules: a stop
+        ends training at the next batch, the final fit after its current probe, and
+        never cuts the test-set pass, which gives the held-out numbers)."""
+        key = str(self._fit.get("phase", ""))
+        ph = self._phases.get(key) or {}
+        stage = ph.get("detail") or key
+        if stage in ("extract-eval", "bootstrap"):
+            text = "Stop requested: the test-set pass runs to its end (it gives the held-out "
+            text += "numbers), then the fit stops."
+        elif stage == "refine":
+            text = "Stop requested: the final fit stops after the current probe, then the "
+            text += "probes are evaluated."
+        else:
+            text = "Stop requested: training ends after the current batch, then the probes "
+            text += "are evaluated."
+        if key.startswith(("control", "baseline-")):
+            text += " What did not finish stays blank; fit_probes(..., resume=True) finishes it."
+        return text
+
     def _final_message(self, state: str) -> str:
         if state == "completed":
             if self.stop_requested:
@@ -295,8 +315,9 @@ class ProgressState:
                 ph = self._phases.get(self._fit.get("phase", ""))
                 where = f" during {ph['label']}" if ph else ""
                 return (
-                    f"Stopped{where}: the probes had already finished training; what this "
-                    "and later steps would have added is missing."
+                    f"Stopped{where}: the probes had already finished training; the columns "
+                    "of this and later steps are blank. fit_probes(..., resume=True) "
+                    "finishes them."
                 )
             tail = "; the test-set metrics are computed" if self._fit.get("n_eval") else ""
             return (
@@ -377,12 +398,7 @@ class ProgressState:
         f = self._fit
         state = f.get("state", "waiting")
         if state == "running":
-            f["message"] = (
-                "Stop requested: training ends after the current batch, then the probes "
-                "are evaluated."
-                if self.stop_requested
-                else ""
-            )
+            f["message"] = self._stop_message() if self.stop_requested else ""
         elif state != "waiting":
             f["message"] = self._final_message(state)
         else:
