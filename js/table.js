@@ -321,7 +321,7 @@ function redraw(t) {
 const DATA_KEYS = ["columns", "rows", "sort", "title", "filename", "max_height", "show_all"];
 
 function render({ model, el }) {
-  const root = h("div", "lpw lpw-table");
+  const root = h("div", "lpw lpw-live lpw-table");
   el.appendChild(root);
   const t = newTable(model, root);
   root.append(buildToolbar(t), buildGrid(t), buildMore(t));

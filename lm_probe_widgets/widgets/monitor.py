@@ -213,8 +213,8 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
     it can still end the run), the best point, the end state and the kept weights'
     validation loss as the curve's end point; and a Stop button."""
 
-    # Shown before the fit that drives it (often in an earlier cell): it stays live.
-    freeze_at_next_cell = False
+    # One output carries the live view and its snapshot (its fit refreshes both).
+    static_copy_beside = False
     _esm = esm_source("monitor")
     _css = css_text("monitor")
 

@@ -14,10 +14,9 @@ Python computes everything; the browser only draws ``result``. The browser sends
 text (debounced as you type) through the synced ``text`` trait; an exception while
 computing becomes the ``error`` trait, shown in the widget, never a crash.
 
-The output also holds a static HTML snapshot (``text/html``) of the current result,
-for a notebook reopened without its kernel or exported with nbconvert. Typing does not
-refresh it at once (that would re-render the view under the cursor): it catches up
-when focus leaves the widget, when Python changes ``text``, or on ``refresh_snapshot()``.
+A static HTML copy of the current result is shown beside the live view (its own
+output, see ``widgets.snapshot``), for a notebook reopened without its kernel or
+exported with nbconvert; typing and changes made in Python refresh it.
 """
 
 from __future__ import annotations

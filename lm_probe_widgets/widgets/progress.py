@@ -471,8 +471,8 @@ class ProbeProgress(SnapshotDisplay, anywidget.AnyWidget):
     runner.events.subscribe(w.handle)`` and call ``w.flush()`` when you want a redraw.
     """
 
-    # Shown before the fit that drives it (often in an earlier cell): it stays live.
-    freeze_at_next_cell = False
+    # One output carries the live view and its snapshot (its fit refreshes both).
+    static_copy_beside = False
     _esm = esm_source("progress")
     _css = css_text("progress")
 
