@@ -411,7 +411,7 @@ def test_the_headline_is_final_only_at_fit_finished():
     assert s.fit["headline"] == "fit completed" and s.fit["message"] == ""
     assert [ph["state"] for ph in s.phase_list()] == ["done"] * 6
     assert s.summary().count("fit completed") == 1
-    assert s.probes["a"]["detail"].endswith("val loss (kept weights) 0.410")
+    assert s.probes["a"]["detail"].endswith("CV loss (final fit) 0.410")
 
 
 def test_a_stop_gives_one_coherent_final_message():
@@ -434,6 +434,19 @@ def test_a_stop_gives_one_coherent_final_message():
         assert "Stop requested" not in text
         assert text.count("completed") + text.count("stopped by you") <= 3, text
         assert ("fit completed" in text) == (reason == "completed")
+
+
+def test_a_probe_row_names_its_loss_for_what_it_is():
+    """Training over, the final fit not yet reported: the best step's validation loss,
+    so named; then the final fit's cross-validated loss, so named (never one label for
+    both, which read as "the final fit made it worse")."""
+    s = ProgressState(FakeClock())
+    s.handle(_fit_started(["a"]))
+    s.handle(ev.Event(ev.EVALUATED, "a", {"val_loss": 0.7, "best_val_loss": 0.662, "best_step": 5}))
+    s.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "finished", "steps": 10}))
+    assert s.probes["a"]["detail"].endswith("best-step val loss 0.662")
+    s.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.695, "l2": 0.1}))
+    assert s.probes["a"]["detail"].endswith("CV loss (final fit) 0.695")
 
 
 def test_the_stop_message_says_what_happens_in_the_phase_running_now():
@@ -523,10 +536,12 @@ def test_monitor_chart_facts():
     assert run(early_stopping=False).chart("a")["window"] is None
     m.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "stopped", "steps": 10}))
     assert m.chart("a")["kept_val_loss"] == pytest.approx(0.1)  # the best step's weights
+    assert m.chart("a")["kept_foot"] == "best-step val loss 0.100"
     m.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.05, "l2": 0.01}))
     chart = m.chart("a")
     assert chart["kept_val_loss"] == 0.05 and chart["kept_step"] == 10
-    assert chart["kept_label"] == "after the final fit (L2 0.01)"
+    assert chart["kept_label"].startswith("after the final fit (L2 0.01): cross-validated")
+    assert chart["kept_foot"] == "CV loss (final fit) 0.050"
     for step in range(11, 41):  # a resumed run goes past its plan: the axis follows
         m.handle(
             ev.Event(

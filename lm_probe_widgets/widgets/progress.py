@@ -382,7 +382,8 @@ class ProgressState:
         elif p["state"] != "waiting":
             kept = self.kept_val_loss(p)
             if kept is not None:
-                bits.append(f"val loss (kept weights) {format_number(kept)}")
+                words = st.kept_loss_words(p.get("kept_val_loss") is not None)
+                bits.append(f"{words} {format_number(kept)}")
         return " · ".join(bits)
 
     @staticmethod

@@ -370,8 +370,8 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
         r = 4.0
         parts.append(
             f'<path class="lpw-snap-kept" d="M{kx:.1f} {ky - r:.1f}L{kx + r:.1f} {ky:.1f}'
-            f'L{kx:.1f} {ky + r:.1f}L{kx - r:.1f} {ky:.1f}Z"><title>kept weights: val loss '
-            f"{_e(format_number(kept))} ({_e(row.get('kept_label', ''))})</title></path>"
+            f'L{kx:.1f} {ky + r:.1f}L{kx - r:.1f} {ky:.1f}Z"><title>kept weights: '
+            f"{_e(row.get('kept_foot', ''))} ({_e(row.get('kept_label', ''))})</title></path>"
         )
     parts += [
         f'<text class="lpw-snap-axis" x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end">'
@@ -389,7 +389,7 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
 def card_foot(row: dict[str, Any], losses: Sequence[float | None]) -> str:
     """The one validation-loss number a card shows, with its label."""
     if row.get("kept_val_loss") is not None:
-        return f"val loss (kept weights) {format_number(row['kept_val_loss'])}"
+        return str(row.get("kept_foot", ""))
     last = next((v for v in reversed(losses) if v is not None), None)
     return f"val loss {format_number(last)} (latest)" if last is not None else "no evaluation yet"
 

@@ -152,7 +152,7 @@ def test_points_snapshot_resync_and_marks(widget_page):
     assert card.get_attribute("data-state") == "early-stopped"
     kept = card.locator(".lpw-kept")
     assert kept.is_visible() and "0.250" in kept.locator("title").text_content()
-    assert card.locator(".lpw-monitor-reason").inner_text() == "val loss (kept weights) 0.250"
+    assert card.locator(".lpw-monitor-reason").inner_text() == "CV loss (final fit) 0.250"
     legend = w.root.locator(".lpw-monitor-key:visible").all_inner_texts()
     assert [t.strip() for t in legend] == [
         "warm-up",
