@@ -491,9 +491,10 @@ metrics[cols].round(3)
     md("""
 ## The layer-sweep plot
 
-Accuracy against depth, with the bootstrap interval as a band. Dashed grey lines are the
-baselines `fit_probes` computed (the random-init model per layer, the confounds and the
-majority class as flat lines); the dotted line marks h[0], the input embeddings.
+Accuracy against depth, with the bootstrap interval as a band. The baselines `fit_probes`
+computed each have their own colour and dash, named at their right end (the random-init
+model per layer, the confounds and the majority class as flat lines); the extra dotted
+line marks h[0], the input embeddings.
 (`runner.plot_layer_sweep()` draws the same from the raw submodule names; here we pass the
 metrics with the `h[i]` names so the x axis counts layers like `hidden_states`.)
 """),
