@@ -132,16 +132,19 @@ print(len(train), "train /", len(test), "test")
 
 Submodules are named by their dotted path in `print(model)` plus `.output`. For SmolLM2:
 `model.embed_tokens.output` is the token embeddings (what the model sees before any
-computation) and `model.layers.{i}.output` is the residual stream after block `i`
-(30 blocks, numbered 0 to 29).
+computation) and `model.layers.{i}.output` is the residual stream after the model's
+(i+1)-th block (Python counts the 30 blocks from 0). The lessons number the residual
+stream as `output_hidden_states` does: **h[0]** is the embeddings and **h[i]** the
+output of block i counted from 1, so `model.layers.{i}.output` is h[i+1] and h[30] is
+the last.
 
-Here is the selection as plain code: the embeddings, a middle block and the last block.
+Here is the selection as plain code: the embeddings, a middle layer and the last one.
 """),
     code("""
 selected = [
-    "model.embed_tokens.output",
-    "model.layers.14.output",
-    "model.layers.29.output",
+    "model.embed_tokens.output",  # h[0]
+    "model.layers.14.output",  # h[15]
+    "model.layers.29.output",  # h[30]
 ]
 """),
     md("""

@@ -467,3 +467,28 @@ def test_plot_style_keeps_changes_a_backend_makes_meanwhile() -> None:
         assert matplotlib.rcParams["text.color"] == colour  # our look does not leak
     finally:
         matplotlib.interactive(before)
+
+
+def test_cli_report_draws_the_sweep_on_the_tables_h_i() -> None:
+    """The CLI's table says h0, h5, ...; its plot used the submodules' block indices
+    (embeddings at -1 "no layer index", h5 at 4). Now both use h[i]."""
+    from matplotlib.figure import Figure
+
+    from lm_probe_widgets.cli import _draw_sweep, sweep_frame
+
+    names = ["h0", "h5", "h10"]
+    subs = ["model.embed_tokens.output", "model.layers.4.output", "model.layers.9.output"]
+    df = pd.DataFrame({"submodule": subs, "accuracy": [0.6, 0.7, 0.8]}, index=names)
+    frame, numbered = sweep_frame(df)
+    assert numbered and list(frame["submodule"]) == ["h[0]", "h[5]", "h[10]"]
+    ax = Figure().add_subplot()
+    _draw_sweep(ax, df)
+    (line,) = _gid(ax, "sweep:").values()
+    assert list(line.get_xdata()) == [0, 5, 10] and _gid(ax, "loose:") == {}
+    assert list(ax.get_xticks()) == [0, 5, 10] and "h[i]" in ax.get_xlabel()
+    perfect = df.assign(accuracy=[0.9, 1.0, 1.0])
+    ax2 = Figure().add_subplot()
+    _draw_sweep(ax2, perfect)
+    assert 1.0 <= ax2.get_ylim()[1] <= 1.01  # the axis does not run above 1.0
+    named = df.rename(index={"h5": "mid"})  # names of one's own: the submodules' depths
+    assert sweep_frame(named)[1] is False

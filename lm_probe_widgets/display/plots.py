@@ -54,6 +54,7 @@ POOLING_WORDS = {
     "none": "per token",
 }
 CI_LABEL = "95% interval (bootstrap)"
+UNIT_METRICS = ("accuracy", "f1", "roc_auc", "balanced_accuracy")  # at most 1
 
 
 @contextlib.contextmanager
@@ -259,6 +260,9 @@ def plot_layer_sweep(
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer" + (" (-1: no layer index)" if loose else ""))
         ax.set_ylabel(metric)
+        low, high = ax.get_ylim()
+        if metric in UNIT_METRICS and high > 1.0:  # no axis above what can be scored
+            ax.set_ylim(low, 1.0 + 0.02 * (1.0 - low))
         ax.set_title(f"{metric} by layer")
         ax.grid(True, alpha=0.3)
     place_legend(ax, extra)
