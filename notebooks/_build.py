@@ -89,9 +89,15 @@ Without it, fitting prints a console progress meter instead.
     code("""
 %load_ext lm_probe_widgets
 
+import os
+
 import numpy as np
+import torch
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner, load_dataset, load_model
+
+# Half the cores for torch: on a machine busy with other work more threads only spin.
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 """),
     md("""
 ## 1. Model and data
@@ -392,8 +398,8 @@ next to a control probe, plus the random-init model (the confound baselines cost
 second or two). The whole notebook takes about two to five minutes on a 2-core CPU
 (measured with one torch thread: about 2 minutes on a busy 2-core machine, 5 on one
 shared with two other heavy jobs; the first run on a machine adds ~30 s to convert the
-model once). On a machine shared with other work, `torch.set_num_threads(1)` is often
-faster than two.
+model once). On a machine shared with other work fewer torch threads are faster, so the
+first cell gives torch half the cores (one on a 2-core machine).
 For a smoother curve raise `N_TEXTS` and set `STEP = 1` (all 31 layers): extraction time
 grows with the number of texts, hardly with the number of layers.
 
@@ -405,8 +411,10 @@ cannot show.
 %load_ext lm_probe_widgets
 
 import json
+import os
 
 import pandas as pd
+import torch
 
 from lm_probe_widgets import (
     ProbeConfig,
@@ -417,6 +425,9 @@ from lm_probe_widgets import (
     load_model,
 )
 from lm_probe_widgets.display.plots import plot_layer_sweep
+
+# Half the cores for torch: on a machine busy with other work more threads only spin.
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
 N_TEXTS = 800     # reviews (balanced); 600 train / 200 test
 MAX_LENGTH = 48   # tokens per review (longer ones are truncated)
@@ -731,6 +742,7 @@ steering sweep (54 forward passes of 12 short reviews); less on a quiet machine.
 %load_ext lm_probe_widgets
 
 import json
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -746,6 +758,9 @@ from lm_probe_widgets import (
     load_model,
 )
 from lm_probe_widgets.core.methods import steering
+
+# Half the cores for torch: on a machine busy with other work more threads only spin.
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
 N_TEXTS = 300  # reviews to fit the probes on (75 of them held out for accuracy)
 N_STEER = 12  # further reviews, never seen by a probe, to steer on
