@@ -436,6 +436,28 @@ def test_a_stop_gives_one_coherent_final_message():
         assert ("fit completed" in text) == (reason == "completed")
 
 
+def test_phase_bars_never_go_back():
+    """The random-init bar filled in its first pass, then fell back to 30% when its
+    later epochs started counting from 0: a bar may only grow."""
+    s = ProgressState(FakeClock())
+    s.handle(_fit_started(["a"], num_epoch=3))
+    seen = []
+    stages = [("extract-val", 1, 64), ("extract-train", 1, 600)]
+    stages += [("train", e, 600) for e in (2, 3)] + [("refine", 3, 1), ("extract-eval", 0, 200)]
+    for stage, epoch, total in stages:
+        for done in (total // 3, total):
+            s.handle(_batch("baseline-random_init", epoch, done, total, detail=stage))
+            seen.append(s.phases["baseline-random_init"]["fraction"])
+    assert seen == sorted(seen) and seen[-1] == 1.0 and seen[0] < 0.2, seen
+    main = ProgressState(FakeClock())
+    main.handle(_fit_started(["a"], num_epoch=3))
+    fractions = []
+    for epoch, done in ((2, 300), (2, 600), (3, 100), (3, 600)):
+        main.handle(_batch("train", epoch, done, 600))
+        fractions.append(main.phases["train"]["fraction"])
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0, fractions
+
+
 def test_a_probe_row_names_its_loss_for_what_it_is():
     """Training over, the final fit not yet reported: the best step's validation loss,
     so named; then the final fit's cross-validated loss, so named (never one label for

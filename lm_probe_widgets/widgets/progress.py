@@ -35,6 +35,8 @@ from .snapshot import SnapshotDisplay, with_snapshot
 
 STATES = tuple(st.PROBE_STATES)
 TRAINING_PHASES = ("train",)  # phases whose remaining work spans the remaining epochs
+# The stages of a control or baseline fit, in the order they run (core.engine.fit).
+SUB_FIT_STAGES = ("extract-val", "extract-train", "train", "refine", "extract-eval")
 
 
 def format_seconds(s: float | None) -> str:
@@ -426,13 +428,22 @@ class ProgressState:
             )
         for ph in self._phases.values():
             ph["text"] = self._phase_text(ph)
-            ph["fraction"] = (
-                1.0
-                if ph["state"] == "done"
-                else min(1.0, ph["done"] / ph["total"])
-                if ph["total"]
-                else 0.0
-            )
+            ph["fraction"] = 1.0 if ph["state"] == "done" else self._phase_fraction(ph)
+
+    def _phase_fraction(self, ph: dict[str, Any]) -> float:
+        """How far a phase is, never going back: across the epochs of training, and for
+        a control or baseline fit (whose stages each count from 0 again) across its
+        stages in their order, each an equal share of the bar."""
+        total = ph["total"]
+        part = min(1.0, ph["done"] / total) if total else 0.0
+        stage = ph["detail"] or ph["key"]
+        num_epoch = int(self._fit.get("num_epoch", 0) or 0)
+        if stage in TRAINING_PHASES and num_epoch > 1:  # later epochs: 2 .. num_epoch
+            part = min(1.0, (max(ph["epoch"] - 2, 0) + part) / (num_epoch - 1))
+        if ph["detail"] in SUB_FIT_STAGES:
+            part = (SUB_FIT_STAGES.index(ph["detail"]) + part) / len(SUB_FIT_STAGES)
+        ph["_fraction"] = max(ph.get("_fraction", 0.0), part)
+        return float(ph["_fraction"])
 
     # -- views ----------------------------------------------------------------------
     def probe_list(self) -> list[dict[str, Any]]:
