@@ -200,3 +200,17 @@ def test_layer_of():
     assert layer_of("model.layers.15") == 15
     assert layer_of("encoder.layer.2.output.dense") == 2
     assert layer_of("embed_tokens") is None
+
+
+def test_class_names_and_the_best_probe_by_default(three):
+    """Classes read as the dataset's names, not 0/1/2; the heatmap starts on the probe
+    with the best held-out accuracy (it started on the first, often the weakest)."""
+    names = {0: "negative", 1: "positive", 2: "long"}
+    pg = ProbePlayground(three, text="the film was good", class_names=names)
+    strip = pg.result["probes"]
+    assert all(p["classes"] == ["negative", "positive", "long"] for p in strip)
+    acc = three.metrics["accuracy"]
+    assert pg.probe == acc.idxmax()
+    listed = ProbePlayground(three, text="good", class_names=["neg", "pos", "long"])
+    assert listed.result["probes"][0]["classes"] == ["neg", "pos", "long"]
+    assert "positive" in pg.snapshot_html() or "negative" in pg.snapshot_html()
