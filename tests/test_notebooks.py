@@ -291,11 +291,11 @@ def test_lesson_runs_end_to_end(tmp_path: Path) -> None:
     # Run All showed no answer: the solution cells are Markdown, nothing under them ran
     lesson = [c for c in nb.cells if "extra" not in _tags(c)]
     printed = "".join(_stdout(c) for c in lesson)
-    assert "intervals overlap:" not in printed and "largest gap at" not in printed
+    assert "intervals overlap:" not in printed and "gap above the half-width" not in printed
     # the solutions' code works when a student runs it (after the notebook)
     sol = [c for c in nb.cells if "extra" in _tags(c)]
     assert "intervals overlap:" in _stdout(sol[0])
-    assert "largest gap at h[" in _stdout(sol[1])
+    assert "gap above the half-width at:" in _stdout(sol[1])
     assert "text/html" in _mimetypes(sol[2])
 
 
