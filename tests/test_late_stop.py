@@ -88,6 +88,20 @@ def test_a_stop_leaves_blank_columns_with_a_note_never_partial_numbers(
         assert not any("fit with control=True" in r for r in card["reading"])
     if "baseline_random_init" in unfinished:
         assert card["gap_random_init"].isna().all()  # no gap from half-trained probes
+    # the plots: a blank method is not drawn, and a blank metric says why, not raises
+    import matplotlib.pyplot as plt
+
+    from lm_probe_widgets.display.plots import plot_layer_sweep
+
+    ax = plot_layer_sweep(runner, "accuracy")
+    drawn = {line.get_gid() or "" for line in ax.get_lines()}
+    random_init_drawn = any("random-init" in g for g in drawn)
+    assert random_init_drawn == ("baseline_random_init" not in unfinished)
+    if "control" in unfinished:
+        ax = plot_layer_sweep(runner, "selectivity")
+        assert ax.get_title().endswith("not measured")
+        assert "resume=True" in ax.texts[0].get_text()
+    plt.close("all")
 
 
 def test_resume_after_a_stop_in_a_baseline_finishes_every_method(small):

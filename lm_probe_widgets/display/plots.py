@@ -188,6 +188,24 @@ def plot_layer_sweep(
     are the probed layers (up to 16 of them).
     """
     df = _metrics_frame(source)
+    unfinished = _unfinished_note(df, metric)
+    if unfinished:  # a Stop left this metric blank: say so instead of failing the cell
+        ax = _new_axes(ax, figsize)
+        with plot_style():
+            ax.text(
+                0.5,
+                0.5,
+                unfinished,
+                ha="center",
+                va="center",
+                wrap=True,
+                transform=ax.transAxes,
+                fontsize="small",
+            )
+            ax.set_title(f"{metric} by layer: not measured")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        return ax
     values = _sweep_values(df, metric)
     lo_col, hi_col = f"{metric}_low", f"{metric}_high"
     has_ci = ci and lo_col in df.columns and hi_col in df.columns
@@ -267,6 +285,23 @@ def plot_layer_sweep(
         ax.grid(True, alpha=0.3)
     place_legend(ax, extra)
     return ax
+
+
+def _unfinished_note(df: Any, metric: str) -> str:
+    """Why `metric` is blank when a stopped fit left its method unfinished (the
+    runner's metrics say which in ``attrs["incomplete"]``), else ""."""
+    incomplete = getattr(df, "attrs", {}).get("incomplete") or {}
+    owner = "control" if metric in ("selectivity", "control_accuracy", "control_r2") else None
+    if metric.startswith("baseline_"):
+        owner = "baseline_" + baseline_of(metric)[0]
+    if owner not in incomplete or metric not in df.columns:
+        return ""
+    if np.isfinite(df[metric].astype(float).to_numpy()).any():
+        return ""
+    return (
+        f"{metric} was not measured: the fit was stopped before {owner} finished "
+        f"({incomplete[owner]}). Run the same fit_probes call with resume=True."
+    )
 
 
 def _sweep_values(df: Any, metric: str) -> Any:
