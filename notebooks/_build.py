@@ -318,8 +318,8 @@ notebook keeps a static picture of the last result.
     code("""
 from lm_probe_widgets.widgets import ProbePlayground
 
-ProbePlayground(runner, text="The plot is thin, but the performances are wonderful.",
-                class_names=["negative", "positive"])  # the names of labels 0 and 1
+sentence = "The plot is thin, but the performances are wonderful."
+ProbePlayground(runner, text=sentence, class_names=["negative", "positive"])  # labels 0, 1
 """),
     md("""
 ## 8. Save and reload
