@@ -374,7 +374,8 @@ function render({ model, el }) {
     stop.textContent = running ? (requested ? "Stopping…" : "Stop")
       : model.get("outcome") === "stopped" ? "Stopped" : "Stop";
     stop.title = supported
-      ? "End fitting cleanly after the current batch: probes keep their best weights"
+      ? "End the fit cleanly: training stops after the current batch (a test-set pass " +
+        "runs to its end); probes keep their best weights"
       : model.get("stop_hint") || "";
     note.textContent = !supported && running ? model.get("stop_hint") || "" : "";
     title.textContent = model.get("title") || "Validation loss";

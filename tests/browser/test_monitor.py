@@ -276,6 +276,7 @@ def test_stop_button_sets_the_trait_once(widget_page):
     assert stop.is_disabled()  # nothing to stop yet
     w.kernel_set("running", True)
     assert stop.is_enabled() and stop.inner_text() == "Stop"
+    assert "test-set pass runs to its end" in stop.get_attribute("title")  # true in any phase
     stop.click()
     assert w.get("stop_requested") is True
     assert w.sets() == [["stop_requested", True]] and w.saves() == 1
