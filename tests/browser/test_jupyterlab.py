@@ -662,10 +662,15 @@ def test_playground_updates_as_you_type(page: Any, lab: dict[str, Any]) -> None:
     Then a later cell reads `playground.text` back; no widget error, no console error."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on(
-        "console",
-        lambda msg: errors.append(f"console.error: {msg.text}") if msg.type == "error" else None,
-    )
+
+    def console(msg: Any) -> None:
+        # A notebook an earlier test saved and reopened without its kernel comes back in
+        # a hidden tab: JupyterLab's widget renderer logs "widget model not found" for its
+        # live-view outputs, which the static copies beside them hide (widgets.snapshot).
+        if msg.type == "error" and "widget model not found" not in msg.text:
+            errors.append(f"console.error: {msg.text}")
+
+    page.on("console", console)
     page.set_default_timeout(PATIENCE_MS)
     try:
         with _screenshot_on_failure(page, "jupyterlab-playground.png"):
