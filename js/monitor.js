@@ -3,7 +3,8 @@
 // Model state:
 //   meta            [{name, warmup_steps, patience, eval_every, early_stopping, max_steps,
 //                     best_step, best_val_loss, stop_step, stop_reason, stop_kind, state, points,
-//                     x_max, window, warmup, kept_val_loss, kept_label, kept_step}]
+//                     x_max, window, warmup, kept_val_loss, kept_label, kept_foot,
+//                     kept_step}]
 //                   x_max (planned steps), window and kept are decided in Python
 //                   (MonitorState.chart); the view only extends x_max if points go past it
 //   styles          {probe: {state: {label, color}}}  words and colours (display/states.py)
@@ -204,7 +205,7 @@ function drawCard(c, m, d, styles) {
     }
   }
   c.foot.textContent = hasKept
-    ? `val loss (kept weights) ${fmt(kept)}`
+    ? (m.kept_foot || fmt(kept))
     : last !== null ? `val loss ${fmt(last)} (latest)` : "no evaluation yet";
   c.state.textContent = style.label;
   c.state.style.setProperty("--lpw-state", style.color);
@@ -261,7 +262,7 @@ function drawKept(c, m, kept, px, py, kx, Y) {
     const r = 4;
     c.kept.setAttribute("d", `M${kx.toFixed(1)} ${(ky - r).toFixed(1)}L${(kx + r).toFixed(1)} ` +
       `${ky.toFixed(1)}L${kx.toFixed(1)} ${(ky + r).toFixed(1)}L${(kx - r).toFixed(1)} ${ky.toFixed(1)}Z`);
-    c.keptTitle.textContent = `kept weights: val loss ${fmt(kept)} (${m.kept_label || ""})`;
+    c.keptTitle.textContent = `kept weights: ${m.kept_foot || fmt(kept)} (${m.kept_label || ""})`;
     let li = n - 1;
     while (li >= 0 && py[li] === null) li--;
     if (li >= 0) {
@@ -373,7 +374,8 @@ function render({ model, el }) {
     stop.textContent = running ? (requested ? "Stopping…" : "Stop")
       : model.get("outcome") === "stopped" ? "Stopped" : "Stop";
     stop.title = supported
-      ? "End fitting cleanly after the current batch: probes keep their best weights"
+      ? "End the fit cleanly: training stops after the current batch (a test-set pass " +
+        "runs to its end); probes keep their best weights"
       : model.get("stop_hint") || "";
     note.textContent = !supported && running ? model.get("stop_hint") || "" : "";
     title.textContent = model.get("title") || "Validation loss";

@@ -468,7 +468,7 @@ function modelHandlers(p) {
 }
 
 function render({ model, el }) {
-  const root = h("div", "lpw lpw-picker");
+  const root = h("div", "lpw lpw-live lpw-picker");
   el.appendChild(root);
   const p = newPicker(model);
   p.empty = h("div", "lpw-picker-empty lpw-muted", "No submodule matches the filter.");

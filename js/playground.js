@@ -123,7 +123,7 @@ function fillSelect(sel, values, current) {
 }
 
 function render({ model, el }) {
-  const root = h("div", "lpw lpw-playground");
+  const root = h("div", "lpw lpw-live lpw-playground");
   el.appendChild(root);
 
   const head = h("div", "lpw-toolbar");

@@ -235,9 +235,12 @@ function headerCell(t, c) {
   return th;
 }
 
-// Sort by column `name` (again: the other way), here and in the model.
+// Sort by column `name` (again: the other way), here and in the model. The first click
+// puts the best values first: descending where higher is better (accuracy), else ascending.
 function sortBy(t, name) {
-  const next = { column: name, descending: t.sort.column === name ? !t.sort.descending : false };
+  const col = t.columns.find((c) => c.name === name);
+  const first = !!col && col.best === "max";
+  const next = { column: name, descending: t.sort.column === name ? !t.sort.descending : first };
   t.sort = next;
   t.order = viewOrder(t.rows, t.columns, t.sort);
   t.model.set("sort", next);
@@ -321,7 +324,7 @@ function redraw(t) {
 const DATA_KEYS = ["columns", "rows", "sort", "title", "filename", "max_height", "show_all"];
 
 function render({ model, el }) {
-  const root = h("div", "lpw lpw-table");
+  const root = h("div", "lpw lpw-live lpw-table");
   el.appendChild(root);
   const t = newTable(model, root);
   root.append(buildToolbar(t), buildGrid(t), buildMore(t));

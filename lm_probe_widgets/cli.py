@@ -22,6 +22,7 @@ import json
 import math
 import numbers
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -481,13 +482,29 @@ def _format_table(metrics: Any) -> str:
     return metrics[cols].to_string(float_format=lambda v: f"{v:.3f}")
 
 
+_H_NAME = re.compile(r"h(\d+)")
+
+
+def sweep_frame(metrics: Any) -> tuple[Any, bool]:
+    """The metrics to plot, on h[i] when every probe is one of `--layers`' numbered
+    layers (h0 = the embeddings, h5 = the output of block 5: the table's names), not
+    on the submodules' own block indices (embeddings at -1, h5 at 4). True if so."""
+    ids = [_H_NAME.fullmatch(str(name)) for name in metrics.index]
+    if not ids or not all(ids):
+        return metrics, False
+    return metrics.assign(submodule=[f"h[{m.group(1)}]" for m in ids]), True
+
+
 def _draw_sweep(ax: Any, metrics: Any) -> None:
     """The library's layer-sweep plot; a plain accuracy-per-probe line if it fails, so a
     change in the display layer never costs the report its picture."""
     try:
         from .display.plots import plot_layer_sweep
 
-        plot_layer_sweep(metrics, "accuracy", ax=ax)
+        frame, numbered = sweep_frame(metrics)
+        plot_layer_sweep(frame, "accuracy", ax=ax)
+        if numbered:
+            ax.set_xlabel("layer i of h[i] (0 = embeddings, i = output of block i)")
     except Exception:
         ax.clear()
         acc = metrics["accuracy"].astype(float)

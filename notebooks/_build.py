@@ -89,9 +89,15 @@ Without it, fitting prints a console progress meter instead.
     code("""
 %load_ext lm_probe_widgets
 
+import os
+
 import numpy as np
+import torch
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner, load_dataset, load_model
+
+# Half the cores for torch: on a machine busy with other work more threads only spin.
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 """),
     md("""
 ## 1. Model and data
@@ -132,16 +138,19 @@ print(len(train), "train /", len(test), "test")
 
 Submodules are named by their dotted path in `print(model)` plus `.output`. For SmolLM2:
 `model.embed_tokens.output` is the token embeddings (what the model sees before any
-computation) and `model.layers.{i}.output` is the residual stream after block `i`
-(30 blocks, numbered 0 to 29).
+computation) and `model.layers.{i}.output` is the residual stream after the model's
+(i+1)-th block (Python counts the 30 blocks from 0). The lessons number the residual
+stream as `output_hidden_states` does: **h[0]** is the embeddings and **h[i]** the
+output of block i counted from 1, so `model.layers.{i}.output` is h[i+1] and h[30] is
+the last.
 
-Here is the selection as plain code: the embeddings, a middle block and the last block.
+Here is the selection as plain code: the embeddings, a middle layer and the last one.
 """),
     code("""
 selected = [
-    "model.embed_tokens.output",
-    "model.layers.14.output",
-    "model.layers.29.output",
+    "model.embed_tokens.output",  # h[0]
+    "model.layers.14.output",  # h[15]
+    "model.layers.29.output",  # h[30]
 ]
 """),
     md("""
@@ -309,7 +318,8 @@ notebook keeps a static picture of the last result.
     code("""
 from lm_probe_widgets.widgets import ProbePlayground
 
-ProbePlayground(runner, text="The plot is thin, but the performances are wonderful.")
+sentence = "The plot is thin, but the performances are wonderful."
+ProbePlayground(runner, text=sentence, class_names=["negative", "positive"])  # labels 0, 1
 """),
     md("""
 ## 8. Save and reload
@@ -389,8 +399,8 @@ next to a control probe, plus the random-init model (the confound baselines cost
 second or two). The whole notebook takes about two to five minutes on a 2-core CPU
 (measured with one torch thread: about 2 minutes on a busy 2-core machine, 5 on one
 shared with two other heavy jobs; the first run on a machine adds ~30 s to convert the
-model once). On a machine shared with other work, `torch.set_num_threads(1)` is often
-faster than two.
+model once). On a machine shared with other work fewer torch threads are faster, so the
+first cell gives torch half the cores (one on a 2-core machine).
 For a smoother curve raise `N_TEXTS` and set `STEP = 1` (all 31 layers): extraction time
 grows with the number of texts, hardly with the number of layers.
 
@@ -402,8 +412,10 @@ cannot show.
 %load_ext lm_probe_widgets
 
 import json
+import os
 
 import pandas as pd
+import torch
 
 from lm_probe_widgets import (
     ProbeConfig,
@@ -414,6 +426,9 @@ from lm_probe_widgets import (
     load_model,
 )
 from lm_probe_widgets.display.plots import plot_layer_sweep
+
+# Half the cores for torch: on a machine busy with other work more threads only spin.
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
 N_TEXTS = 800     # reviews (balanced); 600 train / 200 test
 MAX_LENGTH = 48   # tokens per review (longer ones are truncated)
@@ -481,6 +496,8 @@ runner.fit_probes(
 """),
     code("""
 metrics = runner.metrics
+if runner.resume_note():  # only after a Stop: what is blank, and how to finish it
+    print(runner.resume_note())
 cols = ["accuracy", "accuracy_low", "accuracy_high", "control_accuracy", "selectivity",
         "baseline_random_init", "baseline_bag_of_words", "baseline_tfidf", "baseline_length",
         "baseline_majority"]
@@ -489,9 +506,10 @@ metrics[cols].round(3)
     md("""
 ## The layer-sweep plot
 
-Accuracy against depth, with the bootstrap interval as a band. Dashed grey lines are the
-baselines `fit_probes` computed (the random-init model per layer, the confounds and the
-majority class as flat lines); the dotted line marks h[0], the input embeddings.
+Accuracy against depth, with the bootstrap interval as a band. The baselines `fit_probes`
+computed each have their own colour and dash, named at their right end (the random-init
+model per layer, the confounds and the majority class as flat lines); the extra dotted
+line marks h[0], the input embeddings.
 (`runner.plot_layer_sweep()` draws the same from the raw submodule names; here we pass the
 metrics with the `h[i]` names so the x axis counts layers like `hidden_states`.)
 """),
@@ -619,18 +637,34 @@ print("paired:", c.reading("h[0]"))
 # reporting it on the same test set would overstate it: choose on CV, as here.
 """),
     md("""
-**Exercise 2.** For each layer compute the gap between the trained model's probe and the
-random-init model's probe. Where is the gap largest? What would it mean if the gap were
-close to zero at some layer?
+**Exercise 2.** The validity card's `gap_random_init` is each layer's accuracy minus the
+random-init model's, and `vs_random_init` the verdict of the paired comparison behind it.
+A quick check one sees often: "the gap is real when it is larger than half the layer's
+95% interval (`ci_width / 2`)". At which layers does that quick check disagree with the
+paired verdict, and why is the paired one the one to trust? What would it mean if the
+gap were close to zero at some layer?
 """),
     code("""
 # your answer here
 """),
     solution("""
 # Solution 2
-gap = (metrics["accuracy"] - metrics["baseline_random_init"]).rename("trained - random init")
-print(gap.round(3).to_string())
-print("largest gap at", gap.idxmax())
+gap, half = card["gap_random_init"], card["ci_width"] / 2
+table = pd.DataFrame({
+    "gap": gap,
+    "half-width": half,
+    "quick check": gap > half,
+    "paired": card["vs_random_init"],
+    "paired CI": [f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in
+                  zip(card["gap_random_init_low"], card["gap_random_init_high"])],
+})
+print(table.round(3).to_string())
+disagree = list(table.index[table["quick check"] != (table["paired"] == "beats")])
+print("quick check and paired verdict disagree at:", disagree or "no layer")
+# The quick check compares a difference with the uncertainty of one side only. The
+# random-init accuracy has its own sampling error, and both sides are scored on the same
+# reviews, so their errors are correlated: the interval that decides is the paired
+# interval of the difference (gap_random_init_low/high), Holm-corrected across the card.
 # Near-zero gap: a randomly initialised network (which still mixes tokens and projects them
 # into 576 dimensions) gives the probe as much as training does, so the accuracy there says
 # little about what the model learned.
@@ -748,6 +782,7 @@ steering sweep (54 forward passes of 12 short reviews); less on a quiet machine.
 %load_ext lm_probe_widgets
 
 import json
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -764,6 +799,9 @@ from lm_probe_widgets import (
     load_model,
 )
 from lm_probe_widgets.core.methods import steering
+
+# Half the cores for torch: on a machine busy with other work more threads only spin.
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
 N_TEXTS = 300  # reviews to fit the probes on (75 of them held out for accuracy)
 N_STEER = 12  # further reviews, never seen by a probe, to steer on
@@ -1000,19 +1038,20 @@ print(mirror.loc[[f"h[{i}]" for i in LAYERS]].round(2).to_string())
 # linear (saturation, or the push leaves the range of activations the model has seen).
 """),
     md("""
-**Exercise 2.** Does the strength matter more than the direction? At the layer with the
-largest write effect, compare the probe direction at each fraction with the random
-direction at the same fraction: the ratio of their KL and of their write effects.
+**Exercise 2.** Does the strength matter more than the direction? At the layer where the
+probe direction's write effect is largest, compare the probe direction at each fraction
+with the random direction at the same fraction: the ratio of their KL and of their write
+effects.
 """),
     code("""
 # your answer here
 """),
     solution("""
 # Solution 2
-best_write = full[full["direction"] == "mass_mean"].set_index("layer")["write"].idxmax()
+best_write = full[full["direction"] == "probe"].set_index("layer")["write"].idxmax()
 at = effects[effects["layer"] == best_write].pivot(index="fraction", columns="direction",
                                                    values=["write", "kl"])
-print("strongest write layer:", best_write)
+print("strongest write layer of the probe direction:", best_write)
 print(at.round(3).to_string())
 # The random direction moves the distribution (KL above zero) but hardly towards positive:
 # what steers sentiment is the direction, not the size of the push.
@@ -1029,7 +1068,7 @@ text's tone?
     solution("""
 # Solution 3
 best_read = read.idxmax()
-best_write = full[full["direction"] == "mass_mean"].set_index("layer")["write"].idxmax()
+best_write = full[full["direction"] == "probe"].set_index("layer")["write"].idxmax()
 openings = [" ".join(t.split()[:12]) for t in steer_texts[:2]]
 for name in dict.fromkeys([best_read, best_write]):
     depth = int(name[2:-1])

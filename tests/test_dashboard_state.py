@@ -411,7 +411,7 @@ def test_the_headline_is_final_only_at_fit_finished():
     assert s.fit["headline"] == "fit completed" and s.fit["message"] == ""
     assert [ph["state"] for ph in s.phase_list()] == ["done"] * 6
     assert s.summary().count("fit completed") == 1
-    assert s.probes["a"]["detail"].endswith("val loss (kept weights) 0.410")
+    assert s.probes["a"]["detail"].endswith("CV loss (final fit) 0.410")
 
 
 def test_a_stop_gives_one_coherent_final_message():
@@ -436,6 +436,61 @@ def test_a_stop_gives_one_coherent_final_message():
         assert ("fit completed" in text) == (reason == "completed")
 
 
+def test_phase_bars_never_go_back():
+    """The random-init bar filled in its first pass, then fell back to 30% when its
+    later epochs started counting from 0: a bar may only grow."""
+    s = ProgressState(FakeClock())
+    s.handle(_fit_started(["a"], num_epoch=3))
+    seen = []
+    stages = [("extract-val", 1, 64), ("extract-train", 1, 600)]
+    stages += [("train", e, 600) for e in (2, 3)] + [("refine", 3, 1), ("extract-eval", 0, 200)]
+    for stage, epoch, total in stages:
+        for done in (total // 3, total):
+            s.handle(_batch("baseline-random_init", epoch, done, total, detail=stage))
+            seen.append(s.phases["baseline-random_init"]["fraction"])
+    assert seen == sorted(seen) and seen[-1] == 1.0 and seen[0] < 0.2, seen
+    main = ProgressState(FakeClock())
+    main.handle(_fit_started(["a"], num_epoch=3))
+    fractions = []
+    for epoch, done in ((2, 300), (2, 600), (3, 100), (3, 600)):
+        main.handle(_batch("train", epoch, done, 600))
+        fractions.append(main.phases["train"]["fraction"])
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0, fractions
+
+
+def test_a_probe_row_names_its_loss_for_what_it_is():
+    """Training over, the final fit not yet reported: the best step's validation loss,
+    so named; then the final fit's cross-validated loss, so named (never one label for
+    both, which read as "the final fit made it worse")."""
+    s = ProgressState(FakeClock())
+    s.handle(_fit_started(["a"]))
+    s.handle(ev.Event(ev.EVALUATED, "a", {"val_loss": 0.7, "best_val_loss": 0.662, "best_step": 5}))
+    s.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "finished", "steps": 10}))
+    assert s.probes["a"]["detail"].endswith("best-step val loss 0.662")
+    s.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.695, "l2": 0.1}))
+    assert s.probes["a"]["detail"].endswith("CV loss (final fit) 0.695")
+
+
+def test_the_stop_message_says_what_happens_in_the_phase_running_now():
+    """A stop during the test-set pass must not promise "training ends after the
+    current batch": that pass runs to its end (the engine never cuts it)."""
+    cases = [
+        (("train", 2, 32, 600), {}, "training ends after the current batch"),
+        (("refine", 1, 1, 4), {}, "final fit stops after the current probe"),
+        (("extract-eval", 1, 32, 200), {}, "test-set pass runs to its end"),
+        (("baseline-random_init", 1, 32, 600), {"detail": "extract-eval"}, "test-set pass"),
+    ]
+    for args, kw, expect in cases:
+        s = ProgressState(FakeClock())
+        s.handle(_fit_started(["a"]))
+        s.handle(_batch(*args, **kw))
+        s.request_stop()
+        assert expect in s.fit["message"], (args, s.fit["message"])
+        assert ("resume=True" in s.fit["message"]) == args[0].startswith("baseline-")
+        if "test-set" in expect:
+            assert "training ends" not in s.fit["message"]
+
+
 def test_a_stop_after_training_says_what_it_cut():
     s = ProgressState(FakeClock())
     s.handle(_fit_started(["a"]))
@@ -445,6 +500,7 @@ def test_a_stop_after_training_says_what_it_cut():
     s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "stopped"}))
     assert s.fit["headline"] == "fit stopped by you"
     assert s.fit["message"].startswith("Stopped during baseline: random-init model: the probes")
+    assert "blank" in s.fit["message"] and "resume=True" in s.fit["message"]
     assert s.probes["a"]["state"] == "finished"
 
 
@@ -502,10 +558,12 @@ def test_monitor_chart_facts():
     assert run(early_stopping=False).chart("a")["window"] is None
     m.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "stopped", "steps": 10}))
     assert m.chart("a")["kept_val_loss"] == pytest.approx(0.1)  # the best step's weights
+    assert m.chart("a")["kept_foot"] == "best-step val loss 0.100"
     m.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.05, "l2": 0.01}))
     chart = m.chart("a")
     assert chart["kept_val_loss"] == 0.05 and chart["kept_step"] == 10
-    assert chart["kept_label"] == "after the final fit (L2 0.01)"
+    assert chart["kept_label"].startswith("after the final fit (L2 0.01): cross-validated")
+    assert chart["kept_foot"] == "CV loss (final fit) 0.050"
     for step in range(11, 41):  # a resumed run goes past its plan: the axis follows
         m.handle(
             ev.Event(

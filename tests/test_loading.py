@@ -244,6 +244,30 @@ def test_local_folder_loads(tmp_path, arch):
     assert torch.allclose(a, b)
 
 
+def test_loading_shows_no_progress_bar_and_restores_the_setting(tmp_path, capfd):
+    """transformers' "Loading weights" bar is a widget in a notebook, which a saved
+    notebook reopens as "Error displaying widget": loading shows none, and leaves the
+    user's setting as it was."""
+    from transformers.utils import logging as hf_logging
+
+    from lm_probe_widgets.core.io.tiny import tiny_hf_model
+
+    hf, tok = tiny_hf_model("gpt2")
+    hf.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
+    load_model(tmp_path / "m")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        load_model(tmp_path / "m")
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()
+
+
 def test_pad_token_is_added(tmp_path):
     from transformers import AutoTokenizer
 

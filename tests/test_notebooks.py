@@ -193,6 +193,9 @@ def _summary(nb: nbformat.NotebookNode) -> dict:
     return json.loads(lines[0].removeprefix("SUMMARY "))
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def _mimetypes(cell: nbformat.NotebookNode) -> set[str]:
     return {m for o in cell.get("outputs", []) for m in o.get("data", {})}
 
@@ -225,8 +228,10 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     html = "".join(o["data"]["text/html"] for o in fit.outputs if "data" in o)
     assert 'data-fit-state="completed"' in html and 'data-phase="extract-eval"' in html
     table = _cell(nb, "MetricsTable(runner")
-    assert _mimetypes(table) == {"text/plain", "text/html"}
-    assert all(name in "".join(o["data"]["text/html"] for o in table.outputs) for name in expected)
+    # a live table beside its static copy (which a reopened notebook shows)
+    assert _mimetypes(table) == {WIDGET_VIEW, "text/plain", "text/html"}
+    copy = "".join(o.get("data", {}).get("text/html", "") for o in table.outputs)
+    assert "lpw-static-copy" in copy and all(name in copy for name in expected)
     # the sorted metrics rendered as a table with the three probes
     html = "".join(
         o["data"].get("text/html", "") for o in _cell(nb, "sort_values(").outputs if "data" in o
@@ -243,8 +248,11 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     assert str(tmp_path / "cache" / "features") in "".join(
         o["data"].get("text/plain", "") for o in _cell(nb, "store_info()").outputs if "data" in o
     )
-    # the playground too: a widget until the next cell ran, then its static snapshot
-    assert _mimetypes(_cell(nb, "ProbePlayground(runner")) == {"text/plain", "text/html"}
+    # the playground too: live, beside its static copy, with the dataset's class names
+    playground = _cell(nb, "ProbePlayground(runner")
+    assert _mimetypes(playground) == {WIDGET_VIEW, "text/plain", "text/html"}
+    copy = "".join(o.get("data", {}).get("text/html", "") for o in playground.outputs)
+    assert "lpw-static-copy" in copy and "positive" in copy
 
 
 @pytest.mark.slow
@@ -302,14 +310,14 @@ def test_lesson_runs_end_to_end(tmp_path: Path) -> None:
     # Run All showed no answer: the solution cells are Markdown, nothing under them ran
     lesson = [c for c in nb.cells if "extra" not in _tags(c)]
     printed = "".join(_stdout(c) for c in lesson)
-    assert "intervals overlap:" not in printed and "largest gap at" not in printed
+    assert "intervals overlap:" not in printed and "gap above the half-width" not in printed
     # the solutions' code works when a student runs it (after the notebook)
     sol = [c for c in nb.cells if "extra" in _tags(c)]
     assert "intervals overlap:" in _stdout(sol[0])
     # Exercise 1 teaches the paired interval: the solution prints it with its verdict
     paired = _stdout(sol[0]).split("paired: ", 1)[1]
     assert paired.split(" ", 1)[0] in ("beats", "ties", "loses") and "95% CI" in paired
-    assert "largest gap at h[" in _stdout(sol[1])
+    assert "quick check and paired verdict disagree at:" in _stdout(sol[1])
     assert "text/html" in _mimetypes(sol[2])
 
 

@@ -118,17 +118,16 @@ def test_choice_of_probe_and_class(three):
     assert f"tokens ({three.configs[1].name}, toward 0)" in pg.summary()
 
 
-def test_browser_typing_marks_snapshot_stale_until_commit(binary, monkeypatch):
+def test_browser_typing_refreshes_the_static_copy_at_once(binary, monkeypatch):
+    """The static copy is its own output (the live view is untouched by a refresh), so
+    typing in the browser updates it at once, as a change from Python does."""
     pg = ProbePlayground(binary, text="the film")
     calls = []
     monkeypatch.setattr(pg, "refresh_snapshot", lambda: calls.append(pg.result["text"]))
     pg.set_state({"text": "the film was awful"})  # as the browser's debounced update
-    assert pg.result["text"] == "the film was awful" and calls == []
-    pg._on_custom_msg(pg, {"type": "commit"}, [])
-    assert calls == ["the film was awful"]
-    pg._on_custom_msg(pg, {"type": "commit"}, [])  # nothing new: no refresh
-    assert len(calls) == 1
-    pg.text = "set from Python"  # a Python-side change refreshes at once
+    assert pg.result["text"] == "the film was awful"
+    assert calls[-1] == "the film was awful"
+    pg.text = "set from Python"
     assert calls[-1] == "set from Python"
 
 
@@ -201,3 +200,17 @@ def test_layer_of():
     assert layer_of("model.layers.15") == 15
     assert layer_of("encoder.layer.2.output.dense") == 2
     assert layer_of("embed_tokens") is None
+
+
+def test_class_names_and_the_best_probe_by_default(three):
+    """Classes read as the dataset's names, not 0/1/2; the heatmap starts on the probe
+    with the best held-out accuracy (it started on the first, often the weakest)."""
+    names = {0: "negative", 1: "positive", 2: "long"}
+    pg = ProbePlayground(three, text="the film was good", class_names=names)
+    strip = pg.result["probes"]
+    assert all(p["classes"] == ["negative", "positive", "long"] for p in strip)
+    acc = three.metrics["accuracy"]
+    assert pg.probe == acc.idxmax()
+    listed = ProbePlayground(three, text="good", class_names=["neg", "pos", "long"])
+    assert listed.result["probes"][0]["classes"] == ["neg", "pos", "long"]
+    assert "positive" in pg.snapshot_html() or "negative" in pg.snapshot_html()

@@ -157,17 +157,25 @@ def test_layer_sweep_bands_baselines_and_poolings() -> None:
     assert np.isclose(verts[:, 1].min(), 0.55) and np.isclose(verts[:, 1].max(), 0.94)
     base = _gid(ax, "baseline:")
     assert set(base) == {
-        "majority baseline",  # the same everywhere: one flat line
-        "random_init baseline @ model.layers.*.output (mean)",  # per depth: one per group
-        "random_init baseline @ model.layers.*.output (last)",
+        "majority class (baseline)",  # the same everywhere: one flat line
+        "random-init model (baseline) @ model.layers.*.output (mean)",  # one per group
+        "random-init model (baseline) @ model.layers.*.output (last)",
     }
-    assert list(base["majority baseline"].get_ydata()) == [0.5, 0.5]  # an axhline
+    assert list(base["majority class (baseline)"].get_ydata()) == [0.5, 0.5]  # an axhline
     for pool in ("mean", "last"):
-        line = base[f"random_init baseline @ model.layers.*.output ({pool})"]
+        line = base[f"random-init model (baseline) @ model.layers.*.output ({pool})"]
         assert list(line.get_xdata()) == [0, 1, 2, 3]
         assert np.allclose(line.get_ydata(), [0.55, 0.56, 0.57, 0.58])
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend.count("random_init baseline") == 1
+    assert legend.count("random-init model (baseline)") == 1
+    # each baseline labelled at its right end, in its line's colour
+    ends = {t.get_gid(): t for t in ax.texts if (t.get_gid() or "").startswith("baseline-")}
+    assert set(ends) == {"baseline-label:majority class", "baseline-label:random-init model"}
+    assert ends["baseline-label:majority class"].get_color() == (
+        base["majority class (baseline)"].get_color()
+    )
+    # ticks at the probed layers (and -1 for the submodule without a layer index)
+    assert list(ax.get_xticks()) == [-1, 0, 1, 2, 3]
     (emb,) = _gid(ax, "loose:").values()
     assert emb.get_xdata()[0] == -1 and emb.get_ydata()[0] == 0.58
     # explicit baselines
@@ -178,6 +186,28 @@ def test_layer_sweep_bands_baselines_and_poolings() -> None:
     }
     ax3 = plot_layer_sweep(df, ci=False, baselines=None)
     assert _gid(ax3, "band:") == {} and _gid(ax3, "baseline:") == {}
+
+
+def test_every_baseline_has_its_own_colour_and_dash() -> None:
+    """Majority, bag of words, random-init and TF-IDF were all grey, two dashed and two
+    dotted: 0.50 and 0.615 could not be told apart. Each now has its own look."""
+    names = ["majority", "random_init", "bag_of_words", "tfidf", "length", "embeddings"]
+    df = pd.DataFrame(
+        {
+            "submodule": [f"model.layers.{d}.output" for d in (0, 3, 6)],
+            "accuracy": [0.6, 0.7, 0.8],
+            **{f"baseline_{n}": [0.5 + 0.01 * k] * 3 for k, n in enumerate(names)},
+        },
+        index=["h[1]", "h[4]", "h[7]"],
+    )
+    ax = plot_layer_sweep(df)
+    lines = _gid(ax, "baseline:")
+    assert len(lines) == len(names)
+    looks = {(str(ln.get_color()), str(ln._dash_pattern)) for ln in lines.values()}
+    assert len({c for c, _ in looks}) == len(names)  # distinct colours
+    assert len({d for _, d in looks}) == len(names)  # and distinct dashes
+    assert all("_" not in label for label in lines)  # readable names, no snake_case
+    assert list(ax.get_xticks()) == [0, 3, 6]  # the probed layers, not 0, 1, 2, ...
 
 
 def test_layer_sweep_draws_the_baselines_of_the_metric_it_plots() -> None:
@@ -198,9 +228,9 @@ def test_layer_sweep_draws_the_baselines_of_the_metric_it_plots() -> None:
     ]
     df = pd.DataFrame(rows).set_index("probe")
     acc = _gid(plot_layer_sweep(df, "accuracy"), "baseline:")
-    assert {k: v.get_ydata()[0] for k, v in acc.items()} == {"length baseline": 0.55}
+    assert {k: v.get_ydata()[0] for k, v in acc.items()} == {"length (baseline)": 0.55}
     r2 = _gid(plot_layer_sweep(df, "r2"), "baseline:")
-    assert {k: v.get_ydata()[0] for k, v in r2.items()} == {"length baseline": 0.4}
+    assert {k: v.get_ydata()[0] for k, v in r2.items()} == {"length (baseline)": 0.4}
     assert column_label("baseline_length") == "length baseline"
     assert column_label("baseline_bag_of_words_r2") == "bag of words baseline (R²)"
     plt.close("all")
@@ -301,7 +331,11 @@ def _sweep_frame(depths: list[int], pool: str = "mean", prefix: str = "h") -> pd
 def test_layer_sweep_reads_well_legend_beside_and_gaps_not_joined() -> None:
     ax = plot_layer_sweep(_sweep_frame([0, 3, 6, 12, 15]))  # h[9] was never measured
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["h[i] · mean pooling", "majority baseline", "95% interval (bootstrap)"]
+    assert legend == [
+        "h[i] · mean pooling",
+        "majority class (baseline)",
+        "95% interval (bootstrap)",
+    ]
     axes_box, legend_box = _boxes(ax)
     assert legend_box.x0 >= axes_box.x1  # beside the axes: covers no data, no baseline
     (line,) = _gid(ax, "sweep:").values()
@@ -433,3 +467,28 @@ def test_plot_style_keeps_changes_a_backend_makes_meanwhile() -> None:
         assert matplotlib.rcParams["text.color"] == colour  # our look does not leak
     finally:
         matplotlib.interactive(before)
+
+
+def test_cli_report_draws_the_sweep_on_the_tables_h_i() -> None:
+    """The CLI's table says h0, h5, ...; its plot used the submodules' block indices
+    (embeddings at -1 "no layer index", h5 at 4). Now both use h[i]."""
+    from matplotlib.figure import Figure
+
+    from lm_probe_widgets.cli import _draw_sweep, sweep_frame
+
+    names = ["h0", "h5", "h10"]
+    subs = ["model.embed_tokens.output", "model.layers.4.output", "model.layers.9.output"]
+    df = pd.DataFrame({"submodule": subs, "accuracy": [0.6, 0.7, 0.8]}, index=names)
+    frame, numbered = sweep_frame(df)
+    assert numbered and list(frame["submodule"]) == ["h[0]", "h[5]", "h[10]"]
+    ax = Figure().add_subplot()
+    _draw_sweep(ax, df)
+    (line,) = _gid(ax, "sweep:").values()
+    assert list(line.get_xdata()) == [0, 5, 10] and _gid(ax, "loose:") == {}
+    assert list(ax.get_xticks()) == [0, 5, 10] and "h[i]" in ax.get_xlabel()
+    perfect = df.assign(accuracy=[0.9, 1.0, 1.0])
+    ax2 = Figure().add_subplot()
+    _draw_sweep(ax2, perfect)
+    assert 1.0 <= ax2.get_ylim()[1] <= 1.01  # the axis does not run above 1.0
+    named = df.rename(index={"h5": "mid"})  # names of one's own: the submodules' depths
+    assert sweep_frame(named)[1] is False

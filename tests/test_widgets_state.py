@@ -371,27 +371,15 @@ def test_table_text_and_static_html_fallbacks_are_escaped():
     assert data["text/plain"].splitlines()[-1].startswith("a ")  # sorted view: loss 0.1 first
 
 
-# --- outputs: live until a later cell starts, then the snapshot only ------------------
-
-
-class _FakeKernelShell:
-    """What `get_ipython()` is in a notebook kernel, as far as the widgets care."""
-
-    def __init__(self) -> None:
-        from IPython.core.events import EventManager, available_events
-
-        self.kernel = object()
-        self.events = EventManager(self, available_events)
+# --- outputs: the live view and its static copy, side by side ----------------------
 
 
 @pytest.fixture
 def outputs(monkeypatch):
-    """A kernel shell whose display/update_display calls are recorded, in order, as
+    """display/update_display calls recorded, in order, as
     (kind, display_id, mime types, text/html)."""
-    import IPython
     import IPython.display
 
-    shell = _FakeKernelShell()
     calls: list[tuple[str, str, set[str], str]] = []
 
     def record(kind):
@@ -400,56 +388,65 @@ def outputs(monkeypatch):
 
         return fn
 
-    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
     monkeypatch.setattr(IPython.display, "display", record("display"))
     monkeypatch.setattr(IPython.display, "update_display", record("update"))
-    return shell, calls
+    return calls
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-def test_picker_and_table_outputs_become_snapshots_when_the_next_cell_starts(outputs):
+def test_widgets_stay_live_beside_a_static_copy_that_follows_them(outputs):
     """In JupyterLab a saved notebook reopened without its kernel shows "Error displaying
-    widget: model not found" for any output still carrying the live view (the widget
-    renderer outranks text/html there): once a later cell starts, the output holds the
-    snapshot only, and keeps following the widget's state."""
+    widget: model not found" for an output carrying the live view, and the kernel cannot
+    tell when the notebook is saved. So the picker and the table are shown as two
+    outputs: the live view (widget only, nothing else to render) and a static copy with
+    the stylesheet that shows one of them. Clicks (from the browser) and changes from
+    Python refresh the copy at once and never touch the live view, which stays live
+    (under Run All too). `freeze()` empties the live output by hand."""
     import pandas as pd
 
     from lm_probe_widgets.widgets import MetricsTable, ProbeProgress
+    from lm_probe_widgets.widgets.snapshot import STATIC_COPY_CSS, STATIC_COPY_NOTE
 
-    shell, calls = outputs
+    calls = outputs
     tree = [{"name": "a"}, {"name": "a.b"}, {"name": "c"}]
     picker = SubmodulePicker(tree=tree, selected=["a.output"])
-    table = MetricsTable(pd.DataFrame({"probe": ["p"], "accuracy": [0.5]}))
+    table = MetricsTable(pd.DataFrame({"probe": ["p", "q"], "accuracy": [0.5, 0.7]}))
     progress = ProbeProgress()
     for w in (picker, table, progress):
         w._ipython_display_()
-    assert [(k, WIDGET_VIEW in m) for k, _id, m, _h in calls] == [("display", True)] * 3
-    picker_id, table_id, progress_id = (c[1] for c in calls)
-    picker.set_state({"selected": ["a.output", "c.output"]})  # a click: no refresh yet
-    assert len(calls) == 3
+    shown = [(k, m) for k, _id, m, _h in calls]
+    live = ("display", {WIDGET_VIEW, "text/plain"})
+    copy = ("display", {"text/plain", "text/html"})
+    both = ("display", {WIDGET_VIEW, "text/plain", "text/html"})
+    assert shown == [live, copy, live, copy, both]  # a progress bar: one output
+    picker_live, picker_copy, table_copy = calls[0][1], calls[1][1], calls[3][1]
+    assert STATIC_COPY_CSS in calls[1][3] and STATIC_COPY_NOTE in calls[1][3]
+    assert "lpw-static-copy" in calls[1][3] and "a.output" in calls[1][3]
 
     calls.clear()
-    shell.events.trigger("pre_run_cell", None)  # the next cell starts
-    assert sorted((k, i) for k, i, _m, _h in calls) == sorted(
-        [("update", picker_id), ("update", table_id)]
-    )  # the progress bars wait for their fit
-    assert all(m == {"text/plain", "text/html"} for _k, _i, m, _h in calls)
-    assert "c.output" in dict((i, h) for _k, i, _m, h in calls)[picker_id]
-    assert not picker.freeze()  # nothing live left
+    picker.set_state({"selected": ["a.output", "c.output"]})  # a click in the browser
+    assert [(k, i) for k, i, _m, _h in calls] == [("update", picker_copy)]
+    assert "c.output" in calls[0][3] and WIDGET_VIEW not in calls[0][2]
 
     calls.clear()
-    picker.select("a.b")  # changed from Python later: the frozen snapshot follows
-    assert [(k, i, m) for k, i, m, _h in calls] == [
-        ("update", picker_id, {"text/plain", "text/html"})
-    ]
+    table.set_state({"sort": {"column": "accuracy", "descending": True}})  # a header click
+    assert [(k, i) for k, i, _m, _h in calls] == [("update", table_copy)]
+    html = calls[0][3]
+    assert html.index('data-col="probe">q<') < html.index('data-col="probe">p<')
+    assert 'aria-sort="descending"' in html  # the copy marks the sort
+
+    calls.clear()
+    picker.select("a.b")  # a change from Python: the copy follows, the view is untouched
+    assert [(k, i) for k, i, _m, _h in calls] == [("update", picker_copy)]
     assert "a.b.output" in calls[0][3]
-    shell.events.trigger("pre_run_cell", None)  # nothing more to freeze
-    assert len(calls) == 1
 
     calls.clear()
-    picker._ipython_display_()  # shown again: a new live view beside the frozen one
-    assert calls[0][0] == "display" and calls[0][1] != picker_id and WIDGET_VIEW in calls[0][2]
-    assert progress.displayed and progress._snapshot_id == progress_id
+    assert picker.freeze()  # by hand: the live output empties, the copy stays
+    assert ("update", picker_live, {"text/plain"}) in [(k, i, m) for k, i, m, _h in calls]
+    assert not picker.freeze()  # nothing live left
+    calls.clear()
+    picker._ipython_display_()  # shown again: a new live view and copy
+    assert [c[0] for c in calls] == ["display", "display"] and calls[0][1] != picker_live
     table.close()

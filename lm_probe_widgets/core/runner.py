@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -38,7 +39,7 @@ from .engine.feature_cache import (
 from .engine.fingerprint import model_fingerprint
 from .engine.fit import FitLoop, FitResult, plan_started_event
 from .engine.memory import guard_memory
-from .engine.metrics import METRIC_COLUMNS, MetricsTable
+from .engine.metrics import METRIC_COLUMNS, MetricsTable, incomplete_note
 from .engine.modeling import wrap_model
 from .engine.plan import (
     FitPlan,
@@ -197,14 +198,47 @@ class ProbeRunner(FeatureAccess):
         df = pd.DataFrame(rows).set_index("probe")
         for col in MDL_COLUMNS:  # NaN until runner.mdl()
             df[col] = math.nan if self._mdl is None else self._mdl[col].reindex(df.index)
-        if self.control is not None:
+        incomplete = self.incomplete
+        if self.control is not None or "control" in incomplete:
             # selectivity: the task's score minus the control's (accuracy, or R² for
-            # regression probes)
+            # regression probes); blank when the control probes did not finish
             score = "r2" if "r2" in df and df["accuracy"].isna().all() else "accuracy"
-            ctrl = self.control.metrics[score].reindex(df.index)
+            if "control" in incomplete:
+                ctrl = pd.Series(math.nan, index=df.index)
+            else:
+                ctrl = self.control.metrics[score].reindex(df.index)
             df[f"control_{score}"] = ctrl
             df["selectivity"] = df[score] - ctrl
-        return MetricsTable(add_baseline_columns(self.baselines, df))
+        plan = self._result.plan
+        names = list(dict.fromkeys([*(plan.baselines if plan else ()), *self.baselines]))
+        baselines = {n: None if f"baseline_{n}" in incomplete else self.baselines[n] for n in names}
+        table = MetricsTable(add_baseline_columns(baselines, df, self.configs))
+        if incomplete:
+            table.attrs["incomplete"] = incomplete
+        return table
+
+    def resume_note(self) -> str:
+        """After a Stop: which methods are blank and how to finish them ("" if none)."""
+        return incomplete_note(self.incomplete)
+
+    @property
+    def incomplete(self) -> dict[str, str]:
+        """The control probes and baselines the last fit planned but did not finish (a
+        Stop or Ctrl-C before or during them): {column prefix: what happened}. Their
+        columns in `metrics` are blank, never numbers from half-trained probes;
+        `fit_probes(..., resume=True)` with the same arguments finishes them."""
+        plan = self._result.plan
+        if plan is None:
+            return {}
+        planned = (["control"] if plan.control else []) + [f"baseline_{n}" for n in plan.baselines]
+        out = {}
+        for key in planned:
+            sub = self.control if key == "control" else self.baselines.get(key[len("baseline_") :])
+            if sub is None:
+                out[key] = "not run"
+            elif str(getattr(sub, "state", RunnerState.FITTED)) != str(RunnerState.FITTED):
+                out[key] = f"{sub.state} during its fit"
+        return out
 
     def fit_probes(
         self,
@@ -516,6 +550,12 @@ class ProbeRunner(FeatureAccess):
             raise ProbeError("compare needs a test set: fit with an eval_set, or pass dataset=")
         if a not in self.probes:
             raise ProbeError(f"no fitted probe {a!r}; fitted: {list(self.probes)}")
+        unfinished = self.incomplete.get("control" if b == "control" else f"baseline_{b}")
+        if unfinished and b not in self.probes:
+            raise ProbeError(
+                f"{b!r} did not finish ({unfinished}): no comparison is made with half-trained "
+                "or missing probes; run the same fit_probes call with resume=True"
+            )
         if b in self.probes:
             if b == a:
                 raise ProbeError("compare a probe with another probe or a baseline, not itself")
@@ -547,7 +587,12 @@ class ProbeRunner(FeatureAccess):
 
     def validity(self) -> pd.DataFrame:
         """Per probe: selectivity, code length, gaps over random-init and the strongest
-        confound baseline, CI width, seed spread, each with a one-line reading."""
+        confound baseline, CI width, seed spread, each with a one-line reading; the
+        comparisons paired and Holm-corrected (`core.methods.validity`). A method a Stop
+        left unfinished is read as such, with a warning, never from half-trained probes."""
+        incomplete = self.incomplete
+        if incomplete:
+            warnings.warn(incomplete_note(incomplete), stacklevel=2)
         return validity_table(self)
 
     def sibling(self, configs: Sequence[ProbeConfig] | None = None) -> ProbeRunner:

@@ -54,6 +54,7 @@ POOLING_WORDS = {
     "none": "per token",
 }
 CI_LABEL = "95% interval (bootstrap)"
+UNIT_METRICS = ("accuracy", "f1", "roc_auc", "balanced_accuracy")  # at most 1
 
 
 @contextlib.contextmanager
@@ -181,13 +182,33 @@ def plot_layer_sweep(
     index (embeddings, final norm) are drawn as separate markers at depth -1. When the
     metrics carry ``<metric>_low``/``<metric>_high`` columns (bootstrap intervals) they
     are drawn as bands, with a legend entry. `baselines`: a value or {label: value},
-    drawn as dashed lines; "auto" (default) draws the runner's ``baseline_<name>``
-    columns when plotting accuracy. `references`: more {label: value} lines (dotted),
-    e.g. an earlier run. The legend sits beside the axes. `best=True` (a runner, accuracy
-    or R²) stars the probe chosen by cross-validation and rings the layers whose paired
+    drawn as lines; "auto" (default) draws the runner's ``baseline_<name>`` columns of
+    the metric, each in its own colour and dash, named at its right end (blank columns,
+    a method a Stop left unfinished, are not drawn). `references`: more {label: value}
+    lines (dotted), e.g. an earlier run. The legend sits beside the axes; the x ticks
+    are the probed layers (up to 16 of them). `best=True` (a runner, accuracy or R²)
+    stars the probe chosen by cross-validation and rings the layers whose paired
     comparison with it ties (95%, Holm; `core.methods.compare.ties_with_best`).
     """
     df = _metrics_frame(source)
+    unfinished = _unfinished_note(df, metric)
+    if unfinished:  # a Stop left this metric blank: say so instead of failing the cell
+        ax = _new_axes(ax, figsize)
+        with plot_style():
+            ax.text(
+                0.5,
+                0.5,
+                unfinished,
+                ha="center",
+                va="center",
+                wrap=True,
+                transform=ax.transAxes,
+                fontsize="small",
+            )
+            ax.set_title(f"{metric} by layer: not measured")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        return ax
     values = _sweep_values(df, metric)
     lo_col, hi_col = f"{metric}_low", f"{metric}_high"
     has_ci = ci and lo_col in df.columns and hi_col in df.columns
@@ -253,9 +274,18 @@ def plot_layer_sweep(
             _mark_best(ax, source, df, values, subs, metric)
         from matplotlib.ticker import MaxNLocator
 
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        probed = sorted({p[0] for pts in points.values() for p in pts})
+        if loose:
+            probed = [-1, *probed]
+        if 0 < len(probed) <= 16:  # a tick at each probed layer, no others
+            ax.set_xticks(probed)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer" + (" (-1: no layer index)" if loose else ""))
         ax.set_ylabel(metric)
+        low, high = ax.get_ylim()
+        if metric in UNIT_METRICS and high > 1.0:  # no axis above what can be scored
+            ax.set_ylim(low, 1.0 + 0.02 * (1.0 - low))
         ax.set_title(f"{metric} by layer")
         ax.grid(True, alpha=0.3)
     place_legend(ax, extra)
@@ -294,6 +324,23 @@ def _mark_best(ax: Axes, runner: Any, df: Any, values: Any, subs: Any, metric: s
             label="ties with it (paired 95%, Holm)",
             gid="ties",
         )
+
+
+def _unfinished_note(df: Any, metric: str) -> str:
+    """Why `metric` is blank when a stopped fit left its method unfinished (the
+    runner's metrics say which in ``attrs["incomplete"]``), else ""."""
+    incomplete = getattr(df, "attrs", {}).get("incomplete") or {}
+    owner = "control" if metric in ("selectivity", "control_accuracy", "control_r2") else None
+    if metric.startswith("baseline_"):
+        owner = "baseline_" + baseline_of(metric)[0]
+    if owner not in incomplete or metric not in df.columns:
+        return ""
+    if np.isfinite(df[metric].astype(float).to_numpy()).any():
+        return ""
+    return (
+        f"{metric} was not measured: the fit was stopped before {owner} finished "
+        f"({incomplete[owner]}). Run the same fit_probes call with resume=True."
+    )
 
 
 def _sweep_values(df: Any, metric: str) -> Any:
@@ -365,27 +412,81 @@ def _draw_baselines(
         _auto_baselines(ax, df, subs, metric)
     elif baselines is not None:
         items = baselines.items() if isinstance(baselines, Mapping) else [("baseline", baselines)]
-        for label, value in items:
-            ln = ax.axhline(float(value), ls="--", lw=1, color="0.5", label=str(label))
+        for k, (label, value) in enumerate(items):
+            _, colour, dash = baseline_look(str(label), k)
+            ln = ax.axhline(float(value), ls=dash, lw=1.2, color=colour, label=str(label))
             ln.set_gid(f"baseline:{label}")
     for k, (label, value) in enumerate((references or {}).items()):
         ln = ax.axhline(float(value), ls=":", lw=1.2, color=f"C{(k + 3) % 10}", label=label)
         ln.set_gid(f"reference:{label}")
 
 
+# Each baseline its own colour and dash (never the probes' solid lines), and a name
+# a reader knows; others take the rest of the palette in turn.
+BASELINE_LOOK: dict[str, tuple[str, str, Any]] = {
+    "majority": ("majority class", "#8c564b", (0, (1, 2))),
+    "random_init": ("random-init model", "#9467bd", (0, (6, 2))),
+    "bag_of_words": ("bag of words", "#e377c2", (0, (4, 1.5, 1, 1.5))),
+    "tfidf": ("TF-IDF", "#bcbd22", (0, (2, 1.5))),
+    "length": ("length", "#17becf", (0, (8, 2, 1, 2, 1, 2))),
+    "embeddings": ("input embeddings", "#7f7f7f", (0, (3, 1, 1, 1))),
+}
+_SPARE_LOOKS = [("#d62728", (0, (5, 3))), ("#ff7f0e", (0, (1, 1))), ("#2ca02c", (0, (3, 3)))]
+
+
+def baseline_look(name: str, k: int = 0) -> tuple[str, str, Any]:
+    """(legend label, colour, dash pattern) of a baseline."""
+    if name in BASELINE_LOOK:
+        words, colour, dash = BASELINE_LOOK[name]
+    else:
+        words = name.replace("_", " ")
+        colour, dash = _SPARE_LOOKS[k % len(_SPARE_LOOKS)]
+    return f"{words} (baseline)", colour, dash
+
+
+def _label_line_ends(ax: Axes, ends: list[tuple[float, str, str]]) -> None:
+    """Direct labels inside the right edge, just above each baseline's right end (a
+    reader need not go to the legend), nudged apart so none covers another."""
+    if not ends:
+        return
+    lo, hi = ax.get_ylim()
+    gap = 0.05 * (hi - lo)
+    placed: list[float] = []
+    for y, text, colour in sorted(ends):
+        at = max(y, placed[-1] + gap) if placed else y
+        placed.append(at)
+        t = ax.annotate(
+            text,
+            (0.995, at),
+            xycoords=ax.get_yaxis_transform(),
+            xytext=(0, 1.5),
+            textcoords="offset points",
+            va="bottom",
+            ha="right",
+            fontsize="x-small",
+            color=colour,
+            annotation_clip=False,
+        )
+        t.set_gid(f"baseline-label:{text}")
+
+
 def _auto_baselines(ax: Axes, df: Any, subs: Any, metric: str) -> None:
-    """Dashed grey lines for the `baseline_*` columns that hold `metric`."""
-    styles = ["--", ":", "-."]
+    """A line per `baseline_*` column that holds `metric`, each in its own colour and
+    dash, labelled at its right end; blank columns (a method a Stop left unfinished)
+    are not drawn."""
+    ends: list[tuple[float, str, str]] = []
     for k, col in enumerate(baseline_columns(df.columns, metric)):
-        label = f"{baseline_of(col)[0]} baseline"
+        name = baseline_of(col)[0]
+        label, colour, style = baseline_look(name, k)
+        short = label.removesuffix(" (baseline)")
         vals = df[col].astype(float).to_numpy()
         ok = np.isfinite(vals)
         if not ok.any():
             continue
-        style = styles[k % len(styles)]
         if np.allclose(vals[ok], vals[ok][0]):
-            ln = ax.axhline(float(vals[ok][0]), ls=style, lw=1, color="0.5", label=label)
+            ln = ax.axhline(float(vals[ok][0]), ls=style, lw=1.2, color=colour, label=label)
             ln.set_gid(f"baseline:{label}")
+            ends.append((float(vals[ok][0]), short, colour))
             continue
         groups: dict[str, list[tuple[int, float]]] = {}
         pools = df["pooling"] if "pooling" in df.columns else [""] * len(df)
@@ -399,11 +500,14 @@ def _auto_baselines(ax: Axes, df: Any, subs: Any, metric: str) -> None:
                 [p[0] for p in pts],
                 [p[1] for p in pts],
                 ls=style,
-                lw=1,
-                color="0.5",
+                lw=1.2,
+                color=colour,
                 label=label if j == 0 else "_nolegend_",
             )
             ln.set_gid(f"baseline:{label} @ {group}")
+            if j == 0:
+                ends.append((float(pts[-1][1]), short, colour))
+    _label_line_ends(ax, ends)
 
 
 def _probe_items(source: Any, probes: Iterable[str] | None) -> list[tuple[str, Any]]:

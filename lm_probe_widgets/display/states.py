@@ -132,6 +132,13 @@ def phase_unit(phase: str, detail: str | None = None) -> str | None:
     return known["unit"]
 
 
+def kept_loss_words(refined: bool) -> str:
+    """The name of the one loss a probe's row and card show for its kept weights: the
+    final fit's cross-validated loss (on the training data, not the validation slice)
+    once it reports, the best step's validation loss until then."""
+    return "CV loss (final fit)" if refined else "best-step val loss"
+
+
 def probe_state(state: str) -> dict[str, Any]:
     return PROBE_STATES.get(state, {"label": state, "color": _GREY, "final": True})
 

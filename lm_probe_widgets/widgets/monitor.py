@@ -25,7 +25,7 @@ import traitlets
 
 from ..core.engine import events as ev
 from ..display import states as st
-from ..display.columns import finite
+from ..display.columns import finite, format_number
 from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
@@ -179,16 +179,19 @@ class MonitorState:
             if end <= x_max:
                 window = [int(m["best_step"]), end]
         final = st.probe_state(m["state"])["final"]
-        kept, kept_label = None, ""
+        kept, kept_label, refined = None, "", False
         if m["refined"] and m["refined_val_loss"] is not None:
-            kept = m["refined_val_loss"]
+            kept, refined = m["refined_val_loss"], True
             kept_label = "after the final fit" + (f" (L2 {m['l2']:g})" if m["l2"] else "")
+            kept_label += ": cross-validated on the training data, not the validation slice"
         elif final and m["best_val_loss"] is not None:
             kept, kept_label = (
                 m["best_val_loss"],
                 f"the best step's weights (step {m['best_step']})",
             )
+        foot = f"{st.kept_loss_words(refined)} {format_number(kept)}" if kept is not None else ""
         return {
+            "kept_foot": foot,
             "x_max": x_max,
             "window": window,
             "warmup": m["warmup_steps"] if 0 < m["warmup_steps"] < x_max else 0,
@@ -213,8 +216,8 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
     it can still end the run), the best point, the end state and the kept weights'
     validation loss as the curve's end point; and a Stop button."""
 
-    # Shown before the fit that drives it (often in an earlier cell): it stays live.
-    freeze_at_next_cell = False
+    # One output carries the live view and its snapshot (its fit refreshes both).
+    static_copy_beside = False
     _esm = esm_source("monitor")
     _css = css_text("monitor")
 

@@ -109,10 +109,8 @@ class SubmodulePicker(SnapshotDisplay, anywidget.AnyWidget):
     synced both ways with the browser; ``picker.to_configs(classes, ...)`` turns it
     into ``ProbeConfig`` objects with shared settings.
 
-    The output also holds a static snapshot of the selection (for a notebook reopened
-    without its kernel). Clicks do not refresh it at once, which would re-render the
-    view under the pointer; reading the selection back from Python (``modules``,
-    ``to_configs``, ``refresh_snapshot()``) or a change made in Python does.
+    A static copy of the selection is shown beside the live view (for a notebook
+    reopened without its kernel); clicks and changes made in Python refresh it.
     """
 
     _esm = esm_source("picker")

@@ -14,17 +14,16 @@ Python computes everything; the browser only draws ``result``. The browser sends
 text (debounced as you type) through the synced ``text`` trait; an exception while
 computing becomes the ``error`` trait, shown in the widget, never a crash.
 
-The output also holds a static HTML snapshot (``text/html``) of the current result,
-for a notebook reopened without its kernel or exported with nbconvert. Typing does not
-refresh it at once (that would re-render the view under the cursor): it catches up
-when focus leaves the widget, when Python changes ``text``, or on ``refresh_snapshot()``.
+A static HTML copy of the current result is shown beside the live view (its own
+output, see ``widgets.snapshot``), for a notebook reopened without its kernel or
+exported with nbconvert; typing and changes made in Python refresh it.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anywidget
@@ -111,7 +110,35 @@ def token_strings(tokenizer: Any, ids: Sequence[int]) -> list[dict[str, Any]]:
     return out
 
 
-def compute(runner: Any, text: str) -> dict[str, Any]:
+def class_label(value: Any, class_names: Mapping[Any, str] | Sequence[str] | None) -> str:
+    """The name a reader knows for a class value: `class_names[value]` (a mapping, or a
+    sequence indexed by integer classes), else the value itself."""
+    if isinstance(class_names, Mapping):
+        return str(class_names.get(value, value))
+    if class_names is not None and isinstance(value, (int, np.integer)):
+        if 0 <= int(value) < len(class_names):
+            return str(class_names[int(value)])
+    return str(value)
+
+
+def best_probe(runner: Any, names: Sequence[str]) -> str | None:
+    """The probe with the highest held-out accuracy (R² for regression) among `names`,
+    or None when none was measured."""
+    try:
+        metrics = runner.metrics
+    except Exception:
+        return None
+    for column in ("accuracy", "r2"):
+        if column in metrics.columns:
+            values = metrics[column].reindex(list(names)).astype(float).dropna()
+            if len(values):
+                return str(values.idxmax())
+    return None
+
+
+def compute(
+    runner: Any, text: str, class_names: Mapping[Any, str] | Sequence[str] | None = None
+) -> dict[str, Any]:
     """The playground's result for one text (raises on errors; the widget catches)."""
     from ..core.engine.data import ProbeDataset
 
@@ -166,7 +193,7 @@ def compute(runner: Any, text: str) -> dict[str, Any]:
                 "submodule": str(cfg.submodule),
                 "layer": layer_of(str(cfg.feature_key[0])),
                 "pooling": str(cfg.pooling),
-                "classes": [str(c) for c in probe.classes],
+                "classes": [class_label(c, class_names) for c in probe.classes],
                 "proba": _finite(proba),
                 "top": top,
                 "token_logits": _rows(logits),
@@ -182,8 +209,10 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
     """Type a sentence; see every probe's prediction along the layers and, for one
     probe, a per-token heatmap of its score on each token's activation.
 
-    ``probe`` names the probe whose heatmap is shown (default: the first fitted one);
-    ``target`` the class it is coloured for (default "": the last class). ``result``
+    ``probe`` names the probe whose heatmap is shown (default: the one with the best
+    held-out accuracy, else the first fitted one); ``target`` the class it is coloured
+    for (default "": the last class). ``class_names`` ({value: name} or a list indexed
+    by integer classes, e.g. ``["negative", "positive"]``) shows names, not 0/1. ``result``
     holds everything drawn (also handy in Python); ``error`` the last failure's message.
     ``refresh()`` computes again for the same text, e.g. once the runner is refitted.
     """
@@ -199,8 +228,15 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
     debounce_ms = traitlets.Int(300).tag(sync=True)
     note = traitlets.Unicode(TOKEN_NOTE).tag(sync=True)
 
-    def __init__(self, runner: Any, text: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        runner: Any,
+        text: str = "",
+        class_names: Mapping[Any, str] | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.runner = runner
+        self.class_names = class_names
         super().__init__(**kwargs)
         self.on_msg(self._on_custom_msg)
         self._update(text)
@@ -209,7 +245,7 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
     # -- computing ----------------------------------------------------------------------
     def _update(self, text: str) -> None:
         try:
-            result = compute(self.runner, text)
+            result = compute(self.runner, text, self.class_names)
             error = ""
         except Exception as exc:  # shown in the widget; the kernel keeps going
             result = {"text": text, "tokens": [], "probes": [], "skipped": [], "truncated": False}
@@ -219,7 +255,7 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
             self.result = result
             self.error = error
             if names and self.probe not in names:
-                self.probe = names[0]
+                self.probe = best_probe(self.runner, names) or names[0]
 
     def refresh(self) -> None:
         """Compute the current text again (e.g. after the runner fitted more probes)."""

@@ -35,6 +35,8 @@ from .snapshot import SnapshotDisplay, with_snapshot
 
 STATES = tuple(st.PROBE_STATES)
 TRAINING_PHASES = ("train",)  # phases whose remaining work spans the remaining epochs
+# The stages of a control or baseline fit, in the order they run (core.engine.fit).
+SUB_FIT_STAGES = ("extract-val", "extract-train", "train", "refine", "extract-eval")
 
 
 def format_seconds(s: float | None) -> str:
@@ -285,6 +287,26 @@ class ProgressState:
                 p["state"] = reason if reason in ("error", "interrupted") else "stopped"
 
     # -- words ----------------------------------------------------------------------
+    def _stop_message(self) -> str:
+        """What a Stop does from the phase running now (the engine's rules: a stop
+        ends training at the next batch, the final fit after its current probe, and
+        never cuts the test-set pass, which gives the held-out numbers)."""
+        key = str(self._fit.get("phase", ""))
+        ph = self._phases.get(key) or {}
+        stage = ph.get("detail") or key
+        if stage in ("extract-eval", "bootstrap"):
+            text = "Stop requested: the test-set pass runs to its end (it gives the held-out "
+            text += "numbers), then the fit stops."
+        elif stage == "refine":
+            text = "Stop requested: the final fit stops after the current probe, then the "
+            text += "probes are evaluated."
+        else:
+            text = "Stop requested: training ends after the current batch, then the probes "
+            text += "are evaluated."
+        if key.startswith(("control", "baseline-")):
+            text += " What did not finish stays blank; fit_probes(..., resume=True) finishes it."
+        return text
+
     def _final_message(self, state: str) -> str:
         if state == "completed":
             if self.stop_requested:
@@ -295,8 +317,9 @@ class ProgressState:
                 ph = self._phases.get(self._fit.get("phase", ""))
                 where = f" during {ph['label']}" if ph else ""
                 return (
-                    f"Stopped{where}: the probes had already finished training; what this "
-                    "and later steps would have added is missing."
+                    f"Stopped{where}: the probes had already finished training; the columns "
+                    "of this and later steps are blank. fit_probes(..., resume=True) "
+                    "finishes them."
                 )
             tail = "; the test-set metrics are computed" if self._fit.get("n_eval") else ""
             return (
@@ -361,7 +384,8 @@ class ProgressState:
         elif p["state"] != "waiting":
             kept = self.kept_val_loss(p)
             if kept is not None:
-                bits.append(f"val loss (kept weights) {format_number(kept)}")
+                words = st.kept_loss_words(p.get("kept_val_loss") is not None)
+                bits.append(f"{words} {format_number(kept)}")
         return " · ".join(bits)
 
     @staticmethod
@@ -377,12 +401,7 @@ class ProgressState:
         f = self._fit
         state = f.get("state", "waiting")
         if state == "running":
-            f["message"] = (
-                "Stop requested: training ends after the current batch, then the probes "
-                "are evaluated."
-                if self.stop_requested
-                else ""
-            )
+            f["message"] = self._stop_message() if self.stop_requested else ""
         elif state != "waiting":
             f["message"] = self._final_message(state)
         else:
@@ -409,13 +428,22 @@ class ProgressState:
             )
         for ph in self._phases.values():
             ph["text"] = self._phase_text(ph)
-            ph["fraction"] = (
-                1.0
-                if ph["state"] == "done"
-                else min(1.0, ph["done"] / ph["total"])
-                if ph["total"]
-                else 0.0
-            )
+            ph["fraction"] = 1.0 if ph["state"] == "done" else self._phase_fraction(ph)
+
+    def _phase_fraction(self, ph: dict[str, Any]) -> float:
+        """How far a phase is, never going back: across the epochs of training, and for
+        a control or baseline fit (whose stages each count from 0 again) across its
+        stages in their order, each an equal share of the bar."""
+        total = ph["total"]
+        part = min(1.0, ph["done"] / total) if total else 0.0
+        stage = ph["detail"] or ph["key"]
+        num_epoch = int(self._fit.get("num_epoch", 0) or 0)
+        if stage in TRAINING_PHASES and num_epoch > 1:  # later epochs: 2 .. num_epoch
+            part = min(1.0, (max(ph["epoch"] - 2, 0) + part) / (num_epoch - 1))
+        if ph["detail"] in SUB_FIT_STAGES:
+            part = (SUB_FIT_STAGES.index(ph["detail"]) + part) / len(SUB_FIT_STAGES)
+        ph["_fraction"] = max(ph.get("_fraction", 0.0), part)
+        return float(ph["_fraction"])
 
     # -- views ----------------------------------------------------------------------
     def probe_list(self) -> list[dict[str, Any]]:
@@ -455,8 +483,8 @@ class ProbeProgress(SnapshotDisplay, anywidget.AnyWidget):
     runner.events.subscribe(w.handle)`` and call ``w.flush()`` when you want a redraw.
     """
 
-    # Shown before the fit that drives it (often in an earlier cell): it stays live.
-    freeze_at_next_cell = False
+    # One output carries the live view and its snapshot (its fit refreshes both).
+    static_copy_beside = False
     _esm = esm_source("progress")
     _css = css_text("progress")
 

@@ -8,20 +8,22 @@ and colours (``display.states``) as the live view. Each snapshot uses the envelo
 the runner's HTML repr (``display.html``): a plain-text fallback for untrusted
 notebooks, the styled body (light and dark) where the HTML is trusted.
 
-Display: `SnapshotDisplay` gives a widget a display id, so the snapshot can be
-refreshed in place (``update_display``) when its state changes for good -- the end of
-a fit, new table data -- without re-rendering the live view on every click.
+Display: `SnapshotDisplay` gives a widget display ids, so the snapshot can be
+refreshed in place (``update_display``) when its state changes.
 
-Why outputs are frozen: the snapshot beside the live view is not enough in JupyterLab.
-For a trusted notebook (one you saved yourself) its widget renderer outranks
-``text/html``, and when the widget model is gone (reopened with no kernel, and "Save
-Widget State Automatically" off, the default) it shows "Error displaying widget: model
-not found" and never falls back to another type (jupyter-widgets/ipywidgets#849,
-jupyterlab/jupyterlab#1139). The kernel cannot tell when the notebook is saved, so a
-widget's output stops carrying the live view once its job is done: the picker, the
-table and the playground when a later cell starts (the cell reading the selection,
-say), as the dashboard does when its fit ends. `freeze()` does it by hand; displaying
-the widget again gives a new live view.
+Why two outputs: a snapshot in the same output as the live view is not enough in
+JupyterLab. For a trusted notebook (one you saved yourself) its widget renderer outranks
+``text/html``, and when the widget model is gone (reopened with no kernel, "Save Widget
+State Automatically" off, the default) it shows "Error displaying widget: model not
+found" and never falls back to another type (jupyter-widgets/ipywidgets#849). The kernel
+cannot tell when the notebook is saved, so the picker, the table and the playground are
+shown as two outputs, side by side in the cell: the live view (widget only) and its
+static copy (``text/html``, kept up to date). A stylesheet in the static copy shows one
+of the two: the live view while it is rendered (its root has ``lpw-live``), else the
+copy ("static copy -- run this cell again to interact"); so the widgets stay live under
+Run All for as long as the kernel lives, and a reopened notebook shows the copy and no
+error. The dashboard, which nobody interacts with after its fit, keeps one output that
+becomes its snapshot when the fit ends (`Dashboard.close`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from __future__ import annotations
 import html
 import math
 import uuid
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,63 +86,74 @@ def snapshot_bundle(obj: Any) -> dict[str, str]:
     return data
 
 
-# Widgets whose output still carries a live view, frozen when the next cell starts.
-_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
-_HOOKED: weakref.WeakSet[Any] = weakref.WeakSet()  # shells with the pre_run_cell hook
+# The static copy's stylesheet: show the live view while it is rendered, else the copy.
+# Outputs are JupyterLab's (and nbconvert's lab template's) ``.jp-OutputArea-child``; the
+# live output comes right before its copy.
+STATIC_COPY_CSS = (
+    ".jp-OutputArea-child:has(.lpw-live) + .jp-OutputArea-child:has(.lpw-static-copy)"
+    "{display:none}"
+    ".jp-OutputArea-child:not(:has(.lpw-live)):has(+ .jp-OutputArea-child .lpw-static-copy)"
+    "{display:none}"
+)
+STATIC_COPY_NOTE = "Static copy: run this cell again to interact."
 
 
-def _freeze_live(*_info: Any) -> None:
-    """IPython's pre_run_cell: a new cell starts, so widgets shown so far are done."""
-    live = list(_LIVE)
-    _LIVE.clear()
-    for widget in live:
-        try:
-            widget.freeze()
-        except Exception:  # a broken widget must not stop the cell
-            pass
+def static_copy_html(obj: Any) -> str:
+    """The snapshot shown beside a live view: the note, the stylesheet, the snapshot."""
+    return (
+        f'<div class="lpw-static-copy"><style>{STATIC_COPY_CSS}</style>'
+        f'<div class="lpw-static-note" style="font-size: 12px; opacity: 0.7">'
+        f"{_e(STATIC_COPY_NOTE)}</div>{obj.snapshot_html()}</div>"
+    )
 
 
-def _freeze_at_next_cell(widget: Any) -> None:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - widgets need IPython
-        return
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return  # no notebook: nothing is saved with a widget output
-    if shell not in _HOOKED:
-        shell.events.register("pre_run_cell", _freeze_live)
-        _HOOKED.add(shell)
-    _LIVE.add(widget)
+def static_copy_bundle(obj: Any) -> dict[str, str]:
+    data = snapshot_bundle(obj)
+    data["text/html"] = static_copy_html(obj)
+    return data
+
+
+def live_only(bundle: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The widget's view with an empty text fallback (what shows where widgets cannot
+    render, e.g. nbconvert: nothing, the static copy beside it says it all)."""
+    data, meta = split_bundle(bundle)
+    return {WIDGET_MIME: data[WIDGET_MIME], "text/plain": ""}, meta
 
 
 class SnapshotDisplay:
-    """Mixin for widgets: shown with a display id, so `refresh_snapshot()` can put the
-    current state into every output showing this widget (the live view re-renders),
-    and `freeze()` can leave only the snapshot there (no live view, so no widget error
-    in a notebook reopened without its kernel)."""
+    """Mixin for widgets: shown with display ids, so `refresh_snapshot()` can put the
+    current state into every output showing this widget, and `freeze()` can leave only
+    the snapshot there. With ``static_copy_beside`` (the picker, the table, the
+    playground) each display is two outputs, the live view and its static copy (see the
+    module docstring); without it (a progress bar or monitor shown on its own) one output
+    carries both, and a refresh re-renders the live view."""
 
-    _snapshot_id: str | None = None  # the output showing the live view
-    _frozen_ids: tuple[str, ...] = ()  # outputs that show the snapshot only
+    _live_ids: tuple[str, ...] = ()  # outputs that carry the live view
+    _static_ids: tuple[str, ...] = ()  # outputs that show the snapshot only
     _from_browser = False  # inside a state change sent by the browser
     _snapshot_stale = False  # the displayed snapshot is behind the widget's state
-    # Freeze the output when a later cell starts (see the module docstring).
-    freeze_at_next_cell = True
+    static_copy_beside = True
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        if self._snapshot_id is None:
-            self._snapshot_id = uuid.uuid4().hex
-        data, meta = split_bundle(self._repr_mimebundle_())
-        display(data, metadata=meta, raw=True, display_id=self._snapshot_id)
-        if self.freeze_at_next_cell:
-            _freeze_at_next_cell(self)
+        live_id = uuid.uuid4().hex
+        self._live_ids = (*self._live_ids, live_id)
+        bundle = self._repr_mimebundle_()
+        if not self.static_copy_beside:
+            data, meta = split_bundle(bundle)
+            display(data, metadata=meta, raw=True, display_id=live_id)
+            return
+        data, meta = live_only(bundle)
+        display(data, metadata=meta, raw=True, display_id=live_id)
+        copy_id = uuid.uuid4().hex
+        self._static_ids = (*self._static_ids, copy_id)
+        display(static_copy_bundle(self), raw=True, display_id=copy_id)
 
     @property
     def displayed(self) -> bool:
-        """Whether some output shows this widget (live or frozen)."""
-        return self._snapshot_id is not None or bool(self._frozen_ids)
+        """Whether some output shows this widget (live or static)."""
+        return bool(self._live_ids or self._static_ids)
 
     def refresh_snapshot(self) -> bool:
         """Update the displayed outputs' snapshot; False if this was never displayed."""
@@ -151,33 +163,36 @@ class SnapshotDisplay:
 
         self._snapshot_stale = False
         try:
-            if self._snapshot_id is not None:
-                data, meta = split_bundle(self._repr_mimebundle_())
-                update_display(data, metadata=meta, raw=True, display_id=self._snapshot_id)
-            if self._frozen_ids:
-                frozen = snapshot_bundle(self)
-                for display_id in self._frozen_ids:
-                    update_display(frozen, raw=True, display_id=display_id)
+            if not self.static_copy_beside:
+                for display_id in self._live_ids:
+                    data, meta = split_bundle(self._repr_mimebundle_())
+                    update_display(data, metadata=meta, raw=True, display_id=display_id)
+            static = static_copy_bundle(self) if self.static_copy_beside else snapshot_bundle(self)
+            for display_id in self._static_ids:
+                update_display(static, raw=True, display_id=display_id)
         except Exception:  # no frontend left (kernel shutting down)
             return False
         return True
 
     def freeze(self) -> bool:
-        """Replace the live view in this widget's output with its current snapshot, as
-        the dashboard does at the end of a fit: a notebook saved after this shows the
-        snapshot when reopened without its kernel, not "Error displaying widget".
+        """Leave only the current snapshot in this widget's outputs (no live view).
         Later changes still refresh that snapshot; display the widget again for a new
         live view. False if there was no live output to freeze."""
-        if self._snapshot_id is None:
+        if not self._live_ids:
             return False
-        display_id, self._snapshot_id = self._snapshot_id, None
-        self._frozen_ids = (*self._frozen_ids, display_id)
-        _LIVE.discard(self)
-        self._snapshot_stale = False
+        live, self._live_ids = self._live_ids, ()
         from IPython.display import update_display
 
         try:
-            update_display(snapshot_bundle(self), raw=True, display_id=display_id)
+            if self.static_copy_beside:  # the copy beside each shows; the live one goes
+                for display_id in live:
+                    update_display({"text/plain": ""}, raw=True, display_id=display_id)
+                self.refresh_snapshot()
+            else:
+                self._static_ids = (*self._static_ids, *live)
+                self._snapshot_stale = False
+                for display_id in live:
+                    update_display(snapshot_bundle(self), raw=True, display_id=display_id)
         except Exception:  # no frontend left (kernel shutting down)
             return False
         return True
@@ -192,9 +207,9 @@ class SnapshotDisplay:
 
     def snapshot_changed(self) -> None:
         """The state changed: refresh the snapshot now, unless the browser made the
-        change (re-rendering the view would interrupt a click or typing); then it
-        catches up in `catch_up_snapshot`."""
-        if self._from_browser:
+        change and the snapshot shares the live view's output (re-rendering the view
+        would interrupt a click or typing); then it catches up in `catch_up_snapshot`."""
+        if self._from_browser and not self.static_copy_beside:
             self._snapshot_stale = True
         else:
             self.refresh_snapshot()
@@ -355,8 +370,8 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
         r = 4.0
         parts.append(
             f'<path class="lpw-snap-kept" d="M{kx:.1f} {ky - r:.1f}L{kx + r:.1f} {ky:.1f}'
-            f'L{kx:.1f} {ky + r:.1f}L{kx - r:.1f} {ky:.1f}Z"><title>kept weights: val loss '
-            f"{_e(format_number(kept))} ({_e(row.get('kept_label', ''))})</title></path>"
+            f'L{kx:.1f} {ky + r:.1f}L{kx - r:.1f} {ky:.1f}Z"><title>kept weights: '
+            f"{_e(row.get('kept_foot', ''))} ({_e(row.get('kept_label', ''))})</title></path>"
         )
     parts += [
         f'<text class="lpw-snap-axis" x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end">'
@@ -374,7 +389,7 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
 def card_foot(row: dict[str, Any], losses: Sequence[float | None]) -> str:
     """The one validation-loss number a card shows, with its label."""
     if row.get("kept_val_loss") is not None:
-        return f"val loss (kept weights) {format_number(row['kept_val_loss'])}"
+        return str(row.get("kept_foot", ""))
     last = next((v for v in reversed(losses) if v is not None), None)
     return f"val loss {format_number(last)} (latest)" if last is not None else "no evaluation yet"
 
@@ -453,11 +468,26 @@ def table_grid(
     order: list[int],
     names: list[str],
     cls: str,
+    sort: dict[str, Any] | None = None,
 ) -> str:
     index = {c["name"]: j for j, c in enumerate(columns)}
+    sort = sort or {}
+
+    def marker(n: str) -> str:
+        if sort.get("column") != n:
+            return ""
+        way = "descending" if sort.get("descending") else "ascending"
+        return f' aria-sort="{way}"'
+
+    def arrow(n: str) -> str:
+        if sort.get("column") != n:
+            return ""
+        return " ▼" if sort.get("descending") else " ▲"
+
     head = "".join(
         f'<th class="{"lpw-snap-num" if columns[index[n]]["kind"] == "number" else ""}" '
-        f'title="column: {_e(n)}">{_e(columns[index[n]].get("label", n))}</th>'
+        f'title="column: {_e(n)}"{marker(n)}>{_e(columns[index[n]].get("label", n))}'
+        f"{arrow(n)}</th>"
         for n in names
     )
     body = []
@@ -490,7 +520,9 @@ def table_html(table: Any) -> str:
     body = (
         f'<div class="lpw-snap-head"><span class="lpw-title">{_e(title)}</span>'
         f'<span class="lpw-muted">{len(rows)} row(s)</span></div>'
-        + table_grid(columns, rows, order, compact, "lpw-metrics lpw-snap-compact")
+        + table_grid(
+            columns, rows, order, compact, "lpw-metrics lpw-snap-compact", dict(table.sort)
+        )
     )
     if len(compact) < len(all_names):
         body += (

@@ -267,8 +267,13 @@ class MetricsTable(SnapshotDisplay, anywidget.AnyWidget):
         kind = getattr(event, "kind", None)
         if kind in REFRESH_ON:
             self._set_data(self._runner_frame())
-        if kind == "fit_finished":  # the snapshot (re-rendering the view) once per fit
+        if kind == "fit_finished":  # the static copy once per fit, not per probe
             self.refresh_snapshot()
+
+    @traitlets.observe("sort", "show_all")
+    def _on_view_change(self, change: dict[str, Any]) -> None:
+        """A sort clicked in the browser: the static copy follows (its own output)."""
+        self.snapshot_changed()
 
     def close(self) -> None:
         """Stop following the runner and close the widget."""

@@ -583,12 +583,14 @@ def _screenshot_on_failure(page: Any, filename: str) -> Iterator[None]:
         raise
 
 
-def test_picker_and_table_saved_without_widget_state(page: Any, lab: dict[str, Any]) -> None:
-    """Picker and table, used live, then saved with "Save Widget State Automatically"
-    off and reopened with no kernel: each output shows its final snapshot (the picker
-    with the selection clicked in the browser, the table in its sort) and no widget
-    error. A widget stays live until a later cell runs; then its output becomes the
-    snapshot, as the dashboard's does when its fit ends."""
+def test_picker_and_table_live_after_run_all_and_saved_without_widget_state(
+    page: Any, lab: dict[str, Any]
+) -> None:
+    """Run All, then the picker and the table are used live (the later cells already
+    ran), then saved with "Save Widget State Automatically" off and reopened with no
+    kernel: each widget's static copy shows its final state (the picker with the
+    selection clicked in the browser, the table in its sort), the note says to run the
+    cell again, and no widget error shows."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.set_default_timeout(PATIENCE_MS)
@@ -597,34 +599,37 @@ def test_picker_and_table_saved_without_widget_state(page: Any, lab: dict[str, A
     assert not errors, errors
 
 
+def _run_all(page: Any) -> None:
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator(".lm-Menu .lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+
+
 def _use_save_and_reopen_widgets(page: Any, lab: dict[str, Any]) -> None:
     page.goto(lab["widgets"])
     page.locator(SHOWN_CELLS).first.wait_for()
     _wait_idle(page)
-    # Run the picker's cell, pick in the browser, then the table's cell: starting a
-    # later cell turns the picker's output into its snapshot (with the click).
-    _cell(page, 0).locator(".jp-InputArea-prompt").click()
-    for _ in range(2):
-        page.keyboard.press("Shift+Enter")
+    _run_all(page)
     picker, table = _cell(page, 1), _cell(page, 2)
+    _cell(page, 3).locator(".jp-OutputArea-output", has_text="NEXT").wait_for()
+    # Every cell ran; the picker is still live: pick in the browser.
     search = picker.locator("input.lpw-picker-search")
     search.wait_for()
+    assert not picker.locator(".lpw-static-copy").is_visible()  # the copy makes way
     search.fill("h.2")
     picker.locator('.lpw-picker-row[data-name="transformer.h.2"]').click()
     picker.locator('.lpw-picker-row[data-name="transformer.h.2"][aria-selected="true"]').wait_for()
-    _cell(page, 2).locator(".jp-InputArea-prompt").click()
-    page.keyboard.press("Shift+Enter")
-    picker.locator(".lpw-snap-selected").wait_for()
-    assert picker.locator(".lpw-picker-search").count() == 0  # the live view made way
-    # The table, live: sort by probe in the browser, then run the last cell.
+    # The table, live too: sort by probe in the browser.
     table.locator("th button", has_text="probe").click()
-    table.locator("th[aria-sort='ascending']", has_text="probe").wait_for()
+    table.locator(".lpw-live th[aria-sort='ascending']", has_text="probe").wait_for()
+    # Run the last cell again: the kernel has the click; the widgets stay live.
     _cell(page, 3).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Shift+Enter")
-    next_out = _cell(page, 3).locator(".jp-OutputArea-output", has_text="NEXT")
+    next_out = _cell(page, 3).locator(".jp-OutputArea-output", has_text="h.2.output")
     next_out.wait_for()
-    assert "transformer.h.2.output" in next_out.inner_text()
-    table.locator("table.lpw-snap-compact").wait_for()
+    assert search.is_visible() and table.locator("th button").first.is_visible()
+    # the static copies follow (hidden while the live views show)
+    copy = picker.locator(".lpw-static-copy .lpw-snap-selected .lpw-chip")
+    assert copy.all_inner_texts() == ["transformer.h.0.output", "transformer.h.2.output"]
 
     # Save, shut the kernel down, reopen.
     _cell(page, 0).locator(".jp-InputArea-prompt").click()
@@ -636,13 +641,14 @@ def _use_save_and_reopen_widgets(page: Any, lab: dict[str, Any]) -> None:
     page.reload()
     page.locator(SHOWN_CELLS).first.wait_for()
     picker, table = _cell(page, 1), _cell(page, 2)
-    picker.locator(".jp-OutputArea-output").first.wait_for()
+    picker.locator(".lpw-static-copy").wait_for()  # shown: no live view to make way for
     page.wait_for_timeout(3_000)  # give a widget renderer time to fail, if one would
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     assert "Error displaying widget" not in notebook.inner_text()
     chips = picker.locator(".lpw-snap-selected .lpw-chip")
     assert chips.all_inner_texts() == ["transformer.h.0.output", "transformer.h.2.output"]
     assert chips.first.is_visible()
+    assert picker.locator(".lpw-static-note").is_visible()  # "run this cell again"
     grid = table.locator("table.lpw-snap-compact")
     assert grid.is_visible()
     first_column = grid.locator("td[data-col='probe']").all_inner_texts()
@@ -658,10 +664,15 @@ def test_playground_updates_as_you_type(page: Any, lab: dict[str, Any]) -> None:
     Then a later cell reads `playground.text` back; no widget error, no console error."""
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on(
-        "console",
-        lambda msg: errors.append(f"console.error: {msg.text}") if msg.type == "error" else None,
-    )
+
+    def console(msg: Any) -> None:
+        # A notebook an earlier test saved and reopened without its kernel comes back in
+        # a hidden tab: JupyterLab's widget renderer logs "widget model not found" for its
+        # live-view outputs, which the static copies beside them hide (widgets.snapshot).
+        if msg.type == "error" and "widget model not found" not in msg.text:
+            errors.append(f"console.error: {msg.text}")
+
+    page.on("console", console)
     page.set_default_timeout(PATIENCE_MS)
     try:
         with _screenshot_on_failure(page, "jupyterlab-playground.png"):
@@ -704,8 +715,8 @@ def _type_into_playground(page: Any, lab: dict[str, Any]) -> None:
     page.locator(SHOWN_CELLS).first.wait_for()
     page.locator("body[data-jp-theme-light='true']").wait_for(state="attached")
     _wait_idle(page)
-    _cell(page, 0).locator(".jp-InputArea-prompt").click()
-    page.keyboard.press("Control+Enter")  # run the fit and show the playground, stay there
+    _run_all(page)  # the fit and the playground, then the report: the playground stays live
+    _cell(page, 1).locator(".jp-OutputArea-output", has_text="PLAYGROUND").wait_for()
     cell = _cell(page, 0)
     box = cell.locator("textarea.lpw-pg-input")
     box.wait_for()
@@ -746,12 +757,12 @@ def _type_into_playground(page: Any, lab: dict[str, Any]) -> None:
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
     assert "Error displaying widget" not in notebook.inner_text()
 
-    # The kernel's side, read back by the next cell (which turns the view into its
-    # snapshot): the typed text, its result, and the tokenizer's tokens for each text.
+    # The kernel's side, read back by the next cell run again (the view stays live, its
+    # static copy follows): the typed text, its result, the tokenizer's tokens.
     page.keyboard.press("Escape")
     _cell(page, 1).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Shift+Enter")
-    out = _cell(page, 1).locator(".jp-OutputArea-output", has_text="PLAYGROUND")
+    out = _cell(page, 1).locator(".jp-OutputArea-output", has_text=dark_more.strip())
     out.wait_for()
     kernel = json.loads(out.inner_text().split("PLAYGROUND", 1)[1].strip())
     assert kernel["text"] == kernel["result_text"] == light_text + dark_more, kernel
@@ -759,8 +770,9 @@ def _type_into_playground(page: Any, lab: dict[str, Any]) -> None:
     assert light["tokens"] == kernel["tokens"][0], (light["tokens"], kernel["tokens"][0])
     assert dark["tokens"] == kernel["tokens"][1], (dark["tokens"], kernel["tokens"][1])
     assert dark["strip"] == kernel["strip"], (dark["strip"], kernel["strip"])
-    snap = cell.locator(".lpw-snap-pg-text")
-    snap.wait_for()
-    assert snap.inner_text() == light_text + dark_more
-    assert cell.locator("textarea.lpw-pg-input").count() == 0  # the live view made way
+    snap = cell.locator(".lpw-static-copy .lpw-snap-pg-text")
+    snap.wait_for(state="attached")
+    assert snap.text_content() == light_text + dark_more
+    assert not snap.is_visible()  # hidden while the live view shows
+    assert box.is_visible()  # still live after the next cell ran
     assert "Error displaying widget" not in notebook.inner_text()

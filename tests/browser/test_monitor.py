@@ -152,7 +152,7 @@ def test_points_snapshot_resync_and_marks(widget_page):
     assert card.get_attribute("data-state") == "early-stopped"
     kept = card.locator(".lpw-kept")
     assert kept.is_visible() and "0.250" in kept.locator("title").text_content()
-    assert card.locator(".lpw-monitor-reason").inner_text() == "val loss (kept weights) 0.250"
+    assert card.locator(".lpw-monitor-reason").inner_text() == "CV loss (final fit) 0.250"
     legend = w.root.locator(".lpw-monitor-key:visible").all_inner_texts()
     assert [t.strip() for t in legend] == [
         "warm-up",
@@ -276,6 +276,7 @@ def test_stop_button_sets_the_trait_once(widget_page):
     assert stop.is_disabled()  # nothing to stop yet
     w.kernel_set("running", True)
     assert stop.is_enabled() and stop.inner_text() == "Stop"
+    assert "test-set pass runs to its end" in stop.get_attribute("title")  # true in any phase
     stop.click()
     assert w.get("stop_requested") is True
     assert w.sets() == [["stop_requested", True]] and w.saves() == 1

@@ -193,9 +193,7 @@ def test_bars_move_and_reach_end_states_with_their_own_colours(widget_page):
     )
     assert got == {k: _hex(v) for k, v in expected.items()}
     assert rows.nth(1).locator(".lpw-progress-fill").evaluate("e => e.style.width") == "100%"
-    assert (
-        "val loss (kept weights) 0.312" in rows.nth(1).locator(".lpw-progress-detail").inner_text()
-    )
+    assert "CV loss (final fit) 0.312" in rows.nth(1).locator(".lpw-progress-detail").inner_text()
     assert "no validation improvement" in rows.first.locator(".lpw-progress-reason").inner_text()
     assert rows.nth(2).locator(".lpw-progress-reason").inner_text() == "boom <b>"
     root = w.root.locator(".lpw-progress")

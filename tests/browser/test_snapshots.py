@@ -1,6 +1,6 @@
-"""Widgets survive save, reopen and nbconvert: every widget's output carries a static
-HTML snapshot of its state, and the dashboard's output becomes that snapshot when the
-fit ends.
+"""Widgets survive save, reopen and nbconvert: the picker and the table are shown as a
+live view plus a static copy of their state (its own output), and the dashboard's output
+becomes its snapshot when the fit ends.
 
 A small notebook (picker, a fit with the dashboard, the metrics table) runs on a real
 kernel with nbclient and is saved as JupyterLab saves it (no widget state). Then the
@@ -114,32 +114,36 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     return execute(path, tmp), path
 
 
-def _data(cell: Any) -> dict[str, Any]:
+def _outputs(cell: Any) -> list[dict[str, Any]]:
     outs = [o for o in cell.outputs if o.output_type in ("display_data", "execute_result")]
-    assert len(outs) == 1, [o.output_type for o in cell.outputs]
-    return outs[0]["data"]
+    return [o["data"] for o in outs]
+
+
+def _live_and_copy(cell: Any) -> dict[str, Any]:
+    """A widget shown as its live view (widget only, an empty text) and a static copy."""
+    live, copy = _outputs(cell)
+    assert set(live) == {WIDGET_MIME, "text/plain"} and live["text/plain"] == ""
+    assert set(copy) == {"text/plain", "text/html"} and "lpw-static-copy" in copy["text/html"]
+    return copy
 
 
 def test_saved_outputs_hold_the_final_snapshots(executed: tuple[Any, Path]) -> None:
     nb, _ = executed
     setup, picker, _pick_more, fit, table = nb.cells
     assert not [o for o in setup.outputs if o.output_type == "error"]
-    # picker: the next cell started, so the output is the snapshot only (no live view
-    # to fail in JupyterLab), refreshed by the change made in Python in that cell
-    data = _data(picker)
-    assert WIDGET_MIME not in data and set(data) == {"text/plain", "text/html"}
+    # picker: still live (later cells ran); its copy follows the change made in Python
+    data = _live_and_copy(picker)
     assert "transformer.h.2.output" in data["text/html"]
     assert "2 selected" in data["text/html"]
     # dashboard: at the end of the fit the output is the static final state only
-    data = _data(fit)
+    (data,) = _outputs(fit)
     assert WIDGET_MIME not in data and set(data) == {"text/plain", "text/html"}
     html = data["text/html"]
     assert 'data-fit-state="completed"' in html and html.count("fit completed") >= 1
     assert html.count('class="lpw-snap-card"') == 2 and 'data-phase="extract-eval"' in html
     assert data["text/plain"].startswith("fit completed")
-    # table (the last cell, still live): compact columns, 3 decimals, the browser's sort
-    data = _data(table)
-    assert WIDGET_MIME in data
+    # table: compact columns, 3 decimals, the browser's sort
+    data = _live_and_copy(table)
     assert "test log-loss" in data["text/html"] and "All columns" not in data["text/plain"]
     lines = data["text/plain"].splitlines()
     assert lines[0].split()[:2] == ["probe", "accuracy"]

@@ -208,11 +208,24 @@ def calibration_curve(
     return mean_pred, frac_pos, count
 
 
+def incomplete_note(incomplete: dict[str, str]) -> str:
+    """What a stopped fit left unfinished, and how to finish it (one sentence each)."""
+    if not incomplete:
+        return ""
+    items = ", ".join(f"{name} ({why})" for name, why in incomplete.items())
+    return (
+        f"Not finished, the fit was stopped: {items}. Their columns are blank (NaN), never "
+        "numbers from half-trained probes; run the same fit_probes call again with "
+        "resume=True to finish them."
+    )
+
+
 class MetricsTable(pd.DataFrame):
     """`runner.metrics`: the full DataFrame, one row per probe. Its `to_string()` (the
     original lm_probe's way of printing it) wraps the columns to the terminal's width
     and writes floats with 3 decimals; pass `line_width=None` or `float_format` to
-    choose otherwise. Anything derived from it is a plain DataFrame."""
+    choose otherwise; after a Stop it ends with what was left unfinished
+    (``attrs["incomplete"]``). Anything derived from it is a plain DataFrame."""
 
     @property
     def _constructor(self) -> type:
@@ -224,4 +237,6 @@ class MetricsTable(pd.DataFrame):
         if not args:
             kwargs.setdefault("line_width", shutil.get_terminal_size((100, 24)).columns)
             kwargs.setdefault("float_format", "{:.3f}".format)
-        return pd.DataFrame(self).to_string(*args, **kwargs)
+        text = pd.DataFrame(self).to_string(*args, **kwargs)
+        note = incomplete_note(self.attrs.get("incomplete") or {})
+        return f"{text}\n{note}" if note and text is not None else text

@@ -10,6 +10,7 @@ dependencies that are deliberately not installed.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
 import json
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -177,10 +179,11 @@ def _convert_smollm2(target: Path) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the cache need not be
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-        )
+        with _no_progress_bars():
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+            )
         # The de-quantised weights are plain fp32; drop the GGUF quantizer marker so the
         # saved folder loads without gguf/accelerate.
         model.hf_quantizer = None
@@ -238,8 +241,29 @@ def _ensure_pad_token(tokenizer: Any) -> Any:
     return tokenizer
 
 
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' tqdm bars off (as they were after): in a notebook its "Loading
+    weights" bar is a widget, which a saved notebook reopens as "Error displaying
+    widget: model not found"; loading takes seconds, so the bar tells little."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def _from_folder(path: Path | str, extra: dict[str, Any]) -> tuple[Any, Any]:
     """A plain HF model and tokenizer from a folder (or a hub id, given `extra` options)."""
+    with _no_progress_bars():
+        return _load_folder(path, extra)
+
+
+def _load_folder(path: Path | str, extra: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     hub = {k: v for k, v in extra.items() if k in ("cache_dir", "local_files_only", "revision")}

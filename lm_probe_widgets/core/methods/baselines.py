@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -189,11 +190,20 @@ def random_init_model(model: Any, seed: int = 0) -> Any:
     return wrap_model(fresh, getattr(model, "tokenizer", None))
 
 
-def add_baseline_columns(baselines: dict[str, Any], df: pd.DataFrame) -> pd.DataFrame:
-    """Per fitted baseline, `baseline_<name>` (held-out accuracy) when it has a
-    classification probe and `baseline_<name>_r2` (held-out R²) when it has a
-    regression probe; each is NaN on the other kind's rows."""
+def add_baseline_columns(
+    baselines: dict[str, Any], df: pd.DataFrame, configs: Sequence[Any] = ()
+) -> pd.DataFrame:
+    """Per baseline, `baseline_<name>` (held-out accuracy) when it has a classification
+    probe and `baseline_<name>_r2` (held-out R²) when it has a regression probe; each is
+    NaN on the other kind's rows. A baseline given as None (planned, not finished) gets
+    its columns for `configs`, all NaN."""
     for name, base in baselines.items():
+        if base is None:
+            regression = [is_regression(c) for c in configs]
+            for metric, wanted in (("accuracy", not all(regression)), ("r2", any(regression))):
+                if wanted:
+                    df[baseline_column(name, metric)] = math.nan
+            continue
         table = base.metrics
         regression = [is_regression(c) for c in base.configs]
         if not all(regression):

@@ -171,69 +171,96 @@ def validity_table(runner: ProbeRunner, level: float = LEVEL) -> pd.DataFrame:
     control, no baselines, no seed spread) say how to get them."""
     m = runner.metrics
     fitted = [c for c in runner.configs if c.name in m.index and c.name in runner.probes]
-    family = _card_comparisons(runner, fitted, m, level)
-    rows = []
-    for cfg in fitted:
-        name = cfg.name
-        r = m.loc[name]
-        regression = cfg.task == "regression"
-        score = "r2" if regression else "accuracy"
-        value = r.get(score, math.nan)
-        row: dict[str, Any] = {"probe": name, score: value}
-        readings = []
-        if math.isnan(value):
-            readings.append("no held-out metrics: fit with an eval_set")
-        mine = family.get(name, {})
-        row["selectivity"] = r.get("selectivity", math.nan)
-        if "control" in mine:
-            readings.append(_columns(row, "control", mine["control"], "its control task"))
-            if mine["control"].difference < 0:
-                readings.append(NEGATIVE_SELECTIVITY)
-        elif math.isnan(row["selectivity"]):
-            readings.append("control task: fit with control=True")
-        if "random_init" in mine:
-            readings.append(
-                _columns(row, "random_init", mine["random_init"], "a random-init model")
-            )
-        confounds = {k: c for k, c in mine.items() if k in CONFOUND_NAMES}
-        if confounds:
-            best = max(confounds, key=lambda k: confounds[k].b_score)
-            row["strongest_confound"] = best
-            readings.append(_columns(row, "confound", confounds[best], best.replace("_", " ")))
-            for k, c in confounds.items():  # a loss to a weaker confound is still a loss
-                if k != best and c.verdict == "loses":
-                    readings.append(c.reading(k.replace("_", " ")))
-        elif any(k in CONFOUND_NAMES for k in getattr(runner, "baselines", {})):
-            row["gap_confound"], row["strongest_confound"] = math.nan, None
-            readings.append("confounds: no numbers for this probe (see their `note` column)")
-        else:
-            readings.append("confounds: baselines=('length', 'bag_of_words', 'tfidf')")
-        losses = [k for k, c in mine.items() if k != "control" and c.verdict == "loses"]
-        row["flag"] = "loses to " + ", ".join(k.replace("_", " ") for k in losses) if losses else ""
-        low, high = r.get(f"{score}_low", math.nan), r.get(f"{score}_high", math.nan)
-        row["ci_width"] = high - low
-        if not math.isnan(high - low):
-            half = (high - low) / 2
-            readings.append(f"CI ±{half:.3f} R²" if regression else f"CI ±{100 * half:.1f} points")
-        row["compression"] = r.get("compression", math.nan)
-        if not math.isnan(row["compression"]):
-            readings.append(f"MDL (online code) compresses labels {row['compression']:.2f}x")
-        elif not regression:
-            readings.append("MDL: runner.mdl()")
-        spread = getattr(runner, "spread", None)
-        if spread is not None and name in spread.index and (score, "std") in spread:
-            row["refit_std"] = spread.loc[name, (score, "std")]
-            readings.append(f"refit std {_pts(row['refit_std'], regression)} (runner.stability)")
-        row["reading"] = "; ".join(readings)
-        rows.append(row)
+    unfinished = getattr(runner, "incomplete", {})  # a Stop left them half-trained
+    family = _card_comparisons(runner, fitted, m, level, unfinished)
+    rows = [
+        _card_row(runner, cfg, m.loc[cfg.name], family.get(cfg.name, {}), unfinished)
+        for cfg in fitted
+    ]
     return pd.DataFrame(rows).set_index("probe") if rows else pd.DataFrame()
 
 
+def _card_row(
+    runner: ProbeRunner,
+    cfg: Any,
+    r: pd.Series,
+    mine: dict[str, Comparison],
+    unfinished: dict[str, str],
+) -> dict[str, Any]:
+    """One probe's card: its numbers (columns) and their readings."""
+    regression = cfg.task == "regression"
+    score = "r2" if regression else "accuracy"
+    value = r.get(score, math.nan)
+    row: dict[str, Any] = {"probe": cfg.name, score: value}
+    readings = []
+    if math.isnan(value):
+        readings.append("no held-out metrics: fit with an eval_set")
+    row["selectivity"] = r.get("selectivity", math.nan)
+    if "control" in mine:
+        readings.append(_columns(row, "control", mine["control"], "its control task"))
+        if mine["control"].difference < 0:
+            readings.append(NEGATIVE_SELECTIVITY)
+    elif "control" in unfinished:
+        readings.append(f"control task: {RESUME}")
+    elif math.isnan(row["selectivity"]):
+        readings.append("control task: fit with control=True")
+    if "random_init" in mine:
+        readings.append(_columns(row, "random_init", mine["random_init"], "a random-init model"))
+    elif "baseline_random_init" in unfinished:
+        readings.append(f"random-init model: {RESUME}")
+    readings += _confound_readings(runner, row, mine, unfinished)
+    losses = [k for k, c in mine.items() if k != "control" and c.verdict == "loses"]
+    row["flag"] = "loses to " + ", ".join(k.replace("_", " ") for k in losses) if losses else ""
+    low, high = r.get(f"{score}_low", math.nan), r.get(f"{score}_high", math.nan)
+    row["ci_width"] = high - low
+    if not math.isnan(high - low):
+        half = (high - low) / 2
+        readings.append(f"CI ±{half:.3f} R²" if regression else f"CI ±{100 * half:.1f} points")
+    row["compression"] = r.get("compression", math.nan)
+    if not math.isnan(row["compression"]):
+        readings.append(f"MDL (online code) compresses labels {row['compression']:.2f}x")
+    elif not regression:
+        readings.append("MDL: runner.mdl()")
+    spread = getattr(runner, "spread", None)
+    if spread is not None and cfg.name in spread.index and (score, "std") in spread:
+        row["refit_std"] = spread.loc[cfg.name, (score, "std")]
+        readings.append(f"refit std {_pts(row['refit_std'], regression)} (runner.stability)")
+    row["reading"] = "; ".join(readings)
+    return row
+
+
+def _confound_readings(
+    runner: ProbeRunner, row: dict[str, Any], mine: dict[str, Comparison], unfinished: dict
+) -> list[str]:
+    """The strongest confound's columns and reading, and any loss to a weaker one."""
+    confounds = {k: c for k, c in mine.items() if k in CONFOUND_NAMES}
+    if confounds:
+        best = max(confounds, key=lambda k: confounds[k].b_score)
+        row["strongest_confound"] = best
+        out = [_columns(row, "confound", confounds[best], best.replace("_", " "))]
+        for k, c in confounds.items():  # a loss to a weaker confound is still a loss
+            if k != best and c.verdict == "loses":
+                out.append(c.reading(k.replace("_", " ")))
+        return out
+    if any(f"baseline_{k}" in unfinished for k in CONFOUND_NAMES):
+        row["gap_confound"], row["strongest_confound"] = math.nan, None
+        return [f"confounds: {RESUME}"]
+    if any(k in CONFOUND_NAMES for k in getattr(runner, "baselines", {})):
+        row["gap_confound"], row["strongest_confound"] = math.nan, None
+        return ["confounds: no numbers for this probe (see their `note` column)"]
+    return ["confounds: baselines=('length', 'bag_of_words', 'tfidf')"]
+
+
 def _card_comparisons(
-    runner: ProbeRunner, configs: list[Any], m: pd.DataFrame, level: float
+    runner: ProbeRunner,
+    configs: list[Any],
+    m: pd.DataFrame,
+    level: float,
+    unfinished: dict[str, str],
 ) -> dict[str, dict[str, Comparison]]:
     """{probe: {"control" / baseline name: its Comparison}}, Holm-adjusted together.
-    A side with no numbers for a probe (token-level confounds) is left out."""
+    A side with no numbers for a probe (token-level confounds), or one a Stop left
+    unfinished, is left out."""
     made: list[tuple[str, str, Comparison]] = []
     baselines = getattr(runner, "baselines", {})
     for cfg in configs:
@@ -241,6 +268,7 @@ def _card_comparisons(
             continue
         sides = ["control"] if getattr(runner, "control", None) is not None else []
         sides += [k for k in ("random_init", *CONFOUND_NAMES) if k in baselines]
+        sides = [k for k in sides if (k if k == "control" else f"baseline_{k}") not in unfinished]
         for side in sides:
             try:
                 made.append((cfg.name, side, runner.compare(cfg.name, side, level=level)))
@@ -263,6 +291,7 @@ def _columns(row: dict[str, Any], key: str, c: Comparison, words: str) -> str:
 
 
 CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
+RESUME = "not finished (the fit was stopped): fit_probes(..., resume=True) finishes it"
 NEGATIVE_SELECTIVITY = (
     "selectivity below 0 reads 'no evidence beyond the words': the control labels have "
     "no label noise, so noise in the task alone lowers selectivity"
