@@ -23,7 +23,8 @@ CHROMIUM ?= /usr/bin/chromium
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # Two pytest workers: the notebooks (minutes each, on the real model) run beside the rest
-# (tests/conftest.py orders the longest first). One torch thread per worker.
+# (tests/conftest.py orders the longest first; a module, or a class, is one unit of work).
+# One torch thread per worker.
 PYTEST_WORKERS ?= 2
 # pip on machines with a local package mirror prints one of these per package; noise only.
 PIP_NOISE := ^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$$
@@ -43,7 +44,7 @@ test: $(STAMPS)/test $(STAMPS)/chromium
 	"$(VENV)/bin/ruff" check .
 	"$(VENV)/bin/ruff" format --check .
 	@# exit code 5 = no tests collected, not a failure
-	"$(PY)" -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
+	"$(PY)" -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
 
 lint: $(STAMPS)/test
 	"$(VENV)/bin/ruff" check .

@@ -29,25 +29,26 @@ settings.register_profile(
 )
 settings.load_profile("suite")
 
-# The longest tests first, each a unit of its own, so that two workers end together: the
-# notebooks on the real model take minutes each, the rest seconds. Every other test goes
-# with its module (one unit: module-scoped fixtures such as a JupyterLab server are built
-# once). Run without xdist, the order is the same and the groups mean nothing.
-LONGEST_FIRST = ("tests/test_notebooks.py", "tests/browser/test_jupyterlab.py")
+# `make test` runs pytest -n 2 --dist loadscope: each module is one unit of work for a
+# worker (module-scoped fixtures, such as a JupyterLab server, are built once), and each
+# class too; the notebook runs on the real model (minutes each) are classes of their own
+# in tests/test_notebooks.py. Units go out in collection order, so the longest come
+# first and the two workers end together; run without xdist, the order is the same.
+LONGEST_FIRST = (
+    "tests/test_notebooks.py::TestLessonWhichLayer",
+    "tests/test_notebooks.py::TestLessonUse",
+    "tests/test_notebooks.py::TestQuickstart",
+    "tests/browser/test_jupyterlab.py",
+)
 
 
-def _unit(item: pytest.Item) -> tuple[int, str]:
-    module = item.nodeid.split("::")[0]
-    rank = LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
-    own = module == LONGEST_FIRST[0] and item.get_closest_marker("slow") is not None
-    return rank, f"nb-{item.name}" if own else module
+def _rank(item: pytest.Item) -> int:
+    hits = [i for i, unit in enumerate(LONGEST_FIRST) if item.nodeid.startswith(unit + "::")]
+    return hits[0] if hits else len(LONGEST_FIRST)
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_unit(item)[1]))
-    items.sort(key=lambda item: _unit(item)[0])  # stable: modules stay whole, in order
+    items.sort(key=_rank)  # stable: the other modules stay whole, in their order
 
 
 @pytest.fixture(scope="session")

@@ -23,3 +23,16 @@ def sentiment_texts(n: int = 240, seed: int = 0) -> tuple[list[str], np.ndarray]
         texts.append(" ".join(words))
         labels.append(y)
     return texts, np.asarray(labels, dtype=np.int64)
+
+
+# A tiny Llama's modules placed as device_map="auto" would for a model larger than the
+# GPUs: layer 2 offloaded to disk (accelerate streams its weights in), the rest on CPU.
+LLAMA_LAYER_2_ON_DISK = {
+    "model.embed_tokens": "cpu",
+    "model.rotary_emb": "cpu",
+    "model.layers.0": "cpu",
+    "model.layers.1": "cpu",
+    "model.layers.2": "disk",
+    "model.norm": "cpu",
+    "lm_head": "cpu",
+}

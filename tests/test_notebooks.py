@@ -207,179 +207,186 @@ def _cell(nb: nbformat.NotebookNode, needle: str) -> nbformat.NotebookNode:
 
 
 @pytest.mark.slow
-def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
-    # the store on (conftest turns it off for the suite), in a fresh folder: the first fit
-    # fills it, the second (last-token pooling) must not run the model
-    nb, _ = execute(QUICKSTART, tmp_path, env=_fresh_store_env(tmp_path))
-    s = _summary(nb)
-    expected = ["model.embed_tokens.output", "model.layers.14.output", "model.layers.29.output"]
-    assert s["probes"] == expected
-    assert s["metrics_complete"] is True
-    assert all(0.0 <= a <= 1.0 for a in s["accuracy"].values())
-    # a real sentiment signal in the best of the three (balanced classes: chance is 0.5)
-    assert max(s["accuracy"].values()) >= 0.6, s["accuracy"]
-    assert s["best"] in expected
-    assert s["reloaded_identical"] is True
-    assert s["reloaded_probes"] == sorted(expected)
-    # the dashboard ended as the static snapshot of its final state (what a saved notebook
-    # shows); the metrics table was a widget until the next cell ran, then its snapshot
-    fit = _cell(nb, "runner.fit_probes(")
-    assert _mimetypes(fit) == {"text/plain", "text/html"}
-    html = "".join(o["data"]["text/html"] for o in fit.outputs if "data" in o)
-    assert 'data-fit-state="completed"' in html and 'data-phase="extract-eval"' in html
-    table = _cell(nb, "MetricsTable(runner")
-    # a live table beside its static copy (which a reopened notebook shows)
-    assert _mimetypes(table) == {WIDGET_VIEW, "text/plain", "text/html"}
-    copy = "".join(o.get("data", {}).get("text/html", "") for o in table.outputs)
-    assert "lpw-static-copy" in copy and all(name in copy for name in expected)
-    # the sorted metrics rendered as a table with the three probes
-    html = "".join(
-        o["data"].get("text/html", "") for o in _cell(nb, "sort_values(").outputs if "data" in o
-    )
-    assert "matthews" in html and all(name in html for name in expected)
-    # the new sentences were scored, one probability line each
-    scored = [ln for ln in _stdout(_cell(nb, "new_texts = [")).splitlines() if "P(positive)" in ln]
-    assert len(scored) == 3
-    # the second fit read every feature from the store: batches ran, the model did not
-    assert s["second_fit_probes"] == expected
-    assert s["second_fit_batches"] > 0 and s["second_fit_traced"] == 0, s
-    second = _stdout(_cell(nb, 'pooling="last"'))
-    assert "0 examples ran through the model" in second and "store=" in second
-    assert str(tmp_path / "cache" / "features") in "".join(
-        o["data"].get("text/plain", "") for o in _cell(nb, "store_info()").outputs if "data" in o
-    )
-    # the playground too: live, beside its static copy, with the dataset's class names
-    playground = _cell(nb, "ProbePlayground(runner")
-    assert _mimetypes(playground) == {WIDGET_VIEW, "text/plain", "text/html"}
-    copy = "".join(o.get("data", {}).get("text/html", "") for o in playground.outputs)
-    assert "lpw-static-copy" in copy and "positive" in copy
+class TestQuickstart:  # a class: its own unit for `pytest --dist loadscope`
+    def test_quickstart_runs_end_to_end(self, tmp_path: Path) -> None:
+        # the store on (conftest turns it off for the suite), in a fresh folder: the first fit
+        # fills it, the second (last-token pooling) must not run the model
+        nb, _ = execute(QUICKSTART, tmp_path, env=_fresh_store_env(tmp_path))
+        s = _summary(nb)
+        expected = ["model.embed_tokens.output", "model.layers.14.output", "model.layers.29.output"]
+        assert s["probes"] == expected
+        assert s["metrics_complete"] is True
+        assert all(0.0 <= a <= 1.0 for a in s["accuracy"].values())
+        # a real sentiment signal in the best of the three (balanced classes: chance is 0.5)
+        assert max(s["accuracy"].values()) >= 0.6, s["accuracy"]
+        assert s["best"] in expected
+        assert s["reloaded_identical"] is True
+        assert s["reloaded_probes"] == sorted(expected)
+        # the dashboard ended as the static snapshot of its final state (what a saved notebook
+        # shows); the metrics table was a widget until the next cell ran, then its snapshot
+        fit = _cell(nb, "runner.fit_probes(")
+        assert _mimetypes(fit) == {"text/plain", "text/html"}
+        html = "".join(o["data"]["text/html"] for o in fit.outputs if "data" in o)
+        assert 'data-fit-state="completed"' in html and 'data-phase="extract-eval"' in html
+        table = _cell(nb, "MetricsTable(runner")
+        # a live table beside its static copy (which a reopened notebook shows)
+        assert _mimetypes(table) == {WIDGET_VIEW, "text/plain", "text/html"}
+        copy = "".join(o.get("data", {}).get("text/html", "") for o in table.outputs)
+        assert "lpw-static-copy" in copy and all(name in copy for name in expected)
+        # the sorted metrics rendered as a table with the three probes
+        html = "".join(
+            o["data"].get("text/html", "") for o in _cell(nb, "sort_values(").outputs if "data" in o
+        )
+        assert "matthews" in html and all(name in html for name in expected)
+        # the new sentences were scored, one probability line each
+        scored = [
+            ln for ln in _stdout(_cell(nb, "new_texts = [")).splitlines() if "P(positive)" in ln
+        ]
+        assert len(scored) == 3
+        # the second fit read every feature from the store: batches ran, the model did not
+        assert s["second_fit_probes"] == expected
+        assert s["second_fit_batches"] > 0 and s["second_fit_traced"] == 0, s
+        second = _stdout(_cell(nb, 'pooling="last"'))
+        assert "0 examples ran through the model" in second and "store=" in second
+        assert str(tmp_path / "cache" / "features") in "".join(
+            o["data"].get("text/plain", "")
+            for o in _cell(nb, "store_info()").outputs
+            if "data" in o
+        )
+        # the playground too: live, beside its static copy, with the dataset's class names
+        playground = _cell(nb, "ProbePlayground(runner")
+        assert _mimetypes(playground) == {WIDGET_VIEW, "text/plain", "text/html"}
+        copy = "".join(o.get("data", {}).get("text/html", "") for o in playground.outputs)
+        assert "lpw-static-copy" in copy and "positive" in copy
 
 
 @pytest.mark.slow
-def test_lesson_runs_end_to_end(tmp_path: Path) -> None:
-    builder = _load_builder()
-    stored = nbformat.read(LESSON, as_version=4)
-    solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
-    nb, _ = execute(LESSON, tmp_path, extra=solutions)
-    s = _summary(nb)
-    layers = s["layers"]
-    assert layers[0] == "h[0]" and layers[-1] == "h[30]" and len(layers) >= 11
-    assert all(0.0 <= s["accuracy"][k] <= 1.0 for k in layers)
-    # the lesson's claim: a middle layer beats the input embeddings on held-out accuracy
-    assert s["best_middle_accuracy"] > s["embeddings_accuracy"], s["accuracy"]
-    # every layer got a control probe (selectivity) and a random-init twin
-    assert set(s["selectivity"]) == set(layers)
-    assert set(s["random_init_accuracy"]) == set(layers)
-    assert all(-1.0 <= v <= 1.0 for v in s["selectivity"].values())
-    assert 0.4 <= s["majority_accuracy"] <= 0.6  # balanced classes
-    # the confound baselines ran, and the validity card has a reading per layer that
-    # names the control task and the strongest confound
-    assert set(s["confounds"]) == {"length", "bag_of_words", "tfidf"}
-    assert all(0.0 <= v <= 1.0 for v in s["confounds"].values())
-    assert set(s["readings"]) == set(layers)
-    for reading in s["readings"].values():
-        assert "its control task" in reading and "random-init model" in reading, reading
-        assert reading.split(" ", 1)[0] in ("beats", "ties", "loses"), reading
-        assert any(c in reading for c in ("length", "bag of words", "tfidf")), reading
-    # the lesson's reading of the control task: the embeddings' selectivity is below the
-    # best middle layer's (the words alone explain more of h[0] than of the middle)
-    middle = [k for k in layers if 6 <= int(k[2:-1]) <= 24]
-    assert s["selectivity"]["h[0]"] < max(s["selectivity"][k] for k in middle), s["selectivity"]
-    # "How to read it", sentence by sentence (each verdict is paired and Holm-corrected):
-    # h[0]'s selectivity is below zero and its verdict with the control task is "ties"
-    v = s["verdicts"]
-    assert s["selectivity"]["h[0]"] < 0 and v["control"]["h[0]"] == "ties", s["selectivity"]
-    assert "no evidence beyond the words" in s["readings"]["h[0]"]
-    assert "beats" not in v["control"].values(), v["control"]  # "no layer beats its control"
-    # TF-IDF and bag of words well above chance, length near it
-    conf = s["confounds"]
-    assert min(conf["tfidf"], conf["bag_of_words"]) > s["majority_accuracy"] + 0.05, conf
-    assert abs(conf["length"] - s["majority_accuracy"]) < 0.05, conf
-    # no layer beats the strongest confound on this card
-    assert "beats" not in v["confound"].values(), v["confound"]
-    # the gap over random init grows with depth and the late layers beat it; h[0] does not
-    gap = s["gap_random_init"]
-    late = [k for k in layers if int(k[2:-1]) >= 21]
-    assert min(gap[k] for k in late) > gap["h[0]"], gap
-    assert all(v["random_init"][k] == "beats" for k in late), v["random_init"]
-    assert v["random_init"]["h[0]"] != "beats", v["random_init"]
-    assert "image/png" not in _mimetypes(_cell(nb, "card = runner.validity()"))
-    # both layer-sweep plots were drawn
-    assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "accuracy"'))
-    assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "selectivity"'))
-    # Run All showed no answer: the solution cells are Markdown, nothing under them ran
-    lesson = [c for c in nb.cells if "extra" not in _tags(c)]
-    printed = "".join(_stdout(c) for c in lesson)
-    assert "intervals overlap:" not in printed and "gap above the half-width" not in printed
-    # the solutions' code works when a student runs it (after the notebook)
-    sol = [c for c in nb.cells if "extra" in _tags(c)]
-    assert "intervals overlap:" in _stdout(sol[0])
-    # Exercise 1 teaches the paired interval: the solution prints it with its verdict
-    paired = _stdout(sol[0]).split("paired: ", 1)[1]
-    assert paired.split(" ", 1)[0] in ("beats", "ties", "loses") and "95% CI" in paired
-    assert "quick check and paired verdict disagree at:" in _stdout(sol[1])
-    assert "text/html" in _mimetypes(sol[2])
+class TestLessonWhichLayer:  # a class: its own unit for `pytest --dist loadscope`
+    def test_lesson_runs_end_to_end(self, tmp_path: Path) -> None:
+        builder = _load_builder()
+        stored = nbformat.read(LESSON, as_version=4)
+        solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
+        nb, _ = execute(LESSON, tmp_path, extra=solutions)
+        s = _summary(nb)
+        layers = s["layers"]
+        assert layers[0] == "h[0]" and layers[-1] == "h[30]" and len(layers) >= 11
+        assert all(0.0 <= s["accuracy"][k] <= 1.0 for k in layers)
+        # the lesson's claim: a middle layer beats the input embeddings on held-out accuracy
+        assert s["best_middle_accuracy"] > s["embeddings_accuracy"], s["accuracy"]
+        # every layer got a control probe (selectivity) and a random-init twin
+        assert set(s["selectivity"]) == set(layers)
+        assert set(s["random_init_accuracy"]) == set(layers)
+        assert all(-1.0 <= v <= 1.0 for v in s["selectivity"].values())
+        assert 0.4 <= s["majority_accuracy"] <= 0.6  # balanced classes
+        # the confound baselines ran, and the validity card has a reading per layer that
+        # names the control task and the strongest confound
+        assert set(s["confounds"]) == {"length", "bag_of_words", "tfidf"}
+        assert all(0.0 <= v <= 1.0 for v in s["confounds"].values())
+        assert set(s["readings"]) == set(layers)
+        for reading in s["readings"].values():
+            assert "its control task" in reading and "random-init model" in reading, reading
+            assert reading.split(" ", 1)[0] in ("beats", "ties", "loses"), reading
+            assert any(c in reading for c in ("length", "bag of words", "tfidf")), reading
+        # the lesson's reading of the control task: the embeddings' selectivity is below the
+        # best middle layer's (the words alone explain more of h[0] than of the middle)
+        middle = [k for k in layers if 6 <= int(k[2:-1]) <= 24]
+        assert s["selectivity"]["h[0]"] < max(s["selectivity"][k] for k in middle), s["selectivity"]
+        # "How to read it", sentence by sentence (each verdict is paired and Holm-corrected):
+        # h[0]'s selectivity is below zero and its verdict with the control task is "ties"
+        v = s["verdicts"]
+        assert s["selectivity"]["h[0]"] < 0 and v["control"]["h[0]"] == "ties", s["selectivity"]
+        assert "no evidence beyond the words" in s["readings"]["h[0]"]
+        assert "beats" not in v["control"].values(), v["control"]  # "no layer beats its control"
+        # TF-IDF and bag of words well above chance, length near it
+        conf = s["confounds"]
+        assert min(conf["tfidf"], conf["bag_of_words"]) > s["majority_accuracy"] + 0.05, conf
+        assert abs(conf["length"] - s["majority_accuracy"]) < 0.05, conf
+        # no layer beats the strongest confound on this card
+        assert "beats" not in v["confound"].values(), v["confound"]
+        # the gap over random init grows with depth and the late layers beat it; h[0] does not
+        gap = s["gap_random_init"]
+        late = [k for k in layers if int(k[2:-1]) >= 21]
+        assert min(gap[k] for k in late) > gap["h[0]"], gap
+        assert all(v["random_init"][k] == "beats" for k in late), v["random_init"]
+        assert v["random_init"]["h[0]"] != "beats", v["random_init"]
+        assert "image/png" not in _mimetypes(_cell(nb, "card = runner.validity()"))
+        # both layer-sweep plots were drawn
+        assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "accuracy"'))
+        assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "selectivity"'))
+        # Run All showed no answer: the solution cells are Markdown, nothing under them ran
+        lesson = [c for c in nb.cells if "extra" not in _tags(c)]
+        printed = "".join(_stdout(c) for c in lesson)
+        assert "intervals overlap:" not in printed and "gap above the half-width" not in printed
+        # the solutions' code works when a student runs it (after the notebook)
+        sol = [c for c in nb.cells if "extra" in _tags(c)]
+        assert "intervals overlap:" in _stdout(sol[0])
+        # Exercise 1 teaches the paired interval: the solution prints it with its verdict
+        paired = _stdout(sol[0]).split("paired: ", 1)[1]
+        assert paired.split(" ", 1)[0] in ("beats", "ties", "loses") and "95% CI" in paired
+        assert "quick check and paired verdict disagree at:" in _stdout(sol[1])
+        assert "text/html" in _mimetypes(sol[2])
 
 
 @pytest.mark.slow
-def test_use_lesson_runs_end_to_end(tmp_path: Path) -> None:
-    builder = _load_builder()
-    stored = nbformat.read(USE_LESSON, as_version=4)
-    solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
-    nb, _ = execute(USE_LESSON, tmp_path, extra=solutions)
-    s = _summary(nb)
-    layers = s["layers"]
-    assert layers[0] == "h[0]" and len(layers) >= 4
-    assert all(0.0 <= s["accuracy"][k] <= 1.0 for k in layers)
-    assert max(s["accuracy"].values()) >= 0.6, s["accuracy"]  # a real sentiment signal
-    # every layer was steered along the probe, mass-mean and random directions
-    assert set(s["write"]) == {"probe", "mass_mean", "random"}
-    assert all(set(v) == set(layers) for v in s["write"].values())
-    assert s["n_effects"] == 3 * len(layers) * 3
-    # "What the read/write gap means", sentence by sentence, against the random band
-    # (20 random directions per layer) and the 95% intervals over the steered reviews
-    acc, band, w = s["accuracy"], s["band"], s["write"]
-    low, high = s["write_low"], s["write_high"]
-    later = [k for k in layers if k != "h[0]"]
-    assert acc["h[0]"] < min(acc[k] for k in later), acc  # read weak and flat
-    assert max(acc[k] for k in later) - min(acc[k] for k in later) < 0.1, acc
-    assert all(band[k][1] - band[k][0] > 2.0 for k in layers), band  # several units wide
-    early = ["h[0]", "h[5]", "h[10]"]
-    assert all(0 < w["mass_mean"][k] < band[k][1] for k in early), (w, band)  # inside it
-    assert all(w["random"][k] <= 0.2 for k in early), w["random"]  # the single draw
-    late = ["h[15]", "h[20]", "h[25]"]
-    assert all(low["probe"][k] > band[k][1] for k in late), (low, band)  # beyond the band
-    assert all(acc[k] <= acc["h[5]"] + 0.02 for k in late), acc  # reads no better
-    assert s["cosine"]["h[0]"] > 0.6 and all(s["cosine"][k] < 0.2 for k in late), s["cosine"]
-    assert max(low["mass_mean"][k] - band[k][1] for k in layers) < 0.5, low  # at most barely
-    kl = s["kl_full"]
-    similar = [k for k in layers if kl["random"][k] >= min(kl["probe"][k], kl["mass_mean"][k])]
-    assert len(similar) >= len(layers) - 1, kl  # KL: random as large nearly everywhere
-    assert all(
-        hi >= lo
-        for side in ("probe", "mass_mean")
-        for lo, hi in zip(low[side].values(), high[side].values(), strict=True)
-    )
-    assert s["kl_max"] > 0.0
-    # the read/write plots were drawn, and steer's own report printed
-    assert "image/png" in _mimetypes(_cell(nb, "fig, axes = plt.subplots(3"))
-    assert "image/png" in _mimetypes(_cell(nb, 'ax.set_xlabel("read: probe accuracy")'))
-    assert "SteeringResult(" in "".join(
-        o["data"].get("text/plain", "")
-        for o in _cell(nb, 'steering.steer(runner, "h[10]"').outputs
-        if "data" in o
-    )
-    # Run All showed no answer; the solutions work when a student runs them
-    lesson = [c for c in nb.cells if "extra" not in _tags(c)]
-    printed = "".join(_stdout(c) for c in lesson)
-    assert "mirror table" not in printed and "strongest write layer" not in printed
-    sol = [c for c in nb.cells if "extra" in _tags(c)]
-    assert len(sol) == 3
-    assert "mirror table" in _stdout(sol[0])
-    # "pushed the other way it lowers the log-odds, but stays inside the band"
-    rows = [ln.split() for ln in _stdout(sol[0]).splitlines() if ln.startswith("h[")]
-    pushed_back = {r[0]: float(r[1]) for r in rows}  # the -1.0 column
-    assert set(pushed_back) == set(layers)
-    assert all(band[k][0] < v < 0 for k, v in pushed_back.items()), (pushed_back, band)
-    assert "strongest write layer" in _stdout(sol[1])
-    assert "steered:" in _stdout(sol[2])
+class TestLessonUse:  # a class: its own unit for `pytest --dist loadscope`
+    def test_use_lesson_runs_end_to_end(self, tmp_path: Path) -> None:
+        builder = _load_builder()
+        stored = nbformat.read(USE_LESSON, as_version=4)
+        solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
+        nb, _ = execute(USE_LESSON, tmp_path, extra=solutions)
+        s = _summary(nb)
+        layers = s["layers"]
+        assert layers[0] == "h[0]" and len(layers) >= 4
+        assert all(0.0 <= s["accuracy"][k] <= 1.0 for k in layers)
+        assert max(s["accuracy"].values()) >= 0.6, s["accuracy"]  # a real sentiment signal
+        # every layer was steered along the probe, mass-mean and random directions
+        assert set(s["write"]) == {"probe", "mass_mean", "random"}
+        assert all(set(v) == set(layers) for v in s["write"].values())
+        assert s["n_effects"] == 3 * len(layers) * 3
+        # "What the read/write gap means", sentence by sentence, against the random band
+        # (20 random directions per layer) and the 95% intervals over the steered reviews
+        acc, band, w = s["accuracy"], s["band"], s["write"]
+        low, high = s["write_low"], s["write_high"]
+        later = [k for k in layers if k != "h[0]"]
+        assert acc["h[0]"] < min(acc[k] for k in later), acc  # read weak and flat
+        assert max(acc[k] for k in later) - min(acc[k] for k in later) < 0.1, acc
+        assert all(band[k][1] - band[k][0] > 2.0 for k in layers), band  # several units wide
+        early = ["h[0]", "h[5]", "h[10]"]
+        assert all(0 < w["mass_mean"][k] < band[k][1] for k in early), (w, band)  # inside it
+        assert all(w["random"][k] <= 0.2 for k in early), w["random"]  # the single draw
+        late = ["h[15]", "h[20]", "h[25]"]
+        assert all(low["probe"][k] > band[k][1] for k in late), (low, band)  # beyond the band
+        assert all(acc[k] <= acc["h[5]"] + 0.02 for k in late), acc  # reads no better
+        assert s["cosine"]["h[0]"] > 0.6 and all(s["cosine"][k] < 0.2 for k in late), s["cosine"]
+        assert max(low["mass_mean"][k] - band[k][1] for k in layers) < 0.5, low  # at most barely
+        kl = s["kl_full"]
+        similar = [k for k in layers if kl["random"][k] >= min(kl["probe"][k], kl["mass_mean"][k])]
+        assert len(similar) >= len(layers) - 1, kl  # KL: random as large nearly everywhere
+        assert all(
+            hi >= lo
+            for side in ("probe", "mass_mean")
+            for lo, hi in zip(low[side].values(), high[side].values(), strict=True)
+        )
+        assert s["kl_max"] > 0.0
+        # the read/write plots were drawn, and steer's own report printed
+        assert "image/png" in _mimetypes(_cell(nb, "fig, axes = plt.subplots(3"))
+        assert "image/png" in _mimetypes(_cell(nb, 'ax.set_xlabel("read: probe accuracy")'))
+        assert "SteeringResult(" in "".join(
+            o["data"].get("text/plain", "")
+            for o in _cell(nb, 'steering.steer(runner, "h[10]"').outputs
+            if "data" in o
+        )
+        # Run All showed no answer; the solutions work when a student runs them
+        lesson = [c for c in nb.cells if "extra" not in _tags(c)]
+        printed = "".join(_stdout(c) for c in lesson)
+        assert "mirror table" not in printed and "strongest write layer" not in printed
+        sol = [c for c in nb.cells if "extra" in _tags(c)]
+        assert len(sol) == 3
+        assert "mirror table" in _stdout(sol[0])
+        # "pushed the other way it lowers the log-odds, but stays inside the band"
+        rows = [ln.split() for ln in _stdout(sol[0]).splitlines() if ln.startswith("h[")]
+        pushed_back = {r[0]: float(r[1]) for r in rows}  # the -1.0 column
+        assert set(pushed_back) == set(layers)
+        assert all(band[k][0] < v < 0 for k, v in pushed_back.items()), (pushed_back, band)
+        assert "strongest write layer" in _stdout(sol[1])
+        assert "steered:" in _stdout(sol[2])

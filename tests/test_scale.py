@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from patience import FAILS_FAST_S, PATIENCE_S
-from synthetic import sentiment_texts
+from synthetic import LLAMA_LAYER_2_ON_DISK, sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
 from lm_probe_widgets.core.engine import memory
@@ -128,15 +128,7 @@ def test_accelerate_placement_across_devices_probes_like_one_device(tiny_llama_d
     """A real multi-device placement on a CPU box: accelerate offloads layer 2 to disk
     (its weights sit on the meta device and hooks stream them in), as device_map="auto"
     does for a model larger than the GPUs. Probing must not notice."""
-    device_map = {
-        "model.embed_tokens": "cpu",
-        "model.rotary_emb": "cpu",
-        "model.layers.0": "cpu",
-        "model.layers.1": "cpu",
-        "model.layers.2": "disk",
-        "model.norm": "cpu",
-        "lm_head": "cpu",
-    }
+    device_map = LLAMA_LAYER_2_ON_DISK
     sharded, tok = load_model(tiny_llama_dir, device_map=device_map)
     assert sharded._module.hf_device_map["model.layers.2"] == "disk"
     layer2 = sharded._module.model.layers[2]

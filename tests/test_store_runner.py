@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from patience import PATIENCE_S
-from synthetic import sentiment_texts
+from synthetic import LLAMA_LAYER_2_ON_DISK, sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
 from lm_probe_widgets.core.engine.disk_store import DiskStore, StoreWarning
@@ -451,15 +451,7 @@ def test_an_accelerate_offloaded_model_still_uses_the_store(tmp_path, monkeypatc
     hf, tok = tiny_hf_model("llama")
     hf.save_pretrained(tmp_path / "llama")
     tok.save_pretrained(tmp_path / "llama")
-    device_map = {
-        "model.embed_tokens": "cpu",
-        "model.rotary_emb": "cpu",
-        "model.layers.0": "cpu",
-        "model.layers.1": "cpu",
-        "model.layers.2": "disk",
-        "model.norm": "cpu",
-        "lm_head": "cpu",
-    }
+    device_map = LLAMA_LAYER_2_ON_DISK
     model, tok = load_model(tmp_path / "llama", device_map=device_map)
     assert model._module.hf_device_map["model.layers.2"] == "disk"
     ds = ProbeDataset.from_texts(*sentiment_texts(8), tok)

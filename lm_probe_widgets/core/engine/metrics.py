@@ -233,10 +233,25 @@ class MetricsTable(pd.DataFrame):
 
     def to_string(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
         import shutil
+        import textwrap
 
         if not args:
             kwargs.setdefault("line_width", shutil.get_terminal_size((100, 24)).columns)
             kwargs.setdefault("float_format", "{:.3f}".format)
-        text = pd.DataFrame(self).to_string(*args, **kwargs)
+        width = kwargs.get("line_width")
+        frame = pd.DataFrame(self)
+        if width:  # a note column (l2_note, operating_note) wider than the line: clip it
+            room = max(20, width - max(map(len, map(str, frame.index)), default=0) - 6)
+            for col in frame.columns:
+                long = frame[col].map(lambda v: isinstance(v, str) and len(v) > room)
+                if long.any():
+                    frame[col] = (
+                        frame[col]
+                        .astype(object)
+                        .where(~long, frame[col].map(lambda v: str(v)[: room - 1] + "…"))
+                    )
+        text = frame.to_string(*args, **kwargs)
         note = incomplete_note(self.attrs.get("incomplete") or {})
+        if note and width:
+            note = textwrap.fill(note, width)
         return f"{text}\n{note}" if note and text is not None else text
