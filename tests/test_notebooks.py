@@ -206,6 +206,14 @@ def _cell(nb: nbformat.NotebookNode, needle: str) -> nbformat.NotebookNode:
     return hits[0]
 
 
+def _execute_with_solutions(path: Path, tmp_path: Path) -> nbformat.NotebookNode:
+    """A lesson run to the end, then its hidden solutions (cells tagged ``extra``)."""
+    stored = nbformat.read(path, as_version=4)
+    builder = _load_builder()
+    solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
+    return execute(path, tmp_path, extra=solutions)[0]
+
+
 @pytest.mark.slow
 class TestQuickstart:  # a class: its own unit for `pytest --dist loadscope`
     def test_quickstart_runs_end_to_end(self, tmp_path: Path) -> None:
@@ -263,10 +271,7 @@ class TestQuickstart:  # a class: its own unit for `pytest --dist loadscope`
 @pytest.mark.slow
 class TestLessonWhichLayer:  # a class: its own unit for `pytest --dist loadscope`
     def test_lesson_runs_end_to_end(self, tmp_path: Path) -> None:
-        builder = _load_builder()
-        stored = nbformat.read(LESSON, as_version=4)
-        solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
-        nb, _ = execute(LESSON, tmp_path, extra=solutions)
+        nb = _execute_with_solutions(LESSON, tmp_path)
         s = _summary(nb)
         layers = s["layers"]
         assert layers[0] == "h[0]" and layers[-1] == "h[30]" and len(layers) >= 11
@@ -330,10 +335,7 @@ class TestLessonWhichLayer:  # a class: its own unit for `pytest --dist loadscop
 @pytest.mark.slow
 class TestLessonUse:  # a class: its own unit for `pytest --dist loadscope`
     def test_use_lesson_runs_end_to_end(self, tmp_path: Path) -> None:
-        builder = _load_builder()
-        stored = nbformat.read(USE_LESSON, as_version=4)
-        solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
-        nb, _ = execute(USE_LESSON, tmp_path, extra=solutions)
+        nb = _execute_with_solutions(USE_LESSON, tmp_path)
         s = _summary(nb)
         layers = s["layers"]
         assert layers[0] == "h[0]" and len(layers) >= 4
