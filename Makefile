@@ -30,25 +30,33 @@ PYTEST_WORKERS ?= 2
 PIP_NOISE := ^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$$
 PIP := pip_quiet() { "$(PY)" -m pip "$$@" 2>&1 | { grep --line-buffered -v -E "$(PIP_NOISE)" || true; }; }; pip_quiet
 
-.PHONY: help demo test lint setup clean-stamps
+.PHONY: help demo test lint js setup clean-stamps
 
 help:
 	@echo "make demo   set up (first time) and train probes on SmolLM2 x Rotten Tomatoes"
 	@echo "make test   set up (first time, incl. test tools and chromium) and run all tests"
-	@echo "make lint   ruff check and ruff format --check"
+	@echo "make lint   ruff check, ruff format --check, Biome (js/)"
+	@echo "make js     rebuild lm_probe_widgets/static/ from js/ (esbuild; commit the result)"
 
 demo: $(STAMPS)/base
 	"$(VENV)/bin/lm-probe" demo $(DEMO_ARGS)
 
-test: $(STAMPS)/test $(STAMPS)/chromium
+test: $(STAMPS)/test $(STAMPS)/chromium $(STAMPS)/npm
 	"$(VENV)/bin/ruff" check .
 	"$(VENV)/bin/ruff" format --check .
+	npm run --silent lint
 	@# exit code 5 = no tests collected, not a failure
 	"$(PY)" -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
 
-lint: $(STAMPS)/test
+lint: $(STAMPS)/test $(STAMPS)/npm
 	"$(VENV)/bin/ruff" check .
 	"$(VENV)/bin/ruff" format --check .
+	npm run --silent lint
+
+# The widgets' front end: js/ -> lm_probe_widgets/static/ (committed, so installs need no
+# Node; tests/test_frontend_build.py fails when it is stale).
+js: $(STAMPS)/npm
+	npm run --silent build
 
 setup: $(STAMPS)/base
 
@@ -79,6 +87,13 @@ $(STAMPS)/base: pyproject.toml $(STAMPS)/torch
 $(STAMPS)/test: pyproject.toml $(STAMPS)/base
 	@echo "pip install -e '.[convert,test]'"
 	@$(PIP) install -e '.[convert,test]'
+	@touch "$@"
+
+# esbuild and Biome, exactly as package-lock.json pins them (needs Node 18+ and npm).
+$(STAMPS)/npm: package-lock.json | $(PY)
+	@mkdir -p "$(STAMPS)"
+	@command -v npm >/dev/null || { echo "need Node.js 18+ and npm (e.g. apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --no-audit --no-fund
 	@touch "$@"
 
 # Debian's chromium for the real-browser tests (never `playwright install`: no downloads).
