@@ -30,13 +30,14 @@ PYTEST_WORKERS ?= 2
 PIP_NOISE := ^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$$
 PIP := pip_quiet() { "$(PY)" -m pip "$$@" 2>&1 | { grep --line-buffered -v -E "$(PIP_NOISE)" || true; }; }; pip_quiet
 
-.PHONY: help demo test lint js setup clean-stamps
+.PHONY: help demo test lint js docs setup clean-stamps
 
 help:
 	@echo "make demo   set up (first time) and train probes on SmolLM2 x Rotten Tomatoes"
 	@echo "make test   set up (first time, incl. test tools and chromium) and run all tests"
 	@echo "make lint   ruff check, ruff format --check, Biome (js/)"
 	@echo "make js     rebuild lm_probe_widgets/static/ from js/ (esbuild; commit the result)"
+	@echo "make docs   build the documentation site into docs/_build/html"
 
 demo: $(STAMPS)/base
 	"$(VENV)/bin/lm-probe" demo $(DEMO_ARGS)
@@ -47,6 +48,7 @@ test: $(STAMPS)/test $(STAMPS)/chromium $(STAMPS)/npm
 	npm run --silent lint
 	@# exit code 5 = no tests collected, not a failure
 	"$(PY)" -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
+	$(MAKE) --no-print-directory docs
 
 lint: $(STAMPS)/test $(STAMPS)/npm
 	"$(VENV)/bin/ruff" check .
@@ -57,6 +59,11 @@ lint: $(STAMPS)/test $(STAMPS)/npm
 # Node; tests/test_frontend_build.py fails when it is stale).
 js: $(STAMPS)/npm
 	npm run --silent build
+
+# The site (docs/conf.py; the source folder is the repository root, so pages link the
+# notebooks by their real paths). Warnings are errors; nitpicky: every reference resolves.
+docs: $(STAMPS)/test
+	"$(VENV)/bin/sphinx-build" -q -W --keep-going -n -b html -c docs . docs/_build/html
 
 setup: $(STAMPS)/base
 
@@ -85,8 +92,8 @@ $(STAMPS)/base: pyproject.toml $(STAMPS)/torch
 	@touch "$@"
 
 $(STAMPS)/test: pyproject.toml $(STAMPS)/base
-	@echo "pip install -e '.[convert,test]'"
-	@$(PIP) install -e '.[convert,test]'
+	@echo "pip install -e '.[convert,test,docs]'"
+	@$(PIP) install -e '.[convert,test,docs]'
 	@touch "$@"
 
 # esbuild and Biome, exactly as package-lock.json pins them (needs Node 18+ and npm).
