@@ -96,10 +96,18 @@ $(STAMPS)/test: pyproject.toml $(STAMPS)/base
 	@$(PIP) install -e '.[convert,test,docs]'
 	@touch "$@"
 
-# esbuild and Biome, exactly as package-lock.json pins them (needs Node 18+ and npm).
+# esbuild and Biome, exactly as package-lock.json pins them, from npm (Debian's nodejs and
+# npm are installed first where missing, as chromium is).
 $(STAMPS)/npm: package-lock.json | $(PY)
 	@mkdir -p "$(STAMPS)"
-	@command -v npm >/dev/null || { echo "need Node.js 18+ and npm (e.g. apt-get install nodejs npm)" >&2; exit 1; }
+	@if ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "the front-end tools need Node.js 18+ and npm: run 'sudo apt-get install -y nodejs npm'" >&2; exit 1; fi; \
+	  echo "installing Debian nodejs and npm (apt-get)"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm; \
+	fi
 	npm ci --no-audit --no-fund
 	@touch "$@"
 
