@@ -35,8 +35,13 @@ exclude_patterns = [
     ".git",
 ]
 
-# The committed notebooks carry no outputs: render their cells as they are.
+# The committed notebooks carry no outputs and nothing runs here: a lesson shows the
+# outputs of its last run by tests/test_notebooks.py (test-artifacts/notebooks/, so after
+# `make test`) on the cells whose code is unchanged since, and none otherwise.
 nb_execution_mode = "off"
+EXECUTED = ROOT / "test-artifacts" / "notebooks"
+# A live widget's view needs its kernel; its output also holds the static copy to show.
+nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 myst_heading_anchors = 3
 
 # Docstrings write code in single backticks, as Markdown does.
@@ -63,3 +68,29 @@ html_title = "lm_probe_widgets"
 html_static_path: list[str] = []
 # The site opens at the root: index.html forwards to docs/index.html (the root document).
 html_extra_path = ["_extra"]
+
+
+def _with_outputs(app, docname: str, source: list[str]) -> None:
+    """Give a notebook the outputs of its executed copy, cell by cell where code matches."""
+    if not docname.startswith("notebooks/"):
+        return
+    executed = EXECUTED / f"{Path(docname).name}.ipynb"
+    app.env.note_dependency(str(executed))  # a new run rebuilds the page
+    if not executed.is_file():
+        return
+    import nbformat
+
+    nb = nbformat.reads(source[0], as_version=4)
+    ran: dict[str, list] = {}
+    for cell in nbformat.read(executed, as_version=4).cells:
+        if cell.cell_type == "code":
+            ran.setdefault(cell.source, []).append(cell)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and ran.get(cell.source):
+            done = ran[cell.source].pop(0)
+            cell.outputs, cell.execution_count = done.outputs, done.execution_count
+    source[0] = nbformat.writes(nb)
+
+
+def setup(app) -> None:
+    app.connect("source-read", _with_outputs)
