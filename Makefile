@@ -30,25 +30,40 @@ PYTEST_WORKERS ?= 2
 PIP_NOISE := ^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$$
 PIP := pip_quiet() { "$(PY)" -m pip "$$@" 2>&1 | { grep --line-buffered -v -E "$(PIP_NOISE)" || true; }; }; pip_quiet
 
-.PHONY: help demo test lint setup clean-stamps
+.PHONY: help demo test lint js docs setup clean-stamps
 
 help:
 	@echo "make demo   set up (first time) and train probes on SmolLM2 x Rotten Tomatoes"
 	@echo "make test   set up (first time, incl. test tools and chromium) and run all tests"
-	@echo "make lint   ruff check and ruff format --check"
+	@echo "make lint   ruff check, ruff format --check, Biome (js/)"
+	@echo "make js     rebuild lm_probe_widgets/static/ from js/ (esbuild; commit the result)"
+	@echo "make docs   build the documentation site into docs/_build/html"
 
 demo: $(STAMPS)/base
 	"$(VENV)/bin/lm-probe" demo $(DEMO_ARGS)
 
-test: $(STAMPS)/test $(STAMPS)/chromium
+test: $(STAMPS)/test $(STAMPS)/chromium $(STAMPS)/npm
 	"$(VENV)/bin/ruff" check .
 	"$(VENV)/bin/ruff" format --check .
+	npm run --silent lint
 	@# exit code 5 = no tests collected, not a failure
 	"$(PY)" -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || exit $$rc; }
+	$(MAKE) --no-print-directory docs
 
-lint: $(STAMPS)/test
+lint: $(STAMPS)/test $(STAMPS)/npm
 	"$(VENV)/bin/ruff" check .
 	"$(VENV)/bin/ruff" format --check .
+	npm run --silent lint
+
+# The widgets' front end: js/ -> lm_probe_widgets/static/ (committed, so installs need no
+# Node; tests/test_frontend_build.py fails when it is stale).
+js: $(STAMPS)/npm
+	npm run --silent build
+
+# The site (docs/conf.py; the source folder is the repository root, so pages link the
+# notebooks by their real paths). Warnings are errors; nitpicky: every reference resolves.
+docs: $(STAMPS)/test
+	"$(VENV)/bin/sphinx-build" -q -W --keep-going -n -b html -c docs . docs/_build/html
 
 setup: $(STAMPS)/base
 
@@ -77,8 +92,23 @@ $(STAMPS)/base: pyproject.toml $(STAMPS)/torch
 	@touch "$@"
 
 $(STAMPS)/test: pyproject.toml $(STAMPS)/base
-	@echo "pip install -e '.[convert,test]'"
-	@$(PIP) install -e '.[convert,test]'
+	@echo "pip install -e '.[convert,test,docs]'"
+	@$(PIP) install -e '.[convert,test,docs]'
+	@touch "$@"
+
+# esbuild and Biome, exactly as package-lock.json pins them, from npm (Debian's nodejs and
+# npm are installed first where missing, as chromium is).
+$(STAMPS)/npm: package-lock.json | $(PY)
+	@mkdir -p "$(STAMPS)"
+	@if ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "the front-end tools need Node.js 18+ and npm: run 'sudo apt-get install -y nodejs npm'" >&2; exit 1; fi; \
+	  echo "installing Debian nodejs and npm (apt-get)"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm; \
+	fi
+	npm ci --no-audit --no-fund
 	@touch "$@"
 
 # Debian's chromium for the real-browser tests (never `playwright install`: no downloads).

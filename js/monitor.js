@@ -20,7 +20,7 @@
 // Charts are SVG, one per probe; a curve with more points than pixels is reduced to
 // the min/max per pixel column, so thousands of points still draw in microseconds.
 
-import { h, svg, fmt, styleOf, listen } from "./shared.js";
+import { fmt, h, listen, styleOf, svg } from "./shared.js";
 
 const W = 300;
 const H = 130;
@@ -97,7 +97,10 @@ function makeCard(name) {
     "aria-label": `validation loss of ${name}`,
   });
   const plot = svg("rect", "lpw-plot-bg", {
-    x: PAD.l, y: PAD.t, width: W - PAD.l - PAD.r, height: H - PAD.t - PAD.b,
+    x: PAD.l,
+    y: PAD.t,
+    width: W - PAD.l - PAD.r,
+    height: H - PAD.t - PAD.b,
   });
   const warm = svg("rect", "lpw-warmup", { y: PAD.t, height: H - PAD.t - PAD.b });
   const patience = svg("rect", "lpw-patience", { y: PAD.t, height: H - PAD.t - PAD.b });
@@ -121,11 +124,44 @@ function makeCard(name) {
   const x0 = svg("text", "lpw-axis", { x: PAD.l, y: H - 4, "text-anchor": "start" });
   const x1 = svg("text", "lpw-axis lpw-xmax", { x: W - PAD.r, y: H - 4, "text-anchor": "end" });
   x0.textContent = "0";
-  chart.append(plot, warm, patience, curve, bestLine, best, end, keptLink, kept, yMax, yMin, x0, x1);
+  chart.append(
+    plot,
+    warm,
+    patience,
+    curve,
+    bestLine,
+    best,
+    end,
+    keptLink,
+    kept,
+    yMax,
+    yMin,
+    x0,
+    x1,
+  );
   const foot = h("div", "lpw-monitor-reason lpw-muted");
   card.append(head, chart, foot);
-  return { card, state, warm, patience, curve, best, bestLine, bestTitle, end, stopLine,
-    stopLabel, stopTitle, keptLink, kept, keptTitle, yMax, yMin, x1, foot };
+  return {
+    card,
+    state,
+    warm,
+    patience,
+    curve,
+    best,
+    bestLine,
+    bestTitle,
+    end,
+    stopLine,
+    stopLabel,
+    stopTitle,
+    keptLink,
+    kept,
+    keptTitle,
+    yMax,
+    yMin,
+    x1,
+    foot,
+  };
 }
 
 function show(el, on) {
@@ -142,7 +178,7 @@ function lossRange(losses) {
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
-  if (!isFinite(lo)) return [0, 1];
+  if (!Number.isFinite(lo)) return [0, 1];
   if (hi - lo < 1e-12) return [lo - 0.5, hi + 0.5];
   const pad = (hi - lo) * 0.06;
   return [lo - pad >= 0 || lo < 0 ? lo - pad : 0, hi + pad];
@@ -205,8 +241,10 @@ function drawCard(c, m, d, styles) {
     }
   }
   c.foot.textContent = hasKept
-    ? (m.kept_foot || fmt(kept))
-    : last !== null ? `val loss ${fmt(last)} (latest)` : "no evaluation yet";
+    ? m.kept_foot || fmt(kept)
+    : last !== null
+      ? `val loss ${fmt(last)} (latest)`
+      : "no evaluation yet";
   c.state.textContent = style.label;
   c.state.style.setProperty("--lpw-state", style.color);
   c.card.className = `lpw-monitor-card lpw-state-${m.state}`;
@@ -260,8 +298,11 @@ function drawKept(c, m, kept, px, py, kx, Y) {
   if (kept !== null) {
     const ky = Y(kept);
     const r = 4;
-    c.kept.setAttribute("d", `M${kx.toFixed(1)} ${(ky - r).toFixed(1)}L${(kx + r).toFixed(1)} ` +
-      `${ky.toFixed(1)}L${kx.toFixed(1)} ${(ky + r).toFixed(1)}L${(kx - r).toFixed(1)} ${ky.toFixed(1)}Z`);
+    c.kept.setAttribute(
+      "d",
+      `M${kx.toFixed(1)} ${(ky - r).toFixed(1)}L${(kx + r).toFixed(1)} ` +
+        `${ky.toFixed(1)}L${kx.toFixed(1)} ${(ky + r).toFixed(1)}L${(kx - r).toFixed(1)} ${ky.toFixed(1)}Z`,
+    );
     c.keptTitle.textContent = `kept weights: ${m.kept_foot || fmt(kept)} (${m.kept_label || ""})`;
     let li = n - 1;
     while (li >= 0 && py[li] === null) li--;
@@ -371,8 +412,13 @@ function render({ model, el }) {
     const supported = model.get("stop_supported") !== false;
     stop.disabled = !running || requested || !supported;
     // After the fit, "Stopped" only if the Stop really ended it (a late click does not).
-    stop.textContent = running ? (requested ? "Stopping…" : "Stop")
-      : model.get("outcome") === "stopped" ? "Stopped" : "Stop";
+    stop.textContent = running
+      ? requested
+        ? "Stopping…"
+        : "Stop"
+      : model.get("outcome") === "stopped"
+        ? "Stopped"
+        : "Stop";
     stop.title = supported
       ? "End the fit cleanly: training stops after the current batch (a test-set pass " +
         "runs to its end); probes keep their best weights"
@@ -438,7 +484,14 @@ function render({ model, el }) {
     draw();
   };
   const onButton = () => drawButton();
-  const buttonKeys = ["running", "outcome", "stop_requested", "stop_supported", "stop_hint", "title"];
+  const buttonKeys = [
+    "running",
+    "outcome",
+    "stop_requested",
+    "stop_supported",
+    "stop_hint",
+    "title",
+  ];
   const unlisten = listen(model, {
     "msg:custom": onMsg,
     "change:meta": onMeta,

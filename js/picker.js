@@ -8,7 +8,7 @@
 // trees with thousands of modules filter and scroll without delay. All text goes
 // in through textContent / setAttribute: module names are never parsed as HTML.
 
-import { h, button, listen } from "./shared.js";
+import { button, h, listen } from "./shared.js";
 
 const ROW_H = 24;
 const OVERSCAN = 8;
@@ -23,7 +23,7 @@ function formatShape(shape) {
     if (i === 1 && d === 2 && shape.length >= 3) return "T";
     return String(d);
   });
-  return "[" + dims.join(", ") + "]";
+  return `[${dims.join(", ")}]`;
 }
 
 // Tree rows from the model, each with its index, hasChildren and a lower-case search key.
@@ -42,7 +42,7 @@ function parseTree(tree) {
   for (const r of rows) {
     const p = byName.get(r.parent);
     if (p) p.hasChildren = true;
-    r.lower = (r.name + " " + r.type).toLowerCase();
+    r.lower = `${r.name} ${r.type}`.toLowerCase();
   }
   return { rows, byName };
 }
@@ -60,11 +60,11 @@ function rowElement(r, view) {
     row.classList.add("lpw-picker-dead");
     row.title = `${r.name} (never runs in a forward pass)`;
   } else {
-    row.title = r.name + ".output";
+    row.title = `${r.name}.output`;
   }
 
   const nameCell = h("span", "lpw-picker-col-name");
-  nameCell.style.paddingLeft = (query ? 0 : r.depth * 14) + "px";
+  nameCell.style.paddingLeft = `${query ? 0 : r.depth * 14}px`;
   if (!query && r.hasChildren) {
     const caret = h("button", "lpw-picker-caret", collapsed.has(r.name) ? "▸" : "▾");
     caret.type = "button";
@@ -80,9 +80,7 @@ function rowElement(r, view) {
   nameCell.appendChild(box);
   const label = query ? r.name : r.name.slice(r.parent ? r.parent.length + 1 : 0);
   nameCell.appendChild(h("span", "lpw-picker-label", label));
-  row.append(nameCell,
-             h("span", "lpw-picker-col-type", r.type),
-             shapeCell(r.shape));
+  row.append(nameCell, h("span", "lpw-picker-col-type", r.type), shapeCell(r.shape));
   return row;
 }
 
@@ -98,15 +96,15 @@ function shapeCell(shape) {
 function newPicker(model) {
   return {
     model,
-    rows: [],          // tree rows, each extended with index/hasChildren/lower
+    rows: [], // tree rows, each extended with index/hasChildren/lower
     byName: new Map(), // name -> row
-    visible: [],       // rows currently listed (after collapse / filter)
+    visible: [], // rows currently listed (after collapse / filter)
     collapsed: new Set(),
     query: "",
     selected: new Set(),
-    anchor: null,      // name of the last plainly clicked row, for shift ranges
-    cursor: null,      // name of the keyboard-focused row
-    lastWindow: "",    // "first:last" of the rows in the DOM
+    anchor: null, // name of the last plainly clicked row, for shift ranges
+    cursor: null, // name of the keyboard-focused row
+    lastWindow: "", // "first:last" of the rows in the DOM
     scrollPending: false,
   };
 }
@@ -117,7 +115,7 @@ function selectable(r) {
 }
 
 function isSelected(p, r) {
-  return p.selected.has(r.name + ".output") || p.selected.has(r.name + ".input");
+  return p.selected.has(`${r.name}.output`) || p.selected.has(`${r.name}.input`);
 }
 
 // The selection plus each named (selectable, not yet selected) module's output.
@@ -125,15 +123,15 @@ function addNames(p, names) {
   const next = new Set(p.selected);
   for (const n of names) {
     const r = p.byName.get(n);
-    if (r && selectable(r) && !isSelected(p, r)) next.add(n + ".output");
+    if (r && selectable(r) && !isSelected(p, r)) next.add(`${n}.output`);
   }
   return next;
 }
 
 // Drop a module's output and input from `set`.
 function deleteModule(set, name) {
-  set.delete(name + ".output");
-  set.delete(name + ".input");
+  set.delete(`${name}.output`);
+  set.delete(`${name}.input`);
 }
 
 // Position in the tree of a selected item ("name.output"), for sorting.
@@ -165,14 +163,23 @@ function activate(p, r, range) {
     const b = p.visible.indexOf(r);
     if (a >= 0 && b >= 0) {
       const [lo, hi] = a < b ? [a, b] : [b, a];
-      setSelection(p, addNames(p, p.visible.slice(lo, hi + 1).filter(selectable).map((v) => v.name)));
+      setSelection(
+        p,
+        addNames(
+          p,
+          p.visible
+            .slice(lo, hi + 1)
+            .filter(selectable)
+            .map((v) => v.name),
+        ),
+      );
       return;
     }
   }
   p.anchor = r.name;
   const next = new Set(p.selected);
   if (isSelected(p, r)) deleteModule(next, r.name);
-  else next.add(r.name + ".output");
+  else next.add(`${r.name}.output`);
   setSelection(p, next);
 }
 
@@ -193,7 +200,13 @@ function buildToolbar(p) {
     refresh(p);
   });
   const selectMatches = button("Select matches", "Add every listed submodule", () => {
-    setSelection(p, addNames(p, p.visible.filter(selectable).map((r) => r.name)));
+    setSelection(
+      p,
+      addNames(
+        p,
+        p.visible.filter(selectable).map((r) => r.name),
+      ),
+    );
   });
   const clear = button("Clear", "Empty the selection", () => setSelection(p, new Set()));
   toolbar.append(search, expandAll, collapseAll, selectMatches, clear);
@@ -229,9 +242,11 @@ function buildGroupBar(p) {
 
 function buildHeader() {
   const header = h("div", "lpw-picker-header");
-  header.append(h("span", "lpw-picker-col-name", "Submodule"),
-                h("span", "lpw-picker-col-type", "Class"),
-                h("span", "lpw-picker-col-shape", "Output shape"));
+  header.append(
+    h("span", "lpw-picker-col-name", "Submodule"),
+    h("span", "lpw-picker-col-type", "Class"),
+    h("span", "lpw-picker-col-shape", "Output shape"),
+  );
   return header;
 }
 
@@ -253,7 +268,9 @@ function loadTree(p) {
   ({ rows: p.rows, byName: p.byName } = parseTree(p.model.get("tree") || []));
   // Big trees start folded below the block level; small ones fully open.
   p.collapsed = new Set(
-    p.rows.length > 300 ? p.rows.filter((r) => r.hasChildren && r.depth >= 2).map((r) => r.name) : []
+    p.rows.length > 300
+      ? p.rows.filter((r) => r.hasChildren && r.depth >= 2).map((r) => r.name)
+      : [],
   );
 }
 
@@ -294,7 +311,7 @@ function drawRows(p, force) {
   const viewH = scroller.clientHeight || p.model.get("height") || 360;
   const first = Math.max(0, Math.floor(scroller.scrollTop / ROW_H) - OVERSCAN);
   const last = Math.min(visible.length, first + Math.ceil(viewH / ROW_H) + 2 * OVERSCAN);
-  const key = first + ":" + last;
+  const key = `${first}:${last}`;
   if (!force && key === p.lastWindow) return;
   p.lastWindow = key;
   const view = { cursor: p.cursor, query: p.query, collapsed: p.collapsed };
@@ -302,7 +319,7 @@ function drawRows(p, force) {
   for (let i = first; i < last; i++) {
     const r = visible[i];
     const el = rowElement(r, { sel: isSelected(p, r), ...view });
-    el.style.top = i * ROW_H + "px";
+    el.style.top = `${i * ROW_H}px`;
     el.dataset.pos = String(i);
     frag.appendChild(el);
   }
@@ -316,7 +333,7 @@ function chipElement(p, item) {
   chip.appendChild(h("span", null, item));
   const x = h("button", "lpw-picker-chip-x", "×");
   x.type = "button";
-  x.setAttribute("aria-label", "Remove " + item);
+  x.setAttribute("aria-label", `Remove ${item}`);
   x.addEventListener("click", () => {
     const next = new Set(p.selected);
     next.delete(item);
@@ -342,7 +359,7 @@ function drawStatus(p) {
 }
 
 function draw(p) {
-  p.spacer.style.height = p.visible.length * ROW_H + "px";
+  p.spacer.style.height = `${p.visible.length * ROW_H}px`;
   p.empty.hidden = p.visible.length > 0;
   drawRows(p, true);
   drawStatus(p);
@@ -444,7 +461,7 @@ function wireEvents(p) {
 }
 
 function applyHeight(p) {
-  p.scroller.style.height = (p.model.get("height") || 360) + "px";
+  p.scroller.style.height = `${p.model.get("height") || 360}px`;
 }
 
 // The kernel changed a trait.
@@ -474,8 +491,15 @@ function render({ model, el }) {
   p.empty = h("div", "lpw-picker-empty lpw-muted", "No submodule matches the filter.");
   p.status = h("div", "lpw-picker-status lpw-muted");
   p.chips = h("div", "lpw-picker-chips");
-  root.append(buildToolbar(p), buildGroupBar(p), buildHeader(), buildList(p),
-              p.empty, p.status, p.chips);
+  root.append(
+    buildToolbar(p),
+    buildGroupBar(p),
+    buildHeader(),
+    buildList(p),
+    p.empty,
+    p.status,
+    p.chips,
+  );
   applyHeight(p);
   wireEvents(p);
   const unlisten = listen(model, modelHandlers(p));

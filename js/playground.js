@@ -15,10 +15,20 @@
 
 // Same numbers as lm_probe_widgets/widgets/playground.py (the static snapshot).
 
-import { h, fmt, listen } from "./shared.js";
+import { fmt, h, listen } from "./shared.js";
 
-export const CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+export const CLASS_COLOURS = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#2ca02c",
+  "#d62728",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#bcbd22",
+  "#17becf",
+];
 export const NEGATIVE_COLOUR = "#2c7bb6";
 export const POSITIVE_COLOUR = "#d7301f";
 const STRIP_MAX_MIX = 80;
@@ -30,7 +40,7 @@ function mix(colour, percent) {
 
 function signed(v) {
   const s = fmt(v);
-  return typeof v === "number" && v > 0 ? "+" + s : s;
+  return typeof v === "number" && v > 0 ? `+${s}` : s;
 }
 
 export function classColour(j) {
@@ -94,7 +104,8 @@ function probeCell(p, choose) {
   });
   c.appendChild(bars);
   const lines = p.classes.map((name, j) => `${name}: ${fmt(p.proba[j])}`);
-  c.title = `${p.name} (${p.submodule}, ${p.pooling} pooling)\n${lines.join("\n")}` +
+  c.title =
+    `${p.name} (${p.submodule}, ${p.pooling} pooling)\n${lines.join("\n")}` +
     (p.note ? `\n${p.note}` : "");
   c.tabIndex = 0;
   c.setAttribute("role", "button");
@@ -110,14 +121,16 @@ function probeCell(p, choose) {
 
 // Options `values` in a <select> (rebuilt only when they changed), `current` chosen.
 function fillSelect(sel, values, current) {
-  const same = sel.options.length === values.length &&
-    values.every((v, i) => sel.options[i].value === v);
+  const same =
+    sel.options.length === values.length && values.every((v, i) => sel.options[i].value === v);
   if (!same) {
-    sel.replaceChildren(...values.map((v) => {
-      const o = h("option", null, v);
-      o.value = v;
-      return o;
-    }));
+    sel.replaceChildren(
+      ...values.map((v) => {
+        const o = h("option", null, v);
+        o.value = v;
+        return o;
+      }),
+    );
   }
   sel.value = current;
 }
@@ -160,15 +173,30 @@ function render({ model, el }) {
   const tokNote = h("div", "lpw-muted lpw-pg-small lpw-pg-note");
   const probeNote = h("div", "lpw-muted lpw-pg-small lpw-pg-probenote");
 
-  root.append(head, input, error, stripHead, strip, skipped, tokHead, tokens, trunc, probeNote, tokNote);
+  root.append(
+    head,
+    input,
+    error,
+    stripHead,
+    strip,
+    skipped,
+    tokHead,
+    tokens,
+    trunc,
+    probeNote,
+    tokNote,
+  );
 
   let sentText = input.value; // the latest text handed to Python
-  const send = debounce((value) => {
-    sentText = value;
-    model.set("text", value);
-    model.save_changes();
-    drawStatus();
-  }, Math.max(0, Number(model.get("debounce_ms") ?? 300)));
+  const send = debounce(
+    (value) => {
+      sentText = value;
+      model.set("text", value);
+      model.save_changes();
+      drawStatus();
+    },
+    Math.max(0, Number(model.get("debounce_ms") ?? 300)),
+  );
 
   function onInput() {
     send(input.value);
@@ -233,7 +261,9 @@ function render({ model, el }) {
     skipped.textContent = sk.length ? `not fitted (not shown): ${sk.join(", ")}` : "";
     skipped.hidden = sk.length === 0;
     trunc.hidden = !r.truncated;
-    trunc.textContent = r.truncated ? `Only the first ${(r.tokens || []).length} tokens are read.` : "";
+    trunc.textContent = r.truncated
+      ? `Only the first ${(r.tokens || []).length} tokens are read.`
+      : "";
   }
 
   function chosen() {
@@ -250,13 +280,18 @@ function render({ model, el }) {
     tokHead.hidden = !p;
     tokNote.hidden = !p || toks.length === 0;
     tokNote.textContent = model.get("note") || "";
-    for (const c of strip.children) c.classList.toggle("lpw-pg-chosen", !!p && c.dataset.probe === p.name);
+    for (const c of strip.children)
+      c.classList.toggle("lpw-pg-chosen", !!p && c.dataset.probe === p.name);
     if (!p) {
       tokens.replaceChildren();
       probeNote.textContent = "";
       return;
     }
-    fillSelect(probeSel, probes.map((q) => q.name), p.name);
+    fillSelect(
+      probeSel,
+      probes.map((q) => q.name),
+      p.name,
+    );
     const target = model.get("target") || "";
     const ci = p.classes.includes(target) ? p.classes.indexOf(target) : p.classes.length - 1;
     fillSelect(classSel, p.classes, p.classes[ci]);
@@ -280,12 +315,14 @@ function render({ model, el }) {
       s.dataset.score = typeof v === "number" ? String(v) : "";
       s.style.background = heatColour(v, scale);
       const parts = p.classes.map((c, j) => `${c} ${fmt(logits[j])}`);
-      s.title = `${JSON.stringify(t.raw)} (id ${t.id}): ${signed(v)} toward ${p.classes[ci]}\n` +
+      s.title =
+        `${JSON.stringify(t.raw)} (id ${t.id}): ${signed(v)} toward ${p.classes[ci]}\n` +
         `logits: ${parts.join(", ")}`;
       return s;
     });
     tokens.replaceChildren(...spans);
-    probeNote.textContent = `${p.name}: ${p.submodule}, trained on ${p.pooling}-pooled features` +
+    probeNote.textContent =
+      `${p.name}: ${p.submodule}, trained on ${p.pooling}-pooled features` +
       (p.note ? `; ${p.note}` : "");
   }
 

@@ -101,7 +101,15 @@ function render({ model, el }) {
     stats.textContent = fit.stats || "";
     message.textContent = fit.message || "";
     message.hidden = !fit.message;
-    syncRows(phaseList, phaseRows, model.get("phases") || [], "phase", (p) => p.key, styles, "phase");
+    syncRows(
+      phaseList,
+      phaseRows,
+      model.get("phases") || [],
+      "phase",
+      (p) => p.key,
+      styles,
+      "phase",
+    );
     phaseList.hidden = phaseRows.size === 0;
     syncRows(list, probeRows, model.get("probes") || [], "probe", (p) => p.name, styles, "probe");
     reasons.replaceChildren(...(fit.reasons || []).map((r) => h("li", null, r)));

@@ -42,7 +42,7 @@ export function fmt(v, decimals = 3) {
   if (v === null || v === undefined || !Number.isFinite(v)) return "–";
   if (Number.isInteger(v)) return String(v);
   const a = Math.abs(v);
-  if (a !== 0 && a < Math.pow(10, -decimals)) return v.toExponential(2);
+  if (a !== 0 && a < 10 ** -decimals) return v.toExponential(2);
   return v.toFixed(decimals);
 }
 
@@ -59,6 +59,6 @@ export function listen(model, handlers) {
 // The label and colour of a state, from the tables Python sends (display/states.py):
 // group "probe", "fit" or "phase".
 export function styleOf(styles, group, state) {
-  const table = (styles && styles[group]) || {};
+  const table = styles?.[group] || {};
   return table[state] || { label: state, color: "currentColor", final: true };
 }

@@ -17,7 +17,7 @@
 // format, filename, mime, text}) and the browser saves that text: built once, in Python.
 // Every value is written with textContent: nothing from the data is parsed as HTML.
 
-import { h, button, fmt, listen } from "./shared.js";
+import { button, fmt, h, listen } from "./shared.js";
 
 const PAGE = 1000; // rows rendered at once; "Show more" adds the next page
 
@@ -33,7 +33,9 @@ export function viewOrder(rows, columns, sort) {
   const present = idx.filter((i) => rows[i][j] !== null && rows[i][j] !== undefined);
   const missing = idx.filter((i) => rows[i][j] === null || rows[i][j] === undefined);
   const desc = !!sort.descending;
-  present.sort((p, q) => (desc ? compare(rows[q][j], rows[p][j]) : compare(rows[p][j], rows[q][j])));
+  present.sort((p, q) =>
+    desc ? compare(rows[q][j], rows[p][j]) : compare(rows[p][j], rows[q][j]),
+  );
   return present.concat(missing);
 }
 
@@ -41,7 +43,7 @@ function toTsv(rows, columns, order) {
   const clean = (v) => (v === null || v === undefined ? "" : String(v).replace(/[\t\r\n]+/g, " "));
   const lines = [columns.map((c) => clean(c.name)).join("\t")];
   for (const i of order) lines.push(rows[i].map(clean).join("\t"));
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 // Positions (in `rows`) of each column's best values, as Python marked them.
@@ -98,11 +100,11 @@ function newTable(model, root) {
     columns: [],
     rows: [],
     sort: {},
-    order: [],            // row positions in display order
-    best: [],             // per column, the set of row positions holding its best value
-    limit: PAGE,          // rows rendered
-    visible: [],          // column positions shown
-    compactView: false,   // intervals beside their metric (their own columns hidden)
+    order: [], // row positions in display order
+    best: [], // per column, the set of row positions holding its best value
+    limit: PAGE, // rows rendered
+    visible: [], // column positions shown
+    compactView: false, // intervals beside their metric (their own columns hidden)
     toastTimer: null,
   };
 }
@@ -121,14 +123,27 @@ function buildToolbar(t) {
   t.titleEl = h("span", "lpw-table-title");
   t.count = h("span", "lpw-muted lpw-table-count");
   const spacer = h("span", "lpw-table-spacer");
-  const csvBtn = toolButton("CSV", "Download the table as CSV (current sort)", "lpw-table-csv",
-    () => ask(t, "csv"));
-  const jsonBtn = toolButton("JSON", "Download the table as JSON records (current sort)",
-    "lpw-table-json", () => ask(t, "json"));
-  const copyBtn = toolButton("Copy", "Copy the table (tab-separated) to the clipboard",
-    "lpw-table-copy", () => copyTable(t));
-  t.allBtn = toolButton("All columns", "Show every column of the metrics", "lpw-table-all",
-    () => toggleAll(t));
+  const csvBtn = toolButton(
+    "CSV",
+    "Download the table as CSV (current sort)",
+    "lpw-table-csv",
+    () => ask(t, "csv"),
+  );
+  const jsonBtn = toolButton(
+    "JSON",
+    "Download the table as JSON records (current sort)",
+    "lpw-table-json",
+    () => ask(t, "json"),
+  );
+  const copyBtn = toolButton(
+    "Copy",
+    "Copy the table (tab-separated) to the clipboard",
+    "lpw-table-copy",
+    () => copyTable(t),
+  );
+  t.allBtn = toolButton("All columns", "Show every column of the metrics", "lpw-table-all", () =>
+    toggleAll(t),
+  );
   t.toast = h("span", "lpw-toast lpw-table-toast");
   t.toast.setAttribute("role", "status");
   toolbar.append(t.titleEl, t.count, spacer, t.toast, t.allBtn, csvBtn, jsonBtn, copyBtn);
@@ -171,7 +186,7 @@ function ask(t, format) {
 }
 
 function onMsg(t, msg) {
-  if (!msg || msg.type !== "export") return;
+  if (msg?.type !== "export") return;
   download(t.root, msg.text, msg.filename, msg.mime);
   note(t, `${String(msg.format).toUpperCase()} downloaded`);
 }
@@ -191,7 +206,9 @@ function toggleAll(t) {
 // ---- data ---------------------------------------------------------------------------
 // Positions of the compact columns, in the order Python gave them.
 function compactColumns(columns) {
-  return columns.map((c, j) => (c.compact ? j : -1)).filter((j) => j >= 0)
+  return columns
+    .map((c, j) => (c.compact ? j : -1))
+    .filter((j) => j >= 0)
     .sort((a, b) => columns[a].compact - columns[b].compact);
 }
 
@@ -202,7 +219,7 @@ function load(t) {
   t.rows = model.get("rows") || [];
   t.sort = model.get("sort") || {};
   t.titleEl.textContent = model.get("title") || "";
-  t.scroll.style.maxHeight = (model.get("max_height") || 480) + "px";
+  t.scroll.style.maxHeight = `${model.get("max_height") || 480}px`;
   t.best = bestCells(columns);
   t.order = viewOrder(t.rows, columns, t.sort);
   const compact = compactColumns(columns);
@@ -288,7 +305,7 @@ function bodyCell(t, i, j) {
   } else {
     td.textContent = String(v);
   }
-  if (t.best[j] && t.best[j].has(i)) {
+  if (t.best[j]?.has(i)) {
     td.classList.add("lpw-table-best");
     td.title = `${td.title || String(v)} (best ${c.name})`;
   }
@@ -330,7 +347,7 @@ function render({ model, el }) {
   root.append(buildToolbar(t), buildGrid(t), buildMore(t));
 
   const handlers = { "msg:custom": (msg) => onMsg(t, msg) };
-  for (const k of DATA_KEYS) handlers["change:" + k] = () => redraw(t);
+  for (const k of DATA_KEYS) handlers[`change:${k}`] = () => redraw(t);
   const unlisten = listen(model, handlers);
   redraw(t);
   return () => {

@@ -30,6 +30,7 @@ QUICKSTART = NB_DIR / "quickstart.ipynb"
 LESSON = NB_DIR / "lesson-which-layer-knows.ipynb"
 USE_LESSON = NB_DIR / "lesson-does-the-model-use-it.ipynb"
 NOTEBOOKS = [QUICKSTART, LESSON, USE_LESSON]
+EXECUTED = ROOT / "test-artifacts" / "notebooks"  # the executed copies (docs/conf.py)
 
 
 def _tags(cell: nbformat.NotebookNode) -> list[str]:
@@ -175,6 +176,9 @@ def execute(
     print(f"{path.name}: executed in {seconds:.0f} s (OMP_NUM_THREADS={threads})")
     assert _stdout(nb.cells[0]).strip() == f"KERNEL {sys.executable}"
     assert list(work.iterdir()) == [], "the notebook wrote files into its working folder"
+    # kept (git-ignored) for the documentation site, which shows these outputs if present
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, EXECUTED / path.name)
     return nb, seconds
 
 

@@ -45,26 +45,13 @@ def test_wheel_contents(wheel):
     assert (
         "lm-probe = lm_probe_widgets.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     )
-    # front-end sources ship as package data (the widgets load them from static/)
-    sources = sorted(p.name for p in (ROOT / "js").glob("*") if p.suffix in (".js", ".css"))
+    # the built front end ships as package data (the widgets load it from static/):
+    # every file of the committed build, and nothing else there
+    built = sorted(p.name for p in (source / "static").iterdir())
     shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("lm_probe_widgets/static/"))
-    for name in sources:
-        assert name in shipped, f"js/{name} is missing from the wheel's static/"
-    # the one theme, the repr styles and the shared front-end helpers among them
-    assert {"theme.css", "repr.css", "shared.js"} <= set(shipped)
-
-
-def test_widget_modules_inline_the_shared_helpers():
-    """anywidget loads each module from a blob URL: `esm_source` must leave no import."""
-    from lm_probe_widgets.widgets._assets import esm_source
-
-    widgets = [p.stem for p in (ROOT / "js").glob("*.js") if p.stem != "shared"]
-    assert sorted(widgets) == ["monitor", "picker", "playground", "progress", "table"]
-    for name in widgets:
-        assert 'from "./shared.js"' in (ROOT / "js" / f"{name}.js").read_text()
-        source = esm_source(name)
-        assert not [ln for ln in source.splitlines() if ln.startswith("import ")], name
-        assert source.count("export function h(") == 1, name
+    assert shipped == built
+    # the one theme, the repr styles and a bundled widget among them
+    assert {"theme.css", "repr.css", "table.js"} <= set(shipped)
 
 
 def test_wheel_installs_into_empty_venv_and_imports(wheel, tmp_path):

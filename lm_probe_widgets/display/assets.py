@@ -1,10 +1,11 @@
 """Where the front-end files are: the one theme, the repr styles, the widget modules.
 
-The ESM/CSS sources live in the repository's top-level ``js/`` with no build step.
-A wheel carries them as ``lm_probe_widgets/static/`` (hatchling ``force-include``), as
-scikit-learn ships its repr's CSS as package data; an editable install or a source
-checkout reads ``js/`` directly. Both are plain files read from disk: nothing is
-fetched from a CDN, so reprs and widgets work offline. Standard library only: the
+The ESM/CSS sources live in the repository's top-level ``js/``; ``npm run build``
+(esbuild, ``build.mjs``) writes the bundled widget modules and the stylesheets to
+``lm_probe_widgets/static/``, which is committed and ships as package data (as
+scikit-learn ships its repr's CSS), so a checkout, an editable install and a wheel all
+read the same files. They are plain files read from disk: nothing is fetched from a
+CDN, so reprs and widgets work offline. Standard library only: the
 static reprs read their CSS from here and must stay cheap to import.
 """
 
@@ -24,18 +25,18 @@ def asset_dir() -> Path:
     """The folder holding the front-end files.
 
     ``LPW_ASSET_DIR`` overrides (handy to test a built wheel's files); then the
-    wheel's ``static/`` folder; then the repository's ``js/`` for editable installs.
+    package's ``static/`` folder (the build output; never the unbundled ``js/``).
     """
     override = os.environ.get("LPW_ASSET_DIR")
     candidates = [Path(override)] if override else []
-    candidates += [_PACKAGE_DIR / "static", _PACKAGE_DIR.parent / "js"]
+    candidates += [_PACKAGE_DIR / "static"]
     for folder in candidates:
         if (folder / THEME).is_file():
             return folder
     tried = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(
         f"lm_probe_widgets front-end files not found (looked in {tried}); "
-        "reinstall the package, or build the wheel with js/ force-included as static/"
+        "reinstall the package, or run `npm ci && npm run build` in the checkout"
     )
 
 

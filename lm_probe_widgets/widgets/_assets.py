@@ -1,9 +1,9 @@
-"""Where widget classes find their front-end files (the folder: ``display.assets``).
+"""Where widget classes find their front-end modules (the folder: ``display.assets``).
 
-Every widget module imports its helpers from ``js/shared.js``. anywidget loads a module
-from a blob URL, where that relative import cannot resolve, so ``esm_source`` puts the
-text of ``shared.js`` in place of the import line: one source file, no build step, and
-a browser loading the files directly (the test harness) follows the real import.
+Each widget's source, ``js/<name>.js``, imports its helpers from ``js/shared.js``.
+anywidget loads ``_esm`` from a blob URL, where a relative import cannot resolve, so
+``npm run build`` (esbuild, ``build.mjs``) bundles each widget with its imports into one
+self-contained module in ``lm_probe_widgets/static/``; this module only reads it.
 """
 
 from __future__ import annotations
@@ -14,19 +14,20 @@ from ..display.assets import asset_dir, css_text, read_asset
 
 __all__ = ["asset_dir", "css_text", "esm_source"]
 
-SHARED = "shared.js"
-# The one import a widget module may have: `import { a, b } from "./shared.js";`
-_SHARED_IMPORT = re.compile(r'^import \{[^}]*\} from "\./shared\.js";\n', re.M)
+_IMPORT = re.compile(r"^\s*import\b", re.M)
 
 
 def esm_source(name: str) -> str:
-    """The ES module of widget ``<name>`` with ``shared.js`` inlined, for ``_esm``."""
+    """The bundled ES module of widget ``<name>``, for ``_esm``."""
     path = asset_dir() / f"{name}.js"
     if not path.is_file():
-        raise FileNotFoundError(f"widget module {path} is missing")
+        raise FileNotFoundError(
+            f"widget module {path} is missing: run `npm ci && npm run build` in the checkout"
+        )
     source = read_asset(f"{name}.js")
-    shared = read_asset(SHARED)
-    inlined, count = _SHARED_IMPORT.subn(lambda _m: shared, source, count=1)
-    if re.search(r"^import ", inlined, re.M) or (count == 0 and ' from "./' in source):
-        raise ValueError(f'{name}.js: only `import {{...}} from "./shared.js"` is supported')
-    return inlined
+    if _IMPORT.search(source):
+        raise ValueError(
+            f"{path} still imports other files (not a bundle): run `npm run build`, which "
+            "writes self-contained modules to lm_probe_widgets/static/"
+        )
+    return source

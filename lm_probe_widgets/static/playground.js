@@ -1,0 +1,340 @@
+// Built by `npm run build` from js/ (esbuild); edit js/, not this file.
+
+// js/shared.js
+function h(tag, cls, text) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text !== void 0 && text !== null) el.textContent = String(text);
+  return el;
+}
+function fmt(v, decimals = 3) {
+  if (v === null || v === void 0 || !Number.isFinite(v)) return "–";
+  if (Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && a < 10 ** -decimals) return v.toExponential(2);
+  return v.toFixed(decimals);
+}
+function listen(model, handlers) {
+  const pairs = Object.entries(handlers);
+  for (const [event, fn] of pairs) model.on(event, fn);
+  return () => {
+    for (const [event, fn] of pairs) model.off(event, fn);
+  };
+}
+
+// js/playground.js
+var CLASS_COLOURS = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#2ca02c",
+  "#d62728",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#bcbd22",
+  "#17becf"
+];
+var NEGATIVE_COLOUR = "#2c7bb6";
+var POSITIVE_COLOUR = "#d7301f";
+var STRIP_MAX_MIX = 80;
+var HEAT_MAX_MIX = 70;
+function mix(colour, percent) {
+  return `color-mix(in srgb, ${colour} ${Math.round(percent)}%, transparent)`;
+}
+function signed(v) {
+  const s = fmt(v);
+  return typeof v === "number" && v > 0 ? `+${s}` : s;
+}
+function classColour(j) {
+  return CLASS_COLOURS[j % CLASS_COLOURS.length];
+}
+function heatColour(value, scale) {
+  if (typeof value !== "number" || !scale) return "";
+  const share = Math.max(-1, Math.min(1, value / scale));
+  if (share === 0) return "";
+  return mix(share > 0 ? POSITIVE_COLOUR : NEGATIVE_COLOUR, HEAT_MAX_MIX * Math.abs(share));
+}
+function debounce(fn, wait) {
+  let timer = null;
+  let last = null;
+  const run = () => {
+    timer = null;
+    fn(last);
+  };
+  const call = (value) => {
+    last = value;
+    clearTimeout(timer);
+    timer = setTimeout(run, wait);
+  };
+  call.pending = () => timer !== null;
+  call.flush = () => {
+    if (timer !== null) {
+      clearTimeout(timer);
+      run();
+    }
+  };
+  call.cancel = () => {
+    clearTimeout(timer);
+    timer = null;
+  };
+  return call;
+}
+function probeCell(p, choose) {
+  const top = p.top;
+  const prob = p.proba[top];
+  const c = h("div", "lpw-pg-cell");
+  c.dataset.probe = p.name;
+  c.dataset.class = p.classes[top];
+  c.style.background = mix(classColour(top), STRIP_MAX_MIX * Math.max(0, Math.min(1, prob || 0)));
+  const layer = p.layer === null || p.layer === void 0 ? "" : ` · layer ${p.layer}`;
+  c.append(h("div", "lpw-pg-layer", p.name + layer));
+  c.append(h("div", "lpw-pg-class", p.classes[top]));
+  c.append(h("div", "lpw-pg-prob lpw-mono", fmt(prob)));
+  const bars = h("div", "lpw-pg-bars");
+  p.classes.forEach((name, j) => {
+    const b = h("span", "lpw-pg-bar");
+    b.style.height = `${Math.round(100 * Math.max(0, Math.min(1, p.proba[j] || 0)))}%`;
+    b.style.background = classColour(j);
+    b.title = `${name}: ${fmt(p.proba[j])}`;
+    bars.appendChild(b);
+  });
+  c.appendChild(bars);
+  const lines = p.classes.map((name, j) => `${name}: ${fmt(p.proba[j])}`);
+  c.title = `${p.name} (${p.submodule}, ${p.pooling} pooling)
+${lines.join("\n")}` + (p.note ? `
+${p.note}` : "");
+  c.tabIndex = 0;
+  c.setAttribute("role", "button");
+  c.addEventListener("click", () => choose(p.name));
+  c.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      choose(p.name);
+    }
+  });
+  return c;
+}
+function fillSelect(sel, values, current) {
+  const same = sel.options.length === values.length && values.every((v, i) => sel.options[i].value === v);
+  if (!same) {
+    sel.replaceChildren(
+      ...values.map((v) => {
+        const o = h("option", null, v);
+        o.value = v;
+        return o;
+      })
+    );
+  }
+  sel.value = current;
+}
+function render({ model, el }) {
+  const root = h("div", "lpw lpw-live lpw-playground");
+  el.appendChild(root);
+  const head = h("div", "lpw-toolbar");
+  const title = h("span", "lpw-pg-title", "Probe playground");
+  const status = h("span", "lpw-muted lpw-pg-status");
+  status.setAttribute("role", "status");
+  head.append(title, status);
+  const input = h("textarea", "lpw-input lpw-pg-input");
+  input.rows = 2;
+  input.spellcheck = false;
+  input.placeholder = "Type or paste a sentence";
+  input.setAttribute("aria-label", "Sentence for the probes");
+  input.value = model.get("text") || "";
+  const error = h("div", "lpw-pg-error");
+  error.setAttribute("role", "alert");
+  const stripHead = h("div", "lpw-pg-section", "Every probe's prediction, along the layers");
+  const strip = h("div", "lpw-pg-strip");
+  const skipped = h("div", "lpw-muted lpw-pg-small lpw-pg-skipped");
+  const trunc = h("div", "lpw-muted lpw-pg-small lpw-pg-truncated");
+  const tokHead = h("div", "lpw-toolbar lpw-pg-tokhead");
+  const probeLabel = h("label", "lpw-pg-label", "Probe ");
+  const probeSel = h("select", "lpw-select lpw-pg-probe");
+  probeLabel.appendChild(probeSel);
+  const classLabel = h("label", "lpw-pg-label", "class ");
+  const classSel = h("select", "lpw-select lpw-pg-class");
+  classLabel.appendChild(classSel);
+  const legend = h("span", "lpw-pg-legend");
+  tokHead.append(probeLabel, classLabel, legend);
+  const tokens = h("div", "lpw-pg-tokens");
+  const tokNote = h("div", "lpw-muted lpw-pg-small lpw-pg-note");
+  const probeNote = h("div", "lpw-muted lpw-pg-small lpw-pg-probenote");
+  root.append(
+    head,
+    input,
+    error,
+    stripHead,
+    strip,
+    skipped,
+    tokHead,
+    tokens,
+    trunc,
+    probeNote,
+    tokNote
+  );
+  let sentText = input.value;
+  const send = debounce(
+    (value) => {
+      sentText = value;
+      model.set("text", value);
+      model.save_changes();
+      drawStatus();
+    },
+    Math.max(0, Number(model.get("debounce_ms") ?? 300))
+  );
+  function onInput() {
+    send(input.value);
+    drawStatus();
+  }
+  input.addEventListener("input", onInput);
+  function onFocusOut(ev) {
+    if (ev.relatedTarget && root.contains(ev.relatedTarget)) return;
+    send.flush();
+    model.send({ type: "commit" });
+  }
+  root.addEventListener("focusout", onFocusOut);
+  function onProbe() {
+    model.set("probe", probeSel.value);
+    model.save_changes();
+    drawTokens();
+  }
+  function onClass() {
+    model.set("target", classSel.value);
+    model.save_changes();
+    drawTokens();
+  }
+  probeSel.addEventListener("change", onProbe);
+  classSel.addEventListener("change", onClass);
+  function result() {
+    return model.get("result") || {};
+  }
+  function drawStatus() {
+    const r = result();
+    const n = (r.probes || []).length;
+    if (send.pending() || (r.text ?? "") !== sentText && !model.get("error")) {
+      status.textContent = "updating…";
+      root.dataset.busy = "true";
+    } else {
+      status.textContent = n ? `${n} probe${n === 1 ? "" : "s"}` : "";
+      delete root.dataset.busy;
+    }
+  }
+  function drawError() {
+    const msg = model.get("error") || "";
+    error.textContent = msg;
+    error.hidden = !msg;
+  }
+  function choose(name) {
+    model.set("probe", name);
+    model.save_changes();
+    drawTokens();
+  }
+  function drawStrip() {
+    const r = result();
+    const probes = r.probes || [];
+    strip.replaceChildren(...probes.map((p) => probeCell(p, choose)));
+    stripHead.hidden = probes.length === 0;
+    const sk = r.skipped || [];
+    skipped.textContent = sk.length ? `not fitted (not shown): ${sk.join(", ")}` : "";
+    skipped.hidden = sk.length === 0;
+    trunc.hidden = !r.truncated;
+    trunc.textContent = r.truncated ? `Only the first ${(r.tokens || []).length} tokens are read.` : "";
+  }
+  function chosen() {
+    const probes = result().probes || [];
+    const name = model.get("probe");
+    return probes.find((p) => p.name === name) || probes[0] || null;
+  }
+  function drawTokens() {
+    const r = result();
+    const probes = r.probes || [];
+    const p = chosen();
+    const toks = r.tokens || [];
+    tokHead.hidden = !p;
+    tokNote.hidden = !p || toks.length === 0;
+    tokNote.textContent = model.get("note") || "";
+    for (const c of strip.children)
+      c.classList.toggle("lpw-pg-chosen", !!p && c.dataset.probe === p.name);
+    if (!p) {
+      tokens.replaceChildren();
+      probeNote.textContent = "";
+      return;
+    }
+    fillSelect(
+      probeSel,
+      probes.map((q) => q.name),
+      p.name
+    );
+    const target = model.get("target") || "";
+    const ci = p.classes.includes(target) ? p.classes.indexOf(target) : p.classes.length - 1;
+    fillSelect(classSel, p.classes, p.classes[ci]);
+    const scale = (p.scale || [])[ci] || 0;
+    legend.replaceChildren(
+      h("span", "lpw-pg-legend-lo lpw-mono", signed(-scale)),
+      Object.assign(h("span", "lpw-pg-legend-bar"), {
+        title: `blue: against ${p.classes[ci]}, red: toward ${p.classes[ci]}`
+      }),
+      h("span", "lpw-pg-legend-hi lpw-mono", signed(scale)),
+      h("span", "lpw-muted lpw-pg-small", ` toward ${p.classes[ci]}`)
+    );
+    tokens.dataset.probe = p.name;
+    tokens.dataset.class = p.classes[ci];
+    const spans = toks.map((t, i) => {
+      const row = (p.token_margin || [])[i] || [];
+      const logits = (p.token_logits || [])[i] || [];
+      const v = row[ci];
+      const s = h("span", "lpw-pg-token", t.text);
+      s.dataset.index = String(i);
+      s.dataset.score = typeof v === "number" ? String(v) : "";
+      s.style.background = heatColour(v, scale);
+      const parts = p.classes.map((c, j) => `${c} ${fmt(logits[j])}`);
+      s.title = `${JSON.stringify(t.raw)} (id ${t.id}): ${signed(v)} toward ${p.classes[ci]}
+logits: ${parts.join(", ")}`;
+      return s;
+    });
+    tokens.replaceChildren(...spans);
+    probeNote.textContent = `${p.name}: ${p.submodule}, trained on ${p.pooling}-pooled features` + (p.note ? `; ${p.note}` : "");
+  }
+  function drawAll() {
+    drawError();
+    drawStrip();
+    drawTokens();
+    drawStatus();
+  }
+  const onText = () => {
+    const v = model.get("text") || "";
+    if (!send.pending() && v !== input.value) {
+      input.value = v;
+    }
+    if (!send.pending()) sentText = v;
+    drawStatus();
+  };
+  const onResult = () => drawAll();
+  const onChoice = () => drawTokens();
+  const unlisten = listen(model, {
+    "change:text": onText,
+    "change:result": onResult,
+    "change:error": onResult,
+    "change:probe": onChoice,
+    "change:target": onChoice,
+    "change:note": onChoice
+  });
+  drawAll();
+  return () => {
+    send.cancel();
+    input.removeEventListener("input", onInput);
+    root.removeEventListener("focusout", onFocusOut);
+    unlisten();
+  };
+}
+var playground_default = { render };
+export {
+  CLASS_COLOURS,
+  NEGATIVE_COLOUR,
+  POSITIVE_COLOUR,
+  classColour,
+  debounce,
+  playground_default as default,
+  heatColour
+};
