@@ -103,7 +103,7 @@ def test_picker_state_survives_json_round_trip():
     state = picker.get_state()
     for key in ("tree", "groups", "selected", "height"):
         assert json.loads(json.dumps(state[key], allow_nan=False)) == state[key]
-    assert "_esm" in state and "export default" in state["_esm"]
+    assert "_esm" in state and "picker_default as default" in state["_esm"]  # esbuild's export
     assert "--jp-layout-color0" in state["_css"] and ".lpw-picker" in state["_css"]
 
 
