@@ -24,7 +24,7 @@ def fitted(tiny, sentiment):
     ds = ProbeDataset.from_texts(texts, labels, tok, max_length=32)
     train, test = ds.tt_split(test_size=0.25, seed=0)
     runner = ProbeRunner(model, [ProbeConfig(SITE, [0, 1], name="h1")])
-    runner.fit_probes(train, test, num_epoch=2, batch_size=32, progress=None)
+    runner.fit_probes(train, test, num_epoch=2, batch_size=32, progress=None, bootstrap=0)
     return runner, texts, labels
 
 
@@ -74,7 +74,8 @@ def test_runner_eraser_reprobes_at_chance_and_inlp_random_differ(fitted):
     report = leace.report()
     assert report.loc["linear re-probe (clean)", "verdict"] == "beats"
     assert report.loc["linear re-probe (erased)", "verdict"] == "ties"
-    assert {"mlp re-probe (clean)", "mlp re-probe (erased)"} <= set(report.index)
+    # the limit of linear erasure: a non-linear probe still reads the concept
+    assert report.loc["mlp re-probe (erased)", "verdict"] == "beats"
     assert set(report["verdict"]) <= set(VERDICTS)
     inlp = runner.erase("h1", "inlp", rank=3)
     assert inlp.rank == 3
