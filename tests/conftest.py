@@ -37,6 +37,7 @@ settings.load_profile("suite")
 LONGEST_FIRST = (
     "tests/test_notebooks.py::TestLessonWhichLayer",
     "tests/test_notebooks.py::TestLessonUse",
+    "tests/test_notebooks.py::TestLessonRemove",
     "tests/test_notebooks.py::TestQuickstart",
     "tests/browser/test_jupyterlab.py",
 )
