@@ -164,8 +164,12 @@ def test_bad_input_is_refused_early(fitted, tiny):
         unfitted.erase("h1")
     with pytest.raises(ProbeError, match="rank must be between 1 and 31"):
         runner.erase("h1", "random", rank=33)
+    with pytest.raises(ProbeError, match="rank must be an integer"):
+        runner.erase("h1", "inlp", rank=1.5)
     with pytest.raises(ProbeError, match="method must be one of"):
         runner.erase("h1", "pca")
+    with pytest.raises(ProbeError, match="method must be one of"):
+        eraser_from_features(np.zeros((4, 3)), np.array([0, 1, 0, 1]), "pca")
     with pytest.raises(ProbeError, match="leave rank=None"):
         runner.erase("h1", rank=2)
     with pytest.raises(ProbeError, match="needs rank="):

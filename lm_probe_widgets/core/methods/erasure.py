@@ -209,6 +209,8 @@ class ConceptEraser:
             models["mlp"] = lambda: make_pipeline(
                 StandardScaler(), MLPClassifier((64,), alpha=1e-3, max_iter=500, random_state=seed)
             )
+        if len(np.unique(y_train)) < 2:
+            raise ProbeError("the training data hold one class: nothing to re-probe")
         rows = []
         erased_train, erased_test = self.apply(x_train), self.apply(x_test)
         change = np.linalg.norm(x_test - erased_test, axis=1) / (
@@ -219,8 +221,6 @@ class ConceptEraser:
                 "clean": (x_train, x_test),
                 "erased": (erased_train, erased_test),
             }.items():
-                if len(np.unique(y_train)) < 2:
-                    raise ProbeError("the training data hold one class: nothing to re-probe")
                 pred = make().fit(a, y_train).predict(b)
                 c = compare_outcomes(
                     outcomes_from(cfg, test, pred), chance, kind, "majority", level=level, seed=seed
@@ -281,7 +281,7 @@ class ConceptEraser:
             clean = run.logprobs(ids, mask, erase=False)
             erased = run.logprobs(ids, mask)
         nulls = [
-            random_like(self, seed + 1 + j).logprobs_in(model, where, ids, mask)
+            ErasedRun(random_like(self, seed + 1 + j), model, where).logprobs(ids, mask)
             for j in range(n_random)
         ]
         measures = _measures(clean, erased, nulls, pos_ids, neg_ids, y)
@@ -433,8 +433,7 @@ def fit_eraser(
     (default: the runner's training part) from cached features. `method`: "leace"
     (its rank is set by the concept: classes - 1), "inlp" (`rank` directions, default
     8, one linear probe per round) or "random" (a random subspace of `rank`)."""
-    if method not in METHODS:
-        raise ProbeError(f"method must be one of {METHODS}, got {method!r}")
+    _check_method(method, rank)
     if name not in runner.probes:
         known = [c.name for c in runner.configs]
         hint = "fit the runner first" if name in known else f"known probes: {known}"
@@ -443,15 +442,8 @@ def fit_eraser(
     cfg = probe.config
     if cfg.task != "classification":
         raise ProbeError(f"probe {name!r} is a {cfg.task} probe: erasure needs class labels")
-    width = probe.dim
-    if method == "leace" and rank is not None:
-        raise ProbeError("LEACE's rank is set by the concept (classes - 1): leave rank=None")
-    if method == "random" and rank is None:
-        raise ProbeError("a random subspace needs rank= (e.g. the LEACE eraser's .rank)")
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer))):
-        raise ProbeError(f"rank must be an integer, got {rank!r}")
-    if rank is not None and not 1 <= rank < width:
-        raise ProbeError(f"rank must be between 1 and {width - 1} (the site's width is {width})")
+    if rank is not None and not 1 <= rank < probe.dim:
+        raise ProbeError(f"rank must be between 1 and {probe.dim - 1} (the site's width)")
     ds = runner.train_part if dataset is None else dataset
     if ds is None:
         raise ProbeError("no training data recorded: fit the runner, or pass dataset=")
@@ -475,6 +467,7 @@ def eraser_from_features(
     """An eraser fitted on plain arrays: `features` [rows, width], `labels` the class
     index of each row (0 .. n_classes - 1). No site: `apply` only, until a runner's
     `erase` names one."""
+    _check_method(method, rank)
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels)
     if x.ndim != 2 or len(x) != len(y):
@@ -499,10 +492,10 @@ def eraser_from_features(
     return ConceptEraser("", "", "mean", method, left, right, bias, range(k), len(x))
 
 
-def random_like(eraser: ConceptEraser, seed: int) -> _RandomEraser:
+def random_like(eraser: ConceptEraser, seed: int) -> ConceptEraser:
     """A random orthogonal subspace of `eraser`'s rank, erased about the same mean."""
     basis = _random_basis(eraser.dim, eraser.rank, seed)
-    return _RandomEraser(
+    return ConceptEraser(
         eraser.probe,
         eraser.submodule,
         eraser.pooling,
@@ -515,9 +508,15 @@ def random_like(eraser: ConceptEraser, seed: int) -> _RandomEraser:
     )
 
 
-class _RandomEraser(ConceptEraser):
-    def logprobs_in(self, model: Any, where: str, ids: torch.Tensor, mask: torch.Tensor) -> Any:
-        return ErasedRun(self, model, where).logprobs(ids, mask)
+def _check_method(method: str, rank: Any) -> None:
+    if method not in METHODS:
+        raise ProbeError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "leace" and rank is not None:
+        raise ProbeError("LEACE's rank is set by the concept (classes - 1): leave rank=None")
+    if method == "random" and rank is None:
+        raise ProbeError("a random subspace needs rank= (e.g. the LEACE eraser's .rank)")
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer))):
+        raise ProbeError(f"rank must be an integer, got {rank!r}")
 
 
 def _features(runner: Any, cfg: Any, ds: Any) -> tuple[np.ndarray, np.ndarray]:
