@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
 from lm_probe_widgets.core.errors import ProbeError
@@ -187,3 +189,29 @@ def test_bad_input_is_refused_early(fitted, tiny):
         eraser.effects(texts[:3], labels=[0, 1], positive=[" good"], negative=[" bad"])
     with pytest.raises(ProbeError, match="labels must be class indices"):
         eraser_from_features(np.zeros((4, 3)), np.array([0.5, 1, 0, 1]))
+
+
+@settings(max_examples=15, derandomize=True)
+@given(
+    method=st.sampled_from(["leace", "inlp", "random"]),
+    seed=st.integers(0, 2**16),
+    strength=st.floats(0.5, 5.0),
+)
+def test_erasing_twice_is_erasing_once(method, seed, strength):
+    """Each eraser is a projection about its mean (LEACE too, where its covariance-trace
+    guard does not act, as on isotropic noise): a second pass removes nothing more."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(120) % 2
+    x = rng.standard_normal((120, 8)) + strength * np.outer(y, rng.standard_normal(8))
+    eraser = eraser_from_features(x, y, method, rank=None if method == "leace" else 2, seed=seed)
+    once = eraser.apply(x)
+    np.testing.assert_allclose(eraser.apply(once), once, atol=1e-6 * np.abs(x).max())
+
+
+def test_html_repr_escapes_every_string():
+    eraser = eraser_from_features(*_planted(40, 0)[:2])
+    eraser.probe, eraser.submodule = "<b>probe</b>", "h.<script>alert(1)</script>"
+    eraser.classes = ["<neg>", "pos & more"]
+    page = eraser._repr_html_()
+    assert "<script>" not in page and "<b>probe" not in page and "<neg>" not in page
+    assert "&lt;script&gt;" in page and "pos &amp; more" in page
