@@ -187,6 +187,13 @@ def test_bad_input_is_refused_early(fitted, tiny):
         eraser.effects(texts[:3], positive=[" good"])
     with pytest.raises(ProbeError, match="labels must be 3 values"):
         eraser.effects(texts[:3], labels=[0, 1], positive=[" good"], negative=[" bad"])
+    other = eraser_from_features(*_planted(40, 0)[:2])  # width 12, not the site's 32
+    other.submodule = SITE
+    with pytest.raises(ProbeError, match="fitted for width 12.*has width 32"):
+        with other.intervene(model):
+            pass
+    with pytest.raises(ProbeError, match="has no site"):
+        eraser_from_features(*_planted(40, 0)[:2]).effects(texts[:3], model=model)
     with pytest.raises(ProbeError, match="labels must be class indices"):
         eraser_from_features(np.zeros((4, 3)), np.array([0.5, 1, 0, 1]))
 

@@ -157,9 +157,22 @@ class ConceptEraser:
         is locked for the block; nothing outside it changes."""
         model = self._model(model)
         where = self._positions(positions)
-        validate_submodules(model, [self.submodule])
+        self._check_site(model)
         with model_lock(model):
             yield ErasedRun(self, model, where)
+
+    def _check_site(self, model: Any) -> None:
+        """The site exists on `model` and has this eraser's width (a two-token dry run)."""
+        if not self.submodule:
+            raise ProbeError("this eraser has no site (fitted on plain features): apply() only")
+        dry = validate_submodules(model, [self.submodule])
+        path, kind = split_submodule(self.submodule)
+        shape = dry.shapes.get(path) if kind == "output" else None
+        if shape and shape[-1] != self.dim:
+            raise ProbeError(
+                f"the eraser was fitted for width {self.dim}, but {self.submodule!r} of this "
+                f"model has width {shape[-1]}: fit it on this model's features"
+            )
 
     def _model(self, model: Any) -> Any:
         if model is None:
@@ -262,7 +275,7 @@ class ConceptEraser:
             raise ProbeError(f"n_random must be at least {MIN_RANDOM} for a null, got {n_random}")
         model = self._model(model)
         where = self._positions(positions)
-        validate_submodules(model, [self.submodule])
+        self._check_site(model)
         ids, mask = _encode(model, inputs, attention_mask)
         n = ids.shape[0]
         if n < 2:
