@@ -37,8 +37,8 @@ settings.load_profile("suite")
 LONGEST_FIRST = (
     "tests/test_notebooks.py::TestLessonWhichLayer",
     "tests/test_notebooks.py::TestLessonUse",
-    "tests/test_notebooks.py::TestLessonRemove",
     "tests/test_notebooks.py::TestQuickstart",
+    "tests/test_notebooks.py::TestLessonRemove",
     "tests/browser/test_jupyterlab.py",
 )
 
