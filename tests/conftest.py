@@ -38,6 +38,7 @@ LONGEST_FIRST = (
     "tests/test_notebooks.py::TestLessonWhichLayer",
     "tests/test_notebooks.py::TestLessonUse",
     "tests/test_notebooks.py::TestQuickstart",
+    "tests/test_notebooks.py::TestLessonRemove",
     "tests/browser/test_jupyterlab.py",
 )
 

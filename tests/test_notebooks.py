@@ -29,7 +29,8 @@ NB_DIR = ROOT / "notebooks"
 QUICKSTART = NB_DIR / "quickstart.ipynb"
 LESSON = NB_DIR / "lesson-which-layer-knows.ipynb"
 USE_LESSON = NB_DIR / "lesson-does-the-model-use-it.ipynb"
-NOTEBOOKS = [QUICKSTART, LESSON, USE_LESSON]
+ERASE_LESSON = NB_DIR / "lesson-remove-it-and-see.ipynb"
+NOTEBOOKS = [QUICKSTART, LESSON, USE_LESSON, ERASE_LESSON]
 EXECUTED = ROOT / "test-artifacts" / "notebooks"  # the executed copies (docs/conf.py)
 
 
@@ -83,7 +84,7 @@ def test_quickstart_picker_cells_are_interactive() -> None:
     assert "picker" not in rest.replace("picker.to_configs", "")
 
 
-@pytest.mark.parametrize("path", [LESSON, USE_LESSON], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [LESSON, USE_LESSON, ERASE_LESSON], ids=lambda p: p.stem)
 def test_lesson_exercises_have_hidden_solutions(path: Path) -> None:
     """Solutions are folded Markdown: Run All cannot execute them, so no answer (code or
     output) shows under an exercise; their code still compiles."""
@@ -396,3 +397,44 @@ class TestLessonUse:  # a class: its own unit for `pytest --dist loadscope`
         assert all(band[k][0] < v < 0 for k, v in pushed_back.items()), (pushed_back, band)
         assert "strongest write layer" in _stdout(sol[1])
         assert "steered:" in _stdout(sol[2])
+
+
+@pytest.mark.slow
+class TestLessonRemove:  # a class: its own unit for `pytest --dist loadscope`
+    def test_remove_lesson_runs_end_to_end(self, tmp_path: Path) -> None:
+        nb = _execute_with_solutions(ERASE_LESSON, tmp_path)
+        s = _summary(nb)
+        layers = s["layers"]
+        assert layers == ["h[5]", "h[10]"] and set(s["ranks"].values()) == {1}
+        checks, eff = s["checks"], s["effects"]
+        # "Read, write, remove", sentence by sentence (paired intervals over the test texts)
+        for k in layers:
+            clean = checks[k]["linear re-probe (clean)"]
+            erased = checks[k]["linear re-probe (erased)"]
+            assert 0.6 <= clean["value"] <= 0.7 and clean["verdict"] == "ties", clean
+            assert clean["low"] < 0, clean  # its interval includes chance
+            assert erased["value"] == erased["majority"] == 0.5, erased  # one class throughout
+            assert erased["low"] == erased["high"] == 0.0 and erased["verdict"] == "ties"
+            mlp = [checks[k][f"mlp re-probe ({state})"]["verdict"] for state in ("clean", "erased")]
+            assert mlp == ["ties", "ties"], checks[k]
+        assert eff["kl"]["verdict"] == "beats" and eff["kl"]["value"] < 0.01, eff["kl"]
+        assert eff["log_odds_shift"]["verdict"] == "ties", eff["log_odds_shift"]
+        assert eff["aligned_shift"]["verdict"] == "ties", eff["aligned_shift"]
+        verdict = eff["readout_accuracy"]
+        assert verdict["value"] == verdict["clean"] == 12 / 16, verdict
+        assert s["n_prompts"] == 16
+        # the erasure ran inside the model and the eraser showed itself
+        assert "ConceptEraser" in "".join(
+            o["data"].get("text/html", "") for o in _cell(nb, "erasers = {").outputs if "data" in o
+        )
+        # Run All showed no answer; the solutions work when a student runs them
+        lesson = [c for c in nb.cells if "extra" not in _tags(c)]
+        printed = "".join(_stdout(c) for c in lesson)
+        assert "INLP re-probe" not in printed and "random rank-1 erasure" not in printed
+        sol = [_stdout(c) for c in nb.cells if "extra" in _tags(c)]
+        assert len(sol) == 3
+        inlp = [ln for ln in sol[0].splitlines() if ln.startswith("INLP re-probe after")]
+        assert len(inlp) == 2 and all(float(ln.split(": ")[1].split()[0]) > 0.5 for ln in inlp)
+        assert "MLP after erasure:" in sol[1]
+        assert sol[2].startswith("random rank-1 erasure: re-probe ")
+        assert float(sol[2].split("re-probe ")[1].split()[0]) > 0.5, sol[2]

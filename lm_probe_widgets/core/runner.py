@@ -63,6 +63,7 @@ from .methods.baselines import (
 from .methods.compare import Comparison, compare_outcomes, side_outcomes
 from .methods.confounds import CONFOUNDS
 from .methods.control_tasks import ControlTask, control_null_label
+from .methods.erasure import ConceptEraser, fit_eraser
 from .methods.mdl import MDL_COLUMNS, mdl_table
 from .methods.validity import evaluate_many, seed_spread, transfer_matrix, validity_table
 
@@ -584,6 +585,21 @@ class ProbeRunner(FeatureAccess):
         `compression`, also in `metrics` from now on (`core.methods.mdl`)."""
         self._mdl = mdl_table(self, dataset, seed)
         return self._mdl
+
+    def erase(
+        self,
+        name: str,
+        method: str = "leace",
+        *,
+        rank: int | None = None,
+        dataset: ProbeDataset | None = None,
+        seed: int = 0,
+    ) -> ConceptEraser:
+        """An eraser of probe `name`'s concept at its read site, fitted from cached
+        features (no forward pass): "leace" (EleutherAI's concept-erasure), "inlp" or a
+        "random" subspace of `rank`; `.report()`, `.intervene(model)`, `.effects(...)`
+        (`core.methods.erasure`)."""
+        return fit_eraser(self, name, method, rank=rank, dataset=dataset, seed=seed)
 
     def validity(self) -> pd.DataFrame:
         """Per probe: selectivity, code length, gaps over random-init and the strongest

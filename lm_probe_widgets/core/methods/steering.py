@@ -195,9 +195,10 @@ def _encode(model: Any, inputs: Any, attention_mask: Any) -> tuple[torch.Tensor,
     return ids, mask.reshape(ids.shape).long()
 
 
-def _forward(model, path, kind, ids, mask, delta, weight):
-    """One traced forward: optionally add `delta` at (path, kind); return the
-    (possibly steered) activation there and the model's output."""
+def _forward(model, path, kind, ids, mask, edit=None):
+    """One traced forward: optionally replace the activation at (path, kind) by
+    `edit(activation)` (steering adds a direction, erasure projects one out); return
+    the (possibly edited) activation there and the model's output."""
     got: dict[str, Any] = {}
     device = model_device(model)
     inputs = model_inputs(model, ids.to(device), mask.to(device))
@@ -205,12 +206,12 @@ def _forward(model, path, kind, ids, mask, delta, weight):
         with model.trace(**inputs):
             envoy = model.get(envoy_path(path)) if path else model
             if kind == "output":
-                if delta is not None:
-                    envoy.output = _add(envoy.output, delta, weight)
+                if edit is not None:
+                    envoy.output = edit(envoy.output)
                 got["h"] = envoy.output
             else:
-                if delta is not None:
-                    envoy.input = _add(envoy.input, delta, weight)
+                if edit is not None:
+                    envoy.input = edit(envoy.input)
                 got["h"] = envoy.input
             got["out"] = model.output
     return _first_tensor(got["h"]), got["out"]
@@ -324,8 +325,8 @@ def steer(
     tok = getattr(model, "tokenizer", None)
 
     runs = []
-    for d in (None, delta):
-        h, out = _forward(model, path, kind, ids, mask, d, weight)
+    for edit in (None, lambda value: _add(value, delta, weight)):
+        h, out = _forward(model, path, kind, ids, mask, edit)
         runs.append((h, out))
     classes = list(probe.config.classes) if probe is not None else []
     pos = None
