@@ -25,6 +25,13 @@ METRIC_COLUMNS = [
     "recall_at_1fpr",  # binary operating points: recall_at_fpr below
     "recall_at_5fpr",
     "brier",
+    # bootstrap CI bounds of the ranking metrics, over the same resamples as accuracy's
+    "roc_auc_low",
+    "roc_auc_high",
+    "recall_at_1fpr_low",
+    "recall_at_1fpr_high",
+    "recall_at_5fpr_low",
+    "recall_at_5fpr_high",
 ]
 
 #: False-positive rates of the `recall_at_<k>fpr` columns.
@@ -111,10 +118,10 @@ def held_out_metrics(
     clusters: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """`classification_metrics` plus bootstrap intervals for accuracy and macro F1
-    over the same classes (those present): what every probe and baseline reports.
-    `clusters` (each row's text, for token-level probes) makes the bootstrap draw
-    whole texts."""
-    from .uncertainty import bootstrap_ci
+    over the same classes (those present), ROC AUC and the operating points (NaN
+    where the point estimate is): what every probe and baseline reports. `clusters`
+    (each row's text, for token-level probes) makes the bootstrap draw whole texts."""
+    from .uncertainty import bootstrap_ci, ranking_ci
 
     out = classification_metrics(proba, y_idx, n_classes)
     present = np.unique(y_idx)
@@ -129,6 +136,11 @@ def held_out_metrics(
             clusters=clusters,
         )
     )
+    ranks = ranking_ci(proba, y_idx, OPERATING_FPRS, n_boot=n_boot, seed=seed, clusters=clusters)
+    for col in ["roc_auc", *OPERATING_FPRS]:
+        if math.isnan(out[col]):  # not computable, or too few negatives (operating_note)
+            ranks[f"{col}_low"] = ranks[f"{col}_high"] = math.nan
+    out.update(ranks)
     return out
 
 

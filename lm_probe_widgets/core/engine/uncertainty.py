@@ -1,4 +1,5 @@
-"""Bootstrap confidence intervals for accuracy and macro F1.
+"""Bootstrap confidence intervals for accuracy, macro F1, ROC AUC and recall at a
+false-positive rate.
 
 Accuracy and F1 depend on a test set only through its confusion matrix, and
 resampling n examples with replacement is the same as drawing the confusion
@@ -12,6 +13,11 @@ whole texts, since tokens of one text are not independent draws (resampling them
 as if they were gives intervals several times too narrow). Drawing texts is a
 multinomial over texts, and a resample's confusion matrix is the draw counts
 times the per-text confusion matrices: n_boot x texts x classes² numbers.
+
+AUC and recall at a false-positive rate depend on the ranking, not on a confusion
+matrix: `ranking_ci` draws the same resamples (`unit_draws`: rows, or whole texts)
+as weights, sums them per distinct score, and reads each resample's weighted ROC
+curve, n_boot x distinct scores numbers at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +29,38 @@ import numpy as np
 from ..errors import ProbeError
 
 CI_COLUMNS = ["accuracy_low", "accuracy_high", "f1_low", "f1_high"]
+#: Interval columns of the ranking metrics (metrics.OPERATING_FPRS's columns and AUC).
+RANKING_CI_COLUMNS = [
+    "roc_auc_low",
+    "roc_auc_high",
+    "recall_at_1fpr_low",
+    "recall_at_1fpr_high",
+    "recall_at_5fpr_low",
+    "recall_at_5fpr_high",
+]
+#: Dense numbers a chunk of resamples may hold (n_boot x distinct scores).
+CHUNK = 4_000_000
+
+
+def _check(level: float, n_boot: int) -> None:
+    if not 0 < level < 1:
+        raise ProbeError(f"level must be in (0, 1), got {level}")
+    if n_boot < 0:
+        raise ProbeError("n_boot must be >= 0 (0 turns the intervals off)")
+
+
+def unit_draws(
+    n_rows: int, clusters: np.ndarray | None, n_boot: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The resampling rule of every interval here: `n_boot` draws with replacement of
+    the units (rows, or whole texts when `clusters` gives each row's text), as counts
+    [n_boot, units], and each row's unit index."""
+    if clusters is None:
+        unit, k = np.arange(n_rows), n_rows
+    else:
+        _, unit = np.unique(np.asarray(clusters), return_inverse=True)
+        k = int(unit.max()) + 1
+    return rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot), unit
 
 
 def confusion(y_idx: np.ndarray, pred_idx: np.ndarray, n_classes: int) -> np.ndarray:
@@ -65,10 +103,7 @@ def bootstrap_ci(
     all, as the point estimate); NaN when `n_boot` is 0 or the set is empty, so a
     table always has the columns.
     """
-    if not 0 < level < 1:
-        raise ProbeError(f"level must be in (0, 1), got {level}")
-    if n_boot < 0:
-        raise ProbeError("n_boot must be >= 0 (0 turns the intervals off)")
+    _check(level, n_boot)
     n = len(y_idx)
     if n_boot == 0 or n == 0:
         return {c: math.nan for c in CI_COLUMNS}
@@ -77,12 +112,11 @@ def bootstrap_ci(
         cm = confusion(y_idx, pred_idx, n_classes)
         draws = rng.multinomial(n, cm.ravel() / n, size=n_boot)
     else:
-        _, text = np.unique(np.asarray(clusters), return_inverse=True)
+        counts, text = unit_draws(n, clusters, n_boot, rng)
         cells = np.asarray(y_idx, np.int64) * n_classes + np.asarray(pred_idx, np.int64)
-        k = int(text.max()) + 1
-        per_text = np.zeros((k, n_classes * n_classes))
+        per_text = np.zeros((counts.shape[1], n_classes * n_classes))
         np.add.at(per_text, (text, cells), 1.0)
-        draws = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot) @ per_text
+        draws = counts @ per_text
     draws = draws.reshape(n_boot, n_classes, n_classes)
     acc, f1 = accuracy_f1(draws, classes)
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
@@ -94,3 +128,88 @@ def bootstrap_ci(
         "f1_low": float(f_lo),
         "f1_high": float(f_hi),
     }
+
+
+def _auc_recall(
+    tp: np.ndarray, fp: np.ndarray, fprs: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """AUC and recall at each rate in `fprs` from the positive and negative weights
+    per distinct score, highest score first ([B, scores] each): with unit weights,
+    scikit-learn's `roc_auc_score` and its ROC curve (all thresholds) read by linear
+    interpolation, as `metrics.recall_at_fpr`. NaN where a class has no weight."""
+    tps, fps = np.cumsum(tp, 1), np.cumsum(fp, 1)
+    pos, neg = tps[:, -1:], fps[:, -1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (tp * (neg - fps + 0.5 * fp)).sum(1) / (pos[:, 0] * neg[:, 0])
+        tpr = np.concatenate([np.zeros_like(pos), tps], 1) / pos
+        fpr = np.concatenate([np.zeros_like(neg), fps], 1) / neg
+    rows = np.arange(len(tp))
+    recall = np.full((len(tp), len(fprs)), np.nan)
+    for i, f in enumerate(fprs):
+        # the last point at or below f (the highest recall there), then linearly on
+        j = np.maximum((fpr <= f).sum(1) - 1, 0)
+        nxt = np.minimum(j + 1, fpr.shape[1] - 1)
+        x0, x1, y0, y1 = fpr[rows, j], fpr[rows, nxt], tpr[rows, j], tpr[rows, nxt]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = np.where(x1 > x0, (y1 - y0) / (x1 - x0), 0.0)
+        recall[:, i] = np.where(neg[:, 0] > 0, y0 + (f - x0) * slope, np.nan)
+    return auc, recall
+
+
+def ranking_ci(
+    proba: np.ndarray,
+    y_idx: np.ndarray,
+    fprs: dict[str, float],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    clusters: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Percentile-bootstrap intervals for ROC AUC (one-vs-rest macro over the classes
+    present, as the point estimate, for more than two classes) and, for binary probes,
+    recall of the last class at each false-positive rate in `fprs` (column name ->
+    rate): `roc_auc_low/high` and `<column>_low/high`. The resamples are `bootstrap_ci`'s (rows, or
+    whole texts with `clusters`; the same texts for the same seed). A resample that
+    lacks a class has no AUC and is left out of the percentiles. NaN where not
+    computable, or `n_boot` is 0."""
+    _check(level, n_boot)
+    proba, y_idx = np.asarray(proba, np.float64), np.asarray(y_idx)
+    names, rates = list(fprs), tuple(fprs.values())
+    out = {c: math.nan for c in ["roc_auc_low", "roc_auc_high"]}
+    out.update({f"{c}_{end}": math.nan for c in names for end in ("low", "high")})
+    present = np.unique(y_idx)
+    if n_boot == 0 or len(present) < 2 or proba.ndim != 2:
+        return out
+    import scipy.sparse as sp
+
+    counts, unit = unit_draws(len(y_idx), clusters, n_boot, np.random.default_rng(seed))
+    binary = proba.shape[1] == 2
+    auc_sum, auc_n = np.zeros(n_boot), np.zeros(n_boot)
+    recall = np.full((n_boot, len(rates)), np.nan)
+    for cls in [1] if binary else present:
+        score, hit = proba[:, cls], y_idx == cls
+        distinct, group = np.unique(-score, return_inverse=True)  # highest score first
+        shape = (counts.shape[1], len(distinct))
+        to_pos = sp.csr_matrix((hit.astype(np.float64), (unit, group)), shape=shape)
+        to_neg = sp.csr_matrix(((~hit).astype(np.float64), (unit, group)), shape=shape)
+        step = max(1, CHUNK // len(distinct))
+        for a in range(0, n_boot, step):
+            d = counts[a : a + step].astype(np.float64)
+            auc, rec = _auc_recall(
+                np.asarray((to_pos.T @ d.T).T), np.asarray((to_neg.T @ d.T).T), rates
+            )
+            ok = np.isfinite(auc)
+            auc_sum[a : a + step] += np.where(ok, auc, 0.0)
+            auc_n[a : a + step] += ok
+            if binary:
+                recall[a : a + step] = rec
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    auc = auc_sum[auc_n > 0] / auc_n[auc_n > 0]
+    if len(auc):
+        out["roc_auc_low"], out["roc_auc_high"] = map(float, np.percentile(auc, [lo, hi]))
+    for i, name in enumerate(names):
+        got = recall[:, i][np.isfinite(recall[:, i])]
+        if binary and len(got):
+            out[f"{name}_low"], out[f"{name}_high"] = map(float, np.percentile(got, [lo, hi]))
+    return out
