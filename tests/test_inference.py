@@ -459,6 +459,7 @@ def test_steering_is_read_against_many_random_directions(fitted):
     with pytest.raises(ProbeError, match="at least 20"):
         steering.steering_null(runner, name, texts, n_random=1)
     assert null.match == "norm" and np.all(null.null_scale == 1.0)
+    assert np.ptp(null.null_kl) > 0.1 * null.kl  # the same length, not the same disruption
 
 
 def test_steering_null_can_match_random_directions_by_kl(fitted):
@@ -477,5 +478,3 @@ def test_steering_null_can_match_random_directions_by_kl(fitted):
     np.testing.assert_allclose(null.null_kl, null.kl, rtol=0.05)
     assert not np.allclose(null.null_scale, 1.0)  # the same length was not the same KL
     assert null.kl_low <= null.kl <= null.kl_high and null.kl_low < null.kl_high
-    norm = steering.steering_null(runner, name, texts, scale=0.002)
-    assert np.ptp(norm.null_kl) > 0.1 * null.kl  # matched by norm, the KLs spread
