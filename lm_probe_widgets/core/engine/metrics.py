@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ProbeError
+from .uncertainty import RANKING_CI_COLUMNS
 
 METRIC_COLUMNS = [
     "loss",
@@ -25,13 +26,7 @@ METRIC_COLUMNS = [
     "recall_at_1fpr",  # binary operating points: recall_at_fpr below
     "recall_at_5fpr",
     "brier",
-    # bootstrap CI bounds of the ranking metrics, over the same resamples as accuracy's
-    "roc_auc_low",
-    "roc_auc_high",
-    "recall_at_1fpr_low",
-    "recall_at_1fpr_high",
-    "recall_at_5fpr_low",
-    "recall_at_5fpr_high",
+    *RANKING_CI_COLUMNS,  # bootstrap CI bounds of roc_auc and the operating points
 ]
 
 #: False-positive rates of the `recall_at_<k>fpr` columns.
