@@ -241,7 +241,7 @@ def test_runner_metrics_carry_cis_and_roc_auc(learnable):
         m["accuracy"] <= m["accuracy_high"]
     ).all()
     assert (m["f1_low"] <= m["f1"]).all() and (m["f1"] <= m["f1_high"]).all()
-    # ROC AUC has its interval too, from the same resamples (core/engine/uncertainty.py)
+    # ROC AUC has its interval too, by the same resampling rule (core/engine/uncertainty.py)
     assert (m["roc_auc_low"] <= m["roc_auc"]).all() and (m["roc_auc"] <= m["roc_auc_high"]).all()
     name = LAYERS[1]
     x = runner.get_probe_features(test)[name]

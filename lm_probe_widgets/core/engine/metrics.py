@@ -131,10 +131,12 @@ def held_out_metrics(
             clusters=clusters,
         )
     )
-    ranks = ranking_ci(proba, y_idx, OPERATING_FPRS, n_boot=n_boot, seed=seed, clusters=clusters)
-    for col in ["roc_auc", *OPERATING_FPRS]:
-        if math.isnan(out[col]):  # not computable, or too few negatives (operating_note)
-            ranks[f"{col}_low"] = ranks[f"{col}_high"] = math.nan
+    # intervals only where there is a point estimate (operating_note says why not)
+    live = {col: fpr for col, fpr in OPERATING_FPRS.items() if not math.isnan(out[col])}
+    ranks = ranking_ci(proba, y_idx, live, n_boot=n_boot, seed=seed, clusters=clusters)
+    if math.isnan(out["roc_auc"]):
+        ranks["roc_auc_low"] = ranks["roc_auc_high"] = math.nan
+    out.update({col: math.nan for col in RANKING_CI_COLUMNS})
     out.update(ranks)
     return out
 

@@ -15,9 +15,9 @@ multinomial over texts, and a resample's confusion matrix is the draw counts
 times the per-text confusion matrices: n_boot x texts x classes² numbers.
 
 AUC and recall at a false-positive rate depend on the ranking, not on a confusion
-matrix: `ranking_ci` draws the same resamples (`unit_draws`: rows, or whole texts)
-as weights, sums them per distinct score, and reads each resample's weighted ROC
-curve, n_boot x distinct scores numbers at a time.
+matrix: `ranking_ci` draws resamples by the same rule (`unit_draws`: rows, or whole
+texts) as row weights, sums them per distinct score, and reads each resample's
+weighted ROC curve from the cumulative sums.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ RANKING_CI_COLUMNS = [
     "recall_at_5fpr_low",
     "recall_at_5fpr_high",
 ]
-#: Dense numbers a chunk of resamples may hold (n_boot x distinct scores).
+#: Dense numbers a chunk of resamples may hold (resamples x rows).
 CHUNK = 4_000_000
 
 
@@ -52,7 +52,7 @@ def _check(level: float, n_boot: int) -> None:
 def unit_draws(
     n_rows: int, clusters: np.ndarray | None, n_boot: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The resampling rule of every interval here: `n_boot` draws with replacement of
+    """The resampling rule of the intervals here: `n_boot` draws with replacement of
     the units (rows, or whole texts when `clusters` gives each row's text), as counts
     [n_boot, units], and each row's unit index."""
     if clusters is None:
@@ -60,7 +60,8 @@ def unit_draws(
     else:
         _, unit = np.unique(np.asarray(clusters), return_inverse=True)
         k = int(unit.max()) + 1
-    return rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot), unit
+    picks = rng.integers(0, k, size=(n_boot, k)) + k * np.arange(n_boot)[:, None]
+    return np.bincount(picks.ravel(), minlength=n_boot * k).reshape(n_boot, k), unit
 
 
 def confusion(y_idx: np.ndarray, pred_idx: np.ndarray, n_classes: int) -> np.ndarray:
@@ -138,21 +139,26 @@ def _auc_recall(
     scikit-learn's `roc_auc_score` and its ROC curve (all thresholds) read by linear
     interpolation, as `metrics.recall_at_fpr`. NaN where a class has no weight."""
     tps, fps = np.cumsum(tp, 1), np.cumsum(fp, 1)
-    pos, neg = tps[:, -1:], fps[:, -1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = (tp * (neg - fps + 0.5 * fp)).sum(1) / (pos[:, 0] * neg[:, 0])
-        tpr = np.concatenate([np.zeros_like(pos), tps], 1) / pos
-        fpr = np.concatenate([np.zeros_like(neg), fps], 1) / neg
-    rows = np.arange(len(tp))
+    pos, neg = tps[:, -1], fps[:, -1]
+    # each positive beats the negatives below its score and ties half of those at it
+    dot = lambda a, b: np.einsum("ij,ij->i", a, b, dtype=np.float64)  # noqa: E731
+    beaten = neg * pos.astype(np.float64) - dot(tp, fps) + 0.5 * dot(tp, fp)
+    rows, last = np.arange(len(tp)), tp.shape[1] - 1
     recall = np.full((len(tp), len(fprs)), np.nan)
-    for i, f in enumerate(fprs):
-        # the last point at or below f (the highest recall there), then linearly on
-        j = np.maximum((fpr <= f).sum(1) - 1, 0)
-        nxt = np.minimum(j + 1, fpr.shape[1] - 1)
-        x0, x1, y0, y1 = fpr[rows, j], fpr[rows, nxt], tpr[rows, j], tpr[rows, nxt]
-        with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = beaten / (pos * neg)
+        for i, f in enumerate(fprs):
+            # in counts: the last ROC point (from (0, 0)) with at most f x negatives
+            # false positives (the highest recall there), then linearly to the next
+            limit = f * neg
+            c = (fps <= limit[:, None]).sum(1)
+            before = np.maximum(c - 1, 0)
+            x0 = np.where(c > 0, fps[rows, before], 0.0)
+            y0 = np.where(c > 0, tps[rows, before], 0.0)
+            after = np.minimum(c, last)
+            x1, y1 = fps[rows, after], tps[rows, after]
             slope = np.where(x1 > x0, (y1 - y0) / (x1 - x0), 0.0)
-        recall[:, i] = np.where(neg[:, 0] > 0, y0 + (f - x0) * slope, np.nan)
+            recall[:, i] = np.where(neg > 0, (y0 + (limit - x0) * slope) / pos, np.nan)
     return auc, recall
 
 
@@ -169,10 +175,9 @@ def ranking_ci(
     """Percentile-bootstrap intervals for ROC AUC (one-vs-rest macro over the classes
     present, as the point estimate, for more than two classes) and, for binary probes,
     recall of the last class at each false-positive rate in `fprs` (column name ->
-    rate): `roc_auc_low/high` and `<column>_low/high`. The resamples are `bootstrap_ci`'s (rows, or
-    whole texts with `clusters`; the same texts for the same seed). A resample that
-    lacks a class has no AUC and is left out of the percentiles. NaN where not
-    computable, or `n_boot` is 0."""
+    rate): `roc_auc_low/high` and `<column>_low/high`. Resamples follow `unit_draws`
+    (rows, or whole texts with `clusters`). A resample that lacks a class has no AUC
+    and is left out of the percentiles. NaN where not computable, or `n_boot` is 0."""
     _check(level, n_boot)
     proba, y_idx = np.asarray(proba, np.float64), np.asarray(y_idx)
     names, rates = list(fprs), tuple(fprs.values())
@@ -181,24 +186,26 @@ def ranking_ci(
     present = np.unique(y_idx)
     if n_boot == 0 or len(present) < 2 or proba.ndim != 2:
         return out
-    import scipy.sparse as sp
-
     counts, unit = unit_draws(len(y_idx), clusters, n_boot, np.random.default_rng(seed))
+    counts = counts.astype(np.float32)  # counts and their sums are exact below 2**24
     binary = proba.shape[1] == 2
     auc_sum, auc_n = np.zeros(n_boot), np.zeros(n_boot)
     recall = np.full((n_boot, len(rates)), np.nan)
+    step = max(1, CHUNK // len(y_idx))
     for cls in [1] if binary else present:
-        score, hit = proba[:, cls], y_idx == cls
-        distinct, group = np.unique(-score, return_inverse=True)  # highest score first
-        shape = (counts.shape[1], len(distinct))
-        to_pos = sp.csr_matrix((hit.astype(np.float64), (unit, group)), shape=shape)
-        to_neg = sp.csr_matrix(((~hit).astype(np.float64), (unit, group)), shape=shape)
-        step = max(1, CHUNK // len(distinct))
+        order = np.argsort(-proba[:, cls], kind="stable")
+        score = proba[order, cls]
+        starts = np.r_[0, np.flatnonzero(np.diff(score)) + 1]  # one per distinct score
+        tied = len(starts) < len(score)
+        hit = (y_idx[order] == cls).astype(np.float32)
+        sorted_unit = unit[order]
         for a in range(0, n_boot, step):
-            d = counts[a : a + step].astype(np.float64)
-            auc, rec = _auc_recall(
-                np.asarray((to_pos.T @ d.T).T), np.asarray((to_neg.T @ d.T).T), rates
-            )
+            w = counts[a : a + step][:, sorted_unit]  # each row's weight in the resample
+            tp = w * hit
+            fp = w - tp
+            if tied:
+                tp, fp = (np.add.reduceat(v, starts, axis=1) for v in (tp, fp))
+            auc, rec = _auc_recall(tp, fp, rates)
             ok = np.isfinite(auc)
             auc_sum[a : a + step] += np.where(ok, auc, 0.0)
             auc_n[a : a + step] += ok
