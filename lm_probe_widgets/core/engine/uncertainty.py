@@ -135,28 +135,29 @@ def _auc_recall(
     tp: np.ndarray, fp: np.ndarray, fprs: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """AUC and recall at each rate in `fprs` from the positive and negative weights
-    per distinct score, highest score first ([B, scores] each): with unit weights,
-    scikit-learn's `roc_auc_score` and its ROC curve (all thresholds) read by linear
-    interpolation, as `metrics.recall_at_fpr`. NaN where a class has no weight."""
-    tps, fps = np.cumsum(tp, 1), np.cumsum(fp, 1)
-    pos, neg = tps[:, -1], fps[:, -1]
+    per distinct score, highest score first ([scores, B] each, so the cumulative sums
+    run down contiguous rows): with unit weights, scikit-learn's `roc_auc_score` and
+    its ROC curve (all thresholds) read by linear interpolation, as
+    `metrics.recall_at_fpr`. NaN where a class has no weight."""
+    tps, fps = np.cumsum(tp, 0), np.cumsum(fp, 0)
+    pos, neg = tps[-1].astype(np.float64), fps[-1].astype(np.float64)
     # each positive beats the negatives below its score and ties half of those at it
-    dot = lambda a, b: np.einsum("ij,ij->i", a, b, dtype=np.float64)  # noqa: E731
-    beaten = neg * pos.astype(np.float64) - dot(tp, fps) + 0.5 * dot(tp, fp)
-    rows, last = np.arange(len(tp)), tp.shape[1] - 1
-    recall = np.full((len(tp), len(fprs)), np.nan)
+    dot = lambda a, b: np.einsum("ij,ij->j", a, b, dtype=np.float64)  # noqa: E731
+    beaten = neg * pos - dot(tp, fps) + 0.5 * dot(tp, fp)
+    cols, last = np.arange(tp.shape[1]), tp.shape[0] - 1
+    recall = np.full((tp.shape[1], len(fprs)), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = beaten / (pos * neg)
         for i, f in enumerate(fprs):
             # in counts: the last ROC point (from (0, 0)) with at most f x negatives
             # false positives (the highest recall there), then linearly to the next
             limit = f * neg
-            c = (fps <= limit[:, None]).sum(1)
+            c = (fps <= limit).sum(0)
             before = np.maximum(c - 1, 0)
-            x0 = np.where(c > 0, fps[rows, before], 0.0)
-            y0 = np.where(c > 0, tps[rows, before], 0.0)
+            x0 = np.where(c > 0, fps[before, cols], 0.0)
+            y0 = np.where(c > 0, tps[before, cols], 0.0)
             after = np.minimum(c, last)
-            x1, y1 = fps[rows, after], tps[rows, after]
+            x1, y1 = fps[after, cols], tps[after, cols]
             slope = np.where(x1 > x0, (y1 - y0) / (x1 - x0), 0.0)
             recall[:, i] = np.where(neg > 0, (y0 + (limit - x0) * slope) / pos, np.nan)
     return auc, recall
@@ -187,7 +188,7 @@ def ranking_ci(
     if n_boot == 0 or len(present) < 2 or proba.ndim != 2:
         return out
     counts, unit = unit_draws(len(y_idx), clusters, n_boot, np.random.default_rng(seed))
-    counts = counts.astype(np.float32)  # counts and their sums are exact below 2**24
+    counts = counts.T.astype(np.float32)  # [units, B]; counts and sums exact below 2**24
     binary = proba.shape[1] == 2
     auc_sum, auc_n = np.zeros(n_boot), np.zeros(n_boot)
     recall = np.full((n_boot, len(rates)), np.nan)
@@ -197,14 +198,14 @@ def ranking_ci(
         score = proba[order, cls]
         starts = np.r_[0, np.flatnonzero(np.diff(score)) + 1]  # one per distinct score
         tied = len(starts) < len(score)
-        hit = (y_idx[order] == cls).astype(np.float32)
+        hit = (y_idx[order] == cls).astype(np.float32)[:, None]
         sorted_unit = unit[order]
         for a in range(0, n_boot, step):
-            w = counts[a : a + step][:, sorted_unit]  # each row's weight in the resample
+            w = counts[sorted_unit, a : a + step]  # [rows, B]: each row's weight
             tp = w * hit
             fp = w - tp
             if tied:
-                tp, fp = (np.add.reduceat(v, starts, axis=1) for v in (tp, fp))
+                tp, fp = (np.add.reduceat(v, starts, axis=0) for v in (tp, fp))
             auc, rec = _auc_recall(tp, fp, rates)
             ok = np.isfinite(auc)
             auc_sum[a : a + step] += np.where(ok, auc, 0.0)
