@@ -458,3 +458,23 @@ def test_steering_is_read_against_many_random_directions(fitted):
     np.testing.assert_allclose(again.null, null.null)
     with pytest.raises(ProbeError, match="at least 20"):
         steering.steering_null(runner, name, texts, n_random=1)
+    assert null.match == "norm" and np.all(null.null_scale == 1.0)
+    assert np.ptp(null.null_kl) > 0.1 * null.kl  # the same length, not the same disruption
+
+
+def test_steering_null_can_match_random_directions_by_kl(fitted):
+    """match="kl": each random direction is rescaled until its mean next-token KL to the
+    unchanged run is the tested direction's (within kl_rtol), so the band compares
+    pushes of the same disruption; the tested KL has its interval over the texts."""
+    from lm_probe_widgets.core.methods import steering
+
+    runner, _ = fitted
+    name = LAYERS[1]
+    texts = ["the film was", "a movie and it", "the plot is", "it was the story"]
+    with pytest.raises(ProbeError, match="match must be one of"):
+        steering.steering_null(runner, name, texts, match="disruption")
+    null = steering.steering_null(runner, name, texts, scale=0.002, match="kl", kl_rtol=0.05)
+    assert null.match == "kl" and len(null.null_scale) == len(null.null_kl) == 20
+    np.testing.assert_allclose(null.null_kl, null.kl, rtol=0.05)
+    assert not np.allclose(null.null_scale, 1.0)  # the same length was not the same KL
+    assert null.kl_low <= null.kl <= null.kl_high and null.kl_low < null.kl_high

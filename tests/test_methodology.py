@@ -146,6 +146,8 @@ def test_mdl_well_below_uniform_when_learnable_and_near_it_for_noise(learnable, 
     assert (m["uniform_bits"] == n_train).all()  # 1 bit per binary label
     assert m["compression"].max() > 1.2, m
     pd.testing.assert_series_equal(runner.metrics["compression"], m["compression"])
+    low, high = runner.metrics["compression_low"], runner.metrics["compression_high"]
+    assert (low < m["compression"]).all() and (m["compression"] < high).all()
     noise = random_labels.mdl()
     assert noise["compression"].between(0.8, 1.05).all(), noise
     adam = runner.metrics["online_adam_code_bits"]
@@ -239,6 +241,8 @@ def test_runner_metrics_carry_cis_and_roc_auc(learnable):
         m["accuracy"] <= m["accuracy_high"]
     ).all()
     assert (m["f1_low"] <= m["f1"]).all() and (m["f1"] <= m["f1_high"]).all()
+    # ROC AUC has its interval too, by the same resampling rule (core/engine/uncertainty.py)
+    assert (m["roc_auc_low"] <= m["roc_auc"]).all() and (m["roc_auc"] <= m["roc_auc_high"]).all()
     name = LAYERS[1]
     x = runner.get_probe_features(test)[name]
     assert m.loc[name, "roc_auc"] == pytest.approx(

@@ -34,6 +34,8 @@ LABELS = {
     "precision": "precision (macro)",
     "recall": "recall (macro)",
     "roc_auc": "ROC AUC",
+    "recall_at_1fpr": "recall at 1% FPR",
+    "recall_at_5fpr": "recall at 5% FPR",
     "val_loss": "val loss (kept weights)",
     "control_accuracy": "control accuracy",
     "selectivity": "selectivity",

@@ -245,11 +245,13 @@ def held_out_bits(
     max_iter: int = 500,
     tol: float = 1e-4,
     device: torch.device | str | None = None,
+    per_row: bool = False,
 ) -> np.ndarray:
     """For each strength in `l2` and each (fit rows, coded rows) of `blocks`: the probe
     fitted from zero to `tol` on the fit rows (mean cross-entropy + l2/2 |W|^2 over
     the standardised features, as the final fit), and the bits -sum log2 p(y) it
-    gives the coded rows. All are solved side by side; returns [strengths, blocks]."""
+    gives the coded rows. All are solved side by side; returns [strengths, blocks], or
+    with `per_row` each row's bits [rows, strengths, blocks] (0 where not coded)."""
     dev = torch.device(device or "cpu")
     binary = n_classes == 2
     o = 1 if binary else n_classes
@@ -282,5 +284,5 @@ def held_out_bits(
     start = torch.zeros(k * f, (z.shape[1] + 1) * o, dtype=torch.float64, device=dev)
     theta = _minimize(problems, start, max_iter, tol)
     losses = problems.row_losses(problems.logits(theta)).reshape(n, k, f)
-    nats = (losses * coded[:, None, :]).sum(0, dtype=torch.float64)
-    return (nats / np.log(2)).cpu().numpy()
+    nats = (losses * coded[:, None, :]).double()
+    return ((nats if per_row else nats.sum(0)) / np.log(2)).cpu().numpy()

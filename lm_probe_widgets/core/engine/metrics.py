@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ProbeError
+from .uncertainty import RANKING_CI_COLUMNS
 
 METRIC_COLUMNS = [
     "loss",
@@ -25,6 +26,7 @@ METRIC_COLUMNS = [
     "recall_at_1fpr",  # binary operating points: recall_at_fpr below
     "recall_at_5fpr",
     "brier",
+    *RANKING_CI_COLUMNS,  # bootstrap CI bounds of roc_auc and the operating points
 ]
 
 #: False-positive rates of the `recall_at_<k>fpr` columns.
@@ -111,10 +113,10 @@ def held_out_metrics(
     clusters: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """`classification_metrics` plus bootstrap intervals for accuracy and macro F1
-    over the same classes (those present): what every probe and baseline reports.
-    `clusters` (each row's text, for token-level probes) makes the bootstrap draw
-    whole texts."""
-    from .uncertainty import bootstrap_ci
+    over the same classes (those present), ROC AUC and the operating points (NaN
+    where the point estimate is): what every probe and baseline reports. `clusters`
+    (each row's text, for token-level probes) makes the bootstrap draw whole texts."""
+    from .uncertainty import bootstrap_ci, ranking_ci
 
     out = classification_metrics(proba, y_idx, n_classes)
     present = np.unique(y_idx)
@@ -129,6 +131,13 @@ def held_out_metrics(
             clusters=clusters,
         )
     )
+    # intervals only where there is a point estimate (operating_note says why not)
+    live = {col: fpr for col, fpr in OPERATING_FPRS.items() if not math.isnan(out[col])}
+    ranks = ranking_ci(proba, y_idx, live, n_boot=n_boot, seed=seed, clusters=clusters)
+    if math.isnan(out["roc_auc"]):
+        ranks["roc_auc_low"] = ranks["roc_auc_high"] = math.nan
+    out.update({col: math.nan for col in RANKING_CI_COLUMNS})
+    out.update(ranks)
     return out
 
 

@@ -20,6 +20,13 @@ would not do: the strength right for 100 examples makes a probe fitted on 1 to 6
 them confidently wrong. It reads cached
 features; the model does not run. The first-pass "online Adam" bits the fit reports
 (`online_adam_code_bits`) are another quantity: they measure the optimiser too.
+
+`compression_low/high` is a percentile-bootstrap interval over the examples (whole
+texts for token-level probes, the rule of `core.engine.uncertainty.unit_draws`):
+each example keeps the bits its block's probe gave it, and a resample's compression
+is its uniform code over its code length. It says how precisely these examples pin
+the code down given the block probes; refitting the probes on each resample (and a
+new data order) would also count the probes' own variability, at 1000 times the cost.
 """
 
 from __future__ import annotations
@@ -32,14 +39,17 @@ import pandas as pd
 
 from ..engine.data import ProbeDataset
 from ..engine.final_fit import held_out_bits
-from ..engine.plan import scored_labels
+from ..engine.plan import row_texts, scored_labels
 from ..errors import ProbeError
 
 if TYPE_CHECKING:
     from ..runner import ProbeRunner
 
 FRACTIONS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
-MDL_COLUMNS = ["mdl_bits", "uniform_bits", "compression"]
+MDL_COLUMNS = ["mdl_bits", "uniform_bits", "compression", "compression_low", "compression_high"]
+#: Bootstrap resamples of the compression interval, and its level.
+N_BOOT = 1000
+LEVEL = 0.95
 L2_GRID = tuple(float(v) for v in np.logspace(-4, 2, 7))
 
 
@@ -59,21 +69,47 @@ def online_code(
     inv: np.ndarray,
     seed: int = 0,
     tol: float = 1e-4,
+    n_boot: int = N_BOOT,
+    level: float = LEVEL,
+    clusters: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Block-wise online code length of labels `y_idx` given features `x` (bits), the
-    uniform code and their ratio."""
+    uniform code and their ratio; `compression_low/high`: its percentile-bootstrap
+    interval over the examples (whole texts with `clusters`), each keeping the bits
+    its block's probe gave it (NaN when `n_boot` is 0)."""
+    from ..engine.uncertainty import unit_draws
+
+    if not 0 < level < 1:
+        raise ProbeError(f"level must be in (0, 1), got {level}")
+    if n_boot < 0:
+        raise ProbeError("n_boot must be >= 0 (0 turns the interval off)")
     n = len(y_idx)
     order = np.random.default_rng(seed).permutation(n)
     ends = block_ends(n)
     blocks = [(order[:a], order[a:b]) for a, b in zip(ends[:-1], ends[1:], strict=True)]
     per_label = math.log2(n_classes)
-    bits = ends[0] * per_label
+    row_bits = np.full(n, per_label)  # the first block: the uniform code
     if blocks:
-        table = held_out_bits(x, y_idx, n_classes, L2_GRID, mu, inv, blocks, tol=tol)
+        rows = held_out_bits(x, y_idx, n_classes, L2_GRID, mu, inv, blocks, tol=tol, per_row=True)
+        table = rows.sum(0)  # [strengths, blocks]
         chosen = [len(L2_GRID) // 2, *np.argmin(table[:, :-1], 0)]  # by the block before
-        bits += float(table[chosen, np.arange(len(blocks))].sum())
-    uniform = n * per_label
-    return {"mdl_bits": bits, "uniform_bits": uniform, "compression": uniform / bits}
+        for j, (c, (_, coded)) in enumerate(zip(chosen, blocks, strict=True)):
+            row_bits[coded] = rows[coded, c, j]
+    bits, uniform = float(row_bits.sum()), n * per_label
+    low = high = math.nan
+    if n_boot:
+        counts, unit = unit_draws(n, clusters, n_boot, np.random.default_rng(seed))
+        resampled = counts @ np.bincount(unit, row_bits, minlength=counts.shape[1])
+        size = counts @ np.bincount(unit, minlength=counts.shape[1])
+        tail = 100 * (1 - level) / 2
+        low, high = map(float, np.percentile(size * per_label / resampled, [tail, 100 - tail]))
+    return {
+        "mdl_bits": bits,
+        "uniform_bits": uniform,
+        "compression": uniform / bits,
+        "compression_low": low,
+        "compression_high": high,
+    }
 
 
 def mdl_table(
@@ -103,5 +139,8 @@ def mdl_table(
         if len(keep) != len(x):
             x = x[keep]
         mu, inv = probe._scaler_arrays()
-        rows[cfg.name] = online_code(x, y_idx, len(cfg.classes), mu=mu, inv=inv, seed=seed)
+        texts = row_texts(cfg, dataset) if cfg.token_level else None  # resample whole texts
+        rows[cfg.name] = online_code(
+            x, y_idx, len(cfg.classes), mu=mu, inv=inv, seed=seed, clusters=texts
+        )
     return pd.DataFrame.from_dict(rows, orient="index", columns=MDL_COLUMNS).rename_axis("probe")

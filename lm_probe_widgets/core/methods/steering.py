@@ -362,20 +362,27 @@ def steer(
 
 # -- a null distribution for steering effects ----------------------------------------------
 MIN_RANDOM = 20
+#: How random directions are matched to the tested one: the same length, or the same
+#: mean KL of the next-token distribution to the unchanged run.
+MATCHES = ("norm", "kl")
+#: Most model runs one KL match may take before it gives up.
+MAX_MATCH_STEPS = 40
 
 
 @dataclass
 class SteeringNull:
-    """A direction's steering effect against random directions of the same length.
+    """A direction's steering effect against random directions matched to it.
 
     The effect is the mean change in the probe's probability of `positive` (its own
     read-out at the steered layer, `SteeringResult.delta`), over the inputs. `observed`
     is the tested direction's effect, [`observed_low`, `observed_high`] its percentile
-    bootstrap interval over the inputs; `null` holds the effect of each of the random
-    unit directions at the same scale (`null_kl` their mean KL, `kl` the tested
-    direction's), [`low`, `high`] the central `level` range of `null`; `p` the share of
-    random directions whose effect is at least as large in size (with the tested one
-    counted, so never 0)."""
+    bootstrap interval over the inputs; `kl` the tested direction's mean KL, with
+    [`kl_low`, `kl_high`] its interval over the inputs. `null` holds the effect of each
+    random direction, `null_kl` its mean KL and `null_scale` its length over the
+    tested direction's: 1 with `match="norm"`, the length that gives the tested mean
+    KL (within `kl_rtol`) with `match="kl"`. [`low`, `high`] is the central `level`
+    range of `null`; `p` the share of random directions whose effect is at least as
+    large in size (with the tested one counted, so never 0)."""
 
     observed: float
     observed_low: float
@@ -387,6 +394,10 @@ class SteeringNull:
     high: float
     p: float
     level: float
+    match: str = "norm"
+    null_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
+    kl_low: float = np.nan
+    kl_high: float = np.nan
 
     @property
     def outside(self) -> bool:
@@ -397,10 +408,51 @@ class SteeringNull:
         pct = f"{100 * self.level:.0f}%"
         return (
             f"SteeringNull(effect {self.observed:+.3f} [{pct} CI {self.observed_low:+.3f}, "
-            f"{self.observed_high:+.3f}], {len(self.null)} random directions: {pct} band "
-            f"[{self.low:+.3f}, {self.high:+.3f}], p={self.p:.3f}; "
-            f"KL {self.kl:.3g} vs random median {np.median(self.null_kl):.3g})"
+            f"{self.observed_high:+.3f}], {len(self.null)} random directions matched by "
+            f"{self.match}: {pct} band [{self.low:+.3f}, {self.high:+.3f}], p={self.p:.3f}; "
+            f"KL {self.kl:.3g} [{pct} CI {self.kl_low:.3g}, {self.kl_high:.3g}] vs random "
+            f"median {np.median(self.null_kl):.3g})"
         )
+
+
+def _mean_ci(values: np.ndarray, level: float, seed: int) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean over inputs (a point when all agree)."""
+    from scipy import stats
+
+    values = np.asarray(values, np.float64)
+    if len(values) > 1 and np.ptp(values) > 0:
+        ci = stats.bootstrap(
+            (values,), np.mean, confidence_level=level, method="percentile", rng=seed
+        ).confidence_interval
+        return float(ci.low), float(ci.high)
+    return float(values.mean()), float(values.mean())
+
+
+def _match_kl(kl_at: Any, target: float, rtol: float) -> tuple[float, float]:
+    """The factor s with mean KL `kl_at(s)` within `rtol` of `target`, and that KL:
+    near zero KL grows as s², which gives each next guess until the target is
+    bracketed, then bisection in log s."""
+    s, k = 1.0, kl_at(1.0)
+    lo = hi = None
+    for _ in range(MAX_MATCH_STEPS):
+        if abs(k - target) <= rtol * target:
+            return s, k
+        if k < target:
+            lo = s
+        else:
+            hi = s
+        if lo is not None and hi is not None:
+            guess = s * np.sqrt(target / k) if k > 0 else np.sqrt(lo * hi)
+            s = float(guess if lo < guess < hi else np.sqrt(lo * hi))
+        else:
+            s *= float(np.clip(np.sqrt(target / k), 0.1, 10.0)) if k > 0 else 10.0
+        k = kl_at(s)
+    raise ProbeError(
+        f"no length of a random direction gave the tested mean KL {target:.3g} within "
+        f"{rtol:.0%} in {MAX_MATCH_STEPS} runs (last: KL {k:.3g} at {s:.3g} times the "
+        "tested length): the KL may saturate at this layer; use match='norm', or a "
+        "smaller scale"
+    )
 
 
 def steering_null(
@@ -413,50 +465,74 @@ def steering_null(
     n_random: int = MIN_RANDOM,
     level: float = 0.95,
     seed: int = 0,
+    match: str = "norm",
+    kl_rtol: float = 0.05,
     **steer_kwargs: Any,
 ) -> SteeringNull:
     """`steer` along `direction` (as `steer` takes it) and along `n_random` (>= 20)
-    seeded random directions of the same norm, on the same inputs: the effect with its
-    interval over inputs, and the band the random directions span. One random draw is
-    no control: thirty of them spanned [-3.5, +1.7] in log-odds on SmolLM2."""
-    from scipy import stats
+    seeded random directions on the same inputs: the effect and KL with their
+    intervals over inputs, and the band the random directions span. One random draw
+    is no control: thirty of them spanned [-3.5, +1.7] in log-odds on SmolLM2.
 
+    `match="norm"` gives each random direction the tested one's length; `"kl"` scales
+    each (by bisection, `kl_rtol` relative tolerance) to the tested direction's mean
+    KL of the next-token distribution to the unchanged run: at the same length a
+    random direction can disrupt the model twice as much, or half as much, so the
+    same disruption is the fairer null for "the probe direction moves the read-out
+    more than any push of that size"."""
     if n_random < MIN_RANDOM:
         raise ProbeError(f"n_random must be at least {MIN_RANDOM} for a null band, got {n_random}")
     if not 0 < level < 1:
         raise ProbeError(f"level must be in (0, 1), got {level}")
+    if match not in MATCHES:
+        raise ProbeError(f"match must be one of {MATCHES}, got {match!r}")
+    if not 0 < kl_rtol < 1:
+        raise ProbeError(f"kl_rtol must be in (0, 1), got {kl_rtol}")
     tested = steer(runner, probe, inputs, scale, direction=direction, **steer_kwargs)
     if tested.delta is None:
         raise ProbeError("a steering null needs a probe to read the effect with")
+    target = float(np.mean(tested.kl)) if tested.kl is not None else np.nan
+    if match == "kl" and not target > 0:
+        raise ProbeError(
+            "match='kl' needs the tested direction to move the next-token distribution "
+            f"(its mean KL is {target}): a model with logits, and a scale that changes them"
+        )
     width = (runner[probe] if isinstance(probe, str) else probe).dim
     rng = np.random.default_rng(seed)
-    null, null_kl = [], []
+    null, null_kl, null_scale = [], [], []
     for _ in range(n_random):
         v = rng.standard_normal(width)
         v *= tested.direction_norm / np.linalg.norm(v)
-        r = steer(runner, probe, inputs, scale, direction=v, **steer_kwargs)
+        factor = 1.0
+        if match == "kl":
+
+            def kl_at(s: float, v: np.ndarray = v) -> float:
+                r = steer(runner, probe, inputs, scale, direction=s * v, **steer_kwargs)
+                return float(np.mean(r.kl))
+
+            factor, _ = _match_kl(kl_at, target, kl_rtol)
+        r = steer(runner, probe, inputs, scale, direction=factor * v, **steer_kwargs)
         null.append(float(r.delta.mean()))
         null_kl.append(float(np.mean(r.kl)) if r.kl is not None else np.nan)
-    delta = tested.delta
-    if len(delta) > 1 and np.ptp(delta) > 0:
-        ci = stats.bootstrap(
-            (delta,), np.mean, confidence_level=level, method="percentile", rng=seed
-        ).confidence_interval
-        low_ci, high_ci = float(ci.low), float(ci.high)
-    else:
-        low_ci = high_ci = float(delta.mean())
+        null_scale.append(factor)
     null_arr = np.asarray(null)
-    observed = float(delta.mean())
+    observed = float(tested.delta.mean())
+    low_ci, high_ci = _mean_ci(tested.delta, level, seed)
+    kl_low, kl_high = _mean_ci(tested.kl, level, seed) if tested.kl is not None else (np.nan,) * 2
     tail = (1 - level) / 2
     return SteeringNull(
         observed=observed,
         observed_low=low_ci,
         observed_high=high_ci,
-        kl=float(np.mean(tested.kl)) if tested.kl is not None else np.nan,
+        kl=target,
         null=null_arr,
         null_kl=np.asarray(null_kl),
         low=float(np.quantile(null_arr, tail)),
         high=float(np.quantile(null_arr, 1 - tail)),
         p=float((1 + np.sum(np.abs(null_arr) >= abs(observed))) / (n_random + 1)),
         level=level,
+        match=match,
+        null_scale=np.asarray(null_scale),
+        kl_low=kl_low,
+        kl_high=kl_high,
     )
