@@ -870,6 +870,11 @@ random directions of the same length: they move the output too, but should not m
 number), so at full strength we draw 20 per layer and keep the central 95% of their
 effects as a **null band**; the two real directions get a 95% bootstrap interval over the
 12 reviews. An effect counts when its interval lies outside the band.
+
+All of one layer's steered runs go through the model as one batch, a copy of the prompts
+per direction. Steering at h[i] cannot change blocks 1 to i, so `steered` skips them
+(nnsight's `.skip` hands a block's output over without running it) and starts from the
+clean run's h[i]: the deeper the layer, the cheaper its sweep.
 """),
     code("""
 POSITIVE = [" good", " great", " excellent", " wonderful", " brilliant", " fantastic", " fun"]
@@ -878,45 +883,57 @@ pos_ids = sorted({tok.encode(w, add_special_tokens=False)[0] for w in POSITIVE})
 neg_ids = sorted({tok.encode(w, add_special_tokens=False)[0] for w in NEGATIVE})
 
 prompts = [" ".join(t.split()[:20]) + " Overall, the movie was" for t in steer_texts]
+tok.padding_side = "left"  # every prompt's last token in the last column
 enc = tok(prompts, padding=True, return_tensors="pt")
-mask = enc["attention_mask"]
-last = mask.shape[1] - 1 - mask.flip(1).argmax(1)  # each prompt's last real token
+ids, mask = enc["input_ids"], enc["attention_mask"]
 
 
 def envoy(i):
     return model.model.embed_tokens if i == 0 else model.model.layers[i - 1]
 
 
-def run(layer=None, vector=None, read_layers=()):
-    \"\"\"Next-token log-probabilities (and the median token norm at `read_layers`),
-    with `vector` added at every real token of h[layer].\"\"\"
-    norms = {}
-    with torch.inference_mode(), model.trace(input_ids=enc["input_ids"], attention_mask=mask):
-        for i in read_layers:
-            out = envoy(i).output
-            h = out[0] if isinstance(out, tuple) else out
-            norms[i] = h.norm(dim=-1)[mask.bool()].median().save()
-        if vector is not None:
-            add = torch.as_tensor(vector, dtype=torch.float32) * mask[..., None]
-            out = envoy(layer).output
-            if isinstance(out, tuple):
-                envoy(layer).output = (out[0] + add, *out[1:])
-            else:
-                envoy(layer).output = out + add
+def log_softmax_last(logits):
+    return torch.log_softmax(logits[:, -1].float(), -1)  # prompts are padded on the left
+
+
+# The clean run: next-token log-probabilities, and the activations at the probed layers.
+clean = {}
+with torch.inference_mode(), model.trace(input_ids=ids, attention_mask=mask, logits_to_keep=1):
+    for i in LAYERS:
+        clean[i] = envoy(i).output.save()
+    logits = model.output.logits.save()
+base = log_softmax_last(logits)
+norm = {i: float(h.norm(dim=-1)[mask.bool()].median()) for i, h in clean.items()}
+
+
+def steered(layer, vectors):
+    \"\"\"Next-token log-probabilities with each of `vectors` added at every real token of
+    h[layer]: one run for all of them, shape (len(vectors), prompts, vocabulary).\"\"\"
+    k = len(vectors)
+    rows = mask.repeat(k, 1)  # each vector gets its own copy of the prompts
+    add = torch.as_tensor(np.asarray(vectors), dtype=torch.float32)
+    add = add.repeat_interleave(len(prompts), 0)[:, None, :] * rows[..., None]
+    with torch.inference_mode(), model.trace(
+        input_ids=ids.repeat(k, 1), attention_mask=rows, logits_to_keep=1
+    ):
+        if layer == 0:
+            envoy(0).output = envoy(0).output + add
+        else:  # the blocks before h[layer] would only recompute the clean run: skip them
+            for j in range(1, layer):
+                envoy(j).skip(envoy(j).input)
+            envoy(layer).skip(clean[layer].repeat(k, 1, 1) + add)
         logits = model.output.logits.save()
-    logp = torch.log_softmax(logits[torch.arange(len(last)), last].float(), -1)
-    return logp, {i: float(v) for i, v in norms.items()}
+    return log_softmax_last(logits).reshape(k, len(prompts), -1)
 
 
 def log_odds(logp):
-    return torch.logsumexp(logp[:, pos_ids], -1) - torch.logsumexp(logp[:, neg_ids], -1)
+    return torch.logsumexp(logp[..., pos_ids], -1) - torch.logsumexp(logp[..., neg_ids], -1)
 
 
 def kl(logp_after, logp_before):
     return (logp_after.exp() * (logp_after - logp_before)).sum(-1)
 
 
-base, norm = run(read_layers=LAYERS)
 print("median token norm per layer:", {f"h[{i}]": round(v, 1) for i, v in norm.items()})
 print(f"unsteered: log-odds positive vs negative word {log_odds(base).mean():+.2f}")
 """),
@@ -945,21 +962,22 @@ for i in LAYERS:
         "mass_mean": dirs[name]["mass_mean"],
         "random": random / np.linalg.norm(random),
     }
-    for kind, unit in candidates.items():
-        for frac in FRACTIONS:
-            logp, _ = run(i, frac * norm[i] * unit)
-            per_text = (log_odds(logp) - log_odds(base)).numpy()
-            ci = stats.bootstrap((per_text,), np.mean, method="percentile", rng=0)
-            rows.append({
-                "layer": name, "depth": i, "direction": kind, "fraction": frac,
-                "write": float(per_text.mean()),
-                "write_low": ci.confidence_interval.low,
-                "write_high": ci.confidence_interval.high,
-                "kl": float(kl(logp, base).mean()),
-            })
-    for draw in range(N_RANDOM):  # the null: random directions at full strength
-        v = rng.standard_normal(runner[name].dim)
-        logp, _ = run(i, max(FRACTIONS) * norm[i] * v / np.linalg.norm(v))
+    combos = [(kind, frac) for kind in candidates for frac in FRACTIONS]
+    logps = steered(i, [frac * norm[i] * candidates[kind] for kind, frac in combos])
+    for (kind, frac), logp in zip(combos, logps, strict=True):
+        per_text = (log_odds(logp) - log_odds(base)).numpy()
+        ci = stats.bootstrap((per_text,), np.mean, method="percentile", rng=0)
+        rows.append({
+            "layer": name, "depth": i, "direction": kind, "fraction": frac,
+            "write": float(per_text.mean()),
+            "write_low": ci.confidence_interval.low,
+            "write_high": ci.confidence_interval.high,
+            "kl": float(kl(logp, base).mean()),
+        })
+    # The null: N_RANDOM random directions at full strength.
+    draws = rng.standard_normal((N_RANDOM, runner[name].dim))
+    draws *= max(FRACTIONS) * norm[i] / np.linalg.norm(draws, axis=1, keepdims=True)
+    for draw, logp in enumerate(steered(i, draws)):
         nulls.append({"layer": name, "draw": draw,
                       "write": float((log_odds(logp) - log_odds(base)).mean()),
                       "kl": float(kl(logp, base).mean())})
@@ -1030,8 +1048,9 @@ positive one? Where is it not?
 mirror = []
 for i in LAYERS:
     unit = dirs[f"h[{i}]"]["mass_mean"]
-    for frac in (-1.0, -0.5, 0.5, 1.0):
-        logp, _ = run(i, frac * norm[i] * unit)
+    fractions = (-1.0, -0.5, 0.5, 1.0)
+    logps = steered(i, [frac * norm[i] * unit for frac in fractions])
+    for frac, logp in zip(fractions, logps, strict=True):
         mirror.append({"layer": f"h[{i}]", "fraction": frac,
                        "write": float((log_odds(logp) - log_odds(base)).mean())})
 mirror = pd.DataFrame(mirror).pivot(index="layer", columns="fraction", values="write")
