@@ -723,3 +723,22 @@ def test_a_call_tracked_outside_fits_shows_in_the_same_displays(tiny):
         with track(runner, "x", total=-1, progress=None):
             pass
     assert seen.count(ev.FIT_STARTED) == 2  # refused before anything was published
+
+
+def test_stability_shows_its_refits_as_phases_of_one_display(data):
+    """`stability` (refits of sibling runners) reports through the runner's display:
+    one tracked call whose phases are the refits, each filled from its fit's stages;
+    the dashboard shows no loss charts for it."""
+    model, train, test = data
+    runner = ProbeRunner(model, _configs(max_steps=4))
+    runner.fit_probes(train, test, num_epoch=1, batch_size=32, bootstrap=0, progress=None)
+    rec = Recorder(runner, show=False)
+    runner.stability(seeds=[1, 2], progress=rec.factory)
+    state = rec.dash.progress.state
+    assert state.fit["headline"] == "stability completed"
+    keys = [ph["key"] for ph in state.phase_list()]
+    assert keys == ["refit 1/2 (seed 1)", "refit 2/2 (seed 2)"], keys
+    assert all(ph["fraction"] == 1.0 for ph in state.phase_list())
+    assert rec.dash.monitor.layout.display == "none"
+    assert "lpw-snap-phases" in rec.dash.snapshot_html()
+    assert [e.kind for e in rec.events].count(ev.FIT_STARTED) == 1

@@ -448,8 +448,11 @@ def monitor_html(state: Any, title: str = "") -> str:
 
 
 def dashboard_html(progress: Any, monitor: Any, title: str = "") -> str:
-    """The dashboard's final (or current) state: progress above the loss charts."""
-    body = progress_body(progress, title) + monitor_body(monitor)
+    """The dashboard's final (or current) state: progress above the loss charts (none
+    for a call that trains no probes, such as a steering sweep)."""
+    body = progress_body(progress, title)
+    if progress.probes:
+        body += monitor_body(monitor)
     return _wrap(progress.summary(), body, "dashboard")
 
 

@@ -22,6 +22,7 @@ from ..engine.modeling import model_device, model_lock, wrap_model
 from ..engine.plan import row_labels
 from ..engine.pooling import last_pool, pool
 from ..engine.probe import LinearProbe
+from ..engine.progress import track
 from ..engine.submodules import _first_tensor, envoy_path, model_inputs, validate_submodules
 from ..errors import ProbeError
 from ..labels import label_key
@@ -412,12 +413,14 @@ def steering_null(
     n_random: int = MIN_RANDOM,
     level: float = 0.95,
     seed: int = 0,
+    progress: Any = "auto",
     **steer_kwargs: Any,
 ) -> SteeringNull:
     """`steer` along `direction` (as `steer` takes it) and along `n_random` (>= 20)
     seeded random directions of the same norm, on the same inputs: the effect with its
     interval over inputs, and the band the random directions span. One random draw is
-    no control: thirty of them spanned [-3.5, +1.7] in log-odds on SmolLM2."""
+    no control: thirty of them spanned [-3.5, +1.7] in log-odds on SmolLM2.
+    `progress` as in `fit_probes` (one step per steered run)."""
     from scipy import stats
 
     if n_random < MIN_RANDOM:
@@ -430,12 +433,14 @@ def steering_null(
     width = (runner[probe] if isinstance(probe, str) else probe).dim
     rng = np.random.default_rng(seed)
     null, null_kl = [], []
-    for _ in range(n_random):
-        v = rng.standard_normal(width)
-        v *= tested.direction_norm / np.linalg.norm(v)
-        r = steer(runner, probe, inputs, scale, direction=v, **steer_kwargs)
-        null.append(float(r.delta.mean()))
-        null_kl.append(float(np.mean(r.kl)) if r.kl is not None else np.nan)
+    with track(runner, "steering null", n_random, unit="runs", progress=progress) as t:
+        for _ in range(n_random):
+            v = rng.standard_normal(width)
+            v *= tested.direction_norm / np.linalg.norm(v)
+            r = steer(runner, probe, inputs, scale, direction=v, **steer_kwargs)
+            null.append(float(r.delta.mean()))
+            null_kl.append(float(np.mean(r.kl)) if r.kl is not None else np.nan)
+            t.advance()
     delta = tested.delta
     if len(delta) > 1 and np.ptp(delta) > 0:
         ci = stats.bootstrap(
