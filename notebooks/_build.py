@@ -342,14 +342,9 @@ print(reloaded)
 proba_again = reloaded[best].predict_proba(features[best])
 print("identical predictions after reloading:", np.array_equal(proba, proba_again))
 """),
-    md("""
-## Recap
-
-One line of numbers to check a run against (the tests read it too):
-"""),
-    code("""
-import json
-
+    code(
+        """
+# For the notebook's tests: the numbers of this run (nothing is shown)
 metrics = runner.metrics
 summary = {
     "probes": list(metrics.index),
@@ -364,8 +359,10 @@ summary = {
     "second_fit_batches": len(traced),
     "second_fit_probes": list(last.metrics.index),
 }
-print("SUMMARY", json.dumps(summary))
-"""),
+""",
+        "test-summary",
+        hidden=True,
+    ),
     md("""
 Next: `lesson-which-layer-knows.ipynb` sweeps every layer, with baselines, a control task
 and confidence intervals, and asks what such a curve can and cannot tell you.
@@ -411,7 +408,6 @@ cannot show.
     code("""
 %load_ext lm_probe_widgets
 
-import json
 import os
 
 import pandas as pd
@@ -712,12 +708,10 @@ three best layers with a single strong L2 penalty, `ProbeConfig(..., l2=(1.0,))`
 seeds from the cached features (no model run) and adds the refit spread to the validity
 card. Whether the model *uses*
 what these probes read is the next lesson: `lesson-does-the-model-use-it.ipynb`.
-
-## Recap
-
-A summary of this run (the tests read it):
 """),
-    code("""
+    code(
+        """
+# For the notebook's tests: the numbers of this run (nothing is shown)
 acc = metrics["accuracy"]
 middle = [f"h[{i}]" for i in layers if 6 <= i <= 24]
 summary = {
@@ -743,8 +737,10 @@ summary = {
     "n_train": len(train),
     "n_test": len(test),
 }
-print("SUMMARY", json.dumps(summary))
-"""),
+""",
+        "test-summary",
+        hidden=True,
+    ),
 ]
 
 
@@ -781,7 +777,6 @@ steering sweep (54 forward passes of 12 short reviews); less on a quiet machine.
     code("""
 %load_ext lm_probe_widgets
 
-import json
 import os
 
 import matplotlib.pyplot as plt
@@ -798,6 +793,7 @@ from lm_probe_widgets import (
     load_dataset,
     load_model,
 )
+from lm_probe_widgets.core.engine.progress import track
 from lm_probe_widgets.core.methods import steering
 
 # Half the cores for torch: on a machine busy with other work more threads only spin.
@@ -933,32 +929,36 @@ r
     code("""
 rng = np.random.default_rng(0)
 rows, nulls = [], []
-for i in LAYERS:
-    name = f"h[{i}]"
-    random = rng.standard_normal(runner[name].dim)
-    candidates = {
-        "probe": dirs[name]["probe"],
-        "mass_mean": dirs[name]["mass_mean"],
-        "random": random / np.linalg.norm(random),
-    }
-    for kind, unit in candidates.items():
-        for frac in FRACTIONS:
-            logp, _ = run(i, frac * norm[i] * unit)
-            per_text = (log_odds(logp) - log_odds(base)).numpy()
-            ci = stats.bootstrap((per_text,), np.mean, method="percentile", rng=0)
-            rows.append({
-                "layer": name, "depth": i, "direction": kind, "fraction": frac,
-                "write": float(per_text.mean()),
-                "write_low": ci.confidence_interval.low,
-                "write_high": ci.confidence_interval.high,
-                "kl": float(kl(logp, base).mean()),
-            })
-    for draw in range(N_RANDOM):  # the null: random directions at full strength
-        v = rng.standard_normal(runner[name].dim)
-        logp, _ = run(i, max(FRACTIONS) * norm[i] * v / np.linalg.norm(v))
-        nulls.append({"layer": name, "draw": draw,
-                      "write": float((log_odds(logp) - log_odds(base)).mean()),
-                      "kl": float(kl(logp, base).mean())})
+n_runs = len(LAYERS) * (3 * len(FRACTIONS) + N_RANDOM)  # the model runs this cell makes
+with track(runner, "steering sweep", n_runs, unit="model runs") as progress:
+    for i in LAYERS:
+        name = f"h[{i}]"
+        random = rng.standard_normal(runner[name].dim)
+        candidates = {
+            "probe": dirs[name]["probe"],
+            "mass_mean": dirs[name]["mass_mean"],
+            "random": random / np.linalg.norm(random),
+        }
+        for kind, unit in candidates.items():
+            for frac in FRACTIONS:
+                logp, _ = run(i, frac * norm[i] * unit)
+                per_text = (log_odds(logp) - log_odds(base)).numpy()
+                ci = stats.bootstrap((per_text,), np.mean, method="percentile", rng=0)
+                progress.advance()
+                rows.append({
+                    "layer": name, "depth": i, "direction": kind, "fraction": frac,
+                    "write": float(per_text.mean()),
+                    "write_low": ci.confidence_interval.low,
+                    "write_high": ci.confidence_interval.high,
+                    "kl": float(kl(logp, base).mean()),
+                })
+        for draw in range(N_RANDOM):  # the null: random directions at full strength
+            v = rng.standard_normal(runner[name].dim)
+            logp, _ = run(i, max(FRACTIONS) * norm[i] * v / np.linalg.norm(v))
+            progress.advance()
+            nulls.append({"layer": name, "draw": draw,
+                          "write": float((log_odds(logp) - log_odds(base)).mean()),
+                          "kl": float(kl(logp, base).mean())})
 effects = pd.DataFrame(rows)
 band = pd.DataFrame(nulls).groupby("layer", sort=False)["write"].quantile([0.025, 0.975])
 band = band.unstack().set_axis(["low", "high"], axis=1)
@@ -1115,12 +1115,10 @@ against negative words) rather than any change at all (KL). Even then, an additi
 of one median norm is a large, unnatural intervention: a strong effect shows the model
 *can* be driven along the direction, and ablations or patching with activations from
 real reviews are the next step for how it is used on ordinary inputs.
-
-## Recap
-
-A summary of this run (the tests read it):
 """),
-    code("""
+    code(
+        """
+# For the notebook's tests: the numbers of this run (nothing is shown)
 write_full = full.pivot(index="layer", columns="direction", values="write")
 low_full = full.pivot(index="layer", columns="direction", values="write_low")
 high_full = full.pivot(index="layer", columns="direction", values="write_high")
@@ -1150,8 +1148,10 @@ summary = {
     "n_effects": len(effects),
     "n_steer": len(prompts),
 }
-print("SUMMARY", json.dumps(summary))
-"""),
+""",
+        "test-summary",
+        hidden=True,
+    ),
 ]
 
 
