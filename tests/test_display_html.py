@@ -317,6 +317,10 @@ def test_unfitted_runner_renders(fitted: Any) -> None:
     states = [b.attrs["data-state"] for b in root.find_all("span", "lpw-badge")]
     assert states == ["not fitted"] * 5  # runner + 4 probes
     assert root.find_all("table", "lpw-metrics") == []
+    # said once: by the badge of each row, by the head line of the text
+    cells = root.find_all("td", "lpw-state")
+    assert len(cells) == 4 and all(c.all_text() == "not fitted" for c in cells)
+    assert bundle["text/plain"].count("not fitted") == 1, bundle["text/plain"]
 
 
 # -- probe -------------------------------------------------------------------------------

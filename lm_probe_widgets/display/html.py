@@ -350,6 +350,8 @@ def runner_text(runner: Any) -> str:
         if rec is not None and rec.state != "training":
             notes.append(f"  {cfg.name}: {describe_state(probe)}")
     headers = ["probe", "submodule", "pooling", "state", "steps", "best"] + tcols
+    if not probes:  # the head says "not fitted" once: no column of it, nor of 0 steps
+        headers, table_rows = headers[:3], [cells[:3] for cells in table_rows]
     out = [head, _text_table(headers, table_rows)]
     if any(best.values()):
         out.append("* best in column (lowest loss, highest otherwise); loss = test log-loss")
@@ -444,11 +446,12 @@ def runner_html(runner: Any) -> str:
             if getattr(cfg, "early_stopping", True)
             else f"no early stopping · ≤{cfg.max_steps} steps"
         )
+        said = describe_state(probe)  # under the badge only when it says more than it
+        said = "" if said == label else f'<br><span class="lpw-muted lpw-small">{_e(said)}</span>'
         prow.append(
             f'<tr data-probe="{_e(cfg.name)}">'
             f'<td class="lpw-mono lpw-name">{_e(cfg.name)}</td>'
-            f'<td class="lpw-wrap lpw-state">{_badge(label)}<br>'
-            f'<span class="lpw-muted lpw-small">{_e(describe_state(probe))}</span></td>'
+            f'<td class="lpw-wrap lpw-state">{_badge(label)}{said}</td>'
             f"<td>{_probe_sparkline(probe)}</td>"
             f'<td class="lpw-num">{rec.steps if rec else 0}</td>'
             f'<td class="lpw-mono lpw-submodule">{_e(cfg.submodule)}</td>'
