@@ -155,6 +155,11 @@ class SteeringResult:
             lines.append(f"   steered:   {a!r}")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        from ...display.html import steering_html  # lazy: core never imports display
+
+        return steering_html(self)
+
 
 def _add(value: Any, delta: torch.Tensor, weight: torch.Tensor | None) -> Any:
     """value + delta at the weighted positions; tuples keep their other members."""
