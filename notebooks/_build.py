@@ -974,19 +974,26 @@ positive. Bottom: how much the next-token distribution moved at all (KL).
 """),
     code("""
 full = effects[effects["fraction"] == max(FRACTIONS)]
+acc = runner.metrics.loc[[f"h[{i}]" for i in LAYERS]]
 fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
-axes[0].plot(LAYERS, read.values, "o-", color="black")
+axes[0].fill_between(LAYERS, acc["accuracy_low"], acc["accuracy_high"], color="0.8",
+                     label="95% interval (bootstrap over test reviews)")
+axes[0].plot(LAYERS, read.values, "o-", color="black", label="probe accuracy")
 axes[0].axhline(0.5, color="0.6", ls=":", lw=1)
 axes[0].set_ylabel("read\\nprobe accuracy")
-for kind, style in {"probe": "o-", "mass_mean": "s-", "random": "x--"}.items():
+axes[0].legend(frameon=False, loc="lower right", fontsize=8)
+looks = {"probe": ("o-", -0.4), "mass_mean": ("s-", 0.0), "random": ("x--", 0.4)}
+for kind, (style, shift) in looks.items():
     part = full[full["direction"] == kind]
     label = "one random draw" if kind == "random" else kind
-    axes[1].plot(part["depth"], part["write"], style, label=label)
+    x = part["depth"] + shift  # side by side, so the error bars do not hide each other
+    err = [part["write"] - part["write_low"], part["write_high"] - part["write"]]
+    axes[1].errorbar(x, part["write"], yerr=err, fmt=style, capsize=3, label=label)
     axes[2].plot(part["depth"], part["kl"], style, label=label)
 axes[1].fill_between(LAYERS, band["low"], band["high"], color="0.85", label="random: 95% band")
 axes[1].axhline(0, color="0.6", lw=1)
-axes[1].set_ylabel("write\\nΔ log-odds positive word")
-axes[1].legend(frameon=False)
+axes[1].set_ylabel("write\\nΔ log-odds positive word\\n(bars: 95% CI over reviews)")
+axes[1].legend(frameon=False, fontsize=8)
 axes[2].set_ylabel("KL (nats)")
 axes[2].set_xlabel("layer i of h[i] (0 = embeddings)")
 axes[2].set_xticks(LAYERS)
@@ -996,20 +1003,30 @@ fig.tight_layout()
 And the two measures against each other, one point per layer and direction. A direction
 the model uses sits high on the write axis whatever its read accuracy; points low on the
 write axis were read, not used. Compare each point with the random band at the same
-layer (the grey band above) before calling it an effect.
+layer (the grey bar at that layer's read accuracy) before calling it an effect; the error
+bars are 95% intervals over the 12 reviews.
 """),
     code("""
-fig, ax = plt.subplots(figsize=(5.5, 4))
+fig, ax = plt.subplots(figsize=(6.5, 4.5))
+# the random directions' 95% band at each layer, as a grey bar at that layer's read
+ax.vlines(read[band.index], band["low"], band["high"], color="0.8", lw=6,
+          label="random directions: 95% band")
+spots = []
 for kind, marker in {"probe": "o", "mass_mean": "s"}.items():
     part = full[full["direction"] == kind].set_index("layer")
-    ax.scatter(read[part.index], part["write"], marker=marker, label=kind)
-    for name, row in part.iterrows():
-        ax.annotate(name, (read[name], row["write"]), textcoords="offset points", xytext=(4, 3),
-                    fontsize=8)
+    err = [part["write"] - part["write_low"], part["write_high"] - part["write"]]
+    ax.errorbar(read[part.index], part["write"], yerr=err, fmt=marker, capsize=3, label=kind)
+    spots += [(read[name], row["write"], name) for name, row in part.iterrows()]
+# one label per layer, beside its higher point, stepped apart where layers read alike
+layer_names = dict.fromkeys(name for _, _, name in spots)
+spots = sorted(max((p for p in spots if p[2] == n), key=lambda p: p[1]) for n in layer_names)
+for k, (x, y, name) in enumerate(spots):
+    ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 10 + 10 * (k % 2)),
+                fontsize=8, arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6})
 ax.axhline(0, color="0.6", lw=1)
 ax.set_xlabel("read: probe accuracy")
 ax.set_ylabel("write: Δ log-odds positive word")
-ax.legend(frameon=False);
+ax.legend(frameon=False, fontsize=8);
 """),
     md("""
 ## Exercises
