@@ -256,7 +256,13 @@ def plot_layer_sweep(
                 )
                 band.set_gid(f"band:{key}")
                 if not extra:
-                    extra.append(Patch(facecolor=INK, alpha=0.3, label=band_label))
+                    # one series: the swatch is its band's colour (a grey one all but
+                    # vanished on a dark page); several: a neutral grey for all
+                    single = len(points) == 1
+                    swatch = line.get_color() if single else INK
+                    extra.append(
+                        Patch(facecolor=swatch, alpha=0.35 if single else 0.3, label=band_label)
+                    )
         markers = ["s", "D", "^", "v", "P", "X"]
         for j, (label, v, lo, hi) in enumerate(loose):
             yerr = None
