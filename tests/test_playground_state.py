@@ -11,7 +11,7 @@ from lm_probe_widgets.core.config import ProbeConfig
 from lm_probe_widgets.core.engine.data import ProbeDataset
 from lm_probe_widgets.core.runner import ProbeRunner
 from lm_probe_widgets.widgets import ProbePlayground
-from lm_probe_widgets.widgets.playground import layer_of, margins
+from lm_probe_widgets.widgets.playground import HEAT_RANGE, layer_of, margins
 from lm_probe_widgets.widgets.snapshot import WIDGET_MIME, split_bundle
 
 FAST = {"max_steps": 12, "warmup_steps": 1, "refine": False, "cv_folds": 0, "l2": (0.1,)}
@@ -96,7 +96,10 @@ def test_token_heatmap_is_decision_function_on_token_features(which, request):
         assert len(entry["token_logits"]) == n and len(entry["token_margin"]) == n
         assert np.allclose(entry["token_logits"], logits)
         assert np.allclose(entry["token_margin"], margins(logits))
-        assert entry["scale"] == pytest.approx(np.abs(margins(logits)).max(0).tolist())
+        # a fixed range, not the sentence's own largest score
+        assert entry["scale"] == [HEAT_RANGE] * len(entry["classes"])
+    other = ProbePlayground(runner, text="a dull film").result["probes"][0]["scale"]
+    assert other == pg.result["probes"][0]["scale"]
 
 
 def test_margin_is_log_odds_for_two_classes():

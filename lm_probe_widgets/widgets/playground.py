@@ -8,7 +8,8 @@
 * for one chosen probe, a per-token heatmap: each token coloured by the probe applied
   to that token's own activation (token-level features of the same read site). The
   colour is the chosen class's logit minus the mean of the other classes' logits (with
-  two classes: the log-odds), on a diverging scale centred at 0.
+  two classes: the log-odds), on a diverging scale centred at 0 (the decision boundary)
+  with a fixed range (``HEAT_RANGE``), so colours compare across sentences.
 
 Python computes everything; the browser only draws ``result``. The browser sends the
 text (debounced as you type) through the synced ``text`` trait; an exception while
@@ -53,14 +54,19 @@ CLASS_COLOURS = (
 NEGATIVE_COLOUR = "#2c7bb6"
 POSITIVE_COLOUR = "#d7301f"
 STRIP_MAX_MIX = 80  # % of the class colour at probability 1
-HEAT_MAX_MIX = 70  # % of the diverging colour at the largest |score|
+HEAT_MAX_MIX = 70  # % of the diverging colour at |score| >= HEAT_RANGE
+# The heatmap's range, the same for every sentence and probe (a range rescaled to each
+# sentence made a weak score look as strong as a strong one): ±4 in log-odds is a
+# probability of 0.02 / 0.98 at the decision boundary's sides; beyond it, full colour.
+HEAT_RANGE = 4.0
 MAX_LENGTH = 128  # tokens read from the typed text
 TRUNCATED_NOTE = f"Only the first {MAX_LENGTH} tokens are read."
 
 TOKEN_NOTE = (
     "Token scores: the probe, trained on pooled features, applied to each token's own "
     "activation at the same read site. Colour: the chosen class's logit minus the mean of "
-    "the other classes' logits (two classes: the log-odds); 0 = no colour."
+    "the other classes' logits (two classes: the log-odds); 0 = no colour, the same "
+    "fixed range for every sentence (full colour at ±4 and beyond)."
 )
 
 
@@ -198,7 +204,7 @@ def compute(
                 "top": top,
                 "token_logits": _rows(logits),
                 "token_margin": _rows(margin),
-                "scale": _finite(np.abs(margin).max(axis=0)) if len(margin) else [],
+                "scale": [HEAT_RANGE] * len(probe.classes),
                 "note": note,
             }
         )
