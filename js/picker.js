@@ -8,7 +8,7 @@
 // trees with thousands of modules filter and scroll without delay. All text goes
 // in through textContent / setAttribute: module names are never parsed as HTML.
 
-import { h, button, listen } from "./shared.js";
+import { h, button, listen, hideStaticCopies } from "./shared.js";
 
 const ROW_H = 24;
 const OVERSCAN = 8;
@@ -484,7 +484,11 @@ function render({ model, el }) {
   loadGroups(p);
   loadSelection(p);
   refresh(p);
-  return unlisten;
+  const unhide = hideStaticCopies(model, root);
+  return () => {
+    unlisten();
+    unhide();
+  };
 }
 
 export default { render };

@@ -15,7 +15,7 @@
 
 // Same numbers as lm_probe_widgets/widgets/playground.py (the static snapshot).
 
-import { h, fmt, listen } from "./shared.js";
+import { h, fmt, listen, hideStaticCopies } from "./shared.js";
 
 export const CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
@@ -316,8 +316,10 @@ function render({ model, el }) {
     "change:note": onChoice,
   });
   drawAll();
+  const unhide = hideStaticCopies(model, root);
 
   return () => {
+    unhide();
     send.cancel();
     input.removeEventListener("input", onInput);
     root.removeEventListener("focusout", onFocusOut);

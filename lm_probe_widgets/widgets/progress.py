@@ -338,7 +338,7 @@ class ProgressState:
             rate = _rate_text(ph["rate"], unit)
             if rate:
                 bits.append(rate)
-            if ph["eta"] is not None and ph["done"] < ph["total"]:
+            if ph["eta"]:  # None before a rate is known; 0 when the phase is through
                 bound = "≤" if (ph["detail"] or ph["key"]) in TRAINING_PHASES else "≈"
                 bits.append(f"{bound} {format_seconds(max(ph['eta'], 1.0))} left in this phase")
         return " · ".join(bits)

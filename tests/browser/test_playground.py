@@ -220,3 +220,29 @@ def test_static_snapshot_renders_in_chromium(widget_page):
         )
         snap.screenshot(path=str(ARTIFACTS / f"{ARTIFACTS_NAME}_snapshot_{theme}.png"))
     assert page.evaluate("window.__pwned") is None
+
+
+def test_the_live_view_hides_its_static_copy_without_css_has(widget_page):
+    """Where no stylesheet rule can hide the static copy (VS Code: no JupyterLab output
+    classes), the live view hides the copies named in `copy_ids`, only those, and shows
+    them again when it goes."""
+    copies = widget_page.page.evaluate(
+        """() => {
+          for (const id of ["mine", "other"]) {
+            const d = document.createElement("div");
+            d.className = "lpw-static-copy";
+            d.dataset.lpwCopy = id;
+            d.textContent = "Static copy";
+            document.body.appendChild(d);
+          }
+          return document.querySelectorAll(".lpw-static-copy").length;
+        }"""
+    )
+    assert copies == 2
+    visible = "id => getComputedStyle(document.querySelector(`[data-lpw-copy=${id}]`)).display"
+    w = widget_page.mount("playground", state(copy_ids=["mine"]))
+    widget_page.page.wait_for_function(f"({visible})('mine') === 'none'")
+    assert widget_page.page.evaluate(visible, "other") != "none"
+    w.unmount()
+    assert widget_page.page.evaluate(visible, "mine") != "none"
+    widget_page.assert_no_errors()
