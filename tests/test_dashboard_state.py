@@ -742,3 +742,21 @@ def test_stability_shows_its_refits_as_phases_of_one_display(data):
     assert rec.dash.monitor.layout.display == "none"
     assert "lpw-snap-phases" in rec.dash.snapshot_html()
     assert [e.kind for e in rec.events].count(ev.FIT_STARTED) == 1
+
+
+def test_untimed_baselines_are_named_once_and_nothing_reads_zero():
+    from lm_probe_widgets.core.engine.progress import CallClock
+
+    plan = [{"phase": "extract-train", "total": 100, "unit": "examples"}]
+    plan += [{"phase": f"baseline-{b}", "total": None} for b in ("majority", "random_init")]
+    call = CallClock()
+    call.start(plan, 1, 0.0)
+    assert call.words(0.0) == "time left: not known yet (extract train, baselines to come)"
+    for t in range(1, 6):
+        call.batch({"phase": "extract-train", "examples_done": 10 * t, "examples_total": 100}, t)
+    words = call.words(5.0)
+    assert words.startswith("≥ 5s left in all") and words.endswith("(not timed yet: baselines)")
+    call.batch({"phase": "extract-train", "examples_done": 100, "examples_total": 100}, 10.0)
+    assert call.words(10.0) == "time left: not known yet"  # only the baselines, untimed
+    call.finish()
+    assert call.words(11.0) == ""

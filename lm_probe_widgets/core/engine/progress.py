@@ -229,17 +229,21 @@ class CallClock:
 
     def words(self, now: float, label: Callable[[str], str] | None = None) -> str:
         """ "≈ 2m10s left in all", "≥ 40s left in all (not timed yet: …)", "time left:
-        not known yet", or "finishing" (under a second of timed work left and nothing
-        untimed); "" once the call is over."""
+        not known yet (… to come)", or "finishing" (under a second of timed work left and
+        nothing untimed); "" once the call is over."""
         if not self.running:
             return ""
         seconds, untimed = self.left(now)
-        name = label or (lambda k: k.replace("-", " ").replace("_", " "))
-        if untimed and seconds < 1:
-            return "time left: not known yet"
         if not untimed:
             return f"≈ {format_seconds(seconds)} left in all" if seconds >= 1 else "finishing"
-        names = ", ".join(dict.fromkeys(name(k) for k in untimed))
+        name = label or (lambda k: k.replace("-", " ").replace("_", " "))
+        # the baselines are named once, together (each is a whole fit of its own)
+        named = list(
+            dict.fromkeys("baselines" if k.startswith("baseline-") else name(k) for k in untimed)
+        )
+        names = ", ".join(named)
+        if seconds < 1:  # nothing timed yet: say what is still to come, if more than one
+            return "time left: not known yet" + (f" ({names} to come)" if len(named) > 1 else "")
         return f"≥ {format_seconds(seconds)} left in all (not timed yet: {names})"
 
 
