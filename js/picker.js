@@ -8,7 +8,7 @@
 // trees with thousands of modules filter and scroll without delay. All text goes
 // in through textContent / setAttribute: module names are never parsed as HTML.
 
-import { button, h, listen } from "./shared.js";
+import { button, h, hideStaticCopies, listen } from "./shared.js";
 
 const ROW_H = 24;
 const OVERSCAN = 8;
@@ -508,7 +508,11 @@ function render({ model, el }) {
   loadGroups(p);
   loadSelection(p);
   refresh(p);
-  return unlisten;
+  const unhide = hideStaticCopies(model, root);
+  return () => {
+    unlisten();
+    unhide();
+  };
 }
 
 export default { render };

@@ -15,7 +15,7 @@
 
 // Same numbers as lm_probe_widgets/widgets/playground.py (the static snapshot).
 
-import { fmt, h, listen } from "./shared.js";
+import { fmt, h, hideStaticCopies, listen } from "./shared.js";
 
 export const CLASS_COLOURS = [
   "#1f77b4",
@@ -84,26 +84,36 @@ export function debounce(fn, wait) {
 // One probe's cell in the strip: its top class, probability and per-class bars;
 // clicking it calls choose(name).
 function probeCell(p, choose) {
-  const top = p.top;
-  const prob = p.proba[top];
   const c = h("div", "lpw-pg-cell");
   c.dataset.probe = p.name;
-  c.dataset.class = p.classes[top];
-  c.style.background = mix(classColour(top), STRIP_MAX_MIX * Math.max(0, Math.min(1, prob || 0)));
   const layer = p.layer === null || p.layer === undefined ? "" : ` · layer ${p.layer}`;
   c.append(h("div", "lpw-pg-layer", p.name + layer));
-  c.append(h("div", "lpw-pg-class", p.classes[top]));
-  c.append(h("div", "lpw-pg-prob lpw-mono", fmt(prob)));
-  const bars = h("div", "lpw-pg-bars");
-  p.classes.forEach((name, j) => {
-    const b = h("span", "lpw-pg-bar");
-    b.style.height = `${Math.round(100 * Math.max(0, Math.min(1, p.proba[j] || 0)))}%`;
-    b.style.background = classColour(j);
-    b.title = `${name}: ${fmt(p.proba[j])}`;
-    bars.appendChild(b);
-  });
-  c.appendChild(bars);
-  const lines = p.classes.map((name, j) => `${name}: ${fmt(p.proba[j])}`);
+  let lines;
+  if (p.task === "regression") {
+    // a regression probe: its predicted value (no class, no probability)
+    c.dataset.task = "regression";
+    c.append(h("div", "lpw-pg-class", "predicted"));
+    c.append(h("div", "lpw-pg-prob lpw-mono", fmt(p.value)));
+    lines = [`predicted value: ${fmt(p.value)}`];
+  } else {
+    const top = p.top;
+    const prob = p.proba[top];
+    c.dataset.class = p.classes[top];
+    c.style.background = mix(classColour(top), STRIP_MAX_MIX * Math.max(0, Math.min(1, prob || 0)));
+    c.append(h("div", "lpw-pg-class", p.classes[top]));
+    c.append(h("div", "lpw-pg-prob lpw-mono", fmt(prob)));
+    const bars = h("div", "lpw-pg-bars");
+    p.classes.forEach((name, j) => {
+      const b = h("span", "lpw-pg-bar");
+      b.style.height = `${Math.round(100 * Math.max(0, Math.min(1, p.proba[j] || 0)))}%`;
+      b.style.background = classColour(j);
+      b.title = `${name}: ${fmt(p.proba[j])}`;
+      bars.appendChild(b);
+    });
+    c.appendChild(bars);
+    lines = p.classes.map((name, j) => `${name}: ${fmt(p.proba[j])}`);
+  }
+  // the full name on hover (the cell may cut it off)
   c.title =
     `${p.name} (${p.submodule}, ${p.pooling} pooling)\n${lines.join("\n")}` +
     (p.note ? `\n${p.note}` : "");
@@ -296,13 +306,21 @@ function render({ model, el }) {
     const ci = p.classes.includes(target) ? p.classes.indexOf(target) : p.classes.length - 1;
     fillSelect(classSel, p.classes, p.classes[ci]);
     const scale = (p.scale || [])[ci] || 0;
+    const regression = p.task === "regression";
+    const centre = regression ? Number(p.center) || 0 : 0;
     legend.replaceChildren(
-      h("span", "lpw-pg-legend-lo lpw-mono", signed(-scale)),
+      h("span", "lpw-pg-legend-lo lpw-mono", regression ? fmt(centre - scale) : signed(-scale)),
       Object.assign(h("span", "lpw-pg-legend-bar"), {
-        title: `blue: against ${p.classes[ci]}, red: toward ${p.classes[ci]}`,
+        title: regression
+          ? `blue: below the training mean ${fmt(centre)}, red: above it`
+          : `blue: against ${p.classes[ci]}, red: toward ${p.classes[ci]}`,
       }),
-      h("span", "lpw-pg-legend-hi lpw-mono", signed(scale)),
-      h("span", "lpw-muted lpw-pg-small", ` toward ${p.classes[ci]}`),
+      h("span", "lpw-pg-legend-hi lpw-mono", regression ? fmt(centre + scale) : signed(scale)),
+      h(
+        "span",
+        "lpw-muted lpw-pg-small",
+        regression ? " predicted value" : ` toward ${p.classes[ci]}`,
+      ),
     );
     tokens.dataset.probe = p.name;
     tokens.dataset.class = p.classes[ci];
@@ -314,10 +332,14 @@ function render({ model, el }) {
       s.dataset.index = String(i);
       s.dataset.score = typeof v === "number" ? String(v) : "";
       s.style.background = heatColour(v, scale);
-      const parts = p.classes.map((c, j) => `${c} ${fmt(logits[j])}`);
-      s.title =
-        `${JSON.stringify(t.raw)} (id ${t.id}): ${signed(v)} toward ${p.classes[ci]}\n` +
-        `logits: ${parts.join(", ")}`;
+      if (regression) {
+        s.title = `${JSON.stringify(t.raw)} (id ${t.id}): predicted ${fmt(logits[0])}`;
+      } else {
+        const parts = p.classes.map((c, j) => `${c} ${fmt(logits[j])}`);
+        s.title =
+          `${JSON.stringify(t.raw)} (id ${t.id}): ${signed(v)} toward ${p.classes[ci]}\n` +
+          `logits: ${parts.join(", ")}`;
+      }
       return s;
     });
     tokens.replaceChildren(...spans);
@@ -353,8 +375,10 @@ function render({ model, el }) {
     "change:note": onChoice,
   });
   drawAll();
+  const unhide = hideStaticCopies(model, root);
 
   return () => {
+    unhide();
     send.cancel();
     input.removeEventListener("input", onInput);
     root.removeEventListener("focusout", onFocusOut);

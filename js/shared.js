@@ -62,3 +62,34 @@ export function styleOf(styles, group, state) {
   const table = styles?.[group] || {};
   return table[state] || { label: state, color: "currentColor", final: true };
 }
+
+// While this live view is on the page, hide its static copies: the outputs marked
+// data-lpw-copy with one of the model's `copy_ids`. JupyterLab's stylesheet rules
+// (:has() on its output classes, widgets/snapshot.py) already do it there; this covers
+// front-ends without those classes or without :has() (VS Code, older browsers). A view
+// taken away shows the copies again. Returns the cleanup for render.
+export function hideStaticCopies(model, el) {
+  const hidden = new Set();
+  function run() {
+    if (!el.isConnected) return;
+    const ids = model.get("copy_ids") || [];
+    const roots = new Set([document, el.getRootNode()]);
+    for (const root of roots) {
+      for (const id of ids) {
+        const sel = `.lpw-static-copy[data-lpw-copy="${CSS.escape(String(id))}"]`;
+        for (const node of root.querySelectorAll(sel)) {
+          node.style.display = "none";
+          hidden.add(node);
+        }
+      }
+    }
+  }
+  // the copy is the next output, drawn after the live view: look again a few times
+  const timers = [0, 100, 500, 2000].map((ms) => setTimeout(run, ms));
+  model.on("change:copy_ids", run);
+  return () => {
+    timers.forEach(clearTimeout);
+    model.off("change:copy_ids", run);
+    for (const node of hidden) node.style.display = "";
+  };
+}

@@ -17,7 +17,7 @@
 // format, filename, mime, text}) and the browser saves that text: built once, in Python.
 // Every value is written with textContent: nothing from the data is parsed as HTML.
 
-import { button, fmt, h, listen } from "./shared.js";
+import { button, fmt, h, hideStaticCopies, listen } from "./shared.js";
 
 const PAGE = 1000; // rows rendered at once; "Show more" adds the next page
 
@@ -350,8 +350,10 @@ function render({ model, el }) {
   for (const k of DATA_KEYS) handlers[`change:${k}`] = () => redraw(t);
   const unlisten = listen(model, handlers);
   redraw(t);
+  const unhide = hideStaticCopies(model, root);
   return () => {
     unlisten();
+    unhide();
     clearTimeout(t.toastTimer);
   };
 }

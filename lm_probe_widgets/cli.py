@@ -112,6 +112,18 @@ def _positive_int(s: str) -> int:
     return v
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Says each default once: not where the help already says it, not for flags and
+    options whose default is "not given" (their help says what happens then)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False
+        if "default" in text or unset or action.default == argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
 def _add_run_args(p: argparse.ArgumentParser, n_default: int | None, n_help: str) -> None:
     """The model, layer and training flags `demo` and `fit` share."""
     p.add_argument(
@@ -123,8 +135,8 @@ def _add_run_args(p: argparse.ArgumentParser, n_default: int | None, n_help: str
         "--layers",
         default=None,
         help="comma-separated h[i] numbers (0 = embeddings, i = block i), 'all', "
-        "or submodule names; None = seven evenly spaced depths "
-        f"({DEFAULT_LAYERS} for 30-block models)",
+        "or submodule names (default: seven evenly spaced depths, "
+        f"{DEFAULT_LAYERS} for 30-block models)",
     )
     p.add_argument("--n", type=_positive_int, default=n_default, help=n_help)
     p.add_argument("--test-size", type=float, default=0.3, help="held-out fraction")
@@ -142,19 +154,35 @@ def _add_run_args(p: argparse.ArgumentParser, n_default: int | None, n_help: str
         help="most optimiser steps per probe (default 1000): with many texts it ends "
         "training before --epochs; the output says when it did",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "max"])
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=32,
+        help="texts per batch, for the model pass and each training step",
+    )
+    p.add_argument(
+        "--pooling",
+        default="mean",
+        choices=["mean", "last", "first", "max"],
+        help="how a text's token activations become one vector: their mean, the last "
+        "or first real token, or the element-wise max",
+    )
     p.add_argument(
         "--threads",
         type=_positive_int,
         default=None,
-        help="torch CPU threads; None = half the CPU cores, at least 1 "
-        "(all cores slow down sharply when anything else runs)",
+        help="torch CPU threads (default: half the CPU cores, at least 1; all cores "
+        "slow down sharply when anything else runs)",
     )
     p.add_argument(
         "--max-length", type=_positive_int, default=64, help="truncate texts to this many tokens"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the sample, the train/test split, batch order and initial weights",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -193,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train one probe per layer and print held-out metrics",
         description="Train one probe per layer on a labelled text set and print per-layer "
         "held-out metrics. Defaults: SmolLM2-135M on Rotten Tomatoes, offline.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     demo.add_argument("--data", default="rotten_tomatoes", help="built-in data set")
     _add_run_args(demo, DEFAULT_N, "texts to sample (balanced)")
@@ -203,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train one probe per layer on a labelled text file and write per-layer "
         "held-out metrics and a report, as `demo` does. DATA: a CSV (.csv, .csv.gz), JSON "
         "Lines (.jsonl, .ndjson, optionally .gz) or parquet file with one text per row.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     fit.add_argument("data", type=Path, metavar="DATA", help="the labelled text file")
     fit.add_argument("--text-col", default="text", help="column holding the texts")
@@ -215,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="utf-8",
         help="text encoding of a CSV or JSON Lines file, e.g. latin-1 or cp1252",
     )
-    _add_run_args(fit, None, "rows to sample (seeded); None = every row")
+    _add_run_args(fit, None, "rows to sample, seeded (default: every row)")
     store = sub.add_parser(
         "store",
         help="list, size or clear the stored features",

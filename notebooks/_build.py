@@ -342,14 +342,9 @@ print(reloaded)
 proba_again = reloaded[best].predict_proba(features[best])
 print("identical predictions after reloading:", np.array_equal(proba, proba_again))
 """),
-    md("""
-## Recap
-
-One line of numbers to check a run against (the tests read it too):
-"""),
-    code("""
-import json
-
+    code(
+        """
+# For the notebook's tests: the numbers of this run (nothing is shown)
 metrics = runner.metrics
 summary = {
     "probes": list(metrics.index),
@@ -364,8 +359,10 @@ summary = {
     "second_fit_batches": len(traced),
     "second_fit_probes": list(last.metrics.index),
 }
-print("SUMMARY", json.dumps(summary))
-"""),
+""",
+        "test-summary",
+        hidden=True,
+    ),
     md("""
 Next: `lesson-which-layer-knows.ipynb` sweeps every layer, with baselines, a control task
 and confidence intervals, and asks what such a curve can and cannot tell you.
@@ -411,7 +408,6 @@ cannot show.
     code("""
 %load_ext lm_probe_widgets
 
-import json
 import os
 
 import pandas as pd
@@ -716,12 +712,10 @@ three best layers with a single strong L2 penalty, `ProbeConfig(..., l2=(1.0,))`
 seeds from the cached features (no model run) and adds the refit spread to the validity
 card. Whether the model *uses*
 what these probes read is the next lesson: `lesson-does-the-model-use-it.ipynb`.
-
-## Recap
-
-A summary of this run (the tests read it):
 """),
-    code("""
+    code(
+        """
+# For the notebook's tests: the numbers of this run (nothing is shown)
 acc = metrics["accuracy"]
 middle = [f"h[{i}]" for i in layers if 6 <= i <= 24]
 chosen = metrics.loc[middle, "val_loss"].idxmin()  # chosen on CV, not on the test set
@@ -747,8 +741,10 @@ summary = {
     "n_train": len(train),
     "n_test": len(test),
 }
-print("SUMMARY", json.dumps(summary))
-"""),
+""",
+        "test-summary",
+        hidden=True,
+    ),
 ]
 
 
@@ -785,7 +781,6 @@ steering sweep (54 forward passes of 12 short reviews); less on a quiet machine.
     code("""
 %load_ext lm_probe_widgets
 
-import json
 import os
 
 import matplotlib.pyplot as plt
@@ -802,6 +797,7 @@ from lm_probe_widgets import (
     load_dataset,
     load_model,
 )
+from lm_probe_widgets.core.engine.progress import track
 from lm_probe_widgets.core.methods import steering
 
 # Half the cores for torch: on a machine busy with other work more threads only spin.
@@ -954,33 +950,38 @@ r
     code("""
 rng = np.random.default_rng(0)
 rows, nulls = [], []
-for i in LAYERS:
-    name = f"h[{i}]"
-    random = rng.standard_normal(runner[name].dim)
-    candidates = {
-        "probe": dirs[name]["probe"],
-        "mass_mean": dirs[name]["mass_mean"],
-        "random": random / np.linalg.norm(random),
-    }
-    combos = [(kind, frac) for kind in candidates for frac in FRACTIONS]
-    logps = steered(i, [frac * norm[i] * candidates[kind] for kind, frac in combos])
-    for (kind, frac), logp in zip(combos, logps, strict=True):
-        per_text = (log_odds(logp) - log_odds(base)).numpy()
-        ci = stats.bootstrap((per_text,), np.mean, method="percentile", rng=0)
-        rows.append({
-            "layer": name, "depth": i, "direction": kind, "fraction": frac,
-            "write": float(per_text.mean()),
-            "write_low": ci.confidence_interval.low,
-            "write_high": ci.confidence_interval.high,
-            "kl": float(kl(logp, base).mean()),
-        })
-    # The null: N_RANDOM random directions at full strength.
-    draws = rng.standard_normal((N_RANDOM, runner[name].dim))
-    draws *= max(FRACTIONS) * norm[i] / np.linalg.norm(draws, axis=1, keepdims=True)
-    for draw, logp in enumerate(steered(i, draws)):
-        nulls.append({"layer": name, "draw": draw,
-                      "write": float((log_odds(logp) - log_odds(base)).mean()),
-                      "kl": float(kl(logp, base).mean())})
+n_pushes = len(LAYERS) * (3 * len(FRACTIONS) + N_RANDOM)  # directions x strengths
+with track(runner, "steering sweep", n_pushes, unit="pushes") as progress:
+    for i in LAYERS:
+        name = f"h[{i}]"
+        random = rng.standard_normal(runner[name].dim)
+        candidates = {
+            "probe": dirs[name]["probe"],
+            "mass_mean": dirs[name]["mass_mean"],
+            "random": random / np.linalg.norm(random),
+        }
+        combos = [(kind, frac) for kind in candidates for frac in FRACTIONS]
+        logps = steered(i, [frac * norm[i] * candidates[kind] for kind, frac in combos])
+        progress.advance(len(combos))
+        for (kind, frac), logp in zip(combos, logps, strict=True):
+            per_text = (log_odds(logp) - log_odds(base)).numpy()
+            ci = stats.bootstrap((per_text,), np.mean, method="percentile", rng=0)
+            rows.append({
+                "layer": name, "depth": i, "direction": kind, "fraction": frac,
+                "write": float(per_text.mean()),
+                "write_low": ci.confidence_interval.low,
+                "write_high": ci.confidence_interval.high,
+                "kl": float(kl(logp, base).mean()),
+            })
+        # The null: N_RANDOM random directions at full strength.
+        draws = rng.standard_normal((N_RANDOM, runner[name].dim))
+        draws *= max(FRACTIONS) * norm[i] / np.linalg.norm(draws, axis=1, keepdims=True)
+        logps = steered(i, draws)
+        progress.advance(N_RANDOM)
+        for draw, logp in enumerate(logps):
+            nulls.append({"layer": name, "draw": draw,
+                          "write": float((log_odds(logp) - log_odds(base)).mean()),
+                          "kl": float(kl(logp, base).mean())})
 effects = pd.DataFrame(rows)
 band = pd.DataFrame(nulls).groupby("layer", sort=False)["write"].quantile([0.025, 0.975])
 band = band.unstack().set_axis(["low", "high"], axis=1)
@@ -996,19 +997,26 @@ positive. Bottom: how much the next-token distribution moved at all (KL).
 """),
     code("""
 full = effects[effects["fraction"] == max(FRACTIONS)]
+acc = runner.metrics.loc[[f"h[{i}]" for i in LAYERS]]
 fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
-axes[0].plot(LAYERS, read.values, "o-", color="black")
+axes[0].fill_between(LAYERS, acc["accuracy_low"], acc["accuracy_high"], color="0.8",
+                     label="95% interval (bootstrap over test reviews)")
+axes[0].plot(LAYERS, read.values, "o-", color="black", label="probe accuracy")
 axes[0].axhline(0.5, color="0.6", ls=":", lw=1)
 axes[0].set_ylabel("read\\nprobe accuracy")
-for kind, style in {"probe": "o-", "mass_mean": "s-", "random": "x--"}.items():
+axes[0].legend(frameon=False, loc="lower right", fontsize=8)
+looks = {"probe": ("o-", -0.4), "mass_mean": ("s-", 0.0), "random": ("x--", 0.4)}
+for kind, (style, shift) in looks.items():
     part = full[full["direction"] == kind]
     label = "one random draw" if kind == "random" else kind
-    axes[1].plot(part["depth"], part["write"], style, label=label)
+    x = part["depth"] + shift  # side by side, so the error bars do not hide each other
+    err = [part["write"] - part["write_low"], part["write_high"] - part["write"]]
+    axes[1].errorbar(x, part["write"], yerr=err, fmt=style, capsize=3, label=label)
     axes[2].plot(part["depth"], part["kl"], style, label=label)
 axes[1].fill_between(LAYERS, band["low"], band["high"], color="0.85", label="random: 95% band")
 axes[1].axhline(0, color="0.6", lw=1)
-axes[1].set_ylabel("write\\nΔ log-odds positive word")
-axes[1].legend(frameon=False)
+axes[1].set_ylabel("write\\nΔ log-odds positive word\\n(bars: 95% CI over reviews)")
+axes[1].legend(frameon=False, fontsize=8)
 axes[2].set_ylabel("KL (nats)")
 axes[2].set_xlabel("layer i of h[i] (0 = embeddings)")
 axes[2].set_xticks(LAYERS)
@@ -1018,20 +1026,30 @@ fig.tight_layout()
 And the two measures against each other, one point per layer and direction. A direction
 the model uses sits high on the write axis whatever its read accuracy; points low on the
 write axis were read, not used. Compare each point with the random band at the same
-layer (the grey band above) before calling it an effect.
+layer (the grey bar at that layer's read accuracy) before calling it an effect; the error
+bars are 95% intervals over the 12 reviews.
 """),
     code("""
-fig, ax = plt.subplots(figsize=(5.5, 4))
+fig, ax = plt.subplots(figsize=(6.5, 4.5))
+# the random directions' 95% band at each layer, as a grey bar at that layer's read
+ax.vlines(read[band.index], band["low"], band["high"], color="0.8", lw=6,
+          label="random directions: 95% band")
+spots = []
 for kind, marker in {"probe": "o", "mass_mean": "s"}.items():
     part = full[full["direction"] == kind].set_index("layer")
-    ax.scatter(read[part.index], part["write"], marker=marker, label=kind)
-    for name, row in part.iterrows():
-        ax.annotate(name, (read[name], row["write"]), textcoords="offset points", xytext=(4, 3),
-                    fontsize=8)
+    err = [part["write"] - part["write_low"], part["write_high"] - part["write"]]
+    ax.errorbar(read[part.index], part["write"], yerr=err, fmt=marker, capsize=3, label=kind)
+    spots += [(read[name], row["write"], name) for name, row in part.iterrows()]
+# one label per layer, beside its higher point, stepped apart where layers read alike
+layer_names = dict.fromkeys(name for _, _, name in spots)
+spots = sorted(max((p for p in spots if p[2] == n), key=lambda p: p[1]) for n in layer_names)
+for k, (x, y, name) in enumerate(spots):
+    ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 10 + 10 * (k % 2)),
+                fontsize=8, arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6})
 ax.axhline(0, color="0.6", lw=1)
 ax.set_xlabel("read: probe accuracy")
 ax.set_ylabel("write: Δ log-odds positive word")
-ax.legend(frameon=False);
+ax.legend(frameon=False, fontsize=8);
 """),
     md("""
 ## Exercises
@@ -1138,12 +1156,10 @@ against negative words) rather than any change at all (KL). Even then, an additi
 of one median norm is a large, unnatural intervention: a strong effect shows the model
 *can* be driven along the direction, and ablations or patching with activations from
 real reviews are the next step for how it is used on ordinary inputs.
-
-## Recap
-
-A summary of this run (the tests read it):
 """),
-    code("""
+    code(
+        """
+# For the notebook's tests: the numbers of this run (nothing is shown)
 write_full = full.pivot(index="layer", columns="direction", values="write")
 low_full = full.pivot(index="layer", columns="direction", values="write_low")
 high_full = full.pivot(index="layer", columns="direction", values="write_high")
@@ -1173,8 +1189,10 @@ summary = {
     "n_effects": len(effects),
     "n_steer": len(prompts),
 }
-print("SUMMARY", json.dumps(summary))
-"""),
+""",
+        "test-summary",
+        hidden=True,
+    ),
 ]
 
 

@@ -435,3 +435,27 @@ def test_progress_shows_when_output_is_redirected_and_max_steps_is_a_flag(tmp_pa
     assert "stopped at --max-steps 2 before --epochs 2" in printed.out
     steps = pd.read_csv(out / "metrics.csv", index_col=0)["steps"]
     assert (steps <= 2).all()
+
+
+def test_fit_help_says_every_default_once():
+    """`lm-probe fit --help`: each training flag has help and its default, said once;
+    no "None = ..." for an option left out."""
+    import argparse
+
+    from lm_probe_widgets.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    text = " ".join(sub.choices["fit"].format_help().split())  # unwrap the lines
+    for flag, default in [
+        ("--epochs", "10"),
+        ("--batch-size", "32"),
+        ("--pooling", "mean"),
+        ("--seed", "0"),
+    ]:
+        entry = re.split(r" --[a-z-]+ [A-Z{\[]", text.split(f"{flag} ", 2)[2])[0]
+        assert len(entry.split()) > 4, (flag, entry)  # a sentence of help, not bare
+        assert entry.count("default") == 1 and f"(default: {default})" in entry, entry
+    dtype = re.split(r" --[a-z-]+ [A-Z{\[]", text.split("--dtype DTYPE ", 1)[1])[0]
+    assert dtype.count("default") == 1, dtype
+    assert "None =" not in text and "(default: None)" not in text

@@ -370,6 +370,8 @@ def test_eta_follows_the_phase_and_does_not_swing():
             elapsed = clock.t - start
             if eta is not None:
                 samples.append((elapsed, eta, (total_batches - k) * mean))
+            if k == total_batches // 2:
+                middle = (s.fit["stats"], s.phases["train"]["text"])
     assert samples and samples[0][0] < 2.5  # an estimate within the first seconds
     late = [x for x in samples if x[0] >= 2.0 and x[2] >= 2.0]
     errors = [abs(eta - truth) / truth for _, eta, truth in late]
@@ -379,7 +381,11 @@ def test_eta_follows_the_phase_and_does_not_swing():
     true_end = float(durations.sum())
     ends = [elapsed + eta for elapsed, eta, _ in samples if elapsed >= 2.0]
     assert 0.8 * true_end < min(ends) and max(ends) < 1.2 * true_end, (min(ends), max(ends))
-    assert "≤" in s.fit["stats"] and "left in this phase" in s.fit["stats"]
+    # mid-way: the headline times the whole call, the phase row its own part (a bound:
+    # probes may stop early)
+    stats, text = middle
+    assert "left in all" in stats and "not timed" not in stats, stats
+    assert "≤" in text and "left in this phase" in text, text
 
 
 def test_the_headline_is_final_only_at_fit_finished():
@@ -630,3 +636,127 @@ def test_progress_and_monitor_alone_carry_their_snapshot():
         data, _meta = widget._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in data
         assert "stopped early" in data["text/html"] and "stopped early" in data["text/plain"]
+
+
+def test_one_eta_for_the_whole_call_is_a_bound_until_every_phase_is_timed():
+    """A fit whose phases each run at a constant speed: the headline's time left is
+    for the whole call, never more than the truth while a phase is untimed (and then
+    names it), within 15% of the truth once all are timed, and never "0s" while work
+    remains."""
+    clock = FakeClock()
+    s = ProgressState(clock)
+    plan = [
+        {"phase": "extract-val", "total": 64, "unit": "examples"},
+        {"phase": "extract-train", "total": 600, "unit": "examples"},
+        {"phase": "train", "total": 600, "unit": "examples", "epochs": 2},
+        {"phase": "refine", "total": 6, "unit": "probes"},
+        {"phase": "extract-eval", "total": 400, "unit": "examples"},
+    ]
+    start = _fit_started(["a", "b"], num_epoch=3)
+    s.handle(ev.Event(ev.FIT_STARTED, None, {**start.data, "phases": plan}))
+    # (phase, epoch, total, seconds per unit, units per event)
+    runs = [("extract-val", 1, 64, 0.05, 8), ("extract-train", 1, 600, 0.05, 20)]
+    runs += [("train", e, 600, 0.01, 50) for e in (2, 3)]
+    runs += [("refine", 3, 6, 2.0, 1), ("extract-eval", 0, 400, 0.05, 20)]
+    events = []
+    for phase, epoch, total, per_unit, step in runs:
+        for done in range(step, total + 1, step):
+            events.append((phase, epoch, done, total, per_unit * step))
+    truth_total = sum(e[-1] for e in events)
+    spent, lower, timed = 0.0, 0, 0
+    for phase, epoch, done, total, dt in events:
+        clock.t += dt
+        spent += dt
+        s.handle(_batch(phase, epoch, done, total))
+        truth = truth_total - spent
+        seconds, untimed = s.call.left(clock.t)
+        stats = s.fit["stats"]
+        assert " 0s left" not in stats, stats
+        if untimed:
+            lower += 1
+            assert seconds <= truth * 1.05 + 1e-9, (phase, done, seconds, truth)
+            assert "not timed yet" in stats or "not known yet" in stats, stats
+        elif truth > 10:
+            timed += 1
+            assert abs(seconds - truth) <= 0.15 * truth, (phase, done, seconds, truth)
+            assert stats.endswith("left in all"), stats
+    assert lower and timed  # both regimes were seen
+    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": spent}))
+    assert "left" not in s.fit["stats"]
+
+
+def test_a_call_tracked_outside_fits_shows_in_the_same_displays(tiny):
+    """`track` (a steering sweep, stability refits) publishes on the runner's events:
+    the progress state heads it with the task and counts its own unit, the console
+    meter says the whole call's time left, and a failure ends both as such."""
+    import io
+
+    from lm_probe_widgets.core.engine.progress import ConsoleProgress, track
+
+    model, _ = tiny
+    runner = ProbeRunner(model, [ProbeConfig("transformer.h.0.output", [0, 1])])
+    clock = FakeClock()
+    state = ProgressState(clock)
+    stream = io.StringIO()
+    stream.isatty = lambda: True
+    console = ConsoleProgress(stream, min_interval=0.0, clock=clock)
+    seen = []
+    runner.events.subscribe(lambda e: (state.handle(e), console(e), seen.append(e.kind)))
+    with track(runner, "steering sweep", total=4, unit="runs", progress=None) as t:
+        assert state.fit["headline"] == "steering sweep"
+        assert state.fit["stats"].endswith("time left: not known yet")
+        for _ in range(3):
+            clock.t += 2.0
+            t.advance()
+        assert state.phases["steering sweep"]["text"].startswith("3/4 runs")
+        assert "≈ 2s left in all" in state.fit["stats"], state.fit["stats"]
+        assert "≈ 2s left in all" in console.line()
+        clock.t += 2.0
+        t.advance()
+    assert state.fit["headline"] == "steering sweep completed"
+    assert stream.getvalue().rstrip().split("\r")[-1].startswith("steering sweep completed")
+    with pytest.raises(RuntimeError), track(runner, "stability", total=3, progress=None):
+        raise RuntimeError("boom")
+    assert state.fit["state"] == "error" and "boom" in state.fit["message"]
+    assert seen.count(ev.FIT_STARTED) == seen.count(ev.FIT_FINISHED) == 2
+    with pytest.raises(ValueError, match="whole number"):
+        with track(runner, "x", total=-1, progress=None):
+            pass
+    assert seen.count(ev.FIT_STARTED) == 2  # refused before anything was published
+
+
+def test_stability_shows_its_refits_as_phases_of_one_display(data):
+    """`stability` (refits of sibling runners) reports through the runner's display:
+    one tracked call whose phases are the refits, each filled from its fit's stages;
+    the dashboard shows no loss charts for it."""
+    model, train, test = data
+    runner = ProbeRunner(model, _configs(max_steps=4))
+    runner.fit_probes(train, test, num_epoch=1, batch_size=32, bootstrap=0, progress=None)
+    rec = Recorder(runner, show=False)
+    runner.stability(seeds=[1, 2], progress=rec.factory)
+    state = rec.dash.progress.state
+    assert state.fit["headline"] == "stability completed"
+    keys = [ph["key"] for ph in state.phase_list()]
+    assert keys == ["refit 1/2 (seed 1)", "refit 2/2 (seed 2)"], keys
+    assert all(ph["fraction"] == 1.0 for ph in state.phase_list())
+    assert rec.dash.monitor.layout.display == "none"
+    assert "lpw-snap-phases" in rec.dash.snapshot_html()
+    assert [e.kind for e in rec.events].count(ev.FIT_STARTED) == 1
+
+
+def test_untimed_baselines_are_named_once_and_nothing_reads_zero():
+    from lm_probe_widgets.core.engine.progress import CallClock
+
+    plan = [{"phase": "extract-train", "total": 100, "unit": "examples"}]
+    plan += [{"phase": f"baseline-{b}", "total": None} for b in ("majority", "random_init")]
+    call = CallClock()
+    call.start(plan, 1, 0.0)
+    assert call.words(0.0) == "time left: not known yet (extract train, baselines to come)"
+    for t in range(1, 6):
+        call.batch({"phase": "extract-train", "examples_done": 10 * t, "examples_total": 100}, t)
+    words = call.words(5.0)
+    assert words.startswith("≥ 5s left in all") and words.endswith("(not timed yet: baselines)")
+    call.batch({"phase": "extract-train", "examples_done": 100, "examples_total": 100}, 10.0)
+    assert call.words(10.0) == "time left: not known yet"  # only the baselines, untimed
+    call.finish()
+    assert call.words(11.0) == ""

@@ -317,6 +317,10 @@ def test_unfitted_runner_renders(fitted: Any) -> None:
     states = [b.attrs["data-state"] for b in root.find_all("span", "lpw-badge")]
     assert states == ["not fitted"] * 5  # runner + 4 probes
     assert root.find_all("table", "lpw-metrics") == []
+    # said once: by the badge of each row, by the head line of the text
+    cells = root.find_all("td", "lpw-state")
+    assert len(cells) == 4 and all(c.all_text() == "not fitted" for c in cells)
+    assert bundle["text/plain"].count("not fitted") == 1, bundle["text/plain"]
 
 
 # -- probe -------------------------------------------------------------------------------
@@ -497,3 +501,39 @@ def test_probe_repr_validity_card(fitted: Any) -> None:
 
     assert probe_validity(probe, Broken()) == []
     assert parse(probe_html(probe, runner=Broken())).find_all("div", "lpw-validity") == []
+
+
+def test_steering_result_reads_as_html_and_escapes() -> None:
+    """A SteeringResult shows the push against the activation norm, the probe's read-out
+    before and after, and per input the top next tokens with their KL; token strings and
+    generated texts are escaped."""
+    import numpy as np
+
+    from lm_probe_widgets.core.methods.steering import SteeringResult
+
+    evil = "<img src=x onerror=alert(1)>"
+    r = SteeringResult(
+        submodule="model.layers.9.output",
+        scale=2.0,
+        direction_norm=1.0,
+        activation_norm=4.0,
+        classes=["neg", "pos"],
+        positive="pos",
+        proba_before=np.array([[0.8, 0.2], [0.6, 0.4]]),
+        proba_after=np.array([[0.4, 0.6], [0.2, 0.8]]),
+        top_before=[[(evil, 0.5), (" good", 0.1)], [(" bad", 0.3)]],
+        top_after=[[(" great", 0.4)], [(" fun", 0.2)]],
+        kl=np.array([0.25, 0.75]),
+        text_before=[evil, "b"],
+        text_after=["c", "d"],
+    )
+    html = r._repr_html_()
+    assert "<img" not in html
+    root = parse(html)
+    text = root.all_text()
+    assert "0.50× the mean activation norm" in text
+    assert "0.300 → 0.700 (+0.400, mean of 2)" in text
+    assert "0.5 nats (mean)" in text
+    rows = root.find_all("tr")
+    assert any("0.7500" in row.all_text() and "' fun'" in row.all_text() for row in rows)
+    assert evil in text  # shown as text, not as markup

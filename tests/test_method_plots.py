@@ -66,3 +66,26 @@ def test_predictions_scatter_for_a_regression_probe(tiny):
             num_epoch=1,
             progress=None,
         ).plot_predictions(SITE, test)
+
+
+def test_selectivity_sweep_has_the_paired_band_of_the_validity_card(tiny):
+    """Selectivity by layer (from the runner) carries a band: the paired interval of
+    task minus control from `validity()`, so named in the legend; without a control
+    nothing is invented."""
+    model, tok = tiny
+    texts, labels = sentiment_texts(120, seed=3)
+    train, test = ProbeDataset.from_texts(texts, labels, tok).tt_split(0.25)
+    sites = [f"transformer.h.{i}.output" for i in range(2)]
+    runner = ProbeRunner(model, [ProbeConfig(s) for s in sites])
+    runner.fit_probes(train, test, num_epoch=2, batch_size=16, progress=None, control=True)
+    card = runner.validity()
+    ax = runner.plot_layer_sweep("selectivity", baselines=None)
+    bands = [c for c in ax.collections if str(c.get_gid()).startswith("band:")]
+    assert len(bands) == 1
+    ys = np.concatenate([p.vertices[:, 1] for p in bands[0].get_paths()])
+    lows, highs = card.loc[sites, "selectivity_low"], card.loc[sites, "selectivity_high"]
+    assert np.isclose(ys.min(), lows.min()) and np.isclose(ys.max(), highs.max())
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "95% interval (paired bootstrap vs control)" in legend
+    plain = runner.plot_layer_sweep("selectivity", baselines=None, ci=False)
+    assert not [c for c in plain.collections if str(c.get_gid()).startswith("band:")]

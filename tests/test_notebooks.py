@@ -2,8 +2,10 @@
 
 Each notebook is executed with nbclient on an ipykernel started from this test's own
 python (so it sees this checkout and venv), with the cells tagged ``interactive``
-removed (they need a person clicking). The last cell of each notebook prints a
-``SUMMARY {json}`` line; the tests parse it and assert on the numbers. The model comes
+removed (they need a person clicking). The last cell of each notebook (tagged
+``test-summary``, collapsed, silent) gathers a run's numbers in ``summary``; the test
+appends a cell printing it as a ``SUMMARY {json}`` line and asserts on the numbers, so
+students never see the line. The model comes
 from the same cache as ``load_model`` (the user cache or ``$LM_PROBE_WIDGETS_CACHE``: the
 kernel inherits the environment), so a machine converts SmolLM2 once.
 
@@ -70,6 +72,18 @@ def test_generator_in_sync(path: Path) -> None:
         f"{path.name} differs from notebooks/_build.py; run .venv/bin/python notebooks/_build.py"
     )
     assert [c.metadata for c in stored.cells] == [c.metadata for c in built.cells]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_test_scaffolding_in_student_output(path: Path) -> None:
+    """The numbers the tests read are gathered by one collapsed, silent cell; nothing a
+    student runs prints them."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not any("SUMMARY" in c.source for c in code)
+    gather = [c for c in code if "test-summary" in _tags(c)]
+    assert len(gather) == 1 and gather[0].metadata["jupyter"]["source_hidden"] is True
+    assert "print(" not in gather[0].source and gather[0].source.rstrip().endswith("}")
 
 
 def test_quickstart_picker_cells_are_interactive() -> None:
@@ -155,6 +169,10 @@ def execute(
     for source in extra:
         cell = nbformat.v4.new_code_cell(source)
         cell.metadata["tags"] = ["extra"]
+        nb.cells.append(cell)
+    if any("test-summary" in _tags(c) for c in nb.cells):
+        cell = nbformat.v4.new_code_cell('import json\nprint("SUMMARY", json.dumps(summary))')
+        cell.metadata["tags"] = ["summary"]
         nb.cells.append(cell)
     nb.cells.insert(0, nbformat.v4.new_code_cell("import sys; print('KERNEL', sys.executable)"))
     work = tmp_path / "cwd"

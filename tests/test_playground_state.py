@@ -10,8 +10,9 @@ import pytest
 from lm_probe_widgets.core.config import ProbeConfig
 from lm_probe_widgets.core.engine.data import ProbeDataset
 from lm_probe_widgets.core.runner import ProbeRunner
+from lm_probe_widgets.display.columns import format_number
 from lm_probe_widgets.widgets import ProbePlayground
-from lm_probe_widgets.widgets.playground import layer_of, margins
+from lm_probe_widgets.widgets.playground import HEAT_RANGE, layer_of, margins
 from lm_probe_widgets.widgets.snapshot import WIDGET_MIME, split_bundle
 
 FAST = {"max_steps": 12, "warmup_steps": 1, "refine": False, "cv_folds": 0, "l2": (0.1,)}
@@ -96,7 +97,10 @@ def test_token_heatmap_is_decision_function_on_token_features(which, request):
         assert len(entry["token_logits"]) == n and len(entry["token_margin"]) == n
         assert np.allclose(entry["token_logits"], logits)
         assert np.allclose(entry["token_margin"], margins(logits))
-        assert entry["scale"] == pytest.approx(np.abs(margins(logits)).max(0).tolist())
+        # a fixed range, not the sentence's own largest score
+        assert entry["scale"] == [HEAT_RANGE] * len(entry["classes"])
+    other = ProbePlayground(runner, text="a dull film").result["probes"][0]["scale"]
+    assert other == pg.result["probes"][0]["scale"]
 
 
 def test_margin_is_log_odds_for_two_classes():
@@ -214,3 +218,34 @@ def test_class_names_and_the_best_probe_by_default(three):
     listed = ProbePlayground(three, text="good", class_names=["neg", "pos", "long"])
     assert listed.result["probes"][0]["classes"] == ["neg", "pos", "long"]
     assert "positive" in pg.snapshot_html() or "negative" in pg.snapshot_html()
+
+
+def test_a_regression_probe_shows_its_predicted_values(tiny, sentiment):
+    """A regression probe is not an error: its cell shows the predicted value
+    (`predict`), its heatmap each token's prediction minus the training targets' mean
+    on a fixed range of two standard deviations, in the live result and the snapshot."""
+    model, tok = tiny
+    texts, _ = sentiment
+    counts = [float(len(t.split())) for t in texts[:64]]
+    cfg = ProbeConfig("transformer.h.1", name="words", task="regression", **FAST)
+    runner = ProbeRunner(model, [cfg], store=False)
+    ds = ProbeDataset.from_texts(texts[:64], counts, tok, max_length=32)
+    runner.fit_probes(ds, ds, num_epoch=1, batch_size=16, progress=None, bootstrap=0)
+    text = "the movie was long"
+    pg = ProbePlayground(runner, text=text)
+    assert pg.error == ""
+    (entry,) = pg.result["probes"]
+    probe = runner.probes["words"]
+    one = ProbeDataset.from_texts([text], None, tok)
+    pooled = runner.get_probe_features(one)["words"]
+    assert entry["task"] == "regression"
+    assert entry["value"] == pytest.approx(float(probe.predict(pooled)[0]))
+    key = (*cfg.feature_key[:2], "none")
+    per_token = probe.predict(runner.features(one, [key])[key])
+    trained_on = np.asarray(runner.last_plan.train.label_values, dtype=float)
+    mean, std = float(trained_on.mean()), float(trained_on.std())
+    assert np.allclose([r[0] for r in entry["token_logits"]], per_token)
+    assert np.allclose([r[0] for r in entry["token_margin"]], per_token - mean, atol=1e-6)
+    assert entry["scale"] == [pytest.approx(2 * std, rel=1e-3)]
+    value = f"predicted {format_number(entry['value'])}"
+    assert value in pg.summary() and value in pg.snapshot_html()

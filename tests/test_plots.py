@@ -492,3 +492,22 @@ def test_cli_report_draws_the_sweep_on_the_tables_h_i() -> None:
     assert 1.0 <= ax2.get_ylim()[1] <= 1.01  # the axis does not run above 1.0
     named = df.rename(index={"h5": "mid"})  # names of one's own: the submodules' depths
     assert sweep_frame(named)[1] is False
+
+
+def test_the_band_legend_swatch_matches_a_single_band() -> None:
+    """One series: the interval's legend swatch is its band's colour (a grey swatch all
+    but vanished on a dark page); several series: one neutral swatch for all."""
+    from matplotlib.colors import to_rgb
+
+    from lm_probe_widgets.display.plots import INK
+
+    def swatch(ax: Any) -> Any:
+        legend = ax.get_legend()
+        texts = [t.get_text() for t in legend.get_texts()]
+        return legend.legend_handles[texts.index("95% interval (bootstrap)")].get_facecolor()
+
+    ax = plot_layer_sweep(_sweep_frame([0, 3, 6]), "accuracy")
+    (line,) = [ln for ln in ax.get_lines() if str(ln.get_gid()).startswith("sweep:")]
+    assert np.allclose(swatch(ax)[:3], to_rgb(line.get_color()))
+    both = pd.concat([_sweep_frame([0, 3, 6]), _sweep_frame([0, 3, 6], prefix="g")])
+    assert np.allclose(swatch(plot_layer_sweep(both, "accuracy"))[:3], to_rgb(INK))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -268,6 +269,9 @@ def test_store_info_says_where_and_how_much(tiny, tmp_path):
         info["root"] == str(tmp_path) and info["entries"] == info["this_model"] == 8
     )  # 4 poolings x (site, embeddings)
     assert info["bytes"] > 4 * 8 * 32 * 4
+    # people read sizes, code reads bytes
+    shown = repr(info)
+    assert str(info["bytes"]) not in shown and re.search(r"\d\.\d\d (KiB|MiB)", shown), shown
     assert ProbeRunner(model, ProbeConfig(SITE, [0, 1]), store=False).store_info() is None
 
 

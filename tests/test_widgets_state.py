@@ -424,11 +424,14 @@ def test_widgets_stay_live_beside_a_static_copy_that_follows_them(outputs):
     picker_live, picker_copy, table_copy = calls[0][1], calls[1][1], calls[3][1]
     assert STATIC_COPY_CSS in calls[1][3] and STATIC_COPY_NOTE in calls[1][3]
     assert "lpw-static-copy" in calls[1][3] and "a.output" in calls[1][3]
+    # the copy is marked for the live view's script (where :has() cannot hide it)
+    assert picker.copy_ids == [picker_copy] and f'data-lpw-copy="{picker_copy}"' in calls[1][3]
 
     calls.clear()
     picker.set_state({"selected": ["a.output", "c.output"]})  # a click in the browser
     assert [(k, i) for k, i, _m, _h in calls] == [("update", picker_copy)]
     assert "c.output" in calls[0][3] and WIDGET_VIEW not in calls[0][2]
+    assert f'data-lpw-copy="{picker_copy}"' in calls[0][3]  # still marked once refreshed
 
     calls.clear()
     table.set_state({"sort": {"column": "accuracy", "descending": True}})  # a header click

@@ -350,6 +350,8 @@ def runner_text(runner: Any) -> str:
         if rec is not None and rec.state != "training":
             notes.append(f"  {cfg.name}: {describe_state(probe)}")
     headers = ["probe", "submodule", "pooling", "state", "steps", "best"] + tcols
+    if not probes:  # the head says "not fitted" once: no column of it, nor of 0 steps
+        headers, table_rows = headers[:3], [cells[:3] for cells in table_rows]
     out = [head, _text_table(headers, table_rows)]
     if any(best.values()):
         out.append("* best in column (lowest loss, highest otherwise); loss = test log-loss")
@@ -444,11 +446,12 @@ def runner_html(runner: Any) -> str:
             if getattr(cfg, "early_stopping", True)
             else f"no early stopping · ≤{cfg.max_steps} steps"
         )
+        said = describe_state(probe)  # under the badge only when it says more than it
+        said = "" if said == label else f'<br><span class="lpw-muted lpw-small">{_e(said)}</span>'
         prow.append(
             f'<tr data-probe="{_e(cfg.name)}">'
             f'<td class="lpw-mono lpw-name">{_e(cfg.name)}</td>'
-            f'<td class="lpw-wrap lpw-state">{_badge(label)}<br>'
-            f'<span class="lpw-muted lpw-small">{_e(describe_state(probe))}</span></td>'
+            f'<td class="lpw-wrap lpw-state">{_badge(label)}{said}</td>'
             f"<td>{_probe_sparkline(probe)}</td>"
             f'<td class="lpw-num">{rec.steps if rec else 0}</td>'
             f'<td class="lpw-mono lpw-submodule">{_e(cfg.submodule)}</td>'
@@ -702,3 +705,67 @@ def probe_mimebundle(
     probe: Any, include: Any = None, exclude: Any = None, runner: Any = None
 ) -> dict[str, str]:
     return _mimebundle(probe_text(probe), lambda: probe_html(probe, runner), include, exclude)
+
+
+# -- steering -----------------------------------------------------------------------------
+def _tokens(top: Sequence[tuple[str, float]], k: int = 3) -> str:
+    return ", ".join(f'<span class="lpw-mono">{_e(repr(t))}</span> {p:.3g}' for t, p in top[:k])
+
+
+def steering_html(result: Any) -> str:
+    """A `SteeringResult` as a reader wants it: how hard the push was (against the mean
+    activation), the probe's read-out before and after, and per input the likeliest next
+    tokens unchanged and steered with the KL between them (and the generated texts)."""
+    push = result.scale * result.direction_norm
+    rel = (
+        f" ({push / result.activation_norm:.2f}× the mean activation norm)"
+        if (result.activation_norm)
+        else ""
+    )
+    facts = [
+        ("site", f'<span class="lpw-mono">{_e(result.submodule)}</span>'),
+        ("push", _e(f"scale {result.scale:g} × |direction| {result.direction_norm:.3g}{rel}")),
+    ]
+    delta = result.delta
+    if delta is not None:
+        i = result.classes.index(result.positive)
+        before, after = result.proba_before[:, i].mean(), result.proba_after[:, i].mean()
+        facts.append(
+            (
+                f"probe P({result.positive})",
+                _e(f"{before:.3f} → {after:.3f} ({after - before:+.3f}, mean of {len(delta)})"),
+            )
+        )
+    if result.kl is not None and len(result.kl):
+        facts.append(("next-token KL", _e(f"{float(result.kl.mean()):.4g} nats (mean)")))
+    parts = [
+        '<div class="lpw-head"><span class="lpw-title">SteeringResult</span></div>',
+        '<dl class="lpw-facts">',
+        *(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in facts),
+        "</dl>",
+    ]
+    rows = []
+    for k, (b, a) in enumerate(zip(result.top_before, result.top_after, strict=False)):
+        kl = f"{result.kl[k]:.4f}" if result.kl is not None else "–"
+        rows.append(
+            f'<tr><td class="lpw-num">{k}</td><td>{_tokens(b)}</td><td>{_tokens(a)}</td>'
+            f'<td class="lpw-num">{_e(kl)}</td></tr>'
+        )
+    if rows:
+        parts.append(
+            '<h4>Next token, per input</h4><table class="lpw-metrics"><tr>'
+            '<th class="lpw-num">input</th><th>unchanged (top 3)</th><th>steered (top 3)</th>'
+            '<th class="lpw-num">KL (nats)</th></tr>' + "".join(rows) + "</table>"
+        )
+    texts = list(zip(result.text_before or [], result.text_after or [], strict=False))
+    if texts:
+        cells = "".join(
+            f'<tr><td class="lpw-num">{k}</td><td class="lpw-wrap">{_e(b)}</td>'
+            f'<td class="lpw-wrap">{_e(a)}</td></tr>'
+            for k, (b, a) in enumerate(texts)
+        )
+        parts.append(
+            '<h4>Generated</h4><table class="lpw-metrics"><tr><th class="lpw-num">input</th>'
+            f"<th>unchanged</th><th>steered</th></tr>{cells}</table>"
+        )
+    return _wrap(repr(result), "".join(parts), "steering")

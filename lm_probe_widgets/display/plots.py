@@ -54,6 +54,7 @@ POOLING_WORDS = {
     "none": "per token",
 }
 CI_LABEL = "95% interval (bootstrap)"
+PAIRED_CI_LABEL = "95% interval (paired bootstrap vs control)"
 UNIT_METRICS = ("accuracy", "f1", "roc_auc", "balanced_accuracy")  # at most 1
 
 
@@ -211,6 +212,9 @@ def plot_layer_sweep(
         return ax
     values = _sweep_values(df, metric)
     lo_col, hi_col = f"{metric}_low", f"{metric}_high"
+    band_label = CI_LABEL
+    if ci and metric == "selectivity" and lo_col not in df.columns:
+        df, band_label = _selectivity_intervals(source, df), PAIRED_CI_LABEL
     has_ci = ci and lo_col in df.columns and hi_col in df.columns
     subs = df["submodule"] if "submodule" in df.columns else df.index.to_series()
     pools = df["pooling"] if "pooling" in df.columns else None
@@ -252,7 +256,13 @@ def plot_layer_sweep(
                 )
                 band.set_gid(f"band:{key}")
                 if not extra:
-                    extra.append(Patch(facecolor=INK, alpha=0.3, label=CI_LABEL))
+                    # one series: the swatch is its band's colour (a grey one all but
+                    # vanished on a dark page); several: a neutral grey for all
+                    single = len(points) == 1
+                    swatch = line.get_color() if single else INK
+                    extra.append(
+                        Patch(facecolor=swatch, alpha=0.35 if single else 0.3, label=band_label)
+                    )
         markers = ["s", "D", "^", "v", "P", "X"]
         for j, (label, v, lo, hi) in enumerate(loose):
             yerr = None
@@ -324,6 +334,20 @@ def _mark_best(ax: Axes, runner: Any, df: Any, values: Any, subs: Any, metric: s
             label="ties with it (paired 95%, Holm)",
             gid="ties",
         )
+
+
+def _selectivity_intervals(source: Any, df: Any) -> Any:
+    """Selectivity is a difference of two accuracies on the same test texts: its band is
+    the paired interval `runner.validity()` computes (task vs control probe), not one
+    made from the two accuracies' own intervals. Only a runner can give it; a bare
+    metrics frame is returned as it is (pass ``selectivity_low``/``_high`` columns)."""
+    if not hasattr(source, "validity") or getattr(source, "control", None) is None:
+        return df
+    card = source.validity()
+    cols = [c for c in ("selectivity_low", "selectivity_high") if c in card.columns]
+    if len(cols) < 2:
+        return df
+    return df.join(card[cols], how="left")
 
 
 def _unfinished_note(df: Any, metric: str) -> str:

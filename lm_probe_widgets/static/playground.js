@@ -21,6 +21,30 @@ function listen(model, handlers) {
     for (const [event, fn] of pairs) model.off(event, fn);
   };
 }
+function hideStaticCopies(model, el) {
+  const hidden = /* @__PURE__ */ new Set();
+  function run() {
+    if (!el.isConnected) return;
+    const ids = model.get("copy_ids") || [];
+    const roots = /* @__PURE__ */ new Set([document, el.getRootNode()]);
+    for (const root of roots) {
+      for (const id of ids) {
+        const sel = `.lpw-static-copy[data-lpw-copy="${CSS.escape(String(id))}"]`;
+        for (const node of root.querySelectorAll(sel)) {
+          node.style.display = "none";
+          hidden.add(node);
+        }
+      }
+    }
+  }
+  const timers = [0, 100, 500, 2e3].map((ms) => setTimeout(run, ms));
+  model.on("change:copy_ids", run);
+  return () => {
+    timers.forEach(clearTimeout);
+    model.off("change:copy_ids", run);
+    for (const node of hidden) node.style.display = "";
+  };
+}
 
 // js/playground.js
 var CLASS_COLOURS = [
@@ -81,26 +105,34 @@ function debounce(fn, wait) {
   return call;
 }
 function probeCell(p, choose) {
-  const top = p.top;
-  const prob = p.proba[top];
   const c = h("div", "lpw-pg-cell");
   c.dataset.probe = p.name;
-  c.dataset.class = p.classes[top];
-  c.style.background = mix(classColour(top), STRIP_MAX_MIX * Math.max(0, Math.min(1, prob || 0)));
   const layer = p.layer === null || p.layer === void 0 ? "" : ` · layer ${p.layer}`;
   c.append(h("div", "lpw-pg-layer", p.name + layer));
-  c.append(h("div", "lpw-pg-class", p.classes[top]));
-  c.append(h("div", "lpw-pg-prob lpw-mono", fmt(prob)));
-  const bars = h("div", "lpw-pg-bars");
-  p.classes.forEach((name, j) => {
-    const b = h("span", "lpw-pg-bar");
-    b.style.height = `${Math.round(100 * Math.max(0, Math.min(1, p.proba[j] || 0)))}%`;
-    b.style.background = classColour(j);
-    b.title = `${name}: ${fmt(p.proba[j])}`;
-    bars.appendChild(b);
-  });
-  c.appendChild(bars);
-  const lines = p.classes.map((name, j) => `${name}: ${fmt(p.proba[j])}`);
+  let lines;
+  if (p.task === "regression") {
+    c.dataset.task = "regression";
+    c.append(h("div", "lpw-pg-class", "predicted"));
+    c.append(h("div", "lpw-pg-prob lpw-mono", fmt(p.value)));
+    lines = [`predicted value: ${fmt(p.value)}`];
+  } else {
+    const top = p.top;
+    const prob = p.proba[top];
+    c.dataset.class = p.classes[top];
+    c.style.background = mix(classColour(top), STRIP_MAX_MIX * Math.max(0, Math.min(1, prob || 0)));
+    c.append(h("div", "lpw-pg-class", p.classes[top]));
+    c.append(h("div", "lpw-pg-prob lpw-mono", fmt(prob)));
+    const bars = h("div", "lpw-pg-bars");
+    p.classes.forEach((name, j) => {
+      const b = h("span", "lpw-pg-bar");
+      b.style.height = `${Math.round(100 * Math.max(0, Math.min(1, p.proba[j] || 0)))}%`;
+      b.style.background = classColour(j);
+      b.title = `${name}: ${fmt(p.proba[j])}`;
+      bars.appendChild(b);
+    });
+    c.appendChild(bars);
+    lines = p.classes.map((name, j) => `${name}: ${fmt(p.proba[j])}`);
+  }
   c.title = `${p.name} (${p.submodule}, ${p.pooling} pooling)
 ${lines.join("\n")}` + (p.note ? `
 ${p.note}` : "");
@@ -270,13 +302,19 @@ function render({ model, el }) {
     const ci = p.classes.includes(target) ? p.classes.indexOf(target) : p.classes.length - 1;
     fillSelect(classSel, p.classes, p.classes[ci]);
     const scale = (p.scale || [])[ci] || 0;
+    const regression = p.task === "regression";
+    const centre = regression ? Number(p.center) || 0 : 0;
     legend.replaceChildren(
-      h("span", "lpw-pg-legend-lo lpw-mono", signed(-scale)),
+      h("span", "lpw-pg-legend-lo lpw-mono", regression ? fmt(centre - scale) : signed(-scale)),
       Object.assign(h("span", "lpw-pg-legend-bar"), {
-        title: `blue: against ${p.classes[ci]}, red: toward ${p.classes[ci]}`
+        title: regression ? `blue: below the training mean ${fmt(centre)}, red: above it` : `blue: against ${p.classes[ci]}, red: toward ${p.classes[ci]}`
       }),
-      h("span", "lpw-pg-legend-hi lpw-mono", signed(scale)),
-      h("span", "lpw-muted lpw-pg-small", ` toward ${p.classes[ci]}`)
+      h("span", "lpw-pg-legend-hi lpw-mono", regression ? fmt(centre + scale) : signed(scale)),
+      h(
+        "span",
+        "lpw-muted lpw-pg-small",
+        regression ? " predicted value" : ` toward ${p.classes[ci]}`
+      )
     );
     tokens.dataset.probe = p.name;
     tokens.dataset.class = p.classes[ci];
@@ -288,9 +326,13 @@ function render({ model, el }) {
       s.dataset.index = String(i);
       s.dataset.score = typeof v === "number" ? String(v) : "";
       s.style.background = heatColour(v, scale);
-      const parts = p.classes.map((c, j) => `${c} ${fmt(logits[j])}`);
-      s.title = `${JSON.stringify(t.raw)} (id ${t.id}): ${signed(v)} toward ${p.classes[ci]}
+      if (regression) {
+        s.title = `${JSON.stringify(t.raw)} (id ${t.id}): predicted ${fmt(logits[0])}`;
+      } else {
+        const parts = p.classes.map((c, j) => `${c} ${fmt(logits[j])}`);
+        s.title = `${JSON.stringify(t.raw)} (id ${t.id}): ${signed(v)} toward ${p.classes[ci]}
 logits: ${parts.join(", ")}`;
+      }
       return s;
     });
     tokens.replaceChildren(...spans);
@@ -321,7 +363,9 @@ logits: ${parts.join(", ")}`;
     "change:note": onChoice
   });
   drawAll();
+  const unhide = hideStaticCopies(model, root);
   return () => {
+    unhide();
     send.cancel();
     input.removeEventListener("input", onInput);
     root.removeEventListener("focusout", onFocusOut);

@@ -28,6 +28,30 @@ function listen(model, handlers) {
     for (const [event, fn] of pairs) model.off(event, fn);
   };
 }
+function hideStaticCopies(model, el) {
+  const hidden = /* @__PURE__ */ new Set();
+  function run() {
+    if (!el.isConnected) return;
+    const ids = model.get("copy_ids") || [];
+    const roots = /* @__PURE__ */ new Set([document, el.getRootNode()]);
+    for (const root of roots) {
+      for (const id of ids) {
+        const sel = `.lpw-static-copy[data-lpw-copy="${CSS.escape(String(id))}"]`;
+        for (const node of root.querySelectorAll(sel)) {
+          node.style.display = "none";
+          hidden.add(node);
+        }
+      }
+    }
+  }
+  const timers = [0, 100, 500, 2e3].map((ms) => setTimeout(run, ms));
+  model.on("change:copy_ids", run);
+  return () => {
+    timers.forEach(clearTimeout);
+    model.off("change:copy_ids", run);
+    for (const node of hidden) node.style.display = "";
+  };
+}
 
 // js/table.js
 var PAGE = 1e3;
@@ -313,8 +337,10 @@ function render({ model, el }) {
   for (const k of DATA_KEYS) handlers[`change:${k}`] = () => redraw(t);
   const unlisten = listen(model, handlers);
   redraw(t);
+  const unhide = hideStaticCopies(model, root);
   return () => {
     unlisten();
+    unhide();
     clearTimeout(t.toastTimer);
   };
 }

@@ -176,6 +176,9 @@ class Dashboard:
         self.monitor.handle(event)
         if event.kind == ev.FIT_STARTED:
             self.finished = False
+            # a tracked call (steering sweep, stability) trains no probe of its own: no
+            # loss charts, no Stop (Ctrl-C / the kernel's interrupt ends it)
+            self.monitor.layout.display = None if event.data.get("probes") else "none"
             if self.auto_show:
                 self.show()
             self.flush()

@@ -8,7 +8,8 @@
 * for one chosen probe, a per-token heatmap: each token coloured by the probe applied
   to that token's own activation (token-level features of the same read site). The
   colour is the chosen class's logit minus the mean of the other classes' logits (with
-  two classes: the log-odds), on a diverging scale centred at 0.
+  two classes: the log-odds), on a diverging scale centred at 0 (the decision boundary)
+  with a fixed range (``HEAT_RANGE``), so colours compare across sentences.
 
 Python computes everything; the browser only draws ``result``. The browser sends the
 text (debounced as you type) through the synced ``text`` trait; an exception while
@@ -53,14 +54,19 @@ CLASS_COLOURS = (
 NEGATIVE_COLOUR = "#2c7bb6"
 POSITIVE_COLOUR = "#d7301f"
 STRIP_MAX_MIX = 80  # % of the class colour at probability 1
-HEAT_MAX_MIX = 70  # % of the diverging colour at the largest |score|
+HEAT_MAX_MIX = 70  # % of the diverging colour at |score| >= HEAT_RANGE
+# The heatmap's range, the same for every sentence and probe (a range rescaled to each
+# sentence made a weak score look as strong as a strong one): ±4 in log-odds is a
+# probability of 0.02 / 0.98 at the decision boundary's sides; beyond it, full colour.
+HEAT_RANGE = 4.0
 MAX_LENGTH = 128  # tokens read from the typed text
 TRUNCATED_NOTE = f"Only the first {MAX_LENGTH} tokens are read."
 
 TOKEN_NOTE = (
     "Token scores: the probe, trained on pooled features, applied to each token's own "
     "activation at the same read site. Colour: the chosen class's logit minus the mean of "
-    "the other classes' logits (two classes: the log-odds); 0 = no colour."
+    "the other classes' logits (two classes: the log-odds); 0 = no colour, the same "
+    "fixed range for every sentence (full colour at ±4 and beyond)."
 )
 
 
@@ -176,6 +182,10 @@ def compute(
     for cfg in fitted:
         probe = runner.probes[cfg.name]
         x = pooled[cfg.name]
+        if cfg.task == "regression":
+            rows = np.asarray(tokens[token_keys[cfg.name]])
+            result["probes"].append(_regression_entry(cfg, probe, x, rows, len(ids)))
+            continue
         note = ""
         if getattr(cfg, "token_level", False) and len(x) > 1:
             x = x[-1:]
@@ -198,11 +208,46 @@ def compute(
                 "top": top,
                 "token_logits": _rows(logits),
                 "token_margin": _rows(margin),
-                "scale": _finite(np.abs(margin).max(axis=0)) if len(margin) else [],
+                "scale": [HEAT_RANGE] * len(probe.classes),
                 "note": note,
             }
         )
     return result
+
+
+REGRESSION_NOTE = (
+    "regression probe: the predicted value; tokens coloured by their prediction minus the "
+    "training targets' mean (red above, blue below), full colour at two standard deviations"
+)
+
+
+def _regression_entry(
+    cfg: Any, probe: Any, x: np.ndarray, rows: np.ndarray, n_tokens: int
+) -> dict[str, Any]:
+    """A regression probe's strip cell and heatmap: the predicted value for the text, and
+    each token's prediction, centred at the training targets' mean on a fixed range of
+    two standard deviations (the same for every sentence)."""
+    if len(rows) != n_tokens:
+        raise ValueError(f"probe {cfg.name!r}: {len(rows)} token rows for {n_tokens} tokens")
+    mean, std = probe._target_stats()  # the targets the probe was trained on
+    value = float(np.asarray(probe.predict(x), dtype=np.float64)[-1])
+    per_token = np.asarray(probe.predict(rows), dtype=np.float64)[:, None]
+    return {
+        "name": str(cfg.name),
+        "submodule": str(cfg.submodule),
+        "layer": layer_of(str(cfg.feature_key[0])),
+        "pooling": str(cfg.pooling),
+        "task": "regression",
+        "classes": ["value"],
+        "proba": [],
+        "top": 0,
+        "value": _finite([value])[0],
+        "center": mean,
+        "token_logits": _rows(per_token),
+        "token_margin": _rows(per_token - mean),
+        "scale": [2.0 * std],
+        "note": REGRESSION_NOTE,
+    }
 
 
 class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
@@ -297,6 +342,11 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
             lines.append(f"error: {self.error}")
         for p in self.result.get("probes") or []:
             top = p["top"]
+            if p.get("task") == "regression":
+                value = p.get("value")
+                shown = format_number(value) if value is not None else "–"
+                lines.append(f"  {p['name']}: predicted {shown}")
+                continue
             lines.append(
                 f"  {p['name']}: {p['classes'][top]} ({format_number(p['proba'][top] or 0.0)})"
             )
@@ -350,6 +400,16 @@ def heat_style(value: float | None, scale: float | None) -> str:
 
 
 def _probe_cell(p: dict[str, Any]) -> str:
+    if p.get("task") == "regression":
+        layer = f" · layer {p['layer']}" if p.get("layer") is not None else ""
+        value = format_number(p["value"]) if p.get("value") is not None else "–"
+        return (
+            f'<div class="lpw-snap-pg-cell" data-probe="{_e(p["name"])}" '
+            f'title="{_e(p["name"])}: predicted {_e(value)}">'
+            f'<div class="lpw-snap-pg-layer">{_e(p["name"])}{_e(layer)}</div>'
+            '<div class="lpw-snap-pg-class">predicted</div>'
+            f'<div class="lpw-mono">{_e(value)}</div></div>'
+        )
     top = p["top"]
     cls = p["classes"][top]
     prob = p["proba"][top]
@@ -393,8 +453,10 @@ def playground_html(widget: ProbePlayground) -> str:
     if entry is not None and tokens:
         cls = entry["classes"][c]
         scale = entry["scale"][c] if entry.get("scale") else None
+        regression = entry.get("task") == "regression"
+        toward = "predicted value minus the training mean" if regression else f"toward {cls}"
         parts.append(
-            f"<h4>Tokens: {_e(entry['name'])}, toward {_e(cls)} "
+            f"<h4>Tokens: {_e(entry['name'])}, {_e(toward)} "
             f'<span class="lpw-muted">(±{_e(format_number(scale or 0.0))})</span></h4>'
             '<div class="lpw-snap-pg-tokens">'
         )
@@ -408,5 +470,7 @@ def playground_html(widget: ProbePlayground) -> str:
         parts.append("</div>")
         if result.get("truncated"):
             parts.append(f'<div class="lpw-snap-pg-note">{_e(TRUNCATED_NOTE)}</div>')
+        if regression:
+            parts.append(f'<div class="lpw-snap-pg-note">{_e(REGRESSION_NOTE)}</div>')
         parts.append(f'<div class="lpw-snap-pg-note">{_e(TOKEN_NOTE)}</div>')
     return _wrap(widget.summary(), "".join(parts), "playground")

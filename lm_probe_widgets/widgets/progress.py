@@ -11,14 +11,16 @@ What it promises:
   reason (completed / stopped / interrupted / error) with one coherent message;
 * every phase the runner reports (`batch` events, any `phase` string) gets a row with a
   readable name and its own unit (the final fit counts probes, not examples);
-* the time left is the current phase's: remaining units over a smoothed throughput
-  (`RateMeter`), so it does not swing with every batch;
+* the headline's time left is the whole call's (`CallClock`: every planned phase, a
+  lower bound naming what is not timed yet); each phase row has its own, remaining
+  units over a smoothed throughput (`RateMeter`), so it does not swing with every batch;
+* a call other than a fit (`core.engine.progress.track`: a steering sweep, stability
+  refits) shows the same way, headed by its task name;
 * a reason shared by several probes ("completed 10 epoch(s)") is said once.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,26 +30,19 @@ import anywidget
 import traitlets
 
 from ..core.engine import events as ev
+from ..core.engine.progress import (
+    SUB_FIT_STAGES,
+    TRAINING_PHASES,
+    CallClock,
+    RateMeter,
+    format_seconds,
+)
 from ..display import states as st
 from ..display.columns import finite, format_number
 from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
 STATES = tuple(st.PROBE_STATES)
-TRAINING_PHASES = ("train",)  # phases whose remaining work spans the remaining epochs
-# The stages of a control or baseline fit, in the order they run (core.engine.fit).
-SUB_FIT_STAGES = ("extract-val", "extract-train", "train", "refine", "extract-eval")
-
-
-def format_seconds(s: float | None) -> str:
-    if s is None or not math.isfinite(s):
-        return "?"
-    s = int(round(s))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 def _rate_text(rate: float | None, unit: str | None) -> str:
@@ -55,42 +50,6 @@ def _rate_text(rate: float | None, unit: str | None) -> str:
         return ""
     value = f"{rate:.0f}" if rate >= 100 else f"{rate:.1f}"
     return f"{value} {unit or 'units'}/s"
-
-
-class RateMeter:
-    """Throughput of one phase (units per second), smoothed.
-
-    The first estimate is the mean over at least `min_span` seconds; from then on an
-    exponential moving average with time constant `tau` (weighted by elapsed time)
-    follows real changes, such as probes stopping early, without following the jitter
-    of single batches.
-    """
-
-    def __init__(self, tau: float = 6.0, min_span: float = 1.0) -> None:
-        self.tau, self.min_span = tau, min_span
-        self.t0: float | None = None
-        self.u0 = 0.0
-        self.t = 0.0
-        self.u = 0.0
-        self.rate: float | None = None
-
-    def add(self, t: float, units: float) -> float | None:
-        if self.t0 is None:
-            self.t0, self.u0, self.t, self.u = t, units, t, units
-            return None
-        dt = t - self.t
-        if dt <= 0:
-            return self.rate  # no time has passed: the units count with the next sample
-        if self.rate is None:
-            span = t - self.t0
-            if span >= self.min_span:
-                self.rate = max(units - self.u0, 0.0) / span
-                self.t, self.u = t, units
-            return self.rate
-        inst = max(units - self.u, 0.0) / dt
-        self.rate += (1.0 - math.exp(-dt / self.tau)) * (inst - self.rate)
-        self.t, self.u = t, units
-        return self.rate
 
 
 class ProgressState:
@@ -110,6 +69,8 @@ class ProgressState:
         self._meters: dict[str, RateMeter] = {}
         self._messages: dict[str, str] = {}
         self._stale = True  # the words are recomputed when next read, not per event
+        self.call = CallClock()
+        self._units: dict[str, str] = {}
 
     # The state as read from outside: words brought up to date first (cheap, but done per
     # read rather than per event: a fit publishes thousands of events a second).
@@ -210,6 +171,9 @@ class ProgressState:
         self._messages = {}
         self.stop_requested = False
         self._t0 = self.clock()
+        planned = list(d.get("phases", []))
+        self.call.start(planned, int(d.get("num_epoch", 0) or 0), self._t0)
+        self._units = {str(p["phase"]): str(p["unit"]) for p in planned if p.get("unit")}
         self._fit = {
             "state": "running",
             "phase": "",
@@ -221,6 +185,7 @@ class ProgressState:
             "elapsed": 0.0,
             "rate": None,
             "eta": None,
+            "task": str(d.get("task") or ""),
         }
 
     def _batch(self, d: dict[str, Any]) -> None:
@@ -257,6 +222,7 @@ class ProgressState:
         ph.update(state="running", detail=detail, epoch=epoch, done=done, total=total)
         ph["units"] = ph["_offset"] + done
         now = self.clock()
+        self.call.batch(d, now)
         rate = self._meters[key].add(now, ph["units"])
         ph["rate"] = rate
         ph["eta"] = self._eta(ph, rate)
@@ -277,6 +243,7 @@ class ProgressState:
         self._fit["state"] = reason if reason in st.FIT_STATES else "error"
         self._fit["elapsed"] = self.clock() - self._t0
         self._fit["eta"] = None
+        self.call.finish()
         end_state = {"completed": "done"}.get(reason, reason)
         for ph in self._phases.values():
             if ph["state"] == "running":
@@ -336,9 +303,13 @@ class ProgressState:
     def _headline(self) -> str:
         f = self._fit
         state = f.get("state", "waiting")
+        task = f.get("task") or ""
         if state != "running":
-            return st.fit_state(state)["label"]
+            label = st.fit_state(state)["label"]
+            return label.replace("fit", task, 1) if task else label
         ph = self._phases.get(f.get("phase", ""))
+        if task:
+            return task if ph is None or ph["label"] == task else f"{task}: {ph['label']}"
         if ph is None:
             return "fitting: starting"
         return f"fitting: {ph['label']}"
@@ -349,14 +320,12 @@ class ProgressState:
         if f.get("elapsed") is not None and f.get("state") != "waiting":
             bits.append(f"{format_seconds(f['elapsed'])} elapsed")
         if f.get("state") == "running":
-            ph = self._phases.get(f.get("phase", ""))
-            if ph is not None and ph["eta"] is not None:
-                bound = "≤" if (ph["detail"] or ph["key"]) in TRAINING_PHASES else "≈"
-                bits.append(f"{bound} {format_seconds(ph['eta'])} left in this phase")
+            bits.append(self.call.words(self.clock(), st.phase_label))
         return " · ".join(bits)
 
     def _phase_text(self, ph: dict[str, Any]) -> str:
-        unit = st.phase_unit(ph["key"], ph["detail"])
+        unit = self._units.get(ph["key"]) if not ph["detail"] else None
+        unit = unit or st.phase_unit(ph["key"], ph["detail"])
         bits = []
         stage = ph["detail"]
         if stage:
@@ -369,6 +338,9 @@ class ProgressState:
             rate = _rate_text(ph["rate"], unit)
             if rate:
                 bits.append(rate)
+            if ph["eta"]:  # None before a rate is known; 0 when the phase is through
+                bound = "≤" if (ph["detail"] or ph["key"]) in TRAINING_PHASES else "≈"
+                bits.append(f"{bound} {format_seconds(max(ph['eta'], 1.0))} left in this phase")
         return " · ".join(bits)
 
     def _probe_detail(self, p: dict[str, Any]) -> str:

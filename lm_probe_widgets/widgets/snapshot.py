@@ -34,6 +34,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import traitlets
+
 from ..display import states as st
 from ..display.columns import format_ci, format_number
 from ..display.html import _wrap
@@ -98,18 +100,21 @@ STATIC_COPY_CSS = (
 STATIC_COPY_NOTE = "Static copy: run this cell again to interact."
 
 
-def static_copy_html(obj: Any) -> str:
-    """The snapshot shown beside a live view: the note, the stylesheet, the snapshot."""
+def static_copy_html(obj: Any, copy_id: str = "") -> str:
+    """The snapshot shown beside a live view: the note, the stylesheet, the snapshot.
+    `copy_id` marks it for the live view's script, which hides it where the stylesheet's
+    :has() rules cannot (VS Code)."""
     return (
-        f'<div class="lpw-static-copy"><style>{STATIC_COPY_CSS}</style>'
+        f'<div class="lpw-static-copy" data-lpw-copy="{_e(copy_id)}">'
+        f"<style>{STATIC_COPY_CSS}</style>"
         f'<div class="lpw-static-note" style="font-size: 12px; opacity: 0.7">'
         f"{_e(STATIC_COPY_NOTE)}</div>{obj.snapshot_html()}</div>"
     )
 
 
-def static_copy_bundle(obj: Any) -> dict[str, str]:
+def static_copy_bundle(obj: Any, copy_id: str = "") -> dict[str, str]:
     data = snapshot_bundle(obj)
-    data["text/html"] = static_copy_html(obj)
+    data["text/html"] = static_copy_html(obj, copy_id)
     return data
 
 
@@ -120,7 +125,7 @@ def live_only(bundle: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return {WIDGET_MIME: data[WIDGET_MIME], "text/plain": ""}, meta
 
 
-class SnapshotDisplay:
+class SnapshotDisplay(traitlets.HasTraits):
     """Mixin for widgets: shown with display ids, so `refresh_snapshot()` can put the
     current state into every output showing this widget, and `freeze()` can leave only
     the snapshot there. With ``static_copy_beside`` (the picker, the table, the
@@ -133,6 +138,9 @@ class SnapshotDisplay:
     _from_browser = False  # inside a state change sent by the browser
     _snapshot_stale = False  # the displayed snapshot is behind the widget's state
     static_copy_beside = True
+    # the static copies beside the live views: the browser hides these while a live view
+    # shows (the stylesheet does in JupyterLab; the script also where :has() is missing)
+    copy_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -144,11 +152,12 @@ class SnapshotDisplay:
             data, meta = split_bundle(bundle)
             display(data, metadata=meta, raw=True, display_id=live_id)
             return
+        copy_id = uuid.uuid4().hex
+        self.copy_ids = [*self.copy_ids, copy_id]  # in the state the live view starts with
         data, meta = live_only(bundle)
         display(data, metadata=meta, raw=True, display_id=live_id)
-        copy_id = uuid.uuid4().hex
         self._static_ids = (*self._static_ids, copy_id)
-        display(static_copy_bundle(self), raw=True, display_id=copy_id)
+        display(static_copy_bundle(self, copy_id), raw=True, display_id=copy_id)
 
     @property
     def displayed(self) -> bool:
@@ -167,8 +176,12 @@ class SnapshotDisplay:
                 for display_id in self._live_ids:
                     data, meta = split_bundle(self._repr_mimebundle_())
                     update_display(data, metadata=meta, raw=True, display_id=display_id)
-            static = static_copy_bundle(self) if self.static_copy_beside else snapshot_bundle(self)
             for display_id in self._static_ids:
+                static = (
+                    static_copy_bundle(self, display_id)
+                    if self.static_copy_beside
+                    else snapshot_bundle(self)
+                )
                 update_display(static, raw=True, display_id=display_id)
         except Exception:  # no frontend left (kernel shutting down)
             return False
@@ -448,8 +461,11 @@ def monitor_html(state: Any, title: str = "") -> str:
 
 
 def dashboard_html(progress: Any, monitor: Any, title: str = "") -> str:
-    """The dashboard's final (or current) state: progress above the loss charts."""
-    body = progress_body(progress, title) + monitor_body(monitor)
+    """The dashboard's final (or current) state: progress above the loss charts (none
+    for a call that trains no probes, such as a steering sweep)."""
+    body = progress_body(progress, title)
+    if progress.probes:
+        body += monitor_body(monitor)
     return _wrap(progress.summary(), body, "dashboard")
 
 

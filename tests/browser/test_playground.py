@@ -220,3 +220,65 @@ def test_static_snapshot_renders_in_chromium(widget_page):
         )
         snap.screenshot(path=str(ARTIFACTS / f"{ARTIFACTS_NAME}_snapshot_{theme}.png"))
     assert page.evaluate("window.__pwned") is None
+
+
+def test_the_live_view_hides_its_static_copy_without_css_has(widget_page):
+    """Where no stylesheet rule can hide the static copy (VS Code: no JupyterLab output
+    classes), the live view hides the copies named in `copy_ids`, only those, and shows
+    them again when it goes."""
+    copies = widget_page.page.evaluate(
+        """() => {
+          for (const id of ["mine", "other"]) {
+            const d = document.createElement("div");
+            d.className = "lpw-static-copy";
+            d.dataset.lpwCopy = id;
+            d.textContent = "Static copy";
+            document.body.appendChild(d);
+          }
+          return document.querySelectorAll(".lpw-static-copy").length;
+        }"""
+    )
+    assert copies == 2
+    visible = "id => getComputedStyle(document.querySelector(`[data-lpw-copy=${id}]`)).display"
+    w = widget_page.mount("playground", state(copy_ids=["mine"]))
+    widget_page.page.wait_for_function(f"({visible})('mine') === 'none'")
+    assert widget_page.page.evaluate(visible, "other") != "none"
+    w.unmount()
+    assert widget_page.page.evaluate(visible, "mine") != "none"
+    widget_page.assert_no_errors()
+
+
+def test_a_regression_probe_draws_its_predicted_values(widget_page):
+    """A regression entry: the cell shows the predicted value (no class, no bars), the
+    legend runs from mean - 2 sd to mean + 2 sd, each token's tip its prediction."""
+    result = a_result()
+    result["probes"].append(
+        {
+            "name": "a very long regression probe name that the cell cuts off",
+            "submodule": "model.layers.3.output",
+            "layer": 3,
+            "pooling": "mean",
+            "task": "regression",
+            "classes": ["value"],
+            "proba": [],
+            "top": 0,
+            "value": 7.25,
+            "center": 8.0,
+            "token_logits": [[v] for v in (8.0, 9.0, 7.0, 8.5, 6.0, 8.0)],
+            "token_margin": [[v] for v in (0.0, 1.0, -1.0, 0.5, -2.0, 0.0)],
+            "scale": [2.0],
+            "note": "",
+        }
+    )
+    name = result["probes"][-1]["name"]
+    w = widget_page.mount("playground", state(text=result["text"], result=result, probe=name))
+    cell = w.root.locator(f'.lpw-pg-cell[data-probe="{name}"]')
+    assert cell.get_attribute("data-task") == "regression"
+    assert cell.locator(".lpw-pg-prob").inner_text() == "7.250"
+    assert cell.locator(".lpw-pg-bar").count() == 0
+    assert cell.get_attribute("title").startswith(name)  # the full name on hover
+    legend = w.root.locator(".lpw-pg-legend").inner_text().split()
+    assert legend[:2] == ["6", "10"] and " ".join(legend[2:]) == "predicted value"
+    tip = w.root.locator('.lpw-pg-token[data-index="1"]').get_attribute("title")
+    assert tip.endswith("predicted 9")
+    widget_page.assert_no_errors()

@@ -121,11 +121,12 @@ def test_bars_move_and_reach_end_states_with_their_own_colours(widget_page):
     assert rows.evaluate_all("rs => rs.map(r => r.dataset.state)") == ["training"] * 4
     assert rows.first.locator(".lpw-progress-fill").evaluate("e => e.style.width") == "50%"
     stats = w.root.locator(".lpw-progress-stats").inner_text()
-    assert "elapsed" in stats and "left in this phase" in stats
+    assert "elapsed" in stats and "left in all" in stats  # the whole call's time left
     phase = w.root.locator(".lpw-progress-phase")
     assert phase.count() == 1 and phase.get_attribute("data-phase") == "train"
     assert phase.locator(".lpw-progress-name").inner_text() == "training, later epochs"
     assert "epoch 2/4" in phase.inner_text() and "examples/s" in phase.inner_text()
+    assert "left in this phase" in phase.inner_text()  # and the phase's own
     detail = rows.first.locator(".lpw-progress-detail").inner_text()
     assert detail == "step 20/40 · epoch 2/4 · val loss 0.400"  # one val loss, labelled
     assert w.root.locator(".lpw-progress-status").inner_text() == "fitting: training, later epochs"

@@ -326,10 +326,28 @@ class FeatureAccess:
             return None
         entries = self.store.entries()
         model_fp = model_fingerprint(self.model)
-        return {
-            "root": str(self.store.root),
-            "entries": len(entries),
-            "this_model": sum((e["key"] or {}).get("model") == model_fp for e in entries),
-            "bytes": sum(e["bytes"] for e in entries),
-            "max_bytes": self.store.max_bytes,
-        }
+        return StoreInfo(
+            root=str(self.store.root),
+            entries=len(entries),
+            this_model=sum((e["key"] or {}).get("model") == model_fp for e in entries),
+            bytes=sum(e["bytes"] for e in entries),
+            max_bytes=self.store.max_bytes,
+        )
+
+
+class StoreInfo(dict):
+    """`store_info()`'s answer: a plain dict (sizes in bytes, for code) that prints its
+    sizes readably (for people: "12.40 MiB of 2.00 GiB")."""
+
+    def __repr__(self) -> str:
+        from .memory import _fmt
+
+        cap = self.get("max_bytes")
+        size = _fmt(self["bytes"]) + (f" of {_fmt(cap)}" if cap else " (no size cap)")
+        return (
+            f"store at {self['root']}: {self['entries']} entries "
+            f"({self['this_model']} of this model), {size}"
+        )
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython: not its dict printer
+        p.text(repr(self))

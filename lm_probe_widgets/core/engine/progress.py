@@ -3,9 +3,11 @@ notebook extension may register a richer factory without core knowing of it."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from . import events as ev
@@ -48,41 +50,255 @@ def _is_factory(fn: Any) -> bool:
     return len(params) == 1 and next(iter(params)) == "runner"
 
 
+# Phases that run the model over their examples (same cost per example whichever split).
+MODEL_PASS_PHASES = ("extract-val", "extract-train", "extract-eval")
+TRAINING_PHASES = ("train",)  # phases whose remaining work spans the remaining epochs
+# The stages of a control or baseline fit, in the order they run (core.engine.fit).
+SUB_FIT_STAGES = ("extract-val", "extract-train", "train", "refine", "extract-eval")
+
+
+def format_seconds(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "?"
+    s = int(round(s))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+class RateMeter:
+    """Throughput of one phase (units per second), smoothed.
+
+    The first estimate is the mean over at least `min_span` seconds; from then on an
+    exponential moving average with time constant `tau` (weighted by elapsed time)
+    follows real changes, such as probes stopping early, without following the jitter
+    of single batches.
+    """
+
+    def __init__(self, tau: float = 6.0, min_span: float = 1.0) -> None:
+        self.tau, self.min_span = tau, min_span
+        self.t0: float | None = None
+        self.u0 = 0.0
+        self.t = 0.0
+        self.u = 0.0
+        self.rate: float | None = None
+
+    def add(self, t: float, units: float) -> float | None:
+        if self.t0 is None:
+            self.t0, self.u0, self.t, self.u = t, units, t, units
+            return None
+        dt = t - self.t
+        if dt <= 0:
+            return self.rate  # no time has passed: the units count with the next sample
+        if self.rate is None:
+            span = t - self.t0
+            if span >= self.min_span:
+                self.rate = max(units - self.u0, 0.0) / span
+                self.t, self.u = t, units
+            return self.rate
+        inst = max(units - self.u, 0.0) / dt
+        self.rate += (1.0 - math.exp(-dt / self.tau)) * (inst - self.rate)
+        self.t, self.u = t, units
+        return self.rate
+
+
+class CallClock:
+    """Time left in a whole call (every planned phase, not only the one running).
+
+    Each phase left is timed from what was measured: the running one from its own
+    throughput, a later model pass from the model passes seen so far, a phase planned
+    `like` another (a stability refit like the first) from that one's duration. What
+    cannot be timed yet is named rather than counted as zero, so the words are a
+    lower bound ("at least") until everything left has been timed; nothing is ever
+    said to be "0s" away while work remains.
+    """
+
+    def __init__(self) -> None:
+        self.plan: list[dict[str, Any]] = []
+        self.num_epoch = 0
+        self.running = False
+        self._seen: dict[str, dict[str, Any]] = {}
+        self._current: str | None = None
+
+    def start(self, phases: list[dict[str, Any]], num_epoch: int, now: float) -> None:
+        self.plan = [dict(p) for p in phases]
+        self.num_epoch = int(num_epoch or 0)
+        self.running = True
+        self._seen = {}
+        self._current = None
+        self._started = now
+
+    def batch(self, d: dict[str, Any], now: float) -> None:
+        key = str(d.get("phase", ""))
+        if key != self._current and self._current in self._seen:
+            prev = self._seen[self._current]
+            prev["ended"] = now
+        ph = self._seen.get(key)
+        if ph is None:
+            ph = self._seen[key] = {
+                "started": self._started if self._current is None else self._last,
+                "ended": None,
+                "meter": RateMeter(),
+                "offset": 0.0,
+                "segment": None,
+            }
+        self._current = key
+        self._last = now
+        detail = d.get("detail") or None
+        epoch = int(d.get("epoch", 0) or 0)
+        done, total = int(d.get("examples_done", 0)), int(d.get("examples_total", 0))
+        if ph["segment"] != (detail, epoch) or done < ph.get("done", 0):
+            if ph["segment"] is not None:
+                ph["offset"] += ph.get("done", 0)
+            ph["segment"] = (detail, epoch)
+        ph.update(ended=None, detail=detail, epoch=epoch, done=done, total=total)
+        ph["meter"].add(now, ph["offset"] + done)
+
+    def finish(self) -> None:
+        self.running = False
+
+    # -- estimates --------------------------------------------------------------------
+    def _model_rate(self) -> float | None:
+        """Examples per second of the latest model pass of the call itself."""
+        for key in reversed(list(self._seen)):
+            ph = self._seen[key]
+            if key in MODEL_PASS_PHASES and ph["detail"] is None and ph["meter"].rate:
+                return ph["meter"].rate
+        return None
+
+    def _duration(self, key: str | None) -> float | None:
+        ph = self._seen.get(key) if key else None
+        if ph is None or ph["ended"] is None:
+            return None
+        return ph["ended"] - ph["started"]
+
+    def _running_left(self, key: str, plan: dict[str, Any], now: float) -> float | None:
+        ph = self._seen[key]
+        if plan.get("total", 0) is None or ph["detail"] in SUB_FIT_STAGES:  # a whole sub-fit
+            like = self._duration(plan.get("like"))
+            if like is None:
+                return None
+            left = like - (now - ph["started"])
+            return left if left > 0 else None  # overrunning its model: not known
+        rate = ph["meter"].rate
+        if not rate:
+            return None
+        left = max(ph["total"] - ph["done"], 0)
+        if key in TRAINING_PHASES and self.num_epoch:
+            left += max(self.num_epoch - ph["epoch"], 0) * ph["total"]
+        return left / rate if left else None
+
+    def _future_left(self, plan: dict[str, Any]) -> float | None:
+        key, total = plan["phase"], plan.get("total")
+        if key in MODEL_PASS_PHASES and total:
+            rate = self._model_rate()
+            return total / rate if rate else None
+        return self._duration(plan.get("like"))
+
+    def left(self, now: float) -> tuple[float, list[str]]:
+        """Seconds that the timed phases left will take, and the phases left untimed."""
+        if not self.running:
+            return 0.0, []
+        plan = list(self.plan)
+        if self._current is not None and all(p["phase"] != self._current for p in plan):
+            plan.insert(0, {"phase": self._current, "total": 0})  # unplanned: time it anyway
+        seconds, untimed = 0.0, []
+        reached = self._current is None
+        for p in plan:
+            key = p["phase"]
+            if key == self._current:
+                reached = True
+                est = self._running_left(key, p, now)
+                ph = self._seen[key]
+                if est is None and (ph["total"] > ph["done"] or ph["detail"] or not ph["total"]):
+                    untimed.append(key)
+                seconds += est or 0.0
+            elif not reached or key in self._seen:
+                continue  # done already
+            else:
+                est = self._future_left(p)
+                if est is None:
+                    untimed.append(key)
+                else:
+                    seconds += est
+        if self._current is None and not untimed:
+            untimed = [p["phase"] for p in plan] or ["start"]
+        return seconds, untimed
+
+    def words(self, now: float, label: Callable[[str], str] | None = None) -> str:
+        """ "≈ 2m10s left in all", "≥ 40s left in all (not timed yet: …)", "time left:
+        not known yet (… to come)", or "finishing" (under a second of timed work left and
+        nothing untimed); "" once the call is over."""
+        if not self.running:
+            return ""
+        seconds, untimed = self.left(now)
+        if not untimed:
+            return f"≈ {format_seconds(seconds)} left in all" if seconds >= 1 else "finishing"
+        name = label or (lambda k: k.replace("-", " ").replace("_", " "))
+        # the baselines are named once, together (each is a whole fit of its own)
+        named = list(
+            dict.fromkeys("baselines" if k.startswith("baseline-") else name(k) for k in untimed)
+        )
+        names = ", ".join(named)
+        if seconds < 1:  # nothing timed yet: say what is still to come, if more than one
+            return "time left: not known yet" + (f" ({names} to come)" if len(named) > 1 else "")
+        return f"≥ {format_seconds(seconds)} left in all (not timed yet: {names})"
+
+
 class ConsoleProgress:
     """A one-line meter on stderr (redrawn at most 10 times a second), and a line
-    per probe when it stops — like the original lm_probe's log, but honest."""
+    per probe when it stops — like the original lm_probe's log, but honest. The line
+    ends with the time left in the whole call (`CallClock`)."""
 
-    def __init__(self, stream: TextIO | None = None, min_interval: float = 0.1) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        min_interval: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.min_interval = min_interval
-        self._last = 0.0
+        self.clock = clock
+        self.call = CallClock()
+        self._last = -math.inf
         self._phase = ""
         self._done = 0
         self._total = 0
+        self._task: str | None = None
         self._tty = getattr(self.stream, "isatty", lambda: False)()
+
+    def line(self) -> str:
+        """The meter as it reads now (without the carriage return)."""
+        eta = self.call.words(self.clock())
+        return f"{self._phase:<14} {self._done:>6}/{self._total:<6}" + (f" · {eta}" if eta else "")
 
     def __call__(self, event: ev.Event) -> None:
         d = event.data
         cr = "\r" if self._tty else ""
         if event.kind == ev.FIT_STARTED:
-            self._write(
-                f"fitting {len(d['probes'])} probe(s) on {d['n_train']} training examples "
-                f"({d['n_val']} for validation), {d['num_epoch']} epoch(s), "
-                f"batch {d['batch_size']}\n"
-            )
+            self.call.start(d.get("phases", []), d.get("num_epoch", 0), self.clock())
+            self._task = d.get("task")
+            if self._task:
+                self._write(f"{self._task}: {d.get('what') or 'started'}\n")
+            else:
+                self._write(
+                    f"fitting {len(d['probes'])} probe(s) on {d['n_train']} training examples "
+                    f"({d['n_val']} for validation), {d['num_epoch']} epoch(s), "
+                    f"batch {d['batch_size']}\n"
+                )
         elif event.kind == ev.BATCH:
+            self.call.batch(d, self.clock())
             self._phase, self._done, self._total = (
                 d["phase"],
                 d["examples_done"],
                 d["examples_total"],
             )
-            now = time.monotonic()
+            now = self.clock()
             if self._tty and now - self._last >= self.min_interval:
                 self._last = now
-                self._write(
-                    f"\r{self._phase:<14} {self._done:>6}/{self._total:<6} {d['seconds']:6.1f}s",
-                    flush=True,
-                )
+                self._write("\r" + self.line() + "\x1b[K", flush=True)
         elif event.kind == ev.STOPPED:
             self._write(f"{cr}probe {event.probe!r} stopped at step {d['step']}: {d['reason']}\n")
         elif event.kind == ev.ERROR:
@@ -90,7 +306,10 @@ class ConsoleProgress:
         elif event.kind == ev.INTERRUPTED:
             self._write(f"\n{d['message']}\n")
         elif event.kind == ev.FIT_FINISHED:
-            self._write(f"{cr}fit {d['reason']} in {d['seconds']:.1f}s\n")
+            self.call.finish()
+            clear = "\x1b[K" if self._tty else ""  # wipe the rest of the meter line
+            what = self._task or "fit"
+            self._write(f"{cr}{what} {d['reason']} in {d['seconds']:.1f}s{clear}\n")
 
     def _write(self, text: str, flush: bool = True) -> None:
         self.stream.write(text)
@@ -99,3 +318,97 @@ class ConsoleProgress:
 
     def close(self) -> None:
         pass
+
+
+class Tracker:
+    """What `track` yields: `advance()` after each unit of work, `relay(key)` for a
+    subscriber that shows a nested fit's progress as the phase `key`."""
+
+    def __init__(self, bus: Any, phase: str, total: int, started: float) -> None:
+        self.bus, self.phase, self.total, self.done = bus, phase, total, 0
+        self.started = started
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self.bus.publish(
+            ev.BATCH,
+            phase=self.phase,
+            epoch=0,
+            examples_done=self.done,
+            examples_total=self.total,
+            seconds=time.monotonic() - self.started,
+        )
+
+    def relay(self, key: str) -> Callable[[ev.Event], None]:
+        def forward(event: ev.Event) -> None:
+            if event.kind == ev.BATCH:
+                d = event.data
+                self.bus.publish(ev.BATCH, **{**d, "detail": d.get("phase"), "phase": key})
+
+        return forward
+
+
+@contextlib.contextmanager
+def track(
+    runner: Any,
+    task: str,
+    total: int,
+    *,
+    unit: str = "steps",
+    phases: list[dict[str, Any]] | None = None,
+    progress: Any = "auto",
+) -> Iterator[Tracker]:
+    """Report a long call other than a fit (a steering sweep, stability refits, an
+    evaluation) through the runner's events and the display fits use: the console
+    meter outside notebooks, the progress widget in them. Use::
+
+        with track(runner, "steering sweep", total=54) as t:
+            for ...:
+                ...
+                t.advance()
+
+    `phases`: the phases the call goes through when there are several (each
+    ``{"phase", "total", "unit"}``, a nested fit's with ``"total": None`` and
+    optionally ``"like"``: the phase whose duration it will resemble); the default is
+    one phase named `task` of `total` `unit`. A failed or interrupted call ends the
+    display as such and re-raises."""
+    if not isinstance(task, str) or not task:
+        raise ValueError("track needs a task name, e.g. track(runner, 'steering sweep', 54)")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        raise ValueError(f"total must be a whole number of steps >= 0, got {total!r}")
+    planned = phases if phases is not None else [{"phase": task, "total": total, "unit": unit}]
+    bus = runner.events
+    display = make_progress(progress, runner)
+    unsubscribe = bus.subscribe(display) if display is not None else None
+    started = time.monotonic()
+    bus.publish(
+        ev.FIT_STARTED,
+        task=task,
+        what=f"{total} {unit}",
+        probes=[],
+        configs=[],
+        num_epoch=0,
+        n_train=0,
+        n_val=0,
+        n_eval=0,
+        batch_size=0,
+        phases=planned,
+    )
+    outcome = "error"
+    try:
+        yield Tracker(bus, task if phases is None else planned[0]["phase"], total, started)
+        outcome = "completed"
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        bus.publish(ev.INTERRUPTED, message=f"{task} interrupted: nothing was kept")
+        raise
+    except BaseException as e:
+        bus.publish(ev.ERROR, message=f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        bus.publish(ev.FIT_FINISHED, reason=outcome, seconds=time.monotonic() - started)
+        if unsubscribe is not None:
+            unsubscribe()
+        close = getattr(display, "close", None)
+        if close is not None:
+            close()

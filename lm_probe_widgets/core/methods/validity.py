@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.data import ProbeDataset
+from ..engine.progress import track
 from ..errors import ProbeError
 from .compare import LEVEL, Comparison, holm_family
 
@@ -30,32 +31,47 @@ _SCORES = {
 
 
 def evaluate_many(
-    runner: ProbeRunner, datasets: Mapping[str, ProbeDataset], batch_size: int = 32
+    runner: ProbeRunner,
+    datasets: Mapping[str, ProbeDataset],
+    batch_size: int = 32,
+    progress: Any = "auto",
 ) -> pd.DataFrame:
     """Every fitted probe on every named dataset: a tidy table with one row per
-    (probe, dataset, metric). The runner's own metrics are left as they were."""
+    (probe, dataset, metric). The runner's own metrics are left as they were.
+    `progress` as in `fit_probes` (counted in examples, a dataset at a time)."""
     if not datasets:
         raise ProbeError("give at least one dataset: evaluate({'name': dataset, ...})")
     rows = []
-    for name, ds in datasets.items():
-        table = runner.score(ds, batch_size=batch_size)
-        for probe, row in table.iterrows():
-            task = runner[probe].config.task or "classification"
-            for metric in _SCORES[task]:
-                value = row.get(metric, math.nan)
-                low, high = row.get(f"{metric}_low", math.nan), row.get(f"{metric}_high", math.nan)
-                rows.append(
-                    {
-                        "probe": probe,
-                        "dataset": name,
-                        "metric": metric,
-                        "value": value,
-                        "low": low,
-                        "high": high,
-                        "n": row.get("n", math.nan),
-                    }
-                )
+    total = sum(len(ds) for ds in datasets.values())
+    with track(runner, "evaluation", total, unit="examples", progress=progress) as t:
+        for name, ds in datasets.items():
+            rows += _evaluate_one(runner, name, ds, batch_size)
+            t.advance(len(ds))
     return pd.DataFrame(rows)
+
+
+def _evaluate_one(
+    runner: ProbeRunner, name: str, ds: ProbeDataset, batch_size: int
+) -> list[dict[str, Any]]:
+    rows = []
+    table = runner.score(ds, batch_size=batch_size)
+    for probe, row in table.iterrows():
+        task = runner[probe].config.task or "classification"
+        for metric in _SCORES[task]:
+            value = row.get(metric, math.nan)
+            low, high = row.get(f"{metric}_low", math.nan), row.get(f"{metric}_high", math.nan)
+            rows.append(
+                {
+                    "probe": probe,
+                    "dataset": name,
+                    "metric": metric,
+                    "value": value,
+                    "low": low,
+                    "high": high,
+                    "n": row.get("n", math.nan),
+                }
+            )
+    return rows
 
 
 def transfer_matrix(
@@ -70,17 +86,31 @@ def transfer_matrix(
     test_on, `metric`); pivot it per probe for the matrix. Each training set gets its
     own runner (same model, configs and feature cache), so `runner` is unchanged.
     """
-    fit_kwargs = {"progress": None, **fit_kwargs}
+    progress = fit_kwargs.pop("progress", "auto")
+    fit_kwargs = {**fit_kwargs, "progress": None}
     rows = []
-    for train_name, (train, _) in datasets.items():
-        sibling = runner.sibling()
-        sibling.fit_probes(train, **fit_kwargs)
-        tests = {name: test for name, (_, test) in datasets.items()}
-        long = evaluate_many(sibling, tests, fit_kwargs.get("batch_size", 32))
-        for r in long[long["metric"] == metric].itertuples():
-            rows.append(
-                {"probe": r.probe, "train_on": train_name, "test_on": r.dataset, metric: r.value}
-            )
+    keys = [f"train on {name}" for name in datasets]
+    # each training set is one phase: its fit, then its tests (timed like the first)
+    phases = [{"phase": k, "total": None, "like": keys[0]} for k in keys]
+    with track(runner, "transfer", len(keys), unit="fits", phases=phases, progress=progress) as t:
+        for key, (train_name, (train, _)) in zip(keys, datasets.items(), strict=True):
+            sibling = runner.sibling()
+            unsubscribe = sibling.events.subscribe(t.relay(key))
+            try:
+                sibling.fit_probes(train, **fit_kwargs)
+            finally:
+                unsubscribe()
+            tests = {name: test for name, (_, test) in datasets.items()}
+            long = evaluate_many(sibling, tests, fit_kwargs.get("batch_size", 32), progress=None)
+            for r in long[long["metric"] == metric].itertuples():
+                rows.append(
+                    {
+                        "probe": r.probe,
+                        "train_on": train_name,
+                        "test_on": r.dataset,
+                        metric: r.value,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -111,21 +141,31 @@ def seed_spread(
     if not 0 < subsample <= 1:
         raise ProbeError(f"subsample must be a fraction in (0, 1], got {subsample}")
     train = plan.train if plan.val is None else _union(plan.train, plan.val)
+    progress = fit_kwargs.pop("progress", "auto")
     kw = {
         "num_epoch": plan.num_epoch,
         "batch_size": plan.batch_size,
         "bootstrap": 0,
-        "progress": None,
         **fit_kwargs,
+        "progress": None,  # the refits show as phases of the one display below
     }
     frames = []
-    for seed in seeds:
-        configs = [dataclasses.replace(c, seed=seed) for c in plan.configs]
-        sibling = runner.sibling(configs)
-        part = train if subsample == 1 else _subsample(train, subsample, seed)
-        sibling.fit_probes(part, plan.eval_set, seed=seed, **kw)
-        m = sibling.metrics.assign(seed=seed, n_train=len(part))
-        frames.append(m)
+    keys = [f"refit {i + 1}/{len(seeds)} (seed {seed})" for i, seed in enumerate(seeds)]
+    phases = [{"phase": k, "total": None, "like": keys[0]} for k in keys]
+    with track(
+        runner, "stability", len(seeds), unit="refits", phases=phases, progress=progress
+    ) as t:
+        for key, seed in zip(keys, seeds, strict=True):
+            configs = [dataclasses.replace(c, seed=seed) for c in plan.configs]
+            sibling = runner.sibling(configs)
+            part = train if subsample == 1 else _subsample(train, subsample, seed)
+            unsubscribe = sibling.events.subscribe(t.relay(key))
+            try:
+                sibling.fit_probes(part, plan.eval_set, seed=seed, **kw)
+            finally:
+                unsubscribe()
+            m = sibling.metrics.assign(seed=seed, n_train=len(part))
+            frames.append(m)
     all_runs = pd.concat(frames)
     metrics = [
         c
