@@ -1225,7 +1225,6 @@ say what they can and cannot show.
     code("""
 %load_ext lm_probe_widgets
 
-import json
 import os
 
 import pandas as pd
@@ -1392,12 +1391,10 @@ detect large effects, and a probe that barely reads the concept gives an eraser 
 to remove. With more reviews (`N_TEXTS`, `N_PROMPTS`) and more random subspaces the
 same cells say more; the methodology notes (docs/methodology.md, "Concept erasure")
 give the details.
-
-## Recap
-
-A summary of this run (the tests read it):
 """),
-    code("""
+    code(
+        """
+# For the notebook's tests: the numbers of this run (nothing is shown)
 def rows(df):
     return {
         k: {c: (v if isinstance(v, str) else round(float(v), 4)) for c, v in r.items()}
@@ -1413,8 +1410,10 @@ summary = {
     "effects": rows(effects),
     "n_prompts": len(prompts),
 }
-print("SUMMARY", json.dumps(summary))
-"""),
+""",
+        "test-summary",
+        hidden=True,
+    ),
 ]
 
 
