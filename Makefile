@@ -30,7 +30,7 @@ PYTEST_WORKERS ?= 2
 PIP_NOISE := ^WARNING: Location '.*' is ignored: it is neither a file nor a directory\.$$
 PIP := pip_quiet() { "$(PY)" -m pip "$$@" 2>&1 | { grep --line-buffered -v -E "$(PIP_NOISE)" || true; }; }; pip_quiet
 
-.PHONY: help demo test lint js docs setup clean-stamps
+.PHONY: help demo test lint js docs notebooks setup clean-stamps
 
 help:
 	@echo "make demo   set up (first time) and train probes on SmolLM2 x Rotten Tomatoes"
@@ -38,6 +38,7 @@ help:
 	@echo "make lint   ruff check, ruff format --check, Biome (js/)"
 	@echo "make js     rebuild lm_probe_widgets/static/ from js/ (esbuild; commit the result)"
 	@echo "make docs   build the documentation site into docs/_build/html"
+	@echo "make notebooks  write notebooks/*.ipynb from their Markdown sources (jupytext)"
 
 demo: $(STAMPS)/base
 	"$(VENV)/bin/lm-probe" demo $(DEMO_ARGS)
@@ -64,6 +65,14 @@ js: $(STAMPS)/npm
 # notebooks by their real paths). Warnings are errors; nitpicky: every reference resolves.
 docs: $(STAMPS)/test
 	"$(VENV)/bin/sphinx-build" -q -W --keep-going -n -b html -c docs . docs/_build/html
+
+# The notebooks' sources are notebooks/*.md (MyST Markdown, paired by jupytext): write
+# each .ipynb from its .md (no outputs, cell ids kept), format the code with ruff, and
+# copy ruff's formatting back into the .md. tests/test_notebooks.py checks each pair.
+notebooks: $(STAMPS)/test
+	"$(VENV)/bin/jupytext" --quiet --to ipynb --update notebooks/*.md
+	"$(VENV)/bin/ruff" format --quiet notebooks/
+	"$(VENV)/bin/jupytext" --quiet --to md:myst notebooks/*.ipynb
 
 setup: $(STAMPS)/base
 

@@ -15,7 +15,6 @@ sync) are fast; the executions are marked slow (SmolLM2 on Rotten Tomatoes).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -40,12 +39,14 @@ def _tags(cell: nbformat.NotebookNode) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("_nb_build", NB_DIR / "_build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SOLUTION_OPEN = "<details>\n<summary><b>Show solution</b></summary>\n\n```python\n"
+SOLUTION_CLOSE = "\n```\n\n</details>"
+
+
+def solution_code(cell: nbformat.NotebookNode) -> str:
+    """The code inside a folded solution cell (the tests run it)."""
+    assert cell.source.startswith(SOLUTION_OPEN) and cell.source.endswith(SOLUTION_CLOSE)
+    return cell.source[len(SOLUTION_OPEN) : len(cell.source) - len(SOLUTION_CLOSE)]
 
 
 # --------------------------------------------------------------------------- structure
@@ -63,27 +64,19 @@ def test_stored_without_outputs(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_generator_in_sync(path: Path) -> None:
-    """notebooks/_build.py is the source: a hand edit of the .ipynb would be lost."""
-    builder = _load_builder()
-    built = builder.build(builder.NOTEBOOKS[path.name])
+def test_paired_document_in_sync(path: Path) -> None:
+    """Each notebook's source is its MyST Markdown twin (jupytext): a teacher edits
+    either, and the pair must say the same, cell by cell, tags included."""
+    import jupytext
+
+    document = path.with_suffix(".md")
+    text = jupytext.read(document)
     stored = nbformat.read(path, as_version=4)
-    assert [c.source for c in stored.cells] == [c.source for c in built.cells], (
-        f"{path.name} differs from notebooks/_build.py; run .venv/bin/python notebooks/_build.py"
-    )
-    assert [c.metadata for c in stored.cells] == [c.metadata for c in built.cells]
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_no_test_scaffolding_in_student_output(path: Path) -> None:
-    """The numbers the tests read are gathered by one collapsed, silent cell; nothing a
-    student runs prints them."""
-    nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert not any("SUMMARY" in c.source for c in code)
-    gather = [c for c in code if "test-summary" in _tags(c)]
-    assert len(gather) == 1 and gather[0].metadata["jupyter"]["source_hidden"] is True
-    assert "print(" not in gather[0].source and gather[0].source.rstrip().endswith("}")
+    assert stored.metadata["jupytext"]["formats"] == "ipynb,md:myst"
+    fix = f"the pair differs: run `make notebooks` (or `.venv/bin/jupytext --sync {path}`)"
+    assert [c.cell_type for c in stored.cells] == [c.cell_type for c in text.cells], fix
+    assert [c.source for c in stored.cells] == [c.source for c in text.cells], fix
+    assert [c.metadata for c in stored.cells] == [c.metadata for c in text.cells], fix
 
 
 def test_quickstart_picker_cells_are_interactive() -> None:
@@ -102,7 +95,6 @@ def test_quickstart_picker_cells_are_interactive() -> None:
 def test_lesson_exercises_have_hidden_solutions(path: Path) -> None:
     """Solutions are folded Markdown: Run All cannot execute them, so no answer (code or
     output) shows under an exercise; their code still compiles."""
-    builder = _load_builder()
     nb = nbformat.read(path, as_version=4)
     solutions = [c for c in nb.cells if "solution" in _tags(c)]
     exercises = [c for c in nb.cells if c.cell_type == "markdown" and "**Exercise" in c.source]
@@ -111,7 +103,7 @@ def test_lesson_exercises_have_hidden_solutions(path: Path) -> None:
         assert cell.cell_type == "markdown"
         assert cell.source.startswith("<details>\n<summary><b>Show solution</b></summary>")
         assert "<details open" not in cell.source and cell.source.endswith("</details>")
-        compile(builder.solution_code(cell), "<solution>", "exec")
+        compile(solution_code(cell), "<solution>", "exec")
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "# Solution" not in code
     assert not any("interactive" in _tags(c) for c in nb.cells)
@@ -232,8 +224,7 @@ def _cell(nb: nbformat.NotebookNode, needle: str) -> nbformat.NotebookNode:
 def _execute_with_solutions(path: Path, tmp_path: Path) -> nbformat.NotebookNode:
     """A lesson run to the end, then its hidden solutions (cells tagged ``extra``)."""
     stored = nbformat.read(path, as_version=4)
-    builder = _load_builder()
-    solutions = [builder.solution_code(c) for c in stored.cells if "solution" in _tags(c)]
+    solutions = [solution_code(c) for c in stored.cells if "solution" in _tags(c)]
     return execute(path, tmp_path, extra=solutions)[0]
 
 
