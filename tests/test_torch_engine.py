@@ -179,10 +179,10 @@ def split(tiny):
     return ProbeDataset.from_texts(texts, labels, tok).tt_split(0.25, seed=0)
 
 
-def _fit(tiny, split, device: str | None, stops: tuple[int, ...] = ()) -> ProbeRunner:
+def _fit(tiny, split, device: str | None, stops: tuple[int, ...] = (), **kw) -> ProbeRunner:
     """A fit of _configs(), its stacks and final fit in torch on `device` (None: the
     numpy path); a Stop halfway through each epoch in `stops`, each followed by resume."""
-    runner = ProbeRunner(tiny[0], _configs())
+    runner = ProbeRunner(tiny[0], _configs(), **kw)
     todo = list(stops)
 
     def stopper(e):
@@ -252,6 +252,26 @@ def test_a_torch_fit_stopped_mid_epoch_resumes_to_the_uninterrupted_result(tiny,
         np.testing.assert_array_equal(b.coef_, a.coef_)
         np.testing.assert_array_equal(b.intercept_, a.intercept_)
         assert b.record.code_length_bits == a.record.code_length_bits
+        assert b.record.history == a.record.history
+
+
+@pytest.mark.filterwarnings("ignore:probe 'h2 three classes'")
+def test_torch_stacks_hold_training_rows_within_the_memory_budget_and_spill_past_it(
+    tiny, split, torch_fit, monkeypatch
+):
+    """Within the budget the later epochs read rows held on the device; past it each
+    step's rows cross from the host: the same probes, bit for bit."""
+    device, held = torch_fit
+    holds = []
+    real_hold = ProbeStack.hold
+    monkeypatch.setattr(ProbeStack, "hold", lambda s, *a: holds.append(s) or real_hold(s, *a))
+    # Stacks: four width-32 probes, then two width-128 ones, with N <= 48 rows each
+    # (30 or more): the first needs 512 N bytes <= 24,576, the second 1,024 N more.
+    spilled = _fit(tiny, split, device, memory_budget=4 * 48 * 32 * 4)
+    assert [s.width for s in holds] == [32]  # the second stack spilled
+    for cfg in _configs():
+        a, b = held[cfg.name], spilled[cfg.name]
+        np.testing.assert_array_equal(b.coef_, a.coef_)
         assert b.record.history == a.record.history
 
 

@@ -378,6 +378,7 @@ class FitLoop:
             rng.bit_generator.state = cursor.rng_state
         # Stacks live across epochs: each epoch only reshuffles the rows they read.
         groups = self._groups(lambda cfg: len(data[cfg.name][2]))
+        self._hold_rows(groups, data)
         try:
             self._epochs(groups, data, rng)
         finally:
@@ -430,12 +431,39 @@ class FitLoop:
             groups.append(_Group(members, stack))
         return groups
 
+    def _hold_rows(self, groups: list[_Group], data: dict[str, Any]) -> None:
+        """Torch stacks keep their probes' training rows on their device while all of
+        them fit the runner's memory budget (the first stacks first); the others
+        gather each step's rows on the host and send them over."""
+        room = self.r.cache.budget_bytes
+        for group in groups:
+            stack = group.stack
+            if stack is None or stack.device is None:
+                continue
+            n = len(data[group.members[0][0].name][2])
+            need = len(group.members) * n * stack.width * 4
+            if need > room:
+                continue
+            room -= need
+            x = np.stack([data[c.name][0][data[c.name][1]] for c, _ in group.members])
+            stack.hold(
+                x.astype(np.float32, copy=False),
+                np.stack([data[c.name][2] for c, _ in group.members]).astype(np.int64),
+            )
+
     def _step_group(self, group: _Group, data: dict[str, Any], rows: list, epoch: int) -> None:
         """One later-epoch step of a group's probes on their `rows` (one array each)."""
         if group.stack is None:
             (cfg, probe), sel = group.members[0], rows[0]
             x, keep, y_idx = data[cfg.name]
             self._train_step(cfg, probe, x[keep[sel]], y_idx[sel], epoch, False)
+            return
+        lr = np.array([cfg.lr for cfg, _ in group.members])
+        if not group.stack.has_scalers:  # the scalers are frozen after the first pass
+            group.stack.refresh_scalers()
+        if group.stack.holds_rows:
+            losses, _ = group.stack.step_rows(np.stack(rows), lr)
+            self._record_group(group, losses, epoch)
             return
         width = group.stack.width
         x = np.empty((len(rows), len(rows[0]), width), dtype=np.float32)
@@ -444,9 +472,6 @@ class FitLoop:
             feats, keep, y_idx = data[cfg.name]
             np.take(feats, keep[sel], axis=0, out=x[i])
             y[i] = y_idx[sel]
-        if not group.stack.has_scalers:  # the scalers are frozen after the first pass
-            group.stack.refresh_scalers()
-        lr = np.array([cfg.lr for cfg, _ in group.members])
         losses, _ = group.stack.step(x, y, lr)
         self._record_group(group, losses, epoch)
 

@@ -43,6 +43,7 @@ class ProbeStack:
 
     # Arrays with one row per probe (besides the Adam step, shared).
     _ROWS = ("w", "b", "m_w", "m_b", "v_w", "v_b", "l2w", "mu", "inv", "val_x", "val_y")
+    _ROWS += ("held_x", "held_y")
 
     def __init__(
         self,
@@ -63,6 +64,7 @@ class ProbeStack:
         self.mu = self.inv = self.here(np.empty(0, dtype=np.float32))  # refresh_scalers
         val_x, val_y = val if val is not None else (np.empty(0, np.float32), np.empty(0, int))
         self.val_x, self.val_y = self.here(val_x), self.here(val_y)
+        self.held_x = self.held_y = self.val_x[:0]  # hold(): training rows kept here
         for i in range(len(self.probes)):
             self._point(i)
 
@@ -82,6 +84,22 @@ class ProbeStack:
     @property
     def has_validation(self) -> bool:
         return _size(self.val_x) > 0
+
+    @property
+    def holds_rows(self) -> bool:
+        return _size(self.held_x) > 0
+
+    def hold(self, x: np.ndarray, y_idx: np.ndarray) -> None:
+        """Keep each probe's training rows x [P, N, d] and labels [P, N] where the stack
+        steps, for `step_rows` (a torch stack: the features cross to the device once,
+        not once per step)."""
+        self.held_x, self.held_y = self.here(x), self.here(y_idx)
+
+    def step_rows(self, rows: np.ndarray, lr: np.ndarray) -> tuple[np.ndarray, None]:
+        """`step` on rows [P, b] of the held rows (each probe its own)."""
+        idx = self.here(rows)
+        probe = self.here(np.arange(len(rows)))[:, None]
+        return self.step(self.held_x[probe, idx], self.held_y[probe, idx], lr)
 
     @property
     def width(self) -> int:
