@@ -476,9 +476,11 @@ class _NumpyOps:
 
     @staticmethod
     def picked(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-        """[..., n, k] log-probability of each row's label under each member."""
-        idx = np.broadcast_to(y_idx[..., None, None], logp.shape[:-1] + (1,))
-        return np.take_along_axis(logp, idx, -1)[..., 0]
+        """[..., n, k] log-probability of each row's label under each member (one
+        flat fancy index: take_along_axis costs ~100 us more at probe sizes)."""
+        idx = np.broadcast_to(y_idx[..., None], logp.shape[:-1])
+        flat = logp.reshape(-1, logp.shape[-1])
+        return flat[np.arange(len(flat)), idx.ravel()].reshape(idx.shape)
 
     @staticmethod
     def minus_label(g: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
@@ -588,8 +590,13 @@ def _log_softmax(logits: Any) -> Any:
 def _member_losses(logp: Any, y_idx: Any) -> Any:
     """Mean cross-entropy per member [..., k] (float64) from log-probabilities
     [..., n, k, c]."""
-    ops = _ops(logp)
-    return -ops.sum64(ops.picked(logp, y_idx), -2) / logp.shape[-3]
+    return _losses_of(_ops(logp).picked(logp, y_idx))
+
+
+def _losses_of(picked: Any) -> Any:
+    """Mean cross-entropy per member [..., k] (float64) from the labels'
+    log-probabilities [..., n, k]."""
+    return -_ops(picked).sum64(picked, -2) / picked.shape[-2]
 
 
 def _logit_grad(logp: Any, y_idx: Any) -> Any:
@@ -600,13 +607,11 @@ def _logit_grad(logp: Any, y_idx: Any) -> Any:
     return g
 
 
-def _label_bits(logp: Any, y_idx: Any, members: Any) -> Any:
-    """Bits [P] that member members[p] of stacked probe p needs for its labels y_idx
-    [P, n] (prequential code length), from log-probabilities [P, n, k, c]."""
-    ops = _ops(logp)
-    picked = ops.picked(logp, y_idx)  # [P, n, k]
+def _label_bits(picked: Any, members: Any) -> Any:
+    """Bits [P] that member members[p] of stacked probe p needs for its labels
+    (prequential code length), from their log-probabilities picked [P, n, k]."""
     rows = np.arange(len(members))
-    return -ops.sum64(picked[rows, :, members], 1) / math.log(2)
+    return -_ops(picked).sum64(picked[rows, :, members], 1) / math.log(2)
 
 
 def cv_folds(

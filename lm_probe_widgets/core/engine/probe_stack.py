@@ -30,7 +30,9 @@ from .probe import (
     _label_bits,
     _log_softmax,
     _logit_grad,
+    _losses_of,
     _member_losses,
+    _ops,
     adam_update,
     scores,
     weight_grads,
@@ -162,8 +164,9 @@ class ProbeStack:
         logp = _log_softmax(scores(x, self.w, self.b, self.mu, self.inv))
         members = [p._current_member() for p in self.probes]
         rows = np.arange(len(members))
-        bits = _host(_label_bits(logp, y_idx, members)) if code_length else None
-        losses, g = _member_losses(logp, y_idx), _logit_grad(logp, y_idx)
+        picked = _ops(logp).picked(logp, y_idx)  # [P, n, k]
+        bits = _host(_label_bits(picked, members)) if code_length else None
+        losses, g = _losses_of(picked), _logit_grad(logp, y_idx)
         self.t += 1
         grads = weight_grads(x, g, self.w, self.l2w, self.mu, self.inv)
         state = (self.m_w, self.m_b), (self.v_w, self.v_b)
