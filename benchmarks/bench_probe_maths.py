@@ -1,9 +1,16 @@
 """Probe maths alone: the final fit, batched (the library) against one problem at a time
-(scipy L-BFGS-B per strength and fold, as the library did before), on the same probes.
+(scipy L-BFGS-B per strength and fold, as the library did before), on the same probes;
+or (`--online`) one online step of stacked probes, numpy against torch.
 
     .venv/bin/python benchmarks/bench_probe_maths.py          # SmolLM2-135M, 30 layers, 2,000 texts
     .venv/bin/python benchmarks/bench_probe_maths.py --quick  # a tiny 30-layer Llama, 600 texts
     .venv/bin/python benchmarks/bench_probe_maths.py --device cuda
+    .venv/bin/python benchmarks/bench_probe_maths.py --online [--device cuda] [--previous ../main]
+
+`--online` times ProbeStack.step (scores, losses, code length, gradients, Adam) of 1, 30
+and 100 probes of SmolLM2's shape (width 576, 4 strengths, 2 classes, batch 32): the
+numpy backend, the torch backend on `--device`, and with `--previous PATH` the maths of
+another checkout (the version before) on the same arrays, interleaved, medians.
 
 One fit with `refine=False` trains every probe online (features go to a store folder of
 this benchmark's own, so a rerun does not run the model). Then, for each probe, copies of
@@ -38,7 +45,7 @@ from lm_probe_widgets.core.engine.probe import (  # noqa: E402
     _log_softmax,
     _logit_grad,
     _member_losses,
-    _stratified_folds,
+    cv_folds,
 )
 from lm_probe_widgets.core.io.loading import load_dataset  # noqa: E402
 from lm_probe_widgets.core.runner import ProbeRunner  # noqa: E402
@@ -77,7 +84,7 @@ def scipy_refine(probe, x, y, xv, yv) -> None:
     mu, inv = probe._scaler_arrays()
     x = np.concatenate([x, xv]).astype(np.float32)
     y = np.concatenate([y, yv])
-    folds = _stratified_folds(y, probe.config.cv_folds, probe.config.seed)
+    folds = cv_folds(y, probe.config.cv_folds, probe.config.seed)
     cv = []
     with threadpool_limits(1, user_api="blas"):
         for m, l2 in enumerate(probe.config.l2):
@@ -94,6 +101,81 @@ def scipy_refine(probe, x, y, xv, yv) -> None:
     probe._best = (member, *probe._fold(member))
 
 
+# -- the online step: numpy against torch -------------------------------------------
+def _previous_stack(path: str):
+    """ProbeStack of another checkout (its own modules, under another package name)."""
+    import importlib.util
+
+    pkg = os.path.join(os.path.abspath(path), "lm_probe_widgets", "__init__.py")
+    spec = importlib.util.spec_from_file_location("previous_lpw", pkg)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["previous_lpw"] = module
+    spec.loader.exec_module(module)
+    from previous_lpw.core.engine.probe import LinearProbe as Old  # type: ignore
+    from previous_lpw.core.engine.probe_stack import ProbeStack as OldStack  # type: ignore
+
+    return Old, OldStack
+
+
+def _stack_of(probe_cls, stack_cls, n_probes, dim, rng, **kw):
+    probes = []
+    for i in range(n_probes):
+        cfg = ProbeConfig("h", [0, 1], name=f"p{i}", seed=i)
+        probe = probe_cls(cfg, dim)
+        probe.scaler.update(rng.normal(size=(64, dim)))
+        probe.scaler.frozen = True
+        probes.append(probe)
+    stack = stack_cls(probes, **kw)
+    stack.refresh_scalers()
+    return stack
+
+
+def online(args) -> int:
+    from lm_probe_widgets.core.engine.probe import LinearProbe
+    from lm_probe_widgets.core.engine.probe_stack import ProbeStack
+
+    ways = {"numpy": (LinearProbe, ProbeStack, {}), "torch": None}
+    ways["torch"] = (LinearProbe, ProbeStack, {"device": args.device})
+    if args.previous:
+        ways = {"previous numpy": (*_previous_stack(args.previous), {}), **ways}
+    cuda = args.device.startswith("cuda")
+    print(
+        f"online step of stacked probes (width 576, 4 strengths, 2 classes, batch 32); "
+        f"torch threads {torch.get_num_threads()}; torch on {args.device}; medians of "
+        f"{args.repeats * 3} rounds of 50 steps, interleaved"
+    )
+    for n_probes in (1, 30, 100):
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(n_probes, 32, 576)).astype(np.float32)
+        y = rng.integers(0, 2, (n_probes, 32))
+        lr = np.full(n_probes, 1e-3)
+        stacks = {
+            k: _stack_of(*w[:2], n_probes, 576, np.random.default_rng(1), **w[2])
+            for k, w in ways.items()
+        }
+        times: dict[str, list[float]] = {k: [] for k in ways}
+        for _ in range(args.repeats * 3):
+            for name, stack in stacks.items():
+                xs, ys = stack_here(stack, x), stack_here(stack, y)
+                if cuda:
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(50):
+                    stack.step(xs, ys, lr, code_length=True)
+                if cuda:
+                    torch.cuda.synchronize()
+                times[name].append((time.perf_counter() - t0) / 50)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        row = ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in med.items())
+        print(f"  {n_probes:3d} probes: {row}; torch / numpy {med['torch'] / med['numpy']:.2f}x")
+    return 0
+
+
+def stack_here(stack, a):
+    """Features where the stack steps (on a device: moved once, as the cache would)."""
+    return stack.here(a) if hasattr(stack, "here") else a
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny 30-layer Llama instead of SmolLM2")
@@ -103,9 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probes", type=int, default=30, help="first N layers (default 30)")
     p.add_argument("--device", default="cpu", help="where the batched fit runs")
     p.add_argument("--no-baseline", action="store_true", help="skip the scipy baseline")
+    p.add_argument("--online", action="store_true", help="the online step, numpy vs torch")
+    p.add_argument("--previous", default=None, help="--online: a checkout to compare with")
     p.add_argument("--store", default=os.path.join(ROOT, "benchmarks", ".store"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.online:
+        return online(args)
     n = args.n or (600 if args.quick else 2000)
     texts, labels = load_dataset("rotten_tomatoes", n=n, seed=0)
     if args.quick:

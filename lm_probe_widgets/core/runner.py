@@ -40,6 +40,7 @@ from .engine.fingerprint import model_fingerprint
 from .engine.fit import FitLoop, FitResult, plan_started_event
 from .engine.memory import guard_memory
 from .engine.metrics import METRIC_COLUMNS, MetricsTable, incomplete_note
+from .engine.modeling import probe_device as probe_device_of
 from .engine.modeling import wrap_model
 from .engine.plan import (
     FitPlan,
@@ -79,6 +80,9 @@ class ProbeRunner(FeatureAccess):
     for rows computed before. True: in the library's cache folder (moved by
     $LM_PROBE_WIDGETS_CACHE); a folder or a `DiskStore`; False: in-memory features
     only; None: $LM_PROBE_WIDGETS_STORE=1/0 decides (default: off for now).
+
+    `probe_device`: where the probe maths runs ("cuda:1", "cpu"; default the model's
+    device), checked here.
     """
 
     def __init__(
@@ -91,8 +95,11 @@ class ProbeRunner(FeatureAccess):
         threads: int | None = None,
         remote: bool | str = False,
         store: bool | str | os.PathLike | DiskStore | None = None,
+        probe_device: str | torch.device | None = None,
     ) -> None:
         self.model = wrap_model(model, tokenizer or getattr(model, "tokenizer", None))
+        # where the probe maths runs (default: the model's device); checked now
+        self.probe_device = probe_device_of(self.model, probe_device)
         # remote=True: every batch's trace runs on NDIF, pooled there (core.engine.remote);
         # "local" simulates that path here. The API key is checked now, offline.
         self.remote = None
@@ -424,6 +431,7 @@ class ProbeRunner(FeatureAccess):
         twin.cache = self.cache if share_cache else FeatureCache(self.cache.budget_bytes)
         twin._model_fp = self._model_fp if model is self.model else None
         twin.remote = self.remote if model is self.model else None
+        twin.probe_device = self.probe_device
         return twin
 
     @contextlib.contextmanager

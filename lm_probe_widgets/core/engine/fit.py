@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from ..config import ProbeConfig
 from . import events as ev
 from .data import Batch
 from .evaluation import evaluate_probe
 from .feature_cache import row_index
-from .modeling import model_device
 from .plan import FitPlan, cv_groups, row_labels, scored_labels
 from .probe import LinearProbe
 from .probe_stack import ProbeStack, stackable_groups
@@ -126,6 +126,9 @@ class FitLoop:
         self.user_stop_applies = True
         self.val_xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.train_offsets = plan.train.token_offsets()
+        # Stacks step on the probe device (ProbeRunner(probe_device=...), else the
+        # model's): torch on an accelerator, numpy on the CPU (faster there).
+        self.device = stack_device(runner.probe_device)
         runner.cache.pinned = {runner.data_key(d) for d in plan.datasets if d is not None}
 
     # -- stop points ------------------------------------------------------------------
@@ -306,20 +309,23 @@ class FitLoop:
         batches = r.iter_features(
             ds, self.keys, plan.batch_size, plan.seed, on_batch, skip=cursor.step
         )
-        groups = None
-        for batch, feats in batches:
-            if groups is None:  # the probes exist once the first features arrive
-                for cfg in plan.configs:
-                    self._ensure_probe(cfg, feats[cfg.feature_key].shape[1])
-                groups = self._groups(self._first_pass_rows)
-            for group in groups:
-                if group.stack is None:
-                    cfg = group.members[0][0]
-                    self._learn_batch(cfg, batch, feats[cfg.feature_key], labels[cfg.name])
-                else:
-                    self._learn_stacked(group, batch, feats, labels)
-            groups = [g for g in groups if g.prune()]
-            cursor.step += 1  # then on_batch: progress and the stop point
+        groups: list[_Group] | None = None
+        try:
+            for batch, feats in batches:
+                if groups is None:  # the probes exist once the first features arrive
+                    for cfg in plan.configs:
+                        self._ensure_probe(cfg, feats[cfg.feature_key].shape[1])
+                    groups = self._groups(self._first_pass_rows)
+                for group in groups:
+                    if group.stack is None:
+                        cfg = group.members[0][0]
+                        self._learn_batch(cfg, batch, feats[cfg.feature_key], labels[cfg.name])
+                    else:
+                        self._learn_stacked(group, batch, feats, labels)
+                groups = [g for g in groups if g.prune()]
+                cursor.step += 1  # then on_batch: progress and the stop point
+        finally:
+            _release(groups or [])
         for probe in self.res.probes.values():
             probe.scaler.frozen = True
             probe.record.epochs_done = max(probe.record.epochs_done, 1)
@@ -370,9 +376,16 @@ class FitLoop:
         rng = np.random.default_rng(plan.seed)
         if cursor.rng_state is not None:
             rng.bit_generator.state = cursor.rng_state
-        bs = plan.batch_size
         # Stacks live across epochs: each epoch only reshuffles the rows they read.
         groups = self._groups(lambda cfg: len(data[cfg.name][2]))
+        self._hold_rows(groups, data)
+        try:
+            self._epochs(groups, data, rng)
+        finally:
+            _release(groups)
+
+    def _epochs(self, groups: list[_Group], data: dict[str, Any], rng: Any) -> None:
+        plan, cursor, bs, n = self.plan, self.res.cursor, self.plan.batch_size, len(self.plan.train)
         while cursor.epoch <= plan.num_epoch and self._active():
             epoch = cursor.epoch
             if cursor.orders is None:
@@ -387,9 +400,9 @@ class FitLoop:
                     rows = [orders[cfg.name][s * bs : (s + 1) * bs] for cfg, _ in group.members]
                     if len(rows[0]):
                         self._step_group(group, data, rows, epoch)
-                groups = [g for g in groups if g.prune()]
+                groups[:] = [g for g in groups if g.prune()]
                 cursor.step = s + 1
-                self.progress("train", epoch, min((s + 1) * bs, len(ds)), len(ds), None)
+                self.progress("train", epoch, min((s + 1) * bs, n), n, None)
                 self.checkpoint()
             for _, probe in self._active():
                 probe.record.epochs_done = epoch
@@ -414,8 +427,29 @@ class FitLoop:
             if members[0][0].name in self.val_xy:
                 xv = np.stack([self.val_xy[c.name][0] for c, _ in members]).astype(np.float32)
                 val = (xv, np.stack([self.val_xy[c.name][1] for c, _ in members]))
-            groups.append(_Group(members, ProbeStack([p for _, p in members], val)))
+            stack = ProbeStack([p for _, p in members], val, self.device)
+            groups.append(_Group(members, stack))
         return groups
+
+    def _hold_rows(self, groups: list[_Group], data: dict[str, Any]) -> None:
+        """Torch stacks keep their probes' training rows on their device while all of
+        them fit the runner's memory budget (the first stacks first); the others
+        gather each step's rows on the host and send them over."""
+        room = self.r.cache.budget_bytes
+        for group in groups:
+            stack = group.stack
+            if stack is None or stack.device is None:
+                continue
+            n = len(data[group.members[0][0].name][2])
+            need = len(group.members) * n * stack.width * 4
+            if need > room:
+                continue
+            room -= need
+            x = np.stack([data[c.name][0][data[c.name][1]] for c, _ in group.members])
+            stack.hold(
+                x.astype(np.float32, copy=False),
+                np.stack([data[c.name][2] for c, _ in group.members]).astype(np.int64),
+            )
 
     def _step_group(self, group: _Group, data: dict[str, Any], rows: list, epoch: int) -> None:
         """One later-epoch step of a group's probes on their `rows` (one array each)."""
@@ -424,16 +458,20 @@ class FitLoop:
             x, keep, y_idx = data[cfg.name]
             self._train_step(cfg, probe, x[keep[sel]], y_idx[sel], epoch, False)
             return
-        width = group.stack.w.shape[1]
+        lr = np.array([cfg.lr for cfg, _ in group.members])
+        if not group.stack.has_scalers:  # the scalers are frozen after the first pass
+            group.stack.refresh_scalers()
+        if group.stack.holds_rows:
+            losses, _ = group.stack.step_rows(np.stack(rows), lr)
+            self._record_group(group, losses, epoch)
+            return
+        width = group.stack.width
         x = np.empty((len(rows), len(rows[0]), width), dtype=np.float32)
         y = np.empty((len(rows), len(rows[0])), dtype=np.int64)
         for i, ((cfg, _), sel) in enumerate(zip(group.members, rows, strict=True)):
             feats, keep, y_idx = data[cfg.name]
             np.take(feats, keep[sel], axis=0, out=x[i])
             y[i] = y_idx[sel]
-        if not group.stack.mu.size:  # the scalers are frozen after the first pass
-            group.stack.refresh_scalers()
-        lr = np.array([cfg.lr for cfg, _ in group.members])
         losses, _ = group.stack.step(x, y, lr)
         self._record_group(group, losses, epoch)
 
@@ -442,7 +480,7 @@ class FitLoop:
         events, history and stopping test."""
         cfg0, probe0 = group.members[0]
         val = None
-        if group.stack.val_x.size and probe0.record.steps % cfg0.eval_every == 0:
+        if group.stack.has_validation and probe0.record.steps % cfg0.eval_every == 0:
             val = group.stack.val_losses()
         for i, (cfg, probe) in enumerate(group.members):
             self._record_step(cfg, probe, epoch, float(losses[i]), None if val is None else val[i])
@@ -462,8 +500,7 @@ class FitLoop:
         if not todo:
             return
         feats = r.features(plan.train, [c.feature_key for c, _ in todo], plan.batch_size)
-        device = model_device(r.model)  # the final fit runs on the model's GPU, if any
-        device = device if device.type == "cuda" else None
+        device = stack_device(r.probe_device)  # the final fit too: None is the CPU
         for i, (cfg, probe) in enumerate(todo):
             keep, y_idx = scored_labels(cfg, plan.train)
             x = feats[cfg.feature_key]
@@ -500,6 +537,20 @@ class FitLoop:
                 self.res.probes[cfg.name], ds, x, plan.bootstrap, plan.seed
             )
         self.res.metrics = metrics
+
+
+def stack_device(device: torch.device) -> torch.device | None:
+    """Where the probe maths runs in torch, or None: numpy on the host. On the CPU
+    numpy's small products are about twice as fast as torch's (benchmarks/README.md);
+    MPS has no float64, which the losses and the final fit sum in."""
+    return device if device.type == "cuda" else None
+
+
+def _release(groups: list[_Group]) -> None:
+    """Stacks on an accelerator hand their probes host copies when a stage ends."""
+    for group in groups:
+        if group.stack is not None:
+            group.stack.release()
 
 
 def config_summary(cfg: ProbeConfig) -> dict[str, Any]:

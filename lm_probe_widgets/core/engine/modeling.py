@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from ..errors import ProbeError
+
 _LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
@@ -97,6 +99,37 @@ def model_device(model: Any) -> torch.device:
     if device is None:
         device = next((p.device for p in module.parameters()), torch.device("cpu"))
     return torch.device("cpu") if device.type == "meta" else device
+
+
+def probe_device(model: Any, requested: Any = None) -> torch.device:
+    """Where the probe maths runs: `requested` (`ProbeRunner(probe_device=...)`), or
+    else the model's input device. Checked when the runner is made, so a device
+    that is not there fails before any work, with what to give instead."""
+    if requested is None:
+        return model_device(model)
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError) as e:
+        raise ProbeError(
+            f"probe_device={requested!r} is not a device torch knows; give e.g. 'cpu', "
+            "'cuda' or 'cuda:1' (or leave it out: the model's device)"
+        ) from e
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise ProbeError(
+                f"probe_device={requested!r}: this machine has {count} CUDA device(s); "
+                "give one of them, or 'cpu'"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ProbeError(f"probe_device={requested!r}: MPS is not available here; give 'cpu'")
+    elif device.type != "cpu":
+        raise ProbeError(
+            f"probe_device={requested!r}: probes run on 'cpu', 'cuda[:n]' or 'mps', "
+            f"not {device.type!r}"
+        )
+    return device
 
 
 def is_meta_model(model: Any) -> bool:

@@ -354,8 +354,8 @@ class LinearProbe:
 
     def _fold(self, member: int) -> tuple[np.ndarray, np.ndarray]:
         """Weights of one L2 member mapped to raw feature space (float64)."""
-        w = self._w[:, member].astype(np.float64) / self.scaler.scale[:, None]
-        b = self._b[member].astype(np.float64) - self.scaler.mean @ w
+        w = _host(self._w[:, member]).astype(np.float64) / self.scaler.scale[:, None]
+        b = _host(self._b[member]).astype(np.float64) - self.scaler.mean @ w
         return w, b
 
     def _final_params(self) -> tuple[np.ndarray, np.ndarray]:
@@ -447,14 +447,91 @@ class LinearProbe:
         self.scaler.frozen = True
 
 
-# The maths of online training, written for one probe (rows [n, d], weights
+# The maths of online training, written once for one probe (rows [n, d], weights
 # [d, k, c]) or for P probes stacked along a leading axis ([P, n, d], [P, d, k, c]):
-# core.engine.probe_stack steps many probes with the same calls.
+# core.engine.probe_stack steps many probes with the same calls. The arrays are numpy
+# arrays on the CPU or torch tensors on any device; the few operations the two spell
+# differently go through `_ops` (on this CPU numpy's small GEMMs and broadcasts are
+# about 2x faster than torch's at probe sizes: benchmarks/README.md, "Online maths").
 
 
-def scores(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray, mu: np.ndarray, inv: np.ndarray
-) -> np.ndarray:
+class _NumpyOps:
+    """The operations the maths spells differently, for numpy arrays."""
+
+    sqrt, exp = staticmethod(np.sqrt), staticmethod(np.exp)
+
+    @staticmethod
+    def rate(lr: Any, like: np.ndarray) -> np.ndarray:
+        return np.asarray(lr, dtype=np.float32)
+
+    @staticmethod
+    def log_softmax(logits: np.ndarray) -> np.ndarray:
+        """Log-probabilities along the last axis, computed in place."""
+        if logits.shape[-1] == 2:  # numpy reduces short last axes slowly: 5x faster
+            logits -= np.logaddexp(logits[..., :1], logits[..., 1:])
+            return logits
+        logits -= logits.max(-1, keepdims=True)
+        logits -= np.log(np.exp(logits).sum(-1, keepdims=True))
+        return logits
+
+    @staticmethod
+    def picked(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        """[..., n, k] log-probability of each row's label under each member (one
+        flat fancy index: take_along_axis costs ~100 us more at probe sizes)."""
+        idx = np.broadcast_to(y_idx[..., None], logp.shape[:-1])
+        flat = logp.reshape(-1, logp.shape[-1])
+        return flat[np.arange(len(flat)), idx.ravel()].reshape(idx.shape)
+
+    @staticmethod
+    def minus_label(g: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+        """g [..., n, k, c] minus the one-hot of the labels, in place."""
+        g -= y_idx[..., None, None] == np.arange(g.shape[-1])
+        return g
+
+    @staticmethod
+    def sum64(a: np.ndarray, axis: int) -> np.ndarray:
+        return a.sum(axis, dtype=np.float64)
+
+
+class _TorchOps:
+    """The same operations for torch tensors, on the tensors' device."""
+
+    sqrt, exp = staticmethod(torch.sqrt), staticmethod(torch.exp)
+
+    @staticmethod
+    def rate(lr: Any, like: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(lr, dtype=np.float32), device=like.device)
+
+    @staticmethod
+    def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(logits, -1)
+
+    @staticmethod
+    def picked(logp: torch.Tensor, y_idx: torch.Tensor) -> torch.Tensor:
+        idx = y_idx[..., None, None].expand(*logp.shape[:-1], 1)
+        return logp.gather(-1, idx)[..., 0]
+
+    @staticmethod
+    def minus_label(g: torch.Tensor, y_idx: torch.Tensor) -> torch.Tensor:
+        idx = y_idx[..., None, None].expand(*g.shape[:-1], 1)
+        return g.scatter_add_(-1, idx, torch.full(idx.shape, -1.0, dtype=g.dtype, device=g.device))
+
+    @staticmethod
+    def sum64(a: torch.Tensor, axis: int) -> torch.Tensor:
+        return a.sum(axis, dtype=torch.float64)
+
+
+def _ops(a: Any) -> type[_NumpyOps] | type[_TorchOps]:
+    """The backend of array `a`: torch for tensors (any device), numpy otherwise."""
+    return _TorchOps if isinstance(a, torch.Tensor) else _NumpyOps
+
+
+def _host(a: Any) -> np.ndarray:
+    """A numpy array of `a` (a tensor is copied to the CPU; an array is itself)."""
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+
+
+def scores(x: Any, w: Any, b: Any, mu: Any, inv: Any) -> Any:
     """Outputs [..., n, k, c] of every L2 member for unstandardised rows x [..., n, d]:
     one matrix product per probe, the scaler (mu, inv [..., d]) folded into the
     weights, so the standardised rows are never written out."""
@@ -465,73 +542,76 @@ def scores(
     return out.reshape(*out.shape[:-1], k, c)
 
 
-def weight_grads(
-    x: np.ndarray, g: np.ndarray, w: np.ndarray, l2w: np.ndarray, mu: np.ndarray, inv: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def weight_grads(x: Any, g: Any, w: Any, l2w: Any, mu: Any, inv: Any) -> tuple[Any, Any]:
     """Gradients (weights, bias) of the batch loss + 0.5*l2*|W|^2 for unstandardised
     rows x, from d loss / d outputs g [..., n, k, c]: z^T g = inv * (x^T g - mu sum(g))."""
     k, c = w.shape[-2:]
     g2 = g.reshape(*g.shape[:-2], k * c)
     gb = g2.sum(-2)
-    gw = np.swapaxes(x, -1, -2) @ g2
+    gw = x.swapaxes(-1, -2) @ g2
     gw -= mu[..., :, None] * gb[..., None, :]
     gw *= inv[..., :, None]
     gw = gw.reshape(w.shape)
     gw += l2w * w
-    return gw, gb.reshape(w.shape[:-3] + (k, c))
+    return gw, gb.reshape(tuple(w.shape[:-3]) + (k, c))
 
 
 def adam_update(
-    params: tuple[np.ndarray, ...],
-    grads: tuple[np.ndarray, ...],
-    ms: tuple[np.ndarray, ...],
-    vs: tuple[np.ndarray, ...],
+    params: tuple[Any, ...],
+    grads: tuple[Any, ...],
+    ms: tuple[Any, ...],
+    vs: tuple[Any, ...],
     t: int,
     lr: float | np.ndarray,
 ) -> None:
     """torch.optim.Adam's update (betas 0.9/0.999, eps 1e-8) at step `t`, in place;
     `lr` is one rate, or one per stacked probe [P]."""
     b1, b2, eps = 0.9, 0.999, 1e-8
-    step_size = np.asarray(np.asarray(lr) / (1 - b1**t), dtype=np.float32)
+    ops = _ops(params[0])
+    step_size = ops.rate(np.asarray(lr) / (1 - b1**t), params[0])
     root_bc2 = math.sqrt(1 - b2**t)
     for p, g, m, v in zip(params, grads, ms, vs, strict=True):
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * g * g
-        denom = np.sqrt(v)
+        denom = ops.sqrt(v)
         denom /= root_bc2
         denom += eps
-        p -= step_size.reshape(step_size.shape + (1,) * (p.ndim - step_size.ndim)) * m / denom
+        rate = step_size.reshape(tuple(step_size.shape) + (1,) * (p.ndim - step_size.ndim))
+        p -= rate * m / denom
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Log-probabilities along the last axis, computed in place."""
-    if logits.shape[-1] == 2:  # numpy reduces short last axes slowly: 5x faster
-        logits -= np.logaddexp(logits[..., :1], logits[..., 1:])
-        return logits
-    logits -= logits.max(-1, keepdims=True)
-    logits -= np.log(np.exp(logits).sum(-1, keepdims=True))
-    return logits
+def _log_softmax(logits: Any) -> Any:
+    """Log-probabilities along the last axis (numpy: computed in place)."""
+    return _ops(logits).log_softmax(logits)
 
 
-def _is_label(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-    """[..., n, 1, c] one-hot of the labels y_idx [..., n], against logp [..., n, k, c]."""
-    return y_idx[..., None, None] == np.arange(logp.shape[-1])
+def _member_losses(logp: Any, y_idx: Any) -> Any:
+    """Mean cross-entropy per member [..., k] (float64) from log-probabilities
+    [..., n, k, c]."""
+    return _losses_of(_ops(logp).picked(logp, y_idx))
 
 
-def _member_losses(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
-    """Mean cross-entropy per member [..., k] from log-probabilities [..., n, k, c]."""
-    picked = np.take_along_axis(logp, y_idx[..., None, None].repeat(logp.shape[-2], -2), -1)
-    return -picked[..., 0].mean(-2, dtype=np.float64)
+def _losses_of(picked: Any) -> Any:
+    """Mean cross-entropy per member [..., k] (float64) from the labels'
+    log-probabilities [..., n, k]."""
+    return -_ops(picked).sum64(picked, -2) / picked.shape[-2]
 
 
-def _logit_grad(logp: np.ndarray, y_idx: np.ndarray) -> np.ndarray:
+def _logit_grad(logp: Any, y_idx: Any) -> Any:
     """d(mean cross-entropy)/d(logits) = (softmax - onehot) / n, shaped like logp."""
-    g = np.exp(logp)
-    g -= _is_label(logp, y_idx)
+    ops = _ops(logp)
+    g = ops.minus_label(ops.exp(logp), y_idx)
     g /= logp.shape[-3]
     return g
+
+
+def _label_bits(picked: Any, members: Any) -> Any:
+    """Bits [P] that member members[p] of stacked probe p needs for its labels
+    (prequential code length), from their log-probabilities picked [P, n, k]."""
+    rows = np.arange(len(members))
+    return -_ops(picked).sum64(picked[rows, :, members], 1) / math.log(2)
 
 
 def cv_folds(
