@@ -343,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         "model, data and seed (they depend on the features only)",
     )
     args = p.parse_args(argv)
+    # A fit measured against the forward must run the forward: features a persistent
+    # store kept from an earlier run would make it look free (LM_PROBE_WIDGETS_STORE=1
+    # to measure store hits on purpose; bench_store.py measures the store itself).
+    os.environ.setdefault("LM_PROBE_WIDGETS_STORE", "0")
     args.n = args.n or (400 if args.quick else 2000)
     args.repeats = args.repeats or (3 if args.quick else 1)
     torch.set_num_threads(args.threads)
