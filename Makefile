@@ -69,10 +69,11 @@ docs: $(STAMPS)/test
 # The notebooks' sources are notebooks/*.md (MyST Markdown, paired by jupytext): write
 # each .ipynb from its .md (no outputs, cell ids kept), format the code with ruff, and
 # copy ruff's formatting back into the .md. tests/test_notebooks.py checks each pair.
+NOTEBOOK_SOURCES = $(filter-out notebooks/README.md,$(wildcard notebooks/*.md))
 notebooks: $(STAMPS)/test
-	"$(VENV)/bin/jupytext" --quiet --to ipynb --update notebooks/*.md
+	"$(VENV)/bin/jupytext" --quiet --to ipynb --update $(NOTEBOOK_SOURCES)
 	"$(VENV)/bin/ruff" format --quiet notebooks/
-	"$(VENV)/bin/jupytext" --quiet --to md:myst notebooks/*.ipynb
+	"$(VENV)/bin/jupytext" --quiet --to md:myst $(NOTEBOOK_SOURCES:.md=.ipynb)
 
 setup: $(STAMPS)/base
 
