@@ -335,7 +335,7 @@ class TestLessonWhichLayer:  # a class: its own unit for `pytest --dist loadscop
         assert "image/png" not in _mimetypes(_cell(nb, "card = runner.validity()"))
         # both layer-sweep plots were drawn
         assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "accuracy"'))
-        assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(sweep, "selectivity"'))
+        assert "image/png" in _mimetypes(_cell(nb, 'plot_layer_sweep(paired, "selectivity"'))
         # Run All showed no answer: the solution cells are Markdown, nothing under them ran
         lesson = [c for c in nb.cells if "extra" not in _tags(c)]
         printed = "".join(_stdout(c) for c in lesson)
