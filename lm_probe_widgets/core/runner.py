@@ -52,6 +52,7 @@ from .engine.plan import (
 )
 from .engine.probe import LinearProbe
 from .engine.progress import make_progress
+from .engine.settings import FitSettings
 from .engine.states import FitOutcome, ProbeState, RunnerState
 from .engine.submodules import validate_submodules
 from .errors import ProbeError
@@ -284,19 +285,22 @@ class ProbeRunner(FeatureAccess):
         disk) rather than running out mid-run (see `core.engine.memory`).
         """
         with self._exclusive():
+            settings = FitSettings(
+                num_epoch=num_epoch,
+                batch_size=batch_size,
+                seed=seed,
+                validation_size=validation_size,
+                bootstrap=bootstrap,
+                control=control,
+                baselines=baselines,
+            )
             plan = build_plan(
                 self.model,
                 self.configs,
                 train_set,
                 eval_set,
-                num_epoch=num_epoch,
-                batch_size=batch_size,
-                seed=seed,
-                validation_size=validation_size,
+                settings,
                 validation_set=validation_set,
-                bootstrap=bootstrap,
-                control=control,
-                baselines=baselines,
                 remote=bool(self.remote),
             )
             previous = self._result
