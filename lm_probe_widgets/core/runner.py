@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import threading
 import time
@@ -38,7 +37,7 @@ from .engine.feature_cache import (
 from .engine.fingerprint import model_fingerprint
 from .engine.fit import FitLoop, FitResult, plan_started_event
 from .engine.memory import guard_memory
-from .engine.metrics import METRIC_COLUMNS, MetricsTable, incomplete_note
+from .engine.metrics import incomplete_note
 from .engine.modeling import probe_device as probe_device_of
 from .engine.modeling import wrap_model
 from .engine.plan import (
@@ -51,22 +50,19 @@ from .engine.plan import (
 )
 from .engine.probe import LinearProbe
 from .engine.progress import make_progress
-from .engine.settings import FitSettings
-from .engine.states import FitOutcome, ProbeState, RunnerState
+from .engine.settings import FitSettings, check_seeds
+from .engine.states import FitOutcome, RunnerState
 from .engine.stop import StopFlag, deferred_interrupt
 from .engine.submodules import validate_submodules
 from .errors import ProbeError
 from .methods.baselines import (
-    MajorityBaseline,
-    add_baseline_columns,
     input_embedding_path,
-    random_init_model,
 )
 from .methods.compare import Comparison, compare_outcomes, side_outcomes
-from .methods.confounds import CONFOUNDS
-from .methods.control_tasks import ControlTask, control_null_label
 from .methods.erasure import ConceptEraser, fit_eraser
-from .methods.mdl import MDL_COLUMNS, mdl_table
+from .methods.fit_extras import Relay, fit_extras, unfinished_extras
+from .methods.mdl import mdl_table
+from .methods.metrics_table import metrics_table
 from .methods.validity import evaluate_many, seed_spread, transfer_matrix, validity_table
 
 
@@ -204,35 +200,16 @@ class ProbeRunner(FeatureAccess):
     def metrics(self) -> pd.DataFrame:
         """One row per probe: held-out metrics (when an eval set was given) and how
         training went (steps, examples seen, best step, why it stopped, code length)."""
-        rows = []
-        for cfg in self.configs:
-            probe = self.probes.get(cfg.name)
-            row: dict[str, Any] = {"probe": cfg.name}
-            row.update({c: math.nan for c in METRIC_COLUMNS})
-            row.update(self._metrics.get(cfg.name, {}))
-            row.update(_record_columns(cfg, probe))
-            rows.append(row)
-        df = pd.DataFrame(rows).set_index("probe")
-        for col in MDL_COLUMNS:  # NaN until runner.mdl()
-            df[col] = math.nan if self._mdl is None else self._mdl[col].reindex(df.index)
-        incomplete = self.incomplete
-        if self.control is not None or "control" in incomplete:
-            # selectivity: the task's score minus the control's (accuracy, or R² for
-            # regression probes); blank when the control probes did not finish
-            score = "r2" if "r2" in df and df["accuracy"].isna().all() else "accuracy"
-            if "control" in incomplete:
-                ctrl = pd.Series(math.nan, index=df.index)
-            else:
-                ctrl = self.control.metrics[score].reindex(df.index)
-            df[f"control_{score}"] = ctrl
-            df["selectivity"] = df[score] - ctrl
-        plan = self._result.plan
-        names = list(dict.fromkeys([*(plan.baselines if plan else ()), *self.baselines]))
-        baselines = {n: None if f"baseline_{n}" in incomplete else self.baselines[n] for n in names}
-        table = MetricsTable(add_baseline_columns(baselines, df, self.configs))
-        if incomplete:
-            table.attrs["incomplete"] = incomplete
-        return table
+        return metrics_table(
+            self.configs,
+            self.probes,
+            self._metrics,
+            mdl=self._mdl,
+            plan=self._result.plan,
+            control=self.control,
+            baselines=self.baselines,
+            incomplete=self.incomplete,
+        )
 
     def resume_note(self) -> str:
         """After a Stop: which methods are blank and how to finish them ("" if none)."""
@@ -244,18 +221,7 @@ class ProbeRunner(FeatureAccess):
         Stop or Ctrl-C before or during them): {column prefix: what happened}. Their
         columns in `metrics` are blank, never numbers from half-trained probes;
         `fit_probes(..., resume=True)` with the same arguments finishes them."""
-        plan = self._result.plan
-        if plan is None:
-            return {}
-        planned = (["control"] if plan.control else []) + [f"baseline_{n}" for n in plan.baselines]
-        out = {}
-        for key in planned:
-            sub = self.control if key == "control" else self.baselines.get(key[len("baseline_") :])
-            if sub is None:
-                out[key] = "not run"
-            elif str(getattr(sub, "state", RunnerState.FITTED)) != str(RunnerState.FITTED):
-                out[key] = f"{sub.state} during its fit"
-        return out
+        return unfinished_extras(self._result.plan, self.control, self.baselines)
 
     def fit_probes(
         self,
@@ -382,7 +348,15 @@ class ProbeRunner(FeatureAccess):
             )
             outcome = loop.run()
             if outcome == FitOutcome.COMPLETED:
-                outcome = self._fit_methods(plan, result, can_resume, top, bus)
+
+                def fit_sub(sub: ProbeRunner, sub_plan: FitPlan, phase: str, fp: bool) -> str:
+                    if fp:
+                        sub._model_fp = model_fingerprint(sub.model)
+                    result.subs_before.append((sub, sub._result))
+                    return sub._fit_plan(sub_plan, can_resume, top, Relay(bus, phase))
+
+                extras = dict(model=self.model, sibling=self._sibling, fit_sub=fit_sub)
+                outcome = fit_extras(plan, result, can_resume, **extras)
         except BaseException:
             self._live = None
             result.rollback()
@@ -393,51 +367,6 @@ class ProbeRunner(FeatureAccess):
         result.state = RunnerState.FITTED if done else RunnerState(outcome.value)
         self._commit(result)
         return outcome
-
-    def _fit_methods(
-        self, plan: FitPlan, result: FitResult, resume: bool, top: ProbeRunner, bus: Any
-    ) -> str:
-        """Control probes and baselines from the same plan; how they ended."""
-        if plan.control:
-            twin, task = result.control if resume and result.control else (None, None)
-            if twin is None:
-                null = control_null_label(plan.configs)
-                regression = plan.configs[0].task == "regression"  # one task (plan)
-                task = ControlTask.fit(
-                    plan.train, seed=plan.seed, null_label=null, regression=regression
-                )
-                twin = self._sibling(self.model, plan.configs, share_cache=True)
-            result.control = (twin, task)
-            result.subs_before.append((twin, twin._result))
-            outcome = twin._fit_plan(
-                plan.relabelled(task.relabel), resume, top, _Relay(bus, "control")
-            )
-            if outcome != FitOutcome.COMPLETED:
-                return outcome
-        for name in plan.baselines:
-            if name == "majority" or name in CONFOUNDS:  # no model involved
-                base = MajorityBaseline(plan) if name == "majority" else CONFOUNDS[name](plan)
-                base.compute_metrics(plan.eval_set)
-                result.baselines[name] = base
-                continue
-            base = result.baselines.get(name) if resume else None
-            if base is None:
-                if name == "embeddings":
-                    sub = input_embedding_path(self.model) + ".output"
-                    configs = [dataclasses.replace(c, submodule=sub) for c in plan.configs]
-                    base = self._sibling(self.model, configs, share_cache=True)
-                else:  # seed + 1: never the init of a model built with the fit seed (tiny models)
-                    configs = list(plan.configs)
-                    base = self._sibling(random_init_model(self.model, plan.seed + 1), configs)
-                result.baselines[name] = base
-            base._model_fp = model_fingerprint(base.model)
-            result.subs_before.append((base, base._result))
-            outcome = base._fit_plan(
-                plan.for_configs(base.configs), resume, top, _Relay(bus, f"baseline-{name}")
-            )
-            if outcome != FitOutcome.COMPLETED:
-                return outcome
-        return FitOutcome.COMPLETED
 
     def _undo(self, before: FitResult) -> None:
         """Put back the results this control or baseline runner had before a fit that
@@ -548,7 +477,7 @@ class ProbeRunner(FeatureAccess):
         model does not run), and keep the spread of each metric in `runner.spread`.
         `seeds`: how many (2 or more, from the fit's seed on), or the seeds themselves
         (2 or more distinct integers in 0 .. 2**32 - 1)."""
-        seeds = _check_seeds(seeds)
+        seeds = check_seeds(seeds)
         if "seed" in fit_kwargs:
             raise ProbeError(
                 "stability sets each refit's seed from `seeds`: pass seeds=[...] instead "
@@ -732,95 +661,9 @@ class ProbeRunner(FeatureAccess):
         return plot_confusion_matrix(self, name, dataset, **kwargs)
 
 
-def _check_seeds(seeds: Any) -> int | list[int]:
-    """`stability`'s seeds: a count >= 2, or a list of 2+ distinct seeds numpy and
-    scikit-learn take; anything else is a clear error before any refit."""
-    if isinstance(seeds, (bool, np.bool_)):
-        raise ProbeError(f"seeds must be a count (2 or more) or a list of seeds, got {seeds!r}")
-    if isinstance(seeds, (int, np.integer)):
-        if seeds < 2:
-            raise ProbeError(f"seeds must be at least 2 to have a spread, got {seeds}")
-        return int(seeds)
-    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
-        raise ProbeError(
-            f"seeds must be a count (2 or more) or a list of integer seeds, got {seeds!r}"
-        )
-    seeds = list(seeds)
-    bad = [
-        s for s in seeds if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
-    ]
-    if bad:
-        raise ProbeError(f"seeds must be integers, got {bad[0]!r}")
-    out = [int(s) for s in seeds]
-    wide = [s for s in out if not 0 <= s < 2**32]
-    if wide:
-        raise ProbeError(f"seeds must be between 0 and 2**32 - 1, got {wide[0]}")
-    if len(set(out)) < 2:
-        raise ProbeError(
-            f"seeds must hold at least 2 distinct seeds to have a spread, got {seeds!r}"
-        )
-    if len(set(out)) < len(out):
-        raise ProbeError(f"seeds lists a seed twice ({seeds!r}): each refit needs its own")
-    return out
-
-
 def _embedding_site(model: Any) -> str | None:
     """The input embeddings' read site ("model.embed_tokens.output"), or None."""
     try:
         return input_embedding_path(model) + ".output"
     except ProbeError:
         return None
-
-
-class _Relay:
-    """Passes a control or baseline fit's progress to the main display as one phase."""
-
-    def __init__(self, bus: Any, phase: str) -> None:
-        self.bus, self.phase = bus, phase
-
-    def publish(self, kind: str, probe: str | None = None, /, **data: Any) -> None:
-        if kind == ev.BATCH:
-            self.bus.publish(kind, **{**data, "detail": data.get("phase"), "phase": self.phase})
-
-
-def _l2_note(cfg: ProbeConfig, rec: Any) -> str | None:
-    """What a reader of the chosen `l2` must know: it was chosen on the test set
-    (validation="eval" without CV: the metrics are optimistic), or at the edge of
-    the grid (the best strength may lie beyond it)."""
-    if rec is None or not rec.refined or rec.best_l2 is None:
-        return None
-    notes = []
-    if cfg.validation == "eval" and not rec.cross_validated:
-        notes.append("chosen on the test set (validation='eval', cv_folds=0): optimistic")
-    grid = sorted(cfg.l2)
-    if len(grid) > 1 and rec.best_l2 in (grid[0], grid[-1]):
-        edge = "weakest" if rec.best_l2 == grid[0] else "strongest"
-        notes.append(f"the grid's {edge} strength: the best may lie beyond; widen l2=")
-    return "; ".join(notes) or None
-
-
-def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, Any]:
-    rec = probe.record if probe is not None else None
-    cols: dict[str, Any] = {
-        "submodule": cfg.submodule,
-        "pooling": cfg.pooling,
-        "state": str(rec.state) if rec else str(ProbeState.NOT_FITTED),
-        "steps": rec.steps if rec else 0,
-        "examples_seen": rec.examples_seen if rec else 0,
-        "epochs": rec.epochs_done if rec else 0,
-        "best_step": rec.best_step if rec else None,
-        "val_loss": rec.val_loss if rec else math.nan,
-        "l2": rec.best_l2 if rec else math.nan,
-        "refined": rec.refined if rec else False,
-        "l2_note": _l2_note(cfg, rec),
-        "stop_reason": rec.stop_reason if rec else None,
-        # the first pass's prequential bits under Adam: they depend on its learning rate
-        # and batch size; the MDL of Voita & Titov is `runner.mdl()` (core.methods.mdl)
-        "online_adam_code_bits": (rec.code_length_bits if rec and rec.uniform_bits else math.nan),
-        "online_adam_compression": (
-            rec.uniform_bits / rec.code_length_bits
-            if rec and rec.code_length_bits > 0
-            else math.nan
-        ),
-    }
-    return cols
