@@ -9,12 +9,9 @@ plan as the probes beside them.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import threading
-import time
-import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -27,7 +24,6 @@ from .config import ProbeConfig
 from .engine import events as ev
 from .engine.data import ProbeDataset
 from .engine.disk_store import DiskStore, open_store
-from .engine.evaluation import evaluate_probe
 from .engine.extract import Extractor, FeatureKey
 from .engine.feature_access import FeatureAccess
 from .engine.feature_cache import (
@@ -35,38 +31,33 @@ from .engine.feature_cache import (
     FeatureCache,
 )
 from .engine.fingerprint import model_fingerprint
-from .engine.fit import FitLoop, FitResult, plan_started_event
+from .engine.fit import FitLoop, FitResult
 from .engine.memory import guard_memory
-from .engine.metrics import incomplete_note
 from .engine.modeling import probe_device as probe_device_of
 from .engine.modeling import wrap_model
 from .engine.plan import (
     FitPlan,
     build_plan,
-    check_dataset,
     check_inputs,
-    check_labels,
-    warn_absent_classes,
 )
 from .engine.probe import LinearProbe
 from .engine.progress import make_progress
-from .engine.settings import FitSettings, check_seeds
+from .engine.session import FitSession
+from .engine.settings import FitSettings
 from .engine.states import FitOutcome, RunnerState
-from .engine.stop import StopFlag, deferred_interrupt
+from .engine.stop import StopFlag, one_fit_at_a_time
 from .engine.submodules import validate_submodules
 from .errors import ProbeError
+from .io.views import RunnerViews
 from .methods.baselines import (
     input_embedding_path,
 )
-from .methods.compare import Comparison, compare_outcomes, side_outcomes
-from .methods.erasure import ConceptEraser, fit_eraser
-from .methods.fit_extras import Relay, fit_extras, unfinished_extras
-from .methods.mdl import mdl_table
-from .methods.metrics_table import metrics_table
-from .methods.validity import evaluate_many, seed_spread, transfer_matrix, validity_table
+from .methods.fit_extras import Relay, fit_extras
+from .methods.runner_methods import ProbeMethods
+from .methods.scoring import Scoring
 
 
-class ProbeRunner(FeatureAccess):
+class ProbeRunner(FeatureAccess, Scoring, ProbeMethods, RunnerViews):
     """Train several probes at once on one model.
 
     `model` is an nnsight model or a plain Hugging Face / torch model (wrapped for
@@ -196,33 +187,6 @@ class ProbeRunner(FeatureAccess):
         """Ask a running fit to stop cleanly after the current batch (thread-safe)."""
         self.stop.request()
 
-    @property
-    def metrics(self) -> pd.DataFrame:
-        """One row per probe: held-out metrics (when an eval set was given) and how
-        training went (steps, examples seen, best step, why it stopped, code length)."""
-        return metrics_table(
-            self.configs,
-            self.probes,
-            self._metrics,
-            mdl=self._mdl,
-            plan=self._result.plan,
-            control=self.control,
-            baselines=self.baselines,
-            incomplete=self.incomplete,
-        )
-
-    def resume_note(self) -> str:
-        """After a Stop: which methods are blank and how to finish them ("" if none)."""
-        return incomplete_note(self.incomplete)
-
-    @property
-    def incomplete(self) -> dict[str, str]:
-        """The control probes and baselines the last fit planned but did not finish (a
-        Stop or Ctrl-C before or during them): {column prefix: what happened}. Their
-        columns in `metrics` are blank, never numbers from half-trained probes;
-        `fit_probes(..., resume=True)` with the same arguments finishes them."""
-        return unfinished_extras(self._result.plan, self.control, self.baselines)
-
     def fit_probes(
         self,
         train_set: ProbeDataset,
@@ -258,7 +222,7 @@ class ProbeRunner(FeatureAccess):
         estimates the memory the fit needs first and refuses (or spills the cache to
         disk) rather than running out mid-run (see `core.engine.memory`).
         """
-        with self._exclusive():
+        with one_fit_at_a_time(self._fit_lock):
             settings = FitSettings(
                 num_epoch=num_epoch,
                 batch_size=batch_size,
@@ -290,42 +254,20 @@ class ProbeRunner(FeatureAccess):
             if self.remote:
                 self.remote.ensure_ready(plan.baselines)  # no key / NDIF unreachable: fail fast
             display = make_progress(progress, self)
-            unsubscribe = self.events.subscribe(display) if display is not None else None
-            self.stop.clear()
-            self.stop.poll = getattr(display, "poll", None)
-            old_threads = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(self.threads)
             self.state = RunnerState.FITTING
-            started = time.monotonic()
-            self.events.publish(ev.FIT_STARTED, **plan_started_event(plan))
-            outcome = FitOutcome.ERROR
-            try:
+
+            def body() -> str:
                 self._weights_pinned = True  # verified above; a fit does not change them
-                with deferred_interrupt(self.stop):
-                    outcome = self._fit_plan(plan, resume, top=self, bus=self.events)
-            except BaseException as e:
+                try:
+                    return self._fit_plan(plan, resume, top=self, bus=self.events)
+                finally:
+                    self._weights_pinned = False
+
+            def on_error() -> None:
                 self.state = previous.state
-                interrupted = isinstance(e, KeyboardInterrupt)
-                outcome = FitOutcome.INTERRUPTED if interrupted else FitOutcome.ERROR
-                message = (
-                    "fitting interrupted mid-batch: the runner is as it was before this call"
-                    if interrupted
-                    else f"{type(e).__name__}: {e} (the runner is as it was before this call)"
-                )
-                self.events.publish(ev.INTERRUPTED if interrupted else ev.ERROR, message=message)
-                raise
-            finally:
-                self._weights_pinned = False
-                seconds = time.monotonic() - started
-                self.events.publish(ev.FIT_FINISHED, reason=outcome, seconds=seconds)
-                torch.set_num_threads(old_threads)
-                self.stop.poll = None
-                if unsubscribe is not None:
-                    unsubscribe()
-                close = getattr(display, "close", None)
-                if close is not None:
-                    close()
+
+            session = FitSession(self.events, self.stop, display, self.threads)
+            outcome = session.run(plan, body, on_error)
         if outcome == FitOutcome.INTERRUPTED:
             raise KeyboardInterrupt("fitting interrupted: call fit_probes(..., resume=True)")
         return self
@@ -384,190 +326,10 @@ class ProbeRunner(FeatureAccess):
         twin.probe_device = self.probe_device
         return twin
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        if not self._fit_lock.acquire(blocking=False):
-            raise ProbeError(
-                "another fit_probes is running on this runner; wait for it to finish, or "
-                "call runner.request_stop() first"
-            )
-        try:
-            yield
-        finally:
-            self._fit_lock.release()
-
-    def compute_metrics(
-        self,
-        dataset: ProbeDataset,
-        batch_size: int = 32,
-        *,
-        bootstrap: int | None = None,
-        seed: int | None = None,
-    ) -> pd.DataFrame:
-        """Evaluate every fitted probe (and its control probe and baselines) on `dataset`;
-        also becomes `runner.metrics`. `bootstrap` resamples for the CIs (0: off).
-        All of them are computed before any replaces the old numbers, so a failure
-        part-way leaves no table mixing two datasets."""
-        n_boot = self.bootstrap if bootstrap is None else int(bootstrap)
-        seed = self.bootstrap_seed if seed is None else int(seed)
-        measured: list[tuple[Any, dict[str, dict[str, Any]]]] = [
-            (self, self._measure(dataset, batch_size, n_boot, seed))
-        ]
-        if self.control is not None:
-            relabelled = self.control_task.relabel(dataset)
-            measured.append(
-                (self.control, self.control._measure(relabelled, batch_size, n_boot, seed))
-            )
-        for base in self.baselines.values():
-            measured.append((base, base._measure(dataset, batch_size, n_boot, seed)))
-        for owner, metrics in measured:
-            owner._apply_measured(metrics, n_boot, seed)
-        self._scored_on, self._compared = dataset, {}
-        return self.metrics
-
-    def _apply_measured(self, metrics: dict[str, dict[str, Any]], n_boot: int, seed: int) -> None:
-        self._result.metrics = metrics
-        self.bootstrap, self.bootstrap_seed = n_boot, seed
-
-    def score(
-        self, dataset: ProbeDataset, batch_size: int = 32, *, bootstrap: int = 0, seed: int = 0
-    ) -> pd.DataFrame:
-        """Held-out metrics of every fitted probe on `dataset`, one row per probe,
-        leaving `runner.metrics` as it is (for other datasets: `evaluate`)."""
-        rows = self._measure(dataset, batch_size, int(bootstrap), int(seed))
-        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("probe")
-
-    def _measure(
-        self, dataset: ProbeDataset, batch_size: int, n_boot: int, seed: int
-    ) -> dict[str, dict[str, Any]]:
-        fitted = [c for c in self.configs if c.name in self.probes]
-        check_dataset(dataset, "dataset", fitted, labelled=True)
-        check_inputs(self.model, dataset, "dataset")
-        for cfg in fitted:
-            check_labels(cfg, dataset, "dataset", need_two=False)
-            warn_absent_classes(cfg, dataset, "dataset")
-        feats = self.features(dataset, [c.feature_key for c in fitted], batch_size)
-        return {
-            cfg.name: evaluate_probe(
-                self.probes[cfg.name], dataset, feats[cfg.feature_key], n_boot, seed
-            )
-            for cfg in fitted
-        }
-
-    # -- does the result hold up? (core.methods.validity) ---------------------------------------
     @property
     def last_plan(self) -> FitPlan | None:
         """The splits and settings of the fit whose results the runner holds."""
         return self._result.plan
-
-    def evaluate(self, datasets: dict[str, ProbeDataset], batch_size: int = 32) -> pd.DataFrame:
-        """Every fitted probe on several named datasets: a tidy table, one row per
-        (probe, dataset, metric); `display.plots.plot_generalisation` draws it."""
-        return evaluate_many(self, datasets, batch_size)
-
-    def transfer(
-        self, datasets: dict[str, tuple[ProbeDataset, ProbeDataset]], **fit_kwargs: Any
-    ) -> pd.DataFrame:
-        """Train on each named (train, test) pair's train part, test on every test part."""
-        return transfer_matrix(self, datasets, **fit_kwargs)
-
-    def stability(self, seeds: int | list[int] = 3, **fit_kwargs: Any) -> pd.DataFrame:
-        """Refit the probes on seeded subsamples of the training data (80%, whole
-        groups; `subsample=` to change) with other seeds, from cached features (the
-        model does not run), and keep the spread of each metric in `runner.spread`.
-        `seeds`: how many (2 or more, from the fit's seed on), or the seeds themselves
-        (2 or more distinct integers in 0 .. 2**32 - 1)."""
-        seeds = check_seeds(seeds)
-        if "seed" in fit_kwargs:
-            raise ProbeError(
-                "stability sets each refit's seed from `seeds`: pass seeds=[...] instead "
-                f"of seed={fit_kwargs['seed']!r}"
-            )
-        self.spread = seed_spread(self, seeds, **fit_kwargs)
-        return self.spread
-
-    def compare(
-        self,
-        a: str,
-        b: str,
-        dataset: ProbeDataset | None = None,
-        *,
-        level: float = 0.95,
-        n_resamples: int = 2000,
-        seed: int = 0,
-        batch_size: int = 32,
-    ) -> Comparison:
-        """Probe `a` against probe `b`, or against `a`'s control probe ("control") or a
-        fitted baseline ("random_init", "bag_of_words", ...), on the same test texts:
-        the difference in accuracy (R² for regression probes), its paired bootstrap
-        interval at `level` over texts, a paired permutation p-value and a verdict
-        (beats / ties / loses). `dataset` defaults to the one `metrics` were computed
-        on. Read from cached features (`core.methods.compare`); `.as_dict()` or
-        `comparison_frame([...])` for a table."""
-        ds = self._scored_on if dataset is None else dataset
-        if ds is None:
-            raise ProbeError("compare needs a test set: fit with an eval_set, or pass dataset=")
-        if a not in self.probes:
-            raise ProbeError(f"no fitted probe {a!r}; fitted: {list(self.probes)}")
-        unfinished = self.incomplete.get("control" if b == "control" else f"baseline_{b}")
-        if unfinished and b not in self.probes:
-            raise ProbeError(
-                f"{b!r} did not finish ({unfinished}): no comparison is made with half-trained "
-                "or missing probes; run the same fit_probes call with resume=True"
-            )
-        if b in self.probes:
-            if b == a:
-                raise ProbeError("compare a probe with another probe or a baseline, not itself")
-            side: str | None = None
-        elif b == "control" or b in self.baselines:
-            side = b
-        else:
-            raise ProbeError(
-                f"{b!r} is neither a fitted probe nor 'control' nor a fitted baseline; "
-                f"probes: {list(self.probes)}, baselines: {sorted(self.baselines)}"
-            )
-        key = (a, b, id(ds), level, n_resamples, seed)
-        if key not in self._compared:
-            mine = side_outcomes(self, a, None, ds, batch_size)
-            theirs = side_outcomes(self, b if side is None else a, side, ds, batch_size)
-            made = compare_outcomes(
-                mine, theirs, a, b, level=level, n_resamples=n_resamples, seed=seed
-            )
-            self._compared[key] = (ds, made)  # ds kept alive: its id stays its own
-        return self._compared[key][1]
-
-    def mdl(self, dataset: ProbeDataset | None = None, *, seed: int = 0) -> pd.DataFrame:
-        """Minimum description length of each classification probe's labels, the
-        block-wise online code of Voita & Titov (2020) on the last fit's training data
-        (or `dataset`), from cached features: columns `mdl_bits`, `uniform_bits`,
-        `compression`, also in `metrics` from now on (`core.methods.mdl`)."""
-        self._mdl = mdl_table(self, dataset, seed)
-        return self._mdl
-
-    def erase(
-        self,
-        name: str,
-        method: str = "leace",
-        *,
-        rank: int | None = None,
-        dataset: ProbeDataset | None = None,
-        seed: int = 0,
-    ) -> ConceptEraser:
-        """An eraser of probe `name`'s concept at its read site, fitted from cached
-        features (no forward pass): "leace" (EleutherAI's concept-erasure), "inlp" or a
-        "random" subspace of `rank`; `.report()`, `.intervene(model)`, `.effects(...)`
-        (`core.methods.erasure`)."""
-        return fit_eraser(self, name, method, rank=rank, dataset=dataset, seed=seed)
-
-    def validity(self) -> pd.DataFrame:
-        """Per probe: selectivity, code length, gaps over random-init and the strongest
-        confound baseline, CI width, seed spread, each with a one-line reading; the
-        comparisons paired and Holm-corrected (`core.methods.validity`). A method a Stop
-        left unfinished is read as such, with a warning, never from half-trained probes."""
-        incomplete = self.incomplete
-        if incomplete:
-            warnings.warn(incomplete_note(incomplete), stacklevel=2)
-        return validity_table(self)
 
     def sibling(self, configs: Sequence[ProbeConfig] | None = None) -> ProbeRunner:
         """A new runner on the same model, feature cache and store (no probes yet)."""
@@ -618,47 +380,6 @@ class ProbeRunner(FeatureAccess):
             f"ProbeRunner({type(self.model._module).__name__}, {len(self.configs)} probes, "
             f"state={str(self.state)!r}, store={store!r})"
         )
-
-    # -- display (lazy: core never imports HTML or plotting code at import time) ----------
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from ..display.html import runner_mimebundle
-
-        return runner_mimebundle(self, include, exclude)
-
-    def _repr_html_(self) -> str:
-        from ..display.html import runner_html
-
-        return runner_html(self)
-
-    def plot_layer_sweep(self, metric: str = "accuracy", **kwargs: Any) -> Any:
-        """`metric` against layer depth per kind of submodule; returns the Axes."""
-        from ..display.plots import plot_layer_sweep
-
-        return plot_layer_sweep(self, metric, **kwargs)
-
-    def plot_training_curves(self, **kwargs: Any) -> Any:
-        """Validation loss per probe against steps, best and stop points marked."""
-        from ..display.plots import plot_training_curves
-
-        return plot_training_curves(self, **kwargs)
-
-    def plot_predictions(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
-        """A regression probe's predictions against the true targets; returns the Axes."""
-        from ..display.plots import plot_predictions
-
-        return plot_predictions(self, name, dataset, **kwargs)
-
-    def plot_calibration(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
-        """Reliability diagram of a binary probe on `dataset`; returns the Axes."""
-        from ..display.plots import plot_calibration
-
-        return plot_calibration(self, name, dataset, **kwargs)
-
-    def plot_confusion_matrix(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
-        """Confusion matrix of probe `name` on a labelled `dataset`; returns the Axes."""
-        from ..display.plots import plot_confusion_matrix
-
-        return plot_confusion_matrix(self, name, dataset, **kwargs)
 
 
 def _embedding_site(model: Any) -> str | None:
