@@ -6,8 +6,11 @@ with a probe once trained.
 - ``control_tasks``: control tasks and selectivity (Hewitt & Liang 2019).
 - ``validity``: generalisation across data sets, seed spread, the validity table.
 - ``steering``: probe directions exported, and the model pushed along them.
+- ``fit_extras``: control probes and baselines fitted from the probes' own plan.
+- ``metrics_table``, ``scoring``, ``runner_methods``: the runner's metrics table, its
+  scoring and its validity methods (mixins of ``ProbeRunner``).
 
 Imports: ``methods`` import the engine, the shared vocabulary (``core.config``,
 ``core.errors``, ``core.labels``) and one another; never ``io/``. ``runner`` imports
-them, so they name ``ProbeRunner`` only for type checking or inside a function.
+them, so they name ``ProbeRunner`` only for type checking.
 """
