@@ -4,7 +4,9 @@ The runner is the facade: configs, results, features, reprs. A fit is planned an
 checked first (`core.engine.plan`), run as stages over that plan (`core.engine.fit`), and its
 results replace the runner's only when it ends or is stopped: a fit that fails leaves
 the runner exactly as it was. Control probes and baselines are fitted from the same
-plan as the probes beside them.
+plan as the probes beside them (`core.methods.fit_extras`). The metrics table and
+scoring, the validity methods and the reprs and plots are mixins the runner inherits
+(`core.methods.scoring`, `core.methods.runner_methods`, `core.io.views`).
 """
 
 from __future__ import annotations
@@ -26,20 +28,13 @@ from .engine.data import ProbeDataset
 from .engine.disk_store import DiskStore, open_store
 from .engine.extract import Extractor, FeatureKey
 from .engine.feature_access import FeatureAccess
-from .engine.feature_cache import (
-    DEFAULT_BUDGET_BYTES,
-    FeatureCache,
-)
+from .engine.feature_cache import DEFAULT_BUDGET_BYTES, FeatureCache
 from .engine.fingerprint import model_fingerprint
 from .engine.fit import FitLoop, FitResult
 from .engine.memory import guard_memory
 from .engine.modeling import probe_device as probe_device_of
 from .engine.modeling import wrap_model
-from .engine.plan import (
-    FitPlan,
-    build_plan,
-    check_inputs,
-)
+from .engine.plan import FitPlan, build_plan, check_inputs
 from .engine.probe import LinearProbe
 from .engine.progress import make_progress
 from .engine.session import FitSession
@@ -49,9 +44,7 @@ from .engine.stop import StopFlag, one_fit_at_a_time
 from .engine.submodules import validate_submodules
 from .errors import ProbeError
 from .io.views import RunnerViews
-from .methods.baselines import (
-    input_embedding_path,
-)
+from .methods.baselines import input_embedding_path
 from .methods.fit_extras import Relay, fit_extras
 from .methods.runner_methods import ProbeMethods
 from .methods.scoring import Scoring
