@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def _part(path: Path) -> str:
     return "runner" if rel.stem == "runner" else "vocabulary"
 
 
-def _imports(path: Path):
+@functools.cache  # both tests walk the same files
+def _imports(path: Path) -> tuple:
     """(target module under lm_probe_widgets, where) for every import in `path`; where
     is "top" (runs at import time), "function" (inside a function) or "typing" (an
     `if TYPE_CHECKING:` block, never run). `from .engine import events` targets the
@@ -64,7 +66,7 @@ def _imports(path: Path):
             visit(child, inner)
 
     visit(ast.parse(path.read_text()), "top")
-    return found
+    return tuple(found)
 
 
 def _is_module(target: list[str]) -> bool:
