@@ -304,7 +304,7 @@ def test_stop_unsupported_explains_why(widget_page):
     assert w.root.locator(".lpw-monitor-note").inner_text() == hint
 
 
-def test_dozens_of_probes_hundreds_of_points_stay_fast(widget_page):
+def test_dozens_of_probes_hundreds_of_points_stay_bounded(widget_page):
     names = [f"model.layers.{i}.mlp.output" for i in range(40)]
     w = widget_page.mount(
         "monitor",
@@ -313,15 +313,14 @@ def test_dozens_of_probes_hundreds_of_points_stay_fast(widget_page):
     steps, losses = _curve(600)
     snap = _clean({n: [steps, losses] for n in names})
     page = widget_page.page
-    ms = page.evaluate(
-        """([snap]) => { const m = window.lpw.model(); const t = performance.now();
-        m.kernelSend({type: "snapshot", curves: snap}); return performance.now() - t; }""",
+    page.evaluate(
+        """([snap]) => window.lpw.model().kernelSend({type: "snapshot", curves: snap})""",
         [snap],
     )
-    assert ms < 400, f"snapshot of 40 x 600 points took {ms:.0f} ms"
-    # Then 10 Hz updates: each adds 3 points to every probe.
-    per_update = page.evaluate(
-        """([names]) => { const m = window.lpw.model(); const t = performance.now();
+    # Then 10 Hz updates: each adds 3 points to every probe. (How fast is measured by a
+    # benchmark, never by a test: the bound here is the work, points and path length.)
+    page.evaluate(
+        """([names]) => { const m = window.lpw.model();
         for (let k = 0; k < 20; k++) {
           const pts = {};
           for (const n of names) {
@@ -329,11 +328,9 @@ def test_dozens_of_probes_hundreds_of_points_stay_fast(widget_page):
             pts[n] = [s0, [1, 2, 3].map(i => 2 * (s0 + i)), [0.3, 0.31, 0.29]];
           }
           m.kernelSend({type: "points", points: pts});
-        }
-        return (performance.now() - t) / 20; }""",
+        } }""",
         [names],
     )
-    assert per_update < 50, f"an update of 40 curves took {per_update:.1f} ms"
     counts = w.root.locator(".lpw-curve").evaluate_all("cs => cs.map(c => +c.dataset.points)")
     assert counts == [660] * 40
     # More points than pixels are reduced to min/max per pixel column.
