@@ -24,12 +24,32 @@ import anywidget
 import traitlets
 
 from ..core.engine import events as ev
+from ..core.engine.reducer import FitTracker
+from ..core.engine.states import LiveState
 from ..display import states as st
-from ..display.columns import finite, format_number
+from ..display.columns import format_number
 from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
 MAX_STORED_POINTS = 2000  # per curve, in saved widget state and snapshots
+# The reducer's facts a probe's card shows (js/monitor.js reads them from `meta`).
+META_FIELDS = (
+    "name",
+    "warmup_steps",
+    "patience",
+    "eval_every",
+    "early_stopping",
+    "max_steps",
+    "best_step",
+    "best_val_loss",
+    "stop_step",
+    "stop_reason",
+    "stop_kind",
+    "state",
+    "refined",
+    "refined_val_loss",
+    "l2",
+)
 
 
 def _reduce(losses: list[float | None], max_points: int) -> list[int]:
@@ -53,90 +73,42 @@ def _reduce(losses: list[float | None], max_points: int) -> list[int]:
 
 
 class MonitorState:
-    """Validation-loss history and early-stopping facts per probe (no widget)."""
+    """Validation-loss history per probe, beside the shared reducer's early-stopping
+    facts (`core.engine.reducer.FitTracker`; no widget)."""
 
     def __init__(self) -> None:
-        self.meta: dict[str, dict[str, Any]] = {}
+        self.tracker = FitTracker()
         self.steps: dict[str, list[int]] = {}
         self.losses: dict[str, list[float | None]] = {}
         self.sent: dict[str, int] = {}
-        self.outcome = ""  # the fit's end state once fit_finished arrived
+
+    @property
+    def outcome(self) -> str:
+        """The fit's end state once fit_finished arrived, else ""."""
+        state = self.tracker.fit.state
+        return "" if state in (LiveState.WAITING, LiveState.RUNNING) else state
 
     def handle(self, event: ev.Event) -> bool:
         """Record one event; True if the per-probe facts (not just points) changed."""
-        kind, d, name = event.kind, event.data, event.probe
-        if kind == ev.FIT_STARTED:
-            max_steps = d.get("max_steps", {})
-            self.meta, self.steps, self.losses, self.sent = {}, {}, {}, {}
-            self.outcome = ""
-            configs = {c["name"]: c for c in d.get("configs", [])}
-            for n in d["probes"]:
-                cfg = configs.get(n, {})
-                self.meta[n] = {
-                    "name": str(n),
-                    "warmup_steps": int(cfg.get("warmup_steps", 0) or 0),
-                    "patience": int(cfg.get("patience", 0) or 0),
-                    "eval_every": int(cfg.get("eval_every", 1) or 1),
-                    "early_stopping": bool(cfg.get("early_stopping", True)),
-                    "max_steps": int(max_steps.get(n, cfg.get("max_steps", 0)) or 0),
-                    "best_step": None,
-                    "best_val_loss": None,
-                    "stop_step": None,
-                    "stop_reason": "",
-                    "stop_kind": "",
-                    "state": "waiting",
-                    "refined": False,
-                    "refined_val_loss": None,
-                    "l2": None,
-                }
-                self.steps[n], self.losses[n], self.sent[n] = [], [], 0
+        probe = self.tracker.probes.get(event.probe) if event.probe is not None else None
+        before = (probe.state, probe.best_step) if probe is not None else None
+        self.tracker.apply(event)
+        if isinstance(event, ev.FitStarted):
+            names = list(self.tracker.probes)
+            self.steps = {n: [] for n in names}
+            self.losses = {n: [] for n in names}
+            self.sent = dict.fromkeys(names, 0)
             return True
-        if kind == ev.FIT_FINISHED:
-            self.outcome = str(d.get("reason", "completed"))
-            for m in self.meta.values():
-                if m["state"] in ("waiting", "training"):
-                    m["state"] = (
-                        self.outcome if self.outcome in ("error", "interrupted") else ("stopped")
-                    )
+        if isinstance(event, ev.FitFinished):
             return True
-        if name not in self.meta:
+        if probe is None:
             return False
-        m = self.meta[name]
-        if kind == ev.EVALUATED:
-            self.steps[name].append(int(d["step"]))
-            self.losses[name].append(finite(d.get("val_loss")))
-            changed = m["best_step"] != d.get("best_step") or m["state"] != "training"
-            m["best_step"] = d.get("best_step")
-            m["best_val_loss"] = finite(d.get("best_val_loss"))
-            m["state"] = "training"
-            return changed
-        if kind == ev.STEP and m["state"] == "waiting":
-            m["state"] = "training"
-            return True
-        if kind == ev.STOPPED:
-            m["stop_step"] = int(d.get("step", 0))
-            m["stop_reason"] = str(d.get("reason", ""))
-            m["stop_kind"] = str(d.get("kind", ""))
-            if d.get("best_step") is not None:
-                m["best_step"] = d["best_step"]
-            return True
-        if kind == ev.PROBE_FINISHED:
-            state = str(d.get("state", "finished"))
-            m["state"] = state if state in st.PROBE_STATES else "finished"
-            if m["stop_step"] is None:
-                m["stop_step"] = int(d.get("steps", 0))
-                m["stop_reason"] = str(d.get("reason", ""))
-            return True
-        if kind == ev.REFINED:
-            m["refined"] = True
-            m["refined_val_loss"] = finite(d.get("val_loss"))
-            m["l2"] = finite(d.get("l2"))
-            return True
-        if kind == ev.ERROR:
-            m["state"] = "error"
-            m["stop_reason"] = str(d.get("message", ""))
-            return True
-        return False
+        if isinstance(event, ev.Evaluated):
+            self.steps[probe.name].append(int(event.step))
+            self.losses[probe.name].append(probe.val_loss)
+        if isinstance(event, ev.Evaluated | ev.Step):
+            return before != (probe.state, probe.best_step)
+        return isinstance(event, ev.Stopped | ev.ProbeFinished | ev.Refined | ev.Error)
 
     def new_points(self) -> dict[str, list[Any]]:
         """Points not sent yet: {name: [start_index, steps, losses]}; marks them sent."""
@@ -168,42 +140,38 @@ class MonitorState:
         inside the axis; kept: the validation loss of the weights the probe keeps
         (the final fit's, else the best step's), drawn as the curve's end point.
         """
-        m = self.meta[name]
+        m = self.tracker.probes[name]
         steps = self.steps[name]
         last = steps[-1] if steps else 0
-        planned = m["max_steps"]
-        x_max = max(planned, last, m["stop_step"] or 0) or max(10, m["warmup_steps"])
+        x_max = max(m.max_steps, last, m.stop_step or 0) or max(10, m.warmup_steps)
         window = None
-        if m["early_stopping"] and m["best_step"] is not None and m["patience"] > 0:
-            end = int(m["best_step"]) + m["patience"] * m["eval_every"]
+        if m.early_stopping and m.best_step is not None and m.patience > 0:
+            end = int(m.best_step) + m.patience * m.eval_every
             if end <= x_max:
-                window = [int(m["best_step"]), end]
-        final = st.probe_state(m["state"])["final"]
+                window = [int(m.best_step), end]
+        final = st.probe_state(m.state)["final"]
         kept, kept_label, refined = None, "", False
-        if m["refined"] and m["refined_val_loss"] is not None:
-            kept, refined = m["refined_val_loss"], True
-            kept_label = "after the final fit" + (f" (L2 {m['l2']:g})" if m["l2"] else "")
+        if m.refined and m.refined_val_loss is not None:
+            kept, refined = m.refined_val_loss, True
+            kept_label = "after the final fit" + (f" (L2 {m.l2:g})" if m.l2 else "")
             kept_label += ": cross-validated on the training data, not the validation slice"
-        elif final and m["best_val_loss"] is not None:
-            kept, kept_label = (
-                m["best_val_loss"],
-                f"the best step's weights (step {m['best_step']})",
-            )
+        elif final and m.best_val_loss is not None:
+            kept, kept_label = m.best_val_loss, f"the best step's weights (step {m.best_step})"
         foot = f"{st.kept_loss_words(refined)} {format_number(kept)}" if kept is not None else ""
         return {
             "kept_foot": foot,
             "x_max": x_max,
             "window": window,
-            "warmup": m["warmup_steps"] if 0 < m["warmup_steps"] < x_max else 0,
+            "warmup": m.warmup_steps if 0 < m.warmup_steps < x_max else 0,
             "kept_val_loss": kept,
             "kept_label": kept_label,
-            "kept_step": m["stop_step"] if m["stop_step"] is not None else last,
+            "kept_step": m.stop_step if m.stop_step is not None else last,
         }
 
     def meta_list(self) -> list[dict[str, Any]]:
         out = []
-        for n, m in self.meta.items():
-            row = dict(m)
+        for n, m in self.tracker.probes.items():
+            row = {k: getattr(m, k) for k in META_FIELDS}
             row["points"] = len(self.steps[n])
             row.update(self.chart(n))
             out.append(row)

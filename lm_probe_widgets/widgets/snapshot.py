@@ -36,6 +36,7 @@ from typing import Any
 
 import traitlets
 
+from ..core.engine.states import LiveState
 from ..display import states as st
 from ..display.columns import format_ci, format_number
 from ..display.html import _wrap
@@ -259,7 +260,7 @@ def _row(
 
 def progress_body(state: Any, title: str = "") -> str:
     f = state.fit
-    fit_state = str(f.get("state", "waiting"))
+    fit_state = str(f.get("state", LiveState.WAITING.value))
     style = st.fit_state(fit_state)
     parts = [
         f'<div class="lpw-snap-progress" data-fit-state="{_e(fit_state)}">',
@@ -274,7 +275,7 @@ def progress_body(state: Any, title: str = "") -> str:
     if state.phases:
         parts.append('<div class="lpw-snap-rows lpw-snap-phases">')
         for ph in state.phase_list():
-            ps = st.PHASE_STATES.get(ph["state"], st.PHASE_STATES["done"])
+            ps = st.PHASE_STATES.get(ph["state"], st.PHASE_STATES[LiveState.DONE.value])
             attrs = f' data-phase="{_e(ph["key"])}" data-state="{_e(ph["state"])}"'
             parts.append(
                 _row(ph["label"], ph["fraction"], ps["label"], ps["color"], ph["text"], attrs=attrs)
