@@ -20,7 +20,7 @@
 // Charts are SVG, one per probe; a curve with more points than pixels is reduced to
 // the min/max per pixel column, so thousands of points still draw in microseconds.
 
-import { fmt, h, listen, styleOf, svg } from "./shared.js";
+import { fmt, h, listen, STATES, styleOf, svg } from "./shared.js";
 
 const W = 300;
 const H = 130;
@@ -416,7 +416,7 @@ function render({ model, el }) {
       ? requested
         ? "Stopping…"
         : "Stop"
-      : model.get("outcome") === "stopped"
+      : model.get("outcome") === STATES.STOPPED
         ? "Stopped"
         : "Stop";
     stop.title = supported

@@ -213,7 +213,7 @@ def sparkline_svg(
     best_step: int | None = None,
     stop_step: int | None = None,
     *,
-    stop_state: str = "stopped",
+    stop_state: str = ProbeState.STOPPED.value,
     width: int = 120,
     height: int = 26,
 ) -> str:

@@ -28,6 +28,21 @@ function listen(model, handlers) {
     for (const [event, fn] of pairs) model.off(event, fn);
   };
 }
+var STATES = Object.freeze({
+  NOT_FITTED: "not fitted",
+  TRAINING: "training",
+  FINISHED: "finished",
+  EARLY_STOPPED: "early-stopped",
+  STOPPED: "stopped",
+  INTERRUPTED: "interrupted",
+  FITTING: "fitting",
+  FITTED: "fitted",
+  COMPLETED: "completed",
+  ERROR: "error",
+  WAITING: "waiting",
+  RUNNING: "running",
+  DONE: "done"
+});
 function styleOf(styles, group, state) {
   const table = styles?.[group] || {};
   return table[state] || { label: state, color: "currentColor", final: true };
@@ -383,7 +398,7 @@ function render({ model, el }) {
     const requested = !!model.get("stop_requested");
     const supported = model.get("stop_supported") !== false;
     stop.disabled = !running || requested || !supported;
-    stop.textContent = running ? requested ? "Stopping…" : "Stop" : model.get("outcome") === "stopped" ? "Stopped" : "Stop";
+    stop.textContent = running ? requested ? "Stopping…" : "Stop" : model.get("outcome") === STATES.STOPPED ? "Stopped" : "Stop";
     stop.title = supported ? "End the fit cleanly: training stops after the current batch (a test-set pass runs to its end); probes keep their best weights" : model.get("stop_hint") || "";
     note.textContent = !supported && running ? model.get("stop_hint") || "" : "";
     title.textContent = model.get("title") || "Validation loss";

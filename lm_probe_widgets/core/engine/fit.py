@@ -199,7 +199,7 @@ class FitLoop:
         for cfg, probe in self._active():
             if outcome == FitOutcome.INTERRUPTED:
                 msg = "fitting interrupted: call fit_probes(..., resume=True) to continue"
-                self._finish(cfg, probe, ProbeState.INTERRUPTED, msg, "interrupted")
+                self._finish(cfg, probe, ProbeState.INTERRUPTED, msg, ProbeState.INTERRUPTED.value)
             else:
                 msg = f"stopped by user at step {probe.record.steps}"
                 self._finish(cfg, probe, ProbeState.STOPPED, msg, "user")

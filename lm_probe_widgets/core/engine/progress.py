@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from . import events as ev
 from .reducer import FitTracker
+from .states import FitOutcome
 
 ProgressFactory = Callable[[Any], Any]
 _factory: ProgressFactory | None = None
@@ -377,19 +378,19 @@ def track(
     unsubscribe = bus.subscribe(display) if display is not None else None
     started = time.monotonic()
     bus.emit(ev.FitStarted(task=task, what=f"{total} {unit}", phases=planned))
-    outcome = "error"
+    outcome = FitOutcome.ERROR
     try:
         yield Tracker(bus, task if phases is None else planned[0]["phase"], total, started)
-        outcome = "completed"
+        outcome = FitOutcome.COMPLETED
     except KeyboardInterrupt:
-        outcome = "interrupted"
+        outcome = FitOutcome.INTERRUPTED
         bus.emit(ev.Interrupted(message=f"{task} interrupted: nothing was kept"))
         raise
     except BaseException as e:
         bus.emit(ev.Error(message=f"{type(e).__name__}: {e}"))
         raise
     finally:
-        bus.emit(ev.FitFinished(reason=outcome, seconds=time.monotonic() - started))
+        bus.emit(ev.FitFinished(reason=outcome.value, seconds=time.monotonic() - started))
         if unsubscribe is not None:
             unsubscribe()
         close = getattr(display, "close", None)
