@@ -211,6 +211,37 @@ def test_long_curves_are_stored_reduced_keeping_shape_and_best():
     assert s.curves(max_points=10**6)["p"][0] == list(range(1, n + 1))
 
 
+def test_the_live_chart_and_its_snapshot_lay_out_one_view_model():
+    """Python decides a loss chart's frame, axes and labels once (MonitorState.chart);
+    the static snapshot draws exactly those, the live view keeps no axis rule of its
+    own, and a point outside the axes marks the card for a redraw."""
+    import re
+    from pathlib import Path
+
+    from lm_probe_widgets.widgets.monitor import MonitorState
+    from lm_probe_widgets.widgets.snapshot import chart_svg
+
+    s = MonitorState()
+    s.handle(ev.FitStarted(probes=["p"], max_steps={"p": 400}))
+    losses = [0.9, 0.5, 0.6]
+    for i, v in enumerate(losses, 1):
+        s.handle(ev.Evaluated("p", step=2 * i, val_loss=v, best_val_loss=0.5, best_step=4))
+    assert s.handle(ev.Evaluated("p", step=8, val_loss=1.4, best_val_loss=0.5, best_step=4))
+    assert not s.handle(ev.Evaluated("p", step=10, val_loss=0.7, best_val_loss=0.5, best_step=4))
+    s.handle(ev.Refined("p", val_loss=0.3, l2=0.1))
+    losses += [1.4, 0.7]
+    (row,) = s.meta_list()
+    assert 0 <= row["y_lo"] < 0.3 and row["y_hi"] > 1.4  # every loss and the kept one
+    steps, drawn, _ = s.curves()["p"]
+    svg = chart_svg(row, steps, drawn)
+    f = row["frame"]
+    assert f'viewBox="0 0 {f["w"]} {f["h"]}"' in svg
+    labels = re.findall(r'class="lpw-snap-axis[^"]*"[^>]*>([^<]*)<', svg)
+    assert labels == [*row["y_labels"], "0", row["x_label"]] and row["x_label"] == "400"
+    js = (Path(__file__).resolve().parents[1] / "js" / "monitor.js").read_text()
+    assert not re.search(r"const (W|H|PAD) = [\d{]", js) and "lossRange" not in js
+
+
 def test_poller_outside_a_kernel_is_a_harmless_no_op():
     poller = KernelPoller()
     assert not poller.supported and "kernel" in poller.reason

@@ -24,7 +24,7 @@ import anywidget
 import traitlets
 
 from ..core.engine import events as ev
-from ..core.engine.reducer import FitTracker
+from ..core.engine.reducer import FitTracker, ProbeTrack
 from ..core.engine.states import LiveState
 from ..display import states as st
 from ..display.columns import format_number
@@ -32,6 +32,23 @@ from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
 MAX_STORED_POINTS = 2000  # per curve, in saved widget state and snapshots
+# A chart's frame: size and margins in pixels (the top margin holds the end label). The
+# live view (js/monitor.js) and the static snapshot (widgets/snapshot.py) both lay a
+# chart out in it, on the axes `MonitorState.chart` decides.
+FRAME = {"w": 300, "h": 130, "l": 44, "r": 8, "t": 16, "b": 18}
+
+
+def loss_bounds(lo: float | None, hi: float | None) -> tuple[float, float]:
+    """The y axis for losses from `lo` to `hi` (None: none yet): padded by 6%, a
+    loss axis stops at 0, a flat curve gets a unit-high band."""
+    if lo is None or hi is None:
+        return 0.0, 1.0
+    if hi - lo < 1e-12:
+        return lo - 0.5, hi + 0.5
+    pad = (hi - lo) * 0.06
+    return (lo - pad if lo - pad >= 0 or lo < 0 else 0.0), hi + pad
+
+
 # The reducer's facts a probe's card shows (js/monitor.js reads them from `meta`).
 META_FIELDS = (
     "name",
@@ -81,6 +98,7 @@ class MonitorState:
         self.steps: dict[str, list[int]] = {}
         self.losses: dict[str, list[float | None]] = {}
         self.sent: dict[str, int] = {}
+        self.span: dict[str, tuple[float, float]] = {}  # each curve's (min, max) loss
 
     @property
     def outcome(self) -> str:
@@ -91,13 +109,14 @@ class MonitorState:
     def handle(self, event: ev.Event) -> bool:
         """Record one event; True if the per-probe facts (not just points) changed."""
         probe = self.tracker.probes.get(event.probe) if event.probe is not None else None
-        before = (probe.state, probe.best_step) if probe is not None else None
+        before = self._facts(probe) if probe is not None else None
         self.tracker.apply(event)
         if isinstance(event, ev.FitStarted):
             names = list(self.tracker.probes)
             self.steps = {n: [] for n in names}
             self.losses = {n: [] for n in names}
             self.sent = dict.fromkeys(names, 0)
+            self.span = {}
             return True
         if isinstance(event, ev.FitFinished):
             return True
@@ -106,9 +125,23 @@ class MonitorState:
         if isinstance(event, ev.Evaluated):
             self.steps[probe.name].append(int(event.step))
             self.losses[probe.name].append(probe.val_loss)
+            v = probe.val_loss
+            if v is not None:
+                lo, hi = self.span.get(probe.name, (v, v))
+                self.span[probe.name] = (min(lo, v), max(hi, v))
         if isinstance(event, ev.Evaluated | ev.Step):
-            return before != (probe.state, probe.best_step)
+            return before != self._facts(probe)  # a new point may move the axes
         return isinstance(event, ev.Stopped | ev.ProbeFinished | ev.Refined | ev.Error)
+
+    def _facts(self, p: ProbeTrack) -> tuple[Any, ...]:
+        """What a new point can change on a card: its state, best step and axes."""
+        return (p.state, p.best_step, self.span.get(p.name), self._x_max(p))
+
+    def _x_max(self, m: ProbeTrack) -> int:
+        """The planned number of steps from the first update on, extended only when
+        the run goes past it (never best step + patience)."""
+        steps = self.steps.get(m.name) or [0]
+        return max(m.max_steps, steps[-1], m.stop_step or 0) or max(10, m.warmup_steps)
 
     def new_points(self) -> dict[str, list[Any]]:
         """Points not sent yet: {name: [start_index, steps, losses]}; marks them sent."""
@@ -134,8 +167,9 @@ class MonitorState:
         """The facts a chart of probe `name` draws, decided here once for the live
         view and the static snapshot alike.
 
-        x_max: the planned number of steps from the first update on, extended only
-        when the run goes past it (never best step + patience); window: the patience
+        frame: the chart's size and margins; x_max: `_x_max`; y_lo, y_hi: the loss
+        axis (`loss_bounds` of every loss and the kept one), with its labels
+        formatted (y_labels: top, bottom; x_label: the axis end); window: the patience
         window after the best step, only with early stopping on and when it ends
         inside the axis; kept: the validation loss of the weights the probe keeps
         (the final fit's, else the best step's), drawn as the curve's end point.
@@ -143,7 +177,7 @@ class MonitorState:
         m = self.tracker.probes[name]
         steps = self.steps[name]
         last = steps[-1] if steps else 0
-        x_max = max(m.max_steps, last, m.stop_step or 0) or max(10, m.warmup_steps)
+        x_max = self._x_max(m)
         window = None
         if m.early_stopping and m.best_step is not None and m.patience > 0:
             end = int(m.best_step) + m.patience * m.eval_every
@@ -158,7 +192,19 @@ class MonitorState:
         elif final and m.best_val_loss is not None:
             kept, kept_label = m.best_val_loss, f"the best step's weights (step {m.best_step})"
         foot = f"{st.kept_loss_words(refined)} {format_number(kept)}" if kept is not None else ""
+        lo, hi = self.span.get(name, (None, None))
+        if kept is not None:
+            lo, hi = (
+                min(lo, kept) if lo is not None else kept,
+                max(hi, kept) if hi is not None else kept,
+            )
+        y_lo, y_hi = loss_bounds(lo, hi)
         return {
+            "frame": FRAME,
+            "y_lo": y_lo,
+            "y_hi": y_hi,
+            "y_labels": [format_number(y_hi), format_number(y_lo)],
+            "x_label": str(int(round(x_max))),
             "kept_foot": foot,
             "x_max": x_max,
             "window": window,
@@ -242,24 +288,30 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
     __call__ = handle
 
     def flush(self, final: bool = False) -> bool:
-        """Send new points and changed facts; `final` also stores the curves."""
+        """Send changed facts, then new points (so the axes that bound a new point
+        arrive before it); `final` also stores the curves, after the last points."""
         sent = False
+        if self._meta_dirty and not final:
+            sent = self._send_meta(final)
         if self._points_dirty:
             self._points_dirty = False
             points = self.state.new_points()
             if points:
                 self.send({"type": "points", "points": _clean(points)})
                 sent = True
-        if self._meta_dirty or final:
-            self._meta_dirty = False
-            with self.hold_sync():
-                self.meta = _clean(self.state.meta_list())
-                if final:
-                    self.curves = _clean(self.state.curves())
-                    self.outcome = self.state.outcome
-                    self.running = False
-            sent = True
+        if final:
+            sent = self._send_meta(final)
         return sent
+
+    def _send_meta(self, final: bool) -> bool:
+        self._meta_dirty = False
+        with self.hold_sync():
+            self.meta = _clean(self.state.meta_list())
+            if final:
+                self.curves = _clean(self.state.curves())
+                self.outcome = self.state.outcome
+                self.running = False
+        return True
 
     def summary(self) -> str:
         from .snapshot import monitor_text

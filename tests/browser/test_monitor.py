@@ -310,7 +310,12 @@ def test_dozens_of_probes_hundreds_of_points_stay_fast(widget_page):
     names = [f"model.layers.{i}.mlp.output" for i in range(40)]
     w = widget_page.mount(
         "monitor",
-        {"meta": _meta(names, state="training", best_step=100), "curves": {}, "running": False},
+        # the axes Python sends for these curves (MonitorState.chart): 1320 steps
+        {
+            "meta": _meta(names, state="training", best_step=100, x_max=1320, x_label="1320"),
+            "curves": {},
+            "running": False,
+        },
     )
     steps, losses = _curve(600)
     snap = _clean({n: [steps, losses] for n in names})
