@@ -106,7 +106,8 @@ def test_the_front_end_takes_its_state_names_from_the_python_enums():
 
 def test_no_module_compares_against_a_bare_state_string():
     words = "|".join(re.escape(v) for v in js_state_names().values())
-    compare = re.compile(rf"""(?:[=!]==?|\bin)\s*\(?\s*["']({words})["']""")
+    listed = r"""(?:["'][^"']*["']\s*,\s*)*"""  # earlier items of a tuple or set
+    compare = re.compile(rf"""(?:[=!]==?|\bin)\s*[(\[{{]?\s*{listed}["']({words})["']""")
     found = []
     for folder, pattern in (("lm_probe_widgets", "*.py"), ("js", "*.js")):
         for path in sorted((ROOT / folder).rglob(pattern)):

@@ -44,8 +44,6 @@ from ..display.columns import format_number
 from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
-STATES = tuple(st.PROBE_STATES)
-
 
 def _rate_text(rate: float | None, unit: str | None) -> str:
     if rate is None:

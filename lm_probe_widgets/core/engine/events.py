@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .states import FitOutcome, ProbeState
+
 log = logging.getLogger("lm_probe_widgets")
 
 # Kinds, in the order a normal fit emits them.
@@ -120,7 +122,7 @@ class Stopped(Event):
 @dataclass(frozen=True)
 class ProbeFinished(Event):
     kind: ClassVar[str] = PROBE_FINISHED
-    state: str = "finished"  # a ProbeState value
+    state: str = ProbeState.FINISHED.value
     reason: str = ""
     best_step: int | None = None
     steps: int = 0
@@ -138,7 +140,7 @@ class Refined(Event):
 @dataclass(frozen=True)
 class FitFinished(Event):
     kind: ClassVar[str] = FIT_FINISHED
-    reason: str = "completed"  # a FitOutcome value
+    reason: str = FitOutcome.COMPLETED.value
     seconds: float = 0.0
 
 

@@ -77,5 +77,5 @@ def js_state_names() -> dict[str, str]:
     for enum in (ProbeState, RunnerState, FitOutcome, LiveState):
         for member in enum:
             if out.setdefault(member.name, member.value) != member.value:
-                raise AssertionError(f"{member.name} names two states")
+                raise ValueError(f"{member.name} names two different states")
     return out
