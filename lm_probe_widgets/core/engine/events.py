@@ -35,7 +35,7 @@ INTERRUPTED = "interrupted"
 @dataclass(frozen=True)
 class Event:
     """Base of every event: `kind` names it, `probe` is the probe it is about (None:
-    the whole call)."""
+    the whole call). The facts of each kind are keyword-only: an emit site names them."""
 
     kind: ClassVar[str] = ""
     probe: str | None = None
@@ -48,7 +48,7 @@ class Event:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FitStarted(Event):
     """A fit (or a long call through `track`, then named by `task`) begins."""
 
@@ -67,7 +67,7 @@ class FitStarted(Event):
     what: str | None = None  # ... and what it counts ("54 steps")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Batch(Event):
     """A batch of a phase is through. `traced`: examples of it the model ran on (0
     when cache or store served them); `detail`: the inner phase of a relayed fit."""
@@ -88,7 +88,7 @@ class Batch(Event):
         return dataclasses.replace(self, probe=None, detail=self.phase, phase=phase)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Step(Event):
     kind: ClassVar[str] = STEP
     step: int = 0
@@ -97,7 +97,7 @@ class Step(Event):
     train_loss: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Evaluated(Event):
     kind: ClassVar[str] = EVALUATED
     step: int = 0
@@ -107,7 +107,7 @@ class Evaluated(Event):
     improved: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Stopped(Event):
     """A probe stopped before its last planned step, or at it (`stop_kind`:
     early_stopping, max_steps, user, interrupted)."""
@@ -119,7 +119,7 @@ class Stopped(Event):
     best_step: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ProbeFinished(Event):
     kind: ClassVar[str] = PROBE_FINISHED
     state: str = ProbeState.FINISHED.value
@@ -128,7 +128,7 @@ class ProbeFinished(Event):
     steps: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Refined(Event):
     """The converged full-batch fit a probe now uses."""
 
@@ -137,20 +137,20 @@ class Refined(Event):
     l2: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FitFinished(Event):
     kind: ClassVar[str] = FIT_FINISHED
     reason: str = FitOutcome.COMPLETED.value
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Error(Event):
     kind: ClassVar[str] = ERROR
     message: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Interrupted(Event):
     kind: ClassVar[str] = INTERRUPTED
     message: str = ""

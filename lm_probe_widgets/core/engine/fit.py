@@ -220,9 +220,15 @@ class FitLoop:
         probe.finish(state, reason)
         rec = probe.record
         if kind is not None:
-            stop = ev.Stopped(cfg.name, rec.steps, reason, kind, rec.best_step)
+            stop = ev.Stopped(
+                cfg.name, step=rec.steps, reason=reason, stop_kind=kind, best_step=rec.best_step
+            )
             self.bus.emit(stop)
-        self.bus.emit(ev.ProbeFinished(cfg.name, state, reason, rec.best_step, rec.steps))
+        self.bus.emit(
+            ev.ProbeFinished(
+                cfg.name, state=state, reason=reason, best_step=rec.best_step, steps=rec.steps
+            )
+        )
 
     def _prepare_validation(self) -> None:
         plan, r = self.plan, self.r
@@ -261,7 +267,15 @@ class FitLoop:
         """After a probe's step: its events and history, the validation losses `val`
         of its members when an evaluation was due, and whether it stops now."""
         rec = probe.record
-        self.bus.emit(ev.Step(cfg.name, rec.steps, epoch, rec.examples_seen, loss))
+        self.bus.emit(
+            ev.Step(
+                cfg.name,
+                step=rec.steps,
+                epoch=epoch,
+                examples_seen=rec.examples_seen,
+                train_loss=loss,
+            )
+        )
         if cfg.name not in self.val_xy:
             rec.history.append(
                 {"step": rec.steps, "epoch": epoch, "train_loss": loss, "val_loss": math.nan}
@@ -508,7 +522,7 @@ class FitLoop:
                 val_groups=val_groups,
             )
             rec = probe.record
-            self.bus.emit(ev.Refined(cfg.name, rec.refined_val_loss, rec.best_l2))
+            self.bus.emit(ev.Refined(cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2))
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)
             self.checkpoint()
 
