@@ -320,7 +320,7 @@ class ProbeRunner(FeatureAccess):
                 torch.set_num_threads(self.threads)
             self.state = RunnerState.FITTING
             started = time.monotonic()
-            self.events.publish(ev.FIT_STARTED, **plan_started_event(plan))
+            self.events.emit(plan_started_event(plan))
             outcome = FitOutcome.ERROR
             try:
                 self._weights_pinned = True  # verified above; a fit does not change them
@@ -335,12 +335,14 @@ class ProbeRunner(FeatureAccess):
                     if interrupted
                     else f"{type(e).__name__}: {e} (the runner is as it was before this call)"
                 )
-                self.events.publish(ev.INTERRUPTED if interrupted else ev.ERROR, message=message)
+                self.events.emit(
+                    ev.Interrupted(message=message) if interrupted else ev.Error(message=message)
+                )
                 raise
             finally:
                 self._weights_pinned = False
                 seconds = time.monotonic() - started
-                self.events.publish(ev.FIT_FINISHED, reason=outcome, seconds=seconds)
+                self.events.emit(ev.FitFinished(reason=outcome, seconds=seconds))
                 torch.set_num_threads(old_threads)
                 self._poll = None
                 if unsubscribe is not None:
@@ -755,9 +757,9 @@ class _Relay:
     def __init__(self, bus: Any, phase: str) -> None:
         self.bus, self.phase = bus, phase
 
-    def publish(self, kind: str, probe: str | None = None, /, **data: Any) -> None:
-        if kind == ev.BATCH:
-            self.bus.publish(kind, **{**data, "detail": data.get("phase"), "phase": self.phase})
+    def emit(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Batch):
+            self.bus.emit(event.relayed(self.phase))
 
 
 @contextlib.contextmanager

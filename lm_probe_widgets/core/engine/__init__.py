@@ -9,8 +9,9 @@
   ``memory`` (what a fit will need, checked before it starts).
 - Probes and fitting: ``probe`` (logistic), ``regression`` (ridge), ``final_fit`` and
   ``lbfgs`` (the converged full-batch fit), ``plan`` (everything a fit needs, checked
-  first), ``fit`` (the resumable fit loop), ``states``, ``events`` and ``progress``
-  (what the loop reports, and the console meter).
+  first), ``fit`` (the resumable fit loop), ``states`` (every state name), ``events``
+  (what the loop reports, typed), ``reducer`` (events to fit, phase and probe state, for
+  every display) and ``progress`` (the console meter, ``track``).
 - Scoring: ``metrics``, ``uncertainty`` (bootstrap intervals), ``evaluation``.
 
 Imports: the engine imports only itself and the shared vocabulary (``core.config``,
