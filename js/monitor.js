@@ -3,10 +3,12 @@
 // Model state:
 //   meta            [{name, warmup_steps, patience, eval_every, early_stopping, max_steps,
 //                     best_step, best_val_loss, stop_step, stop_reason, stop_kind, state, points,
-//                     x_max, window, warmup, kept_val_loss, kept_label, kept_foot,
-//                     kept_step}]
-//                   x_max (planned steps), window and kept are decided in Python
-//                   (MonitorState.chart); the view only extends x_max if points go past it
+//                     frame, x_max, y_lo, y_hi, y_labels, x_label, window, warmup,
+//                     kept_val_loss, kept_label, kept_foot, kept_step}]
+//                   the chart's frame {w, h, l, r, t, b}, its axes and their labels,
+//                   the window and the kept point are decided in Python
+//                   (MonitorState.chart, which the static snapshot draws from too): this
+//                   view only lays them out
 //   styles          {probe: {state: {label, color}}}  words and colours (display/states.py)
 //   curves          {name: [steps, losses, n]}  Python sets them at the end of a fit; long
 //                   curves come reduced (min/max per bucket), n counts every point
@@ -20,11 +22,7 @@
 // Charts are SVG, one per probe; a curve with more points than pixels is reduced to
 // the min/max per pixel column, so thousands of points still draw in microseconds.
 
-import { fmt, h, listen, styleOf, svg } from "./shared.js";
-
-const W = 300;
-const H = 130;
-const PAD = { l: 44, r: 8, t: 16, b: 18 }; // the top margin holds the end label
+import { fmt, h, listen, STATES, styleOf, svg } from "./shared.js";
 
 // Reduce (xs, ys) in pixel space to at most ~2 points per pixel column (min and max,
 // in order), keeping gaps (null y) as path breaks.
@@ -81,7 +79,11 @@ export function pathData(px, py) {
   return d;
 }
 
-function makeCard(name) {
+// A card's SVG in the frame Python sends ({w, h} and margins l, r, t, b; the top
+// margin holds the end label).
+function makeCard(name, frame) {
+  const { w: W, h: H } = frame;
+  const PAD = frame;
   const card = h("div", "lpw-monitor-card");
   card.dataset.probe = name;
   const head = h("div", "lpw-monitor-card-head");
@@ -168,32 +170,16 @@ function show(el, on) {
   el.style.display = on ? "" : "none";
 }
 
-// The y range of a card: every loss (and the kept weights' loss), padded; a loss axis
-// stops at 0.
-function lossRange(losses) {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of losses) {
-    if (v === null || v === undefined) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  if (!Number.isFinite(lo)) return [0, 1];
-  if (hi - lo < 1e-12) return [lo - 0.5, hi + 0.5];
-  const pad = (hi - lo) * 0.06;
-  return [lo - pad >= 0 || lo < 0 ? lo - pad : 0, hi + pad];
-}
-
 function drawCard(c, m, d, styles) {
   const n = d.steps.length;
   const lastStep = n ? d.steps[n - 1] : 0;
-  // The planned run from the first update on; longer only if the run goes past it.
-  const xmax = Math.max(m.x_max || 10, lastStep);
+  const PAD = m.frame;
+  const xmax = m.x_max;
+  const [lo, hi] = [m.y_lo, m.y_hi];
   const kept = m.kept_val_loss;
   const hasKept = kept !== null && kept !== undefined;
-  const [lo, hi] = lossRange(hasKept ? d.losses.concat([kept]) : d.losses);
-  const pw = W - PAD.l - PAD.r;
-  const ph = H - PAD.t - PAD.b;
+  const pw = PAD.w - PAD.l - PAD.r;
+  const ph = PAD.h - PAD.t - PAD.b;
   const X = (v) => PAD.l + (v / xmax) * pw;
   const Y = (v) => PAD.t + (1 - (v - lo) / (hi - lo)) * ph;
 
@@ -224,13 +210,12 @@ function drawCard(c, m, d, styles) {
   drawBest(c, m, d, X, Y);
 
   const style = styleOf(styles, "probe", m.state);
-  drawEnd(c, m, style, X, pw);
+  drawEnd(c, m, style, X, PAD.l + pw / 2);
 
   drawKept(c, m, hasKept ? kept : null, px, py, X(m.kept_step ?? lastStep), Y);
 
-  c.yMax.textContent = fmt(hi);
-  c.yMin.textContent = fmt(lo);
-  c.x1.textContent = String(Math.round(xmax));
+  [c.yMax.textContent, c.yMin.textContent] = m.y_labels;
+  c.x1.textContent = m.x_label;
 
   // One validation-loss number per card, labelled.
   let last = null;
@@ -274,12 +259,12 @@ function drawBest(c, m, d, X, Y) {
 }
 
 // The end state's line and word, where a final state has a stop step.
-function drawEnd(c, m, style, X, pw) {
+function drawEnd(c, m, style, X, middle) {
   const ended = style.final && m.stop_step !== null && m.stop_step !== undefined;
   if (ended) {
     // The end state's word sits above the plot area: it never covers the curve.
     const sx = X(m.stop_step);
-    const right = sx > PAD.l + pw / 2;
+    const right = sx > middle;
     c.end.style.setProperty("--lpw-state", style.color);
     c.stopLine.setAttribute("x1", sx.toFixed(1));
     c.stopLine.setAttribute("x2", sx.toFixed(1));
@@ -383,7 +368,7 @@ function render({ model, el }) {
       seen.add(name);
       let c = cards.get(name);
       if (!c) {
-        c = makeCard(name);
+        c = makeCard(name, m.frame);
         cards.set(name, c);
       }
       grid.append(c.card);
@@ -416,7 +401,7 @@ function render({ model, el }) {
       ? requested
         ? "Stopping…"
         : "Stop"
-      : model.get("outcome") === "stopped"
+      : model.get("outcome") === STATES.STOPPED
         ? "Stopped"
         : "Stop";
     stop.title = supported

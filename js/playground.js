@@ -2,9 +2,12 @@
 //
 // Model state:  text         the sentence (synced back, debounced by debounce_ms while typing)
 //               result       {text, tokens: [{id, text, raw}], skipped: [name], truncated,
-//                             probes: [{name, submodule, layer, pooling, classes, proba,
-//                                       top, token_logits, token_margin, scale, note}]}
-//                            -- computed in Python; this view only draws it
+//                             heat_legend, probes: [{name, submodule, layer, pooling,
+//                                       classes, proba, top, token_logits, token_margin,
+//                                       scale, note, strip_colour, bar_colours,
+//                                       token_colours}]}
+//                            -- computed in Python (widgets/playground_view.py), colours
+//                            included; this view only lays it out
 //               error        a Python-side failure's message ("" when none)
 //               probe        the heatmap's probe (synced back)
 //               target       the heatmap's class ("" = the last class; synced back)
@@ -13,45 +16,11 @@
 // static snapshot in the output can catch up without re-rendering the view mid-typing.
 // Every value is written with textContent: nothing from the data is parsed as HTML.
 
-// Same numbers as lm_probe_widgets/widgets/playground.py (the static snapshot).
-
 import { fmt, h, hideStaticCopies, listen } from "./shared.js";
-
-export const CLASS_COLOURS = [
-  "#1f77b4",
-  "#ff7f0e",
-  "#2ca02c",
-  "#d62728",
-  "#9467bd",
-  "#8c564b",
-  "#e377c2",
-  "#7f7f7f",
-  "#bcbd22",
-  "#17becf",
-];
-export const NEGATIVE_COLOUR = "#2c7bb6";
-export const POSITIVE_COLOUR = "#d7301f";
-const STRIP_MAX_MIX = 80;
-const HEAT_MAX_MIX = 70;
-
-function mix(colour, percent) {
-  return `color-mix(in srgb, ${colour} ${Math.round(percent)}%, transparent)`;
-}
 
 function signed(v) {
   const s = fmt(v);
   return typeof v === "number" && v > 0 ? `+${s}` : s;
-}
-
-export function classColour(j) {
-  return CLASS_COLOURS[j % CLASS_COLOURS.length];
-}
-
-export function heatColour(value, scale) {
-  if (typeof value !== "number" || !scale) return "";
-  const share = Math.max(-1, Math.min(1, value / scale));
-  if (share === 0) return "";
-  return mix(share > 0 ? POSITIVE_COLOUR : NEGATIVE_COLOUR, HEAT_MAX_MIX * Math.abs(share));
 }
 
 // Calls fn(value) once, `wait` ms after the last call; flush() runs a pending call now.
@@ -99,14 +68,14 @@ function probeCell(p, choose) {
     const top = p.top;
     const prob = p.proba[top];
     c.dataset.class = p.classes[top];
-    c.style.background = mix(classColour(top), STRIP_MAX_MIX * Math.max(0, Math.min(1, prob || 0)));
+    c.style.background = p.strip_colour || "";
     c.append(h("div", "lpw-pg-class", p.classes[top]));
     c.append(h("div", "lpw-pg-prob lpw-mono", fmt(prob)));
     const bars = h("div", "lpw-pg-bars");
     p.classes.forEach((name, j) => {
       const b = h("span", "lpw-pg-bar");
       b.style.height = `${Math.round(100 * Math.max(0, Math.min(1, p.proba[j] || 0)))}%`;
-      b.style.background = classColour(j);
+      b.style.background = (p.bar_colours || [])[j] || "";
       b.title = `${name}: ${fmt(p.proba[j])}`;
       bars.appendChild(b);
     });
@@ -308,9 +277,11 @@ function render({ model, el }) {
     const scale = (p.scale || [])[ci] || 0;
     const regression = p.task === "regression";
     const centre = regression ? Number(p.center) || 0 : 0;
+    const bar = h("span", "lpw-pg-legend-bar");
+    bar.style.background = r.heat_legend || "";
     legend.replaceChildren(
       h("span", "lpw-pg-legend-lo lpw-mono", regression ? fmt(centre - scale) : signed(-scale)),
-      Object.assign(h("span", "lpw-pg-legend-bar"), {
+      Object.assign(bar, {
         title: regression
           ? `blue: below the training mean ${fmt(centre)}, red: above it`
           : `blue: against ${p.classes[ci]}, red: toward ${p.classes[ci]}`,
@@ -331,7 +302,7 @@ function render({ model, el }) {
       const s = h("span", "lpw-pg-token", t.text);
       s.dataset.index = String(i);
       s.dataset.score = typeof v === "number" ? String(v) : "";
-      s.style.background = heatColour(v, scale);
+      s.style.background = ((p.token_colours || [])[i] || [])[ci] || "";
       if (regression) {
         s.title = `${JSON.stringify(t.raw)} (id ${t.id}): predicted ${fmt(logits[0])}`;
       } else {

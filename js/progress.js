@@ -10,7 +10,7 @@
 // Rows are keyed and updated in place; every string goes in through textContent,
 // never parsed as HTML. A state's colour reaches the CSS as the variable --lpw-state.
 
-import { h, styleOf } from "./shared.js";
+import { h, STATES, styleOf } from "./shared.js";
 
 function makeRow(kind, key) {
   const row = h("div", `lpw-progress-row lpw-progress-${kind}`);
@@ -91,7 +91,7 @@ function render({ model, el }) {
   function draw() {
     const styles = model.get("styles") || {};
     const fit = model.get("fit") || {};
-    const fitState = fit.state || "waiting";
+    const fitState = fit.state || STATES.WAITING;
     const fitStyle = styleOf(styles, "fit", fitState);
     title.textContent = model.get("title") || "Probes";
     root.dataset.fitState = fitState;

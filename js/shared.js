@@ -56,6 +56,24 @@ export function listen(model, handlers) {
   };
 }
 
+// Every state name the views compare against: core/engine/states.py's enums, by member
+// name (tests/test_widgets_state.py checks this table against js_state_names()).
+export const STATES = Object.freeze({
+  NOT_FITTED: "not fitted",
+  TRAINING: "training",
+  FINISHED: "finished",
+  EARLY_STOPPED: "early-stopped",
+  STOPPED: "stopped",
+  INTERRUPTED: "interrupted",
+  FITTING: "fitting",
+  FITTED: "fitted",
+  COMPLETED: "completed",
+  ERROR: "error",
+  WAITING: "waiting",
+  RUNNING: "running",
+  DONE: "done",
+});
+
 // The label and colour of a state, from the tables Python sends (display/states.py):
 // group "probe", "fit" or "phase".
 export function styleOf(styles, group, state) {

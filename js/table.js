@@ -4,7 +4,9 @@
 //                          better: "lower is better"|"higher is better"|"",
 //                          best_rows: [row positions holding the best value],
 //                          label, compact (position in the compact view, or null),
-//                          decimals, ci: [low_column, high_column]|null}]
+//                          decimals, ci: [low_column, high_column]|null,
+//                          ascending, descending: row positions in either sort order,
+//                          first_descending: the first click's direction}]
 //               Which value is best is decided in Python (display/columns.py); this
 //               file only shows it.
 //               rows     [[value, ...], ...]   (null = missing / NaN)
@@ -21,22 +23,13 @@ import { button, fmt, h, hideStaticCopies, listen } from "./shared.js";
 
 const PAGE = 1000; // rows rendered at once; "Show more" adds the next page
 
-function compare(a, b) {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-// Stable sort of row positions; missing values always last (both directions).
+// Row positions in display order: the column's order as Python sorted it (stable,
+// missing values last), or the rows as given when unsorted.
 export function viewOrder(rows, columns, sort) {
-  const idx = rows.map((_, i) => i);
-  const j = sort && sort.column != null ? columns.findIndex((c) => c.name === sort.column) : -1;
-  if (j < 0) return idx;
-  const present = idx.filter((i) => rows[i][j] !== null && rows[i][j] !== undefined);
-  const missing = idx.filter((i) => rows[i][j] === null || rows[i][j] === undefined);
-  const desc = !!sort.descending;
-  present.sort((p, q) =>
-    desc ? compare(rows[q][j], rows[p][j]) : compare(rows[p][j], rows[q][j]),
-  );
-  return present.concat(missing);
+  const col = sort && sort.column != null ? columns.find((c) => c.name === sort.column) : null;
+  const order = (col && (sort.descending ? col.descending : col.ascending)) || [];
+  // columns and rows arrive together from Python; until both have, show rows as given
+  return order.length === rows.length ? [...order] : rows.map((_, i) => i);
 }
 
 function toTsv(rows, columns, order) {
@@ -253,10 +246,10 @@ function headerCell(t, c) {
 }
 
 // Sort by column `name` (again: the other way), here and in the model. The first click
-// puts the best values first: descending where higher is better (accuracy), else ascending.
+// goes the way Python chose (the best values first).
 function sortBy(t, name) {
   const col = t.columns.find((c) => c.name === name);
-  const first = !!col && col.best === "max";
+  const first = !!col && !!col.first_descending;
   const next = { column: name, descending: t.sort.column === name ? !t.sort.descending : first };
   t.sort = next;
   t.order = viewOrder(t.rows, t.columns, t.sort);

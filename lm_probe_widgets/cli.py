@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import difflib
 import html
 import io
@@ -662,19 +663,17 @@ class CLIProgress:
     def __call__(self, event: Any) -> None:
         from .core.engine import events as ev
 
-        if event.kind in (ev.ERROR, ev.INTERRUPTED) and "message" in event.data:
-            worded = {**event.data, "message": cli_wording(str(event.data["message"]))}
-            event = ev.Event(event.kind, event.probe, worded)
+        if isinstance(event, ev.Error | ev.Interrupted):
+            event = dataclasses.replace(event, message=cli_wording(event.message))
         self._console(event)
-        if self._tty or event.kind != ev.BATCH:
+        if self._tty or not isinstance(event, ev.Batch):
             return
-        d = event.data
         now = time.monotonic()
-        if d["phase"] != self._phase or now - self._last >= self.every:
-            self._phase, self._last = d["phase"], now
+        if event.phase != self._phase or now - self._last >= self.every:
+            self._phase, self._last = event.phase, now
             sys.stderr.write(
-                f"{d['phase']:<14} {d['examples_done']:>6}/{d['examples_total']:<6} "
-                f"{d['seconds']:6.1f}s\n"
+                f"{event.phase:<14} {event.examples_done:>6}/{event.examples_total:<6} "
+                f"{event.seconds:6.1f}s\n"
             )
             sys.stderr.flush()
 

@@ -184,13 +184,15 @@ def test_long_curves_are_stored_reduced_keeping_shape_and_best():
 
     s = MonitorState()
     s.handle(
-        ev.Event(ev.FIT_STARTED, None, {"probes": ["p"], "configs": [], "max_steps": {"p": 10**6}})
+        ev.make_event(
+            ev.FIT_STARTED, None, {"probes": ["p"], "configs": [], "max_steps": {"p": 10**6}}
+        )
     )
     n, best = 10_000, 7_321
     for i in range(1, n + 1):
         loss = 0.1 if i == best else 2.0 + math.sin(i / 50)
         s.handle(
-            ev.Event(
+            ev.make_event(
                 ev.EVALUATED,
                 "p",
                 {
@@ -209,6 +211,37 @@ def test_long_curves_are_stored_reduced_keeping_shape_and_best():
     assert s.curves(max_points=10**6)["p"][0] == list(range(1, n + 1))
 
 
+def test_the_live_chart_and_its_snapshot_lay_out_one_view_model():
+    """Python decides a loss chart's frame, axes and labels once (MonitorState.chart);
+    the static snapshot draws exactly those, the live view keeps no axis rule of its
+    own, and a point outside the axes marks the card for a redraw."""
+    import re
+    from pathlib import Path
+
+    from lm_probe_widgets.widgets.monitor import MonitorState
+    from lm_probe_widgets.widgets.snapshot import chart_svg
+
+    s = MonitorState()
+    s.handle(ev.FitStarted(probes=["p"], max_steps={"p": 400}))
+    losses = [0.9, 0.5, 0.6]
+    for i, v in enumerate(losses, 1):
+        s.handle(ev.Evaluated("p", step=2 * i, val_loss=v, best_val_loss=0.5, best_step=4))
+    assert s.handle(ev.Evaluated("p", step=8, val_loss=1.4, best_val_loss=0.5, best_step=4))
+    assert not s.handle(ev.Evaluated("p", step=10, val_loss=0.7, best_val_loss=0.5, best_step=4))
+    s.handle(ev.Refined("p", val_loss=0.3, l2=0.1))
+    losses += [1.4, 0.7]
+    (row,) = s.meta_list()
+    assert 0 <= row["y_lo"] < 0.3 and row["y_hi"] > 1.4  # every loss and the kept one
+    steps, drawn, _ = s.curves()["p"]
+    svg = chart_svg(row, steps, drawn)
+    f = row["frame"]
+    assert f'viewBox="0 0 {f["w"]} {f["h"]}"' in svg
+    labels = re.findall(r'class="lpw-snap-axis[^"]*"[^>]*>([^<]*)<', svg)
+    assert labels == [*row["y_labels"], "0", row["x_label"]] and row["x_label"] == "400"
+    js = (Path(__file__).resolve().parents[1] / "js" / "monitor.js").read_text()
+    assert not re.search(r"const (W|H|PAD) = [\d{]", js) and "lossRange" not in js
+
+
 def test_poller_outside_a_kernel_is_a_harmless_no_op():
     poller = KernelPoller()
     assert not poller.supported and "kernel" in poller.reason
@@ -221,16 +254,16 @@ def test_progress_state_errors_and_text_summary():
     s = ProgressState()
     assert "waiting" in s.summary()
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.FIT_STARTED,
             None,
             {"probes": ["a<b>"], "configs": [], "max_steps": {"a<b>": 10}, "num_epoch": 1},
         )
     )
-    s.handle(ev.Event(ev.STEP, "a<b>", {"step": 3, "epoch": 1, "train_loss": float("nan")}))
+    s.handle(ev.make_event(ev.STEP, "a<b>", {"step": 3, "epoch": 1, "train_loss": float("nan")}))
     assert s.probes["a<b>"]["state"] == "training" and s.probes["a<b>"]["train_loss"] is None
-    s.handle(ev.Event(ev.ERROR, None, {"message": "boom"}))
-    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "error", "seconds": 1.0}))
+    s.handle(ev.make_event(ev.ERROR, None, {"message": "boom"}))
+    s.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": "error", "seconds": 1.0}))
     assert s.probes["a<b>"]["state"] == "error"
     assert s.summary().startswith("fit failed") and "boom" in s.summary()
 
@@ -319,7 +352,7 @@ def _fit_started(names, num_epoch=10, planned=190, n_eval=200, **cfg):
         }
         for n in names
     ]
-    return ev.Event(
+    return ev.make_event(
         ev.FIT_STARTED,
         None,
         {
@@ -335,7 +368,7 @@ def _fit_started(names, num_epoch=10, planned=190, n_eval=200, **cfg):
 
 
 def _batch(phase, epoch, done, total, **extra):
-    return ev.Event(
+    return ev.make_event(
         ev.BATCH,
         None,
         {"phase": phase, "epoch": epoch, "examples_done": done, "examples_total": total, **extra},
@@ -396,13 +429,13 @@ def test_the_headline_is_final_only_at_fit_finished():
     s.handle(_fit_started(["a"]))
     s.handle(_batch("extract-train", 1, 600, 600))
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.PROBE_FINISHED,
             "a",
             {"state": "finished", "steps": 190, "reason": "completed 10 epoch(s)"},
         )
     )
-    s.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.41, "l2": 0.1}))
+    s.handle(ev.make_event(ev.REFINED, "a", {"val_loss": 0.41, "l2": 0.1}))
     s.handle(_batch("refine", 10, 1, 1))
     for phase in ("extract-eval", "control", "baseline-random_init", "bootstrap"):
         for done in (50, 100):
@@ -413,7 +446,7 @@ def test_the_headline_is_final_only_at_fit_finished():
     assert [ph["state"] for ph in s.phase_list()] == ["done"] * 5 + ["running"]
     refine = s.phases["refine"]
     assert refine["text"] == "1/1 probes"  # the final fit counts probes
-    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": 0.0}))
+    s.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": 0.0}))
     assert s.fit["headline"] == "fit completed" and s.fit["message"] == ""
     assert [ph["state"] for ph in s.phase_list()] == ["done"] * 6
     assert s.summary().count("fit completed") == 1
@@ -434,7 +467,7 @@ def test_a_stop_gives_one_coherent_final_message():
         s.handle(_batch("train", 2, 32, 600))
         s.request_stop()
         assert s.fit["message"].startswith("Stop requested")
-        s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": reason, "seconds": 0.0}))
+        s.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": reason, "seconds": 0.0}))
         assert s.fit["message"] == expect
         text = s.summary()
         assert "Stop requested" not in text
@@ -470,10 +503,12 @@ def test_a_probe_row_names_its_loss_for_what_it_is():
     both, which read as "the final fit made it worse")."""
     s = ProgressState(FakeClock())
     s.handle(_fit_started(["a"]))
-    s.handle(ev.Event(ev.EVALUATED, "a", {"val_loss": 0.7, "best_val_loss": 0.662, "best_step": 5}))
-    s.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "finished", "steps": 10}))
+    s.handle(
+        ev.make_event(ev.EVALUATED, "a", {"val_loss": 0.7, "best_val_loss": 0.662, "best_step": 5})
+    )
+    s.handle(ev.make_event(ev.PROBE_FINISHED, "a", {"state": "finished", "steps": 10}))
     assert s.probes["a"]["detail"].endswith("best-step val loss 0.662")
-    s.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.695, "l2": 0.1}))
+    s.handle(ev.make_event(ev.REFINED, "a", {"val_loss": 0.695, "l2": 0.1}))
     assert s.probes["a"]["detail"].endswith("CV loss (final fit) 0.695")
 
 
@@ -500,10 +535,10 @@ def test_the_stop_message_says_what_happens_in_the_phase_running_now():
 def test_a_stop_after_training_says_what_it_cut():
     s = ProgressState(FakeClock())
     s.handle(_fit_started(["a"]))
-    s.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "finished", "steps": 190}))
+    s.handle(ev.make_event(ev.PROBE_FINISHED, "a", {"state": "finished", "steps": 190}))
     s.handle(_batch("baseline-random_init", 1, 64, 600, detail="extract-train"))
     s.request_stop()
-    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "stopped"}))
+    s.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": "stopped"}))
     assert s.fit["headline"] == "fit stopped by you"
     assert s.fit["message"].startswith("Stopped during baseline: random-init model: the probes")
     assert "blank" in s.fit["message"] and "resume=True" in s.fit["message"]
@@ -516,20 +551,20 @@ def test_shared_reasons_are_summarised_not_repeated():
     s.handle(_fit_started(names))
     for n in names[:-1]:
         s.handle(
-            ev.Event(
+            ev.make_event(
                 ev.PROBE_FINISHED,
                 n,
                 {"state": "finished", "steps": 190, "reason": "completed 10 epoch(s)"},
             )
         )
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.PROBE_FINISHED,
             names[-1],
             {"state": "early-stopped", "steps": 50, "reason": "no validation improvement"},
         )
     )
-    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed"}))
+    s.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": "completed"}))
     assert s.fit["reasons"] == ["21 probes: completed 10 epoch(s)"]
     assert s.summary().count("completed 10 epoch(s)") == 1
     assert [p["note"] for p in s.probe_list()][-2:] == ["", "no validation improvement"]
@@ -543,7 +578,7 @@ def test_monitor_chart_facts():
         m.handle(_fit_started(["a"], planned=35, **cfg))
         for step in range(1, 11):
             m.handle(
-                ev.Event(
+                ev.make_event(
                     ev.EVALUATED,
                     "a",
                     {
@@ -562,17 +597,17 @@ def test_monitor_chart_facts():
     assert chart["kept_val_loss"] is None  # still training
     assert run(patience=300).chart("a")["window"] is None  # cannot end the run
     assert run(early_stopping=False).chart("a")["window"] is None
-    m.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "stopped", "steps": 10}))
+    m.handle(ev.make_event(ev.PROBE_FINISHED, "a", {"state": "stopped", "steps": 10}))
     assert m.chart("a")["kept_val_loss"] == pytest.approx(0.1)  # the best step's weights
     assert m.chart("a")["kept_foot"] == "best-step val loss 0.100"
-    m.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.05, "l2": 0.01}))
+    m.handle(ev.make_event(ev.REFINED, "a", {"val_loss": 0.05, "l2": 0.01}))
     chart = m.chart("a")
     assert chart["kept_val_loss"] == 0.05 and chart["kept_step"] == 10
     assert chart["kept_label"].startswith("after the final fit (L2 0.01): cross-validated")
     assert chart["kept_foot"] == "CV loss (final fit) 0.050"
     for step in range(11, 41):  # a resumed run goes past its plan: the axis follows
         m.handle(
-            ev.Event(
+            ev.make_event(
                 ev.EVALUATED,
                 "a",
                 {"step": step, "val_loss": 0.1, "best_val_loss": 0.05, "best_step": 10},
@@ -589,12 +624,12 @@ def test_dashboard_snapshot_and_final_bundle():
     dash(_batch("extract-train", 1, 600, 600))
     for n in ("a", "<script>x"):
         dash(
-            ev.Event(
+            ev.make_event(
                 ev.EVALUATED, n, {"step": 3, "val_loss": 0.5, "best_val_loss": 0.5, "best_step": 3}
             )
         )
         dash(
-            ev.Event(
+            ev.make_event(
                 ev.PROBE_FINISHED,
                 n,
                 {"state": "finished", "steps": 3, "reason": "completed 10 epoch(s)"},
@@ -603,7 +638,7 @@ def test_dashboard_snapshot_and_final_bundle():
     live = dash._repr_mimebundle_()
     assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(live)
     assert 'data-fit-state="running"' in live["text/html"]
-    dash(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed"}))
+    dash(ev.make_event(ev.FIT_FINISHED, None, {"reason": "completed"}))
     dash.close()
     final = dash.final_bundle()
     assert set(final) == {"text/plain", "text/html"}
@@ -625,14 +660,14 @@ def test_progress_and_monitor_alone_carry_their_snapshot():
     for widget in (ProbeProgress(clock=FakeClock()), EarlyStoppingMonitor()):
         widget.handle(_fit_started(["a"]))
         widget.handle(
-            ev.Event(
+            ev.make_event(
                 ev.EVALUATED,
                 "a",
                 {"step": 1, "val_loss": 0.5, "best_val_loss": 0.5, "best_step": 1},
             )
         )
-        widget.handle(ev.Event(ev.PROBE_FINISHED, "a", {"state": "early-stopped", "steps": 1}))
-        widget.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed"}))
+        widget.handle(ev.make_event(ev.PROBE_FINISHED, "a", {"state": "early-stopped", "steps": 1}))
+        widget.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": "completed"}))
         data, _meta = widget._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in data
         assert "stopped early" in data["text/html"] and "stopped early" in data["text/plain"]
@@ -653,7 +688,7 @@ def test_one_eta_for_the_whole_call_is_a_bound_until_every_phase_is_timed():
         {"phase": "extract-eval", "total": 400, "unit": "examples"},
     ]
     start = _fit_started(["a", "b"], num_epoch=3)
-    s.handle(ev.Event(ev.FIT_STARTED, None, {**start.data, "phases": plan}))
+    s.handle(ev.make_event(ev.FIT_STARTED, None, {**start.data, "phases": plan}))
     # (phase, epoch, total, seconds per unit, units per event)
     runs = [("extract-val", 1, 64, 0.05, 8), ("extract-train", 1, 600, 0.05, 20)]
     runs += [("train", e, 600, 0.01, 50) for e in (2, 3)]
@@ -681,7 +716,7 @@ def test_one_eta_for_the_whole_call_is_a_bound_until_every_phase_is_timed():
             assert abs(seconds - truth) <= 0.15 * truth, (phase, done, seconds, truth)
             assert stats.endswith("left in all"), stats
     assert lower and timed  # both regimes were seen
-    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": spent}))
+    s.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": spent}))
     assert "left" not in s.fit["stats"]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +14,11 @@ from lm_probe_widgets.core.engine.data import ProbeDataset
 from lm_probe_widgets.core.runner import ProbeRunner
 from lm_probe_widgets.display.columns import format_number
 from lm_probe_widgets.widgets import ProbePlayground
-from lm_probe_widgets.widgets.playground import HEAT_RANGE, layer_of, margins
+from lm_probe_widgets.widgets.playground_view import HEAT_RANGE, heat_colour, layer_of, margins
 from lm_probe_widgets.widgets.snapshot import WIDGET_MIME, split_bundle
 
 FAST = {"max_steps": 12, "warmup_steps": 1, "refine": False, "cv_folds": 0, "l2": (0.1,)}
+ROOT = Path(__file__).resolve().parents[1]
 POS = "<i>pos</i>"  # a label with HTML in it: must stay text everywhere
 
 
@@ -188,7 +191,7 @@ def test_empty_text_shows_nothing_and_no_error(binary):
 
 
 def test_long_text_is_truncated_and_says_so(binary):
-    from lm_probe_widgets.widgets.playground import MAX_LENGTH
+    from lm_probe_widgets.widgets.playground_view import MAX_LENGTH
 
     pg = ProbePlayground(binary, text="the film was great " * 60)
     assert pg.error == "" and pg.result["truncated"] is True
@@ -249,3 +252,37 @@ def test_a_regression_probe_shows_its_predicted_values(tiny, sentiment):
     assert entry["scale"] == [pytest.approx(2 * std, rel=1e-3)]
     value = f"predicted {format_number(entry['value'])}"
     assert value in pg.summary() and value in pg.snapshot_html()
+
+
+def test_colours_are_computed_once_in_python_and_laid_out_as_given(binary):
+    """Every colour the playground shows is in its result (one home: playground_view); the
+    snapshot draws exactly those, and the browser code holds no colour rule of its own."""
+    pg = ProbePlayground(binary, text="the film was great")
+    entry, c = pg.chosen()
+    assert entry is not None
+    page = split_bundle(pg._repr_mimebundle_())[0]["text/html"]
+    for row, margin in zip(entry["token_colours"], entry["token_margin"], strict=True):
+        expected = heat_colour(margin[c], entry["scale"][c])
+        assert row[c] == expected and f"background: {expected}" in page
+    for p in pg.result["probes"]:
+        assert p["strip_colour"].startswith("color-mix(") and p["strip_colour"] in page
+        assert len(p["bar_colours"]) == len(p["classes"])
+    sources = [ROOT / "js" / "playground.js", ROOT / "js" / "playground.css"]
+    literal = re.compile(r"#[0-9a-fA-F]{3,8}\b|rgba?\(")
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        assert not literal.findall(text), f"{source.name}: a colour literal; compute it in Python"
+
+
+def test_heat_colour_is_signed_saturating_and_blank_at_zero():
+    assert heat_colour(0.0, HEAT_RANGE) == "" and heat_colour(None, HEAT_RANGE) == ""
+    toward, against = heat_colour(1.0, HEAT_RANGE), heat_colour(-1.0, HEAT_RANGE)
+    assert toward != against and toward and against
+    assert heat_colour(HEAT_RANGE, HEAT_RANGE) == heat_colour(10 * HEAT_RANGE, HEAT_RANGE)
+
+    def percent(colour: str) -> int:
+        return int(re.search(r" (\d+)%", colour).group(1))
+
+    shares = [0.5, 1.0, 2.0, 3.0, HEAT_RANGE]
+    strengths = [percent(heat_colour(v, HEAT_RANGE)) for v in shares]
+    assert strengths == sorted(strengths) and len(set(strengths)) == len(strengths)

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..core.engine.states import ProbeState, RunnerState
 from .assets import REPR, THEME, read_asset
 from .columns import (
     NEUTRAL,
@@ -163,25 +164,25 @@ def _record(probe: Any) -> Any:
 def state_label(probe: Any) -> str:
     rec = _record(probe)
     if rec is None:
-        return "not fitted"
-    return "fitting" if rec.state == "training" else str(rec.state)
+        return ProbeState.NOT_FITTED.value
+    return RunnerState.FITTING.value if rec.state == ProbeState.TRAINING else str(rec.state)
 
 
 def describe_state(probe: Any) -> str:
     """One sentence a person can read: what happened to this probe and why."""
     rec = _record(probe)
-    if rec is None or rec.state == "not fitted":
-        return "not fitted"
+    if rec is None or rec.state == ProbeState.NOT_FITTED:
+        return ProbeState.NOT_FITTED.value
     state, steps, reason = rec.state, rec.steps, rec.stop_reason
     best = f"; best at step {rec.best_step}" if rec.best_step is not None else ""
-    if state == "training":
+    if state == ProbeState.TRAINING:
         return f"fitting: step {steps}{best}"
-    if state == "early-stopped":
+    if state == ProbeState.EARLY_STOPPED:
         return f"stopped early at step {steps} because {reason or 'validation loss stalled'}"
-    if state == "finished":
+    if state == ProbeState.FINISHED:
         why = f" ({reason})" if reason else ""
         return f"finished after {steps} steps{why}{best}"
-    if state == "stopped":
+    if state == ProbeState.STOPPED:
         return f"stopped at step {steps}" + (f": {reason}" if reason else "") + best
     return f"{state} at step {steps}" + (f": {reason}" if reason else "")
 
@@ -212,7 +213,7 @@ def sparkline_svg(
     best_step: int | None = None,
     stop_step: int | None = None,
     *,
-    stop_state: str = "stopped",
+    stop_state: str = ProbeState.STOPPED.value,
     width: int = 120,
     height: int = 26,
 ) -> str:
@@ -347,7 +348,7 @@ def runner_text(runner: Any) -> str:
                 v += "*"
             cells.append(v)
         table_rows.append(cells)
-        if rec is not None and rec.state != "training":
+        if rec is not None and rec.state != ProbeState.TRAINING:
             notes.append(f"  {cfg.name}: {describe_state(probe)}")
     headers = ["probe", "submodule", "pooling", "state", "steps", "best"] + tcols
     if not probes:  # the head says "not fitted" once: no column of it, nor of 0 steps
@@ -549,7 +550,7 @@ def probe_text(probe: Any) -> str:
         f"  classes: {_classes_text(cfg.classes)}",
         f"  state: {describe_state(probe)}",
     ]
-    if rec is not None and rec.state != "not fitted":
+    if rec is not None and rec.state != ProbeState.NOT_FITTED:
         lines.append(
             f"  steps: {rec.steps}   epochs: {rec.epochs_done}   examples: {rec.examples_seen}"
         )
@@ -626,7 +627,7 @@ def probe_html(probe: Any, runner: Any = None) -> str:
         ("classes", f'<span class="lpw-classes">{_chips(cfg.classes)}</span>'),
         ("feature dim", _e(probe.dim)),
     ]
-    if rec is not None and rec.state != "not fitted":
+    if rec is not None and rec.state != ProbeState.NOT_FITTED:
         facts += [
             (
                 "steps",

@@ -5,15 +5,15 @@ The live widgets receive these tables as data (a synced trait), the static snaps
 and HTML reprs read them directly, so a state looks and reads the same everywhere.
 Colours are CSS values that follow JupyterLab's theme variables, then VS Code's, then
 a fallback readable on light and dark backgrounds. The state names are core.engine.states'
-enums (ProbeState, FitOutcome); only "waiting", "running" and "error" are the
-display's own. Only the standard library is used.
+enums (ProbeState, FitOutcome, and LiveState for a display's waiting, running and
+done). Only the standard library is used.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..core.engine.states import FitOutcome, ProbeState, RunnerState
+from ..core.engine.states import FitOutcome, LiveState, ProbeState, RunnerState
 
 _GREEN = "var(--jp-success-color1, var(--vscode-testing-iconPassed, #388e3c))"
 _TEAL = "#0097a7"  # early stopping: a success of its own kind; no theme variable for it
@@ -34,10 +34,10 @@ ENDED_EARLY = (
 )
 
 # Probe states (core.engine.states.ProbeState, which the runner's probe_finished events carry,
-# plus "waiting" before a probe's first batch and "error").
+# plus "waiting" before a probe's first step and "error").
 # label: what a person reads; color: CSS colour; final: an end state.
 PROBE_STATES: dict[str, dict[str, Any]] = {
-    "waiting": {"label": "waiting", "color": _GREY, "final": False},
+    LiveState.WAITING.value: {"label": "waiting", "color": _GREY, "final": False},
     ProbeState.TRAINING.value: {"label": "training", "color": _BLUE, "final": False},
     ProbeState.FINISHED.value: {"label": "finished", "color": _GREEN, "final": True},
     ProbeState.EARLY_STOPPED.value: {"label": "stopped early", "color": _TEAL, "final": True},
@@ -48,8 +48,8 @@ PROBE_STATES: dict[str, dict[str, Any]] = {
 
 # Fit states: "running" until the one fit_finished event, then its reason.
 FIT_STATES: dict[str, dict[str, Any]] = {
-    "waiting": {"label": "waiting for fit_probes…", "color": _GREY, "final": False},
-    "running": {"label": "fitting", "color": _BLUE, "final": False},
+    LiveState.WAITING.value: {"label": "waiting for fit_probes…", "color": _GREY, "final": False},
+    LiveState.RUNNING.value: {"label": "fitting", "color": _BLUE, "final": False},
     FitOutcome.COMPLETED.value: {"label": "fit completed", "color": _GREEN, "final": True},
     FitOutcome.STOPPED.value: {"label": "fit stopped by you", "color": _AMBER, "final": True},
     FitOutcome.INTERRUPTED.value: {"label": "fit interrupted", "color": _BROWN, "final": True},
@@ -59,8 +59,8 @@ FIT_STATES: dict[str, dict[str, Any]] = {
 # Phase rows ("running" while batches of the phase arrive, then "done", or the fit's
 # end state if the fit ended inside it).
 PHASE_STATES: dict[str, dict[str, Any]] = {
-    "running": {"label": "running", "color": _BLUE, "final": False},
-    "done": {"label": "done", "color": _GREEN, "final": True},
+    LiveState.RUNNING.value: {"label": "running", "color": _BLUE, "final": False},
+    LiveState.DONE.value: {"label": "done", "color": _GREEN, "final": True},
     ProbeState.STOPPED.value: PROBE_STATES[ProbeState.STOPPED.value],
     ProbeState.INTERRUPTED.value: PROBE_STATES[ProbeState.INTERRUPTED.value],
     ERROR: PROBE_STATES[ERROR],

@@ -28,15 +28,27 @@ function listen(model, handlers) {
     for (const [event, fn] of pairs) model.off(event, fn);
   };
 }
+var STATES = Object.freeze({
+  NOT_FITTED: "not fitted",
+  TRAINING: "training",
+  FINISHED: "finished",
+  EARLY_STOPPED: "early-stopped",
+  STOPPED: "stopped",
+  INTERRUPTED: "interrupted",
+  FITTING: "fitting",
+  FITTED: "fitted",
+  COMPLETED: "completed",
+  ERROR: "error",
+  WAITING: "waiting",
+  RUNNING: "running",
+  DONE: "done"
+});
 function styleOf(styles, group, state) {
   const table = styles?.[group] || {};
   return table[state] || { label: state, color: "currentColor", final: true };
 }
 
 // js/monitor.js
-var W = 300;
-var H = 130;
-var PAD = { l: 44, r: 8, t: 16, b: 18 };
 function decimate(px, py, width) {
   if (px.length <= 2 * width) return [px, py];
   const ox = [];
@@ -88,7 +100,9 @@ function pathData(px, py) {
   }
   return d;
 }
-function makeCard(name) {
+function makeCard(name, frame) {
+  const { w: W, h: H } = frame;
+  const PAD = frame;
   const card = h("div", "lpw-monitor-card");
   card.dataset.probe = name;
   const head = h("div", "lpw-monitor-card-head");
@@ -173,28 +187,16 @@ function makeCard(name) {
 function show(el, on) {
   el.style.display = on ? "" : "none";
 }
-function lossRange(losses) {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const v of losses) {
-    if (v === null || v === void 0) continue;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  if (!Number.isFinite(lo)) return [0, 1];
-  if (hi - lo < 1e-12) return [lo - 0.5, hi + 0.5];
-  const pad = (hi - lo) * 0.06;
-  return [lo - pad >= 0 || lo < 0 ? lo - pad : 0, hi + pad];
-}
 function drawCard(c, m, d, styles) {
   const n = d.steps.length;
   const lastStep = n ? d.steps[n - 1] : 0;
-  const xmax = Math.max(m.x_max || 10, lastStep);
+  const PAD = m.frame;
+  const xmax = m.x_max;
+  const [lo, hi] = [m.y_lo, m.y_hi];
   const kept = m.kept_val_loss;
   const hasKept = kept !== null && kept !== void 0;
-  const [lo, hi] = lossRange(hasKept ? d.losses.concat([kept]) : d.losses);
-  const pw = W - PAD.l - PAD.r;
-  const ph = H - PAD.t - PAD.b;
+  const pw = PAD.w - PAD.l - PAD.r;
+  const ph = PAD.h - PAD.t - PAD.b;
   const X = (v) => PAD.l + v / xmax * pw;
   const Y = (v) => PAD.t + (1 - (v - lo) / (hi - lo)) * ph;
   const px = new Array(n);
@@ -220,11 +222,10 @@ function drawCard(c, m, d, styles) {
   show(c.patience, !!m.window);
   drawBest(c, m, d, X, Y);
   const style = styleOf(styles, "probe", m.state);
-  drawEnd(c, m, style, X, pw);
+  drawEnd(c, m, style, X, PAD.l + pw / 2);
   drawKept(c, m, hasKept ? kept : null, px, py, X(m.kept_step ?? lastStep), Y);
-  c.yMax.textContent = fmt(hi);
-  c.yMin.textContent = fmt(lo);
-  c.x1.textContent = String(Math.round(xmax));
+  [c.yMax.textContent, c.yMin.textContent] = m.y_labels;
+  c.x1.textContent = m.x_label;
   let last = null;
   for (let i = n - 1; i >= 0; i--) {
     if (d.losses[i] !== null && d.losses[i] !== void 0) {
@@ -258,11 +259,11 @@ function drawBest(c, m, d, X, Y) {
   show(c.best, visible);
   show(c.bestLine, visible);
 }
-function drawEnd(c, m, style, X, pw) {
+function drawEnd(c, m, style, X, middle) {
   const ended = style.final && m.stop_step !== null && m.stop_step !== void 0;
   if (ended) {
     const sx = X(m.stop_step);
-    const right = sx > PAD.l + pw / 2;
+    const right = sx > middle;
     c.end.style.setProperty("--lpw-state", style.color);
     c.stopLine.setAttribute("x1", sx.toFixed(1));
     c.stopLine.setAttribute("x2", sx.toFixed(1));
@@ -356,7 +357,7 @@ function render({ model, el }) {
       seen.add(name);
       let c = cards.get(name);
       if (!c) {
-        c = makeCard(name);
+        c = makeCard(name, m.frame);
         cards.set(name, c);
       }
       grid.append(c.card);
@@ -383,7 +384,7 @@ function render({ model, el }) {
     const requested = !!model.get("stop_requested");
     const supported = model.get("stop_supported") !== false;
     stop.disabled = !running || requested || !supported;
-    stop.textContent = running ? requested ? "Stopping…" : "Stop" : model.get("outcome") === "stopped" ? "Stopped" : "Stop";
+    stop.textContent = running ? requested ? "Stopping…" : "Stop" : model.get("outcome") === STATES.STOPPED ? "Stopped" : "Stop";
     stop.title = supported ? "End the fit cleanly: training stops after the current batch (a test-set pass runs to its end); probes keep their best weights" : model.get("stop_hint") || "";
     note.textContent = !supported && running ? model.get("stop_hint") || "" : "";
     title.textContent = model.get("title") || "Validation loss";

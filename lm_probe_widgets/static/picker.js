@@ -21,6 +21,21 @@ function listen(model, handlers) {
     for (const [event, fn] of pairs) model.off(event, fn);
   };
 }
+var STATES = Object.freeze({
+  NOT_FITTED: "not fitted",
+  TRAINING: "training",
+  FINISHED: "finished",
+  EARLY_STOPPED: "early-stopped",
+  STOPPED: "stopped",
+  INTERRUPTED: "interrupted",
+  FITTING: "fitting",
+  FITTED: "fitted",
+  COMPLETED: "completed",
+  ERROR: "error",
+  WAITING: "waiting",
+  RUNNING: "running",
+  DONE: "done"
+});
 function hideStaticCopies(model, el) {
   const hidden = /* @__PURE__ */ new Set();
   function run() {

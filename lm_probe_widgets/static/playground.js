@@ -21,6 +21,21 @@ function listen(model, handlers) {
     for (const [event, fn] of pairs) model.off(event, fn);
   };
 }
+var STATES = Object.freeze({
+  NOT_FITTED: "not fitted",
+  TRAINING: "training",
+  FINISHED: "finished",
+  EARLY_STOPPED: "early-stopped",
+  STOPPED: "stopped",
+  INTERRUPTED: "interrupted",
+  FITTING: "fitting",
+  FITTED: "fitted",
+  COMPLETED: "completed",
+  ERROR: "error",
+  WAITING: "waiting",
+  RUNNING: "running",
+  DONE: "done"
+});
 function hideStaticCopies(model, el) {
   const hidden = /* @__PURE__ */ new Set();
   function run() {
@@ -47,37 +62,9 @@ function hideStaticCopies(model, el) {
 }
 
 // js/playground.js
-var CLASS_COLOURS = [
-  "#1f77b4",
-  "#ff7f0e",
-  "#2ca02c",
-  "#d62728",
-  "#9467bd",
-  "#8c564b",
-  "#e377c2",
-  "#7f7f7f",
-  "#bcbd22",
-  "#17becf"
-];
-var NEGATIVE_COLOUR = "#2c7bb6";
-var POSITIVE_COLOUR = "#d7301f";
-var STRIP_MAX_MIX = 80;
-var HEAT_MAX_MIX = 70;
-function mix(colour, percent) {
-  return `color-mix(in srgb, ${colour} ${Math.round(percent)}%, transparent)`;
-}
 function signed(v) {
   const s = fmt(v);
   return typeof v === "number" && v > 0 ? `+${s}` : s;
-}
-function classColour(j) {
-  return CLASS_COLOURS[j % CLASS_COLOURS.length];
-}
-function heatColour(value, scale) {
-  if (typeof value !== "number" || !scale) return "";
-  const share = Math.max(-1, Math.min(1, value / scale));
-  if (share === 0) return "";
-  return mix(share > 0 ? POSITIVE_COLOUR : NEGATIVE_COLOUR, HEAT_MAX_MIX * Math.abs(share));
 }
 function debounce(fn, wait) {
   let timer = null;
@@ -119,14 +106,14 @@ function probeCell(p, choose) {
     const top = p.top;
     const prob = p.proba[top];
     c.dataset.class = p.classes[top];
-    c.style.background = mix(classColour(top), STRIP_MAX_MIX * Math.max(0, Math.min(1, prob || 0)));
+    c.style.background = p.strip_colour || "";
     c.append(h("div", "lpw-pg-class", p.classes[top]));
     c.append(h("div", "lpw-pg-prob lpw-mono", fmt(prob)));
     const bars = h("div", "lpw-pg-bars");
     p.classes.forEach((name, j) => {
       const b = h("span", "lpw-pg-bar");
       b.style.height = `${Math.round(100 * Math.max(0, Math.min(1, p.proba[j] || 0)))}%`;
-      b.style.background = classColour(j);
+      b.style.background = (p.bar_colours || [])[j] || "";
       b.title = `${name}: ${fmt(p.proba[j])}`;
       bars.appendChild(b);
     });
@@ -304,9 +291,11 @@ function render({ model, el }) {
     const scale = (p.scale || [])[ci] || 0;
     const regression = p.task === "regression";
     const centre = regression ? Number(p.center) || 0 : 0;
+    const bar = h("span", "lpw-pg-legend-bar");
+    bar.style.background = r.heat_legend || "";
     legend.replaceChildren(
       h("span", "lpw-pg-legend-lo lpw-mono", regression ? fmt(centre - scale) : signed(-scale)),
-      Object.assign(h("span", "lpw-pg-legend-bar"), {
+      Object.assign(bar, {
         title: regression ? `blue: below the training mean ${fmt(centre)}, red: above it` : `blue: against ${p.classes[ci]}, red: toward ${p.classes[ci]}`
       }),
       h("span", "lpw-pg-legend-hi lpw-mono", regression ? fmt(centre + scale) : signed(scale)),
@@ -325,7 +314,7 @@ function render({ model, el }) {
       const s = h("span", "lpw-pg-token", t.text);
       s.dataset.index = String(i);
       s.dataset.score = typeof v === "number" ? String(v) : "";
-      s.style.background = heatColour(v, scale);
+      s.style.background = ((p.token_colours || [])[i] || [])[ci] || "";
       if (regression) {
         s.title = `${JSON.stringify(t.raw)} (id ${t.id}): predicted ${fmt(logits[0])}`;
       } else {
@@ -374,11 +363,6 @@ logits: ${parts.join(", ")}`;
 }
 var playground_default = { render };
 export {
-  CLASS_COLOURS,
-  NEGATIVE_COLOUR,
-  POSITIVE_COLOUR,
-  classColour,
   debounce,
-  playground_default as default,
-  heatColour
+  playground_default as default
 };

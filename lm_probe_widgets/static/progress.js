@@ -7,6 +7,21 @@ function h(tag, cls, text) {
   if (text !== void 0 && text !== null) el.textContent = String(text);
   return el;
 }
+var STATES = Object.freeze({
+  NOT_FITTED: "not fitted",
+  TRAINING: "training",
+  FINISHED: "finished",
+  EARLY_STOPPED: "early-stopped",
+  STOPPED: "stopped",
+  INTERRUPTED: "interrupted",
+  FITTING: "fitting",
+  FITTED: "fitted",
+  COMPLETED: "completed",
+  ERROR: "error",
+  WAITING: "waiting",
+  RUNNING: "running",
+  DONE: "done"
+});
 function styleOf(styles, group, state) {
   const table = styles?.[group] || {};
   return table[state] || { label: state, color: "currentColor", final: true };
@@ -88,7 +103,7 @@ function render({ model, el }) {
   function draw() {
     const styles = model.get("styles") || {};
     const fit = model.get("fit") || {};
-    const fitState = fit.state || "waiting";
+    const fitState = fit.state || STATES.WAITING;
     const fitStyle = styleOf(styles, "fit", fitState);
     title.textContent = model.get("title") || "Probes";
     root.dataset.fitState = fitState;

@@ -28,6 +28,21 @@ function listen(model, handlers) {
     for (const [event, fn] of pairs) model.off(event, fn);
   };
 }
+var STATES = Object.freeze({
+  NOT_FITTED: "not fitted",
+  TRAINING: "training",
+  FINISHED: "finished",
+  EARLY_STOPPED: "early-stopped",
+  STOPPED: "stopped",
+  INTERRUPTED: "interrupted",
+  FITTING: "fitting",
+  FITTED: "fitted",
+  COMPLETED: "completed",
+  ERROR: "error",
+  WAITING: "waiting",
+  RUNNING: "running",
+  DONE: "done"
+});
 function hideStaticCopies(model, el) {
   const hidden = /* @__PURE__ */ new Set();
   function run() {
@@ -55,20 +70,10 @@ function hideStaticCopies(model, el) {
 
 // js/table.js
 var PAGE = 1e3;
-function compare(a, b) {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 function viewOrder(rows, columns, sort) {
-  const idx = rows.map((_, i) => i);
-  const j = sort && sort.column != null ? columns.findIndex((c) => c.name === sort.column) : -1;
-  if (j < 0) return idx;
-  const present = idx.filter((i) => rows[i][j] !== null && rows[i][j] !== void 0);
-  const missing = idx.filter((i) => rows[i][j] === null || rows[i][j] === void 0);
-  const desc = !!sort.descending;
-  present.sort(
-    (p, q) => desc ? compare(rows[q][j], rows[p][j]) : compare(rows[p][j], rows[q][j])
-  );
-  return present.concat(missing);
+  const col = sort && sort.column != null ? columns.find((c) => c.name === sort.column) : null;
+  const order = col && (sort.descending ? col.descending : col.ascending) || [];
+  return order.length === rows.length ? [...order] : rows.map((_, i) => i);
 }
 function toTsv(rows, columns, order) {
   const clean = (v) => v === null || v === void 0 ? "" : String(v).replace(/[\t\r\n]+/g, " ");
@@ -258,7 +263,7 @@ function headerCell(t, c) {
 }
 function sortBy(t, name) {
   const col = t.columns.find((c) => c.name === name);
-  const first = !!col && col.best === "max";
+  const first = !!col && !!col.first_descending;
   const next = { column: name, descending: t.sort.column === name ? !t.sort.descending : first };
   t.sort = next;
   t.order = viewOrder(t.rows, t.columns, t.sort);

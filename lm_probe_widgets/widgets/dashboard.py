@@ -174,11 +174,11 @@ class Dashboard:
     def __call__(self, event: ev.Event) -> None:
         self.progress.handle(event)
         self.monitor.handle(event)
-        if event.kind == ev.FIT_STARTED:
+        if isinstance(event, ev.FitStarted):
             self.finished = False
             # a tracked call (steering sweep, stability) trains no probe of its own: no
             # loss charts, no Stop (Ctrl-C / the kernel's interrupt ends it)
-            self.monitor.layout.display = None if event.data.get("probes") else "none"
+            self.monitor.layout.display = None if event.probes else "none"
             if self.auto_show:
                 self.show()
             self.flush()

@@ -24,12 +24,49 @@ import anywidget
 import traitlets
 
 from ..core.engine import events as ev
+from ..core.engine.reducer import FitTracker, ProbeTrack
+from ..core.engine.states import LiveState
 from ..display import states as st
-from ..display.columns import finite, format_number
+from ..display.columns import format_number
 from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
 MAX_STORED_POINTS = 2000  # per curve, in saved widget state and snapshots
+# A chart's frame: size and margins in pixels (the top margin holds the end label). The
+# live view (js/monitor.js) and the static snapshot (widgets/snapshot.py) both lay a
+# chart out in it, on the axes `MonitorState.chart` decides.
+FRAME = {"w": 300, "h": 130, "l": 44, "r": 8, "t": 16, "b": 18}
+
+
+def loss_bounds(lo: float | None, hi: float | None) -> tuple[float, float]:
+    """The y axis for losses from `lo` to `hi` (None: none yet): padded by 6%, a
+    loss axis stops at 0, a flat curve gets a unit-high band."""
+    if lo is None or hi is None:
+        return 0.0, 1.0
+    if hi - lo < 1e-12:
+        return lo - 0.5, hi + 0.5
+    pad = (hi - lo) * 0.06
+    return (lo - pad if lo - pad >= 0 or lo < 0 else 0.0), hi + pad
+
+
+# The reducer's facts a probe's card shows (js/monitor.js reads them from `meta`).
+META_FIELDS = (
+    "name",
+    "warmup_steps",
+    "patience",
+    "eval_every",
+    "early_stopping",
+    "max_steps",
+    "best_step",
+    "best_val_loss",
+    "stop_step",
+    "stop_reason",
+    "stop_kind",
+    "state",
+    "refined",
+    "refined_val_loss",
+    "l2",
+)
 
 
 def _reduce(losses: list[float | None], max_points: int) -> list[int]:
@@ -53,90 +90,58 @@ def _reduce(losses: list[float | None], max_points: int) -> list[int]:
 
 
 class MonitorState:
-    """Validation-loss history and early-stopping facts per probe (no widget)."""
+    """Validation-loss history per probe, beside the shared reducer's early-stopping
+    facts (`core.engine.reducer.FitTracker`; no widget)."""
 
     def __init__(self) -> None:
-        self.meta: dict[str, dict[str, Any]] = {}
+        self.tracker = FitTracker()
         self.steps: dict[str, list[int]] = {}
         self.losses: dict[str, list[float | None]] = {}
         self.sent: dict[str, int] = {}
-        self.outcome = ""  # the fit's end state once fit_finished arrived
+        self.span: dict[str, tuple[float, float]] = {}  # each curve's (min, max) loss
+
+    @property
+    def outcome(self) -> str:
+        """The fit's end state once fit_finished arrived, else ""."""
+        state = self.tracker.fit.state
+        return "" if state in (LiveState.WAITING, LiveState.RUNNING) else state
 
     def handle(self, event: ev.Event) -> bool:
         """Record one event; True if the per-probe facts (not just points) changed."""
-        kind, d, name = event.kind, event.data, event.probe
-        if kind == ev.FIT_STARTED:
-            max_steps = d.get("max_steps", {})
-            self.meta, self.steps, self.losses, self.sent = {}, {}, {}, {}
-            self.outcome = ""
-            configs = {c["name"]: c for c in d.get("configs", [])}
-            for n in d["probes"]:
-                cfg = configs.get(n, {})
-                self.meta[n] = {
-                    "name": str(n),
-                    "warmup_steps": int(cfg.get("warmup_steps", 0) or 0),
-                    "patience": int(cfg.get("patience", 0) or 0),
-                    "eval_every": int(cfg.get("eval_every", 1) or 1),
-                    "early_stopping": bool(cfg.get("early_stopping", True)),
-                    "max_steps": int(max_steps.get(n, cfg.get("max_steps", 0)) or 0),
-                    "best_step": None,
-                    "best_val_loss": None,
-                    "stop_step": None,
-                    "stop_reason": "",
-                    "stop_kind": "",
-                    "state": "waiting",
-                    "refined": False,
-                    "refined_val_loss": None,
-                    "l2": None,
-                }
-                self.steps[n], self.losses[n], self.sent[n] = [], [], 0
+        probe = self.tracker.probes.get(event.probe) if event.probe is not None else None
+        before = self._facts(probe) if probe is not None else None
+        self.tracker.apply(event)
+        if isinstance(event, ev.FitStarted):
+            names = list(self.tracker.probes)
+            self.steps = {n: [] for n in names}
+            self.losses = {n: [] for n in names}
+            self.sent = dict.fromkeys(names, 0)
+            self.span = {}
             return True
-        if kind == ev.FIT_FINISHED:
-            self.outcome = str(d.get("reason", "completed"))
-            for m in self.meta.values():
-                if m["state"] in ("waiting", "training"):
-                    m["state"] = (
-                        self.outcome if self.outcome in ("error", "interrupted") else ("stopped")
-                    )
+        if isinstance(event, ev.FitFinished):
             return True
-        if name not in self.meta:
+        if probe is None:
             return False
-        m = self.meta[name]
-        if kind == ev.EVALUATED:
-            self.steps[name].append(int(d["step"]))
-            self.losses[name].append(finite(d.get("val_loss")))
-            changed = m["best_step"] != d.get("best_step") or m["state"] != "training"
-            m["best_step"] = d.get("best_step")
-            m["best_val_loss"] = finite(d.get("best_val_loss"))
-            m["state"] = "training"
-            return changed
-        if kind == ev.STEP and m["state"] == "waiting":
-            m["state"] = "training"
-            return True
-        if kind == ev.STOPPED:
-            m["stop_step"] = int(d.get("step", 0))
-            m["stop_reason"] = str(d.get("reason", ""))
-            m["stop_kind"] = str(d.get("kind", ""))
-            if d.get("best_step") is not None:
-                m["best_step"] = d["best_step"]
-            return True
-        if kind == ev.PROBE_FINISHED:
-            state = str(d.get("state", "finished"))
-            m["state"] = state if state in st.PROBE_STATES else "finished"
-            if m["stop_step"] is None:
-                m["stop_step"] = int(d.get("steps", 0))
-                m["stop_reason"] = str(d.get("reason", ""))
-            return True
-        if kind == ev.REFINED:
-            m["refined"] = True
-            m["refined_val_loss"] = finite(d.get("val_loss"))
-            m["l2"] = finite(d.get("l2"))
-            return True
-        if kind == ev.ERROR:
-            m["state"] = "error"
-            m["stop_reason"] = str(d.get("message", ""))
-            return True
-        return False
+        if isinstance(event, ev.Evaluated):
+            self.steps[probe.name].append(int(event.step))
+            self.losses[probe.name].append(probe.val_loss)
+            v = probe.val_loss
+            if v is not None:
+                lo, hi = self.span.get(probe.name, (v, v))
+                self.span[probe.name] = (min(lo, v), max(hi, v))
+        if isinstance(event, ev.Evaluated | ev.Step):
+            return before != self._facts(probe)  # a new point may move the axes
+        return isinstance(event, ev.Stopped | ev.ProbeFinished | ev.Refined | ev.Error)
+
+    def _facts(self, p: ProbeTrack) -> tuple[Any, ...]:
+        """What a new point can change on a card: its state, best step and axes."""
+        return (p.state, p.best_step, self.span.get(p.name), self._x_max(p))
+
+    def _x_max(self, m: ProbeTrack) -> int:
+        """The planned number of steps from the first update on, extended only when
+        the run goes past it (never best step + patience)."""
+        steps = self.steps.get(m.name) or [0]
+        return max(m.max_steps, steps[-1], m.stop_step or 0) or max(10, m.warmup_steps)
 
     def new_points(self) -> dict[str, list[Any]]:
         """Points not sent yet: {name: [start_index, steps, losses]}; marks them sent."""
@@ -162,48 +167,57 @@ class MonitorState:
         """The facts a chart of probe `name` draws, decided here once for the live
         view and the static snapshot alike.
 
-        x_max: the planned number of steps from the first update on, extended only
-        when the run goes past it (never best step + patience); window: the patience
+        frame: the chart's size and margins; x_max: `_x_max`; y_lo, y_hi: the loss
+        axis (`loss_bounds` of every loss and the kept one), with its labels
+        formatted (y_labels: top, bottom; x_label: the axis end); window: the patience
         window after the best step, only with early stopping on and when it ends
         inside the axis; kept: the validation loss of the weights the probe keeps
         (the final fit's, else the best step's), drawn as the curve's end point.
         """
-        m = self.meta[name]
+        m = self.tracker.probes[name]
         steps = self.steps[name]
         last = steps[-1] if steps else 0
-        planned = m["max_steps"]
-        x_max = max(planned, last, m["stop_step"] or 0) or max(10, m["warmup_steps"])
+        x_max = self._x_max(m)
         window = None
-        if m["early_stopping"] and m["best_step"] is not None and m["patience"] > 0:
-            end = int(m["best_step"]) + m["patience"] * m["eval_every"]
+        if m.early_stopping and m.best_step is not None and m.patience > 0:
+            end = int(m.best_step) + m.patience * m.eval_every
             if end <= x_max:
-                window = [int(m["best_step"]), end]
-        final = st.probe_state(m["state"])["final"]
+                window = [int(m.best_step), end]
+        final = st.probe_state(m.state)["final"]
         kept, kept_label, refined = None, "", False
-        if m["refined"] and m["refined_val_loss"] is not None:
-            kept, refined = m["refined_val_loss"], True
-            kept_label = "after the final fit" + (f" (L2 {m['l2']:g})" if m["l2"] else "")
+        if m.refined and m.refined_val_loss is not None:
+            kept, refined = m.refined_val_loss, True
+            kept_label = "after the final fit" + (f" (L2 {m.l2:g})" if m.l2 else "")
             kept_label += ": cross-validated on the training data, not the validation slice"
-        elif final and m["best_val_loss"] is not None:
-            kept, kept_label = (
-                m["best_val_loss"],
-                f"the best step's weights (step {m['best_step']})",
-            )
+        elif final and m.best_val_loss is not None:
+            kept, kept_label = m.best_val_loss, f"the best step's weights (step {m.best_step})"
         foot = f"{st.kept_loss_words(refined)} {format_number(kept)}" if kept is not None else ""
+        lo, hi = self.span.get(name, (None, None))
+        if kept is not None:
+            lo, hi = (
+                min(lo, kept) if lo is not None else kept,
+                max(hi, kept) if hi is not None else kept,
+            )
+        y_lo, y_hi = loss_bounds(lo, hi)
         return {
+            "frame": FRAME,
+            "y_lo": y_lo,
+            "y_hi": y_hi,
+            "y_labels": [format_number(y_hi), format_number(y_lo)],
+            "x_label": str(int(round(x_max))),
             "kept_foot": foot,
             "x_max": x_max,
             "window": window,
-            "warmup": m["warmup_steps"] if 0 < m["warmup_steps"] < x_max else 0,
+            "warmup": m.warmup_steps if 0 < m.warmup_steps < x_max else 0,
             "kept_val_loss": kept,
             "kept_label": kept_label,
-            "kept_step": m["stop_step"] if m["stop_step"] is not None else last,
+            "kept_step": m.stop_step if m.stop_step is not None else last,
         }
 
     def meta_list(self) -> list[dict[str, Any]]:
         out = []
-        for n, m in self.meta.items():
-            row = dict(m)
+        for n, m in self.tracker.probes.items():
+            row = {k: getattr(m, k) for k in META_FIELDS}
             row["points"] = len(self.steps[n])
             row.update(self.chart(n))
             out.append(row)
@@ -274,24 +288,30 @@ class EarlyStoppingMonitor(SnapshotDisplay, anywidget.AnyWidget):
     __call__ = handle
 
     def flush(self, final: bool = False) -> bool:
-        """Send new points and changed facts; `final` also stores the curves."""
+        """Send changed facts, then new points (so the axes that bound a new point
+        arrive before it); `final` also stores the curves, after the last points."""
         sent = False
+        if self._meta_dirty and not final:
+            sent = self._send_meta(final)
         if self._points_dirty:
             self._points_dirty = False
             points = self.state.new_points()
             if points:
                 self.send({"type": "points", "points": _clean(points)})
                 sent = True
-        if self._meta_dirty or final:
-            self._meta_dirty = False
-            with self.hold_sync():
-                self.meta = _clean(self.state.meta_list())
-                if final:
-                    self.curves = _clean(self.state.curves())
-                    self.outcome = self.state.outcome
-                    self.running = False
-            sent = True
+        if final:
+            sent = self._send_meta(final)
         return sent
+
+    def _send_meta(self, final: bool) -> bool:
+        self._meta_dirty = False
+        with self.hold_sync():
+            self.meta = _clean(self.state.meta_list())
+            if final:
+                self.curves = _clean(self.state.curves())
+                self.outcome = self.state.outcome
+                self.running = False
+        return True
 
     def summary(self) -> str:
         from .snapshot import monitor_text

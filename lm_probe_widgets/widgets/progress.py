@@ -37,12 +37,12 @@ from ..core.engine.progress import (
     RateMeter,
     format_seconds,
 )
+from ..core.engine.reducer import FitTracker, PhaseTrack, ProbeTrack
+from ..core.engine.states import FitOutcome, LiveState, ProbeState
 from ..display import states as st
-from ..display.columns import finite, format_number
+from ..display.columns import format_number
 from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
-
-STATES = tuple(st.PROBE_STATES)
 
 
 def _rate_text(rate: float | None, unit: str | None) -> str:
@@ -55,19 +55,24 @@ def _rate_text(rate: float | None, unit: str | None) -> str:
 class ProgressState:
     """What the progress view shows, updated from events (no widget involved).
 
-    `clock` gives the seconds used for elapsed time and throughput (the events'
-    own `seconds` restart in control and baseline fits); tests pass a fake one.
+    The facts come from the shared reducer (`core.engine.reducer.FitTracker`); this
+    adds throughput, time left and the words. `clock` gives the seconds used for
+    elapsed time and throughput (the events' own `seconds` restart in control and
+    baseline fits); tests pass a fake one.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
+        self.tracker = FitTracker()
         self._probes: dict[str, dict[str, Any]] = {}
         self._phases: dict[str, dict[str, Any]] = {}
-        self._fit: dict[str, Any] = {"state": "waiting", "phase": "", "message": ""}
+        self._fit: dict[str, Any] = {"state": LiveState.WAITING.value, "phase": "", "message": ""}
         self.stop_requested = False
         self._t0 = 0.0
+        self._elapsed = 0.0
         self._meters: dict[str, RateMeter] = {}
-        self._messages: dict[str, str] = {}
+        self._rates: dict[str, tuple[float | None, float | None]] = {}  # key: (rate, eta)
+        self._fractions: dict[str, float] = {}  # a phase bar never goes back
         self._stale = True  # the words are recomputed when next read, not per event
         self.call = CallClock()
         self._units: dict[str, str] = {}
@@ -94,164 +99,106 @@ class ProgressState:
             self._stale = False
             self._refresh()
 
+    @property
+    def running(self) -> bool:
+        return self.tracker.fit.state == LiveState.RUNNING
+
     # -- events ---------------------------------------------------------------------
     def handle(self, event: ev.Event) -> None:
-        kind, d, name = event.kind, event.data, event.probe
-        if kind == ev.FIT_STARTED:
-            self._start(d)
-        elif kind == ev.BATCH:
-            self._batch(d)
-        elif name is not None and name in self._probes:
-            self._probe_event(kind, self._probes[name], d)
-        elif kind == ev.ERROR:
-            self._messages["error"] = str(d.get("message", ""))
-        elif kind == ev.INTERRUPTED:
-            self._messages["interrupted"] = str(d.get("message", ""))
-        elif kind == ev.FIT_FINISHED:
-            self._finish(str(d.get("reason", "completed")))
-        if self._fit.get("state") == "running":
-            self._fit["elapsed"] = self.clock() - self._t0
+        self.tracker.apply(event)
+        if isinstance(event, ev.FitStarted):
+            self._start(event)
+        elif isinstance(event, ev.Batch):
+            self._batch(event)
+        elif isinstance(event, ev.FitFinished):
+            self._elapsed = self.clock() - self._t0
+            self._rates = {k: (r, None) for k, (r, _) in self._rates.items()}
+            self.call.finish()
+        if self.running:
+            self._elapsed = self.clock() - self._t0
         self._stale = True
 
     def request_stop(self) -> None:
         """The Stop button was clicked (the runner decides whether it still applies)."""
-        if self._fit.get("state") == "running":
+        if self.running:
             self.stop_requested = True
             self._stale = True
 
-    def _probe_event(self, kind: str, p: dict[str, Any], d: dict[str, Any]) -> None:
-        if kind == ev.STEP:
-            if p["state"] == "waiting":
-                p["state"] = "training"
-            p["step"] = int(d["step"])
-            p["epoch"] = int(d.get("epoch", p["epoch"]))
-            p["train_loss"] = finite(d.get("train_loss"))
-        elif kind == ev.EVALUATED:
-            p["val_loss"] = finite(d.get("val_loss"))
-            p["best_val_loss"] = finite(d.get("best_val_loss"))
-            p["best_step"] = d.get("best_step")
-        elif kind == ev.STOPPED:
-            p["reason"] = str(d.get("reason", ""))
-        elif kind == ev.PROBE_FINISHED:
-            state = str(d.get("state", "finished"))
-            p["state"] = state if state in st.PROBE_STATES else "finished"
-            p["reason"] = str(d.get("reason") or p.get("reason") or "")
-            p["best_step"] = d.get("best_step", p.get("best_step"))
-            p["step"] = int(d.get("steps", p["step"]))
-        elif kind == ev.REFINED:
-            p["kept_val_loss"] = finite(d.get("val_loss"))
-            p["refined"] = True
-        elif kind == ev.ERROR:
-            p["state"] = "error"
-            p["reason"] = str(d.get("message", ""))
-
-    def _start(self, d: dict[str, Any]) -> None:
-        configs = {c["name"]: c for c in d.get("configs", [])}
-        max_steps = d.get("max_steps", {})
-        self._probes = {}
-        for name in d["probes"]:
-            cfg = configs.get(name, {})
-            self._probes[name] = {
-                "name": str(name),
-                "submodule": str(cfg.get("submodule", name)),
-                "state": "waiting",
-                "step": 0,
-                "max_steps": int(max_steps.get(name, cfg.get("max_steps", 0)) or 0),
-                "epoch": 0,
-                "train_loss": None,
-                "val_loss": None,
-                "best_val_loss": None,
-                "best_step": None,
-                "kept_val_loss": None,
-                "refined": False,
-                "reason": "",
-            }
-        self._phases = {}
-        self._meters = {}
-        self._messages = {}
+    def _start(self, e: ev.FitStarted) -> None:
+        self._meters, self._rates, self._fractions = {}, {}, {}
         self.stop_requested = False
         self._t0 = self.clock()
-        planned = list(d.get("phases", []))
-        self.call.start(planned, int(d.get("num_epoch", 0) or 0), self._t0)
-        self._units = {str(p["phase"]): str(p["unit"]) for p in planned if p.get("unit")}
-        self._fit = {
-            "state": "running",
-            "phase": "",
-            "epoch": 0,
-            "num_epoch": int(d.get("num_epoch", 0)),
-            "n_train": int(d.get("n_train", 0)),
-            "n_val": int(d.get("n_val", 0)),
-            "n_eval": int(d.get("n_eval", 0)),
-            "elapsed": 0.0,
-            "rate": None,
-            "eta": None,
-            "task": str(d.get("task") or ""),
-        }
+        self._elapsed = 0.0
+        self.call.start(list(e.phases), int(e.num_epoch or 0), self._t0)
+        self._units = {str(p["phase"]): str(p["unit"]) for p in e.phases if p.get("unit")}
 
-    def _batch(self, d: dict[str, Any]) -> None:
-        key = str(d.get("phase", ""))
-        detail = d.get("detail")
-        detail = str(detail) if detail else None
-        epoch = int(d.get("epoch", 0) or 0)
-        done, total = int(d.get("examples_done", 0)), int(d.get("examples_total", 0))
-        for other in self._phases.values():
-            if other["key"] != key and other["state"] == "running":
-                other["state"] = "done"
-        ph = self._phases.get(key)
-        if ph is None:
-            ph = self._phases[key] = {
-                "key": key,
-                "label": st.phase_label(key),
-                "state": "running",
-                "detail": None,
-                "epoch": epoch,
-                "done": 0,
-                "total": total,
-                "units": 0.0,  # cumulative, across the phase's epochs and stages
-                "_segment": None,
-                "_offset": 0.0,
-                "rate": None,
-                "eta": None,
-            }
-            self._meters[key] = RateMeter()
-        segment = (detail, epoch)
-        if ph["_segment"] != segment or done < ph["done"]:
-            if ph["_segment"] is not None:
-                ph["_offset"] += ph["done"]
-            ph["_segment"] = segment
-        ph.update(state="running", detail=detail, epoch=epoch, done=done, total=total)
-        ph["units"] = ph["_offset"] + done
+    def _batch(self, e: ev.Batch) -> None:
+        ph = self.tracker.phases[str(e.phase)]
         now = self.clock()
-        self.call.batch(d, now)
-        rate = self._meters[key].add(now, ph["units"])
-        ph["rate"] = rate
-        ph["eta"] = self._eta(ph, rate)
-        f = self._fit
-        f.update(phase=key, epoch=epoch, rate=rate, eta=ph["eta"])
+        self.call.batch(e.data, now)
+        rate = self._meters.setdefault(ph.key, RateMeter()).add(now, ph.units)
+        self._rates[ph.key] = (rate, self._eta(ph, rate))
 
-    def _eta(self, ph: dict[str, Any], rate: float | None) -> float | None:
+    def _eta(self, ph: PhaseTrack, rate: float | None) -> float | None:
         if not rate:
             return None
-        left = max(ph["total"] - ph["done"], 0)
-        stage = ph["detail"] or ph["key"]
-        num_epoch = self._fit.get("num_epoch", 0)
+        left = max(ph.total - ph.done, 0)
+        stage = ph.detail or ph.key
+        num_epoch = self.tracker.fit.num_epoch
         if stage in TRAINING_PHASES and num_epoch:
-            left += max(num_epoch - ph["epoch"], 0) * ph["total"]
+            left += max(num_epoch - ph.epoch, 0) * ph.total
         return left / rate
 
-    def _finish(self, reason: str) -> None:
-        self._fit["state"] = reason if reason in st.FIT_STATES else "error"
-        self._fit["elapsed"] = self.clock() - self._t0
-        self._fit["eta"] = None
-        self.call.finish()
-        end_state = {"completed": "done"}.get(reason, reason)
-        for ph in self._phases.values():
-            if ph["state"] == "running":
-                ph["state"] = end_state if end_state in st.PHASE_STATES else "done"
-            ph["eta"] = None
-        for p in self._probes.values():
-            if p["state"] in ("waiting", "training"):  # never reached a finish event
-                p["state"] = reason if reason in ("error", "interrupted") else "stopped"
+    def _fit_dict(self) -> dict[str, Any]:
+        t = self.tracker.fit
+        if t.state == LiveState.WAITING:
+            return {"state": t.state, "phase": "", "message": ""}
+        rate, eta = self._rates.get(t.phase, (None, None))
+        return {
+            "state": t.state,
+            "phase": t.phase,
+            "epoch": t.epoch,
+            "num_epoch": t.num_epoch,
+            "n_train": t.n_train,
+            "n_val": t.n_val,
+            "n_eval": t.n_eval,
+            "elapsed": self._elapsed,
+            "rate": rate,
+            "eta": eta,
+            "task": t.task,
+        }
+
+    def _probe_dict(self, p: ProbeTrack) -> dict[str, Any]:
+        return {
+            "name": p.name,
+            "submodule": p.submodule,
+            "state": p.state,
+            "step": p.step,
+            "max_steps": p.max_steps,
+            "epoch": p.epoch,
+            "train_loss": p.train_loss,
+            "val_loss": p.val_loss,
+            "best_val_loss": p.best_val_loss,
+            "best_step": p.best_step,
+            "kept_val_loss": p.refined_val_loss,
+            "refined": p.refined,
+            "reason": p.reason,
+        }
+
+    def _phase_dict(self, ph: PhaseTrack) -> dict[str, Any]:
+        rate, eta = self._rates.get(ph.key, (None, None))
+        return {
+            "key": ph.key,
+            "label": st.phase_label(ph.key),
+            "state": ph.state,
+            "detail": ph.detail,
+            "epoch": ph.epoch,
+            "done": ph.done,
+            "total": ph.total,
+            "units": ph.units,
+            "rate": rate,
+            "eta": eta if ph.state == LiveState.RUNNING else None,
+        }
 
     # -- words ----------------------------------------------------------------------
     def _stop_message(self) -> str:
@@ -275,12 +222,13 @@ class ProgressState:
         return text
 
     def _final_message(self, state: str) -> str:
-        if state == "completed":
+        messages = self.tracker.fit.messages
+        if state == FitOutcome.COMPLETED:
             if self.stop_requested:
                 return "The Stop came after training had ended: nothing was cut short."
             return ""
-        if state == "stopped":
-            if not any(p["state"] == "stopped" for p in self._probes.values()):
+        if state == FitOutcome.STOPPED:
+            if not any(p["state"] == ProbeState.STOPPED for p in self._probes.values()):
                 ph = self._phases.get(self._fit.get("phase", ""))
                 where = f" during {ph['label']}" if ph else ""
                 return (
@@ -294,17 +242,17 @@ class ProgressState:
                 + tail
                 + ". fit_probes(..., resume=True) continues."
             )
-        if state == "interrupted":
-            return self._messages.get("interrupted") or (
+        if state == FitOutcome.INTERRUPTED:
+            return messages.get(ev.INTERRUPTED) or (
                 "The probes keep their best weights so far; fit_probes(..., resume=True) continues."
             )
-        return self._messages.get("error", "")
+        return messages.get(ev.ERROR, "")
 
     def _headline(self) -> str:
         f = self._fit
-        state = f.get("state", "waiting")
+        state = f.get("state", LiveState.WAITING)
         task = f.get("task") or ""
-        if state != "running":
+        if state != LiveState.RUNNING:
             label = st.fit_state(state)["label"]
             return label.replace("fit", task, 1) if task else label
         ph = self._phases.get(f.get("phase", ""))
@@ -317,9 +265,9 @@ class ProgressState:
     def _stats(self) -> str:
         f = self._fit
         bits = []
-        if f.get("elapsed") is not None and f.get("state") != "waiting":
+        if f.get("elapsed") is not None and f.get("state") != LiveState.WAITING:
             bits.append(f"{format_seconds(f['elapsed'])} elapsed")
-        if f.get("state") == "running":
+        if f.get("state") == LiveState.RUNNING:
             bits.append(self.call.words(self.clock(), st.phase_label))
         return " · ".join(bits)
 
@@ -334,7 +282,7 @@ class ProgressState:
         if (stage or ph["key"]) in TRAINING_PHASES and num_epoch:
             bits.append(f"epoch {ph['epoch']}/{num_epoch}")
         bits.append(f"{ph['done']}/{ph['total']}" + (f" {unit}" if unit else ""))
-        if ph["state"] == "running":
+        if ph["state"] == LiveState.RUNNING:
             rate = _rate_text(ph["rate"], unit)
             if rate:
                 bits.append(rate)
@@ -346,14 +294,14 @@ class ProgressState:
     def _probe_detail(self, p: dict[str, Any]) -> str:
         bits = [f"step {p['step']}/{p['max_steps'] or '?'}"]
         num_epoch = self._fit.get("num_epoch", 0)
-        if p["state"] == "training":
+        if p["state"] == ProbeState.TRAINING:
             if p["epoch"]:
                 bits.append(
                     f"epoch {p['epoch']}/{num_epoch}" if num_epoch else f"epoch {p['epoch']}"
                 )
             if p["val_loss"] is not None:
                 bits.append(f"val loss {format_number(p['val_loss'])}")
-        elif p["state"] != "waiting":
+        elif p["state"] != LiveState.WAITING:
             kept = self.kept_val_loss(p)
             if kept is not None:
                 words = st.kept_loss_words(p.get("kept_val_loss") is not None)
@@ -369,12 +317,16 @@ class ProgressState:
         return p.get("best_val_loss")
 
     def _refresh(self) -> None:
-        """Recompute the words and the shared reasons (cheap: run on every event)."""
-        f = self._fit
-        state = f.get("state", "waiting")
-        if state == "running":
+        """Rebuild the plain data and the words from the tracker (run when read after
+        events arrived, not per event)."""
+        t = self.tracker
+        self._fit = f = self._fit_dict()
+        self._probes = {n: self._probe_dict(p) for n, p in t.probes.items()}
+        self._phases = {k: self._phase_dict(ph) for k, ph in t.phases.items()}
+        state = f["state"]
+        if state == LiveState.RUNNING:
             f["message"] = self._stop_message() if self.stop_requested else ""
-        elif state != "waiting":
+        elif state != LiveState.WAITING:
             f["message"] = self._final_message(state)
         else:
             f["message"] = ""
@@ -400,7 +352,7 @@ class ProgressState:
             )
         for ph in self._phases.values():
             ph["text"] = self._phase_text(ph)
-            ph["fraction"] = 1.0 if ph["state"] == "done" else self._phase_fraction(ph)
+            ph["fraction"] = 1.0 if ph["state"] == LiveState.DONE else self._phase_fraction(ph)
 
     def _phase_fraction(self, ph: dict[str, Any]) -> float:
         """How far a phase is, never going back: across the epochs of training, and for
@@ -414,17 +366,15 @@ class ProgressState:
             part = min(1.0, (max(ph["epoch"] - 2, 0) + part) / (num_epoch - 1))
         if ph["detail"] in SUB_FIT_STAGES:
             part = (SUB_FIT_STAGES.index(ph["detail"]) + part) / len(SUB_FIT_STAGES)
-        ph["_fraction"] = max(ph.get("_fraction", 0.0), part)
-        return float(ph["_fraction"])
+        most = self._fractions[ph["key"]] = max(self._fractions.get(ph["key"], 0.0), part)
+        return float(most)
 
     # -- views ----------------------------------------------------------------------
     def probe_list(self) -> list[dict[str, Any]]:
         return [dict(p) for p in self.probes.values()]
 
     def phase_list(self) -> list[dict[str, Any]]:
-        return [
-            {k: v for k, v in ph.items() if not k.startswith("_")} for ph in self.phases.values()
-        ]
+        return [dict(ph) for ph in self.phases.values()]
 
     def summary(self) -> str:
         """Readable plain text, for consoles and for notebooks without a widget view."""

@@ -36,16 +36,12 @@ from typing import Any
 
 import traitlets
 
+from ..core.engine.states import LiveState
 from ..display import states as st
 from ..display.columns import format_ci, format_number
 from ..display.html import _wrap
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-
-
-# The live chart's geometry (js/monitor.js uses the same numbers).
-W, H = 300, 130
-PAD_L, PAD_R, PAD_T, PAD_B = 44, 8, 16, 18
 
 
 def _e(value: Any) -> str:
@@ -259,7 +255,7 @@ def _row(
 
 def progress_body(state: Any, title: str = "") -> str:
     f = state.fit
-    fit_state = str(f.get("state", "waiting"))
+    fit_state = str(f.get("state", LiveState.WAITING.value))
     style = st.fit_state(fit_state)
     parts = [
         f'<div class="lpw-snap-progress" data-fit-state="{_e(fit_state)}">',
@@ -274,7 +270,7 @@ def progress_body(state: Any, title: str = "") -> str:
     if state.phases:
         parts.append('<div class="lpw-snap-rows lpw-snap-phases">')
         for ph in state.phase_list():
-            ps = st.PHASE_STATES.get(ph["state"], st.PHASE_STATES["done"])
+            ps = st.PHASE_STATES.get(ph["state"], st.PHASE_STATES[LiveState.DONE.value])
             attrs = f' data-phase="{_e(ph["key"])}" data-state="{_e(ph["state"])}"'
             parts.append(
                 _row(ph["label"], ph["fraction"], ps["label"], ps["color"], ph["text"], attrs=attrs)
@@ -300,45 +296,38 @@ def progress_html(state: Any, title: str = "") -> str:
 
 
 # -- monitor ------------------------------------------------------------------------------
-def _bounds(values: Sequence[float]) -> tuple[float, float]:
-    if not values:
-        return 0.0, 1.0
-    lo, hi = min(values), max(values)
-    if hi - lo < 1e-12:
-        return lo - 0.5, hi + 0.5
-    pad = (hi - lo) * 0.06
-    return (lo - pad if lo - pad >= 0 or lo < 0 else 0.0), hi + pad  # a loss axis stops at 0
-
-
 def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float | None]) -> str:
-    """One probe's chart, as the live view draws it (js/monitor.js)."""
+    """One probe's chart, laid out like the live view (js/monitor.js) on the frame and
+    axes its row carries (`MonitorState.chart` decides them once, for both)."""
     name = str(row["name"])
-    x_max = max(float(row.get("x_max") or 10), float(steps[-1]) if steps else 0.0)
+    f = row["frame"]
+    fw, fh = f["w"], f["h"]
+    pl, pr, pt, pb = f["l"], f["r"], f["t"], f["b"]
+    x_max = float(row["x_max"])
     kept = row.get("kept_val_loss")
-    ys = [v for v in losses if v is not None and math.isfinite(v)]
-    lo, hi = _bounds(ys + ([kept] if kept is not None else []))
-    pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+    lo, hi = float(row["y_lo"]), float(row["y_hi"])
+    pw, ph = fw - pl - pr, fh - pt - pb
 
     def x(v: float) -> float:
-        return PAD_L + (v / x_max) * pw
+        return pl + (v / x_max) * pw
 
     def y(v: float) -> float:
-        return PAD_T + (1 - (v - lo) / (hi - lo)) * ph
+        return pt + (1 - (v - lo) / (hi - lo)) * ph
 
     parts = [
-        f'<svg class="lpw-snap-chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" '
-        f'aria-label="validation loss of {_e(name)}" xmlns="http://www.w3.org/2000/svg">',
-        f'<rect class="lpw-snap-plot" x="{PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}"/>',
+        f'<svg class="lpw-snap-chart" viewBox="0 0 {fw} {fh}" width="{fw}" height="{fh}" '
+        f'role="img" aria-label="validation loss of {_e(name)}" xmlns="http://www.w3.org/2000/svg">',
+        f'<rect class="lpw-snap-plot" x="{pl}" y="{pt}" width="{pw}" height="{ph}"/>',
     ]
     if row.get("warmup"):
         parts.append(
-            f'<rect class="lpw-snap-warmup" x="{PAD_L}" y="{PAD_T}" '
-            f'width="{x(row["warmup"]) - PAD_L:.1f}" height="{ph}"/>'
+            f'<rect class="lpw-snap-warmup" x="{pl}" y="{pt}" '
+            f'width="{x(row["warmup"]) - pl:.1f}" height="{ph}"/>'
         )
     if row.get("window"):
         a, b = row["window"]
         parts.append(
-            f'<rect class="lpw-snap-window" x="{x(a):.1f}" y="{PAD_T}" '
+            f'<rect class="lpw-snap-window" x="{x(a):.1f}" y="{pt}" '
             f'width="{max(0.0, x(b) - x(a)):.1f}" height="{ph}"/>'
         )
     d, pen = [], False
@@ -363,13 +352,13 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
     stop = row.get("stop_step")
     if stop is not None and ps["final"]:
         sx = x(stop)
-        anchor = "end" if sx > PAD_L + pw / 2 else "start"
+        anchor = "end" if sx > pl + pw / 2 else "start"
         lx = sx - 3 if anchor == "end" else sx + 3
         parts.append(
             f"<g{_colour(ps['color'])}>"
-            f'<line class="lpw-snap-end" x1="{sx:.1f}" x2="{sx:.1f}" y1="{PAD_T}" '
-            f'y2="{H - PAD_B}"/>'
-            f'<text class="lpw-snap-end-label" x="{lx:.1f}" y="{PAD_T - 4}" '
+            f'<line class="lpw-snap-end" x1="{sx:.1f}" x2="{sx:.1f}" y1="{pt}" '
+            f'y2="{fh - pb}"/>'
+            f'<text class="lpw-snap-end-label" x="{lx:.1f}" y="{pt - 4}" '
             f'text-anchor="{anchor}">{_e(ps["label"])} @ {_e(stop)}</text></g>'
         )
     if kept is not None:
@@ -387,13 +376,13 @@ def chart_svg(row: dict[str, Any], steps: Sequence[int], losses: Sequence[float 
             f"{_e(row.get('kept_foot', ''))} ({_e(row.get('kept_label', ''))})</title></path>"
         )
     parts += [
-        f'<text class="lpw-snap-axis" x="{PAD_L - 4}" y="{PAD_T + 8}" text-anchor="end">'
-        f"{_e(format_number(hi))}</text>",
-        f'<text class="lpw-snap-axis" x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end">'
-        f"{_e(format_number(lo))}</text>",
-        f'<text class="lpw-snap-axis" x="{PAD_L}" y="{H - 4}" text-anchor="start">0</text>',
-        f'<text class="lpw-snap-axis lpw-snap-xmax" x="{W - PAD_R}" y="{H - 4}" text-anchor="end">'
-        f"{int(round(x_max))}</text>",
+        f'<text class="lpw-snap-axis" x="{pl - 4}" y="{pt + 8}" text-anchor="end">'
+        f"{_e(row['y_labels'][0])}</text>",
+        f'<text class="lpw-snap-axis" x="{pl - 4}" y="{fh - pb}" text-anchor="end">'
+        f"{_e(row['y_labels'][1])}</text>",
+        f'<text class="lpw-snap-axis" x="{pl}" y="{fh - 4}" text-anchor="start">0</text>',
+        f'<text class="lpw-snap-axis lpw-snap-xmax" x="{fw - pr}" y="{fh - 4}" text-anchor="end">'
+        f"{_e(row['x_label'])}</text>",
         "</svg>",
     ]
     return "".join(parts)

@@ -19,7 +19,7 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +145,23 @@ def frame_to_table(
         [_cell(v, k) for v, k in zip(rec, kinds, strict=True)]
         for rec in flat.itertuples(index=False, name=None)
     ]
-    for j, c in enumerate(columns):  # the browser highlights these cells, as told
-        c["best_rows"] = best_positions([r[j] for r in rows], c["best"])
+    for j, c in enumerate(columns):  # the browser highlights and sorts as told
+        values = [r[j] for r in rows]
+        c["best_rows"] = best_positions(values, c["best"])
+        c["ascending"], c["descending"] = sort_orders(values)
+        c["first_descending"] = c["best"] == "max"  # the first click puts the best first
     return columns, rows, df
+
+
+def sort_orders(values: Sequence[Any]) -> tuple[list[int], list[int]]:
+    """A column's row positions sorted ascending and descending: stable (ties keep
+    their order), missing values last both ways. The table's one sort rule: the
+    browser shows these orders, and the exports follow the same ones."""
+    present = [i for i, v in enumerate(values) if v is not None]
+    missing = [i for i, v in enumerate(values) if v is None]
+    up = sorted(present, key=lambda i: values[i])
+    down = sorted(present, key=lambda i: values[i], reverse=True)
+    return up + missing, down + missing
 
 
 def _mark_compact(columns: list[dict[str, Any]], has_index: bool) -> None:
@@ -295,16 +309,10 @@ class MetricsTable(SnapshotDisplay, anywidget.AnyWidget):
     # -- the current view ---------------------------------------------------------------
     def order(self) -> list[int]:
         """Row positions in display order: stable sort, missing values last."""
-        n = len(self.rows)
-        column = self.sort.get("column")
-        names = [c["name"] for c in self.columns]
-        if column not in names:
-            return list(range(n))
-        j = names.index(column)
-        present = [i for i in range(n) if self.rows[i][j] is not None]
-        missing = [i for i in range(n) if self.rows[i][j] is None]
-        present.sort(key=lambda i: self.rows[i][j], reverse=bool(self.sort.get("descending")))
-        return present + missing
+        column = next((c for c in self.columns if c["name"] == self.sort.get("column")), None)
+        if column is None:
+            return list(range(len(self.rows)))
+        return list(column["descending" if self.sort.get("descending") else "ascending"])
 
     @property
     def df(self) -> Any:

@@ -311,6 +311,21 @@ SHOWN_CELLS = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-CodeCell"
 
 UNSAVED_TAB = ".lm-TabBar-tab.jp-mod-current.jp-mod-dirty"  # the notebook on show, unsaved
 
+# The notebook `name` is the one on show: its tab is current and its cells are drawn. The
+# restored workspace may show another notebook first (for seconds on a loaded machine), so
+# every wait checks which notebook it reads.
+SHOWING = """(name) => {
+  const tab = document.querySelector('.lm-TabBar-tab.jp-mod-current .lm-TabBar-tabLabel');
+  const panels = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  return !!tab && tab.textContent.trim() === name && panels.length === 1
+    && !!panels[0].querySelector('.jp-Notebook .jp-CodeCell');
+}"""
+
+
+def _show(page: Any, name: str) -> None:
+    """Wait until the notebook on show is `name` (after a goto or a reload)."""
+    page.wait_for_function(SHOWING, arg=name)
+
 
 def _cell(page: Any, i: int) -> Any:
     return page.locator(SHOWN_CELLS).nth(i)
@@ -397,7 +412,7 @@ def _wait_idle(page: Any) -> None:
 
 def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) -> None:
     page, errors = lab_page
-    page.locator(SHOWN_CELLS).first.wait_for()
+    _show(page, "e2e.ipynb")
     # Wait for the kernel, then Run > Run All Cells (the REPORT cell queues behind the
     # long fit, so its execute_request also exercises the poller's hand-back path).
     _wait_idle(page)
@@ -501,7 +516,7 @@ def test_fit_watch_and_stop_in_jupyterlab(lab_page: Any, lab: dict[str, Any]) ->
         page.reload()
         light = "true" if theme == "Light" else "false"
         page.locator(f"body[data-jp-theme-light='{light}']").wait_for(state="attached")
-        page.locator(SHOWN_CELLS).first.wait_for()
+        _show(page, "e2e.ipynb")
         short, long = _cell(page, 2), _cell(page, 3)
         short.locator(".lpw-snap-progress[data-fit-state='completed']").wait_for()
         long.locator(".lpw-snap-progress[data-fit-state='stopped']").wait_for()
@@ -532,10 +547,13 @@ def _shutdown_kernels(lab: dict[str, Any]) -> None:
         urllib.request.urlopen(req, timeout=PATIENCE_MS / 1000).close()
 
 
-ONE_VERSION_EACH = """([panel, n]) => {
+ONE_VERSION_EACH = """([name, n]) => {
+  const tab = document.querySelector('.lm-TabBar-tab.jp-mod-current .lm-TabBar-tabLabel');
+  const panels = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  if (!tab || tab.textContent.trim() !== name || panels.length !== 1) return false;
   const seen = (el) => !!el && el.getClientRects().length > 0
     && getComputedStyle(el).visibility !== 'hidden';
-  const roots = [...panel.querySelectorAll('div.lpw-repr')];
+  const roots = [...panels[0].querySelectorAll('div.lpw-repr')];
   return roots.length === n && roots.every(
     (r) => seen(r.querySelector('.lpw-fallback pre')) !== seen(r.querySelector('.lpw-body')));
 }"""
@@ -547,28 +565,27 @@ def test_notebook_run_elsewhere_shows_its_snapshots(page: Any, lab: dict[str, An
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.set_default_timeout(PATIENCE_MS)
-    page.goto(lab["other"])
-    page.locator(SHOWN_CELLS).first.wait_for()
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-    outputs = panel.locator(".jp-OutputArea-output")
-    outputs.first.wait_for()
-    # untrusted: JupyterLab drops <style> and data- attributes from these outputs. Each
-    # root shows the text version (styles dropped), or the styled one when another,
-    # trusted output (a notebook restored in another tab) brings the stylesheet into the
-    # page; never both, never neither. Waited for as a state: on a loaded machine the
-    # other tab's outputs may still be rendering when this one appears.
-    roots = panel.locator("div.lpw-repr")
-    page.wait_for_function(ONE_VERSION_EACH, arg=[panel.element_handle(), 3])
-    page.wait_for_timeout(3_000)  # renderers settle (a widget one would fail by now)
-    assert "Error displaying widget" not in panel.inner_text()
-    page.wait_for_function(ONE_VERSION_EACH, arg=[panel.element_handle(), 3])
-    texts = [roots.nth(i).locator(".lpw-fallback pre").text_content() for i in range(3)]
-    picker, dash, table = texts
-    assert picker.startswith("SubmodulePicker:") and "transformer.h.2.output" in picker
-    assert dash.startswith("fit completed") and "transformer.h.2.output" in dash
-    assert "test log-loss" in table.splitlines()[0]
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "jupyterlab_elsewhere_untrusted.png"), full_page=True)
+    with _screenshot_on_failure(page, "jupyterlab-elsewhere.png"):
+        page.goto(lab["other"])
+        _show(page, "elsewhere.ipynb")
+        panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
+        # untrusted: JupyterLab drops <style> and data- attributes from these outputs. Each
+        # root shows the text version (styles dropped), or the styled one when another,
+        # trusted output (a notebook restored in another tab) brings the stylesheet into the
+        # page; never both, never neither. Waited for as a state: on a loaded machine the
+        # other tab's outputs may still be rendering when this one appears.
+        roots = panel.locator("div.lpw-repr")
+        page.wait_for_function(ONE_VERSION_EACH, arg=["elsewhere.ipynb", 3])
+        page.wait_for_timeout(3_000)  # renderers settle (a widget one would fail by now)
+        assert "Error displaying widget" not in panel.inner_text()
+        page.wait_for_function(ONE_VERSION_EACH, arg=["elsewhere.ipynb", 3])
+        texts = [roots.nth(i).locator(".lpw-fallback pre").text_content() for i in range(3)]
+        picker, dash, table = texts
+        assert picker.startswith("SubmodulePicker:") and "transformer.h.2.output" in picker
+        assert dash.startswith("fit completed") and "transformer.h.2.output" in dash
+        assert "test log-loss" in table.splitlines()[0]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab_elsewhere_untrusted.png"), full_page=True)
     assert not errors, errors
 
 
@@ -606,7 +623,7 @@ def _run_all(page: Any) -> None:
 
 def _use_save_and_reopen_widgets(page: Any, lab: dict[str, Any]) -> None:
     page.goto(lab["widgets"])
-    page.locator(SHOWN_CELLS).first.wait_for()
+    _show(page, "widgets.ipynb")
     _wait_idle(page)
     _run_all(page)
     picker, table = _cell(page, 1), _cell(page, 2)
@@ -639,7 +656,7 @@ def _use_save_and_reopen_widgets(page: Any, lab: dict[str, Any]) -> None:
     saved = nbformat.read(str(lab["work"] / "widgets.ipynb"), as_version=4)
     assert "widgets" not in saved.metadata  # no widget state: the setting is off
     page.reload()
-    page.locator(SHOWN_CELLS).first.wait_for()
+    _show(page, "widgets.ipynb")
     picker, table = _cell(page, 1), _cell(page, 2)
     picker.locator(".lpw-static-copy").wait_for()  # shown: no live view to make way for
     page.wait_for_timeout(3_000)  # give a widget renderer time to fail, if one would
@@ -712,7 +729,7 @@ def _playground_view(cell: Any) -> dict[str, Any]:
 def _type_into_playground(page: Any, lab: dict[str, Any]) -> None:
     light_text, dark_more = PLAYGROUND_TYPED
     page.goto(lab["playground"])
-    page.locator(SHOWN_CELLS).first.wait_for()
+    _show(page, "playground.ipynb")
     page.locator("body[data-jp-theme-light='true']").wait_for(state="attached")
     _wait_idle(page)
     _run_all(page)  # the fit and the playground, then the report: the playground stays live

@@ -14,7 +14,7 @@ from lm_probe_widgets.widgets.monitor import MonitorState, _clean
 def _monitor(names, *, patience=5, early_stopping=True, planned=400, warmup=10):
     s = MonitorState()
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.FIT_STARTED,
             None,
             {
@@ -55,7 +55,7 @@ def _evaluate(s, name, steps, losses, best_index=None):
     for i, (st, v) in enumerate(zip(steps, losses, strict=True)):
         b = best_index if best_index is not None and i >= best_index else i
         s.handle(
-            ev.Event(
+            ev.make_event(
                 ev.EVALUATED,
                 name,
                 {
@@ -123,7 +123,7 @@ def test_points_snapshot_resync_and_marks(widget_page):
     # Stopped early, then the final fit: end state above the plot, kept weights' loss
     # drawn as the end point and as the card's one number.
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.STOPPED,
             "a",
             {
@@ -135,13 +135,13 @@ def test_points_snapshot_resync_and_marks(widget_page):
         )
     )
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.PROBE_FINISHED,
             "a",
             {"state": "early-stopped", "steps": 30, "reason": "no validation improvement"},
         )
     )
-    s.handle(ev.Event(ev.REFINED, "a", {"val_loss": 0.25, "l2": 0.01}))
+    s.handle(ev.make_event(ev.REFINED, "a", {"val_loss": 0.25, "l2": 0.01}))
     w.kernel_set("meta", _clean(s.meta_list()))
     w.kernel_set("running", False)
     label = card.locator(".lpw-stop-label")
@@ -218,8 +218,10 @@ def test_end_states_have_their_own_colours_and_words(widget_page):
         "err": "error",
     }
     for n, state in finishes.items():
-        s.handle(ev.Event(ev.PROBE_FINISHED, n, {"state": state, "steps": 20, "reason": state}))
-    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed"}))
+        s.handle(
+            ev.make_event(ev.PROBE_FINISHED, n, {"state": state, "steps": 20, "reason": state})
+        )
+    s.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": "completed"}))
     w = widget_page.mount(
         "monitor",
         {
@@ -304,24 +306,28 @@ def test_stop_unsupported_explains_why(widget_page):
     assert w.root.locator(".lpw-monitor-note").inner_text() == hint
 
 
-def test_dozens_of_probes_hundreds_of_points_stay_fast(widget_page):
+def test_dozens_of_probes_hundreds_of_points_stay_bounded(widget_page):
     names = [f"model.layers.{i}.mlp.output" for i in range(40)]
     w = widget_page.mount(
         "monitor",
-        {"meta": _meta(names, state="training", best_step=100), "curves": {}, "running": False},
+        # the axes Python sends for these curves (MonitorState.chart): 1320 steps
+        {
+            "meta": _meta(names, state="training", best_step=100, x_max=1320, x_label="1320"),
+            "curves": {},
+            "running": False,
+        },
     )
     steps, losses = _curve(600)
     snap = _clean({n: [steps, losses] for n in names})
     page = widget_page.page
-    ms = page.evaluate(
-        """([snap]) => { const m = window.lpw.model(); const t = performance.now();
-        m.kernelSend({type: "snapshot", curves: snap}); return performance.now() - t; }""",
+    page.evaluate(
+        """([snap]) => window.lpw.model().kernelSend({type: "snapshot", curves: snap})""",
         [snap],
     )
-    assert ms < 400, f"snapshot of 40 x 600 points took {ms:.0f} ms"
-    # Then 10 Hz updates: each adds 3 points to every probe.
-    per_update = page.evaluate(
-        """([names]) => { const m = window.lpw.model(); const t = performance.now();
+    # Then 10 Hz updates: each adds 3 points to every probe. (How fast is measured by a
+    # benchmark, never by a test: the bound here is the work, points and path length.)
+    page.evaluate(
+        """([names]) => { const m = window.lpw.model();
         for (let k = 0; k < 20; k++) {
           const pts = {};
           for (const n of names) {
@@ -329,11 +335,9 @@ def test_dozens_of_probes_hundreds_of_points_stay_fast(widget_page):
             pts[n] = [s0, [1, 2, 3].map(i => 2 * (s0 + i)), [0.3, 0.31, 0.29]];
           }
           m.kernelSend({type: "points", points: pts});
-        }
-        return (performance.now() - t) / 20; }""",
+        } }""",
         [names],
     )
-    assert per_update < 50, f"an update of 40 curves took {per_update:.1f} ms"
     counts = w.root.locator(".lpw-curve").evaluate_all("cs => cs.map(c => +c.dataset.points)")
     assert counts == [660] * 40
     # More points than pixels are reduced to min/max per pixel column.

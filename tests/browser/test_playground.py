@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from lm_probe_widgets.widgets.playground import TOKEN_NOTE, ProbePlayground, margins
+from lm_probe_widgets.widgets.playground import ProbePlayground
+from lm_probe_widgets.widgets.playground_view import HEAT_LEGEND, TOKEN_NOTE, margins, paint
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # git-ignored
 ARTIFACTS_NAME = "playground"
@@ -19,19 +20,21 @@ def probe_entry(name, layer, classes, proba, logits, pooling="mean"):
     z = np.asarray(logits, dtype=float)
     m = margins(z)
     top = int(np.argmax(proba))
-    return {
-        "name": name,
-        "submodule": f"model.layers.{layer}.output",
-        "layer": layer,
-        "pooling": pooling,
-        "classes": classes,
-        "proba": proba,
-        "top": top,
-        "token_logits": z.tolist(),
-        "token_margin": m.tolist(),
-        "scale": np.abs(m).max(0).tolist(),
-        "note": "",
-    }
+    return paint(
+        {
+            "name": name,
+            "submodule": f"model.layers.{layer}.output",
+            "layer": layer,
+            "pooling": pooling,
+            "classes": classes,
+            "proba": proba,
+            "top": top,
+            "token_logits": z.tolist(),
+            "token_margin": m.tolist(),
+            "scale": np.abs(m).max(0).tolist(),
+            "note": "",
+        }
+    )
 
 
 def a_result(text="the film was <b>great</b>"):
@@ -60,7 +63,13 @@ def a_result(text="the film was <b>great</b>"):
             [[0, 0, 0], [1, 0, -1], [0, 0.5, 0], [0, 0, 0.4], [-2, 0, 2.5], [0, 0, 0]],
         ),
     ]
-    return {"text": text, "tokens": tokens, "probes": probes, "skipped": ["L3"]}
+    return {
+        "text": text,
+        "tokens": tokens,
+        "probes": probes,
+        "skipped": ["L3"],
+        "heat_legend": HEAT_LEGEND,
+    }
 
 
 def state(**over):
@@ -253,22 +262,24 @@ def test_a_regression_probe_draws_its_predicted_values(widget_page):
     legend runs from mean - 2 sd to mean + 2 sd, each token's tip its prediction."""
     result = a_result()
     result["probes"].append(
-        {
-            "name": "a very long regression probe name that the cell cuts off",
-            "submodule": "model.layers.3.output",
-            "layer": 3,
-            "pooling": "mean",
-            "task": "regression",
-            "classes": ["value"],
-            "proba": [],
-            "top": 0,
-            "value": 7.25,
-            "center": 8.0,
-            "token_logits": [[v] for v in (8.0, 9.0, 7.0, 8.5, 6.0, 8.0)],
-            "token_margin": [[v] for v in (0.0, 1.0, -1.0, 0.5, -2.0, 0.0)],
-            "scale": [2.0],
-            "note": "",
-        }
+        paint(
+            {
+                "name": "a very long regression probe name that the cell cuts off",
+                "submodule": "model.layers.3.output",
+                "layer": 3,
+                "pooling": "mean",
+                "task": "regression",
+                "classes": ["value"],
+                "proba": [],
+                "top": 0,
+                "value": 7.25,
+                "center": 8.0,
+                "token_logits": [[v] for v in (8.0, 9.0, 7.0, 8.5, 6.0, 8.0)],
+                "token_margin": [[v] for v in (0.0, 1.0, -1.0, 0.5, -2.0, 0.0)],
+                "scale": [2.0],
+                "note": "",
+            }
+        )
     )
     name = result["probes"][-1]["name"]
     w = widget_page.mount("playground", state(text=result["text"], result=result, probe=name))

@@ -27,7 +27,7 @@ def _started(names=NAMES) -> tuple[ProgressState, Clock]:
     clock = Clock()
     s = ProgressState(clock)
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.FIT_STARTED,
             None,
             {
@@ -63,7 +63,7 @@ def _train(s: ProgressState, clock: Clock, steps: int, names=NAMES) -> None:
     for step in range(1, steps + 1):
         clock.t += 0.1
         s.handle(
-            ev.Event(
+            ev.make_event(
                 ev.BATCH,
                 None,
                 {
@@ -79,14 +79,14 @@ def _train(s: ProgressState, clock: Clock, steps: int, names=NAMES) -> None:
         )
         for n in names:
             s.handle(
-                ev.Event(
+                ev.make_event(
                     ev.STEP,
                     n,
                     {"step": step, "epoch": 2, "examples_seen": step * 5, "train_loss": 0.5},
                 )
             )
             s.handle(
-                ev.Event(
+                ev.make_event(
                     ev.EVALUATED,
                     n,
                     {
@@ -135,7 +135,7 @@ def test_bars_move_and_reach_end_states_with_their_own_colours(widget_page):
     )
 
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.PROBE_FINISHED,
             NAMES[0],
             {
@@ -147,16 +147,16 @@ def test_bars_move_and_reach_end_states_with_their_own_colours(widget_page):
         )
     )
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.PROBE_FINISHED,
             NAMES[1],
             {"state": "finished", "steps": 40, "reason": "completed 4 epoch(s)", "best_step": 40},
         )
     )
-    s.handle(ev.Event(ev.REFINED, NAMES[1], {"val_loss": 0.3125, "l2": 0.1}))
-    s.handle(ev.Event(ev.ERROR, NAMES[2], {"message": "boom <b>"}))
+    s.handle(ev.make_event(ev.REFINED, NAMES[1], {"val_loss": 0.3125, "l2": 0.1}))
+    s.handle(ev.make_event(ev.ERROR, NAMES[2], {"message": "boom <b>"}))
     s.handle(
-        ev.Event(
+        ev.make_event(
             ev.PROBE_FINISHED,
             NAMES[3],
             {"state": "stopped", "steps": 21, "reason": "stopped by user at step 21"},
@@ -167,7 +167,7 @@ def test_bars_move_and_reach_end_states_with_their_own_colours(widget_page):
     assert w.root.locator(".lpw-progress").get_attribute("data-fit-state") == "running"
     assert "completed" not in w.root.locator(".lpw-progress-status").inner_text()
 
-    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": 0.0}))
+    s.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": 0.0}))
     _push(w, s)
     assert rows.evaluate_all("rs => rs.map(r => r.dataset.state)") == [
         "early-stopped",
@@ -220,7 +220,7 @@ def test_every_phase_gets_a_row_with_its_own_unit(widget_page):
         data = {"phase": phase, "epoch": 2, "examples_done": done, "examples_total": total}
         if detail:
             data["detail"] = detail
-        s.handle(ev.Event(ev.BATCH, None, data))
+        s.handle(ev.make_event(ev.BATCH, None, data))
     _push(w, s)
     phases = w.root.locator(".lpw-progress-phase")
     labels = phases.locator(".lpw-progress-name").all_inner_texts()
@@ -247,14 +247,14 @@ def test_shared_reasons_are_said_once_and_a_late_stop_reads_coherently(widget_pa
     s.request_stop()  # clicked while the last batches ran
     for n in NAMES:
         s.handle(
-            ev.Event(
+            ev.make_event(
                 ev.PROBE_FINISHED,
                 n,
                 {"state": "finished", "steps": 40, "reason": "completed 4 epoch(s)"},
             )
         )
     assert "Stop requested" in s.fit["message"]
-    s.handle(ev.Event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": 0.0}))
+    s.handle(ev.make_event(ev.FIT_FINISHED, None, {"reason": "completed", "seconds": 0.0}))
     w = widget_page.mount("progress", _state(s))
     assert w.root.locator(".lpw-progress-status").inner_text() == "fit completed"
     reasons = w.root.locator(".lpw-progress-reasons li").all_inner_texts()

@@ -37,7 +37,7 @@ def synthetic_fit() -> tuple[ProgressState, MonitorState]:
     progress, monitor = ProgressState(lambda: t[0]), MonitorState()
 
     def pub(kind: str, probe: str | None = None, /, **data: Any) -> None:
-        e = ev.Event(kind, probe, data)
+        e = ev.make_event(kind, probe, data)
         progress.handle(e)
         monitor.handle(e)
 

@@ -10,8 +10,10 @@
 - Probes and fitting: ``probe`` (logistic), ``regression`` (ridge), ``final_fit`` and
   ``lbfgs`` (the converged full-batch fit), ``settings`` (a fit's settings, checked
   once), ``plan`` (everything a fit needs, checked first), ``fit`` (the resumable fit
-  loop), ``stop`` (how a Stop or Ctrl-C reaches it), ``states``, ``events`` and
-  ``progress`` (what the loop reports, and the console meter).
+  loop), ``stop`` (how a Stop or Ctrl-C reaches it), ``session`` (what surrounds a fit),
+  ``states`` (every state name), ``events`` (what the loop reports, typed), ``reducer``
+  (events to fit, phase and probe state, for every display) and ``progress`` (the
+  console meter, ``track``).
 - Scoring: ``metrics``, ``uncertainty`` (bootstrap intervals), ``evaluation``.
 
 Imports: the engine imports only itself and the shared vocabulary (``core.config``,

@@ -152,17 +152,18 @@ class FitLoop:
             raise StopFitting("user")
 
     def progress(self, phase: str, epoch: int, done: int, total: int, batch: Batch | None) -> None:
-        self.bus.publish(
-            ev.BATCH,
-            phase=phase,
-            epoch=epoch,
-            examples_done=done,
-            examples_total=total,
-            tokens=batch.padded_tokens if batch is not None else 0,
-            real_tokens=batch.real_tokens if batch is not None else 0,
-            # examples of this batch the model ran on (0: features from cache or store)
-            traced=batch.traced if batch is not None else 0,
-            seconds=time.monotonic() - self.started,
+        self.bus.emit(
+            ev.Batch(
+                phase=phase,
+                epoch=epoch,
+                examples_done=done,
+                examples_total=total,
+                tokens=batch.padded_tokens if batch is not None else 0,
+                real_tokens=batch.real_tokens if batch is not None else 0,
+                # examples of this batch the model ran on (0: features from cache or store)
+                traced=batch.traced if batch is not None else 0,
+                seconds=time.monotonic() - self.started,
+            )
         )
 
     def _on_batch(self, phase: str, epoch: int, total: int) -> Any:
@@ -207,7 +208,7 @@ class FitLoop:
         for cfg, probe in self._active():
             if outcome == FitOutcome.INTERRUPTED:
                 msg = "fitting interrupted: call fit_probes(..., resume=True) to continue"
-                self._finish(cfg, probe, ProbeState.INTERRUPTED, msg, "interrupted")
+                self._finish(cfg, probe, ProbeState.INTERRUPTED, msg, ProbeState.INTERRUPTED.value)
             else:
                 msg = f"stopped by user at step {probe.record.steps}"
                 self._finish(cfg, probe, ProbeState.STOPPED, msg, "user")
@@ -228,15 +229,14 @@ class FitLoop:
         probe.finish(state, reason)
         rec = probe.record
         if kind is not None:
-            data = dict(step=rec.steps, reason=reason, kind=kind, best_step=rec.best_step)
-            self.bus.publish(ev.STOPPED, cfg.name, **data)
-        self.bus.publish(
-            ev.PROBE_FINISHED,
-            cfg.name,
-            state=state,
-            reason=reason,
-            best_step=rec.best_step,
-            steps=rec.steps,
+            stop = ev.Stopped(
+                cfg.name, step=rec.steps, reason=reason, stop_kind=kind, best_step=rec.best_step
+            )
+            self.bus.emit(stop)
+        self.bus.emit(
+            ev.ProbeFinished(
+                cfg.name, state=state, reason=reason, best_step=rec.best_step, steps=rec.steps
+            )
         )
 
     def _prepare_validation(self) -> None:
@@ -276,13 +276,14 @@ class FitLoop:
         """After a probe's step: its events and history, the validation losses `val`
         of its members when an evaluation was due, and whether it stops now."""
         rec = probe.record
-        self.bus.publish(
-            ev.STEP,
-            cfg.name,
-            step=rec.steps,
-            epoch=epoch,
-            examples_seen=rec.examples_seen,
-            train_loss=loss,
+        self.bus.emit(
+            ev.Step(
+                cfg.name,
+                step=rec.steps,
+                epoch=epoch,
+                examples_seen=rec.examples_seen,
+                train_loss=loss,
+            )
         )
         if cfg.name not in self.val_xy:
             rec.history.append(
@@ -293,14 +294,15 @@ class FitLoop:
             rec.history.append(
                 {"step": rec.steps, "epoch": epoch, "train_loss": loss, "val_loss": out["val_loss"]}
             )
-            self.bus.publish(
-                ev.EVALUATED,
-                cfg.name,
-                step=rec.steps,
-                val_loss=out["val_loss"],
-                best_val_loss=rec.best_val_loss,
-                best_step=rec.best_step,
-                improved=out["improved"],
+            self.bus.emit(
+                ev.Evaluated(
+                    cfg.name,
+                    step=rec.steps,
+                    val_loss=out["val_loss"],
+                    best_val_loss=rec.best_val_loss,
+                    best_step=rec.best_step,
+                    improved=out["improved"],
+                )
             )
         why = probe.should_stop()
         if why is not None:
@@ -529,7 +531,7 @@ class FitLoop:
                 val_groups=val_groups,
             )
             rec = probe.record
-            self.bus.publish(ev.REFINED, cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2)
+            self.bus.emit(ev.Refined(cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2))
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)
             self.checkpoint()
 
@@ -577,9 +579,9 @@ def config_summary(cfg: ProbeConfig) -> dict[str, Any]:
     }
 
 
-def plan_started_event(plan: FitPlan) -> dict[str, Any]:
+def plan_started_event(plan: FitPlan) -> ev.FitStarted:
     steps_per_epoch = math.ceil(len(plan.train) / plan.batch_size)
-    return dict(
+    return ev.FitStarted(
         probes=[c.name for c in plan.configs],
         configs=[config_summary(c) for c in plan.configs],
         num_epoch=plan.num_epoch,

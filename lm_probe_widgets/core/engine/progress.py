@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from . import events as ev
+from .reducer import FitTracker
+from .states import FitOutcome
 
 ProgressFactory = Callable[[Any], Any]
 _factory: ProgressFactory | None = None
@@ -262,54 +264,49 @@ class ConsoleProgress:
         self.min_interval = min_interval
         self.clock = clock
         self.call = CallClock()
+        self.tracker = FitTracker()
         self._last = -math.inf
-        self._phase = ""
-        self._done = 0
-        self._total = 0
-        self._task: str | None = None
         self._tty = getattr(self.stream, "isatty", lambda: False)()
 
     def line(self) -> str:
         """The meter as it reads now (without the carriage return)."""
         eta = self.call.words(self.clock())
-        return f"{self._phase:<14} {self._done:>6}/{self._total:<6}" + (f" · {eta}" if eta else "")
+        phase = self.tracker.fit.phase
+        ph = self.tracker.phases.get(phase)
+        done, total = (ph.done, ph.total) if ph is not None else (0, 0)
+        return f"{phase:<14} {done:>6}/{total:<6}" + (f" · {eta}" if eta else "")
 
     def __call__(self, event: ev.Event) -> None:
-        d = event.data
+        self.tracker.apply(event)
         cr = "\r" if self._tty else ""
-        if event.kind == ev.FIT_STARTED:
-            self.call.start(d.get("phases", []), d.get("num_epoch", 0), self.clock())
-            self._task = d.get("task")
-            if self._task:
-                self._write(f"{self._task}: {d.get('what') or 'started'}\n")
+        fit = self.tracker.fit
+        if isinstance(event, ev.FitStarted):
+            self.call.start(event.phases, event.num_epoch, self.clock())
+            if fit.task:
+                self._write(f"{fit.task}: {fit.what or 'started'}\n")
             else:
                 self._write(
-                    f"fitting {len(d['probes'])} probe(s) on {d['n_train']} training examples "
-                    f"({d['n_val']} for validation), {d['num_epoch']} epoch(s), "
-                    f"batch {d['batch_size']}\n"
+                    f"fitting {fit.probes} probe(s) on {fit.n_train} training examples "
+                    f"({fit.n_val} for validation), {fit.num_epoch} epoch(s), "
+                    f"batch {fit.batch_size}\n"
                 )
-        elif event.kind == ev.BATCH:
-            self.call.batch(d, self.clock())
-            self._phase, self._done, self._total = (
-                d["phase"],
-                d["examples_done"],
-                d["examples_total"],
-            )
+        elif isinstance(event, ev.Batch):
+            self.call.batch(event.data, self.clock())
             now = self.clock()
             if self._tty and now - self._last >= self.min_interval:
                 self._last = now
                 self._write("\r" + self.line() + "\x1b[K", flush=True)
-        elif event.kind == ev.STOPPED:
-            self._write(f"{cr}probe {event.probe!r} stopped at step {d['step']}: {d['reason']}\n")
-        elif event.kind == ev.ERROR:
-            self._write(f"\nerror in {event.probe or 'fit'}: {d['message']}\n")
-        elif event.kind == ev.INTERRUPTED:
-            self._write(f"\n{d['message']}\n")
-        elif event.kind == ev.FIT_FINISHED:
+        elif isinstance(event, ev.Stopped):
+            self._write(f"{cr}probe {event.probe!r} stopped at step {event.step}: {event.reason}\n")
+        elif isinstance(event, ev.Error):
+            self._write(f"\nerror in {event.probe or 'fit'}: {event.message}\n")
+        elif isinstance(event, ev.Interrupted):
+            self._write(f"\n{event.message}\n")
+        elif isinstance(event, ev.FitFinished):
             self.call.finish()
             clear = "\x1b[K" if self._tty else ""  # wipe the rest of the meter line
-            what = self._task or "fit"
-            self._write(f"{cr}{what} {d['reason']} in {d['seconds']:.1f}s{clear}\n")
+            what = fit.task or "fit"
+            self._write(f"{cr}{what} {fit.state} in {event.seconds:.1f}s{clear}\n")
 
     def _write(self, text: str, flush: bool = True) -> None:
         self.stream.write(text)
@@ -330,20 +327,19 @@ class Tracker:
 
     def advance(self, n: int = 1) -> None:
         self.done += n
-        self.bus.publish(
-            ev.BATCH,
-            phase=self.phase,
-            epoch=0,
-            examples_done=self.done,
-            examples_total=self.total,
-            seconds=time.monotonic() - self.started,
+        self.bus.emit(
+            ev.Batch(
+                phase=self.phase,
+                examples_done=self.done,
+                examples_total=self.total,
+                seconds=time.monotonic() - self.started,
+            )
         )
 
     def relay(self, key: str) -> Callable[[ev.Event], None]:
         def forward(event: ev.Event) -> None:
-            if event.kind == ev.BATCH:
-                d = event.data
-                self.bus.publish(ev.BATCH, **{**d, "detail": d.get("phase"), "phase": key})
+            if isinstance(event, ev.Batch):
+                self.bus.emit(event.relayed(key))
 
         return forward
 
@@ -381,32 +377,20 @@ def track(
     display = make_progress(progress, runner)
     unsubscribe = bus.subscribe(display) if display is not None else None
     started = time.monotonic()
-    bus.publish(
-        ev.FIT_STARTED,
-        task=task,
-        what=f"{total} {unit}",
-        probes=[],
-        configs=[],
-        num_epoch=0,
-        n_train=0,
-        n_val=0,
-        n_eval=0,
-        batch_size=0,
-        phases=planned,
-    )
-    outcome = "error"
+    bus.emit(ev.FitStarted(task=task, what=f"{total} {unit}", phases=planned))
+    outcome = FitOutcome.ERROR
     try:
         yield Tracker(bus, task if phases is None else planned[0]["phase"], total, started)
-        outcome = "completed"
+        outcome = FitOutcome.COMPLETED
     except KeyboardInterrupt:
-        outcome = "interrupted"
-        bus.publish(ev.INTERRUPTED, message=f"{task} interrupted: nothing was kept")
+        outcome = FitOutcome.INTERRUPTED
+        bus.emit(ev.Interrupted(message=f"{task} interrupted: nothing was kept"))
         raise
     except BaseException as e:
-        bus.publish(ev.ERROR, message=f"{type(e).__name__}: {e}")
+        bus.emit(ev.Error(message=f"{type(e).__name__}: {e}"))
         raise
     finally:
-        bus.publish(ev.FIT_FINISHED, reason=outcome, seconds=time.monotonic() - started)
+        bus.emit(ev.FitFinished(reason=outcome.value, seconds=time.monotonic() - started))
         if unsubscribe is not None:
             unsubscribe()
         close = getattr(display, "close", None)

@@ -37,7 +37,7 @@ class FitSession:
         if self.threads:
             torch.set_num_threads(self.threads)
         started = time.monotonic()
-        self.bus.publish(ev.FIT_STARTED, **plan_started_event(plan))
+        self.bus.emit(plan_started_event(plan))
         outcome = FitOutcome.ERROR
         try:
             with deferred_interrupt(self.stop):
@@ -51,11 +51,13 @@ class FitSession:
                 if interrupted
                 else f"{type(e).__name__}: {e} (the runner is as it was before this call)"
             )
-            self.bus.publish(ev.INTERRUPTED if interrupted else ev.ERROR, message=message)
+            self.bus.emit(
+                ev.Interrupted(message=message) if interrupted else ev.Error(message=message)
+            )
             raise
         finally:
             seconds = time.monotonic() - started
-            self.bus.publish(ev.FIT_FINISHED, reason=outcome, seconds=seconds)
+            self.bus.emit(ev.FitFinished(reason=outcome, seconds=seconds))
             torch.set_num_threads(old_threads)
             self.stop.poll = None
             if unsubscribe is not None:

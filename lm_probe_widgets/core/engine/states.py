@@ -1,8 +1,11 @@
-"""The states a probe and a runner can be in: one vocabulary, defined here.
+"""Every state a probe, a runner, a fit call or a phase of it can be in: one
+vocabulary, defined here and nowhere else.
 
-Both are `str` enums, so a state compares equal to its plain string (`"finished"`),
+All are `str` enums, so a state compares equal to its plain string (`"finished"`),
 travels in events and JSON as that string, and the display layer
-(`display/states.py`) keys its words and colours on the same values.
+(`display/states.py`) keys its words and colours on the same values. The front end
+takes the same names from `js/shared.js` (`STATES`), which a test checks against
+`js_state_names()`.
 """
 
 from __future__ import annotations
@@ -52,3 +55,27 @@ class FitOutcome(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class LiveState(str, Enum):
+    """The states a progress display has beyond the above: a probe before its first
+    step and a fit before its first event wait; a fit or phase in progress runs; a
+    phase that is through is done. (A probe whose fit raised shows FitOutcome.ERROR.)"""
+
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def js_state_names() -> dict[str, str]:
+    """Every state name the front end compares against, keyed as `js/shared.js`'s
+    STATES object spells them (upper-case member names)."""
+    out: dict[str, str] = {}
+    for enum in (ProbeState, RunnerState, FitOutcome, LiveState):
+        for member in enum:
+            if out.setdefault(member.name, member.value) != member.value:
+                raise ValueError(f"{member.name} names two different states")
+    return out

@@ -33,9 +33,9 @@ class Relay:
     def __init__(self, bus: Any, phase: str) -> None:
         self.bus, self.phase = bus, phase
 
-    def publish(self, kind: str, probe: str | None = None, /, **data: Any) -> None:
-        if kind == ev.BATCH:
-            self.bus.publish(kind, **{**data, "detail": data.get("phase"), "phase": self.phase})
+    def emit(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Batch):
+            self.bus.emit(event.relayed(self.phase))
 
 
 def fit_extras(

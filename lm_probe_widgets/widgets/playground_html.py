@@ -1,0 +1,97 @@
+"""The probe playground's static snapshot: its current result laid out as escaped HTML,
+for a notebook reopened without its kernel or exported. Every number and colour comes
+from the result (widgets.playground_view), as in the live view."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+from ..display.columns import format_number
+from ..display.html import _wrap
+from .playground_view import REGRESSION_NOTE, TOKEN_NOTE, TRUNCATED_NOTE
+
+if TYPE_CHECKING:
+    from .playground import ProbePlayground
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _probe_cell(p: dict[str, Any]) -> str:
+    if p.get("task") == "regression":
+        layer = f" · layer {p['layer']}" if p.get("layer") is not None else ""
+        value = format_number(p["value"]) if p.get("value") is not None else "–"
+        return (
+            f'<div class="lpw-snap-pg-cell" data-probe="{_e(p["name"])}" '
+            f'title="{_e(p["name"])}: predicted {_e(value)}">'
+            f'<div class="lpw-snap-pg-layer">{_e(p["name"])}{_e(layer)}</div>'
+            '<div class="lpw-snap-pg-class">predicted</div>'
+            f'<div class="lpw-mono">{_e(value)}</div></div>'
+        )
+    top = p["top"]
+    cls = p["classes"][top]
+    prob = p["proba"][top]
+    title = ", ".join(
+        f"{c} {format_number(v) if v is not None else '–'}"
+        for c, v in zip(p["classes"], p["proba"], strict=True)
+    )
+    bars = "".join(
+        f'<span class="lpw-snap-pg-bar" title="{_e(c)}" style="height: {100 * (v or 0):.0f}%; '
+        f'background: {_e(colour)}"></span>'
+        for c, v, colour in zip(p["classes"], p["proba"], p["bar_colours"], strict=True)
+    )
+    layer = f"layer {p['layer']}" if p.get("layer") is not None else ""
+    return (
+        f'<div class="lpw-snap-pg-cell" data-probe="{_e(p["name"])}" title="{_e(p["name"])}: '
+        f'{_e(title)}" style="background: {_e(p["strip_colour"])}">'
+        f'<div class="lpw-snap-pg-layer">{_e(p["name"])}{" · " + _e(layer) if layer else ""}</div>'
+        f'<div class="lpw-snap-pg-class">{_e(cls)}</div>'
+        f'<div class="lpw-mono">{_e(format_number(prob) if prob is not None else "–")}</div>'
+        f'<div class="lpw-snap-pg-bars">{bars}</div></div>'
+    )
+
+
+def playground_html(widget: ProbePlayground) -> str:
+    """The widget's current result as escaped static HTML (its snapshot)."""
+    result = widget.result or {}
+    parts = [
+        '<div class="lpw-head"><span class="lpw-title">Probe playground</span>'
+        f'<span class="lpw-muted">{len(result.get("probes") or [])} probe(s)</span></div>',
+        f'<div class="lpw-snap-pg-text lpw-mono">{_e(result.get("text", widget.text))}</div>',
+    ]
+    if widget.error:
+        parts.append(f'<div class="lpw-snap-pg-error">{_e(widget.error)}</div>')
+    probes = result.get("probes") or []
+    if probes:
+        parts.append('<div class="lpw-snap-pg-strip">')
+        parts.extend(_probe_cell(p) for p in probes)
+        parts.append("</div>")
+    entry, c = widget.chosen()
+    tokens = result.get("tokens") or []
+    if entry is not None and tokens:
+        cls = entry["classes"][c]
+        scale = entry["scale"][c] if entry.get("scale") else None
+        regression = entry.get("task") == "regression"
+        toward = "predicted value minus the training mean" if regression else f"toward {cls}"
+        parts.append(
+            f"<h4>Tokens: {_e(entry['name'])}, {_e(toward)} "
+            f'<span class="lpw-muted">(±{_e(format_number(scale or 0.0))})</span></h4>'
+            '<div class="lpw-snap-pg-tokens">'
+        )
+        rows = zip(tokens, entry["token_margin"], entry["token_colours"], strict=True)
+        for t, m, colours in rows:
+            v = m[c]
+            tip = f"{t['raw']}: {format_number(v) if v is not None else '–'}"
+            parts.append(
+                f'<span class="lpw-snap-pg-token" title="{_e(tip)}" '
+                f'style="background: {_e(colours[c])}">{_e(t["text"])}</span>'
+            )
+        parts.append("</div>")
+        if result.get("truncated"):
+            parts.append(f'<div class="lpw-snap-pg-note">{_e(TRUNCATED_NOTE)}</div>')
+        if regression:
+            parts.append(f'<div class="lpw-snap-pg-note">{_e(REGRESSION_NOTE)}</div>')
+        parts.append(f'<div class="lpw-snap-pg-note">{_e(TOKEN_NOTE)}</div>')
+    return _wrap(widget.summary(), "".join(parts), "playground")
