@@ -79,3 +79,113 @@ def test_sparse_curve_refuses_bad_input(kwargs):
     x, y = _planted(40, 0)
     with pytest.raises(ProbeError):
         sparse_curve(x, y, x, y, **kwargs)
+
+
+def _torch_mlp_reference(x, y, xt, width, weight_decay, lr, steps, seed):
+    """A plain torch MLP, written here: standardise, Linear-ReLU-Linear, full-batch
+    AdamW on cross-entropy, initialised after torch.manual_seed(seed)."""
+    import torch
+
+    mu, sd = x.mean(0), x.std(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], width), torch.nn.ReLU(), torch.nn.Linear(width, 2)
+        )
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    xs = torch.tensor((x - mu) / sd, dtype=torch.float32)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xs), torch.tensor(y)).backward()
+        opt.step()
+    with torch.no_grad():
+        return torch.softmax(net(torch.tensor((xt - mu) / sd, dtype=torch.float32)), -1).numpy()
+
+
+def test_mlp_probe_matches_a_plain_torch_mlp_and_round_trips(tmp_path):
+    from lm_probe_widgets.core.families.mlp import MLPProbe
+
+    x, y = _planted(200, 0)
+    xt, _ = _planted(50, 1)
+    probe = MLPProbe(8, 1e-2, lr=1e-2, steps=60, seed=3).fit(x, y)
+    expected = _torch_mlp_reference(x, y, xt, 8, 1e-2, 1e-2, 60, 3)
+    np.testing.assert_allclose(probe.predict_proba(xt), expected, atol=1e-5)
+    probe.save(tmp_path / "mlp.safetensors")
+    loaded = MLPProbe.load(tmp_path / "mlp.safetensors")
+    np.testing.assert_allclose(loaded.predict_proba(xt), probe.predict_proba(xt), atol=1e-7)
+    assert (loaded.width, loaded.weight_decay, loaded.steps) == (8, 1e-2, 60)
+
+
+def test_mlp_fit_refused_changes_nothing():
+    from lm_probe_widgets.core.families.mlp import MLPProbe
+
+    x, y = _planted(60, 0)
+    probe = MLPProbe(4, steps=5).fit(x, y)
+    before = probe.predict_proba(x)
+    for bad in ((x[:0], y[:0]), (x, y[:-1]), (np.where(x > 5, np.nan, x), y), (x, y - 1)):
+        with pytest.raises(ProbeError):
+            probe.fit(*bad)
+    np.testing.assert_array_equal(probe.predict_proba(x), before)
+    with pytest.raises(ProbeError):
+        MLPProbe(-1)
+
+
+MARK = 6.0  # how far the keyword token stands out from filler (dimension 0)
+
+
+def _keyword_texts(n: int, seed: int, fillers: int = 60, width: int = 8):
+    """Each text: `fillers` noise tokens and one keyword token at a random position.
+    Dimension 0 marks the keyword (+MARK), dimension 1 carries the label on the keyword
+    alone (±2); every other value is standard noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    texts, where = [], rng.integers(0, fillers + 1, n)
+    for label, at in zip(y, where, strict=True):
+        t = rng.standard_normal((fillers + 1, width))
+        t[at, 0] += MARK
+        t[at, 1] += 2.0 * (2 * label - 1)
+        texts.append(t)
+    return texts, y, where
+
+
+@pytest.fixture(scope="module")
+def keyword_probe():
+    from lm_probe_widgets.core.families.attention import AttentionProbe
+
+    train, y, _ = _keyword_texts(300, 0)
+    return AttentionProbe(steps=100, lr=3e-2, seed=0).fit(train, y), train, y
+
+
+def test_attention_probe_finds_the_keyword_where_mean_and_last_pooling_cannot(keyword_probe):
+    from lm_probe_widgets.core.families.attention import pooling_comparison
+
+    probe, train, y = keyword_probe
+    test, yt, where = _keyword_texts(200, 1)
+    table = pooling_comparison(probe, train, y, test, yt).set_index("pooling")
+    assert (table["verdict"] == "beats").all()  # paired, Holm over mean and last
+    weights = probe.token_weights(test)
+    assert all(w.shape == (len(t), 1) for w, t in zip(weights, test, strict=True))
+    np.testing.assert_allclose([w.sum() for w in weights], 1.0, atol=1e-6)
+    hit = np.array([w[:, 0].argmax() for w in weights]) == where
+    # one head may read one class's keyword only (its absence then says "the other
+    # class"): on the texts of the class it reads, it peaks at the keyword
+    assert max(hit[yt == 0].mean(), hit[yt == 1].mean()) > 0.85
+
+
+def test_attention_probe_round_trips_and_refuses_bad_input(keyword_probe, tmp_path):
+    from lm_probe_widgets.core.families.attention import AttentionProbe
+
+    probe, train, y = keyword_probe
+    probe.save(tmp_path / "attention.safetensors")
+    loaded = AttentionProbe.load(tmp_path / "attention.safetensors")
+    np.testing.assert_allclose(loaded.predict_proba(train[:20]), probe.predict_proba(train[:20]))
+    before = probe.predict_proba(train[:20])
+    ragged = [train[0][:, :3], *train[1:]]
+    for bad in (([], []), (train, y[:-1]), (ragged, y), (train, y + 5.0)):
+        with pytest.raises(ProbeError):
+            probe.fit(*bad)
+    np.testing.assert_array_equal(probe.predict_proba(train[:20]), before)
+    with pytest.raises(ProbeError):
+        probe.predict([t[:, :3] for t in train[:2]])
+    with pytest.raises(ProbeError):
+        AttentionProbe(heads=0)
