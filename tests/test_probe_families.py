@@ -189,3 +189,68 @@ def test_attention_probe_round_trips_and_refuses_bad_input(keyword_probe, tmp_pa
         probe.predict([t[:, :3] for t in train[:2]])
     with pytest.raises(ProbeError):
         AttentionProbe(heads=0)
+
+
+SITE = "transformer.h.1.output"
+
+
+@pytest.fixture(scope="module")
+def unfitted(tiny, sentiment):
+    """A runner on the tiny GPT-2 (no fit: the families need only its features) and
+    a train/test split of the sentiment texts."""
+    from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+
+    model, tok = tiny
+    texts, labels = sentiment
+    ds = ProbeDataset.from_texts(texts[:120], labels[:120], tok, max_length=32)
+    train, test = ds.tt_split(test_size=0.5, seed=0)
+    configs = [ProbeConfig(SITE, [0, 1], name="mean"), ProbeConfig(SITE, [0, 1], name="last")]
+    configs[1].pooling = "last"
+    return ProbeRunner(model, configs), train, test
+
+
+def test_families_read_the_runners_features(unfitted):
+    from lm_probe_widgets.core.families.attention import attention_probe, token_features
+    from lm_probe_widgets.core.families.mlp import mlp_probe
+    from lm_probe_widgets.core.families.sparse import sparse_probe
+    from lm_probe_widgets.core.methods.compare import VERDICTS
+
+    runner, train, test = unfitted
+    # token-level rows split per text: their mean and last row are the pooled features
+    tokens = token_features(runner, runner.configs[0], test)
+    assert [len(t) for t in tokens] == test.lengths.tolist()
+    pooled = runner.get_probe_features(test)
+    np.testing.assert_allclose([t.mean(0) for t in tokens], pooled["mean"], atol=1e-5)
+    np.testing.assert_allclose([t[-1] for t in tokens], pooled["last"], atol=1e-6)
+
+    curve = sparse_probe(runner, "mean", [1, 4], train=train, test=test, n_random=2)
+    assert curve["k"].tolist() == [1, 4] and curve["verdict"].isin(VERDICTS).all()
+    assert all(len(d) == k and max(d) < 32 for d, k in zip(curve["dims"], curve["k"], strict=True))
+    sweep = mlp_probe(runner, "mean", widths=(0, 4), train=train, test=test, steps=20)
+    assert sweep["selectivity"].to_numpy() == pytest.approx(
+        (sweep["accuracy"] - sweep["control_accuracy"]).to_numpy()
+    )
+    probe, table = attention_probe(runner, "mean", train=train, test=test, steps=10)
+    assert table["pooling"].tolist() == ["mean", "last"]
+    assert len(probe.token_weights(tokens)) == len(test)
+    with pytest.raises(ProbeError, match="no probe"):
+        sparse_probe(runner, "nope", train=train, test=test)
+    with pytest.raises(ProbeError, match="train= and test="):
+        mlp_probe(runner, "mean")
+
+
+def test_capacity_sweep_is_selective_on_a_planted_concept():
+    from lm_probe_widgets.core.families.mlp import capacity_sweep
+
+    x, y = _planted(300, 0)
+    xt, yt = _planted(200, 1)
+    rng = np.random.default_rng(0)  # control labels: memorisable, not generalisable
+    control, control_test = rng.integers(0, 2, len(y)), rng.integers(0, 2, len(yt))
+    sweep = capacity_sweep(x, y, control, xt, yt, control_test, widths=[0, 16], steps=100)
+    assert sweep["width"].tolist() == [0, 16]
+    assert (sweep["verdict"] == "beats").all()
+    assert (sweep["p_holm"] >= sweep["p"] - 1e-12).all()
+    with pytest.raises(ProbeError):
+        capacity_sweep(x, y, control, xt, yt, control_test, widths=[-1])
+    with pytest.raises(ProbeError):
+        capacity_sweep(x, y, control[:-1], xt, yt, control_test)

@@ -33,6 +33,7 @@ from ..engine.plan import scored_labels
 from ..errors import ProbeError
 from ..methods.compare import LEVEL, Outcomes, compare_outcomes, holm_family
 from .data import probe_config, train_test
+from .optim import AdamW
 
 COLUMNS = ["pooling", "accuracy", "attention_accuracy", "difference", "low", "high", "p"]
 COLUMNS += ["p_holm", "verdict"]
@@ -131,7 +132,7 @@ class AttentionProbe:
             torch.manual_seed(self.seed)
             net = _AttentionNet(x.shape[-1], self.heads, k).to(self.device)
         yt = torch.as_tensor(y, dtype=torch.long, device=self.device)
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt = AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         order = torch.randperm(len(y), generator=gen)
         at = 0
         for _ in range(self.steps):

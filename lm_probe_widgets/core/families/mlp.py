@@ -30,6 +30,7 @@ from ..engine.plan import scored_labels
 from ..errors import ProbeError
 from ..methods.compare import LEVEL, Outcomes, compare_outcomes, holm_family
 from .data import probe_config, rows, train_test
+from .optim import AdamW
 
 COLUMNS = [
     "width",
@@ -107,7 +108,7 @@ class MLPProbe:
         net = self._build(x.shape[1], k)
         xs = torch.as_tensor((x - mu) / sd, dtype=torch.float32, device=self.device)
         yt = torch.as_tensor(y, dtype=torch.long, device=self.device)
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt = AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         for _ in range(self.steps):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(xs), yt).backward()
