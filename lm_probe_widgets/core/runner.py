@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import signal
 import threading
 import time
 import warnings
@@ -52,7 +51,9 @@ from .engine.plan import (
 )
 from .engine.probe import LinearProbe
 from .engine.progress import make_progress
+from .engine.settings import FitSettings
 from .engine.states import FitOutcome, ProbeState, RunnerState
+from .engine.stop import StopFlag, deferred_interrupt
 from .engine.submodules import validate_submodules
 from .errors import ProbeError
 from .methods.baselines import (
@@ -133,9 +134,7 @@ class ProbeRunner(FeatureAccess):
         self.threads = threads
         self._extractors: dict[tuple[FeatureKey, ...], Extractor] = {}
         self._fit_lock = threading.Lock()
-        self._stop_requested = False
-        self._interrupt_pending = False
-        self._poll: Any = None
+        self.stop = StopFlag(self.events)  # what the running fit checks between batches
         self._model_fp: str | None = None
         self.bootstrap, self.bootstrap_seed = 1000, 0
         self.spread: pd.DataFrame | None = None  # seed stability (runner.stability)
@@ -173,6 +172,16 @@ class ProbeRunner(FeatureAccess):
     def _metrics(self) -> dict[str, dict[str, Any]]:
         return (self._live or self._result).metrics
 
+    @property
+    def last_result(self) -> FitResult:
+        """What the last fit (or `load`) left: probes, held-out metrics, plan, state."""
+        return self._result
+
+    @property
+    def site_shapes(self) -> dict[str, tuple[int, ...] | None]:
+        """Each read site's output shape from the dry run (no data): widths up front."""
+        return self._dry.shapes
+
     # -- public API -------------------------------------------------------------------
     def __getitem__(self, name: str) -> LinearProbe:
         if name not in self.probes:
@@ -189,7 +198,7 @@ class ProbeRunner(FeatureAccess):
 
     def request_stop(self) -> None:
         """Ask a running fit to stop cleanly after the current batch (thread-safe)."""
-        self._stop_requested = True
+        self.stop.request()
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -284,19 +293,22 @@ class ProbeRunner(FeatureAccess):
         disk) rather than running out mid-run (see `core.engine.memory`).
         """
         with self._exclusive():
+            settings = FitSettings(
+                num_epoch=num_epoch,
+                batch_size=batch_size,
+                seed=seed,
+                validation_size=validation_size,
+                bootstrap=bootstrap,
+                control=control,
+                baselines=baselines,
+            )
             plan = build_plan(
                 self.model,
                 self.configs,
                 train_set,
                 eval_set,
-                num_epoch=num_epoch,
-                batch_size=batch_size,
-                seed=seed,
-                validation_size=validation_size,
+                settings,
                 validation_set=validation_set,
-                bootstrap=bootstrap,
-                control=control,
-                baselines=baselines,
                 remote=bool(self.remote),
             )
             previous = self._result
@@ -313,8 +325,8 @@ class ProbeRunner(FeatureAccess):
                 self.remote.ensure_ready(plan.baselines)  # no key / NDIF unreachable: fail fast
             display = make_progress(progress, self)
             unsubscribe = self.events.subscribe(display) if display is not None else None
-            self._poll = getattr(display, "poll", None)
-            self._stop_requested = self._interrupt_pending = self.events.interrupted = False
+            self.stop.clear()
+            self.stop.poll = getattr(display, "poll", None)
             old_threads = torch.get_num_threads()
             if self.threads:
                 torch.set_num_threads(self.threads)
@@ -324,7 +336,7 @@ class ProbeRunner(FeatureAccess):
             outcome = FitOutcome.ERROR
             try:
                 self._weights_pinned = True  # verified above; a fit does not change them
-                with _deferred_interrupt(self):
+                with deferred_interrupt(self.stop):
                     outcome = self._fit_plan(plan, resume, top=self, bus=self.events)
             except BaseException as e:
                 self.state = previous.state
@@ -342,7 +354,7 @@ class ProbeRunner(FeatureAccess):
                 seconds = time.monotonic() - started
                 self.events.publish(ev.FIT_FINISHED, reason=outcome, seconds=seconds)
                 torch.set_num_threads(old_threads)
-                self._poll = None
+                self.stop.poll = None
                 if unsubscribe is not None:
                     unsubscribe()
                 close = getattr(display, "close", None)
@@ -359,7 +371,16 @@ class ProbeRunner(FeatureAccess):
         result = previous.resumed(plan) if can_resume else FitResult(plan=plan)
         self._live = result  # what reprs show while the fit runs
         try:
-            outcome = FitLoop(self, plan, result, top, bus).run()
+            loop = FitLoop(
+                plan,
+                result,
+                reader=self,
+                cache=self.cache,
+                bus=bus,
+                stop=top.stop,
+                device=self.probe_device,
+            )
+            outcome = loop.run()
             if outcome == FitOutcome.COMPLETED:
                 outcome = self._fit_methods(plan, result, can_resume, top, bus)
         except BaseException:
@@ -658,7 +679,9 @@ class ProbeRunner(FeatureAccess):
         """Load probes saved with `save`, checking they fit `model`'s dimensions."""
         from .io.persistence import load_runner
 
-        return load_runner(cls, path, model, **kwargs)
+        runner, result = load_runner(cls, path, model, **kwargs)
+        runner._commit(result)
+        return runner
 
     def __repr__(self) -> str:
         store = str(self.store.root) if self.store is not None else "off"
@@ -758,26 +781,6 @@ class _Relay:
     def publish(self, kind: str, probe: str | None = None, /, **data: Any) -> None:
         if kind == ev.BATCH:
             self.bus.publish(kind, **{**data, "detail": data.get("phase"), "phase": self.phase})
-
-
-@contextlib.contextmanager
-def _deferred_interrupt(runner: ProbeRunner) -> Iterator[None]:
-    """A first Ctrl-C asks the fit to stop at the next batch boundary (where it can
-    resume exactly); a second one interrupts at once. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if runner._interrupt_pending:
-            raise KeyboardInterrupt
-        runner._interrupt_pending = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _l2_note(cfg: ProbeConfig, rec: Any) -> str | None:

@@ -8,13 +8,14 @@
   reads features from either, or runs the model), ``fingerprint`` (which model made them),
   ``memory`` (what a fit will need, checked before it starts).
 - Probes and fitting: ``probe`` (logistic), ``regression`` (ridge), ``final_fit`` and
-  ``lbfgs`` (the converged full-batch fit), ``plan`` (everything a fit needs, checked
-  first), ``fit`` (the resumable fit loop), ``states``, ``events`` and ``progress``
-  (what the loop reports, and the console meter).
+  ``lbfgs`` (the converged full-batch fit), ``settings`` (a fit's settings, checked
+  once), ``plan`` (everything a fit needs, checked first), ``fit`` (the resumable fit
+  loop), ``stop`` (how a Stop or Ctrl-C reaches it), ``states``, ``events`` and
+  ``progress`` (what the loop reports, and the console meter).
 - Scoring: ``metrics``, ``uncertainty`` (bootstrap intervals), ``evaluation``.
 
 Imports: the engine imports only itself and the shared vocabulary (``core.config``,
-``core.errors``, ``core.labels``); never ``methods/``, ``io/`` or ``runner`` (``fit``
-names ``ProbeRunner`` for type checking only). ``probe`` imports ``display/`` inside its
+``core.errors``, ``core.labels``); never ``methods/``, ``io/`` or ``runner``: the fit
+loop gets a feature reader, the cache, the event bus and a stop flag, not the runner. ``probe`` imports ``display/`` inside its
 HTML repr methods, never at import time.
 """

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,15 +27,14 @@ from ..config import ProbeConfig
 from . import events as ev
 from .data import Batch
 from .evaluation import evaluate_probe
-from .feature_cache import row_index
+from .feature_access import FeatureAccess
+from .feature_cache import FeatureCache, row_index
 from .plan import FitPlan, cv_groups, row_labels, scored_labels
 from .probe import LinearProbe
 from .probe_stack import ProbeStack, stackable_groups
 from .regression import make_probe
 from .states import FitOutcome, ProbeState, RunnerState
-
-if TYPE_CHECKING:
-    from ..runner import ProbeRunner
+from .stop import StopFlag
 
 
 class StopFitting(Exception):
@@ -118,9 +117,20 @@ class FitLoop:
     """One pass of the stages over a plan, writing into a FitResult."""
 
     def __init__(
-        self, runner: ProbeRunner, plan: FitPlan, result: FitResult, top: ProbeRunner, bus: Any
+        self,
+        plan: FitPlan,
+        result: FitResult,
+        *,
+        reader: FeatureAccess,
+        cache: FeatureCache,
+        bus: Any,
+        stop: StopFlag,
+        device: torch.device,
     ) -> None:
-        self.r, self.plan, self.res, self.top, self.bus = runner, plan, result, top, bus
+        """`reader` reads features (cache, store or model), `cache` holds them, `bus`
+        takes the events, `stop` says when to stop; the probes run on `device`."""
+        self.plan, self.res, self.reader, self.cache = plan, result, reader, cache
+        self.bus, self.stop = bus, stop
         self.keys = sorted({c.feature_key for c in plan.configs})
         self.started = time.monotonic()
         self.user_stop_applies = True
@@ -128,18 +138,17 @@ class FitLoop:
         self.train_offsets = plan.train.token_offsets()
         # Stacks step on the probe device (ProbeRunner(probe_device=...), else the
         # model's): torch on an accelerator, numpy on the CPU (faster there).
-        self.device = stack_device(runner.probe_device)
-        runner.cache.pinned = {runner.data_key(d) for d in plan.datasets if d is not None}
+        self.device = stack_device(device)
+        cache.pinned = {reader.data_key(d) for d in plan.datasets if d is not None}
 
     # -- stop points ------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Between batches: let widgets act, then honour a stop."""
-        poll = getattr(self.top, "_poll", None)
-        if poll is not None:
-            poll()
-        if self.top._interrupt_pending or self.top.events.interrupted:
+        if self.stop.poll is not None:
+            self.stop.poll()
+        if self.stop.interrupted:
             raise StopFitting("interrupt")
-        if self.top._stop_requested and self.user_stop_applies:
+        if self.stop.requested and self.user_stop_applies:
             raise StopFitting("user")
 
     def progress(self, phase: str, epoch: int, done: int, total: int, batch: Batch | None) -> None:
@@ -231,7 +240,7 @@ class FitLoop:
         )
 
     def _prepare_validation(self) -> None:
-        plan, r = self.plan, self.r
+        plan, r = self.plan, self.reader
         sources = {"split": plan.val, "eval": plan.eval_set}
         for mode, ds in sources.items():
             cfgs = [c for c in plan.configs if c.validation == mode]
@@ -302,7 +311,7 @@ class FitLoop:
     def _first_pass(self) -> None:
         """Stream the training data through the model once; every probe scores each
         batch before learning from it (prequential code length)."""
-        plan, r, cursor = self.plan, self.r, self.res.cursor
+        plan, r, cursor = self.plan, self.reader, self.res.cursor
         ds = plan.train
         labels = {c.name: row_labels(c, ds) for c in plan.configs}
         on_batch = self._on_batch("extract-train", 1, len(ds))
@@ -364,7 +373,7 @@ class FitLoop:
         self._record_group(group, losses, 1)
 
     def _later_epochs(self) -> None:
-        plan, r, cursor = self.plan, self.r, self.res.cursor
+        plan, r, cursor = self.plan, self.reader, self.res.cursor
         if cursor.epoch > plan.num_epoch or not self._active():
             return
         ds = plan.train
@@ -435,7 +444,7 @@ class FitLoop:
         """Torch stacks keep their probes' training rows on their device while all of
         them fit the runner's memory budget (the first stacks first); the others
         gather each step's rows on the host and send them over."""
-        room = self.r.cache.budget_bytes
+        room = self.cache.budget_bytes
         for group in groups:
             stack = group.stack
             if stack is None or stack.device is None:
@@ -488,7 +497,7 @@ class FitLoop:
     def _refine(self) -> None:
         """Converge the probes that finished training (LinearProbe.refine), one at a
         time; a stop between two leaves the rest for `resume=True`."""
-        plan, r = self.plan, self.r
+        plan, r = self.plan, self.reader
         todo = [
             (cfg, self.res.probes[cfg.name])
             for cfg in plan.configs
@@ -500,7 +509,7 @@ class FitLoop:
         if not todo:
             return
         feats = r.features(plan.train, [c.feature_key for c, _ in todo], plan.batch_size)
-        device = stack_device(r.probe_device)  # the final fit too: None is the CPU
+        device = self.device  # the final fit too: None is the CPU
         for i, (cfg, probe) in enumerate(todo):
             keep, y_idx = scored_labels(cfg, plan.train)
             x = feats[cfg.feature_key]
@@ -525,7 +534,7 @@ class FitLoop:
             self.checkpoint()
 
     def _evaluate(self) -> None:
-        plan, r = self.plan, self.r
+        plan, r = self.plan, self.reader
         ds = plan.eval_set
         fitted = [c for c in plan.configs if c.name in self.res.probes]
         keys = sorted({c.feature_key for c in fitted})

@@ -207,7 +207,7 @@ def estimate_memory(
     # each data_key checks the weights' fingerprint: once per dataset, not per read
     datasets = [(runner.data_key(ds), ds) for ds in (train_set, eval_set) if ds is not None]
     for path, kind, how in keys:
-        shape = runner._dry.shapes.get(path) if kind == "output" else None
+        shape = runner.site_shapes.get(path) if kind == "output" else None
         width = shape[-1] if shape else hidden or 0
         if not width:
             notes.append(f"width of {path}.{kind} unknown; not counted")

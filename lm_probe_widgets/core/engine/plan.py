@@ -22,10 +22,7 @@ from ..errors import ProbeError
 from ..labels import classes_from_data, encode_labels
 from .data import ProbeDataset, check_leakage, split_indices
 from .modeling import is_meta_model, model_limits
-
-# Baselines that need the model (embeddings, random_init) and those that do not
-# (majority; the confounds of core.methods.confounds: length, bag_of_words, tfidf).
-BASELINES = ("majority", "embeddings", "random_init", "length", "bag_of_words", "tfidf")
+from .settings import FitSettings
 
 
 @dataclass(frozen=True)
@@ -36,12 +33,13 @@ class FitPlan:
     train: ProbeDataset  # what the probes learn from
     val: ProbeDataset | None  # what early stopping and the final fit's choice watch
     eval_set: ProbeDataset | None  # held-out metrics
-    num_epoch: int
-    batch_size: int
-    seed: int
-    bootstrap: int
-    control: bool = False
-    baselines: tuple[str, ...] = ()
+    settings: FitSettings  # epochs, batch size, seed, bootstrap, control, baselines
+
+    def __getattr__(self, name: str) -> Any:
+        """`plan.num_epoch`, `plan.seed`, ...: the settings' fields, read through."""
+        if name in FitSettings.__dataclass_fields__:
+            return getattr(self.settings, name)
+        raise AttributeError(name)
 
     @property
     def key(self) -> tuple:
@@ -61,13 +59,12 @@ class FitPlan:
             train=relabel(self.train),
             val=None if self.val is None else relabel(self.val),
             eval_set=None if self.eval_set is None else relabel(self.eval_set),
-            control=False,
-            baselines=(),
+            settings=self.settings.alone(),
         )
 
     def for_configs(self, configs: Sequence[ProbeConfig]) -> FitPlan:
         """The same splits and settings for other probes (baselines)."""
-        return dataclasses.replace(self, configs=tuple(configs), control=False, baselines=())
+        return dataclasses.replace(self, configs=tuple(configs), settings=self.settings.alone())
 
 
 def row_labels(cfg: ProbeConfig, ds: ProbeDataset) -> np.ndarray:
@@ -126,25 +123,6 @@ def cv_groups(
     if vg is not None and getattr(train, "groups", None) is None:
         vg = vg + len(train)
     return tg, vg
-
-
-def check_baselines(names: Sequence[str] | str | None) -> tuple[str, ...]:
-    """Validate baseline names early (before any training)."""
-    if not names:
-        return ()
-    if isinstance(names, str):
-        names = (names,)
-    names = tuple(names)
-    unknown = [n for n in names if n not in BASELINES]
-    if unknown:
-        raise ProbeError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
-    return tuple(dict.fromkeys(names))
-
-
-def check_int(value: Any, name: str, low: int) -> int:
-    if not is_int(value) or value < low:
-        raise ProbeError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def check_dataset(ds: Any, what: str, configs: Sequence[ProbeConfig], labelled: bool) -> None:
@@ -267,26 +245,17 @@ def build_plan(
     configs: Sequence[ProbeConfig],
     train_set: Any,
     eval_set: Any,
+    settings: FitSettings | None = None,
     *,
-    num_epoch: Any,
-    batch_size: Any,
-    seed: Any,
-    validation_size: Any,
-    validation_set: Any,
-    bootstrap: Any,
-    control: bool,
-    baselines: Any,
+    validation_set: Any = None,
     remote: bool = False,
+    **fields: Any,
 ) -> FitPlan:
-    """Check every argument of a fit and fix its splits and label spaces."""
-    num_epoch = check_int(num_epoch, "num_epoch", 1)
-    batch_size = check_int(batch_size, "batch_size", 1)
-    seed = check_int(seed, "seed", 0)
-    if seed >= 2**32:  # numpy's and scikit-learn's limit: their own error is obscure
-        raise ProbeError(f"seed must be between 0 and 2**32 - 1, got {seed}")
-    bootstrap = check_int(bootstrap, "bootstrap", 0)
-    baselines = check_baselines(baselines)
-    if (control or baselines) and eval_set is None:
+    """Check every argument of a fit and fix its splits and label spaces. `settings`,
+    or its fields as keywords (`num_epoch=...`), checked by FitSettings."""
+    settings = FitSettings(**fields) if settings is None else settings
+    control, seed, validation_size = settings.control, settings.seed, settings.validation_size
+    if (control or settings.baselines) and eval_set is None:
         raise ProbeError("control=True and baselines need an eval_set (held-out metrics)")
     if is_meta_model(model) and not remote:
         raise ProbeError(
@@ -325,12 +294,7 @@ def build_plan(
         train=train,
         val=val,
         eval_set=eval_set,
-        num_epoch=num_epoch,
-        batch_size=batch_size,
-        seed=seed,
-        bootstrap=bootstrap,
-        control=bool(control),
-        baselines=baselines,
+        settings=settings,
     )
 
 

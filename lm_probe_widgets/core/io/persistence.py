@@ -60,7 +60,7 @@ def save_runner(runner: Any, path: str | Path) -> None:
     refs = [c for c in table.columns if c.startswith(("control_", "baseline_", "selectivity"))]
     metrics = {
         n: {k: _jsonable(v) for k, v in {**m, **table.loc[n, refs].to_dict()}.items()}
-        for n, m in runner._metrics.items()
+        for n, m in runner.last_result.metrics.items()
     }
     meta = {
         "format": FORMAT,
@@ -83,7 +83,9 @@ def save_runner(runner: Any, path: str | Path) -> None:
         raise ProbeError(f"cannot save to {str(path)!r}: {e}") from e
 
 
-def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
+def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> tuple[Any, FitResult]:
+    """A new `cls(model, configs, **kwargs)` for the saved probes, and the FitResult
+    that the caller makes the runner's (its probes, metrics and state)."""
     from safetensors import SafetensorError, safe_open
     from safetensors.numpy import load_file
 
@@ -139,8 +141,7 @@ def load_runner(cls: Any, path: str | Path, model: Any, **kwargs: Any) -> Any:
     for name, probe in probes.items():
         probe.metrics = metrics.get(name, {})
     done = Cursor(training_done=True)
-    runner._commit(FitResult(probes=probes, metrics=metrics, cursor=done, state=RunnerState.FITTED))
-    return runner
+    return runner, FitResult(probes=probes, metrics=metrics, cursor=done, state=RunnerState.FITTED)
 
 
 def _config(saved: dict[str, Any], path: Path) -> ProbeConfig:
@@ -166,7 +167,7 @@ def _model_widths(runner: Any, configs: list[ProbeConfig]) -> dict[tuple, int]:
     from ..engine.data import Batch
 
     keys = [c.feature_key for c in configs]
-    shapes = runner._dry.shapes
+    shapes = runner.site_shapes
     if getattr(runner, "remote", None) and all(k[1] == "output" and shapes.get(k[0]) for k in keys):
         return {k: shapes[k[0]][-1] for k in keys}  # from the local dry run: no remote job
     batch = Batch(np.arange(1), torch.tensor([[1, 2]]), torch.ones(1, 2, dtype=torch.long))
