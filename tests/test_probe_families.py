@@ -1,8 +1,8 @@
-"""Probe families (core.families): k-sparse probes recover planted dimensions in
-scikit-learn's L1-path order and beat random dimensions of the same k; MLP probes
-match a plain torch MLP and report selectivity at the same capacity; attention probes
-find a keyword among filler tokens where mean and last pooling cannot. Bad input is
-refused before any work."""
+"""Probe families (core.methods.{sparse,mlp,attention}_probe): k-sparse probes recover
+planted dimensions in scikit-learn's L1-path order and beat random dimensions of the
+same k; MLP probes match a plain torch MLP and report selectivity at the same
+capacity; attention probes find a keyword among filler tokens where mean and last
+pooling cannot. Bad input is refused before any work."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lm_probe_widgets.core.errors import ProbeError
-from lm_probe_widgets.core.families.sparse import l1_penalty, rank_dimensions, sparse_curve
+from lm_probe_widgets.core.methods.sparse_probe import l1_penalty, rank_dimensions, sparse_curve
 
 PLANTED = (5, 11, 2)  # dimensions carrying the label, strongest first
 
@@ -103,7 +103,7 @@ def _torch_mlp_reference(x, y, xt, width, weight_decay, lr, steps, seed):
 
 
 def test_mlp_probe_matches_a_plain_torch_mlp_and_round_trips(tmp_path):
-    from lm_probe_widgets.core.families.mlp import MLPProbe
+    from lm_probe_widgets.core.methods.mlp_probe import MLPProbe
 
     x, y = _planted(200, 0)
     xt, _ = _planted(50, 1)
@@ -117,7 +117,7 @@ def test_mlp_probe_matches_a_plain_torch_mlp_and_round_trips(tmp_path):
 
 
 def test_mlp_fit_refused_changes_nothing():
-    from lm_probe_widgets.core.families.mlp import MLPProbe
+    from lm_probe_widgets.core.methods.mlp_probe import MLPProbe
 
     x, y = _planted(60, 0)
     probe = MLPProbe(4, steps=5).fit(x, y)
@@ -150,14 +150,14 @@ def _keyword_texts(n: int, seed: int, fillers: int = 60, width: int = 8):
 
 @pytest.fixture(scope="module")
 def keyword_probe():
-    from lm_probe_widgets.core.families.attention import AttentionProbe
+    from lm_probe_widgets.core.methods.attention_probe import AttentionProbe
 
     train, y, _ = _keyword_texts(300, 0)
     return AttentionProbe(steps=100, lr=3e-2, seed=0).fit(train, y), train, y
 
 
 def test_attention_probe_finds_the_keyword_where_mean_and_last_pooling_cannot(keyword_probe):
-    from lm_probe_widgets.core.families.attention import pooling_comparison
+    from lm_probe_widgets.core.methods.attention_probe import pooling_comparison
 
     probe, train, y = keyword_probe
     test, yt, where = _keyword_texts(200, 1)
@@ -173,7 +173,7 @@ def test_attention_probe_finds_the_keyword_where_mean_and_last_pooling_cannot(ke
 
 
 def test_attention_probe_round_trips_and_refuses_bad_input(keyword_probe, tmp_path):
-    from lm_probe_widgets.core.families.attention import AttentionProbe
+    from lm_probe_widgets.core.methods.attention_probe import AttentionProbe
 
     probe, train, y = keyword_probe
     probe.save(tmp_path / "attention.safetensors")
@@ -210,10 +210,10 @@ def unfitted(tiny, sentiment):
 
 
 def test_families_read_the_runners_features(unfitted):
-    from lm_probe_widgets.core.families.attention import attention_probe, token_features
-    from lm_probe_widgets.core.families.mlp import mlp_probe
-    from lm_probe_widgets.core.families.sparse import sparse_probe
+    from lm_probe_widgets.core.methods.attention_probe import attention_probe, token_features
     from lm_probe_widgets.core.methods.compare import VERDICTS
+    from lm_probe_widgets.core.methods.mlp_probe import mlp_probe
+    from lm_probe_widgets.core.methods.sparse_probe import sparse_probe
 
     runner, train, test = unfitted
     # token-level rows split per text: their mean and last row are the pooled features
@@ -240,7 +240,7 @@ def test_families_read_the_runners_features(unfitted):
 
 
 def test_capacity_sweep_is_selective_on_a_planted_concept():
-    from lm_probe_widgets.core.families.mlp import capacity_sweep
+    from lm_probe_widgets.core.methods.mlp_probe import capacity_sweep
 
     x, y = _planted(300, 0)
     xt, yt = _planted(200, 1)

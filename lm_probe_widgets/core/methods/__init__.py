@@ -6,6 +6,9 @@ with a probe once trained.
 - ``control_tasks``: control tasks and selectivity (Hewitt & Liang 2019).
 - ``validity``: generalisation across data sets, seed spread, the validity table.
 - ``steering``: probe directions exported, and the model pushed along them.
+- ``sparse_probe``, ``mlp_probe``, ``attention_probe``: probe families beyond one
+  linear read-out (k-sparse; MLP with its control at the same capacity; learned
+  pooling over tokens), reading cached features (``family_rows``, ``adamw``).
 
 Imports: ``methods`` import the engine, the shared vocabulary (``core.config``,
 ``core.errors``, ``core.labels``) and one another; never ``io/``. ``runner`` imports

@@ -25,8 +25,8 @@ import pandas as pd
 from ..config import is_int
 from ..engine.data import ProbeDataset
 from ..errors import ProbeError
-from ..methods.compare import LEVEL, Outcomes, compare_outcomes, holm_family
-from .data import probe_config, rows, train_test
+from .compare import LEVEL, Outcomes, compare_outcomes, holm_family
+from .family_rows import probe_config, rows, train_test
 
 RANKINGS = ("mean_diff", "l1")
 #: Penalty strengths of the L1 path: from the first one with a non-zero weight up 10⁴×.

@@ -31,9 +31,9 @@ from ..config import ProbeConfig, is_int
 from ..engine.data import ProbeDataset
 from ..engine.plan import scored_labels
 from ..errors import ProbeError
-from ..methods.compare import LEVEL, Outcomes, compare_outcomes, holm_family
-from .data import probe_config, train_test
-from .optim import AdamW
+from .adamw import AdamW
+from .compare import LEVEL, Outcomes, compare_outcomes, holm_family
+from .family_rows import probe_config, train_test
 
 COLUMNS = ["pooling", "accuracy", "attention_accuracy", "difference", "low", "high", "p"]
 COLUMNS += ["p_holm", "verdict"]

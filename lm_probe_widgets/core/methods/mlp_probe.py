@@ -28,9 +28,9 @@ from ..config import is_int
 from ..engine.data import ProbeDataset
 from ..engine.plan import scored_labels
 from ..errors import ProbeError
-from ..methods.compare import LEVEL, Outcomes, compare_outcomes, holm_family
-from .data import probe_config, rows, train_test
-from .optim import AdamW
+from .adamw import AdamW
+from .compare import LEVEL, Outcomes, compare_outcomes, holm_family
+from .family_rows import probe_config, rows, train_test
 
 COLUMNS = [
     "width",
@@ -242,7 +242,7 @@ def mlp_probe(
 ) -> pd.DataFrame:
     """`capacity_sweep` at probe `name`'s site from the runner's cached features, with
     the runner's control task (or one fitted on `train` with `seed`)."""
-    from ..methods.control_tasks import ControlTask
+    from .control_tasks import ControlTask
 
     cfg = probe_config(runner, name)
     train, test = train_test(runner, train, test)
