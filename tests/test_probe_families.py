@@ -210,10 +210,8 @@ def unfitted(tiny, sentiment):
 
 
 def test_families_read_the_runners_features(unfitted):
-    from lm_probe_widgets.core.methods.attention_probe import attention_probe, token_features
+    from lm_probe_widgets.core.methods.attention_probe import token_features
     from lm_probe_widgets.core.methods.compare import VERDICTS
-    from lm_probe_widgets.core.methods.mlp_probe import mlp_probe
-    from lm_probe_widgets.core.methods.sparse_probe import sparse_probe
 
     runner, train, test = unfitted
     # token-level rows split per text: their mean and last row are the pooled features
@@ -223,20 +221,20 @@ def test_families_read_the_runners_features(unfitted):
     np.testing.assert_allclose([t.mean(0) for t in tokens], pooled["mean"], atol=1e-5)
     np.testing.assert_allclose([t[-1] for t in tokens], pooled["last"], atol=1e-6)
 
-    curve = sparse_probe(runner, "mean", [1, 4], train=train, test=test, n_random=2)
+    curve = runner.sparse_probe("mean", [1, 4], train=train, test=test, n_random=2)
     assert curve["k"].tolist() == [1, 4] and curve["verdict"].isin(VERDICTS).all()
     assert all(len(d) == k and max(d) < 32 for d, k in zip(curve["dims"], curve["k"], strict=True))
-    sweep = mlp_probe(runner, "mean", widths=(0, 4), train=train, test=test, steps=20)
+    sweep = runner.mlp_probe("mean", widths=(0, 4), train=train, test=test, steps=20)
     assert sweep["selectivity"].to_numpy() == pytest.approx(
         (sweep["accuracy"] - sweep["control_accuracy"]).to_numpy()
     )
-    probe, table = attention_probe(runner, "mean", train=train, test=test, steps=10)
+    probe, table = runner.attention_probe("mean", train=train, test=test, steps=10)
     assert table["pooling"].tolist() == ["mean", "last"]
     assert len(probe.token_weights(tokens)) == len(test)
     with pytest.raises(ProbeError, match="no probe"):
-        sparse_probe(runner, "nope", train=train, test=test)
+        runner.sparse_probe("nope", train=train, test=test)
     with pytest.raises(ProbeError, match="train= and test="):
-        mlp_probe(runner, "mean")
+        runner.mlp_probe("mean")
 
 
 def test_capacity_sweep_is_selective_on_a_planted_concept():
