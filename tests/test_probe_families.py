@@ -73,7 +73,17 @@ def test_sparse_curve_beats_random_dimensions_only_where_they_differ():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"ks": [0]}, {"ks": [17]}, {"ks": [1.5]}, {"ks": []}, {"rank_by": "max"}, {"n_random": 0}],
+    [
+        {"ks": [0]},
+        {"ks": [17]},
+        {"ks": [1.5]},
+        {"ks": []},
+        {"rank_by": "max"},
+        {"n_random": 0},
+        {"c": 0},
+        {"level": 1.5},
+        {"seed": -1},
+    ],
 )
 def test_sparse_curve_refuses_bad_input(kwargs):
     x, y = _planted(40, 0)

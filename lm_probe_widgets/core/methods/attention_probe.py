@@ -33,7 +33,7 @@ from ..engine.plan import scored_labels
 from ..errors import ProbeError
 from .adamw import AdamW
 from .compare import LEVEL, Outcomes, compare_outcomes, holm_family
-from .family_rows import probe_config, train_test
+from .family_rows import check_level_seed, probe_config, train_test
 
 COLUMNS = ["pooling", "accuracy", "attention_accuracy", "difference", "low", "high", "p"]
 COLUMNS += ["p_holm", "verdict"]
@@ -227,7 +227,10 @@ def pooling_comparison(
     """The fitted attention `probe` against logistic probes on mean- and last-pooled
     features of the same texts: one row per pooling, the paired difference (attention
     minus pooled) over test texts and its verdict, Holm-corrected over the two."""
+    check_level_seed(level, seed)
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if len(y_train) != len(texts_train) or len(y_test) != len(texts_test):
+        raise ProbeError("give one label per text")
     clusters, zeros = np.arange(len(y_test)), np.zeros(len(y_test))
     mine = Outcomes(
         "accuracy", (probe.predict(texts_test) == y_test).astype(float), zeros, clusters
@@ -277,6 +280,7 @@ def attention_probe(
     """An `AttentionProbe` at probe `name`'s site (its classes, its per-text labels),
     fitted on `train`'s token-level features, and its `pooling_comparison` on `test`
     (defaults: the last fit's training part and test set)."""
+    check_level_seed(level, seed)
     cfg = probe_config(runner, name)
     if cfg.token_level:
         raise ProbeError(f"probe {name!r} labels tokens; an attention probe labels texts")

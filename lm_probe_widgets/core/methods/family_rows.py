@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ProbeConfig
+from ..config import ProbeConfig, is_int
 from ..engine.data import ProbeDataset
 from ..engine.plan import row_texts, scored_labels
 from ..errors import ProbeError
@@ -49,3 +49,11 @@ def rows(
     if len(keep) != len(x):
         x = x[keep]
     return x, np.asarray(y, dtype=np.int64), row_texts(cfg, ds)
+
+
+def check_level_seed(level: Any, seed: Any) -> None:
+    """The interval level and the seed, checked before any work."""
+    if not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise ProbeError(f"level must be in (0, 1), got {level!r}")
+    if not is_int(seed) or seed < 0:
+        raise ProbeError(f"seed must be an integer >= 0, got {seed!r}")

@@ -30,7 +30,7 @@ from ..engine.plan import scored_labels
 from ..errors import ProbeError
 from .adamw import AdamW
 from .compare import LEVEL, Outcomes, compare_outcomes, holm_family
-from .family_rows import probe_config, rows, train_test
+from .family_rows import check_level_seed, probe_config, rows, train_test
 
 COLUMNS = [
     "width",
@@ -173,6 +173,16 @@ def _grid(values: Any, what: str, low: float, integer: bool) -> list[Any]:
     return values
 
 
+def _check_sweep(
+    widths: Any, weight_decays: Any, lr: Any, steps: Any, level: Any, seed: Any
+) -> tuple[list[int], list[float]]:
+    widths = _grid(widths, "widths", 0, True)
+    weight_decays = _grid(weight_decays, "weight_decays", 0, False)
+    MLPProbe(widths[0], weight_decays[0], lr=lr, steps=steps, seed=seed)  # checks settings
+    check_level_seed(level, seed)
+    return widths, weight_decays
+
+
 def capacity_sweep(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -195,9 +205,7 @@ def capacity_sweep(
     same capacity on the control labels, selectivity = accuracy - control accuracy
     and its paired interval over the test texts (`clusters`), Holm-corrected over the
     sweep. One row per capacity (`COLUMNS`)."""
-    widths = _grid(widths, "widths", 0, True)
-    weight_decays = _grid(weight_decays, "weight_decays", 0, False)
-    MLPProbe(widths[0], weight_decays[0], lr=lr, steps=steps, seed=seed)  # checks settings
+    widths, weight_decays = _check_sweep(widths, weight_decays, lr, steps, level, seed)
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     if len(control_train) != len(y_train) or len(control_test) != len(y_test):
         raise ProbeError("control labels need one value per row, as the task labels")
@@ -244,6 +252,7 @@ def mlp_probe(
     the runner's control task (or one fitted on `train` with `seed`)."""
     from .control_tasks import ControlTask
 
+    _check_sweep(widths, weight_decays, lr, steps, level, seed)  # before any forward pass
     cfg = probe_config(runner, name)
     train, test = train_test(runner, train, test)
     task = runner.control_task

@@ -26,7 +26,7 @@ from ..config import is_int
 from ..engine.data import ProbeDataset
 from ..errors import ProbeError
 from .compare import LEVEL, Outcomes, compare_outcomes, holm_family
-from .family_rows import probe_config, rows, train_test
+from .family_rows import check_level_seed, probe_config, rows, train_test
 
 RANKINGS = ("mean_diff", "l1")
 #: Penalty strengths of the L1 path: from the first one with a non-zero weight up 10⁴×.
@@ -121,6 +121,16 @@ def _fit_predict(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, c: float) -> np
     return model.fit(xa, ya).predict(xb)
 
 
+def _check_options(rank_by: Any, n_random: Any, c: Any, level: Any, seed: Any) -> None:
+    if rank_by not in RANKINGS:
+        raise ProbeError(f"rank_by {rank_by!r} is not one of {RANKINGS}")
+    if not is_int(n_random) or n_random < 1:
+        raise ProbeError(f"n_random must be an integer >= 1, got {n_random!r}")
+    if not isinstance(c, (int, float)) or not c > 0:
+        raise ProbeError(f"c must be a number > 0, got {c!r}")
+    check_level_seed(level, seed)
+
+
 def sparse_curve(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -139,6 +149,7 @@ def sparse_curve(
     for each k, against the mean of `n_random` probes on random k dimensions, paired
     over the test texts (`clusters`: each test row's text; default one text a row).
     One row per k (`COLUMNS`); `dims` the chosen dimensions, best first."""
+    _check_options(rank_by, n_random, c, level, seed)
     x_train, x_test = np.asarray(x_train, np.float64), np.asarray(x_test, np.float64)
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     if x_train.ndim != 2 or x_test.ndim != 2 or x_train.shape[1] != x_test.shape[1]:
@@ -147,12 +158,8 @@ def sparse_curve(
         raise ProbeError("each feature array needs one label per row")
     if len(np.unique(y_train)) < 2:
         raise ProbeError("the training rows hold one class: nothing to probe")
-    if not is_int(n_random) or n_random < 1:
-        raise ProbeError(f"n_random must be an integer >= 1, got {n_random!r}")
-    if not c > 0:
-        raise ProbeError(f"c must be > 0, got {c!r}")
-    if rank_by not in RANKINGS:
-        raise ProbeError(f"rank_by {rank_by!r} is not one of {RANKINGS}")
+    if not (np.isfinite(x_train).all() and np.isfinite(x_test).all()):
+        raise ProbeError("features contain NaN or inf")
     width = x_train.shape[1]
     ks = check_ks(ks, width)
     clusters = np.arange(len(y_test)) if clusters is None else np.asarray(clusters)
@@ -200,6 +207,9 @@ def sparse_probe(
 ) -> pd.DataFrame:
     """`sparse_curve` at probe `name`'s site, from the runner's cached features
     (defaults: the last fit's training part and test set)."""
+    _check_options(rank_by, n_random, c, level, seed)  # before any forward pass
+    if ks is not None:
+        check_ks(ks, np.iinfo(np.int64).max)  # integers >= 1; the width is checked later
     cfg = probe_config(runner, name)
     train, test = train_test(runner, train, test)
     x, y, _ = rows(runner, cfg, train)
