@@ -262,3 +262,36 @@ def test_capacity_sweep_is_selective_on_a_planted_concept():
         capacity_sweep(x, y, control, xt, yt, control_test, widths=[-1])
     with pytest.raises(ProbeError):
         capacity_sweep(x, y, control[:-1], xt, yt, control_test)
+
+
+def test_family_plots_mark_only_what_the_tables_claim():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from lm_probe_widgets.display.family_plots import plot_capacity_sweep, plot_sparse_curve
+
+    curve = pd.DataFrame(
+        {"k": [1, 2, 4], "accuracy": [0.8, 0.9, 0.9], "random_accuracy": [0.5, 0.6, 0.8]}
+        | {"verdict": ["beats", "beats", "ties"]}
+    )
+    ax = plot_sparse_curve(curve)
+    filled = [
+        ln for ln in ax.lines if ln.get_marker() == "o" and ln.get_markerfacecolor() != "none"
+    ]
+    hollow = [ln for ln in ax.lines if ln.get_markerfacecolor() == "none"]
+    assert [len(ln.get_xdata()) for ln in filled if len(ln.get_xdata())] == [2]
+    assert [list(ln.get_xdata()) for ln in hollow] == [[4]]
+    sweep = pd.DataFrame(
+        {"width": [0, 16, 0, 16], "weight_decay": [0.01, 0.01, 0.1, 0.1]}
+        | {"accuracy": [0.8, 0.9, 0.8, 0.85], "control_accuracy": [0.5, 0.7, 0.5, 0.6]}
+        | {"verdict": ["beats", "ties", "beats", "beats"]}
+    )
+    ax = plot_capacity_sweep(sweep)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["linear", "16"]
+    hollow = [ln for ln in ax.lines if ln.get_markerfacecolor() == "none" and len(ln.get_xdata())]
+    assert [list(ln.get_ydata()) for ln in hollow] == [[0.9]]  # width 16, decay 0.01
+    with pytest.raises(ValueError, match="sparse_probe"):
+        plot_sparse_curve(sweep)
+    matplotlib.pyplot.close("all")

@@ -225,13 +225,15 @@ def capacity_sweep(
             made.append(compare_outcomes(*gains, name, "control", level=level, seed=seed))
             keys.append((width, wd))
     made = holm_family(made)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         [
             [w, wd, m.a_score, m.b_score, m.difference, m.low, m.high, m.p, m.p_holm, m.verdict]
             for (w, wd), m in zip(keys, made, strict=True)
         ],
         columns=COLUMNS,
     )
+    out.attrs.update(level=level, steps=steps)
+    return out
 
 
 def mlp_probe(
