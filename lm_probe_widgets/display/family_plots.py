@@ -12,12 +12,12 @@ import numpy as np
 from .plots import _new_axes, place_legend, plot_style
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
+    import matplotlib.axes
 
 TOP, RANDOM = "C0", "C7"
 
 
-def _marks(ax: Axes, x: Any, y: Any, beats: Any, colour: str, label: str) -> None:
+def _marks(ax: matplotlib.axes.Axes, x: Any, y: Any, beats: Any, colour: str, label: str) -> None:
     """A line through (x, y); filled markers where `beats`, hollow elsewhere."""
     ax.plot(x, y, "-", color=colour, label=label)
     beats = np.asarray(beats, dtype=bool)
@@ -26,7 +26,9 @@ def _marks(ax: Axes, x: Any, y: Any, beats: Any, colour: str, label: str) -> Non
     ax.plot(np.asarray(x)[~beats], np.asarray(y)[~beats], "o", **hollow)
 
 
-def plot_sparse_curve(curve: Any, *, ax: Axes | None = None) -> Axes:
+def plot_sparse_curve(
+    curve: Any, *, ax: matplotlib.axes.Axes | None = None
+) -> matplotlib.axes.Axes:
     """Accuracy against k for the top-k dimensions and for k random ones (dashed);
     filled markers where the top k beat random k (paired, Holm over the ks)."""
     if len(curve) == 0 or not {"k", "accuracy", "random_accuracy", "verdict"} <= set(curve):
@@ -46,7 +48,9 @@ def plot_sparse_curve(curve: Any, *, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def plot_capacity_sweep(sweep: Any, *, ax: Axes | None = None) -> Axes:
+def plot_capacity_sweep(
+    sweep: Any, *, ax: matplotlib.axes.Axes | None = None
+) -> matplotlib.axes.Axes:
     """Task and control accuracy (dashed) against hidden width, one colour per weight
     decay; filled markers where selectivity beats 0 (paired, Holm over the sweep).
     Width 0 is the linear probe."""
