@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lm_probe_widgets.core.errors import ProbeError
 from lm_probe_widgets.core.methods.sparse_probe import l1_penalty, rank_dimensions, sparse_curve
@@ -295,3 +297,17 @@ def test_family_plots_mark_only_what_the_tables_claim():
     with pytest.raises(ValueError, match="sparse_probe"):
         plot_sparse_curve(sweep)
     matplotlib.pyplot.close("all")
+
+
+@settings(max_examples=5)
+@given(seed=st.integers(0, 10_000), n_classes=st.integers(2, 4), width=st.integers(2, 8))
+def test_rankings_order_every_dimension_and_put_a_planted_one_first(seed, n_classes, width):
+    rng = np.random.default_rng(seed)
+    y = np.arange(40 * n_classes) % n_classes
+    x = rng.standard_normal((len(y), width)) * rng.uniform(0.1, 10.0, width)
+    planted = int(rng.integers(width))
+    x[:, planted] = rng.standard_normal(len(y)) + 3.0 * y  # the classes apart, in order
+    for by in ("mean_diff", "l1"):
+        order = rank_dimensions(x, y, by)
+        assert sorted(order.tolist()) == list(range(width))
+        assert order[0] == planted

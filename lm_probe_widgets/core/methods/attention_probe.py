@@ -278,12 +278,14 @@ def attention_probe(
     device: str | torch.device | None = None,
 ) -> tuple[AttentionProbe, pd.DataFrame]:
     """An `AttentionProbe` at probe `name`'s site (its classes, its per-text labels),
-    fitted on `train`'s token-level features, and its `pooling_comparison` on `test`
-    (defaults: the last fit's training part and test set)."""
+    fitted on `train`'s token-level features (on the runner's probe device unless
+    `device` says otherwise), and its `pooling_comparison` on `test` (defaults: the
+    last fit's training part and test set)."""
     check_level_seed(level, seed)
     cfg = probe_config(runner, name)
     if cfg.token_level:
         raise ProbeError(f"probe {name!r} labels tokens; an attention probe labels texts")
+    device = getattr(runner, "probe_device", None) if device is None else device
     train, test = train_test(runner, train, test)
     probe = AttentionProbe(
         heads, weight_decay, lr=lr, steps=steps, batch_size=batch_size, seed=seed, device=device

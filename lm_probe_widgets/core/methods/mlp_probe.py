@@ -251,10 +251,12 @@ def mlp_probe(
     device: str | torch.device | None = None,
 ) -> pd.DataFrame:
     """`capacity_sweep` at probe `name`'s site from the runner's cached features, with
-    the runner's control task (or one fitted on `train` with `seed`)."""
+    the runner's control task (or one fitted on `train` with `seed`), trained on the
+    runner's probe device unless `device` says otherwise."""
     from .control_tasks import ControlTask
 
     _check_sweep(widths, weight_decays, lr, steps, level, seed)  # before any forward pass
+    device = getattr(runner, "probe_device", None) if device is None else device
     cfg = probe_config(runner, name)
     train, test = train_test(runner, train, test)
     task = runner.control_task

@@ -10,7 +10,8 @@ Rankings (on standardised features, so a dimension's scale does not count):
   ANOVA F, `f_classif`; for two classes a monotone function of the standardised mean
   difference, Gurnee et al.'s first ranking).
 - "l1": the order in which dimensions enter scikit-learn's L1-regularised logistic
-  path (`l1_min_c`, liblinear) as the penalty weakens; dimensions entering at the same
+  path (`l1_min_c`, liblinear; one class against the rest for more than two classes)
+  as the penalty weakens; dimensions entering at the same
   strength are ordered by "mean_diff".
 """
 
@@ -71,19 +72,21 @@ def l1_entry(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per dimension, the index in `L1_PATH` of the first penalty strength at which
     its weight is non-zero (len(L1_PATH) when it never enters)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.svm import l1_min_c
 
     xs = _standardise(x)
     entry = np.full(x.shape[1], len(L1_PATH))
     c0 = l1_min_c(xs, y, loss="log")
     for i, c in enumerate(c0 * L1_PATH):
-        coef = (
-            LogisticRegression(
-                **l1_penalty(), solver="liblinear", C=c, tol=1e-6, max_iter=1000, random_state=0
-            )
-            .fit(xs, y)
-            .coef_
+        model = LogisticRegression(
+            **l1_penalty(), solver="liblinear", C=c, tol=1e-6, max_iter=1000, random_state=0
         )
+        if len(np.unique(y)) > 2:  # liblinear fits two classes: one against the rest each
+            fitted = OneVsRestClassifier(model).fit(xs, y).estimators_
+            coef = np.vstack([e.coef_ for e in fitted])
+        else:
+            coef = model.fit(xs, y).coef_
         entered = (np.abs(coef) > 0).any(0) & (entry == len(L1_PATH))
         entry[entered] = i
         if (entry < len(L1_PATH)).all():
