@@ -614,7 +614,7 @@ def test_a_resumed_fit_that_fails_in_a_baseline_leaves_the_control_probes_as_the
     def fail(*args, **kwargs):
         raise RuntimeError("no embeddings today")
 
-    monkeypatch.setattr("lm_probe_widgets.core.runner.input_embedding_path", fail)
+    monkeypatch.setattr("lm_probe_widgets.core.methods.fit_extras.input_embedding_path", fail)
     with pytest.raises(RuntimeError, match="no embeddings today"):
         runner.fit_probes(train, test, resume=True, **kw)
     assert runner.control is control and str(control.state) == "stopped"

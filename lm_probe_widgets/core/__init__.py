@@ -10,11 +10,12 @@ Layout, and what may import what (tests/test_layout.py checks it):
   validity checks, steering. Import the engine, the vocabulary and one another.
 - ``io/``: models and runners in and out: loading models and data sets, tiny test
   models, saving and loading runners. Import the engine and the vocabulary.
-- ``runner.py``: ``ProbeRunner``, the facade over all of the above; it may import
-  anything in core.
+- ``runner.py``: ``ProbeRunner``, the facade over all of the above (its fit driver;
+  scoring, the validity methods and the views are mixins from ``methods/`` and
+  ``io/``); it may import anything in core.
 
-No module in core imports ``runner`` at import time (``methods`` and ``engine.fit``
-name it inside a function or for type checking only), and none imports ``display/`` or
-``widgets/`` at import time: the HTML reprs and plot methods import ``display/`` inside
-the method that needs it.
+No module in core imports ``runner`` when it runs, at import time or inside a function
+(``methods`` name it for type checking only): core has no import circle. None imports
+``display/`` or ``widgets/`` at import time: the HTML reprs and plot methods import
+``display/`` inside the method that needs it.
 """

@@ -4,18 +4,16 @@ The runner is the facade: configs, results, features, reprs. A fit is planned an
 checked first (`core.engine.plan`), run as stages over that plan (`core.engine.fit`), and its
 results replace the runner's only when it ends or is stopped: a fit that fails leaves
 the runner exactly as it was. Control probes and baselines are fitted from the same
-plan as the probes beside them.
+plan as the probes beside them (`core.methods.fit_extras`). The metrics table and
+scoring, the validity methods and the reprs and plots are mixins the runner inherits
+(`core.methods.scoring`, `core.methods.runner_methods`, `core.io.views`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
 import os
 import threading
-import time
-import warnings
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -28,49 +26,31 @@ from .config import ProbeConfig
 from .engine import events as ev
 from .engine.data import ProbeDataset
 from .engine.disk_store import DiskStore, open_store
-from .engine.evaluation import evaluate_probe
 from .engine.extract import Extractor, FeatureKey
 from .engine.feature_access import FeatureAccess
-from .engine.feature_cache import (
-    DEFAULT_BUDGET_BYTES,
-    FeatureCache,
-)
+from .engine.feature_cache import DEFAULT_BUDGET_BYTES, FeatureCache
 from .engine.fingerprint import model_fingerprint
-from .engine.fit import FitLoop, FitResult, plan_started_event
+from .engine.fit import FitLoop, FitResult
 from .engine.memory import guard_memory
-from .engine.metrics import METRIC_COLUMNS, MetricsTable, incomplete_note
 from .engine.modeling import probe_device as probe_device_of
 from .engine.modeling import wrap_model
-from .engine.plan import (
-    FitPlan,
-    build_plan,
-    check_dataset,
-    check_inputs,
-    check_labels,
-    warn_absent_classes,
-)
+from .engine.plan import FitPlan, build_plan, check_inputs
 from .engine.probe import LinearProbe
 from .engine.progress import make_progress
+from .engine.session import FitSession
 from .engine.settings import FitSettings
-from .engine.states import FitOutcome, ProbeState, RunnerState
-from .engine.stop import StopFlag, deferred_interrupt
+from .engine.states import FitOutcome, RunnerState
+from .engine.stop import StopFlag, one_fit_at_a_time
 from .engine.submodules import validate_submodules
 from .errors import ProbeError
-from .methods.baselines import (
-    MajorityBaseline,
-    add_baseline_columns,
-    input_embedding_path,
-    random_init_model,
-)
-from .methods.compare import Comparison, compare_outcomes, side_outcomes
-from .methods.confounds import CONFOUNDS
-from .methods.control_tasks import ControlTask, control_null_label
-from .methods.erasure import ConceptEraser, fit_eraser
-from .methods.mdl import MDL_COLUMNS, mdl_table
-from .methods.validity import evaluate_many, seed_spread, transfer_matrix, validity_table
+from .io.views import RunnerViews
+from .methods.baselines import input_embedding_path
+from .methods.fit_extras import Relay, fit_extras
+from .methods.runner_methods import ProbeMethods
+from .methods.scoring import Scoring
 
 
-class ProbeRunner(FeatureAccess):
+class ProbeRunner(FeatureAccess, Scoring, ProbeMethods, RunnerViews):
     """Train several probes at once on one model.
 
     `model` is an nnsight model or a plain Hugging Face / torch model (wrapped for
@@ -200,63 +180,6 @@ class ProbeRunner(FeatureAccess):
         """Ask a running fit to stop cleanly after the current batch (thread-safe)."""
         self.stop.request()
 
-    @property
-    def metrics(self) -> pd.DataFrame:
-        """One row per probe: held-out metrics (when an eval set was given) and how
-        training went (steps, examples seen, best step, why it stopped, code length)."""
-        rows = []
-        for cfg in self.configs:
-            probe = self.probes.get(cfg.name)
-            row: dict[str, Any] = {"probe": cfg.name}
-            row.update({c: math.nan for c in METRIC_COLUMNS})
-            row.update(self._metrics.get(cfg.name, {}))
-            row.update(_record_columns(cfg, probe))
-            rows.append(row)
-        df = pd.DataFrame(rows).set_index("probe")
-        for col in MDL_COLUMNS:  # NaN until runner.mdl()
-            df[col] = math.nan if self._mdl is None else self._mdl[col].reindex(df.index)
-        incomplete = self.incomplete
-        if self.control is not None or "control" in incomplete:
-            # selectivity: the task's score minus the control's (accuracy, or R² for
-            # regression probes); blank when the control probes did not finish
-            score = "r2" if "r2" in df and df["accuracy"].isna().all() else "accuracy"
-            if "control" in incomplete:
-                ctrl = pd.Series(math.nan, index=df.index)
-            else:
-                ctrl = self.control.metrics[score].reindex(df.index)
-            df[f"control_{score}"] = ctrl
-            df["selectivity"] = df[score] - ctrl
-        plan = self._result.plan
-        names = list(dict.fromkeys([*(plan.baselines if plan else ()), *self.baselines]))
-        baselines = {n: None if f"baseline_{n}" in incomplete else self.baselines[n] for n in names}
-        table = MetricsTable(add_baseline_columns(baselines, df, self.configs))
-        if incomplete:
-            table.attrs["incomplete"] = incomplete
-        return table
-
-    def resume_note(self) -> str:
-        """After a Stop: which methods are blank and how to finish them ("" if none)."""
-        return incomplete_note(self.incomplete)
-
-    @property
-    def incomplete(self) -> dict[str, str]:
-        """The control probes and baselines the last fit planned but did not finish (a
-        Stop or Ctrl-C before or during them): {column prefix: what happened}. Their
-        columns in `metrics` are blank, never numbers from half-trained probes;
-        `fit_probes(..., resume=True)` with the same arguments finishes them."""
-        plan = self._result.plan
-        if plan is None:
-            return {}
-        planned = (["control"] if plan.control else []) + [f"baseline_{n}" for n in plan.baselines]
-        out = {}
-        for key in planned:
-            sub = self.control if key == "control" else self.baselines.get(key[len("baseline_") :])
-            if sub is None:
-                out[key] = "not run"
-            elif str(getattr(sub, "state", RunnerState.FITTED)) != str(RunnerState.FITTED):
-                out[key] = f"{sub.state} during its fit"
-        return out
-
     def fit_probes(
         self,
         train_set: ProbeDataset,
@@ -292,7 +215,7 @@ class ProbeRunner(FeatureAccess):
         estimates the memory the fit needs first and refuses (or spills the cache to
         disk) rather than running out mid-run (see `core.engine.memory`).
         """
-        with self._exclusive():
+        with one_fit_at_a_time(self._fit_lock):
             settings = FitSettings(
                 num_epoch=num_epoch,
                 batch_size=batch_size,
@@ -324,42 +247,20 @@ class ProbeRunner(FeatureAccess):
             if self.remote:
                 self.remote.ensure_ready(plan.baselines)  # no key / NDIF unreachable: fail fast
             display = make_progress(progress, self)
-            unsubscribe = self.events.subscribe(display) if display is not None else None
-            self.stop.clear()
-            self.stop.poll = getattr(display, "poll", None)
-            old_threads = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(self.threads)
             self.state = RunnerState.FITTING
-            started = time.monotonic()
-            self.events.publish(ev.FIT_STARTED, **plan_started_event(plan))
-            outcome = FitOutcome.ERROR
-            try:
+
+            def body() -> str:
                 self._weights_pinned = True  # verified above; a fit does not change them
-                with deferred_interrupt(self.stop):
-                    outcome = self._fit_plan(plan, resume, top=self, bus=self.events)
-            except BaseException as e:
+                try:
+                    return self._fit_plan(plan, resume, top=self, bus=self.events)
+                finally:
+                    self._weights_pinned = False
+
+            def on_error() -> None:
                 self.state = previous.state
-                interrupted = isinstance(e, KeyboardInterrupt)
-                outcome = FitOutcome.INTERRUPTED if interrupted else FitOutcome.ERROR
-                message = (
-                    "fitting interrupted mid-batch: the runner is as it was before this call"
-                    if interrupted
-                    else f"{type(e).__name__}: {e} (the runner is as it was before this call)"
-                )
-                self.events.publish(ev.INTERRUPTED if interrupted else ev.ERROR, message=message)
-                raise
-            finally:
-                self._weights_pinned = False
-                seconds = time.monotonic() - started
-                self.events.publish(ev.FIT_FINISHED, reason=outcome, seconds=seconds)
-                torch.set_num_threads(old_threads)
-                self.stop.poll = None
-                if unsubscribe is not None:
-                    unsubscribe()
-                close = getattr(display, "close", None)
-                if close is not None:
-                    close()
+
+            session = FitSession(self.events, self.stop, display, self.threads)
+            outcome = session.run(plan, body, on_error)
         if outcome == FitOutcome.INTERRUPTED:
             raise KeyboardInterrupt("fitting interrupted: call fit_probes(..., resume=True)")
         return self
@@ -382,7 +283,15 @@ class ProbeRunner(FeatureAccess):
             )
             outcome = loop.run()
             if outcome == FitOutcome.COMPLETED:
-                outcome = self._fit_methods(plan, result, can_resume, top, bus)
+
+                def fit_sub(sub: ProbeRunner, sub_plan: FitPlan, phase: str, fp: bool) -> str:
+                    if fp:
+                        sub._model_fp = model_fingerprint(sub.model)
+                    result.subs_before.append((sub, sub._result))
+                    return sub._fit_plan(sub_plan, can_resume, top, Relay(bus, phase))
+
+                extras = dict(model=self.model, sibling=self._sibling, fit_sub=fit_sub)
+                outcome = fit_extras(plan, result, can_resume, **extras)
         except BaseException:
             self._live = None
             result.rollback()
@@ -393,51 +302,6 @@ class ProbeRunner(FeatureAccess):
         result.state = RunnerState.FITTED if done else RunnerState(outcome.value)
         self._commit(result)
         return outcome
-
-    def _fit_methods(
-        self, plan: FitPlan, result: FitResult, resume: bool, top: ProbeRunner, bus: Any
-    ) -> str:
-        """Control probes and baselines from the same plan; how they ended."""
-        if plan.control:
-            twin, task = result.control if resume and result.control else (None, None)
-            if twin is None:
-                null = control_null_label(plan.configs)
-                regression = plan.configs[0].task == "regression"  # one task (plan)
-                task = ControlTask.fit(
-                    plan.train, seed=plan.seed, null_label=null, regression=regression
-                )
-                twin = self._sibling(self.model, plan.configs, share_cache=True)
-            result.control = (twin, task)
-            result.subs_before.append((twin, twin._result))
-            outcome = twin._fit_plan(
-                plan.relabelled(task.relabel), resume, top, _Relay(bus, "control")
-            )
-            if outcome != FitOutcome.COMPLETED:
-                return outcome
-        for name in plan.baselines:
-            if name == "majority" or name in CONFOUNDS:  # no model involved
-                base = MajorityBaseline(plan) if name == "majority" else CONFOUNDS[name](plan)
-                base.compute_metrics(plan.eval_set)
-                result.baselines[name] = base
-                continue
-            base = result.baselines.get(name) if resume else None
-            if base is None:
-                if name == "embeddings":
-                    sub = input_embedding_path(self.model) + ".output"
-                    configs = [dataclasses.replace(c, submodule=sub) for c in plan.configs]
-                    base = self._sibling(self.model, configs, share_cache=True)
-                else:  # seed + 1: never the init of a model built with the fit seed (tiny models)
-                    configs = list(plan.configs)
-                    base = self._sibling(random_init_model(self.model, plan.seed + 1), configs)
-                result.baselines[name] = base
-            base._model_fp = model_fingerprint(base.model)
-            result.subs_before.append((base, base._result))
-            outcome = base._fit_plan(
-                plan.for_configs(base.configs), resume, top, _Relay(bus, f"baseline-{name}")
-            )
-            if outcome != FitOutcome.COMPLETED:
-                return outcome
-        return FitOutcome.COMPLETED
 
     def _undo(self, before: FitResult) -> None:
         """Put back the results this control or baseline runner had before a fit that
@@ -455,222 +319,10 @@ class ProbeRunner(FeatureAccess):
         twin.probe_device = self.probe_device
         return twin
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        if not self._fit_lock.acquire(blocking=False):
-            raise ProbeError(
-                "another fit_probes is running on this runner; wait for it to finish, or "
-                "call runner.request_stop() first"
-            )
-        try:
-            yield
-        finally:
-            self._fit_lock.release()
-
-    def compute_metrics(
-        self,
-        dataset: ProbeDataset,
-        batch_size: int = 32,
-        *,
-        bootstrap: int | None = None,
-        seed: int | None = None,
-    ) -> pd.DataFrame:
-        """Evaluate every fitted probe (and its control probe and baselines) on `dataset`;
-        also becomes `runner.metrics`. `bootstrap` resamples for the CIs (0: off).
-        All of them are computed before any replaces the old numbers, so a failure
-        part-way leaves no table mixing two datasets."""
-        n_boot = self.bootstrap if bootstrap is None else int(bootstrap)
-        seed = self.bootstrap_seed if seed is None else int(seed)
-        measured: list[tuple[Any, dict[str, dict[str, Any]]]] = [
-            (self, self._measure(dataset, batch_size, n_boot, seed))
-        ]
-        if self.control is not None:
-            relabelled = self.control_task.relabel(dataset)
-            measured.append(
-                (self.control, self.control._measure(relabelled, batch_size, n_boot, seed))
-            )
-        for base in self.baselines.values():
-            measured.append((base, base._measure(dataset, batch_size, n_boot, seed)))
-        for owner, metrics in measured:
-            owner._apply_measured(metrics, n_boot, seed)
-        self._scored_on, self._compared = dataset, {}
-        return self.metrics
-
-    def _apply_measured(self, metrics: dict[str, dict[str, Any]], n_boot: int, seed: int) -> None:
-        self._result.metrics = metrics
-        self.bootstrap, self.bootstrap_seed = n_boot, seed
-
-    def score(
-        self, dataset: ProbeDataset, batch_size: int = 32, *, bootstrap: int = 0, seed: int = 0
-    ) -> pd.DataFrame:
-        """Held-out metrics of every fitted probe on `dataset`, one row per probe,
-        leaving `runner.metrics` as it is (for other datasets: `evaluate`)."""
-        rows = self._measure(dataset, batch_size, int(bootstrap), int(seed))
-        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("probe")
-
-    def _measure(
-        self, dataset: ProbeDataset, batch_size: int, n_boot: int, seed: int
-    ) -> dict[str, dict[str, Any]]:
-        fitted = [c for c in self.configs if c.name in self.probes]
-        check_dataset(dataset, "dataset", fitted, labelled=True)
-        check_inputs(self.model, dataset, "dataset")
-        for cfg in fitted:
-            check_labels(cfg, dataset, "dataset", need_two=False)
-            warn_absent_classes(cfg, dataset, "dataset")
-        feats = self.features(dataset, [c.feature_key for c in fitted], batch_size)
-        return {
-            cfg.name: evaluate_probe(
-                self.probes[cfg.name], dataset, feats[cfg.feature_key], n_boot, seed
-            )
-            for cfg in fitted
-        }
-
-    # -- does the result hold up? (core.methods.validity) ---------------------------------------
     @property
     def last_plan(self) -> FitPlan | None:
         """The splits and settings of the fit whose results the runner holds."""
         return self._result.plan
-
-    def evaluate(self, datasets: dict[str, ProbeDataset], batch_size: int = 32) -> pd.DataFrame:
-        """Every fitted probe on several named datasets: a tidy table, one row per
-        (probe, dataset, metric); `display.plots.plot_generalisation` draws it."""
-        return evaluate_many(self, datasets, batch_size)
-
-    def transfer(
-        self, datasets: dict[str, tuple[ProbeDataset, ProbeDataset]], **fit_kwargs: Any
-    ) -> pd.DataFrame:
-        """Train on each named (train, test) pair's train part, test on every test part."""
-        return transfer_matrix(self, datasets, **fit_kwargs)
-
-    def stability(self, seeds: int | list[int] = 3, **fit_kwargs: Any) -> pd.DataFrame:
-        """Refit the probes on seeded subsamples of the training data (80%, whole
-        groups; `subsample=` to change) with other seeds, from cached features (the
-        model does not run), and keep the spread of each metric in `runner.spread`.
-        `seeds`: how many (2 or more, from the fit's seed on), or the seeds themselves
-        (2 or more distinct integers in 0 .. 2**32 - 1)."""
-        seeds = _check_seeds(seeds)
-        if "seed" in fit_kwargs:
-            raise ProbeError(
-                "stability sets each refit's seed from `seeds`: pass seeds=[...] instead "
-                f"of seed={fit_kwargs['seed']!r}"
-            )
-        self.spread = seed_spread(self, seeds, **fit_kwargs)
-        return self.spread
-
-    def compare(
-        self,
-        a: str,
-        b: str,
-        dataset: ProbeDataset | None = None,
-        *,
-        level: float = 0.95,
-        n_resamples: int = 2000,
-        seed: int = 0,
-        batch_size: int = 32,
-    ) -> Comparison:
-        """Probe `a` against probe `b`, or against `a`'s control probe ("control") or a
-        fitted baseline ("random_init", "bag_of_words", ...), on the same test texts:
-        the difference in accuracy (R² for regression probes), its paired bootstrap
-        interval at `level` over texts, a paired permutation p-value and a verdict
-        (beats / ties / loses). `dataset` defaults to the one `metrics` were computed
-        on. Read from cached features (`core.methods.compare`); `.as_dict()` or
-        `comparison_frame([...])` for a table."""
-        ds = self._scored_on if dataset is None else dataset
-        if ds is None:
-            raise ProbeError("compare needs a test set: fit with an eval_set, or pass dataset=")
-        if a not in self.probes:
-            raise ProbeError(f"no fitted probe {a!r}; fitted: {list(self.probes)}")
-        unfinished = self.incomplete.get("control" if b == "control" else f"baseline_{b}")
-        if unfinished and b not in self.probes:
-            raise ProbeError(
-                f"{b!r} did not finish ({unfinished}): no comparison is made with half-trained "
-                "or missing probes; run the same fit_probes call with resume=True"
-            )
-        if b in self.probes:
-            if b == a:
-                raise ProbeError("compare a probe with another probe or a baseline, not itself")
-            side: str | None = None
-        elif b == "control" or b in self.baselines:
-            side = b
-        else:
-            raise ProbeError(
-                f"{b!r} is neither a fitted probe nor 'control' nor a fitted baseline; "
-                f"probes: {list(self.probes)}, baselines: {sorted(self.baselines)}"
-            )
-        key = (a, b, id(ds), level, n_resamples, seed)
-        if key not in self._compared:
-            mine = side_outcomes(self, a, None, ds, batch_size)
-            theirs = side_outcomes(self, b if side is None else a, side, ds, batch_size)
-            made = compare_outcomes(
-                mine, theirs, a, b, level=level, n_resamples=n_resamples, seed=seed
-            )
-            self._compared[key] = (ds, made)  # ds kept alive: its id stays its own
-        return self._compared[key][1]
-
-    def mdl(self, dataset: ProbeDataset | None = None, *, seed: int = 0) -> pd.DataFrame:
-        """Minimum description length of each classification probe's labels, the
-        block-wise online code of Voita & Titov (2020) on the last fit's training data
-        (or `dataset`), from cached features: columns `mdl_bits`, `uniform_bits`,
-        `compression`, also in `metrics` from now on (`core.methods.mdl`)."""
-        self._mdl = mdl_table(self, dataset, seed)
-        return self._mdl
-
-    def erase(
-        self,
-        name: str,
-        method: str = "leace",
-        *,
-        rank: int | None = None,
-        dataset: ProbeDataset | None = None,
-        seed: int = 0,
-    ) -> ConceptEraser:
-        """An eraser of probe `name`'s concept at its read site, fitted from cached
-        features (no forward pass): "leace" (EleutherAI's concept-erasure), "inlp" or a
-        "random" subspace of `rank`; `.report()`, `.intervene(model)`, `.effects(...)`
-        (`core.methods.erasure`)."""
-        return fit_eraser(self, name, method, rank=rank, dataset=dataset, seed=seed)
-
-    # -- probe families beyond one linear read-out (core.methods.*_probe) ---------------
-    def sparse_probe(
-        self, name: str, ks: Sequence[int] | None = None, **options: Any
-    ) -> pd.DataFrame:
-        """k-sparse probes at probe `name`'s site (Gurnee et al. 2023): accuracy on
-        the top-k ranked dimensions against k random ones, paired, one row per k, and
-        the dimensions chosen. Options: rank_by ("mean_diff" | "l1"), train, test,
-        n_random, c, level, seed (`core.methods.sparse_probe.sparse_probe`)."""
-        from .methods.sparse_probe import sparse_probe
-
-        return sparse_probe(self, name, ks, **options)
-
-    def mlp_probe(
-        self, name: str, widths: Sequence[int] = (0, 16, 64), **options: Any
-    ) -> pd.DataFrame:
-        """A capacity sweep of one-hidden-layer probes at probe `name`'s site, each
-        with its control task at the same capacity: selectivity and its paired
-        interval per (width, weight_decay). Options: weight_decays, train, test, lr,
-        steps, level, seed, device (`core.methods.mlp_probe.mlp_probe`)."""
-        from .methods.mlp_probe import mlp_probe
-
-        return mlp_probe(self, name, widths, **options)
-
-    def attention_probe(self, name: str, **options: Any) -> tuple[Any, pd.DataFrame]:
-        """(an `AttentionProbe` fitted on token-level features at probe `name`'s site,
-        its paired comparison with mean and last pooling). Options: train, test, heads,
-        weight_decay, lr, steps, batch_size, level, seed, device
-        (`core.methods.attention_probe.attention_probe`)."""
-        from .methods.attention_probe import attention_probe
-
-        return attention_probe(self, name, **options)
-
-    def validity(self) -> pd.DataFrame:
-        """Per probe: selectivity, code length, gaps over random-init and the strongest
-        confound baseline, CI width, seed spread, each with a one-line reading; the
-        comparisons paired and Holm-corrected (`core.methods.validity`). A method a Stop
-        left unfinished is read as such, with a warning, never from half-trained probes."""
-        incomplete = self.incomplete
-        if incomplete:
-            warnings.warn(incomplete_note(incomplete), stacklevel=2)
-        return validity_table(self)
 
     def sibling(self, configs: Sequence[ProbeConfig] | None = None) -> ProbeRunner:
         """A new runner on the same model, feature cache and store (no probes yet)."""
@@ -722,79 +374,6 @@ class ProbeRunner(FeatureAccess):
             f"state={str(self.state)!r}, store={store!r})"
         )
 
-    # -- display (lazy: core never imports HTML or plotting code at import time) ----------
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from ..display.html import runner_mimebundle
-
-        return runner_mimebundle(self, include, exclude)
-
-    def _repr_html_(self) -> str:
-        from ..display.html import runner_html
-
-        return runner_html(self)
-
-    def plot_layer_sweep(self, metric: str = "accuracy", **kwargs: Any) -> Any:
-        """`metric` against layer depth per kind of submodule; returns the Axes."""
-        from ..display.plots import plot_layer_sweep
-
-        return plot_layer_sweep(self, metric, **kwargs)
-
-    def plot_training_curves(self, **kwargs: Any) -> Any:
-        """Validation loss per probe against steps, best and stop points marked."""
-        from ..display.plots import plot_training_curves
-
-        return plot_training_curves(self, **kwargs)
-
-    def plot_predictions(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
-        """A regression probe's predictions against the true targets; returns the Axes."""
-        from ..display.plots import plot_predictions
-
-        return plot_predictions(self, name, dataset, **kwargs)
-
-    def plot_calibration(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
-        """Reliability diagram of a binary probe on `dataset`; returns the Axes."""
-        from ..display.plots import plot_calibration
-
-        return plot_calibration(self, name, dataset, **kwargs)
-
-    def plot_confusion_matrix(self, name: str, dataset: ProbeDataset, **kwargs: Any) -> Any:
-        """Confusion matrix of probe `name` on a labelled `dataset`; returns the Axes."""
-        from ..display.plots import plot_confusion_matrix
-
-        return plot_confusion_matrix(self, name, dataset, **kwargs)
-
-
-def _check_seeds(seeds: Any) -> int | list[int]:
-    """`stability`'s seeds: a count >= 2, or a list of 2+ distinct seeds numpy and
-    scikit-learn take; anything else is a clear error before any refit."""
-    if isinstance(seeds, (bool, np.bool_)):
-        raise ProbeError(f"seeds must be a count (2 or more) or a list of seeds, got {seeds!r}")
-    if isinstance(seeds, (int, np.integer)):
-        if seeds < 2:
-            raise ProbeError(f"seeds must be at least 2 to have a spread, got {seeds}")
-        return int(seeds)
-    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
-        raise ProbeError(
-            f"seeds must be a count (2 or more) or a list of integer seeds, got {seeds!r}"
-        )
-    seeds = list(seeds)
-    bad = [
-        s for s in seeds if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
-    ]
-    if bad:
-        raise ProbeError(f"seeds must be integers, got {bad[0]!r}")
-    out = [int(s) for s in seeds]
-    wide = [s for s in out if not 0 <= s < 2**32]
-    if wide:
-        raise ProbeError(f"seeds must be between 0 and 2**32 - 1, got {wide[0]}")
-    if len(set(out)) < 2:
-        raise ProbeError(
-            f"seeds must hold at least 2 distinct seeds to have a spread, got {seeds!r}"
-        )
-    if len(set(out)) < len(out):
-        raise ProbeError(f"seeds lists a seed twice ({seeds!r}): each refit needs its own")
-    return out
-
 
 def _embedding_site(model: Any) -> str | None:
     """The input embeddings' read site ("model.embed_tokens.output"), or None."""
@@ -802,57 +381,3 @@ def _embedding_site(model: Any) -> str | None:
         return input_embedding_path(model) + ".output"
     except ProbeError:
         return None
-
-
-class _Relay:
-    """Passes a control or baseline fit's progress to the main display as one phase."""
-
-    def __init__(self, bus: Any, phase: str) -> None:
-        self.bus, self.phase = bus, phase
-
-    def publish(self, kind: str, probe: str | None = None, /, **data: Any) -> None:
-        if kind == ev.BATCH:
-            self.bus.publish(kind, **{**data, "detail": data.get("phase"), "phase": self.phase})
-
-
-def _l2_note(cfg: ProbeConfig, rec: Any) -> str | None:
-    """What a reader of the chosen `l2` must know: it was chosen on the test set
-    (validation="eval" without CV: the metrics are optimistic), or at the edge of
-    the grid (the best strength may lie beyond it)."""
-    if rec is None or not rec.refined or rec.best_l2 is None:
-        return None
-    notes = []
-    if cfg.validation == "eval" and not rec.cross_validated:
-        notes.append("chosen on the test set (validation='eval', cv_folds=0): optimistic")
-    grid = sorted(cfg.l2)
-    if len(grid) > 1 and rec.best_l2 in (grid[0], grid[-1]):
-        edge = "weakest" if rec.best_l2 == grid[0] else "strongest"
-        notes.append(f"the grid's {edge} strength: the best may lie beyond; widen l2=")
-    return "; ".join(notes) or None
-
-
-def _record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, Any]:
-    rec = probe.record if probe is not None else None
-    cols: dict[str, Any] = {
-        "submodule": cfg.submodule,
-        "pooling": cfg.pooling,
-        "state": str(rec.state) if rec else str(ProbeState.NOT_FITTED),
-        "steps": rec.steps if rec else 0,
-        "examples_seen": rec.examples_seen if rec else 0,
-        "epochs": rec.epochs_done if rec else 0,
-        "best_step": rec.best_step if rec else None,
-        "val_loss": rec.val_loss if rec else math.nan,
-        "l2": rec.best_l2 if rec else math.nan,
-        "refined": rec.refined if rec else False,
-        "l2_note": _l2_note(cfg, rec),
-        "stop_reason": rec.stop_reason if rec else None,
-        # the first pass's prequential bits under Adam: they depend on its learning rate
-        # and batch size; the MDL of Voita & Titov is `runner.mdl()` (core.methods.mdl)
-        "online_adam_code_bits": (rec.code_length_bits if rec and rec.uniform_bits else math.nan),
-        "online_adam_compression": (
-            rec.uniform_bits / rec.code_length_bits
-            if rec and rec.code_length_bits > 0
-            else math.nan
-        ),
-    }
-    return cols

@@ -16,6 +16,6 @@
 
 Imports: the engine imports only itself and the shared vocabulary (``core.config``,
 ``core.errors``, ``core.labels``); never ``methods/``, ``io/`` or ``runner``: the fit
-loop gets a feature reader, the cache, the event bus and a stop flag, not the runner. ``probe`` imports ``display/`` inside its
-HTML repr methods, never at import time.
+loop gets a feature reader, the cache, the event bus and a stop flag, not the runner.
+``probe`` imports ``display/`` inside its HTML repr methods, never at import time.
 """

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ..config import is_int
 from ..errors import ProbeError
 
@@ -75,3 +77,35 @@ def check_baselines(names: Sequence[str] | str | None) -> tuple[str, ...]:
     if unknown:
         raise ProbeError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
     return tuple(dict.fromkeys(names))
+
+
+def check_seeds(seeds: Any) -> int | list[int]:
+    """`stability`'s seeds: a count >= 2, or a list of 2+ distinct seeds numpy and
+    scikit-learn take; anything else is a clear error before any refit."""
+    if isinstance(seeds, (bool, np.bool_)):
+        raise ProbeError(f"seeds must be a count (2 or more) or a list of seeds, got {seeds!r}")
+    if isinstance(seeds, (int, np.integer)):
+        if seeds < 2:
+            raise ProbeError(f"seeds must be at least 2 to have a spread, got {seeds}")
+        return int(seeds)
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ProbeError(
+            f"seeds must be a count (2 or more) or a list of integer seeds, got {seeds!r}"
+        )
+    seeds = list(seeds)
+    bad = [
+        s for s in seeds if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
+    ]
+    if bad:
+        raise ProbeError(f"seeds must be integers, got {bad[0]!r}")
+    out = [int(s) for s in seeds]
+    wide = [s for s in out if not 0 <= s < 2**32]
+    if wide:
+        raise ProbeError(f"seeds must be between 0 and 2**32 - 1, got {wide[0]}")
+    if len(set(out)) < 2:
+        raise ProbeError(
+            f"seeds must hold at least 2 distinct seeds to have a spread, got {seeds!r}"
+        )
+    if len(set(out)) < len(out):
+        raise ProbeError(f"seeds lists a seed twice ({seeds!r}): each refit needs its own")
+    return out

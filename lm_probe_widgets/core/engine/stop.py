@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..errors import ProbeError
+
 
 class StopFlag:
     """A Stop (`request`) and a first Ctrl-C (`interrupt`) asked of the running fit;
@@ -60,3 +62,17 @@ def deferred_interrupt(stop: StopFlag) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def one_fit_at_a_time(lock: threading.Lock) -> Iterator[None]:
+    """A second fit on the same runner is refused at once, saying what to do."""
+    if not lock.acquire(blocking=False):
+        raise ProbeError(
+            "another fit_probes is running on this runner; wait for it to finish, or "
+            "call runner.request_stop() first"
+        )
+    try:
+        yield
+    finally:
+        lock.release()

@@ -4,6 +4,7 @@
   hub, and models NDIF hosts (``remote_model``).
 - ``tiny``: tiny randomly initialised models with an in-process tokenizer (tests, demos).
 - ``persistence``: saving and loading runners as safetensors plus JSON (no pickle).
+- ``views``: a runner's reprs and plots (``display/`` imported inside each method).
 
 Imports: ``io`` imports the engine and the shared vocabulary (``core.config``,
 ``core.errors``, ``core.labels``); never ``methods/`` or ``runner`` (``persistence``

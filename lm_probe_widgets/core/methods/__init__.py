@@ -9,8 +9,11 @@ with a probe once trained.
 - ``sparse_probe``, ``mlp_probe``, ``attention_probe``: probe families beyond one
   linear read-out (k-sparse; MLP with its control at the same capacity; learned
   pooling over tokens), reading cached features (``family_rows``, ``adamw``).
+- ``fit_extras``: control probes and baselines fitted from the probes' own plan.
+- ``metrics_table``, ``scoring``, ``runner_methods``: the runner's metrics table, its
+  scoring and its validity methods (mixins of ``ProbeRunner``).
 
 Imports: ``methods`` import the engine, the shared vocabulary (``core.config``,
 ``core.errors``, ``core.labels``) and one another; never ``io/``. ``runner`` imports
-them, so they name ``ProbeRunner`` only for type checking or inside a function.
+them, so they name ``ProbeRunner`` only for type checking.
 """

@@ -301,9 +301,9 @@ def steer(
 
     Scale is in activation units: compare it with `result.activation_norm`.
     """
-    from ..runner import ProbeRunner
+    from ..engine.feature_access import FeatureAccess  # ProbeRunner's base: no import circle
 
-    runner = runner_or_model if isinstance(runner_or_model, ProbeRunner) else None
+    runner = runner_or_model if isinstance(runner_or_model, FeatureAccess) else None
     model = runner.model if runner is not None else runner_or_model
     model = wrap_model(model, tokenizer or getattr(model, "tokenizer", None))
     if isinstance(probe, str):
