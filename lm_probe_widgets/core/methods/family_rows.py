@@ -1,5 +1,6 @@
-"""The rows a family probe learns from and is scored on: a fitted probe's cached
-features on the runner's training part and test set, never a forward pass of their own."""
+"""The rows a family probe learns from and is scored on: a probe's features on the
+runner's training part and test set, from its cache or store (the model runs only for
+data neither holds)."""
 
 from __future__ import annotations
 
