@@ -311,3 +311,28 @@ def test_rankings_order_every_dimension_and_put_a_planted_one_first(seed, n_clas
         order = rank_dimensions(x, y, by)
         assert sorted(order.tolist()) == list(range(width))
         assert order[0] == planted
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("sparse_probe", {"level": 2.0}),
+        ("sparse_probe", {"ks": [0]}),
+        ("mlp_probe", {"widths": [-1]}),
+        ("mlp_probe", {"steps": 0}),
+        ("attention_probe", {"heads": 0}),
+        ("attention_probe", {"seed": -1}),
+    ],
+)
+def test_family_options_are_refused_before_the_model_runs(unfitted, sentiment, method, options):
+    from lm_probe_widgets import ProbeDataset
+
+    runner, _, _ = unfitted
+    texts, labels = sentiment
+    fresh = ProbeDataset.from_texts(texts[200:], labels[200:], runner.model.tokenizer)
+    with pytest.raises(ProbeError):
+        getattr(runner, method)("mean", train=fresh, test=fresh, **options)
+    key = runner.configs[0].feature_key
+    token_key = (*key[:2], "none")
+    assert runner.cache.get(runner.data_key(fresh), key) is None
+    assert runner.cache.get(runner.data_key(fresh), token_key) is None
