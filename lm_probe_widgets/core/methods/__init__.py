@@ -6,6 +6,9 @@ with a probe once trained.
 - ``control_tasks``: control tasks and selectivity (Hewitt & Liang 2019).
 - ``validity``: generalisation across data sets, seed spread, the validity table.
 - ``steering``: probe directions exported, and the model pushed along them.
+- ``sparse_probe``, ``mlp_probe``, ``attention_probe``: probe families beyond one
+  linear read-out (k-sparse; MLP with its control at the same capacity; learned
+  pooling over tokens), reading cached features (``family_rows``, ``adamw``).
 - ``fit_extras``: control probes and baselines fitted from the probes' own plan.
 - ``metrics_table``, ``scoring``, ``runner_methods``: the runner's metrics table, its
   scoring and its validity methods (mixins of ``ProbeRunner``).

@@ -1,12 +1,14 @@
 """ProbeMethods: the runner's methods that ask whether a probe result holds up
 (generalisation, transfer, seed spread, paired comparisons, code length, validity)
-and what to do with a trained probe (erasure). Each is a thin front for its module
-in `core.methods`; `ProbeRunner` inherits them.
+and what to do with a trained probe (erasure), and the probe families beyond one
+linear read-out (k-sparse, MLP with matched controls, attention). Each is a thin
+front for its module in `core.methods`; `ProbeRunner` inherits them.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -126,6 +128,38 @@ class ProbeMethods:
         "random" subspace of `rank`; `.report()`, `.intervene(model)`, `.effects(...)`
         (`core.methods.erasure`)."""
         return fit_eraser(self, name, method, rank=rank, dataset=dataset, seed=seed)
+
+    # -- probe families beyond one linear read-out (core.methods.*_probe) ---------------
+    def sparse_probe(
+        self, name: str, ks: Sequence[int] | None = None, **options: Any
+    ) -> pd.DataFrame:
+        """k-sparse probes at probe `name`'s site (Gurnee et al. 2023): accuracy on
+        the top-k ranked dimensions against k random ones, paired, one row per k, and
+        the dimensions chosen. Options: rank_by ("mean_diff" | "l1"), train, test,
+        n_random, c, level, seed (`core.methods.sparse_probe.sparse_probe`)."""
+        from .sparse_probe import sparse_probe
+
+        return sparse_probe(self, name, ks, **options)
+
+    def mlp_probe(
+        self, name: str, widths: Sequence[int] = (0, 16, 64), **options: Any
+    ) -> pd.DataFrame:
+        """A capacity sweep of one-hidden-layer probes at probe `name`'s site, each
+        with its control task at the same capacity: selectivity and its paired
+        interval per (width, weight_decay). Options: weight_decays, train, test, lr,
+        steps, level, seed, device (`core.methods.mlp_probe.mlp_probe`)."""
+        from .mlp_probe import mlp_probe
+
+        return mlp_probe(self, name, widths, **options)
+
+    def attention_probe(self, name: str, **options: Any) -> tuple[Any, pd.DataFrame]:
+        """(an `AttentionProbe` fitted on token-level features at probe `name`'s site,
+        its paired comparison with mean and last pooling). Options: train, test, heads,
+        weight_decay, lr, steps, batch_size, level, seed, device
+        (`core.methods.attention_probe.attention_probe`)."""
+        from .attention_probe import attention_probe
+
+        return attention_probe(self, name, **options)
 
     def validity(self) -> pd.DataFrame:
         """Per probe: selectivity, code length, gaps over random-init and the strongest
