@@ -174,3 +174,17 @@ def test_a_nested_fit_row_times_all_its_stages_not_only_the_running_one():
     ((eta, truth, text),) = rows
     assert abs(eta - truth) <= 0.15 * truth, (eta, truth)  # ~18 s, not the stage's 1.5 s
     assert "≈" in text and "left in this phase" in text, text
+
+
+def test_a_resumed_call_with_nothing_measured_to_go_by_says_so():
+    """`resume=True` after a Stop in the control fit: the probes' own stages do not run
+    again, so the random-init baseline has nothing to be costed from; it is named as not
+    timed yet, never counted as nothing left ("finishing", "≈")."""
+    script = [e for e in _script() if e[0] != "main" and "train" not in e[:2]]
+    script = [e for e in script if e[0] == "control"][-3:] + [
+        e for e in script if e[0] == "baseline-random_init"
+    ][:2]
+    for (phase, *_), _call, words, _s, untimed, _truth in _replay(script):
+        if phase == "control":
+            assert "baseline-random_init" in untimed, untimed
+            assert words.startswith(("≥ ", "time left: not known yet")), words

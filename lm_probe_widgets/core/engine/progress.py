@@ -215,8 +215,9 @@ class CallClock:
         return left
 
     def _main_cost(self, stage: str, now: float) -> float | None:
-        """Seconds the call's own `stage` took or will take in all (0: not in the call,
-        or passed by without running); None while that is not known."""
+        """Seconds the call's own `stage` took or will take in all (0: not in the call);
+        None while that is not known, or when it was passed by without running (a
+        resumed fit, probes that all stopped early): then there is nothing to go by."""
         order = [p["phase"] for p in self.plan]
         if stage not in order:
             return 0.0
@@ -224,7 +225,7 @@ class CallClock:
         if ph is None:
             later = order[order.index(stage) + 1 :]
             if any(k in self._seen for k in later):
-                return 0.0  # skipped (every probe stopped early, say)
+                return None
             return self._future_left(self.plan[order.index(stage)], now)
         if ph["ended"] is not None:
             return ph["ended"] - ph["started"]
