@@ -84,11 +84,18 @@ def test_a_stop_leaves_blank_columns_with_a_note_never_partial_numbers(
     with pytest.warns(UserWarning, match="resume=True"):
         card = runner.validity()
     assert all("not finished" in r and "resume=True" in r for r in card["reading"])
+    # a stopped method's card columns are there (lesson 1's next cell selects them), blank
+    sides = {"control": "control", "baseline_random_init": "random_init"}
+    sides.update({f"baseline_{c}": "confound" for c in ("length", "bag_of_words")})
+    for method, side in sides.items():
+        if method in unfinished:
+            gap = "selectivity" if side == "control" else f"gap_{side}"
+            for col in (gap, f"{gap}_low", f"{gap}_high", f"vs_{side}"):
+                assert col in card and card[col].isna().all(), (col, card.get(col))
     if "control" in unfinished:
         assert not any("fit with control=True" in r for r in card["reading"])
     if "baseline_random_init" in unfinished:
-        # no gap, and no comparison, from half-trained probes
-        assert "gap_random_init" not in card or card["gap_random_init"].isna().all()
+        # no comparison from half-trained probes
         with pytest.raises(ProbeError, match="resume=True"):
             runner.compare(card.index[0], "random_init")
     # the plots: a blank method is not drawn, and a blank metric says why, not raises

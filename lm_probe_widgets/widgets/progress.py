@@ -140,6 +140,8 @@ class ProgressState:
         self._rates[ph.key] = (rate, self._eta(ph, rate))
 
     def _eta(self, ph: PhaseTrack, rate: float | None) -> float | None:
+        if ph.detail:  # a nested fit: all its stages, not only the one running
+            return self.call.phase_left(ph.key, self.clock())
         if not rate:
             return None
         left = max(ph.total - ph.done, 0)
@@ -287,7 +289,7 @@ class ProgressState:
             if rate:
                 bits.append(rate)
             if ph["eta"]:  # None before a rate is known; 0 when the phase is through
-                bound = "≤" if (ph["detail"] or ph["key"]) in TRAINING_PHASES else "≈"
+                bound = "≤" if ph["key"] in TRAINING_PHASES else "≈"
                 bits.append(f"{bound} {format_seconds(max(ph['eta'], 1.0))} left in this phase")
         return " · ".join(bits)
 

@@ -106,13 +106,36 @@ class RateMeter:
         return self.rate
 
 
+# What a control or baseline fit costs, in the call's own measured stages (see
+# core.runner._fit_methods). The control task fits the same probes for the same epochs
+# on the features the call cached: its passes are cache reads, its training costs what
+# the call's did. The random-init baseline runs a new model over the same texts and then
+# fits the same probes, so it costs about what the whole main fit did; the embeddings
+# baseline reads a site the call did not cache, so it is costed the same way (an upper
+# estimate: one layer, an early stop in the model). Any other baseline (majority,
+# length, bag of words, tfidf) is a small fit with no model and no batches.
+CACHED_SUB_FITS = ("control",)
+MODEL_SUB_FITS = ("baseline-random_init", "baseline-embeddings")
+
+
+def _sub_fit_kind(key: str) -> str | None:
+    """ "cached", "model" or "cheap" for a control or baseline phase; None otherwise."""
+    if key in CACHED_SUB_FITS:
+        return "cached"
+    if key in MODEL_SUB_FITS:
+        return "model"
+    return "cheap" if key.startswith("baseline-") else None
+
+
 class CallClock:
     """Time left in a whole call (every planned phase, not only the one running).
 
     Each phase left is timed from what was measured: the running one from its own
     throughput, a later model pass from the model passes seen so far, a phase planned
-    `like` another (a stability refit like the first) from that one's duration. What
-    cannot be timed yet is named rather than counted as zero, so the words are a
+    `like` another (a stability refit like the first) from that one's duration. A
+    control or baseline fit is costed before it runs from the call's own stages (see
+    `MODEL_SUB_FITS`) and, as it runs, its current stage from that stage's throughput.
+    What cannot be timed yet is named rather than counted as zero, so the words are a
     lower bound ("at least") until everything left has been timed; nothing is ever
     said to be "0s" away while work remains.
     """
@@ -131,6 +154,7 @@ class CallClock:
         self._seen = {}
         self._current = None
         self._started = now
+        self._last = now
 
     def batch(self, d: dict[str, Any], now: float) -> None:
         key = str(d.get("phase", ""))
@@ -140,14 +164,14 @@ class CallClock:
         ph = self._seen.get(key)
         if ph is None:
             ph = self._seen[key] = {
-                "started": self._started if self._current is None else self._last,
+                "started": self._last,
                 "ended": None,
                 "meter": RateMeter(),
                 "offset": 0.0,
                 "segment": None,
+                "stages": {},
             }
         self._current = key
-        self._last = now
         detail = d.get("detail") or None
         epoch = int(d.get("epoch", 0) or 0)
         done, total = int(d.get("examples_done", 0)), int(d.get("examples_total", 0))
@@ -157,6 +181,16 @@ class CallClock:
             ph["segment"] = (detail, epoch)
         ph.update(ended=None, detail=detail, epoch=epoch, done=done, total=total)
         ph["meter"].add(now, ph["offset"] + done)
+        if detail is not None:  # a stage of a nested fit: timed on its own too
+            stage = ph["stages"].get(detail)
+            if stage is None:
+                stage = ph["stages"][detail] = {"started": self._last, "meter": RateMeter()}
+                stage.update(offset=0.0, epoch=epoch, done=0)
+            if epoch != stage["epoch"] or done < stage["done"]:
+                stage["offset"] += stage["done"]
+            stage.update(epoch=epoch, done=done, total=total)
+            stage["meter"].add(now, stage["offset"] + done)
+        self._last = now
 
     def finish(self) -> None:
         self.running = False
@@ -176,28 +210,118 @@ class CallClock:
             return None
         return ph["ended"] - ph["started"]
 
-    def _running_left(self, key: str, plan: dict[str, Any], now: float) -> float | None:
+    def _units_left(self, stage: str, done: int, total: int, epoch: int) -> int:
+        left = max(total - done, 0)
+        if stage in TRAINING_PHASES and self.num_epoch:
+            left += max(self.num_epoch - epoch, 0) * total
+        return left
+
+    def _main_cost(self, stage: str, now: float) -> float | None:
+        """Seconds the call's own `stage` took or will take in all (0: not in the call);
+        None while that is not known, or when it was passed by without running (a
+        resumed fit, probes that all stopped early): then there is nothing to go by."""
+        order = [p["phase"] for p in self.plan]
+        if stage not in order:
+            return 0.0
+        ph = self._seen.get(stage)
+        if ph is None:
+            later = order[order.index(stage) + 1 :]
+            if any(k in self._seen for k in later):
+                return None
+            return self._future_left(self.plan[order.index(stage)], now)
+        if ph["ended"] is not None:
+            return ph["ended"] - ph["started"]
+        left, known = self._running_left(stage, self.plan[order.index(stage)], now)
+        return (now - ph["started"]) + left if known else None
+
+    def _stage_prior(self, kind: str, stage: str, now: float) -> float | None:
+        """What `stage` of a control or baseline fit of `kind` should cost."""
+        if kind == "cheap":
+            return 0.0
+        if kind == "cached" and stage in ("extract-val", "extract-eval"):
+            return 0.0  # cache reads
+        if kind == "cached" and stage == "extract-train":  # reads + the first epoch
+            if self.num_epoch < 2:
+                return None  # the call's first epoch ran inside its model pass
+            train = self._main_cost("train", now)
+            return None if train is None else train / (self.num_epoch - 1)
+        return self._main_cost(stage, now)
+
+    def _sub_fit_stages(self) -> list[str]:
+        planned = {p["phase"] for p in self.plan}
+        return [s for s in SUB_FIT_STAGES if s in planned]
+
+    def _sub_fit_cost(self, kind: str, stages: list[str], now: float) -> float | None:
+        total = 0.0
+        for stage in stages:
+            cost = self._stage_prior(kind, stage, now)
+            if cost is None:
+                return None
+            total += cost
+        return total
+
+    def _sub_fit_left(self, key: str, now: float) -> tuple[float, bool] | None:
+        """A running control or baseline fit: its current stage from that stage's own
+        throughput (else its prior less the time spent), the stages after it from their
+        priors. None when this is not such a fit."""
+        kind = _sub_fit_kind(key)
         ph = self._seen[key]
+        stages = self._sub_fit_stages()
+        if kind is None or ph["detail"] not in stages:
+            return None
+        later = self._sub_fit_cost(kind, stages[stages.index(ph["detail"]) + 1 :], now)
+        st = ph["stages"][ph["detail"]]
+        rate = st["meter"].rate
+        if rate:
+            here: float | None = (
+                self._units_left(ph["detail"], st["done"], st["total"], st["epoch"]) / rate
+            )
+        else:  # its first second: the prior less the time spent, till the meter has a rate
+            prior = self._stage_prior(kind, ph["detail"], now)
+            here = None if prior is None else max(prior - (now - st["started"]), 0.0)
+        if here is None or later is None:
+            return (here or 0.0) + (later or 0.0), False
+        return here + later, True
+
+    def _running_left(self, key: str, plan: dict[str, Any], now: float) -> tuple[float, bool]:
+        """Seconds left in the running phase, and whether that is an estimate of all of
+        it (False: a lower bound, the phase is not timed yet)."""
+        ph = self._seen[key]
+        sub = self._sub_fit_left(key, now)
+        if sub is not None:
+            return sub
         if plan.get("total", 0) is None or ph["detail"] in SUB_FIT_STAGES:  # a whole sub-fit
             like = self._duration(plan.get("like"))
             if like is None:
-                return None
+                return 0.0, False
             left = like - (now - ph["started"])
-            return left if left > 0 else None  # overrunning its model: not known
+            return (left, True) if left > 0 else (0.0, False)  # overrunning: not known
         rate = ph["meter"].rate
-        if not rate:
-            return None
-        left = max(ph["total"] - ph["done"], 0)
-        if key in TRAINING_PHASES and self.num_epoch:
-            left += max(self.num_epoch - ph["epoch"], 0) * ph["total"]
-        return left / rate if left else None
+        if not rate and key in MODEL_PASS_PHASES:  # its first second: the last pass's speed
+            rate = self._model_rate()
+        left = self._units_left(key, ph["done"], ph["total"], ph["epoch"])
+        if not left:
+            return 0.0, bool(ph["total"])  # through (a phase with no total: not known)
+        return (left / rate, True) if rate else (0.0, False)
 
-    def _future_left(self, plan: dict[str, Any]) -> float | None:
+    def _future_left(self, plan: dict[str, Any], now: float) -> float | None:
         key, total = plan["phase"], plan.get("total")
         if key in MODEL_PASS_PHASES and total:
             rate = self._model_rate()
             return total / rate if rate else None
+        kind = _sub_fit_kind(key)
+        if kind is not None:
+            return self._sub_fit_cost(kind, self._sub_fit_stages(), now)
         return self._duration(plan.get("like"))
+
+    def phase_left(self, key: str, now: float) -> float | None:
+        """Seconds left in the running phase `key`, all its stages (a control or
+        baseline fit's too); None when it is not running or not timed."""
+        if not self.running or key != self._current:
+            return None
+        plan = next((p for p in self.plan if p["phase"] == key), {"phase": key, "total": 0})
+        est, known = self._running_left(key, plan, now)
+        return est if known else None
 
     def left(self, now: float) -> tuple[float, list[str]]:
         """Seconds that the timed phases left will take, and the phases left untimed."""
@@ -212,15 +336,14 @@ class CallClock:
             key = p["phase"]
             if key == self._current:
                 reached = True
-                est = self._running_left(key, p, now)
-                ph = self._seen[key]
-                if est is None and (ph["total"] > ph["done"] or ph["detail"] or not ph["total"]):
+                est, known = self._running_left(key, p, now)
+                if not known:
                     untimed.append(key)
-                seconds += est or 0.0
+                seconds += max(est, 0.0)
             elif not reached or key in self._seen:
                 continue  # done already
             else:
-                est = self._future_left(p)
+                est = self._future_left(p, now)
                 if est is None:
                     untimed.append(key)
                 else:
@@ -232,7 +355,8 @@ class CallClock:
     def words(self, now: float, label: Callable[[str], str] | None = None) -> str:
         """ "≈ 2m10s left in all", "≥ 40s left in all (not timed yet: …)", "time left:
         not known yet (… to come)", or "finishing" (under a second of timed work left and
-        nothing untimed); "" once the call is over."""
+        nothing untimed); "" once the call is over. Every figure is an estimate ("≈":
+        about) from the call's own measured phases."""
         if not self.running:
             return ""
         seconds, untimed = self.left(now)

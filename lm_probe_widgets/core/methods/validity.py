@@ -241,12 +241,14 @@ def _card_row(
         if mine["control"].difference < 0:
             readings.append(NEGATIVE_SELECTIVITY)
     elif "control" in unfinished:
+        _blank(row, "control")
         readings.append(f"control task: {RESUME}")
     elif math.isnan(row["selectivity"]):
         readings.append("control task: fit with control=True")
     if "random_init" in mine:
         readings.append(_columns(row, "random_init", mine["random_init"], "a random-init model"))
     elif "baseline_random_init" in unfinished:
+        _blank(row, "random_init")
         readings.append(f"random-init model: {RESUME}")
     readings += _confound_readings(runner, row, mine, unfinished)
     losses = [k for k, c in mine.items() if k != "control" and c.verdict == "loses"]
@@ -283,7 +285,8 @@ def _confound_readings(
                 out.append(c.reading(k.replace("_", " ")))
         return out
     if any(f"baseline_{k}" in unfinished for k in CONFOUND_NAMES):
-        row["gap_confound"], row["strongest_confound"] = math.nan, None
+        _blank(row, "confound")
+        row["strongest_confound"] = None
         return [f"confounds: {RESUME}"]
     if any(k in CONFOUND_NAMES for k in getattr(runner, "baselines", {})):
         row["gap_confound"], row["strongest_confound"] = math.nan, None
@@ -328,6 +331,14 @@ def _columns(row: dict[str, Any], key: str, c: Comparison, words: str) -> str:
     row[f"{gap}_low"], row[f"{gap}_high"] = c.low, c.high
     row[f"vs_{key}"] = c.verdict
     return c.reading(words)
+
+
+def _blank(row: dict[str, Any], key: str) -> None:
+    """A stopped method's card columns: there (a lesson's next cell selects them), blank."""
+    gap = "selectivity" if key == "control" else f"gap_{key}"
+    row[gap] = row.get(gap, math.nan) if key == "control" else math.nan
+    row[f"{gap}_low"], row[f"{gap}_high"] = math.nan, math.nan
+    row[f"vs_{key}"] = None
 
 
 CONFOUND_NAMES = ("length", "bag_of_words", "tfidf")
