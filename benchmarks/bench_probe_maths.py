@@ -6,11 +6,16 @@ or (`--online`) one online step of stacked probes, numpy against torch.
     .venv/bin/python benchmarks/bench_probe_maths.py --quick  # a tiny 30-layer Llama, 600 texts
     .venv/bin/python benchmarks/bench_probe_maths.py --device cuda
     .venv/bin/python benchmarks/bench_probe_maths.py --online [--device cuda] [--previous ../main]
+    .venv/bin/python benchmarks/bench_probe_maths.py --final [--quick] [--device cuda]
 
 `--online` times ProbeStack.step (scores, losses, code length, gradients, Adam) of 1, 30
 and 100 probes of SmolLM2's shape (width 576, 4 strengths, 2 classes, batch 32): the
 numpy backend, the torch backend on `--device`, and with `--previous PATH` the maths of
 another checkout (the version before) on the same arrays, interleaved, medians.
+
+`--final` times the final fit of all probes probe by probe (LinearProbe.refine, the CPU's
+path) against all probes of one shape in one batched solve (refine_many, an accelerator's
+path), interleaved, with the largest difference in held-out probabilities.
 
 One fit with `refine=False` trains every probe online (features go to a store folder of
 this benchmark's own, so a rerun does not run the model). Then, for each probe, copies of
@@ -171,6 +176,49 @@ def online(args) -> int:
     return 0
 
 
+def together(args, runner, configs, plan, feats, val, held, test) -> int:
+    """--final: the final fit of every probe, probe by probe (LinearProbe.refine) against
+    all probes of one shape in one solve (refine_many), interleaved, on `--device`."""
+    from lm_probe_widgets.core.engine.probe import refine_many
+
+    cuda = args.device.startswith("cuda")
+    inputs = []
+    for cfg in configs:
+        _, y = scored_labels(cfg, plan.train)
+        _, yv = scored_labels(cfg, plan.val)
+        inputs.append(dict(x=feats[cfg.feature_key], y_idx=y, x_val=val[cfg.feature_key], y_val=yv))
+    timings: dict[str, list[float]] = {"per probe": [], "together": []}
+    fitted = {}
+    for rep in range(args.repeats):
+        for way in timings if rep % 2 == 0 else list(timings)[::-1]:
+            probes = [copy.deepcopy(runner[cfg.name]) for cfg in configs]
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            if way == "together":
+                refine_many(probes, inputs, device=args.device)
+            else:
+                for probe, kw in zip(probes, inputs, strict=True):
+                    probe.refine(**kw, device=args.device)
+            if cuda:
+                torch.cuda.synchronize()
+            timings[way].append(time.perf_counter() - t0)
+            fitted[way] = probes
+            print(f"  round {rep + 1}: {way:9} {timings[way][-1]:7.2f} s", flush=True)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    prob_diff = 0.0
+    for cfg, a, b in zip(configs, fitted["per probe"], fitted["together"], strict=True):
+        xt = held[cfg.feature_key]
+        prob_diff = max(prob_diff, float(np.abs(a.predict_proba(xt) - b.predict_proba(xt)).max()))
+    print(
+        f"\nfinal fit of {len(configs)} probes on {args.device}, medians of {args.repeats}: "
+        f"probe by probe {med['per probe']:.2f} s, all together {med['together']:.2f} s "
+        f"(together / per probe {med['together'] / med['per probe']:.2f}x); largest "
+        f"held-out probability difference {prob_diff:.2e}"
+    )
+    return 0
+
+
 def stack_here(stack, a):
     """Features where the stack steps (on a device: moved once, as the cache would)."""
     return stack.here(a) if hasattr(stack, "here") else a
@@ -186,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="where the batched fit runs")
     p.add_argument("--no-baseline", action="store_true", help="skip the scipy baseline")
     p.add_argument("--online", action="store_true", help="the online step, numpy vs torch")
+    p.add_argument(
+        "--final", action="store_true", help="the final fit probe by probe vs all together"
+    )
     p.add_argument("--previous", default=None, help="--online: a checkout to compare with")
     p.add_argument("--store", default=os.path.join(ROOT, "benchmarks", ".store"))
     args = p.parse_args(argv)
@@ -224,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    if args.final:
+        return together(args, runner, configs, plan, feats, val, held, test)
     timings: dict[str, list[float]] = {"batched": [], "scipy": []}
     fitted: dict[str, dict[str, object]] = {}
     acc_diff, prob_diff = 0.0, 0.0

@@ -29,7 +29,7 @@ from .data import Batch
 from .evaluation import evaluate_probe
 from .feature_cache import row_index
 from .plan import FitPlan, cv_groups, row_labels, scored_labels
-from .probe import LinearProbe
+from .probe import LinearProbe, refine_many
 from .probe_stack import ProbeStack, stackable_groups
 from .regression import make_probe
 from .states import FitOutcome, ProbeState, RunnerState
@@ -487,7 +487,8 @@ class FitLoop:
 
     def _refine(self) -> None:
         """Converge the probes that finished training (LinearProbe.refine), one at a
-        time; a stop between two leaves the rest for `resume=True`."""
+        time (on an accelerator, logistic ones all at once: refine_many); a stop
+        between two leaves the rest for `resume=True`."""
         plan, r = self.plan, self.r
         todo = [
             (cfg, self.res.probes[cfg.name])
@@ -501,7 +502,8 @@ class FitLoop:
             return
         feats = r.features(plan.train, [c.feature_key for c, _ in todo], plan.batch_size)
         device = stack_device(r.probe_device)  # the final fit too: None is the CPU
-        for i, (cfg, probe) in enumerate(todo):
+
+        def inputs(cfg: ProbeConfig) -> dict[str, Any]:
             keep, y_idx = scored_labels(cfg, plan.train)
             x = feats[cfg.feature_key]
             if len(keep) != len(x):
@@ -509,16 +511,18 @@ class FitLoop:
             xv, yv = self.val_xy.get(cfg.name, (None, None))
             merge = cfg.validation == "split"
             groups, val_groups = cv_groups(cfg, plan.train, plan.val if merge else None)
-            probe.refine(
-                x,
-                y_idx,
-                xv,
-                yv,
-                merge_validation=merge,
-                device=device,
-                groups=groups,
-                val_groups=val_groups,
-            )
+            kw = dict(x=x, y_idx=y_idx, x_val=xv, y_val=yv, merge_validation=merge)
+            return dict(kw, groups=groups, val_groups=val_groups)
+
+        # On an accelerator all logistic probes of one shape are solved at once; on
+        # the CPU probe by probe, which is faster there (benchmarks/README.md).
+        together = [(c, p) for c, p in todo if device is not None and type(p) is LinearProbe]
+        if together:
+            refine_many([p for _, p in together], [inputs(c) for c, _ in together], device=device)
+        solved = {id(p) for _, p in together}
+        for i, (cfg, probe) in enumerate(todo):
+            if id(probe) not in solved:
+                probe.refine(**inputs(cfg), device=device)
             rec = probe.record
             self.bus.publish(ev.REFINED, cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2)
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)
