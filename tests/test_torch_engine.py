@@ -319,24 +319,34 @@ def _mixed_probes():
     ]
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_final_fits_solved_together_are_each_probes_own(device, monkeypatch):
-    """refine_many gives each probe what its own refine gives (strength chosen, CV or
-    validation loss, weights to where tol stops them, predictions), probes of one
-    shape in one solve, rows padded to the longest."""
-    from lm_probe_widgets.core.engine import final_fit
-    from lm_probe_widgets.core.engine.probe import refine_many
-
+@pytest.fixture(scope="module", params=DEVICES)
+def solved_alone(request):
+    """(device, the mixed probes with their rows, copies refined each alone there)."""
     mixed = _mixed_probes()
     alone = [copy.deepcopy(p) for p, _ in mixed]
     for probe, (_, kw) in zip(alone, mixed, strict=True):
-        probe.refine(**kw, device=device)
+        probe.refine(**kw, device=request.param)
+    return request.param, mixed, alone
+
+
+@pytest.mark.parametrize("run_bytes", [None, 1])
+def test_final_fits_solved_together_are_each_probes_own(solved_alone, run_bytes, monkeypatch):
+    """refine_many gives each probe what its own refine gives (strength chosen, CV or
+    validation loss, weights to where tol stops them, predictions), probes of one
+    shape in one solve, rows padded to the longest; or, past a memory bound for a
+    run of probes (`run_bytes`), in several runs."""
+    from lm_probe_widgets.core.engine import final_fit
+    from lm_probe_widgets.core.engine import probe as probe_module
+
+    device, mixed, alone = solved_alone
     sizes = []
     real = final_fit._fit_group
     monkeypatch.setattr(final_fit, "_fit_group", lambda g, *a: sizes.append(len(g)) or real(g, *a))
+    if run_bytes is not None:
+        monkeypatch.setattr(probe_module, "GROUP_BYTES", run_bytes)
     together = [copy.deepcopy(p) for p, _ in mixed]
-    refine_many(together, [kw for _, kw in mixed], device=device)
-    assert sorted(sizes) == [1, 2, 2, 2]
+    probe_module.refine_many(together, (kw for _, kw in mixed), device=device)
+    assert sorted(sizes) == ([1, 2, 2, 2] if run_bytes is None else [1] * len(mixed))
     for a, b, (_, kw) in zip(alone, together, mixed, strict=True):
         ra, rb = a.record, b.record
         assert (rb.best_l2, rb.cross_validated) == (ra.best_l2, ra.cross_validated)

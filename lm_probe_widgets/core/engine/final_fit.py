@@ -178,8 +178,8 @@ class FinalProblem:
         return (*self.w0.shape, len(self.folds))
 
 
-# Probes solved together hold their features [P, n, d] as float32 at most this big
-# (more: several solves in turn).
+# Probes solved together hold their features [P, n, d] (float32) and eigenbases
+# [P, d, d] (float32 and float64) in at most this many bytes (more: solves in turn).
 GROUP_BYTES = 2**30
 
 
@@ -216,7 +216,7 @@ def fit_many(
 def _chunks(group: list[FinalProblem], idx: list[int]) -> list[list[int]]:
     """`idx` in runs whose padded features fit GROUP_BYTES (at least one each)."""
     n, d = max(len(p.y) for p in group), group[0].w0.shape[0]
-    per = max(1, GROUP_BYTES // max(n * d * 4, 1))
+    per = max(1, GROUP_BYTES // (4 * n * d + 12 * d * d + 1))
     return [idx[i : i + per] for i in range(0, len(idx), per)]
 
 

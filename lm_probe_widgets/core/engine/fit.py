@@ -518,7 +518,7 @@ class FitLoop:
         # the CPU probe by probe, which is faster there (benchmarks/README.md).
         together = [(c, p) for c, p in todo if device is not None and type(p) is LinearProbe]
         if together:
-            refine_many([p for _, p in together], [inputs(c) for c, _ in together], device=device)
+            refine_many([p for _, p in together], (inputs(c) for c, _ in together), device=device)
         solved = {id(p) for _, p in together}
         for i, (cfg, probe) in enumerate(todo):
             if id(probe) not in solved:

@@ -23,7 +23,7 @@ import copy
 import dataclasses
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ import torch
 from ..config import ProbeConfig
 from ..errors import ProbeError
 from ..labels import class_array, encode_labels, label_key
-from .final_fit import FinalProblem, fit_many
+from .final_fit import GROUP_BYTES, FinalProblem, fit_many
 from .states import ProbeState
 
 
@@ -477,18 +477,32 @@ class LinearProbe:
 
 def refine_many(
     probes: Sequence[LinearProbe],
-    inputs: Sequence[dict[str, Any]],
+    inputs: Iterable[dict[str, Any]],
     *,
     max_iter: int = 500,
     tol: float = 1e-4,
     device: torch.device | str | None = None,
 ) -> None:
-    """`probe.refine(**kw)` for each probe and its `inputs` kw, the final fits of all
-    probes of one shape in one batched solve (core.engine.final_fit.fit_many): what
-    each probe's own `refine` gives, to float rounding, at one product per step."""
-    posed = [p.final_problem(**kw) for p, kw in zip(probes, inputs, strict=True)]
-    solved = fit_many([q for q, _ in posed], max_iter=max_iter, tol=tol, device=device)
-    for probe, kw, (problem, members), fitted in zip(probes, inputs, posed, solved, strict=True):
+    """`probe.refine(**kw)` for each probe and its `inputs` kw (an iterable: each is
+    read when its turn comes), the final fits of probes of one shape in one batched
+    solve (core.engine.final_fit.fit_many): what each probe's own `refine` gives, to
+    float rounding, at one product per step. Probes are posed and solved in runs
+    whose rows fit final_fit.GROUP_BYTES, so memory stays bounded however many."""
+    run: list[tuple[LinearProbe, dict[str, Any], FinalProblem, list[int]]] = []
+    size = 0
+    for probe, kw in zip(probes, inputs, strict=True):
+        problem, members = probe.final_problem(**kw)
+        run.append((probe, kw, problem, members))
+        size += problem.x.nbytes
+        if size >= GROUP_BYTES:
+            _solve_run(run, max_iter, tol, device)
+            run, size = [], 0
+    _solve_run(run, max_iter, tol, device)
+
+
+def _solve_run(run: list, max_iter: int, tol: float, device: torch.device | str | None) -> None:
+    solved = fit_many([r[2] for r in run], max_iter=max_iter, tol=tol, device=device)
+    for (probe, kw, problem, members), fitted in zip(run, solved, strict=True):
         probe.take_final_fit(problem, members, *fitted, kw.get("x_val"), kw.get("y_val"))
 
 
