@@ -13,9 +13,9 @@ and 100 probes of SmolLM2's shape (width 576, 4 strengths, 2 classes, batch 32):
 numpy backend, the torch backend on `--device`, and with `--previous PATH` the maths of
 another checkout (the version before) on the same arrays, interleaved, medians.
 
-`--final` times the final fit of all probes probe by probe (LinearProbe.refine, the CPU's
-path) against all probes of one shape in one batched solve (refine_many, an accelerator's
-path), interleaved, with the largest difference in held-out probabilities.
+`--final` times the final fit of all probes probe by probe (LinearProbe.refine) against all
+probes of one shape in one batched solve (refine_many, the library's path), interleaved,
+with the largest difference in held-out probabilities.
 
 One fit with `refine=False` trains every probe online (features go to a store folder of
 this benchmark's own, so a rerun does not run the model). Then, for each probe, copies of

@@ -235,8 +235,10 @@ def test_a_fit_on_the_torch_engine_gives_the_numpy_paths_probes(numpy_fit, torch
         # rounding moves where it stops by about that much, relative to the weights
         for wa, wb in ((a.coef_, b.coef_), (a.intercept_, b.intercept_)):
             assert np.abs(wb - wa).max() <= 1e-3 * np.abs(wa).max()
-    cols = ["accuracy", "loss", "f1"]
+    cols = ["accuracy", "f1"]
     np.testing.assert_allclose(fitted.metrics[cols], numpy_fit.metrics[cols], rtol=1e-5)
+    # the loss moves with those weights: about 1e-5 of it (1.5e-5 seen)
+    np.testing.assert_allclose(fitted.metrics["loss"], numpy_fit.metrics["loss"], rtol=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:probe 'h2 three classes'")

@@ -486,9 +486,9 @@ class FitLoop:
             self._record_step(cfg, probe, epoch, float(losses[i]), None if val is None else val[i])
 
     def _refine(self) -> None:
-        """Converge the probes that finished training (LinearProbe.refine), one at a
-        time (on an accelerator, logistic ones all at once: refine_many); a stop
-        between two leaves the rest for `resume=True`."""
+        """Converge the probes that finished training (LinearProbe.refine; logistic
+        ones all at once, refine_many); a stop between two leaves the rest for
+        `resume=True`."""
         plan, r = self.plan, self.r
         todo = [
             (cfg, self.res.probes[cfg.name])
@@ -514,9 +514,9 @@ class FitLoop:
             kw = dict(x=x, y_idx=y_idx, x_val=xv, y_val=yv, merge_validation=merge)
             return dict(kw, groups=groups, val_groups=val_groups)
 
-        # On an accelerator all logistic probes of one shape are solved at once; on
-        # the CPU probe by probe, which is faster there (benchmarks/README.md).
-        together = [(c, p) for c, p in todo if device is not None and type(p) is LinearProbe]
+        # All logistic probes of one shape in one solve: faster than probe by probe on
+        # the CPU too (benchmarks/README.md, bench_probe_maths.py --final).
+        together = [(c, p) for c, p in todo if type(p) is LinearProbe]
         if together:
             refine_many([p for _, p in together], (inputs(c) for c, _ in together), device=device)
         solved = {id(p) for _, p in together}
@@ -526,7 +526,8 @@ class FitLoop:
             rec = probe.record
             self.bus.publish(ev.REFINED, cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2)
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)
-            self.checkpoint()
+            if id(probe) not in solved or i == len(todo) - 1:  # a stop after all events
+                self.checkpoint()
 
     def _evaluate(self) -> None:
         plan, r = self.plan, self.r
