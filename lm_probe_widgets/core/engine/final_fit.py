@@ -17,6 +17,11 @@ in about 20 steps, and closer to their optimum when they stop.
 A two-class probe is solved as one logit: the two-class softmax optimum has
 W1 = -W0, so it is the binary problem in v = W1 - W0 with strength l2/2, mapped back
 exactly, at half the arithmetic.
+
+Probes of one shape (width, strengths, classes, folds) are solved together along a
+leading probe axis, each with its own features, eigenbasis and folds (rows padded to
+the longest, with no weight): one batched product per step for all of them, on the
+CPU or on the probe device (`fit_many`; a single probe is the case P = 1).
 """
 
 from __future__ import annotations
