@@ -19,7 +19,9 @@ For each model and dtype, interleaved and repeated (medians):
 - probe maths = fit - floor, as a share of the floor, against issue 29's targets: one
   probe per layer <= 20% (SmolLM2 fp32 and bf16), <= 10% (the 1B model in bf16); 100
   probes <= 40%. The probe maths runs on the model's device (ProbeRunner's default
-  probe_device).
+  probe_device); phase `refine` is the final fit, on a GPU every probe of one shape in
+  one batched solve (`benchmarks/bench_probe_maths.py --final --device cuda` compares
+  that with probe by probe on the same probes).
 """
 
 from __future__ import annotations

@@ -6,11 +6,18 @@ or (`--online`) one online step of stacked probes, numpy against torch.
     .venv/bin/python benchmarks/bench_probe_maths.py --quick  # a tiny 30-layer Llama, 600 texts
     .venv/bin/python benchmarks/bench_probe_maths.py --device cuda
     .venv/bin/python benchmarks/bench_probe_maths.py --online [--device cuda] [--previous ../main]
+    .venv/bin/python benchmarks/bench_probe_maths.py --final [--quick] [--device cuda]
+    .venv/bin/python benchmarks/bench_probe_maths.py --final --synthetic 30,1600,576
 
 `--online` times ProbeStack.step (scores, losses, code length, gradients, Adam) of 1, 30
 and 100 probes of SmolLM2's shape (width 576, 4 strengths, 2 classes, batch 32): the
 numpy backend, the torch backend on `--device`, and with `--previous PATH` the maths of
 another checkout (the version before) on the same arrays, interleaved, medians.
+
+`--final` times the final fit of all probes probe by probe (LinearProbe.refine) against all
+probes of one shape in one batched solve (refine_many, the library's path), interleaved,
+with the largest difference in held-out probabilities; with `--synthetic P,N,D`, on P probes
+of random correlated features (no model; wall and CPU seconds).
 
 One fit with `refine=False` trains every probe online (features go to a store folder of
 this benchmark's own, so a rerun does not run the model). Then, for each probe, copies of
@@ -171,6 +178,104 @@ def online(args) -> int:
     return 0
 
 
+def together(args, runner, configs, plan, feats, val, held, test) -> int:
+    """--final: the final fit of every probe, probe by probe (LinearProbe.refine) against
+    all probes of one shape in one solve (refine_many), interleaved, on `--device`."""
+    from lm_probe_widgets.core.engine.probe import refine_many
+
+    cuda = args.device.startswith("cuda")
+    inputs = []
+    for cfg in configs:
+        _, y = scored_labels(cfg, plan.train)
+        _, yv = scored_labels(cfg, plan.val)
+        inputs.append(dict(x=feats[cfg.feature_key], y_idx=y, x_val=val[cfg.feature_key], y_val=yv))
+    timings: dict[str, list[float]] = {"per probe": [], "together": []}
+    fitted = {}
+    for rep in range(args.repeats):
+        for way in timings if rep % 2 == 0 else list(timings)[::-1]:
+            probes = [copy.deepcopy(runner[cfg.name]) for cfg in configs]
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            if way == "together":
+                refine_many(probes, inputs, device=args.device)
+            else:
+                for probe, kw in zip(probes, inputs, strict=True):
+                    probe.refine(**kw, device=args.device)
+            if cuda:
+                torch.cuda.synchronize()
+            timings[way].append(time.perf_counter() - t0)
+            fitted[way] = probes
+            print(f"  round {rep + 1}: {way:9} {timings[way][-1]:7.2f} s", flush=True)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    prob_diff = 0.0
+    for cfg, a, b in zip(configs, fitted["per probe"], fitted["together"], strict=True):
+        xt = held[cfg.feature_key]
+        prob_diff = max(prob_diff, float(np.abs(a.predict_proba(xt) - b.predict_proba(xt)).max()))
+    print(
+        f"\nfinal fit of {len(configs)} probes on {args.device}, medians of {args.repeats}: "
+        f"probe by probe {med['per probe']:.2f} s, all together {med['together']:.2f} s "
+        f"(together / per probe {med['together'] / med['per probe']:.2f}x); largest "
+        f"held-out probability difference {prob_diff:.2e}"
+    )
+    return 0
+
+
+def synthetic(args) -> int:
+    """--final --synthetic P,N,D: P probes of correlated random features [N, D] (no model),
+    their final fits (4 strengths x (1 + 5 folds)) one by one against all in one solve,
+    interleaved; wall and CPU (process) seconds, the latter less moved by other load."""
+    from lm_probe_widgets.core.engine.final_fit import FinalProblem, fit_many
+
+    p, n, d = (int(v) for v in args.synthetic.split(","))
+    rng = np.random.default_rng(0)
+    problems = []
+    for _ in range(p):
+        x = rng.normal(size=(n, d)) @ (rng.normal(size=(d, d)) / np.sqrt(d)) + rng.normal(0, 2, d)
+        x = x.astype(np.float32)
+        score = x[:, :5].sum(1)
+        y = (score + 2 * rng.normal(size=n) > score.mean()).astype(int)
+        perm = rng.permutation(n)
+        folds = [(np.setdiff1d(perm, f), f) for f in np.array_split(perm, 5)]
+        w0 = rng.normal(0, 0.01, (d, 4, 2)).astype(np.float32)
+        b0 = np.zeros((4, 2), np.float32)
+        l2 = [1e-3, 1e-2, 1e-1, 1.0]
+        problems.append(FinalProblem(x, y, w0, b0, l2, x.mean(0), 1 / x.std(0), folds))
+    kw = dict(max_iter=500, tol=1e-4, device=args.device)
+    ways = {
+        "per probe": lambda: [fit_many([q], **kw)[0] for q in problems],
+        "together": lambda: fit_many(problems, **kw),
+    }
+    wall: dict[str, list[float]] = {k: [] for k in ways}
+    cpu: dict[str, list[float]] = {k: [] for k in ways}
+    out = {}
+    for rep in range(args.repeats):
+        for way in ways if rep % 2 == 0 else list(ways)[::-1]:
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), time.process_time()
+            out[way] = ways[way]()
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            wall[way].append(time.perf_counter() - t0)
+            cpu[way].append(time.process_time() - c0)
+            print(f"  round {rep + 1}: {way:9} {wall[way][-1]:7.2f} s ({cpu[way][-1]:.2f} s CPU)")
+    diff = max(
+        float(np.abs(a[0] - b[0]).max() / np.abs(a[0]).max())
+        for a, b in zip(out["per probe"], out["together"], strict=True)
+    )
+    w, c = ({k: statistics.median(v) for k, v in t.items()} for t in (wall, cpu))
+    head = f"{p} synthetic probes ({n} rows, width {d}) on {args.device}"
+    print(
+        f"\n{head}, torch threads {torch.get_num_threads()}, medians of {args.repeats}: "
+        f"probe by probe {w['per probe']:.2f} s ({c['per probe']:.2f} s CPU), together "
+        f"{w['together']:.2f} s ({c['together']:.2f} s CPU): together / per probe "
+        f"{w['together'] / w['per probe']:.2f}x wall, {c['together'] / c['per probe']:.2f}x "
+        f"CPU; largest relative weight difference {diff:.1e}"
+    )
+    return 0
+
+
 def stack_here(stack, a):
     """Features where the stack steps (on a device: moved once, as the cache would)."""
     return stack.here(a) if hasattr(stack, "here") else a
@@ -186,12 +291,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="where the batched fit runs")
     p.add_argument("--no-baseline", action="store_true", help="skip the scipy baseline")
     p.add_argument("--online", action="store_true", help="the online step, numpy vs torch")
+    p.add_argument(
+        "--final", action="store_true", help="the final fit probe by probe vs all together"
+    )
+    p.add_argument("--synthetic", default=None, help="--final on random features: P,N,D")
     p.add_argument("--previous", default=None, help="--online: a checkout to compare with")
     p.add_argument("--store", default=os.path.join(ROOT, "benchmarks", ".store"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.online:
         return online(args)
+    if args.synthetic:
+        return synthetic(args)
     n = args.n or (600 if args.quick else 2000)
     texts, labels = load_dataset("rotten_tomatoes", n=n, seed=0)
     if args.quick:
@@ -224,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    if args.final:
+        return together(args, runner, configs, plan, feats, val, held, test)
     timings: dict[str, list[float]] = {"batched": [], "scipy": []}
     fitted: dict[str, dict[str, object]] = {}
     acc_diff, prob_diff = 0.0, 0.0

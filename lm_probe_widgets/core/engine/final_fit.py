@@ -17,6 +17,11 @@ in about 20 steps, and closer to their optimum when they stop.
 A two-class probe is solved as one logit: the two-class softmax optimum has
 W1 = -W0, so it is the binary problem in v = W1 - W0 with strength l2/2, mapped back
 exactly, at half the arithmetic.
+
+Probes of one shape (width, strengths, classes, folds) are solved together along a
+leading probe axis, each with its own features, eigenbasis and folds (rows padded to
+the longest, with no weight): one batched product per step for all of them, on the
+CPU or on the probe device (`fit_many`; a single probe is the case P = 1).
 """
 
 from __future__ import annotations
@@ -40,152 +45,219 @@ CURVATURE = 0.25
 
 @dataclass
 class _Preconditioner:
-    """Coordinates in which the problems are well conditioned: the eigenbasis V of
-    the covariance of the standardised features z (eigenvalues `lam`), each direction
-    in units of the inverse square root of its curvature, CURVATURE * lam + l2. The
-    bias is a direction of variance 1 with no penalty. Only the path depends on these
-    coordinates: V is orthogonal (to float32 rounding), so the problems are the same."""
+    """Coordinates in which the problems are well conditioned: per probe, the
+    eigenbasis V of the covariance of its standardised features z (eigenvalues
+    `lam`), each direction in units of the inverse square root of its curvature,
+    CURVATURE * lam + l2. The bias is a direction of variance 1 with no penalty. Only
+    the path depends on these coordinates: V is orthogonal (to float32 rounding), so
+    the problems are the same."""
 
-    basis: torch.Tensor  # V [d, d]
-    lam: torch.Tensor  # [d]
+    basis: torch.Tensor  # V [P, d, d]
+    lam: torch.Tensor  # [P, d]
 
     @classmethod
-    def of(cls, z: torch.Tensor) -> _Preconditioner:
+    def of(cls, z: torch.Tensor, counts: torch.Tensor) -> _Preconditioner:
+        """`z` [P, n, d] (rows past a probe's `counts` zero)."""
         # float32 is plenty for a preconditioner, and 40% faster than float64
-        lam, basis = torch.linalg.eigh(z.T @ z / max(len(z), 1))
+        cov = z.transpose(1, 2) @ z / counts.clamp_min(1).to(z.dtype)[:, None, None]
+        lam, basis = torch.linalg.eigh(cov)
         return cls(basis, lam.clamp_min(0.0))
 
     def scale(self, l2: torch.Tensor) -> torch.Tensor:
-        """[problems, d + 1] float64: the unit of each coordinate (last: the bias)."""
-        curv = CURVATURE * self.lam.double()[None, :] + l2[:, None]
-        bias = torch.full_like(l2, CURVATURE)[:, None]
-        return torch.cat([curv, bias], 1).clamp_min(1e-12).rsqrt()
+        """[P, A, d + 1] float64: the unit of each coordinate (last: the bias) of each
+        of a probe's problems, whose strengths are `l2` [P, A]."""
+        curv = CURVATURE * self.lam.double()[:, None, :] + l2[:, :, None]
+        bias = torch.full_like(l2, CURVATURE)[:, :, None]
+        return torch.cat([curv, bias], 2).clamp_min(1e-12).rsqrt()
 
 
 @dataclass
 class _Logistic:
-    """The objective of problems that share one feature matrix, in a preconditioner's
-    coordinates: problem i fits the rows weighted by column `fit[i]` of `weights`,
-    with strength `l2[i]`; its parameters u [d + 1, outputs] are its weights and bias
-    in the eigenbasis, divided by `scale[i]`."""
+    """The objective of P probes' problems, A per probe, each probe's over its own
+    feature matrix, in its preconditioner's coordinates: problem a of probe p fits
+    the rows weighted by column `fit[p, a]` of `weights[p]`, with strength
+    `l2[p, a]`; its parameters u [d + 1, outputs] are its weights and bias in the
+    eigenbasis, divided by `scale[p, a]`. Parameters are [P * A, D], probe-major, as
+    `minimize_many` takes them; each problem's loss reads its own row alone."""
 
-    x: torch.Tensor  # [n, d] standardised features in the eigenbasis (z V), float32
-    basis: torch.Tensor  # V [d, d], float64
-    y: torch.Tensor  # [n] class indices
-    weights: torch.Tensor  # [n, fits]: 1/count on a fit's rows, else 0
-    fit: torch.Tensor  # [problems] the weight column each problem uses
-    l2: torch.Tensor  # [problems] float64
-    scale: torch.Tensor  # [problems, d + 1] float64
+    x: torch.Tensor  # [P, n, d] standardised features in the eigenbasis (z V), float32
+    basis: torch.Tensor  # V [P, d, d], float64
+    y: torch.Tensor  # [P, n] class indices
+    weights: torch.Tensor  # [P, n, fits]: 1/count on a fit's rows, else 0
+    fit: torch.Tensor  # [P, A] the weight column each problem uses
+    l2: torch.Tensor  # [P, A] float64
+    scale: torch.Tensor  # [P, A, d + 1] float64
     outputs: int  # logits per problem: 1 (two classes) or the number of classes
 
     def __post_init__(self) -> None:
-        self.row_weights = self.weights[:, self.fit]  # [n, problems], read every step
+        index = self.fit[:, None, :].expand(-1, self.x.shape[1], -1)
+        self.row_weights = self.weights.gather(2, index)  # [P, n, A], read every step
 
-    def subset(self, rows: torch.Tensor) -> _Logistic:
-        """The problems `rows` alone."""
+    def subset(self, index: torch.Tensor) -> _Logistic:
+        """The problems `index` [P, A'] (of each probe, its own) alone."""
+        scale = self.scale.gather(1, index[:, :, None].expand(-1, -1, self.scale.shape[2]))
         return dataclasses.replace(
-            self, fit=self.fit[rows], l2=self.l2[rows], scale=self.scale[rows]
+            self, fit=self.fit.gather(1, index), l2=self.l2.gather(1, index), scale=scale
         )
 
     def rotated(self, theta: torch.Tensor) -> torch.Tensor:
-        """[A, d + 1, outputs] weights (in the eigenbasis) and bias of `theta`."""
-        return theta.reshape(len(theta), -1, self.outputs) * self.scale[:, :, None]
+        """[P, A, d + 1, outputs] weights (in the eigenbasis) and bias of `theta`."""
+        p, a = self.fit.shape
+        return theta.reshape(p, a, -1, self.outputs) * self.scale[..., None]
 
     def to_parameters(self, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """theta [A, D] of standardised weights w [A, d, outputs] and bias b [A, outputs]."""
-        rotated = torch.cat([self.basis.T @ w, b[:, None]], 1)
-        return (rotated / self.scale[:, :, None]).reshape(len(w), -1)
+        """theta [P * A, D] of standardised weights w [P, A, d, outputs] and bias
+        b [P, A, outputs]."""
+        rotated = torch.cat([torch.einsum("pji,pajo->paio", self.basis, w), b[:, :, None]], 2)
+        return (rotated / self.scale[..., None]).reshape(w.shape[0] * w.shape[1], -1)
 
     def from_parameters(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(standardised weights [A, d, outputs], bias [A, outputs]) of `theta`."""
+        """(standardised weights [P, A, d, outputs], bias [P, A, outputs]) of `theta`."""
         v = self.rotated(theta)
-        return self.basis @ v[:, :-1], v[:, -1]
+        return torch.einsum("pij,pajo->paio", self.basis, v[:, :, :-1]), v[:, :, -1]
 
     def largest_gradient(self, g: torch.Tensor) -> torch.Tensor:
-        """[A] the largest gradient entry in the standardised weights and bias: what
-        `tol` bounds, whatever the coordinates."""
-        g = g.reshape(len(g), -1, self.outputs) / self.scale[:, :, None]
-        g_w = torch.einsum("ij,ajo->aio", self.basis, g[:, :-1])  # one product for all
-        return torch.maximum(g_w.abs().amax((1, 2)), g[:, -1].abs().amax(1))
+        """[P * A] the largest gradient entry in the standardised weights and bias:
+        what `tol` bounds, whatever the coordinates."""
+        p, a = self.fit.shape
+        g = g.reshape(p, a, -1, self.outputs) / self.scale[..., None]
+        g_w = torch.einsum("pij,pajo->paio", self.basis, g[:, :, :-1])  # one product for all
+        return torch.maximum(g_w.abs().amax((2, 3)), g[:, :, -1].abs().amax(2)).reshape(-1)
 
     def logits(self, theta: torch.Tensor) -> torch.Tensor:
-        """[n, A, outputs] logits of the problems whose parameters are `theta`."""
-        a, o, d = len(theta), self.outputs, self.x.shape[1]
+        """[P, n, A, outputs] logits of the problems whose parameters are `theta`."""
+        (p, a), o, d = self.fit.shape, self.outputs, self.x.shape[2]
         v = self.rotated(theta).to(torch.float32)
-        z = self.x @ v[:, :d].permute(1, 0, 2).reshape(d, a * o)
-        return (z + v[:, d].reshape(1, a * o)).reshape(-1, a, o)
+        z = torch.bmm(self.x, v[:, :, :d].permute(0, 2, 1, 3).reshape(p, d, a * o))
+        return (z + v[:, :, d].reshape(p, 1, a * o)).reshape(p, -1, a, o)
 
     def row_losses(self, z: torch.Tensor) -> torch.Tensor:
-        """[n, A] cross-entropy of each row under each problem."""
+        """[P, n, A] cross-entropy of each row under each problem."""
         if self.outputs == 1:
             z = z[..., 0]
-            return F.softplus(z) - self.y[:, None].to(z.dtype) * z
+            return F.softplus(z) - self.y[:, :, None].to(z.dtype) * z
         logp = torch.log_softmax(z, -1)
-        idx = self.y[:, None, None].expand(-1, z.shape[1], 1)
-        return -logp.gather(2, idx)[..., 0]
+        idx = self.y[:, :, None, None].expand(-1, -1, z.shape[2], 1)
+        return -logp.gather(3, idx)[..., 0]
 
     def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss [A], gradient [A, D]) in float64; the products run in float32."""
-        a, o, d = len(theta), self.outputs, self.x.shape[1]
+        """(loss [P * A], gradient [P * A, D]) in float64; the products run in float32."""
+        (p, a), o, d = self.fit.shape, self.outputs, self.x.shape[2]
         z = self.logits(theta)
         wt = self.row_weights
-        loss = (self.row_losses(z) * wt).sum(0, dtype=torch.float64)
-        w = self.rotated(theta)[:, :d]
-        loss += 0.5 * self.l2 * (w * w).sum((1, 2))
+        loss = (self.row_losses(z) * wt).sum(1, dtype=torch.float64)
+        w = self.rotated(theta)[:, :, :d]
+        loss += 0.5 * self.l2 * (w * w).sum((2, 3))
         if o == 1:
-            dz = (torch.sigmoid(z[..., 0]) - self.y[:, None].to(z.dtype)) * wt
+            dz = (torch.sigmoid(z[..., 0]) - self.y[:, :, None].to(z.dtype)) * wt
             dz = dz[..., None]
         else:
-            dz = torch.softmax(z, -1)
-            dz[torch.arange(len(self.y)), :, self.y] -= 1.0
-            dz *= wt[..., None]
-        g_w = (self.x.T @ dz.reshape(-1, a * o)).reshape(d, a, o).permute(1, 0, 2).double()
-        g_w += self.l2[:, None, None] * w
-        g = torch.cat([g_w, dz.sum(0, dtype=torch.float64)[:, None]], 1)
-        return loss, (g * self.scale[:, :, None]).reshape(a, -1)
+            onehot = F.one_hot(self.y, o).to(z.dtype)[:, :, None, :]
+            dz = (torch.softmax(z, -1) - onehot) * wt[..., None]
+        g_w = torch.bmm(self.x.transpose(1, 2), dz.reshape(p, -1, a * o))
+        g_w = g_w.reshape(p, d, a, o).permute(0, 2, 1, 3).double()
+        g_w += self.l2[:, :, None, None] * w
+        g = torch.cat([g_w, dz.sum(1, dtype=torch.float64)[:, :, None]], 2)
+        return loss.reshape(-1), (g * self.scale[..., None]).reshape(p * a, -1)
 
 
-def fit_strengths(
-    x: np.ndarray,
-    y: np.ndarray,
-    w0: np.ndarray,
-    b0: np.ndarray,
-    l2: list[float],
-    mu: np.ndarray,
-    inv: np.ndarray,
-    folds: list[tuple[np.ndarray, np.ndarray]],
+@dataclass
+class FinalProblem:
+    """One probe's final fit: its rows x [n, d] and class indices y [n], its online
+    weights w0 [d, K, classes] and biases b0 [K, classes] for the strengths `l2` [K],
+    its feature scaler (mu, inv), and its cross-validation folds (train rows, held-out
+    rows), if any."""
+
+    x: np.ndarray
+    y: np.ndarray
+    w0: np.ndarray
+    b0: np.ndarray
+    l2: list[float]
+    mu: np.ndarray
+    inv: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """What probes solved together share: width, strengths, classes, folds."""
+        return (*self.w0.shape, len(self.folds))
+
+
+# Probes solved together hold their features [P, n, d] (float32) and eigenbases
+# [P, d, d] (float32 and float64) in at most this many bytes (more: solves in turn).
+GROUP_BYTES = 2**30
+
+
+def fit_many(
+    problems: Sequence[FinalProblem],
     *,
     max_iter: int,
     tol: float,
     device: torch.device | str | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fit each strength on all rows from (w0 [d, K, c], b0 [K, c]), and each fold of
-    each strength from zero. Returns (w [d, K, c], b [K, c], cv_loss [K]): the mean
-    held-out cross-entropy over the folds (nan without folds); with folds, the strength
-    with the lowest is the one fitted to `tol`, the others to 10x that. `tol` bounds
-    the largest entry of the gradient in the standardised weights and bias."""
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For each problem: each strength fitted on all rows from (w0, b0), and each fold
+    of each strength from zero. Returns (w [d, K, c], b [K, c], cv_loss [K]) each: the
+    mean held-out cross-entropy over the folds (nan without folds); with folds, the
+    strength with the lowest is the one fitted to `tol`, the others to 10x that. `tol`
+    bounds the largest entry of the gradient in the standardised weights and bias.
+
+    Problems of one shape (width, strengths, classes, folds) are solved side by side
+    on `device`, one product per step for all of them (which pays on an accelerator);
+    each problem's path is its own, so alone or together it ends where it ends, to
+    float rounding."""
     dev = torch.device(device or "cpu")
-    d, k, c = w0.shape
+    out: list = [None] * len(problems)
+    groups: dict[tuple, list[int]] = {}
+    for i, problem in enumerate(problems):
+        groups.setdefault(problem.shape, []).append(i)
+    for idx in groups.values():
+        for chunk in _chunks([problems[i] for i in idx], idx):
+            solved = _fit_group([problems[i] for i in chunk], max_iter, tol, dev)
+            for i, result in zip(chunk, solved, strict=True):
+                out[i] = result
+    return out
+
+
+def _chunks(group: list[FinalProblem], idx: list[int]) -> list[list[int]]:
+    """`idx` in runs whose padded features fit GROUP_BYTES (at least one each)."""
+    n, d = max(len(p.y) for p in group), group[0].w0.shape[0]
+    per = max(1, GROUP_BYTES // (4 * n * d + 12 * d * d + 1))
+    return [idx[i : i + per] for i in range(0, len(idx), per)]
+
+
+def _fit_group(
+    group: list[FinalProblem], max_iter: int, tol: float, dev: torch.device
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`fit_many` of problems of one shape, side by side (rows padded to the longest,
+    with no weight)."""
+    p = len(group)
+    d, k, c = group[0].w0.shape
+    f = len(group[0].folds)
     binary = c == 2
     o = 1 if binary else c
-    xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32), device=dev)
-    z = (xt - torch.as_tensor(mu, device=dev)) * torch.as_tensor(inv, device=dev)
-    pre = _Preconditioner.of(z)
-    yt = torch.as_tensor(np.asarray(y, dtype=np.int64), device=dev)
-    n = len(yt)
-    masks = [torch.ones(n, dtype=torch.bool, device=dev)]
-    for train_rows, _ in folds:
-        m = torch.zeros(n, dtype=torch.bool, device=dev)
-        m[torch.as_tensor(train_rows, device=dev)] = True
-        masks.append(m)
-    weights = torch.stack([m / m.sum() for m in masks], 1).to(torch.float32)
-    strengths = torch.as_tensor(l2, dtype=torch.float64, device=dev) / (2 if binary else 1)
-    f = len(folds)
-    # Problems member-major: member m's all-rows fit, then its F fold fits.
-    fit_ids = torch.arange(f + 1, device=dev).repeat(k)
-    problem_l2 = strengths.repeat_interleave(f + 1)
+    n = max(len(q.y) for q in group)
+    counts = torch.tensor([len(q.y) for q in group], device=dev)
+    z = torch.zeros(p, n, d, dtype=torch.float32, device=dev)
+    yt = torch.zeros(p, n, dtype=torch.int64, device=dev)
+    masks = torch.zeros(p, n, f + 1, dtype=torch.bool, device=dev)  # all rows, then folds
+    for i, q in enumerate(group):
+        rows = len(q.y)
+        xt = torch.as_tensor(np.ascontiguousarray(q.x, dtype=np.float32), device=dev)
+        mu, inv = (torch.as_tensor(a, dtype=torch.float32, device=dev) for a in (q.mu, q.inv))
+        z[i, :rows] = (xt - mu) * inv
+        yt[i, :rows] = torch.as_tensor(np.asarray(q.y, dtype=np.int64), device=dev)
+        masks[i, :rows, 0] = True
+        for j, (train_rows, _) in enumerate(q.folds):
+            masks[i, torch.as_tensor(train_rows, device=dev), j + 1] = True
+    pre = _Preconditioner.of(z, counts)
+    weights = (masks / masks.sum(1, keepdim=True).clamp_min(1)).to(torch.float32)
+    strengths = torch.as_tensor([q.l2 for q in group], dtype=torch.float64, device=dev)
+    strengths = strengths / (2 if binary else 1)  # [P, K]
+    # Each probe's problems member-major: member m's all-rows fit, then its F fold fits.
+    fit_ids = torch.arange(f + 1, device=dev).repeat(k).expand(p, -1)
+    problem_l2 = strengths.repeat_interleave(f + 1, dim=1)
     problems = _Logistic(
-        z @ pre.basis,
+        torch.bmm(z, pre.basis),
         pre.basis.double(),
         yt,
         weights,
@@ -194,37 +266,41 @@ def fit_strengths(
         pre.scale(problem_l2),
         o,
     )
-    del z, xt
-    all_rows = torch.arange(k, device=dev) * (f + 1)
-    w = torch.as_tensor(np.asarray(w0, dtype=np.float64), device=dev).permute(1, 0, 2)
-    b = torch.as_tensor(np.asarray(b0, dtype=np.float64), device=dev)  # [K, d, c], [K, c]
+    del z
+    all_rows = (torch.arange(k, device=dev) * (f + 1)).expand(p, -1)  # [P, K]
+    w = torch.as_tensor(np.stack([q.w0 for q in group]), dtype=torch.float64, device=dev)
+    b = torch.as_tensor(np.stack([q.b0 for q in group]), dtype=torch.float64, device=dev)
+    w = w.permute(0, 2, 1, 3)  # [P, K, d, c]; b [P, K, c]
     if binary:  # v = W1 - W0
-        w, b = w[..., 1:] - w[..., :1], b[:, 1:] - b[:, :1]
-    start = torch.zeros(k * (f + 1), (d + 1) * o, dtype=torch.float64, device=dev)
-    start[all_rows] = problems.subset(all_rows).to_parameters(w, b)  # from the online fit
+        w, b = w[..., 1:] - w[..., :1], b[..., 1:] - b[..., :1]
+    start = torch.zeros(p, k * (f + 1), (d + 1) * o, dtype=torch.float64, device=dev)
+    start[:, all_rows[0]] = problems.subset(all_rows).to_parameters(w, b).reshape(p, k, -1)
     # With folds, the fits only rank the strengths first: a 10x looser gradient test
     # halves the steps and changed no choice on SmolLM2's 30 layers; the strength
     # chosen is then polished to `tol`.
-    coarse = FOLD_TOL_FACTOR * tol if folds else tol
-    solved = _minimize(problems, start, max_iter, coarse)
-    theta = solved[all_rows]
-    cv_loss = np.full(k, np.nan)
-    if folds:
-        held_out = torch.stack([~m for m in masks[1:]], 1).to(torch.float32)  # [n, F]
-        fold_rows = torch.ones(k * (f + 1), dtype=torch.bool, device=dev)
-        fold_rows[all_rows] = False
-        fold_fits = problems.subset(fold_rows)
-        per_row = fold_fits.row_losses(fold_fits.logits(solved[fold_rows])).reshape(n, k, f)
-        fold_loss = (per_row * held_out[:, None, :]).sum(0, dtype=torch.float64)
-        cv_loss = (fold_loss / held_out.sum(0)).mean(1).cpu().numpy()
-        best = int(np.argmin(cv_loss))
-        polish = problems.subset(all_rows[best : best + 1])
-        theta[best] = _minimize(polish, theta[best : best + 1], max_iter, tol)[0]
-    w, b = problems.subset(all_rows).from_parameters(theta)
+    coarse = FOLD_TOL_FACTOR * tol if f else tol
+    solved = _minimize(problems, start.reshape(p * k * (f + 1), -1), max_iter, coarse)
+    solved = solved.reshape(p, k * (f + 1), -1)
+    theta = solved[:, all_rows[0]]  # [P, K, D]
+    cv_loss = np.full((p, k), np.nan)
+    if f:
+        fold_ids = torch.tensor([j for j in range(k * (f + 1)) if j % (f + 1)], device=dev)
+        fold_fits = problems.subset(fold_ids.expand(p, -1))
+        logits = fold_fits.logits(solved[:, fold_ids].reshape(p * k * f, -1))
+        per_row = fold_fits.row_losses(logits).reshape(p, n, k, f)
+        held_out = (masks[:, :, :1] & ~masks[:, :, 1:]).to(torch.float32)  # [P, n, F]
+        fold_loss = (per_row * held_out[:, :, None, :]).sum(1, dtype=torch.float64)
+        cv_loss = (fold_loss / held_out.sum(1)[:, None, :]).mean(2).cpu().numpy()
+        best = torch.as_tensor(np.argmin(cv_loss, 1), device=dev)
+        polish = problems.subset(all_rows.gather(1, best[:, None]))
+        rows = torch.arange(p, device=dev)
+        theta[rows, best] = _minimize(polish, theta[rows, best], max_iter, tol)
+    w, b = problems.subset(all_rows).from_parameters(theta.reshape(p * k, -1))
     if binary:  # back to two columns: W0 = -v/2, W1 = v/2
-        w, b = torch.cat([-w / 2, w / 2], 2), torch.cat([-b / 2, b / 2], 1)
-    w_out = w.permute(1, 0, 2).to(torch.float32).cpu().numpy()
-    return np.ascontiguousarray(w_out), b.to(torch.float32).cpu().numpy(), cv_loss
+        w, b = torch.cat([-w / 2, w / 2], 3), torch.cat([-b / 2, b / 2], 2)
+    w_out = w.permute(0, 2, 1, 3).to(torch.float32).cpu().numpy()  # [P, d, K, c]
+    b_out = b.to(torch.float32).cpu().numpy()
+    return [(np.ascontiguousarray(w_out[i]), b_out[i], cv_loss[i]) for i in range(p)]
 
 
 def _minimize(problems: _Logistic, start: torch.Tensor, max_iter: int, tol: float) -> torch.Tensor:
@@ -259,7 +335,7 @@ def held_out_bits(
     z = (torch.as_tensor(x, device=dev) - torch.as_tensor(mu, device=dev)) * torch.as_tensor(
         inv, device=dev
     )
-    pre = _Preconditioner.of(z)
+    pre = _Preconditioner.of(z[None], torch.tensor([len(z)], device=dev))
     yt = torch.as_tensor(np.asarray(y, dtype=np.int64), device=dev)
     n, f, k = len(yt), len(blocks), len(l2)
     fit_masks = torch.zeros(n, f, dtype=torch.float32, device=dev)
@@ -270,19 +346,19 @@ def held_out_bits(
     weights = fit_masks / fit_masks.sum(0, keepdim=True).clamp_min(1.0)
     # problems strength-major: strength i's f blocks, then the next strength's
     strengths = torch.as_tensor(l2, dtype=torch.float64, device=dev) / (2 if binary else 1)
-    problem_l2 = strengths.repeat_interleave(f)
+    problem_l2 = strengths.repeat_interleave(f)[None]
     problems = _Logistic(
-        z @ pre.basis,
+        (z @ pre.basis[0])[None],
         pre.basis.double(),
-        yt,
-        weights,
-        torch.arange(f, device=dev).repeat(k),
+        yt[None],
+        weights[None],
+        torch.arange(f, device=dev).repeat(k)[None],
         problem_l2,
         pre.scale(problem_l2),
         o,
     )
     start = torch.zeros(k * f, (z.shape[1] + 1) * o, dtype=torch.float64, device=dev)
     theta = _minimize(problems, start, max_iter, tol)
-    losses = problems.row_losses(problems.logits(theta)).reshape(n, k, f)
+    losses = problems.row_losses(problems.logits(theta))[0].reshape(n, k, f)
     nats = (losses * coded[:, None, :]).double()
     return ((nats if per_row else nats.sum(0)) / np.log(2)).cpu().numpy()

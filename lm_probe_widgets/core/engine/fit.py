@@ -30,7 +30,7 @@ from .evaluation import evaluate_probe
 from .feature_access import FeatureAccess
 from .feature_cache import FeatureCache, row_index
 from .plan import FitPlan, cv_groups, row_labels, scored_labels
-from .probe import LinearProbe
+from .probe import LinearProbe, refine_many
 from .probe_stack import ProbeStack, stackable_groups
 from .regression import make_probe
 from .states import FitOutcome, ProbeState, RunnerState
@@ -497,8 +497,9 @@ class FitLoop:
             self._record_step(cfg, probe, epoch, float(losses[i]), None if val is None else val[i])
 
     def _refine(self) -> None:
-        """Converge the probes that finished training (LinearProbe.refine), one at a
-        time; a stop between two leaves the rest for `resume=True`."""
+        """Converge the probes that finished training (LinearProbe.refine; logistic
+        ones all at once, refine_many); a stop between two leaves the rest for
+        `resume=True`."""
         plan, r = self.plan, self.reader
         todo = [
             (cfg, self.res.probes[cfg.name])
@@ -512,7 +513,8 @@ class FitLoop:
             return
         feats = r.features(plan.train, [c.feature_key for c, _ in todo], plan.batch_size)
         device = self.device  # the final fit too: None is the CPU
-        for i, (cfg, probe) in enumerate(todo):
+
+        def inputs(cfg: ProbeConfig) -> dict[str, Any]:
             keep, y_idx = scored_labels(cfg, plan.train)
             x = feats[cfg.feature_key]
             if len(keep) != len(x):
@@ -520,20 +522,23 @@ class FitLoop:
             xv, yv = self.val_xy.get(cfg.name, (None, None))
             merge = cfg.validation == "split"
             groups, val_groups = cv_groups(cfg, plan.train, plan.val if merge else None)
-            probe.refine(
-                x,
-                y_idx,
-                xv,
-                yv,
-                merge_validation=merge,
-                device=device,
-                groups=groups,
-                val_groups=val_groups,
-            )
+            kw = dict(x=x, y_idx=y_idx, x_val=xv, y_val=yv, merge_validation=merge)
+            return dict(kw, groups=groups, val_groups=val_groups)
+
+        # All logistic probes of one shape in one solve: faster than probe by probe on
+        # the CPU too (benchmarks/README.md, bench_probe_maths.py --final).
+        together = [(c, p) for c, p in todo if type(p) is LinearProbe]
+        if together:
+            refine_many([p for _, p in together], (inputs(c) for c, _ in together), device=device)
+        solved = {id(p) for _, p in together}
+        for i, (cfg, probe) in enumerate(todo):
+            if id(probe) not in solved:
+                probe.refine(**inputs(cfg), device=device)
             rec = probe.record
             self.bus.emit(ev.Refined(cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2))
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)
-            self.checkpoint()
+            if id(probe) not in solved or i == len(todo) - 1:  # a stop after all events
+                self.checkpoint()
 
     def _evaluate(self) -> None:
         plan, r = self.plan, self.reader

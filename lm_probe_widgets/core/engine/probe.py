@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import math
 import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ import torch
 from ..config import ProbeConfig
 from ..errors import ProbeError
 from ..labels import class_array, encode_labels, label_key
-from .final_fit import fit_strengths
+from .final_fit import GROUP_BYTES, FinalProblem, fit_many
 from .states import ProbeState
 
 
@@ -292,6 +293,22 @@ class LinearProbe:
         `validation="eval"`). Every strength and fold is solved at once
         (core.engine.final_fit), on `device` (default the CPU). `groups` (and
         `val_groups`), one id per row: folds keep each group whole (grouped CV)."""
+        inputs = dict(x=x, y_idx=y_idx, x_val=x_val, y_val=y_val)
+        inputs.update(merge_validation=merge_validation, groups=groups, val_groups=val_groups)
+        refine_many([self], [inputs], max_iter=max_iter, tol=tol, device=device)
+
+    def final_problem(
+        self,
+        x: np.ndarray,
+        y_idx: np.ndarray,
+        x_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+        merge_validation: bool = True,
+        groups: np.ndarray | None = None,
+        val_groups: np.ndarray | None = None,
+    ) -> tuple[FinalProblem, list[int]]:
+        """`refine`'s problem (core.engine.final_fit) and the L2 members it fits, for
+        `take_final_fit`: probes whose problems are solved together (`refine_many`)."""
         mu, inv = self._scaler_arrays()
         x, y_idx = np.asarray(x, dtype=np.float32), np.asarray(y_idx)
         folds = []
@@ -306,19 +323,22 @@ class LinearProbe:
             members = list(range(len(self.config.l2)))
         else:
             members = [self._current_member()]
-        w, b, cv_loss = fit_strengths(
-            x,
-            y_idx,
-            self._w[:, members],
-            self._b[members],
-            [self.config.l2[m] for m in members],
-            mu,
-            inv,
-            folds,
-            max_iter=max_iter,
-            tol=tol,
-            device=device,
-        )
+        w0, b0 = _host(self._w)[:, members], _host(self._b)[members]
+        l2 = [self.config.l2[m] for m in members]
+        return FinalProblem(x, y_idx, w0, b0, l2, mu, inv, folds), members
+
+    def take_final_fit(
+        self,
+        problem: FinalProblem,
+        members: list[int],
+        w: np.ndarray,
+        b: np.ndarray,
+        cv_loss: np.ndarray,
+        x_val: np.ndarray | None = None,
+        y_val: np.ndarray | None = None,
+    ) -> None:
+        """Keep the solved `members`' weights of `problem` and choose one (`refine`)."""
+        folds = bool(problem.folds)
         self._w[:, members], self._b[members] = w, b
         member, val_loss = self._current_member(), math.nan
         if folds:
@@ -453,6 +473,37 @@ class LinearProbe:
 # arrays on the CPU or torch tensors on any device; the few operations the two spell
 # differently go through `_ops` (on this CPU numpy's small GEMMs and broadcasts are
 # about 2x faster than torch's at probe sizes: benchmarks/README.md, "Online maths").
+
+
+def refine_many(
+    probes: Sequence[LinearProbe],
+    inputs: Iterable[dict[str, Any]],
+    *,
+    max_iter: int = 500,
+    tol: float = 1e-4,
+    device: torch.device | str | None = None,
+) -> None:
+    """`probe.refine(**kw)` for each probe and its `inputs` kw (an iterable: each is
+    read when its turn comes), the final fits of probes of one shape in one batched
+    solve (core.engine.final_fit.fit_many): what each probe's own `refine` gives, to
+    float rounding, at one product per step. Probes are posed and solved in runs
+    whose rows fit final_fit.GROUP_BYTES, so memory stays bounded however many."""
+    run: list[tuple[LinearProbe, dict[str, Any], FinalProblem, list[int]]] = []
+    size = 0
+    for probe, kw in zip(probes, inputs, strict=True):
+        problem, members = probe.final_problem(**kw)
+        run.append((probe, kw, problem, members))
+        size += problem.x.nbytes
+        if size >= GROUP_BYTES:
+            _solve_run(run, max_iter, tol, device)
+            run, size = [], 0
+    _solve_run(run, max_iter, tol, device)
+
+
+def _solve_run(run: list, max_iter: int, tol: float, device: torch.device | str | None) -> None:
+    solved = fit_many([r[2] for r in run], max_iter=max_iter, tol=tol, device=device)
+    for (probe, kw, problem, members), fitted in zip(run, solved, strict=True):
+        probe.take_final_fit(problem, members, *fitted, kw.get("x_val"), kw.get("y_val"))
 
 
 class _NumpyOps:
