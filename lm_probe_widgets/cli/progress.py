@@ -1,0 +1,48 @@
+"""The console meter worded for the command line, with plain progress lines when the
+output is a file or a pipe.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from .errors import cli_wording
+
+
+class CLIProgress:
+    """The console meter, worded for the command line; with output redirected (a log
+    file, a pipe: no meter to redraw) it still says where the fit is: a line when a
+    phase starts, and one every `every` seconds."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        from ..core.engine.progress import ConsoleProgress
+
+        self._console = ConsoleProgress()
+        self._tty = self._console._tty
+        self.every = every
+        self._phase: str | None = None
+        self._last = 0.0
+
+    def __call__(self, event: Any) -> None:
+        from ..core.engine import events as ev
+
+        if event.kind in (ev.ERROR, ev.INTERRUPTED) and "message" in event.data:
+            worded = {**event.data, "message": cli_wording(str(event.data["message"]))}
+            event = ev.Event(event.kind, event.probe, worded)
+        self._console(event)
+        if self._tty or event.kind != ev.BATCH:
+            return
+        d = event.data
+        now = time.monotonic()
+        if d["phase"] != self._phase or now - self._last >= self.every:
+            self._phase, self._last = d["phase"], now
+            sys.stderr.write(
+                f"{d['phase']:<14} {d['examples_done']:>6}/{d['examples_total']:<6} "
+                f"{d['seconds']:6.1f}s\n"
+            )
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        self._console.close()
