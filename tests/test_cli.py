@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import re
 import shutil
@@ -459,3 +460,35 @@ def test_fit_help_says_every_default_once():
     dtype = re.split(r" --[a-z-]+ [A-Z{\[]", text.split("--dtype DTYPE ", 1)[1])[0]
     assert dtype.count("default") == 1, dtype
     assert "None =" not in text and "(default: None)" not in text
+
+
+def test_exports_are_the_tables_own_and_number_formats_the_tables():
+    """metrics.csv and metrics.json carry the metrics table's export text (full precision;
+    pandas' JSON writer rounded to 10 decimals, so 1e-12 read 0.0 beside the CSV's
+    1e-12), and the console table formats numbers as the table does (0.0004 is not
+    0.000)."""
+    from lm_probe_widgets.cli.exports import export_texts
+    from lm_probe_widgets.cli.run import _format_table
+    from lm_probe_widgets.display.columns import format_number
+    from lm_probe_widgets.widgets.table import MetricsTable
+
+    df = pd.DataFrame(
+        {
+            "submodule": ["m.a,b", "m.c"],
+            "accuracy": [0.8123456789012345, np.nan],
+            "loss": [1e-12, 0.0004],
+            "steps": [3, 4],
+        },
+        index=pd.Index(["h0", "h1"], name="probe"),
+    )
+    csv, text = export_texts(df, {"model": "tiny", "fit_seconds": float("nan")})
+    table = MetricsTable(df)
+    assert csv == table.to_csv()
+    data = json.loads(text)
+    assert data["metrics"] == json.loads(table.to_json())
+    assert data["metrics"][0]["loss"] == 1e-12 and data["metrics"][1]["accuracy"] is None
+    assert data["run"] == {"model": "tiny", "fit_seconds": None}
+    assert pd.read_csv(io.StringIO(csv), index_col=0)["loss"].tolist() == [1e-12, 0.0004]
+    shown = _format_table(df)
+    assert format_number(0.0004) in shown and format_number(0.8123456789012345) in shown
+    table.close()

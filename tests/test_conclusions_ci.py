@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from lm_probe_widgets.core.engine.metrics import held_out_metrics
@@ -26,29 +28,79 @@ def _scores(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return y, np.column_stack([1 - p, p]), rng.integers(0, 40, n)
 
 
+def _sklearn_percentiles(proba, y, clusters, n_boot, seed, fpr=0.05):
+    """The reference: scikit-learn's AUC (one-vs-rest macro over the classes a resample
+    holds, for more than two classes) and, for two classes, recall at `fpr` on each of
+    `unit_draws`' resamples, the counts as weights; resamples lacking a class skipped.
+    [low, high] of each at 95%, NaN where no resample counts."""
+    counts, unit = unit_draws(len(y), clusters, n_boot, np.random.default_rng(seed))
+    auc, recall = [], []
+    for c in counts:
+        w = c[unit]
+        held = np.unique(y[w > 0])
+        if len(held) < 2:
+            continue
+        if proba.shape[1] == 2:
+            auc.append(skm.roc_auc_score(y, proba[:, 1], sample_weight=w))
+            fpr_, tpr, _ = skm.roc_curve(y, proba[:, 1], sample_weight=w, drop_intermediate=False)
+            recall.append(np.interp(fpr, fpr_, tpr))
+        else:
+            auc.append(
+                np.mean([skm.roc_auc_score(y == k, proba[:, k], sample_weight=w) for k in held])
+            )
+    pct = lambda v: np.percentile(v, [2.5, 97.5]) if v else [math.nan] * 2  # noqa: E731
+    return pct(auc), pct(recall)
+
+
+def _assert_matches(proba, y, clusters, n_boot, seed):
+    got = ranking_ci(proba, y, FPRS, n_boot=n_boot, seed=seed, clusters=clusters)
+    auc, recall = _sklearn_percentiles(proba, y, clusters, n_boot, seed)
+    np.testing.assert_allclose([got["roc_auc_low"], got["roc_auc_high"]], auc, rtol=1e-6)
+    np.testing.assert_allclose(
+        [got["recall_at_5fpr_low"], got["recall_at_5fpr_high"]], recall, rtol=1e-6, atol=1e-12
+    )
+
+
 @pytest.mark.parametrize("clustered", [False, True])
 def test_ranking_intervals_are_the_percentiles_of_scikit_learn_on_the_same_resamples(clustered):
     """Each resample's AUC and recall at 5% FPR are scikit-learn's with the resample's
     counts as weights (ties included), read over `unit_draws`' resamples: rows, or whole
     texts."""
     y, proba, texts = _scores(300)
-    clusters = texts if clustered else None
-    got = ranking_ci(proba, y, FPRS, n_boot=100, seed=3, clusters=clusters)
-    counts, unit = unit_draws(len(y), clusters, 100, np.random.default_rng(3))
-    auc, recall = [], []
-    for c in counts:
-        w = c[unit]
-        auc.append(skm.roc_auc_score(y, proba[:, 1], sample_weight=w))
-        fpr, tpr, _ = skm.roc_curve(y, proba[:, 1], sample_weight=w, drop_intermediate=False)
-        recall.append(np.interp(0.05, fpr, tpr))
-    np.testing.assert_allclose(
-        [got["roc_auc_low"], got["roc_auc_high"]], np.percentile(auc, [2.5, 97.5]), rtol=1e-6
-    )
-    np.testing.assert_allclose(
-        [got["recall_at_5fpr_low"], got["recall_at_5fpr_high"]],
-        np.percentile(recall, [2.5, 97.5]),
-        rtol=1e-6,
-    )
+    _assert_matches(proba, y, texts if clustered else None, n_boot=50, seed=3)
+
+
+@settings(max_examples=10)
+@given(
+    n=st.integers(4, 40),
+    n_classes=st.sampled_from([2, 2, 3]),
+    levels=st.integers(2, 12),
+    texts=st.one_of(st.none(), st.integers(2, 8)),
+    seed=st.integers(0, 2**16),
+)
+def test_ranking_intervals_match_scikit_learn_on_small_awkward_sets(
+    n, n_classes, levels, texts, seed
+):
+    """Small sets where the edges live: scores from few levels (ties across and within
+    classes), few texts (resamples that lack a class, left out), three classes (the
+    one-vs-rest mean over the classes a resample holds)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    proba = rng.integers(0, levels, (n, n_classes)) + 1.0
+    proba /= proba.sum(1, keepdims=True)
+    clusters = None if texts is None else rng.integers(0, texts, n)
+    if len(np.unique(y)) < 2:
+        assert math.isnan(ranking_ci(proba, y, FPRS, n_boot=20, clusters=clusters)["roc_auc_low"])
+        return
+    _assert_matches(proba, y, clusters, n_boot=12, seed=seed)
+
+
+def test_ranking_intervals_check_their_inputs_first():
+    y, proba, texts = _scores(50)
+    with pytest.raises(ProbeError, match="rows"):
+        ranking_ci(proba[:-1], y, FPRS)
+    with pytest.raises(ProbeError, match="clusters"):
+        ranking_ci(proba, y, FPRS, clusters=texts[:-1])
 
 
 def test_metrics_carry_the_intervals_and_blank_them_where_the_point_is_blank():

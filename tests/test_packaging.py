@@ -32,7 +32,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_contents(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "lm_probe_widgets/__init__.py" in names
-    assert "lm_probe_widgets/cli.py" in names
+    assert "lm_probe_widgets/cli/__init__.py" in names
     assert "lm_probe_widgets/core/io/loading.py" in names
     # core's subpackages ship whole (hatch takes every file under lm_probe_widgets/)
     for sub in ("engine", "methods", "io"):

@@ -474,7 +474,7 @@ def test_cli_report_draws_the_sweep_on_the_tables_h_i() -> None:
     (embeddings at -1 "no layer index", h5 at 4). Now both use h[i]."""
     from matplotlib.figure import Figure
 
-    from lm_probe_widgets.cli import _draw_sweep, sweep_frame
+    from lm_probe_widgets.cli.report import _draw_sweep, sweep_frame
 
     names = ["h0", "h5", "h10"]
     subs = ["model.embed_tokens.output", "model.layers.4.output", "model.layers.9.output"]
