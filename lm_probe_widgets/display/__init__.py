@@ -10,15 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .html import (
-    probe_html,
-    probe_mimebundle,
-    probe_text,
-    runner_html,
-    runner_mimebundle,
-    runner_text,
-    sparkline_svg,
-)
+from .probe_html import probe_html, probe_mimebundle, probe_text
+from .runner_html import runner_html, runner_mimebundle, runner_text
+from .sparkline import sparkline_svg
 
 _PLOTS = {
     "place_legend",

@@ -13,12 +13,12 @@ class RunnerViews:
     """Reprs and plots of a runner (mixed into `ProbeRunner`)."""
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from ...display.html import runner_mimebundle
+        from ...display.runner_html import runner_mimebundle
 
         return runner_mimebundle(self, include, exclude)
 
     def _repr_html_(self) -> str:
-        from ...display.html import runner_html
+        from ...display.runner_html import runner_html
 
         return runner_html(self)
 
