@@ -370,7 +370,7 @@ def test_report_draws_its_own_plot_when_the_library_plot_fails(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("display layer changed")
 
-    monkeypatch.setattr("lm_probe_widgets.display.plots.plot_layer_sweep", broken)
+    monkeypatch.setattr("lm_probe_widgets.display.sweep_plot.plot_layer_sweep", broken)
     assert_self_contained_report(report_html(None, metrics_frame(), {}, "demo"))
 
 

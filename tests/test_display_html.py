@@ -243,9 +243,35 @@ def test_metrics_compact_view_first(fitted: Any) -> None:
             assert re.fullmatch(r"\[\d\.\d{3}, \d\.\d{3}\]", ci.all_text()), ci.all_text()
 
 
+def test_table_snapshot_and_runner_repr_draw_one_metrics_table(fitted: Any) -> None:
+    """The table widget's static copy and the runner repr come from one builder: for
+    every cell of the repr's compact table, the copy shows the same heading, text and
+    best mark (the copy used to mark no best value)."""
+    from lm_probe_widgets.widgets import MetricsTable
+
+    runner, _ = fitted
+    (mine,) = parse(runner._repr_html_()).find_all("table", "lpw-metrics")
+    (copy,) = parse(MetricsTable(runner).snapshot_html()).find_all("table", "lpw-snap-compact")
+
+    def cells(table: Node) -> dict[tuple[str, str], tuple[str, bool]]:
+        return {
+            (td.parent.attrs["data-probe"], td.attrs["data-col"]): (
+                td.all_text(),
+                "lpw-best" in (td.attrs.get("class") or "").split(),
+            )
+            for td in table.find_all("td")
+        }
+
+    ours, theirs = cells(mine), cells(copy)
+    assert any(best for _text, best in ours.values())
+    assert {k: theirs.get(k) for k in ours} == ours
+    heads = {th.all_text() for th in copy.find_all("th")}
+    assert {th.all_text() for th in mine.find_all("th")} <= heads
+
+
 def test_confidence_interval_columns_are_shown(fitted: Any) -> None:
     """Bootstrap CIs arrive as <metric>_low/<metric>_high columns."""
-    from lm_probe_widgets.display.html import _metric_cell
+    from lm_probe_widgets.display.metrics_table import _metric_cell
 
     cell = parse(
         _metric_cell({"accuracy": 0.8, "accuracy_low": 0.7, "accuracy_high": 0.9}, "accuracy", True)
@@ -388,7 +414,7 @@ def test_html_repr_imports_nothing_heavy() -> None:
         " state='fitted', metrics=df)\n"
         "df.to_dict('records')\n"
         "before = set(sys.modules)\n"
-        "from lm_probe_widgets.display.html import runner_mimebundle\n"
+        "from lm_probe_widgets.display.runner_html import runner_mimebundle\n"
         "b = runner_mimebundle(r); pb = p._repr_mimebundle_()\n"
         "assert 'lpw-spark' in b['text/html'] and 'lpw-weights' in pb['text/html']\n"
         "new = sorted(set(sys.modules) - before)\n"
@@ -434,7 +460,8 @@ def test_repr_while_fitting(fitted: Any) -> None:
 
 def test_stop_ticks_and_badges_in_their_state_colour() -> None:
     """Red is the error's alone: a Stop is amber, early stopping teal (display.states)."""
-    from lm_probe_widgets.display.html import _badge, sparkline_svg
+    from lm_probe_widgets.display.html import _badge
+    from lm_probe_widgets.display.sparkline import sparkline_svg
     from lm_probe_widgets.display.states import PROBE_STATES
 
     history = [{"step": s, "val_loss": 1 / s} for s in range(1, 6)]
@@ -448,7 +475,7 @@ def test_stop_ticks_and_badges_in_their_state_colour() -> None:
 def test_probe_repr_validity_card(fitted: Any) -> None:
     """With a runner to ask, the probe's repr carries its `runner.validity()` readings
     (escaped, failed checks marked); without one, nothing new."""
-    from lm_probe_widgets.display.html import probe_html, probe_validity
+    from lm_probe_widgets.display.probe_html import probe_html, probe_validity
 
     runner, _ = fitted
     probe = runner["transformer.h.1.output"]

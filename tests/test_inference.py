@@ -216,7 +216,7 @@ def test_the_sweep_marks_layers_that_tie_with_the_cv_choice(fitted):
 
     matplotlib.use("Agg")
     from lm_probe_widgets.core.methods.compare import ties_with_best
-    from lm_probe_widgets.display.plots import plot_layer_sweep
+    from lm_probe_widgets.display.sweep_plot import plot_layer_sweep
 
     runner, _ = fitted
     best, comps = ties_with_best(runner)

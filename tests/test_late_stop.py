@@ -101,7 +101,7 @@ def test_a_stop_leaves_blank_columns_with_a_note_never_partial_numbers(
     # the plots: a blank method is not drawn, and a blank metric says why, not raises
     import matplotlib.pyplot as plt
 
-    from lm_probe_widgets.display.plots import plot_layer_sweep
+    from lm_probe_widgets.display.sweep_plot import plot_layer_sweep
 
     ax = plot_layer_sweep(runner, "accuracy")
     drawn = {line.get_gid() or "" for line in ax.get_lines()}

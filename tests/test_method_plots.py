@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 from synthetic import sentiment_texts  # noqa: E402
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner  # noqa: E402
-from lm_probe_widgets.display.plots import plot_generalisation  # noqa: E402
+from lm_probe_widgets.display.diagnostic_plots import plot_generalisation  # noqa: E402
 
 SITE = "transformer.h.1.output"
 

@@ -18,12 +18,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from lm_probe_widgets.display.plots import (  # noqa: E402
-    parse_depth,
-    plot_confusion_matrix,
-    plot_layer_sweep,
-    plot_training_curves,
-)
+from lm_probe_widgets.display.curve_plots import plot_training_curves  # noqa: E402
+from lm_probe_widgets.display.diagnostic_plots import plot_confusion_matrix  # noqa: E402
+from lm_probe_widgets.display.sweep_plot import parse_depth, plot_layer_sweep  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -454,7 +451,7 @@ def test_confusion_matrix_labels_fit_for_five_classes() -> None:
 def test_plot_style_keeps_changes_a_backend_makes_meanwhile() -> None:
     """The inline backend turns interactive mode on when the first figure of a kernel
     activates it, inside our style; undoing that hid every later figure (lesson)."""
-    from lm_probe_widgets.display.plots import STYLE, plot_style
+    from lm_probe_widgets.display.plot_style import STYLE, plot_style
 
     before = matplotlib.is_interactive()
     colour = matplotlib.rcParams["text.color"]
@@ -499,7 +496,7 @@ def test_the_band_legend_swatch_matches_a_single_band() -> None:
     but vanished on a dark page); several series: one neutral swatch for all."""
     from matplotlib.colors import to_rgb
 
-    from lm_probe_widgets.display.plots import INK
+    from lm_probe_widgets.display.plot_style import INK
 
     def swatch(ax: Any) -> Any:
         legend = ax.get_legend()

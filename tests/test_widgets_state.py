@@ -327,7 +327,7 @@ def test_neutral_columns_are_never_highlighted_anywhere():
     import pandas as pd
 
     from lm_probe_widgets.display import columns as dc
-    from lm_probe_widgets.display.html import best_rows
+    from lm_probe_widgets.display.metrics_table import best_rows
     from lm_probe_widgets.widgets import MetricsTable
 
     df = pd.DataFrame(

@@ -1,7 +1,7 @@
 """Plots of the probe families' tables: the k-sparse curve (`runner.sparse_probe`)
 and the MLP capacity sweep (`runner.mlp_probe`). A filled marker is a paired
 "beats" at the table's level (Holm-corrected over its rows), a hollow one is not:
-the plot claims no more than the table. Light and dark alike (`plots.plot_style`)."""
+the plot claims no more than the table. Light and dark alike (`plot_style.plot_style`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .plots import _new_axes, place_legend, plot_style
+from .plot_style import new_axes, place_legend, plot_style
 
 if TYPE_CHECKING:
     import matplotlib.axes
@@ -34,7 +34,7 @@ def plot_sparse_curve(
     if len(curve) == 0 or not {"k", "accuracy", "random_accuracy", "verdict"} <= set(curve):
         raise ValueError("plot_sparse_curve takes the table runner.sparse_probe returns")
     level = curve.attrs.get("level", 0.95)
-    ax = _new_axes(ax, (6.0, 3.4))
+    ax = new_axes(ax, (6.0, 3.4))
     with plot_style():
         beats = curve["verdict"].eq("beats")
         _marks(ax, curve["k"], curve["accuracy"], beats, TOP, "top k dimensions")
@@ -60,7 +60,7 @@ def plot_capacity_sweep(
     widths = sorted(sweep["width"].unique())
     pos = {w: i for i, w in enumerate(widths)}  # evenly spaced: 0 has no log position
     level = sweep.attrs.get("level", 0.95)
-    ax = _new_axes(ax, (6.0, 3.4))
+    ax = new_axes(ax, (6.0, 3.4))
     with plot_style():
         for j, (wd, part) in enumerate(sweep.sort_values("width").groupby("weight_decay")):
             x = part["width"].map(pos)

@@ -38,8 +38,9 @@ import traitlets
 
 from ..core.engine.states import LiveState
 from ..display import states as st
-from ..display.columns import format_ci, format_number
+from ..display.columns import format_number
 from ..display.html import _wrap
+from ..display.metrics_table import metrics_table_html
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -459,14 +460,6 @@ def dashboard_html(progress: Any, monitor: Any, title: str = "") -> str:
 
 
 # -- metrics table ------------------------------------------------------------------------
-def _cell_text(value: Any, column: dict[str, Any]) -> str:
-    if value is None:
-        return "–"
-    if column.get("kind") == "number":
-        return format_number(value, int(column.get("decimals", 3)))
-    return str(value)
-
-
 def table_grid(
     columns: list[dict[str, Any]],
     rows: list[list[Any]],
@@ -475,44 +468,14 @@ def table_grid(
     cls: str,
     sort: dict[str, Any] | None = None,
 ) -> str:
+    """The columns `names` of the table's rows in `order`, by the runner repr's builder
+    (`display.metrics_table`): same headings, numbers, best marks; the sort marked."""
     index = {c["name"]: j for j, c in enumerate(columns)}
-    sort = sort or {}
-
-    def marker(n: str) -> str:
-        if sort.get("column") != n:
-            return ""
-        way = "descending" if sort.get("descending") else "ascending"
-        return f' aria-sort="{way}"'
-
-    def arrow(n: str) -> str:
-        if sort.get("column") != n:
-            return ""
-        return " ▼" if sort.get("descending") else " ▲"
-
-    head = "".join(
-        f'<th class="{"lpw-snap-num" if columns[index[n]]["kind"] == "number" else ""}" '
-        f'title="column: {_e(n)}"{marker(n)}>{_e(columns[index[n]].get("label", n))}'
-        f"{arrow(n)}</th>"
-        for n in names
-    )
-    body = []
-    for i in order:
-        cells = []
-        for n in names:
-            col = columns[index[n]]
-            value = rows[i][index[n]]
-            text = _e(_cell_text(value, col))
-            ci = col.get("ci")
-            if ci and ci[0] in index and ci[1] in index:
-                band = format_ci(
-                    rows[i][index[ci[0]]], rows[i][index[ci[1]]], int(col.get("decimals", 3))
-                )
-                if band:
-                    text += f' <span class="lpw-ci">{_e(band)}</span>'
-            klass = ' class="lpw-snap-num"' if col["kind"] == "number" else ""
-            cells.append(f'<td{klass} data-col="{_e(n)}">{text}</td>')
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return f'<table class="{cls}"><tr>{head}</tr>{"".join(body)}</table>'
+    all_names = [c["name"] for c in columns]
+    records = [dict(zip(all_names, r, strict=True)) for r in rows]
+    specs = [columns[index[n]] for n in names]
+    key = "probe" if "probe" in index else None
+    return metrics_table_html(specs, records, cls, order=order, sort=sort, key=key)
 
 
 def table_html(table: Any) -> str:

@@ -51,7 +51,7 @@ def test_sweep_plot_light_and_dark(page: Any, theme: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lm_probe_widgets.display.plots import plot_layer_sweep
+    from lm_probe_widgets.display.sweep_plot import plot_layer_sweep
 
     ax = plot_layer_sweep(lesson_like_metrics(), "accuracy", figsize=(8, 4))
     ax.set_xlabel("layer i of h[i] (0 = embeddings)")

@@ -441,12 +441,12 @@ class LinearProbe:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from ...display.html import probe_mimebundle  # lazy: core never imports HTML code
+        from ...display.probe_html import probe_mimebundle  # lazy: core never imports HTML code
 
         return probe_mimebundle(self, include, exclude)
 
     def _repr_html_(self) -> str:
-        from ...display.html import probe_html
+        from ...display.probe_html import probe_html
 
         return probe_html(self)
 

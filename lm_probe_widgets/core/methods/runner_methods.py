@@ -32,7 +32,7 @@ class ProbeMethods:
 
     def evaluate(self, datasets: dict[str, ProbeDataset], batch_size: int = 32) -> pd.DataFrame:
         """Every fitted probe on several named datasets: a tidy table, one row per
-        (probe, dataset, metric); `display.plots.plot_generalisation` draws it."""
+        (probe, dataset, metric); `display.diagnostic_plots.plot_generalisation` draws it."""
         return evaluate_many(self, datasets, batch_size)
 
     def transfer(

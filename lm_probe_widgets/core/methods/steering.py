@@ -156,7 +156,7 @@ class SteeringResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from ...display.html import steering_html  # lazy: core never imports display
+        from ...display.steering_html import steering_html  # lazy: core never imports display
 
         return steering_html(self)
 

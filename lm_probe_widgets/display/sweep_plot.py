@@ -1,51 +1,25 @@
-"""The plots people draw after probing: a layer sweep, training curves, a confusion
-matrix. Each takes an optional ``ax`` and returns the Axes it drew on (the Figure
-is ``ax.figure``) so users can restyle them; nothing calls ``plt.show``, so the
-functions work the same under Agg, inline and widget backends. matplotlib is
-imported only when a plot is drawn.
-
-Readable in light and dark notebooks: figures we create have a transparent
-background (no white block on a dark theme), text, ticks and spines in a grey that
-reads on both, and legends without a frame, placed beside the axes so they never
-cover data or baselines.
-"""
+"""The layer sweep: a metric against layer depth, one line per kind of submodule, with
+bootstrap bands, the baselines of the metric named at their line ends, selectivity's
+paired intervals against the control task, and (asked for) the chosen layer and the
+layers that tie with it."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .columns import baseline_columns, baseline_of
-from .states import ENDED_EARLY
+from .plot_style import INK, new_axes, place_legend, plot_style
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 # A dotted integer component ("layers.12.output") or an indexed one ("h[3].mlp").
 _INDEX = re.compile(r"(?:(?<=\.)|^)(\d+)(?=\.|$)|(?<=\[)(\d+)(?=\])")
-INK = "#777777"  # contrast >= 4:1 on white and on JupyterLab's dark background
-STYLE = {
-    "figure.facecolor": "none",
-    "axes.facecolor": "none",
-    "savefig.facecolor": "none",
-    "savefig.transparent": True,
-    "text.color": INK,
-    "axes.labelcolor": INK,
-    "axes.titlecolor": INK,
-    "axes.edgecolor": INK,
-    "xtick.color": INK,
-    "ytick.color": INK,
-    "xtick.labelcolor": INK,
-    "ytick.labelcolor": INK,
-    "grid.color": INK,
-    "legend.frameon": False,
-    "legend.labelcolor": INK,
-}
 POOLING_WORDS = {
     "mean": "mean pooling",
     "last": "last token",
@@ -58,48 +32,6 @@ PAIRED_CI_LABEL = "95% interval (paired bootstrap vs control)"
 UNIT_METRICS = ("accuracy", "f1", "roc_auc", "balanced_accuracy")  # at most 1
 
 
-@contextlib.contextmanager
-def plot_style() -> Iterator[None]:
-    """The look above, for the artists created inside (the user's rcParams elsewhere).
-
-    Only these keys are put back afterwards, not all of rcParams as `rc_context` does:
-    the first figure of a session activates the backend, and the inline backend turns
-    interactive mode on while doing so; restoring everything would turn it off again,
-    and later figures would never be shown."""
-    import matplotlib
-
-    rc = matplotlib.rcParams
-    saved = {k: rc[k] for k in STYLE}
-    rc.update(STYLE)
-    try:
-        yield
-    finally:
-        rc.update(saved)
-
-
-def place_legend(ax: Axes, extra: Iterable[Any] = (), **kwargs: Any) -> Any:
-    """A frameless legend beside the axes (right), never over the data; `extra`:
-    proxy artists to list too. Call it again after adding lines of your own."""
-    handles, labels = ax.get_legend_handles_labels()
-    for h in extra:
-        handles.append(h)
-        labels.append(h.get_label())
-    if not handles:
-        return None
-    n = len(handles)
-    opts = dict(
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        borderaxespad=0.0,
-        frameon=False,
-        fontsize="small" if n <= 16 else "x-small",
-        ncol=1 if n <= 20 else 2,
-    )
-    opts.update(kwargs)
-    with plot_style():
-        return ax.legend(handles, labels, **opts)
-
-
 def parse_depth(name: str) -> tuple[str, int | None]:
     """("model.layers.12.output") -> ("model.layers.*.output", 12); the first integer
     component is the depth. Names without one (embeddings, final norm) -> (name, None)."""
@@ -108,18 +40,6 @@ def parse_depth(name: str) -> tuple[str, int | None]:
         return name, None
     start, end = m.span(1) if m.group(1) is not None else m.span(2)
     return name[:start] + "*" + name[end:], int(name[start:end])
-
-
-def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt  # pyplot so notebooks show the figure inline
-
-    with plot_style():
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-    fig.patch.set_alpha(0.0)
-    ax.patch.set_alpha(0.0)
-    return ax
 
 
 def _metrics_frame(source: Any) -> Any:
@@ -194,7 +114,7 @@ def plot_layer_sweep(
     df = _metrics_frame(source)
     unfinished = _unfinished_note(df, metric)
     if unfinished:  # a Stop left this metric blank: say so instead of failing the cell
-        ax = _new_axes(ax, figsize)
+        ax = new_axes(ax, figsize)
         with plot_style():
             ax.text(
                 0.5,
@@ -225,7 +145,7 @@ def plot_layer_sweep(
     strides = [_stride([p[0] for p in pts], None) for pts in points.values()]
     common = min((s for s in strides if s is not None), default=None)
 
-    ax = _new_axes(ax, figsize)
+    ax = new_axes(ax, figsize)
     from matplotlib.patches import Patch
 
     extra = []
@@ -532,300 +452,3 @@ def _auto_baselines(ax: Axes, df: Any, subs: Any, metric: str) -> None:
             if j == 0:
                 ends.append((float(pts[-1][1]), short, colour))
     _label_line_ends(ax, ends)
-
-
-def _probe_items(source: Any, probes: Iterable[str] | None) -> list[tuple[str, Any]]:
-    if hasattr(source, "record"):  # a single probe
-        items = [(source.name, source)]
-    elif isinstance(source, Mapping):
-        items = list(source.items())
-    elif hasattr(source, "probes"):
-        items = list(source.probes.items())
-    else:
-        items = [(p.name, p) for p in source]
-    if probes is not None:
-        wanted = list(probes)
-        known = dict(items)
-        missing = [n for n in wanted if n not in known]
-        if missing:
-            raise KeyError(f"no fitted probes {missing}; fitted: {list(known)}")
-        items = [(n, known[n]) for n in wanted]
-    return items
-
-
-def curve_colours(n: int) -> list[Any]:
-    """n colours, distinct up to 60 (tab10, else tab20 + tab20b + tab20c)."""
-    import matplotlib
-
-    if n <= 10:
-        return [matplotlib.colormaps["tab10"](i) for i in range(n)]
-    pool = [matplotlib.colormaps[m](i) for m in ("tab20", "tab20b", "tab20c") for i in range(20)]
-    return [pool[i % len(pool)] for i in range(n)]
-
-
-def plot_training_curves(
-    source: Any,
-    *,
-    probes: Iterable[str] | None = None,
-    ax: Axes | None = None,
-    logy: bool = False,
-    figsize: tuple[float, float] | None = None,
-) -> Axes:
-    """Validation loss per probe against steps (training loss, dashed, where a probe
-    has no validation). A star marks each probe's best step; an x where early stopping,
-    a Stop or an error ended it; a diamond the validation loss of the weights the probe
-    keeps after the final fit (joined to the curve's end by a dotted line): the curve
-    ends where the kept weights are. Every probe has its own colour (up to 60), and
-    the legend sits beside the axes."""
-    items = _probe_items(source, probes)
-    if not items:
-        raise ValueError("no fitted probes to plot: call fit_probes first")
-    from matplotlib.lines import Line2D
-
-    n = len(items)
-    ax = _new_axes(ax, figsize or (7.5 if n <= 20 else 9.5, 3.6 if n <= 16 else 4.8))
-    colours = curve_colours(n)
-    marks = {"best": False, "stop": False, "kept": False}
-    with plot_style():
-        for (name, probe), colour in zip(items, colours, strict=True):
-            rec = probe.record
-            hist = list(rec.history)
-            key = "val_loss"
-            steps = np.array([h["step"] for h in hist], dtype=float)
-            vals = np.array([h.get("val_loss", math.nan) for h in hist], dtype=float)
-            if not np.isfinite(vals).any():
-                key = "train_loss"
-                vals = np.array([h.get("train_loss", math.nan) for h in hist], dtype=float)
-            ok = np.isfinite(vals)
-            steps, vals = steps[ok], vals[ok]
-            if len(steps) == 0:
-                continue
-            style = "-" if key == "val_loss" else "--"
-            (line,) = ax.plot(steps, vals, style, lw=1.5, color=colour, label=str(name))
-            line.set_gid(f"curve:{name}")
-            if rec.best_step is not None and key == "val_loss":
-                i = int(np.argmin(np.abs(steps - rec.best_step)))
-                (best,) = ax.plot(
-                    [steps[i]], [vals[i]], "*", ms=11, color=colour, mec="black", mew=0.5
-                )
-                best.set_gid(f"best:{name}")
-                marks["best"] = True
-            if rec.state in ENDED_EARLY:
-                (stop,) = ax.plot([steps[-1]], [vals[-1]], "x", ms=9, mew=2, color=colour)
-                stop.set_gid(f"stop:{name}")
-                marks["stop"] = True
-            kept = getattr(rec, "refined_val_loss", math.nan)
-            if getattr(rec, "refined", False) and math.isfinite(kept) and key == "val_loss":
-                end = float(max(steps[-1], getattr(rec, "steps", steps[-1])))
-                ax.plot([steps[-1], end], [vals[-1], kept], ":", lw=1, color=colour)
-                (dot,) = ax.plot([end], [kept], "D", ms=6, color=colour, mec="black", mew=0.5)
-                dot.set_gid(f"kept:{name}")
-                marks["kept"] = True
-        if logy:
-            ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylabel("validation loss")
-        ax.set_title("training curves")
-        ax.grid(True, alpha=0.3)
-    proxies = []
-    for mark, (marker, label) in {
-        "best": ("*", "best step"),
-        "stop": ("x", "stopped there"),
-        "kept": ("D", "kept weights (final fit)"),
-    }.items():
-        if marks[mark]:
-            proxies.append(
-                Line2D([], [], ls="none", marker=marker, color=INK, mec=INK, label=label)
-            )
-    place_legend(ax, proxies)
-    return ax
-
-
-def confusion_matrix(
-    runner: Any, name: str, dataset: Any, *, batch_size: int = 32
-) -> tuple[np.ndarray, list[Any]]:
-    """(counts [true, predicted], classes) of probe `name` on a labelled dataset."""
-    probe = runner[name]
-    cfg = probe.config
-    if not getattr(dataset, "has_labels", False):
-        raise ValueError("the dataset has no labels: a confusion matrix needs true labels")
-    from ..core.engine.plan import scored_labels
-
-    x = runner.get_probe_features(dataset, subset=[name], batch_size=batch_size)[name]
-    keep, true_idx = scored_labels(cfg, dataset)  # ignored tokens dropped
-    pred_idx = probe.encode(probe.predict(x[keep] if len(keep) != len(x) else x))
-    k = len(cfg.classes)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (true_idx, pred_idx), 1)
-    return cm, list(cfg.classes)
-
-
-def plot_confusion_matrix(
-    runner: Any,
-    name: str,
-    dataset: Any,
-    *,
-    normalize: str | None = None,
-    ax: Axes | None = None,
-    cmap: str = "Blues",
-    batch_size: int = 32,
-    figsize: tuple[float, float] | None = None,
-) -> Axes:
-    """Confusion matrix of one probe on `dataset` (rows: true class, columns:
-    predicted). `normalize`: None (counts), "true" (rows sum to 1), "pred", "all".
-    The figure grows with the number of classes; long or many class names are
-    written at an angle so they never overlap."""
-    if normalize not in (None, "true", "pred", "all"):
-        raise ValueError("normalize must be None, 'true', 'pred' or 'all'")
-    cm, classes = confusion_matrix(runner, name, dataset, batch_size=batch_size)
-    shown = cm.astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if normalize == "true":
-            shown = shown / shown.sum(1, keepdims=True)
-        elif normalize == "pred":
-            shown = shown / shown.sum(0, keepdims=True)
-        elif normalize == "all":
-            shown = shown / shown.sum()
-    shown = np.nan_to_num(shown)
-    labels = [str(c) for c in classes]
-    k = len(labels)
-    longest = max((len(t) for t in labels), default=1)
-    if figsize is None:
-        side = max(4.2, 0.6 * k + 0.08 * longest + 2.4)
-        figsize = (side, side * 0.86)
-    ax = _new_axes(ax, figsize)
-    with plot_style():
-        im = ax.imshow(shown, cmap=cmap, vmin=0)
-        im.set_gid("confusion")
-        top = shown.max() if shown.size else 0
-        size = "small" if k <= 8 else "x-small"
-        for i in range(k):
-            for j in range(k):
-                text = f"{cm[i, j]}" if normalize is None else f"{shown[i, j]:.2f}"
-                color = "white" if top and shown[i, j] > top / 2 else "black"
-                ax.text(j, i, text, ha="center", va="center", color=color, fontsize=size)
-        tilt = k >= 5 or longest * k > 40
-        if tilt:
-            ax.set_xticks(range(k), labels, rotation=40, ha="right", rotation_mode="anchor")
-        else:
-            ax.set_xticks(range(k), labels)
-        ax.set_yticks(range(k), labels)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(str(name))
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    return ax
-
-
-def plot_predictions(
-    runner: Any, name: str, dataset: Any, *, ax: Axes | None = None, batch_size: int = 32
-) -> Axes:
-    """A regression probe's predictions against the true targets on `dataset`, with
-    the y = x line and R² in the title."""
-    from ..core.engine.plan import scored_labels
-    from ..core.engine.regression import r2_score
-
-    probe = runner[name]
-    if probe.config.task != "regression":
-        raise ValueError(f"probe {name!r} is a classification probe: plot_confusion_matrix")
-    x = runner.get_probe_features(dataset, subset=[name], batch_size=batch_size)[name]
-    _, y = scored_labels(probe.config, dataset)
-    pred = probe.predict(x)
-    ax = _new_axes(ax, (4.6, 4.2))
-    with plot_style():
-        ax.scatter(y, pred, s=10, alpha=0.6, label="examples", gid="predictions")
-        lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
-        ax.plot([lo, hi], [lo, hi], color=INK, lw=1, ls="--", label="y = x")
-        ax.set_xlabel("true target")
-        ax.set_ylabel("predicted")
-        ax.set_title(f"{name}: R² {r2_score(y, pred):.3f}")
-    place_legend(ax)
-    return ax
-
-
-def plot_calibration(
-    runner: Any,
-    name: str,
-    dataset: Any,
-    *,
-    n_bins: int = 10,
-    ax: Axes | None = None,
-    batch_size: int = 32,
-) -> Axes:
-    """Reliability diagram of a binary probe: the fraction of positives (the last
-    class) against the mean predicted probability per bin, beside the diagonal of
-    perfect calibration; the bins' example counts are written above the points."""
-    from ..core.engine.metrics import calibration_curve
-    from ..core.engine.plan import scored_labels
-
-    probe = runner[name]
-    if probe.config.task == "regression" or len(probe.config.classes) != 2:
-        raise ValueError("a reliability diagram needs a binary classification probe")
-    x = runner.get_probe_features(dataset, subset=[name], batch_size=batch_size)[name]
-    keep, y = scored_labels(probe.config, dataset)
-    proba = probe.predict_proba(x[keep] if len(keep) != len(x) else x)
-    mean_pred, frac_pos, count = calibration_curve(proba, y, n_bins=n_bins)
-    ax = _new_axes(ax, (4.6, 4.2))
-    with plot_style():
-        ax.plot([0, 1], [0, 1], color=INK, lw=1, ls="--", label="perfectly calibrated")
-        ok = count > 0
-        ax.plot(mean_pred[ok], frac_pos[ok], marker="o", label=str(name), gid="calibration")
-        for px, py, c in zip(mean_pred[ok], frac_pos[ok], count[ok], strict=True):
-            ax.annotate(
-                str(int(c)),
-                (px, py),
-                textcoords="offset points",
-                xytext=(0, 5),
-                ha="center",
-                fontsize="x-small",
-                color=INK,
-            )
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel(f"mean predicted P({probe.config.classes[-1]})")
-        ax.set_ylabel("fraction that are")
-        ax.set_title("reliability")
-    place_legend(ax)
-    return ax
-
-
-def plot_generalisation(
-    table: Any, metric: str = "accuracy", *, ax: Axes | None = None, cmap: str = "viridis"
-) -> Axes:
-    """Heatmap of one metric, probes (rows) by datasets (columns), from the tidy
-    table of `runner.evaluate({...})`; `runner.transfer(...)`'s table (train_on x
-    test_on) works too, one heatmap per probe: filter it to one probe first."""
-    df = table
-    if "dataset" in df:
-        grid = df[df["metric"] == metric].pivot(index="probe", columns="dataset", values="value")
-    elif {"train_on", "test_on"} <= set(df.columns):
-        grid = df.pivot_table(index="train_on", columns="test_on", values=metric)
-    else:
-        raise ValueError("expected runner.evaluate(...) or runner.transfer(...)'s table")
-    if grid.empty:
-        raise ValueError(f"no {metric!r} values in the table")
-    rows, cols = [str(i) for i in grid.index], [str(c) for c in grid.columns]
-    values = grid.to_numpy(dtype=float)
-    ax = _new_axes(ax, (1.4 + 1.1 * len(cols), 1.2 + 0.45 * len(rows)))
-    with plot_style():
-        im = ax.imshow(values, cmap=cmap, aspect="auto")
-        im.set_gid("generalisation")
-        for i in range(len(rows)):
-            for j in range(len(cols)):
-                if math.isfinite(values[i, j]):
-                    ax.text(
-                        j,
-                        i,
-                        f"{values[i, j]:.3f}",
-                        ha="center",
-                        va="center",
-                        color="white",
-                        fontsize="small",
-                    )
-        ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", rotation_mode="anchor")
-        ax.set_yticks(range(len(rows)), rows)
-        ax.set_xlabel("test data" if "dataset" in df else "tested on")
-        ax.set_ylabel("probe" if "dataset" in df else "trained on")
-        ax.set_title(metric)
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    return ax
