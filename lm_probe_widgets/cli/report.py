@@ -35,7 +35,7 @@ def _draw_sweep(ax: Any, metrics: Any) -> None:
     """The library's layer-sweep plot; a plain accuracy-per-probe line if it fails, so a
     change in the display layer never costs the report its picture."""
     try:
-        from ..display.plots import plot_layer_sweep
+        from ..display.sweep_plot import plot_layer_sweep
 
         frame, numbered = sweep_frame(metrics)
         plot_layer_sweep(frame, "accuracy", ax=ax)
