@@ -304,193 +304,194 @@ function drawKept(c, m, kept, px, py, kx, Y) {
   show(c.kept, kept !== null);
 }
 
-function render({ model, el }) {
-  const root = h("div", "lpw lpw-monitor");
+// The legend's keys: id, the swatch's class, the words.
+const KEYS = [
+  ["warmup", "lpw-key-warmup", "warm-up"],
+  ["window", "lpw-key-patience", "patience window"],
+  ["best", "lpw-key-best", "best"],
+  ["kept", "lpw-key-kept", "kept weights (end point)"],
+];
+
+// The monitor's elements and its curve data (name -> {steps, losses, total}).
+function buildView(model) {
+  const v = { model, root: h("div", "lpw lpw-monitor"), keyEls: {} };
   const bar = h("div", "lpw-toolbar lpw-monitor-head");
-  const title = h("span", "lpw-monitor-title");
+  v.title = h("span", "lpw-monitor-title");
   const legend = h("span", "lpw-monitor-legend lpw-muted");
-  const KEYS = [
-    ["warmup", "lpw-key-warmup", "warm-up"],
-    ["window", "lpw-key-patience", "patience window"],
-    ["best", "lpw-key-best", "best"],
-    ["kept", "lpw-key-kept", "kept weights (end point)"],
-  ];
-  const keyEls = {};
   for (const [id, cls, text] of KEYS) {
     const item = h("span", "lpw-monitor-key");
     item.dataset.key = id;
     item.append(h("span", `lpw-key ${cls}`), document.createTextNode(` ${text}`));
-    keyEls[id] = item;
+    v.keyEls[id] = item;
     legend.append(item);
   }
-  const stop = h("button", "lpw-btn lpw-stop", "Stop");
-  stop.type = "button";
-  const note = h("span", "lpw-monitor-note lpw-muted");
-  bar.append(title, stop, note, legend);
-  const grid = h("div", "lpw-monitor-grid");
-  root.append(bar, grid);
-  el.append(root);
+  v.stop = h("button", "lpw-btn lpw-stop", "Stop");
+  v.stop.type = "button";
+  v.note = h("span", "lpw-monitor-note lpw-muted");
+  bar.append(v.title, v.stop, v.note, legend);
+  v.grid = h("div", "lpw-monitor-grid");
+  v.root.append(bar, v.grid);
+  v.data = new Map(); // name -> {steps: [], losses: [], total}
+  v.cards = new Map(); // name -> chart elements
+  v.resyncAsked = false;
+  return v;
+}
 
-  const data = new Map(); // name -> {steps: [], losses: []}
-  const cards = new Map(); // name -> chart elements
-  let resyncAsked = false;
+function series(v, name) {
+  let d = v.data.get(name);
+  if (!d) {
+    d = { steps: [], losses: [], total: 0 }; // total: points of the full series covered
+    v.data.set(name, d);
+  }
+  return d;
+}
 
-  function series(name) {
-    let d = data.get(name);
-    if (!d) {
-      d = { steps: [], losses: [], total: 0 }; // total: points of the full series covered
-      data.set(name, d);
+function loadCurves(v, curves) {
+  for (const [name, pair] of Object.entries(curves || {})) {
+    const d = series(v, name);
+    d.steps = Array.from(pair[0] || []);
+    d.losses = Array.from(pair[1] || []);
+    d.total = typeof pair[2] === "number" ? pair[2] : d.steps.length;
+  }
+}
+
+// Every probe's card (only those in `only`, or whose facts changed, redrawn), the
+// legend's keys that some card uses, and the Stop button.
+function draw(v, only) {
+  const styles = v.model.get("styles") || {};
+  const seen = new Set();
+  const used = { warmup: false, window: false, best: false, kept: false };
+  for (const m of v.model.get("meta") || []) {
+    const name = m.name;
+    seen.add(name);
+    let c = v.cards.get(name);
+    if (!c) {
+      c = makeCard(name, m.frame);
+      v.cards.set(name, c);
     }
-    return d;
+    v.grid.append(c.card);
+    if (!only || only.has(name) || c.metaKey !== JSON.stringify(m)) {
+      c.metaKey = JSON.stringify(m);
+      drawCard(c, m, series(v, name), styles);
+    }
+    used.warmup = used.warmup || !!m.warmup;
+    used.window = used.window || !!m.window;
+    used.best = used.best || (m.best_step !== null && m.best_step !== undefined);
+    used.kept = used.kept || (m.kept_val_loss !== null && m.kept_val_loss !== undefined);
   }
-
-  function loadCurves(curves) {
-    for (const [name, pair] of Object.entries(curves || {})) {
-      const d = series(name);
-      d.steps = Array.from(pair[0] || []);
-      d.losses = Array.from(pair[1] || []);
-      d.total = typeof pair[2] === "number" ? pair[2] : d.steps.length;
+  for (const [name, c] of v.cards) {
+    if (!seen.has(name)) {
+      c.card.remove();
+      v.cards.delete(name);
     }
   }
+  for (const [id, item] of Object.entries(v.keyEls)) item.hidden = !used[id];
+  drawButton(v);
+}
 
-  function metaByName() {
-    const m = new Map();
-    for (const row of model.get("meta") || []) m.set(row.name, row);
-    return m;
-  }
+function drawButton(v) {
+  const { model, stop } = v;
+  const running = !!model.get("running");
+  const requested = !!model.get("stop_requested");
+  const supported = model.get("stop_supported") !== false;
+  stop.disabled = !running || requested || !supported;
+  // After the fit, "Stopped" only if the Stop really ended it (a late click does not).
+  stop.textContent = running
+    ? requested
+      ? "Stopping…"
+      : "Stop"
+    : model.get("outcome") === STATES.STOPPED
+      ? "Stopped"
+      : "Stop";
+  stop.title = supported
+    ? "End the fit cleanly: training stops after the current batch (a test-set pass " +
+      "runs to its end); probes keep their best weights"
+    : model.get("stop_hint") || "";
+  v.note.textContent = !supported && running ? model.get("stop_hint") || "" : "";
+  v.title.textContent = model.get("title") || "Validation loss";
+  v.root.dataset.running = String(running);
+}
 
-  function draw(only) {
-    const meta = metaByName();
-    const styles = model.get("styles") || {};
-    const seen = new Set();
-    const used = { warmup: false, window: false, best: false, kept: false };
-    for (const [name, m] of meta) {
-      seen.add(name);
-      let c = cards.get(name);
-      if (!c) {
-        c = makeCard(name, m.frame);
-        cards.set(name, c);
-      }
-      grid.append(c.card);
-      if (!only || only.has(name) || c.metaKey !== JSON.stringify(m)) {
-        c.metaKey = JSON.stringify(m);
-        drawCard(c, m, series(name), styles);
-      }
-      used.warmup = used.warmup || !!m.warmup;
-      used.window = used.window || !!m.window;
-      used.best = used.best || (m.best_step !== null && m.best_step !== undefined);
-      used.kept = used.kept || (m.kept_val_loss !== null && m.kept_val_loss !== undefined);
+function askResync(v) {
+  if (v.resyncAsked) return;
+  v.resyncAsked = true;
+  v.model.send({ type: "resync" });
+}
+
+// New points for some curves; a gap (points this view missed) asks Python for a snapshot.
+function addPoints(v, points) {
+  const touched = new Set();
+  for (const [name, [start, steps, losses]] of Object.entries(points || {})) {
+    const d = series(v, name);
+    if (start > d.total) {
+      askResync(v);
+      continue;
     }
-    for (const [name, c] of cards) {
-      if (!seen.has(name)) {
-        c.card.remove();
-        cards.delete(name);
-      }
+    const skip = d.total - start; // overlap with what a snapshot already gave
+    for (let i = skip; i < steps.length; i++) {
+      d.steps.push(steps[i]);
+      d.losses.push(losses[i]);
     }
-    for (const [id, item] of Object.entries(keyEls)) item.hidden = !used[id];
-    drawButton();
+    d.total = Math.max(d.total, start + steps.length);
+    touched.add(name);
   }
+  draw(v, touched);
+}
 
-  function drawButton() {
-    const running = !!model.get("running");
-    const requested = !!model.get("stop_requested");
-    const supported = model.get("stop_supported") !== false;
-    stop.disabled = !running || requested || !supported;
-    // After the fit, "Stopped" only if the Stop really ended it (a late click does not).
-    stop.textContent = running
-      ? requested
-        ? "Stopping…"
-        : "Stop"
-      : model.get("outcome") === STATES.STOPPED
-        ? "Stopped"
-        : "Stop";
-    stop.title = supported
-      ? "End the fit cleanly: training stops after the current batch (a test-set pass " +
-        "runs to its end); probes keep their best weights"
-      : model.get("stop_hint") || "";
-    note.textContent = !supported && running ? model.get("stop_hint") || "" : "";
-    title.textContent = model.get("title") || "Validation loss";
-    root.dataset.running = String(running);
+function onMessage(v, msg) {
+  if (!msg || typeof msg !== "object") return;
+  if (msg.type === "reset" || msg.type === "snapshot") {
+    v.data.clear();
+    if (msg.type === "snapshot") loadCurves(v, msg.curves);
+    v.resyncAsked = false;
+    draw(v);
+  } else if (msg.type === "points") {
+    addPoints(v, msg.points);
   }
+}
 
-  function onStop() {
-    if (stop.disabled) return;
+const BUTTON_KEYS = [
+  "running",
+  "outcome",
+  "stop_requested",
+  "stop_supported",
+  "stop_hint",
+  "title",
+];
+
+function render({ model, el }) {
+  const v = buildView(model);
+  el.append(v.root);
+  const onStop = () => {
+    if (v.stop.disabled) return;
     model.set("stop_requested", true);
     model.save_changes();
-    drawButton();
-  }
-  stop.addEventListener("click", onStop);
-
-  function askResync() {
-    if (resyncAsked) return;
-    resyncAsked = true;
-    model.send({ type: "resync" });
-  }
-
-  function onMsg(msg) {
-    if (!msg || typeof msg !== "object") return;
-    if (msg.type === "reset") {
-      data.clear();
-      resyncAsked = false;
-      draw();
-    } else if (msg.type === "snapshot") {
-      data.clear();
-      loadCurves(msg.curves);
-      resyncAsked = false;
-      draw();
-    } else if (msg.type === "points") {
-      const touched = new Set();
-      for (const [name, triple] of Object.entries(msg.points || {})) {
-        const [start, steps, losses] = triple;
-        const d = series(name);
-        if (start > d.total) {
-          askResync(); // a gap: this view missed earlier points
-          continue;
-        }
-        const skip = d.total - start; // overlap with what a snapshot already gave
-        for (let i = skip; i < steps.length; i++) {
-          d.steps.push(steps[i]);
-          d.losses.push(losses[i]);
-        }
-        d.total = Math.max(d.total, start + steps.length);
-        touched.add(name);
-      }
-      draw(touched);
-    }
-  }
-
-  const onMeta = () => draw();
+    drawButton(v);
+  };
+  v.stop.addEventListener("click", onStop);
   const onCurves = () => {
     const curves = model.get("curves") || {};
     if (Object.keys(curves).length) {
-      data.clear();
-      loadCurves(curves);
+      v.data.clear();
+      loadCurves(v, curves);
     }
-    draw();
+    draw(v);
   };
-  const onButton = () => drawButton();
-  const buttonKeys = [
-    "running",
-    "outcome",
-    "stop_requested",
-    "stop_supported",
-    "stop_hint",
-    "title",
-  ];
+  const onButton = () => drawButton(v);
   const unlisten = listen(model, {
-    "msg:custom": onMsg,
-    "change:meta": onMeta,
+    "msg:custom": (msg) => onMessage(v, msg),
+    "change:meta": () => draw(v),
     "change:curves": onCurves,
-    "change:styles": onMeta,
-    ...Object.fromEntries(buttonKeys.map((k) => [`change:${k}`, onButton])),
+    "change:styles": () => draw(v),
+    ...Object.fromEntries(BUTTON_KEYS.map((k) => [`change:${k}`, onButton])),
   });
 
-  loadCurves(model.get("curves"));
-  draw();
-  if (model.get("running")) askResync(); // points sent before this view existed
+  loadCurves(v, model.get("curves"));
+  draw(v);
+  if (model.get("running")) askResync(v); // points sent before this view existed
 
   return () => {
-    stop.removeEventListener("click", onStop);
+    v.stop.removeEventListener("click", onStop);
     unlisten();
   };
 }

@@ -91,7 +91,7 @@ function debounce(fn, wait) {
   };
   return call;
 }
-function probeCell(p, choose) {
+function probeCell(p, choose2) {
   const c = h("div", "lpw-pg-cell");
   c.dataset.probe = p.name;
   const layer = p.layer === null || p.layer === void 0 ? "" : ` · layer ${p.layer}`;
@@ -125,11 +125,11 @@ ${lines.join("\n")}` + (p.note ? `
 ${p.note}` : "");
   c.tabIndex = 0;
   c.setAttribute("role", "button");
-  c.addEventListener("click", () => choose(p.name));
+  c.addEventListener("click", () => choose2(p.name));
   c.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" || ev.key === " ") {
       ev.preventDefault();
-      choose(p.name);
+      choose2(p.name);
     }
   });
   return c;
@@ -147,217 +147,208 @@ function fillSelect(sel, values, current) {
   }
   sel.value = current;
 }
-function render({ model, el }) {
-  const root = h("div", "lpw lpw-live lpw-playground");
-  el.appendChild(root);
+function buildView(model) {
+  const v = { model, root: h("div", "lpw lpw-live lpw-playground") };
   const head = h("div", "lpw-toolbar");
-  const title = h("span", "lpw-pg-title", "Probe playground");
-  const status = h("span", "lpw-muted lpw-pg-status");
-  status.setAttribute("role", "status");
-  head.append(title, status);
-  const input = h("textarea", "lpw-input lpw-pg-input");
-  input.rows = 2;
-  input.spellcheck = false;
-  input.placeholder = "Type or paste a sentence";
-  input.setAttribute("aria-label", "Sentence for the probes");
-  input.value = model.get("text") || "";
-  const error = h("div", "lpw-pg-error");
-  error.setAttribute("role", "alert");
-  const stripHead = h("div", "lpw-pg-section", "Every probe's prediction, along the layers");
-  const strip = h("div", "lpw-pg-strip");
-  const skipped = h("div", "lpw-muted lpw-pg-small lpw-pg-skipped");
-  const trunc = h("div", "lpw-muted lpw-pg-small lpw-pg-truncated");
-  const tokHead = h("div", "lpw-toolbar lpw-pg-tokhead");
+  v.status = h("span", "lpw-muted lpw-pg-status");
+  v.status.setAttribute("role", "status");
+  head.append(h("span", "lpw-pg-title", "Probe playground"), v.status);
+  v.input = h("textarea", "lpw-input lpw-pg-input");
+  v.input.rows = 2;
+  v.input.spellcheck = false;
+  v.input.placeholder = "Type or paste a sentence";
+  v.input.setAttribute("aria-label", "Sentence for the probes");
+  v.input.value = model.get("text") || "";
+  v.error = h("div", "lpw-pg-error");
+  v.error.setAttribute("role", "alert");
+  v.stripHead = h("div", "lpw-pg-section", "Every probe's prediction, along the layers");
+  v.strip = h("div", "lpw-pg-strip");
+  v.skipped = h("div", "lpw-muted lpw-pg-small lpw-pg-skipped");
+  v.trunc = h("div", "lpw-muted lpw-pg-small lpw-pg-truncated");
+  v.tokHead = h("div", "lpw-toolbar lpw-pg-tokhead");
   const probeLabel = h("label", "lpw-pg-label", "Probe ");
-  const probeSel = h("select", "lpw-select lpw-pg-probe");
-  probeLabel.appendChild(probeSel);
+  v.probeSel = h("select", "lpw-select lpw-pg-probe");
+  probeLabel.appendChild(v.probeSel);
   const classLabel = h("label", "lpw-pg-label", "class ");
-  const classSel = h("select", "lpw-select lpw-pg-class");
-  classLabel.appendChild(classSel);
-  const legend = h("span", "lpw-pg-legend");
-  tokHead.append(probeLabel, classLabel, legend);
-  const tokens = h("div", "lpw-pg-tokens");
-  const tokNote = h("div", "lpw-muted lpw-pg-small lpw-pg-note");
-  const probeNote = h("div", "lpw-muted lpw-pg-small lpw-pg-probenote");
-  root.append(
+  v.classSel = h("select", "lpw-select lpw-pg-class");
+  classLabel.appendChild(v.classSel);
+  v.legend = h("span", "lpw-pg-legend");
+  v.tokHead.append(probeLabel, classLabel, v.legend);
+  v.tokens = h("div", "lpw-pg-tokens");
+  v.tokNote = h("div", "lpw-muted lpw-pg-small lpw-pg-note");
+  v.probeNote = h("div", "lpw-muted lpw-pg-small lpw-pg-probenote");
+  v.root.append(
     head,
-    input,
-    error,
-    stripHead,
-    strip,
-    skipped,
-    tokHead,
-    tokens,
-    trunc,
-    probeNote,
-    tokNote
+    v.input,
+    v.error,
+    v.stripHead,
+    v.strip,
+    v.skipped,
+    v.tokHead,
+    v.tokens,
+    v.trunc,
+    v.probeNote,
+    v.tokNote
   );
-  let sentText = input.value;
-  const send = debounce(
+  v.sentText = v.input.value;
+  return v;
+}
+function result(v) {
+  return v.model.get("result") || {};
+}
+function chosen(v) {
+  const probes = result(v).probes || [];
+  const name = v.model.get("probe");
+  return probes.find((p) => p.name === name) || probes[0] || null;
+}
+function drawStatus(v) {
+  const r = result(v);
+  const n = (r.probes || []).length;
+  if (v.send.pending() || (r.text ?? "") !== v.sentText && !v.model.get("error")) {
+    v.status.textContent = "updating…";
+    v.root.dataset.busy = "true";
+  } else {
+    v.status.textContent = n ? `${n} probe${n === 1 ? "" : "s"}` : "";
+    delete v.root.dataset.busy;
+  }
+}
+function drawError(v) {
+  const msg = v.model.get("error") || "";
+  v.error.textContent = msg;
+  v.error.hidden = !msg;
+}
+function drawStrip(v, choose2) {
+  const r = result(v);
+  const probes = r.probes || [];
+  v.strip.replaceChildren(...probes.map((p) => probeCell(p, choose2)));
+  v.stripHead.hidden = probes.length === 0;
+  const sk = r.skipped || [];
+  v.skipped.textContent = sk.length ? `not fitted (not shown): ${sk.join(", ")}` : "";
+  v.skipped.hidden = sk.length === 0;
+  v.trunc.hidden = !r.truncated;
+  v.trunc.textContent = r.truncated ? `Only the first ${(r.tokens || []).length} tokens are read.` : "";
+}
+function drawLegend(v, p, ci) {
+  const scale = (p.scale || [])[ci] || 0;
+  const regression = p.task === "regression";
+  const centre = regression ? Number(p.center) || 0 : 0;
+  const bar = h("span", "lpw-pg-legend-bar");
+  bar.style.background = result(v).heat_legend || "";
+  bar.title = regression ? `blue: below the training mean ${fmt(centre)}, red: above it` : `blue: against ${p.classes[ci]}, red: toward ${p.classes[ci]}`;
+  v.legend.replaceChildren(
+    h("span", "lpw-pg-legend-lo lpw-mono", regression ? fmt(centre - scale) : signed(-scale)),
+    bar,
+    h("span", "lpw-pg-legend-hi lpw-mono", regression ? fmt(centre + scale) : signed(scale)),
+    h(
+      "span",
+      "lpw-muted lpw-pg-small",
+      regression ? " predicted value" : ` toward ${p.classes[ci]}`
+    )
+  );
+}
+function tokenSpan(p, t, i, ci) {
+  const v = ((p.token_margin || [])[i] || [])[ci];
+  const logits = (p.token_logits || [])[i] || [];
+  const s = h("span", "lpw-pg-token", t.text);
+  s.dataset.index = String(i);
+  s.dataset.score = typeof v === "number" ? String(v) : "";
+  s.style.background = ((p.token_colours || [])[i] || [])[ci] || "";
+  if (p.task === "regression") {
+    s.title = `${JSON.stringify(t.raw)} (id ${t.id}): predicted ${fmt(logits[0])}`;
+  } else {
+    const parts = p.classes.map((c, j) => `${c} ${fmt(logits[j])}`);
+    s.title = `${JSON.stringify(t.raw)} (id ${t.id}): ${signed(v)} toward ${p.classes[ci]}
+logits: ${parts.join(", ")}`;
+  }
+  return s;
+}
+function drawTokens(v) {
+  const r = result(v);
+  const p = chosen(v);
+  const toks = r.tokens || [];
+  v.tokHead.hidden = !p;
+  v.tokNote.hidden = !p || toks.length === 0;
+  v.tokNote.textContent = v.model.get("note") || "";
+  for (const c of v.strip.children)
+    c.classList.toggle("lpw-pg-chosen", !!p && c.dataset.probe === p.name);
+  if (!p) {
+    v.tokens.replaceChildren();
+    v.probeNote.textContent = "";
+    return;
+  }
+  fillSelect(
+    v.probeSel,
+    (r.probes || []).map((q) => q.name),
+    p.name
+  );
+  const target = v.model.get("target") || "";
+  const ci = p.classes.includes(target) ? p.classes.indexOf(target) : p.classes.length - 1;
+  fillSelect(v.classSel, p.classes, p.classes[ci]);
+  drawLegend(v, p, ci);
+  v.tokens.dataset.probe = p.name;
+  v.tokens.dataset.class = p.classes[ci];
+  v.tokens.replaceChildren(...toks.map((t, i) => tokenSpan(p, t, i, ci)));
+  v.probeNote.textContent = `${p.name}: ${p.submodule}, trained on ${p.pooling}-pooled features` + (p.note ? `; ${p.note}` : "");
+}
+function choose(v, key, value) {
+  v.model.set(key, value);
+  v.model.save_changes();
+  drawTokens(v);
+}
+function render({ model, el }) {
+  const v = buildView(model);
+  el.appendChild(v.root);
+  v.send = debounce(
     (value) => {
-      sentText = value;
+      v.sentText = value;
       model.set("text", value);
       model.save_changes();
-      drawStatus();
+      drawStatus(v);
     },
     Math.max(0, Number(model.get("debounce_ms") ?? 300))
   );
-  function onInput() {
-    send(input.value);
-    drawStatus();
-  }
-  input.addEventListener("input", onInput);
-  function onFocusOut(ev) {
-    if (ev.relatedTarget && root.contains(ev.relatedTarget)) return;
-    send.flush();
-    model.send({ type: "commit" });
-  }
-  root.addEventListener("focusout", onFocusOut);
-  function onProbe() {
-    model.set("probe", probeSel.value);
-    model.save_changes();
-    drawTokens();
-  }
-  function onClass() {
-    model.set("target", classSel.value);
-    model.save_changes();
-    drawTokens();
-  }
-  probeSel.addEventListener("change", onProbe);
-  classSel.addEventListener("change", onClass);
-  function result() {
-    return model.get("result") || {};
-  }
-  function drawStatus() {
-    const r = result();
-    const n = (r.probes || []).length;
-    if (send.pending() || (r.text ?? "") !== sentText && !model.get("error")) {
-      status.textContent = "updating…";
-      root.dataset.busy = "true";
-    } else {
-      status.textContent = n ? `${n} probe${n === 1 ? "" : "s"}` : "";
-      delete root.dataset.busy;
-    }
-  }
-  function drawError() {
-    const msg = model.get("error") || "";
-    error.textContent = msg;
-    error.hidden = !msg;
-  }
-  function choose(name) {
-    model.set("probe", name);
-    model.save_changes();
-    drawTokens();
-  }
-  function drawStrip() {
-    const r = result();
-    const probes = r.probes || [];
-    strip.replaceChildren(...probes.map((p) => probeCell(p, choose)));
-    stripHead.hidden = probes.length === 0;
-    const sk = r.skipped || [];
-    skipped.textContent = sk.length ? `not fitted (not shown): ${sk.join(", ")}` : "";
-    skipped.hidden = sk.length === 0;
-    trunc.hidden = !r.truncated;
-    trunc.textContent = r.truncated ? `Only the first ${(r.tokens || []).length} tokens are read.` : "";
-  }
-  function chosen() {
-    const probes = result().probes || [];
-    const name = model.get("probe");
-    return probes.find((p) => p.name === name) || probes[0] || null;
-  }
-  function drawTokens() {
-    const r = result();
-    const probes = r.probes || [];
-    const p = chosen();
-    const toks = r.tokens || [];
-    tokHead.hidden = !p;
-    tokNote.hidden = !p || toks.length === 0;
-    tokNote.textContent = model.get("note") || "";
-    for (const c of strip.children)
-      c.classList.toggle("lpw-pg-chosen", !!p && c.dataset.probe === p.name);
-    if (!p) {
-      tokens.replaceChildren();
-      probeNote.textContent = "";
-      return;
-    }
-    fillSelect(
-      probeSel,
-      probes.map((q) => q.name),
-      p.name
-    );
-    const target = model.get("target") || "";
-    const ci = p.classes.includes(target) ? p.classes.indexOf(target) : p.classes.length - 1;
-    fillSelect(classSel, p.classes, p.classes[ci]);
-    const scale = (p.scale || [])[ci] || 0;
-    const regression = p.task === "regression";
-    const centre = regression ? Number(p.center) || 0 : 0;
-    const bar = h("span", "lpw-pg-legend-bar");
-    bar.style.background = r.heat_legend || "";
-    legend.replaceChildren(
-      h("span", "lpw-pg-legend-lo lpw-mono", regression ? fmt(centre - scale) : signed(-scale)),
-      Object.assign(bar, {
-        title: regression ? `blue: below the training mean ${fmt(centre)}, red: above it` : `blue: against ${p.classes[ci]}, red: toward ${p.classes[ci]}`
-      }),
-      h("span", "lpw-pg-legend-hi lpw-mono", regression ? fmt(centre + scale) : signed(scale)),
-      h(
-        "span",
-        "lpw-muted lpw-pg-small",
-        regression ? " predicted value" : ` toward ${p.classes[ci]}`
-      )
-    );
-    tokens.dataset.probe = p.name;
-    tokens.dataset.class = p.classes[ci];
-    const spans = toks.map((t, i) => {
-      const row = (p.token_margin || [])[i] || [];
-      const logits = (p.token_logits || [])[i] || [];
-      const v = row[ci];
-      const s = h("span", "lpw-pg-token", t.text);
-      s.dataset.index = String(i);
-      s.dataset.score = typeof v === "number" ? String(v) : "";
-      s.style.background = ((p.token_colours || [])[i] || [])[ci] || "";
-      if (regression) {
-        s.title = `${JSON.stringify(t.raw)} (id ${t.id}): predicted ${fmt(logits[0])}`;
-      } else {
-        const parts = p.classes.map((c, j) => `${c} ${fmt(logits[j])}`);
-        s.title = `${JSON.stringify(t.raw)} (id ${t.id}): ${signed(v)} toward ${p.classes[ci]}
-logits: ${parts.join(", ")}`;
-      }
-      return s;
-    });
-    tokens.replaceChildren(...spans);
-    probeNote.textContent = `${p.name}: ${p.submodule}, trained on ${p.pooling}-pooled features` + (p.note ? `; ${p.note}` : "");
-  }
-  function drawAll() {
-    drawError();
-    drawStrip();
-    drawTokens();
-    drawStatus();
-  }
-  const onText = () => {
-    const v = model.get("text") || "";
-    if (!send.pending() && v !== input.value) {
-      input.value = v;
-    }
-    if (!send.pending()) sentText = v;
-    drawStatus();
+  const onInput = () => {
+    v.send(v.input.value);
+    drawStatus(v);
   };
-  const onResult = () => drawAll();
-  const onChoice = () => drawTokens();
+  const onFocusOut = (ev) => {
+    if (ev.relatedTarget && v.root.contains(ev.relatedTarget)) return;
+    v.send.flush();
+    model.send({ type: "commit" });
+  };
+  const pick = (name) => choose(v, "probe", name);
+  v.input.addEventListener("input", onInput);
+  v.root.addEventListener("focusout", onFocusOut);
+  v.probeSel.addEventListener("change", () => choose(v, "probe", v.probeSel.value));
+  v.classSel.addEventListener("change", () => choose(v, "target", v.classSel.value));
+  const drawAll = () => {
+    drawError(v);
+    drawStrip(v, pick);
+    drawTokens(v);
+    drawStatus(v);
+  };
+  const onText = () => {
+    const text = model.get("text") || "";
+    if (!v.send.pending() && text !== v.input.value) v.input.value = text;
+    if (!v.send.pending()) v.sentText = text;
+    drawStatus(v);
+  };
+  const onChoice = () => drawTokens(v);
   const unlisten = listen(model, {
     "change:text": onText,
-    "change:result": onResult,
-    "change:error": onResult,
+    "change:result": drawAll,
+    "change:error": drawAll,
     "change:probe": onChoice,
     "change:target": onChoice,
     "change:note": onChoice
   });
   drawAll();
-  const unhide = hideStaticCopies(model, root);
+  const unhide = hideStaticCopies(model, v.root);
   return () => {
     unhide();
-    send.cancel();
-    input.removeEventListener("input", onInput);
-    root.removeEventListener("focusout", onFocusOut);
+    v.send.cancel();
+    v.input.removeEventListener("input", onInput);
+    v.root.removeEventListener("focusout", onFocusOut);
     unlisten();
   };
 }

@@ -65,10 +65,11 @@ _factory = _progress.get_progress_factory()
 def _held(runner):
     display, seen = _factory(runner), []
     def hold(e):
-        if e.kind == _ev.BATCH and e.data["phase"] == {STOPPED_IN!r}:
+        if isinstance(e, _ev.Batch) and e.phase == {STOPPED_IN!r}:
             seen.append(e)
-            while len(seen) == 2 and not runner._stop_requested:
-                runner._poll()
+            while len(seen) == 2 and not runner.stop.requested:
+                if runner.stop.poll is not None:
+                    runner.stop.poll()
                 _time.sleep(0.02)
     runner.events.subscribe(hold)
     return display

@@ -532,8 +532,10 @@ class FitLoop:
             refine_many([p for _, p in together], (inputs(c) for c, _ in together), device=device)
         solved = {id(p) for _, p in together}
         for i, (cfg, probe) in enumerate(todo):
-            if id(probe) not in solved:
-                probe.refine(**inputs(cfg), device=device)
+            if id(probe) not in solved:  # ridge probes: their targets are `y`
+                kw = inputs(cfg)
+                x, y = kw.pop("x"), kw.pop("y_idx")
+                probe.refine(x, y, **kw, device=device)
             rec = probe.record
             self.bus.emit(ev.Refined(cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2))
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)
