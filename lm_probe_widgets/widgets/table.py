@@ -28,16 +28,14 @@ import traitlets
 
 from ..display.columns import (
     COMPACT,
-    DECIMALS,
     best_positions,
     better_direction,
     better_hint,
-    ci_columns,
-    column_label,
     compact_columns,
     format_ci,
     format_number,
 )
+from ..display.metrics_table import column_spec
 from ._assets import css_text, esm_source
 from .snapshot import SnapshotDisplay, with_snapshot
 
@@ -123,22 +121,13 @@ def frame_to_table(
     kinds = []
     for name, col in zip(names, flat.columns, strict=True):
         kind = _kind(flat[col])
-        direction = best[name] if name in best else best_direction(name, kind)
+        spec = column_spec(name, names, kind)  # the static table's rules, one home
+        direction = best[name] if name in best else spec["best"]
         if direction not in (None, "min", "max"):
             raise ValueError(f"best[{name!r}] must be 'min', 'max' or None, got {direction!r}")
         direction = direction if kind == "number" else None
-        columns.append(
-            {
-                "name": name,
-                "kind": kind,
-                "best": direction,
-                "better": better_hint(direction),
-                "label": column_label(name),
-                "compact": False,
-                "decimals": DECIMALS,
-                "ci": ci_columns(name, names),
-            }
-        )
+        spec.update(best=direction, better=better_hint(direction), compact=False)
+        columns.append(spec)
         kinds.append(kind)
     _mark_compact(columns, flat is not df)
     rows = [
