@@ -21,7 +21,12 @@ For each model and dtype, interleaved and repeated (medians):
   probes <= 40%. The probe maths runs on the model's device (ProbeRunner's default
   probe_device); phase `refine` is the final fit, on a GPU every probe of one shape in
   one batched solve (`benchmarks/bench_probe_maths.py --final --device cuda` compares
-  that with probe by probe on the same probes).
+  that with probe by probe on the same probes). There the pooled features stay on the
+  device from the forward on (core.engine.feature_cache.DeviceFeatures): each row says
+  how many MiB the cache kept there (0: everything went through the host).
+
+`--torch-engine` runs the torch engine (stacks and device-resident features) on the CPU
+too, as the tests do: a smoke run of the GPU path on a machine without one.
 """
 
 from __future__ import annotations
@@ -168,7 +173,9 @@ def fit(model: Any, cfgs: list[ProbeConfig], train, test, device: str) -> dict[s
     _sync(device)
     seconds = time.perf_counter() - t0
     unsubscribe()
-    return {"seconds": seconds, "phases": phases, "accuracy": metrics["accuracy"].tolist()}
+    kept = runner.cache.device_nbytes / 2**20
+    out = {"seconds": seconds, "phases": phases, "accuracy": metrics["accuracy"].tolist()}
+    return dict(out, features_on_device_mib=kept)
 
 
 def _sync(device: str) -> None:
@@ -188,7 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tiny", action="store_true", help="a tiny model only (smoke test)")
     p.add_argument("--json", default=None)
+    p.add_argument(
+        "--torch-engine", action="store_true", help="the torch engine on a CPU too (smoke test)"
+    )
     args = p.parse_args(argv)
+    if args.torch_engine:
+        from lm_probe_widgets.core.engine import fit as fit_module
+
+        fit_module.stack_device = lambda device: torch.device(device)
     models = ["tiny"] if args.tiny else args.models.split(",")
     results = []
     print(
@@ -223,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                     "probe_maths_share": share,
                     "phases": fits[0]["phases"],
                     "mean_accuracy": float(np.mean(fits[0]["accuracy"])),
+                    "features_on_device_mib": fits[0]["features_on_device_mib"],
                 }
                 results.append(row)
                 if args.json:  # after every row: a run cut short keeps what it measured
@@ -238,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{shape:15} {dtype_name:9} {len(cfgs):3d} probes: floor {fl:6.2f} s, "
                     f"fit {ft:6.2f} s, probe maths {100 * share:5.0f}% of the forward "
-                    f"({verdict}); phases: {phases}",
+                    f"({verdict}); features on the device "
+                    f"{row['features_on_device_mib']:.1f} MiB; phases: {phases}",
                     flush=True,
                 )
             del model, hf

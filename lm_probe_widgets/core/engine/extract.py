@@ -2,15 +2,15 @@
 
 Every requested activation is read inside a single trace, in execution order, and
 the trace stops right after the deepest one (nothing after it runs, not even the
-LM head). Pooling happens on the activation's own device; only pooled float32
-features leave it.
+LM head). Pooling happens on the activation's own device, and the pooled float32
+features stay there: the feature cache puts them where the probe maths reads them
+(core.engine.feature_cache), a device-to-device copy on an accelerator.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import ProbeError
@@ -72,9 +72,10 @@ class Extractor:
             batch.attention_mask.to(device),
         )
 
-    def __call__(self, batch: Batch) -> dict[FeatureKey, np.ndarray]:
+    def __call__(self, batch: Batch) -> dict[FeatureKey, torch.Tensor]:
+        """Pooled float32 rows of every key, each on the device its site ran on."""
         pooled = iter(self._pooled(batch))
-        out: dict[FeatureKey, np.ndarray] = {}
+        out: dict[FeatureKey, torch.Tensor] = {}
         for path, kind in self.reads:
             for how in self.hows[(path, kind)]:
                 x = next(pooled)
@@ -84,7 +85,7 @@ class Extractor:
                         f"(examples {batch.indices[:5].tolist()}...). Check the model's dtype "
                         "(fp16 overflow?) and inputs; probes trained so far are kept."
                     )
-                out[(path, kind, how)] = x.cpu().numpy()
+                out[(path, kind, how)] = x
         return out
 
 

@@ -29,13 +29,20 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..config import ProbeConfig, split_submodule
 from .data import Batch, ProbeDataset
 from .disk_store import DiskStore, StoreWarning, entry_id, save_arrays
 from .disk_store import export as export_entry
 from .extract import Extractor, FeatureKey, with_cheap_poolings
-from .feature_cache import DiskFeatures, FeatureStore, feature_offsets, row_index
+from .feature_cache import (
+    DeviceFeatures,
+    DiskFeatures,
+    FeatureStore,
+    feature_offsets,
+    row_index,
+)
 from .fingerprint import forward_hooks, model_fingerprint
 from .plan import check_inputs
 from .submodules import validate_submodules
@@ -112,7 +119,7 @@ class FeatureAccess:
 
     def _feature_store(
         self, ds: ProbeDataset, fp: str, key: FeatureKey
-    ) -> FeatureStore | DiskFeatures | None:
+    ) -> FeatureStore | DeviceFeatures | DiskFeatures | None:
         """Where `key`'s rows of `ds` are kept: the in-memory cache, else a persistent
         store entry (now also served through the cache), else None (nothing yet)."""
         found = self.cache.get(fp, key)
@@ -128,13 +135,13 @@ class FeatureAccess:
         ds: ProbeDataset,
         fp: str,
         key: FeatureKey,
-        store: FeatureStore | DiskFeatures | None,
+        store: FeatureStore | DeviceFeatures | DiskFeatures | None,
         indices: np.ndarray,
-        rows: np.ndarray,
+        rows: np.ndarray | torch.Tensor,
         *,
         keep: frozenset[str] = frozenset(),
         optional: bool = False,
-    ) -> FeatureStore | DiskFeatures | None:
+    ) -> FeatureStore | DeviceFeatures | DiskFeatures | None:
         """Write freshly extracted rows, creating the store if needed. Rows already
         filled are kept as they are (first write wins), so a feature never changes
         once handed out, even by float noise from another batch's padding.
@@ -196,12 +203,15 @@ class FeatureAccess:
         on_batch: Any = None,
         *,
         skip: int = 0,
-    ) -> Iterator[tuple[Batch, dict[FeatureKey, np.ndarray]]]:
+        device: torch.device | None = None,
+    ) -> Iterator[tuple[Batch, dict[FeatureKey, np.ndarray | torch.Tensor]]]:
         """Batches of `ds` (the first `skip` left out) with pooled features. Rows come
         from the cache or the persistent store where filled; only the examples of a
         batch that miss a row are traced (one trace for all keys), and with the store
         on that trace also keeps every cheap pooling of its sites. `on_batch(batch,
-        examples_done)` runs once the consumer is done with a batch."""
+        examples_done)` runs once the consumer is done with a batch. `device`: where
+        the probe maths reads (None: numpy; rows kept there come as tensors there,
+        others as numpy, see FeatureStore.resident)."""
         keys = sorted(set(keys))
         fp = self.data_key(ds)
         reads = keys
@@ -237,7 +247,7 @@ class FeatureAccess:
                     if stores[k] is None:
                         dropped.add(k)
             batch.traced = int(todo.sum())  # examples that ran through the model
-            feats = {k: stores[k].rows(batch.indices) for k in keys}
+            feats = {k: stores[k].resident(batch.indices, device) for k in keys}
             yield batch, feats
             if on_batch is not None:
                 on_batch(batch, done)
@@ -250,14 +260,17 @@ class FeatureAccess:
         on_batch: Any = None,
         *,
         persist: bool = True,
-    ) -> dict[FeatureKey, np.ndarray]:
+        device: torch.device | None = None,
+    ) -> dict[FeatureKey, np.ndarray | torch.Tensor]:
         """All rows of `ds` for each key, in dataset order. `persist=False` keeps them
-        out of the persistent store (throwaway inputs, e.g. a sentence being typed)."""
+        out of the persistent store (throwaway inputs, e.g. a sentence being typed).
+        Numpy on the host; with a `device` (the fit's torch engine), rows kept on that
+        device come as tensors there (FeatureStore.resident)."""
         with contextlib.nullcontext() if persist else self._store_paused():
             for _ in self.iter_features(ds, keys, batch_size, None, on_batch):
                 pass
         fp = self.data_key(ds)
-        return {k: self.cache.get(fp, k).rows() for k in set(keys)}
+        return {k: self.cache.get(fp, k).resident(None, device) for k in set(keys)}
 
     @contextlib.contextmanager
     def _store_paused(self) -> Iterator[None]:

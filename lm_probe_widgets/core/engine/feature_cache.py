@@ -10,6 +10,14 @@ some speed in later epochs for bounded RAM.
 With the persistent store on (`ProbeRunner(store=...)`), a key's rows live in a
 `DiskFeatures` instead: the on-disk entry (core.engine.disk_store) is the array, so rows
 survive the process and other runners and kernels read them without the model.
+
+Where the probe maths runs in torch (a fit on an accelerator: `FeatureCache.device`),
+rows stay on that device (`DeviceFeatures`) while they fit the device budget, so a GPU
+fit never sends a feature to the host and back; past it they go to host RAM and the
+disk spill as above. A persistent store entry stays the home of its rows (a host file
+that outlives the process); the fit copies what it reads of it to the device.
+Readers ask `resident(indices, device)`: a tensor where the rows are on the device, else
+numpy, and move only what they gather (`rows_on`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import tempfile
 from collections import OrderedDict
 
 import numpy as np
+import torch
 
 from ..errors import ProbeError
 from .data import ProbeDataset
@@ -26,6 +35,44 @@ from .disk_store import Entry
 from .extract import FeatureKey
 
 DEFAULT_BUDGET_BYTES = 2 * 1024**3
+# Default device budget: this share of the device's free memory when the cache first
+# keeps rows there (the rest is for the forward pass's activations and the probes).
+DEVICE_SHARE = 0.25
+
+
+def rows_on(x: np.ndarray | torch.Tensor, device: torch.device | None) -> np.ndarray | torch.Tensor:
+    """Rows `x` where the probe maths reads them: numpy on the host for None, else a
+    tensor on `device` (no copy where they already are)."""
+    if device is None:
+        return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return torch.as_tensor(x, device=device)
+
+
+def stack_rows(xs: list, device: torch.device | None) -> np.ndarray | torch.Tensor:
+    """Rows of several probes [P, n, d] as float32, where `device` says (`rows_on`)."""
+    if device is None:
+        return np.stack([rows_on(x, None) for x in xs]).astype(np.float32, copy=False)
+    return torch.stack([rows_on(x, device) for x in xs]).float()
+
+
+def gather_rows(picks: list, device: torch.device | None) -> np.ndarray | torch.Tensor:
+    """Rows [P, b, d] float32 of several probes, `picks` = [(features, row numbers)]:
+    each gathered where its features are kept, then sent where `device` says
+    (`rows_on`); on the host straight into one array."""
+    if device is not None:
+        return torch.stack([rows_on(f[idx], device) for f, idx in picks]).float()
+    x = np.empty((len(picks), len(picks[0][1]), picks[0][0].shape[1]), dtype=np.float32)
+    for i, (f, idx) in enumerate(picks):
+        np.take(f, idx, axis=0, out=x[i])
+    return x
+
+
+def _unfilled(filled: np.ndarray) -> ProbeError:
+    missing = int((~filled).sum())
+    return ProbeError(
+        f"{missing} example(s) have no computed features yet; this is a bug if it "
+        "reaches you: please report it"
+    )
 
 
 class FeatureStore:
@@ -42,7 +89,8 @@ class FeatureStore:
     def nbytes(self) -> int:
         return 0 if self.array is None else self.array.nbytes
 
-    def write(self, indices: np.ndarray, rows: np.ndarray) -> None:
+    def write(self, indices: np.ndarray, rows: np.ndarray | torch.Tensor) -> None:
+        rows = rows_on(rows, None)
         if self.array is None:
             shape = (int(self.offsets[-1]), rows.shape[1])
             if self._spill_dir is not None:
@@ -66,14 +114,50 @@ class FeatureStore:
         were never computed, so an interrupted extraction cannot leak garbage."""
         filled = self.filled if indices is None else self.filled[indices]
         if self.array is None or not filled.all():
-            missing = int((~filled).sum()) if self.array is not None else len(filled)
-            raise ProbeError(
-                f"{missing} example(s) have no computed features yet; this is a bug if it "
-                "reaches you: please report it"
-            )
+            raise _unfilled(filled if self.array is not None else np.zeros_like(filled))
         if indices is None:
             return self.array
         return self.array[row_index(self.offsets, indices)]
+
+    def resident(self, indices: np.ndarray | None = None, device: torch.device | None = None):
+        """`rows` as they are kept: on the host, numpy."""
+        return self.rows(indices)
+
+
+class DeviceFeatures:
+    """A FeatureStore whose rows are a float32 tensor on `device` (where the probe maths
+    runs in torch): written from the device each site ran on, read there."""
+
+    nbytes = 0  # of host RAM
+
+    def __init__(self, offsets: np.ndarray, width: int, device: torch.device) -> None:
+        self.offsets, self.device = offsets, device
+        self.filled = np.zeros(len(offsets) - 1, dtype=bool)
+        self.array = torch.empty((int(offsets[-1]), width), dtype=torch.float32, device=device)
+
+    @property
+    def device_nbytes(self) -> int:
+        return self.array.numel() * 4
+
+    def write(self, indices: np.ndarray, rows: np.ndarray | torch.Tensor) -> None:
+        at = torch.as_tensor(row_index(self.offsets, indices), device=self.device)
+        self.array[at] = rows_on(rows, self.device).float()
+        self.filled[indices] = True
+
+    def resident(self, indices: np.ndarray | None = None, device: torch.device | None = None):
+        """Rows of the given examples (all when None): a tensor on `device`, or numpy
+        on the host when `device` is None (the numpy edges)."""
+        filled = self.filled if indices is None else self.filled[indices]
+        if not filled.all():
+            raise _unfilled(filled)
+        x = self.array
+        if indices is not None:
+            x = x[torch.as_tensor(row_index(self.offsets, indices), device=self.device)]
+        return rows_on(x, device)
+
+    def rows(self, indices: np.ndarray | None = None) -> np.ndarray:
+        """A host copy of the rows (for code that reads numpy)."""
+        return self.resident(indices, None)
 
 
 class DiskFeatures:
@@ -91,11 +175,15 @@ class DiskFeatures:
     def filled(self) -> np.ndarray:
         return self.entry.filled
 
-    def write(self, indices: np.ndarray, rows: np.ndarray) -> None:
-        self.entry.write(indices, rows)
+    def write(self, indices: np.ndarray, rows: np.ndarray | torch.Tensor) -> None:
+        self.entry.write(indices, rows_on(rows, None))
 
     def rows(self, indices: np.ndarray | None = None) -> np.ndarray:
         return np.asarray(self.entry.rows(indices))
+
+    def resident(self, indices: np.ndarray | None = None, device: torch.device | None = None):
+        """`rows` as they are kept: in the store's file, numpy."""
+        return self.rows(indices)
 
 
 def feature_offsets(ds: ProbeDataset, key: FeatureKey) -> np.ndarray:
@@ -114,13 +202,22 @@ class FeatureCache:
     """FeatureStores keyed by (data key, feature key), least recently used first.
     A data key names the model's weights and the dataset's token ids together
     (`ProbeRunner.data_key`), so other weights never get these features; `pinned`
-    data keys (the latest fit's data) are never forgotten."""
+    data keys (the latest fit's data) are never forgotten.
 
-    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+    `device` (set by a fit whose probe maths runs in torch; None: numpy on the host)
+    is where new rows are kept while `device_budget()` allows: `device_budget_bytes`,
+    else `DEVICE_SHARE` of the device's free memory when rows first go there."""
+
+    def __init__(
+        self, budget_bytes: int = DEFAULT_BUDGET_BYTES, device_budget_bytes: int | None = None
+    ) -> None:
         self.budget_bytes = budget_bytes
+        self.device_budget_bytes = device_budget_bytes
+        self.device: torch.device | None = None
         self.pinned: set[str] = set()
         self._stores: OrderedDict[str, dict[FeatureKey, FeatureStore]] = OrderedDict()
         self._spill: tempfile.TemporaryDirectory | None = None
+        self._measured: dict[str, int] = {}  # device -> the default budget, measured once
 
     def get(self, fp: str, key: FeatureKey) -> FeatureStore | None:
         stores = self._stores.get(fp)
@@ -129,40 +226,72 @@ class FeatureCache:
         self._stores.move_to_end(fp)
         return stores.get(key)
 
+    def device_budget(self, device: torch.device | None = None) -> int:
+        """Bytes of rows the cache keeps on `device` (default `self.device`; 0 for None)."""
+        device = self.device if device is None else device
+        if device is None:
+            return 0
+        if self.device_budget_bytes is not None:
+            return self.device_budget_bytes
+        name = str(device)
+        if name not in self._measured:
+            from .memory import device_available
+
+            free = device_available(name)
+            self._measured[name] = int(DEVICE_SHARE * free) if free else 0
+        return self._measured[name]
+
     def store(self, ds: ProbeDataset, fp: str, key: FeatureKey, width: int) -> FeatureStore:
         found = self.get(fp, key)
         if found is not None:
             return found
         offsets = feature_offsets(ds, key)
         need = int(offsets[-1]) * width * 4
+        if self.device is not None:
+            self._forget_unused(need, keep=fp, on_device=True)
+            if self.device_nbytes + need <= self.device_budget():
+                return self._keep(fp, key, DeviceFeatures(offsets, width, self.device))
         self._forget_unused(need, keep=fp)
         spill = None
         if self.nbytes + need > self.budget_bytes:
             if self._spill is None:
                 self._spill = tempfile.TemporaryDirectory(prefix="lm_probe_features_")
             spill = self._spill.name
-        store = self._stores.setdefault(fp, {})[key] = FeatureStore(offsets, spill)
+        return self._keep(fp, key, FeatureStore(offsets, spill))
+
+    def _keep(self, fp: str, key: FeatureKey, store: FeatureStore) -> FeatureStore:
+        self._stores.setdefault(fp, {})[key] = store
         self._stores.move_to_end(fp)
         return store
 
     def adopt(self, fp: str, key: FeatureKey, store: DiskFeatures) -> DiskFeatures:
         """Serve `key` of data `fp` from a store entry from now on."""
-        self._stores.setdefault(fp, {})[key] = store
-        self._stores.move_to_end(fp)
-        return store
+        return self._keep(fp, key, store)
 
-    def _forget_unused(self, need: int, keep: str) -> None:
-        """Drop least recently used, unpinned datasets until `need` more bytes fit.
-        (Arrays already handed out stay valid: forgetting only drops references.)"""
+    def _forget_unused(self, need: int, keep: str, on_device: bool = False) -> None:
+        """Drop least recently used, unpinned datasets until `need` more bytes fit in
+        host RAM (or on the device). (Arrays already handed out stay valid: forgetting
+        only drops references.)"""
+        room = self.device_budget() if on_device else self.budget_bytes
         for fp in list(self._stores):
-            if self.nbytes + need <= self.budget_bytes:
+            used = self.device_nbytes if on_device else self.nbytes
+            if used + need <= room:
                 return
             if fp != keep and fp not in self.pinned:
                 del self._stores[fp]
 
+    def _all(self) -> list:
+        return [s for stores in self._stores.values() for s in stores.values()]
+
     @property
     def nbytes(self) -> int:
-        return sum(s.nbytes for stores in self._stores.values() for s in stores.values())
+        """Bytes of rows in host RAM (spilled rows count: the spill is the budget's)."""
+        return sum(s.nbytes for s in self._all())
+
+    @property
+    def device_nbytes(self) -> int:
+        """Bytes of rows kept on devices."""
+        return sum(getattr(s, "device_nbytes", 0) for s in self._all())
 
     @property
     def spilled(self) -> bool:

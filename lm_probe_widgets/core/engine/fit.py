@@ -28,7 +28,7 @@ from . import events as ev
 from .data import Batch
 from .evaluation import evaluate_probe
 from .feature_access import FeatureAccess
-from .feature_cache import FeatureCache, row_index
+from .feature_cache import FeatureCache, gather_rows, row_index, rows_on, stack_rows
 from .plan import FitPlan, cv_groups, row_labels, scored_labels
 from .probe import LinearProbe, refine_many
 from .probe_stack import ProbeStack, stackable_groups
@@ -137,8 +137,12 @@ class FitLoop:
         self.val_xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.train_offsets = plan.train.token_offsets()
         # Stacks step on the probe device (ProbeRunner(probe_device=...), else the
-        # model's): torch on an accelerator, numpy on the CPU (faster there).
+        # model's): torch on an accelerator, numpy on the CPU (faster there). The cache
+        # keeps new features there too, while its device budget allows.
         self.device = stack_device(device)
+        cache.device = self.device
+        # validation rows where the torch stacks read them (the numpy edges: val_xy)
+        self.val_rows: dict[str, Any] = {}
         cache.pinned = {reader.data_key(d) for d in plan.datasets if d is not None}
 
     # -- stop points ------------------------------------------------------------------
@@ -248,10 +252,13 @@ class FitLoop:
                 continue
             phase = "extract-val" if mode == "split" else "extract-eval"
             keys = sorted({c.feature_key for c in cfgs})
-            feats = r.features(ds, keys, plan.batch_size, self._on_batch(phase, 0, len(ds)))
+            on_batch = self._on_batch(phase, 0, len(ds))
+            feats = r.features(ds, keys, plan.batch_size, on_batch, device=self.device)
             for cfg in cfgs:
                 keep, y_idx = scored_labels(cfg, ds)
-                self.val_xy[cfg.name] = (feats[cfg.feature_key][keep], y_idx)
+                x = feats[cfg.feature_key][keep]
+                self.val_rows[cfg.name] = x
+                self.val_xy[cfg.name] = (rows_on(x, None), y_idx)
 
     def _ensure_probe(self, cfg: ProbeConfig, dim: int) -> LinearProbe | None:
         probe = self.res.probes.get(cfg.name)
@@ -318,7 +325,13 @@ class FitLoop:
         labels = {c.name: row_labels(c, ds) for c in plan.configs}
         on_batch = self._on_batch("extract-train", 1, len(ds))
         batches = r.iter_features(
-            ds, self.keys, plan.batch_size, plan.seed, on_batch, skip=cursor.step
+            ds,
+            self.keys,
+            plan.batch_size,
+            plan.seed,
+            on_batch,
+            skip=cursor.step,
+            device=self.device,
         )
         groups: list[_Group] | None = None
         try:
@@ -352,7 +365,7 @@ class FitLoop:
             x, y = x[keep], y[keep]
         else:
             y = y[batch.indices]
-        self._train_step(cfg, probe, x, probe.encode(y), 1, first_pass=True)
+        self._train_step(cfg, probe, rows_on(x, None), probe.encode(y), 1, first_pass=True)
 
     def _first_pass_rows(self, cfg: ProbeConfig) -> object:
         """Probes that read every example of a batch can be stacked in the first pass."""
@@ -362,9 +375,9 @@ class FitLoop:
         """The first-pass step of a stack: each probe's scaler learns the batch, then
         every probe scores the batch (code length) and learns from it, as alone."""
         stack = group.stack
-        x = np.stack([feats[cfg.feature_key] for cfg, _ in group.members]).astype(np.float32)
+        x = stack_rows([feats[cfg.feature_key] for cfg, _ in group.members], stack.device)
         y = np.stack([p.encode(labels[cfg.name][batch.indices]) for cfg, p in group.members])
-        for (_, probe), xi in zip(group.members, x, strict=True):
+        for (_, probe), xi in zip(group.members, rows_on(x, None), strict=True):
             probe.scaler.update(xi)
         stack.refresh_scalers()
         lr = np.array([cfg.first_pass_lr for cfg, _ in group.members])
@@ -379,7 +392,8 @@ class FitLoop:
         if cursor.epoch > plan.num_epoch or not self._active():
             return
         ds = plan.train
-        feats = r.features(ds, [c.feature_key for c, _ in self._active()], plan.batch_size)
+        keys = [c.feature_key for c, _ in self._active()]
+        feats = r.features(ds, keys, plan.batch_size, device=self.device)  # where they are
         data = {}
         for cfg, _ in self._active():
             keep, y_idx = scored_labels(cfg, ds)
@@ -436,7 +450,7 @@ class FitLoop:
                 continue
             val = None
             if members[0][0].name in self.val_xy:
-                xv = np.stack([self.val_xy[c.name][0] for c, _ in members]).astype(np.float32)
+                xv = stack_rows([self.val_rows[c.name] for c, _ in members], self.device)
                 val = (xv, np.stack([self.val_xy[c.name][1] for c, _ in members]))
             stack = ProbeStack([p for _, p in members], val, self.device)
             groups.append(_Group(members, stack))
@@ -444,9 +458,10 @@ class FitLoop:
 
     def _hold_rows(self, groups: list[_Group], data: dict[str, Any]) -> None:
         """Torch stacks keep their probes' training rows on their device while all of
-        them fit the runner's memory budget (the first stacks first); the others
-        gather each step's rows on the host and send them over."""
-        room = self.cache.budget_bytes
+        them fit the runner's memory budget and the cache's device budget (the first
+        stacks first); the others gather each step's rows where the cache keeps them
+        and send them over."""
+        room = min(self.cache.budget_bytes, self.cache.device_budget() - self.cache.device_nbytes)
         for group in groups:
             stack = group.stack
             if stack is None or stack.device is None:
@@ -456,18 +471,16 @@ class FitLoop:
             if need > room:
                 continue
             room -= need
-            x = np.stack([data[c.name][0][data[c.name][1]] for c, _ in group.members])
-            stack.hold(
-                x.astype(np.float32, copy=False),
-                np.stack([data[c.name][2] for c, _ in group.members]).astype(np.int64),
-            )
+            x = [data[c.name][0][data[c.name][1]] for c, _ in group.members]
+            y = np.stack([data[c.name][2] for c, _ in group.members]).astype(np.int64)
+            stack.hold(stack_rows(x, self.device), y)
 
     def _step_group(self, group: _Group, data: dict[str, Any], rows: list, epoch: int) -> None:
         """One later-epoch step of a group's probes on their `rows` (one array each)."""
         if group.stack is None:
             (cfg, probe), sel = group.members[0], rows[0]
             x, keep, y_idx = data[cfg.name]
-            self._train_step(cfg, probe, x[keep[sel]], y_idx[sel], epoch, False)
+            self._train_step(cfg, probe, rows_on(x[keep[sel]], None), y_idx[sel], epoch, False)
             return
         lr = np.array([cfg.lr for cfg, _ in group.members])
         if not group.stack.has_scalers:  # the scalers are frozen after the first pass
@@ -476,13 +489,9 @@ class FitLoop:
             losses, _ = group.stack.step_rows(np.stack(rows), lr)
             self._record_group(group, losses, epoch)
             return
-        width = group.stack.width
-        x = np.empty((len(rows), len(rows[0]), width), dtype=np.float32)
-        y = np.empty((len(rows), len(rows[0])), dtype=np.int64)
-        for i, ((cfg, _), sel) in enumerate(zip(group.members, rows, strict=True)):
-            feats, keep, y_idx = data[cfg.name]
-            np.take(feats, keep[sel], axis=0, out=x[i])
-            y[i] = y_idx[sel]
+        picks = [(data[cfg.name], sel) for (cfg, _), sel in zip(group.members, rows, strict=True)]
+        x = gather_rows([(feats, keep[sel]) for (feats, keep, _), sel in picks], group.stack.device)
+        y = np.stack([y_idx[sel] for (_, _, y_idx), sel in picks]).astype(np.int64, copy=False)
         losses, _ = group.stack.step(x, y, lr)
         self._record_group(group, losses, epoch)
 
@@ -560,7 +569,9 @@ class FitLoop:
 def stack_device(device: torch.device) -> torch.device | None:
     """Where the probe maths runs in torch, or None: numpy on the host. On the CPU
     numpy's small products are about twice as fast as torch's (benchmarks/README.md);
-    MPS has no float64, which the losses and the final fit sum in."""
+    MPS has no float64, which the losses and the final fit sum in. Tests replace this
+    function (`lambda _: torch.device("cpu")`) to run the torch engine, its stacks and
+    device-resident features included, on CPU tensors."""
     return device if device.type == "cuda" else None
 
 

@@ -10,9 +10,11 @@ What a fit holds:
 - per batch, on the device of each probed module: the activations read in one
   trace (batch x longest length x width x dtype bytes each, all alive until the
   trace ends) plus the forward pass's own working set;
-- the pooled-feature cache in host RAM: examples x width x 4 bytes per feature key
-  and data set (one row per real token for token-level probes). Past the runner's
-  ``memory_budget`` the cache spills to disk.
+- the pooled-feature cache: examples x width x 4 bytes per feature key and data set
+  (one row per real token for token-level probes). Where the probe maths runs in
+  torch (an accelerator) it is kept on that device up to the cache's device budget
+  (`FeatureCache.device_budget`), then in host RAM up to the runner's
+  ``memory_budget``; past that it spills to disk.
 """
 
 from __future__ import annotations
@@ -58,19 +60,28 @@ class MemoryEstimate:
     available: dict[str, int | None]  # device -> free bytes now (None: unknown)
     remote: bool = False
     notes: list[str] = field(default_factory=list)
+    cache_device: str | None = None  # where the torch engine keeps features (None: host)
+    cache_device_budget: int = 0  # the cache's device budget there
+
+    @property
+    def cache_on_device(self) -> int:
+        return min(self.cache, self.cache_device_budget) if self.cache_device else 0
 
     @property
     def cache_in_ram(self) -> int:
-        return min(self.cache, self.cache_budget)
+        return min(self.cache - self.cache_on_device, self.cache_budget)
 
     @property
     def cache_on_disk(self) -> int:
-        return self.cache - self.cache_in_ram
+        return self.cache - self.cache_on_device - self.cache_in_ram
 
     def needed(self) -> dict[str, int]:
         """Bytes each device must still find (the model is already loaded)."""
         need = {d: int(b * SAFETY) for d, b in self.activations.items()}
         need["cpu"] = need.get("cpu", 0) + int(self.cache_in_ram * SAFETY)
+        if self.cache_on_device:
+            dev = self.cache_device
+            need[dev] = need.get(dev, 0) + int(self.cache_on_device * SAFETY)
         return need
 
     def shortfalls(self) -> dict[str, tuple[int, int]]:
@@ -90,8 +101,13 @@ class MemoryEstimate:
         for dev, b in sorted(self.activations.items()):
             lines.append(f"  activations per batch on {dev}: {_fmt(b)} (peak during one trace)")
         spill = f", {_fmt(self.cache_on_disk)} of it spills to disk" if self.cache_on_disk else ""
+        if self.cache_on_device:
+            lines.append(
+                f"  pooled-feature cache on {self.cache_device}: {_fmt(self.cache_on_device)} "
+                f"(device budget {_fmt(self.cache_device_budget)})"
+            )
         lines.append(
-            f"  pooled-feature cache: {_fmt(self.cache)} in host RAM "
+            f"  pooled-feature cache: {_fmt(self.cache - self.cache_on_device)} in host RAM "
             f"(budget {_fmt(self.cache_budget)}{spill})"
         )
         for dev, need in sorted(self.needed().items()):
@@ -235,10 +251,17 @@ def estimate_memory(
         dev = str(input_device)
         activations[dev] = activations.get(dev, 0) + working
 
+    # features kept where the probe maths runs in torch (core.engine.fit.stack_device)
+    from .fit import stack_device
+
+    engine = None if remote else stack_device(getattr(runner, "probe_device", input_device))
+    stored = getattr(runner, "store", None) is not None  # then the store file holds rows
+    cache_device = str(engine) if engine is not None and not stored else None
+
     model_bytes = _model_bytes(module)
     if is_meta_model(model):
         model_bytes = {"remote" if remote else "not loaded": sum(model_bytes.values())}
-    devices = set(activations) | {"cpu"}
+    devices = set(activations) | {"cpu"} | ({cache_device} if cache_device else set())
     free = {d: device_available(d) for d in devices}
     free.update(available or {})
     return MemoryEstimate(
@@ -250,6 +273,8 @@ def estimate_memory(
         available=free,
         remote=remote,
         notes=notes,
+        cache_device=cache_device,
+        cache_device_budget=runner.cache.device_budget(engine) if cache_device else 0,
     )
 
 
@@ -269,6 +294,11 @@ def guard_memory(
     """
     est = estimate_memory(runner, train_set, eval_set, batch_size, available=available)
     short = est.shortfalls()
+    dev = est.cache_device
+    if dev in short and est.cache_on_device:  # the device keeps less; the rest goes to host
+        room = int((est.available[dev] or 0) / SAFETY) - est.activations.get(dev, 0)
+        runner.cache.device_budget_bytes = est.cache_device_budget = max(room, 0)
+        short = est.shortfalls()
     cpu = short.get("cpu")
     if cpu is not None and est.cache_in_ram:
         free_ram = est.available["cpu"] or 0

@@ -1,0 +1,239 @@
+"""Pooled features kept where the probe maths runs (core.engine.feature_cache's
+DeviceFeatures): a fit whose maths runs in torch keeps its features on that device
+within the cache's device budget, spills the rest to host RAM and disk, and learns
+what the numpy path learns. On this CPU the torch engine runs on CPU tensors (the
+tests replace fit.stack_device, as its docstring says); with CUDA present the same
+tests run there too (probe_device="cuda", the library's own choice of engine)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+import torch
+from synthetic import sentiment_texts
+
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+from lm_probe_widgets.core.engine import fit as fit_module
+from lm_probe_widgets.core.engine.feature_cache import DeviceFeatures, FeatureStore
+from lm_probe_widgets.core.engine.modeling import wrap_model
+from lm_probe_widgets.core.engine.pooling import POOLERS, pool
+from lm_probe_widgets.core.io.tiny import tiny_hf_model
+
+ENGINES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+H, MLP = "transformer.h.{}.output", "transformer.h.{}.mlp.c_fc.output"
+FIT = dict(num_epoch=2, batch_size=12, progress=None, bootstrap=0)
+
+
+# Strengths that keep the final fit well posed on 36 rows of width 128 (at 1e-3 its
+# flat directions let float rounding move where L-BFGS stops by 1% of the weights).
+L2 = (1e-2, 1e-1, 1.0)
+
+
+def _mixed():
+    """Two widths (32, 128), three poolings, two and three classes; stacks and a lone
+    probe."""
+    return [
+        ProbeConfig(H.format(0), [0, 1], name="h0 mean", l2=L2),
+        ProbeConfig(H.format(1), [0, 1], name="h1 max", pooling="max", l2=L2),
+        ProbeConfig(H.format(2), [0, 1, 2], name="h2 three classes", pooling="last", l2=L2),
+        ProbeConfig(MLP.format(1), [0, 1], name="h1 mlp", l2=L2),
+        ProbeConfig(MLP.format(2), [0, 1], name="h2 mlp", l2=L2),
+    ]
+
+
+def _tokens():
+    """Token-level probes: two of one width (a stack) and one wider."""
+    return [
+        ProbeConfig(H.format(0), [0, 1], name="t0", pooling="none", l2=L2),
+        ProbeConfig(H.format(1), [0, 1], name="t1", pooling="none", l2=L2),
+        ProbeConfig(MLP.format(1), [0, 1], name="t mlp", pooling="none", l2=L2),
+    ]
+
+
+@pytest.fixture(scope="module")
+def data(tiny):
+    """(examples split, tokens split): sentiment labels, and per-token labels."""
+    _, tok = tiny
+    texts, labels = sentiment_texts(48, seed=4)
+    examples = ProbeDataset.from_texts(texts, labels, tok).tt_split(0.25, seed=0)
+    enc = [tok(t)["input_ids"] for t in texts[:24]]
+    token_labels = [[int(i % 2 == 0) for i in ids] for ids in enc]
+    tokens = ProbeDataset(enc, None, token_labels).tt_split(0.25, stratify=False)
+    return examples, tokens
+
+
+def _fit(model, configs, split, engine: str | None, setup=None) -> ProbeRunner:
+    """A fit on the numpy path (engine None) or the torch engine on `engine`."""
+    on_cuda = engine is not None and engine.startswith("cuda")
+    runner = ProbeRunner(model, configs, store=False, probe_device=engine if on_cuda else None)
+    if setup is not None:
+        setup(runner)
+    with pytest.MonkeyPatch.context() as mp:
+        if engine == "cpu":
+            mp.setattr(fit_module, "stack_device", lambda _: torch.device("cpu"))
+        three = any(c.name == "h2 three classes" for c in configs)  # class 2 has no example
+        with pytest.warns(UserWarning, match="h2 three classes") if three else nullcontext():
+            runner.fit_probes(*split, **FIT)
+    assert runner.state == "fitted"
+    return runner
+
+
+def _stores(runner: ProbeRunner) -> dict:
+    """(data set, feature key) -> where the runner's cache keeps those rows."""
+    plan = runner.last_plan
+    out = {}
+    for name in ("train", "val", "eval_set"):
+        ds = getattr(plan, name)
+        if ds is not None:
+            fp = runner.data_key(ds)
+            for key in {c.feature_key for c in runner.configs}:
+                out[(name, key)] = runner.cache.get(fp, key)
+    return out
+
+
+def _same_probes(a: ProbeRunner, b: ProbeRunner, exact: bool = False) -> None:
+    for cfg in a.configs:
+        pa, pb = a[cfg.name], b[cfg.name]
+        assert isinstance(pb._w, np.ndarray)  # the stacks gave their probes back
+        assert pb.record.steps == pa.record.steps and pb.record.best_step == pa.record.best_step
+        if exact:
+            np.testing.assert_array_equal(pb.coef_, pa.coef_)
+            assert pb.record.history == pa.record.history
+            continue
+        assert pb.record.code_length_bits == pytest.approx(pa.record.code_length_bits, rel=1e-5)
+        hist_a = [h["val_loss"] for h in pa.record.history]
+        np.testing.assert_allclose([h["val_loss"] for h in pb.record.history], hist_a, rtol=1e-5)
+        # the final fit stops at a gradient of 1e-4: float rounding moves it about that much
+        for wa, wb in ((pa.coef_, pb.coef_), (pa.intercept_, pb.intercept_)):
+            assert np.abs(wb - wa).max() <= 1e-3 * np.abs(wa).max()
+    cols = ["accuracy", "f1"]
+    np.testing.assert_allclose(b.metrics[cols], a.metrics[cols], rtol=1e-5)
+    np.testing.assert_allclose(b.metrics["loss"], a.metrics["loss"], rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def numpy_fits(tiny, data):
+    return [_fit(tiny[0], _mixed(), data[0], None), _fit(tiny[0], _tokens(), data[1], None)]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def device_fits(request, tiny, data):
+    engine = request.param
+    model = tiny[0]
+    return engine, [_fit(model, _mixed(), data[0], engine), _fit(model, _tokens(), data[1], engine)]
+
+
+def test_a_fit_keeps_its_features_on_the_engines_device_and_learns_the_numpy_probes(
+    numpy_fits, device_fits
+):
+    """Mixed widths, poolings (token-level too) and classes: every row the fit read
+    stays on the probe device, and the probes and metrics are the numpy path's."""
+    engine, fits = device_fits
+    for host, dev in zip(numpy_fits, fits, strict=True):
+        for where, store in _stores(dev).items():
+            assert isinstance(store, DeviceFeatures), where
+            assert store.array.device.type == engine and store.array.dtype == torch.float32
+        assert all(type(s) is FeatureStore for s in _stores(host).values())
+        assert dev.cache.device_nbytes > 0 and host.cache.device_nbytes == 0
+        _same_probes(host, dev)
+        # the numpy edges read host copies of the same rows
+        ds = dev.last_plan.eval_set
+        keys = [c.feature_key for c in dev.configs]
+        got, want = dev.features(ds, keys), host.features(ds, keys)
+        for key in keys:
+            assert isinstance(got[key], np.ndarray)
+            np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_features_past_the_device_budget_spill_to_ram_and_disk_with_the_same_probes(
+    tiny, data, device_fits
+):
+    """A device budget and a RAM budget each a third of the features: the first keys
+    stay on the device, the next in RAM, the rest in the disk spill; the probes are
+    the all-on-device fit's, bit for bit."""
+    engine, (whole, _) = device_fits
+    third = whole.cache.device_nbytes // 3
+
+    def small(runner):
+        runner.cache.budget_bytes = third
+        runner.cache.device_budget_bytes = third
+
+    spilled = _fit(tiny[0], _mixed(), data[0], engine, setup=small)
+    stores = _stores(spilled)
+    on_device = [s for s in stores.values() if isinstance(s, DeviceFeatures)]
+    in_ram = [s for s in stores.values() if type(s) is FeatureStore]
+    assert on_device and in_ram and len(on_device) + len(in_ram) == len(stores)
+    used = spilled.cache.device_nbytes
+    assert used <= third
+    # each key kept on the host did not fit on the device when it came (first come, first kept)
+    assert all(used + s.array.nbytes > third for s in in_ram)
+    on_disk = [s for s in in_ram if isinstance(s.array, np.memmap)]
+    assert on_disk and len(on_disk) < len(in_ram)
+    _same_probes(whole, spilled, exact=True)
+
+
+def test_each_sites_rows_go_from_where_its_layer_ran_to_the_probe_device(tiny, monkeypatch):
+    """Two sites: the rows written to the cache are tensors on the device the site's
+    layer ran on (no trip through numpy on the host), kept on the probe device (CUDA
+    where present, the model staying on the CPU). tests/test_device_map.py splits a
+    model's layers over two GPUs."""
+    model, tok = tiny
+    ids = [tok(t)["input_ids"] for t in sentiment_texts(8, seed=1)[0]]
+    ds = ProbeDataset(ids, None, None)
+    configs = [ProbeConfig(H.format(0)), ProbeConfig(H.format(2), pooling="none")]
+    keys = [c.feature_key for c in configs]
+    runner = ProbeRunner(model, configs, store=False)
+    probe_device = torch.device(ENGINES[-1])
+    sites = {key[0]: torch.device("cpu") for key in keys}  # the model's one device
+    writes = []
+    real_write = DeviceFeatures.write
+
+    def write(store, indices, rows):
+        writes.append((type(rows), getattr(rows, "device", None), store.device))
+        return real_write(store, indices, rows)
+
+    monkeypatch.setattr(DeviceFeatures, "write", write)
+    runner.cache.device = probe_device
+    feats = runner.features(ds, keys, batch_size=4, device=probe_device)
+    assert len(writes) == 2 * 2  # two batches, two keys
+    for (cls, came_from, kept_on), key in zip(writes, keys * 2, strict=True):
+        assert cls is torch.Tensor and came_from == sites[key[0]] and kept_on == probe_device
+    for key in keys:
+        assert isinstance(feats[key], torch.Tensor) and feats[key].device == probe_device
+    assert feats[keys[1]].shape[0] == int(ds.lengths.sum())  # one row per real token
+
+
+@pytest.mark.parametrize("how", sorted(POOLERS))
+def test_pooling_sums_bf16_and_fp16_activations_in_float32(how):
+    """Each pooling of a half-precision activation is float32 and equals the pooling
+    of its exact float32 values (the cast comes before any sum)."""
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(3, 5, 8, generator=gen) * 300  # sums past fp16's 65,504 overflow
+    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+    for half in (torch.bfloat16, torch.float16):
+        got = pool(h.to(half), mask, how)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, pool(h.to(half).float(), mask, how), rtol=0, atol=0)
+
+
+def test_a_bf16_model_gives_float32_features_close_to_the_fp32_models(tiny):
+    """The same tiny model in bf16 and fp32: float32 features (on the probe device
+    too), equal within bf16's rounding (8 bits of mantissa, through three layers)."""
+    hf, tok = tiny_hf_model("gpt2")
+    texts = sentiment_texts(8, seed=3)[0]
+    ds = ProbeDataset([tok(t)["input_ids"] for t in texts], None, None)
+    keys = [ProbeConfig(H.format(i), pooling=how).feature_key for i in (0, 2) for how in POOLERS]
+    feats = {}
+    for dtype in (torch.float32, torch.bfloat16):  # (Module.to converts in place)
+        model = wrap_model(hf.to(dtype), tok)
+        runner = ProbeRunner(model, [ProbeConfig(H.format(i)) for i in (0, 2)], store=False)
+        runner.cache.device = torch.device(ENGINES[-1])
+        feats[dtype] = runner.features(ds, keys, batch_size=4, device=runner.cache.device)
+    for key in keys:
+        full, half = feats[torch.float32][key], feats[torch.bfloat16][key]
+        assert half.dtype == torch.float32
+        scale = full.abs().max()
+        # 4 units of bf16 rounding (2**-8) of the largest feature; 0.8% seen
+        torch.testing.assert_close(half, full, rtol=0, atol=float(2**-6 * scale))
