@@ -237,3 +237,30 @@ def test_a_bf16_model_gives_float32_features_close_to_the_fp32_models(tiny):
         scale = full.abs().max()
         # 4 units of bf16 rounding (2**-8) of the largest feature; 0.8% seen
         torch.testing.assert_close(half, full, rtol=0, atol=float(2**-6 * scale))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_memory_estimate_counts_features_on_the_device_then_in_ram(tiny, data, engine):
+    """What the device budget holds is counted on the probe device, the rest in RAM
+    (then on disk); with the numpy engine all of it is in RAM."""
+    from lm_probe_widgets.core.engine import memory
+
+    train, test = data[0]
+    on_cuda = engine.startswith("cuda")
+    runner = ProbeRunner(tiny[0], _mixed(), store=False, probe_device=engine if on_cuda else None)
+    host = memory.estimate_memory(runner, train, test, batch_size=12)
+    assert host.cache_device is None and host.cache_in_ram == host.cache > 0
+    runner.cache.device_budget_bytes = host.cache // 3
+    runner.cache.budget_bytes = host.cache // 2
+    with pytest.MonkeyPatch.context() as mp:
+        if engine == "cpu":
+            mp.setattr(fit_module, "stack_device", lambda _: torch.device("cpu"))
+        est = memory.estimate_memory(runner, train, test, batch_size=12)
+    assert est.cache_device == str(torch.device(engine)) and est.cache == host.cache
+    assert est.cache_on_device == host.cache // 3 and est.cache_in_ram == host.cache // 2
+    assert est.cache_on_disk == host.cache - host.cache // 3 - host.cache // 2
+    dev, safety = est.cache_device, memory.SAFETY
+    ram = int(est.cache_in_ram * safety) if dev == "cpu" else 0  # the host is that device
+    want = int(est.activations.get(dev, 0) * safety) + int(est.cache_on_device * safety) + ram
+    assert est.needed()[dev] == want
+    assert f"pooled-feature cache on {est.cache_device}" in str(est)
