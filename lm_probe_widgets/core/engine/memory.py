@@ -303,8 +303,10 @@ def guard_memory(
     if cpu is not None and est.cache_in_ram:
         free_ram = est.available["cpu"] or 0
         room = int(free_ram / SAFETY) - est.activations.get("cpu", 0)
+        if dev == "cpu":  # the torch engine on the CPU: its "device" part is in RAM too
+            room -= est.cache_on_device
         disk = shutil.disk_usage(tempfile.gettempdir()).free
-        spill = est.cache - max(room, 0)
+        spill = est.cache - est.cache_on_device - max(room, 0)
         if room > 0 and spill < disk:
             warnings.warn(
                 f"the pooled-feature cache ({_fmt(est.cache)}) does not fit in free RAM "
