@@ -61,7 +61,7 @@ class MemoryEstimate:
     remote: bool = False
     notes: list[str] = field(default_factory=list)
     cache_device: str | None = None  # where the torch engine keeps features (None: host)
-    cache_device_budget: int = 0  # the cache's device budget there
+    cache_device_budget: int = 0  # room left in the cache's device budget there
 
     @property
     def cache_on_device(self) -> int:
@@ -104,7 +104,7 @@ class MemoryEstimate:
         if self.cache_on_device:
             lines.append(
                 f"  pooled-feature cache on {self.cache_device}: {_fmt(self.cache_on_device)} "
-                f"(device budget {_fmt(self.cache_device_budget)})"
+                f"(room in its device budget {_fmt(self.cache_device_budget)})"
             )
         lines.append(
             f"  pooled-feature cache: {_fmt(self.cache - self.cache_on_device)} in host RAM "
@@ -257,6 +257,8 @@ def estimate_memory(
     engine = None if remote else stack_device(getattr(runner, "probe_device", input_device))
     stored = getattr(runner, "store", None) is not None  # then the store file holds rows
     cache_device = str(engine) if engine is not None and not stored else None
+    held = runner.cache.device_nbytes
+    device_room = max(runner.cache.device_budget(engine) - held, 0) if cache_device else 0
 
     model_bytes = _model_bytes(module)
     if is_meta_model(model):
@@ -274,7 +276,7 @@ def estimate_memory(
         remote=remote,
         notes=notes,
         cache_device=cache_device,
-        cache_device_budget=runner.cache.device_budget(engine) if cache_device else 0,
+        cache_device_budget=device_room,
     )
 
 
@@ -296,8 +298,9 @@ def guard_memory(
     short = est.shortfalls()
     dev = est.cache_device
     if dev in short and est.cache_on_device:  # the device keeps less; the rest goes to host
-        room = int((est.available[dev] or 0) / SAFETY) - est.activations.get(dev, 0)
-        runner.cache.device_budget_bytes = est.cache_device_budget = max(room, 0)
+        room = max(int((est.available[dev] or 0) / SAFETY) - est.activations.get(dev, 0), 0)
+        est.cache_device_budget = room
+        runner.cache.device_budget_bytes = runner.cache.device_nbytes + room
         short = est.shortfalls()
     cpu = short.get("cpu")
     if cpu is not None and est.cache_in_ram:
