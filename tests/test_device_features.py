@@ -185,7 +185,7 @@ def test_each_sites_rows_go_from_where_its_layer_ran_to_the_probe_device(tiny, m
     configs = [ProbeConfig(H.format(0)), ProbeConfig(H.format(2), pooling="none")]
     keys = [c.feature_key for c in configs]
     runner = ProbeRunner(model, configs, store=False)
-    probe_device = torch.device(ENGINES[-1])
+    probe_device = torch.device("cuda", 0) if ENGINES[-1] == "cuda" else torch.device("cpu")
     sites = {key[0]: torch.device("cpu") for key in keys}  # the model's one device
     writes = []
     real_write = DeviceFeatures.write
