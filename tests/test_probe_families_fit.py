@@ -237,3 +237,16 @@ def test_linear_configs_and_their_saved_form_are_unchanged():
     assert attention.feature_key == ("transformer.h.1", "output", "none")
     assert not attention.token_level  # token rows in, one label per example out
     assert ProbeConfig(**attention.to_dict()) == attention
+
+
+def test_the_playground_scores_every_family_and_no_tokens_for_attention(fitted):
+    from lm_probe_widgets.widgets.playground_view import compute
+
+    result = compute(fitted, "a good film")
+    by_name = {p["name"]: p for p in result["probes"]}
+    assert set(by_name) == set(NAMES)
+    for name in NAMES:
+        assert sum(by_name[name]["proba"]) == pytest.approx(1.0)
+    for name in ("lin", "mlp", "sparse"):  # a score per token of the text
+        assert len(by_name[name]["token_logits"]) == len(result["tokens"])
+    assert by_name["att"]["token_logits"] == [] and "whole text" in by_name["att"]["note"]
