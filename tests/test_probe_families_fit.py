@@ -250,3 +250,29 @@ def test_the_playground_scores_every_family_and_no_tokens_for_attention(fitted):
     for name in ("lin", "mlp", "sparse"):  # a score per token of the text
         assert len(by_name[name]["token_logits"]) == len(result["tokens"])
     assert by_name["att"]["token_logits"] == [] and "whole text" in by_name["att"]["note"]
+
+
+def test_family_early_stopping_keeps_the_best_evaluation_and_stops_after_patience():
+    import torch
+
+    from lm_probe_widgets.core.engine.family_models import AdamW, train
+
+    net = torch.nn.Linear(3, 2)
+    opt = AdamW(net.parameters(), lr=1e-2, weight_decay=0.0)
+    x = torch.ones(4, 3)
+    losses = iter([3.0, 2.0, 1.0, 1.5, 2.5, 0.99995, 4.0, 5.0, 6.0, 7.0])  # best at step 3
+    kept = {}
+
+    def val_loss():
+        v = next(losses)
+        if v == 1.0:
+            kept.update({k: t.clone() for k, t in net.state_dict().items()})
+        return v
+
+    stopping = Stopping(patience=3, eval_every=1, warmup=0, threshold=1e-4)
+    trace = train(net, opt, 10, lambda: net(x).sum(), val_loss, stopping)
+    # 0.99995 is no improvement by more than the threshold: patience runs out at step 6
+    assert (trace.steps, trace.best_step, trace.stopped_early) == (6, 3, True)
+    assert trace.best_val_loss == 1.0 and [h["step"] for h in trace.history] == [1, 2, 3, 4, 5, 6]
+    for k, t in net.state_dict().items():
+        torch.testing.assert_close(t, kept[k], rtol=0, atol=0)
