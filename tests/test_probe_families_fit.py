@@ -153,6 +153,7 @@ def test_a_stop_then_resume_gives_the_uninterrupted_result(data, fitted, kind, p
     for name in waiting:  # waiting: no steps, no curve, no metrics row
         assert runner.metrics.loc[name, "state"] == "not fitted"
         assert runner[name].record.history == [] and name not in runner.last_result.metrics
+    assert set(runner.score(test).index) == set(NAMES) - waiting  # the fitted ones
     runner.fit_probes(train, test, resume=True, **KW)
     assert str(runner.state) == "fitted"
     want, got = _probas(fitted, test, fitted), _probas(runner, test, fitted)
