@@ -121,6 +121,12 @@ def test_a_mixed_sweep_fits_each_family_as_it_would_alone(fitted):
         assert theirs.to_dict() == mine.to_dict()
         assert isinstance(runner.control[name], FamilyProbe) and runner.control[name].fitted
     np.testing.assert_allclose(m["selectivity"], m["accuracy"] - m["control_accuracy"])
+    # the layer sweep draws one line per family (its legend says which)
+    from lm_probe_widgets.display.sweep_plot import series_reads
+
+    assert series_reads(m).tolist() == [
+        "mean", "mlp probe, mean pooling", "sparse probe, mean pooling", "attention probe"
+    ]  # fmt: skip
     made = runner.compare("att", "lin")  # paired over the same test texts
     assert made.a_score == pytest.approx(m.loc["att", "accuracy"])
     assert made.b_score == pytest.approx(m.loc["lin", "accuracy"])
