@@ -184,10 +184,12 @@ def test_a_failed_family_fit_changes_nothing(data, monkeypatch):
     def broken(self, *args, **kwargs):
         raise RuntimeError("a family fit failed")
 
-    monkeypatch.setattr("lm_probe_widgets.core.engine.sparse_model.SparseModel.fit", broken)
+    # the sparse probe is fitted first, then the attention probe's fit fails
+    monkeypatch.setattr("lm_probe_widgets.core.engine.family_models.AttentionProbe.fit", broken)
     with pytest.raises(RuntimeError, match="family fit failed"):
         runner.fit_probes(train, test, resume=True, **KW)
     assert str(runner.state) == "stopped"
+    assert not runner["sparse"].fitted and not runner["att"].fitted
     assert runner.metrics.equals(before)
     assert {n: vars(runner[n].record) for n in NAMES} == records
     for name, proba in probas.items():
