@@ -14,6 +14,13 @@ from .labels import ordered_classes
 POOLINGS = ("mean", "last", "first", "max", "none")
 VALIDATIONS = ("split", "eval", "none")
 TASKS = ("classification", "regression")
+KINDS = ("linear", "mlp", "sparse", "attention")
+# Each family's options and their defaults; an option of another family is an error.
+FAMILY_OPTIONS: dict[str, dict[str, Any]] = {
+    "mlp": {"hidden": 64, "weight_decay": 1e-2},
+    "sparse": {"k": 16, "rank_by": "mean_diff"},
+    "attention": {"heads": 1, "weight_decay": 1e-3},
+}
 _MODEL_KWARGS = {"lr", "l2", "alpha", "batch_size"}
 
 
@@ -55,6 +62,17 @@ class ProbeConfig:
       MAE); None (the default) is regression when the training labels are
       non-integer numbers, with a warning saying so.
     - `model_kwargs`: accepted for compatibility: keys `lr`, `l2`, `alpha` (= l2).
+    - `kind`: the probe family. "linear" (the default: the logistic or ridge read-out
+      above); "mlp" (one hidden layer of width `hidden`, AdamW `weight_decay`);
+      "sparse" (logistic on the `k` dimensions ranked best by `rank_by`, "mean_diff"
+      or "l1", its strength chosen from `l2` on the validation split); "attention"
+      (learned pooling over the text's token rows, `heads` queries, AdamW
+      `weight_decay`: it reads token-level features and predicts one label per
+      example, so leave `pooling` unset). Families take no online steps: they are
+      fitted once, from the cached training features, in the final fit, the torch
+      ones (mlp, attention) for up to `max_steps` AdamW steps with early stopping on
+      the validation split (`patience`, `eval_every`, `warmup_steps`, `threshold`).
+      They classify (no `task="regression"`) and ignore `cv_folds` and `lr`.
     """
 
     submodule: str
@@ -87,6 +105,12 @@ class ProbeConfig:
     cv_folds: int = 5
     task: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    kind: str = "linear"
+    hidden: int | None = None
+    weight_decay: float | None = None
+    k: int | None = None
+    rank_by: str | None = None
+    heads: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.submodule, str) or not self.submodule.strip():
@@ -94,6 +118,7 @@ class ProbeConfig:
         self.submodule = self.submodule.strip()
         if self.name is None:
             self.name = self.submodule
+        self._check_kind()
         if self.pooling is None:
             self.pooling = "mean" if self.pool else "none"
         if self.pooling not in POOLINGS:
@@ -125,6 +150,51 @@ class ProbeConfig:
         if min(self.lr, self.first_pass_lr) <= 0 or any(v < 0 for v in self.l2) or not self.l2:
             raise ProbeError("learning rates must be > 0 and l2 a non-empty list of values >= 0")
 
+    def _check_kind(self) -> None:
+        """The family and its options, filled with the family's defaults."""
+        if self.kind not in KINDS:
+            raise ProbeError(f"kind {self.kind!r} is not one of {KINDS}")
+        options = FAMILY_OPTIONS.get(self.kind, {})
+        for key in ("hidden", "weight_decay", "k", "rank_by", "heads"):
+            if key not in options and getattr(self, key) is not None:
+                owners = [k for k, o in FAMILY_OPTIONS.items() if key in o]
+                raise ProbeError(
+                    f"probe {self.name!r}: {key}= is an option of kind={' or '.join(owners)} "
+                    f"probes, not of kind={self.kind!r}"
+                )
+        for key, default in options.items():
+            if getattr(self, key) is None:
+                setattr(self, key, default)
+        if self.kind == "linear":
+            return
+        if self.task == "regression":
+            raise ProbeError(
+                f"probe {self.name!r}: kind={self.kind!r} probes classify; for continuous "
+                "targets use kind='linear' (ridge regression)"
+            )
+        if not self.refine:
+            raise ProbeError(
+                f"probe {self.name!r}: kind={self.kind!r} probes are fitted in the final fit, "
+                "so refine=False has nothing to keep; drop it (it applies to linear probes)"
+            )
+        for key in ("hidden", "k", "heads"):
+            low = 0 if key == "hidden" else 1
+            value = getattr(self, key)
+            if value is not None and (not is_int(value) or value < low):
+                raise ProbeError(f"{key} must be an integer >= {low}, got {value!r}")
+        wd = self.weight_decay
+        if wd is not None and (not isinstance(wd, (int, float)) or isinstance(wd, bool) or wd < 0):
+            raise ProbeError(f"weight_decay must be a number >= 0, got {wd!r}")
+        if self.rank_by is not None and self.rank_by not in ("mean_diff", "l1"):
+            raise ProbeError(f"rank_by {self.rank_by!r} is not one of ('mean_diff', 'l1')")
+        if self.kind == "attention":
+            if self.pooling not in (None, "none"):
+                raise ProbeError(
+                    f"probe {self.name!r}: an attention probe pools with learned weights over "
+                    f"the token rows; leave pooling unset (got pooling={self.pooling!r})"
+                )
+            self.pooling = "none"
+
     @property
     def read(self) -> tuple[str, str]:
         """(module path, "output" | "input"): the activation this probe reads."""
@@ -138,12 +208,17 @@ class ProbeConfig:
 
     @property
     def token_level(self) -> bool:
-        return self.pooling == "none"
+        """One label per token (pooling "none"); an attention probe reads token rows
+        but labels examples."""
+        return self.pooling == "none" and self.kind != "attention"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["classes"] = None if self.classes is None else list(self.classes)
         d["l2"] = list(self.l2)
+        if self.kind == "linear":  # files saved before the families load unchanged
+            for key in ("kind", "hidden", "weight_decay", "k", "rank_by", "heads"):
+                d.pop(key)
         return d
 
 

@@ -27,6 +27,7 @@ from .engine import events as ev
 from .engine.data import ProbeDataset
 from .engine.disk_store import DiskStore, open_store
 from .engine.extract import Extractor, FeatureKey
+from .engine.families import check_widths, text_rows
 from .engine.feature_access import FeatureAccess
 from .engine.feature_cache import DEFAULT_BUDGET_BYTES, FeatureCache
 from .engine.fingerprint import model_fingerprint
@@ -111,6 +112,7 @@ class ProbeRunner(FeatureAccess, Scoring, ProbeMethods, RunnerViews):
             [self._companions] if self._companions else []
         )
         self._dry = validate_submodules(self.model, list(dict.fromkeys(subs)))
+        check_widths(self.configs, self._dry.shapes)  # a sparse probe's k
         self.threads = threads
         self._extractors: dict[tuple[FeatureKey, ...], Extractor] = {}
         self._fit_lock = threading.Lock()
@@ -337,7 +339,8 @@ class ProbeRunner(FeatureAccess, Scoring, ProbeMethods, RunnerViews):
         batch_size: int = 32,
     ) -> dict[str, np.ndarray]:
         """Pooled features each probe sees, in input order: {name: (n, width)}.
-        Token-level probes get one row per real token."""
+        Token-level probes get one row per real token; attention probes one
+        [tokens, width] array per text (what their `predict_proba` reads)."""
         ds = (
             input_ids
             if isinstance(input_ids, ProbeDataset)
@@ -350,7 +353,11 @@ class ProbeRunner(FeatureAccess, Scoring, ProbeMethods, RunnerViews):
         if unknown:
             raise KeyError(f"unknown probes {unknown}; known: {list(by_name)}")
         feats = self.features(ds, [by_name[n].feature_key for n in names], batch_size)
-        return {n: np.array(feats[by_name[n].feature_key]) for n in names}
+        out = {n: np.array(feats[by_name[n].feature_key]) for n in names}
+        for n in names:
+            if by_name[n].kind == "attention":
+                out[n] = text_rows(out[n], ds)
+        return out
 
     def save(self, path: str) -> None:
         """Write probes as plain arrays + JSON (safetensors): loading runs no code."""

@@ -72,6 +72,7 @@ NEUTRAL = frozenset(
         "classes",
         "n_classes",
         "submodule",
+        "kind",
         "pooling",
         "state",
         "stop_reason",

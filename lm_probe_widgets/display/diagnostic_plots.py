@@ -22,11 +22,12 @@ def confusion_matrix(
     cfg = probe.config
     if not getattr(dataset, "has_labels", False):
         raise ValueError("the dataset has no labels: a confusion matrix needs true labels")
+    from ..core.engine.families import family_inputs
     from ..core.engine.plan import scored_labels
 
     x = runner.get_probe_features(dataset, subset=[name], batch_size=batch_size)[name]
     keep, true_idx = scored_labels(cfg, dataset)  # ignored tokens dropped
-    pred_idx = probe.encode(probe.predict(x[keep] if len(keep) != len(x) else x))
+    pred_idx = probe.encode(probe.predict(family_inputs(cfg, x, keep, dataset)))
     k = len(cfg.classes)
     cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (true_idx, pred_idx), 1)
@@ -128,6 +129,7 @@ def plot_calibration(
     """Reliability diagram of a binary probe: the fraction of positives (the last
     class) against the mean predicted probability per bin, beside the diagonal of
     perfect calibration; the bins' example counts are written above the points."""
+    from ..core.engine.families import family_inputs
     from ..core.engine.metrics import calibration_curve
     from ..core.engine.plan import scored_labels
 
@@ -136,7 +138,7 @@ def plot_calibration(
         raise ValueError("a reliability diagram needs a binary classification probe")
     x = runner.get_probe_features(dataset, subset=[name], batch_size=batch_size)[name]
     keep, y = scored_labels(probe.config, dataset)
-    proba = probe.predict_proba(x[keep] if len(keep) != len(x) else x)
+    proba = probe.predict_proba(family_inputs(probe.config, x, keep, dataset))
     mean_pred, frac_pos, count = calibration_curve(proba, y, n_bins=n_bins)
     ax = new_axes(ax, (4.6, 4.2))
     with plot_style():

@@ -68,11 +68,39 @@ def _history_summary(rec: Any) -> str:
     return s
 
 
+def probe_title(probe: Any) -> str:
+    """ "LinearProbe", or the family's name for a family probe ("MLP probe")."""
+    kind = getattr(probe.config, "kind", "linear")
+    return "LinearProbe" if kind == "linear" else FAMILY_TITLES.get(kind, f"{kind} probe")
+
+
+FAMILY_TITLES = {"mlp": "MLP probe", "sparse": "k-sparse probe", "attention": "attention probe"}
+
+
+def pooling_cell(cfg: Any) -> str:
+    """How a probe reads its site, for a table's pooling column: the pooling, with the
+    family of a family probe ("mean · mlp"; an attention probe's pooling is learned)."""
+    kind = getattr(cfg, "kind", "linear")
+    if kind == "linear":
+        return str(cfg.pooling)
+    return "attention (learned)" if kind == "attention" else f"{cfg.pooling} · {kind}"
+
+
+def _family_facts(cfg: Any) -> list[tuple[str, str]]:
+    """A family probe's kind and options, escaped; none for a linear probe."""
+    kind = getattr(cfg, "kind", "linear")
+    if kind == "linear":
+        return []
+    keys = {"mlp": ("hidden", "weight_decay"), "sparse": ("k", "rank_by")}
+    options = ", ".join(f"{k}={getattr(cfg, k)}" for k in keys.get(kind, ("heads", "weight_decay")))
+    return [("kind", _e(f"{kind} ({options})"))]
+
+
 def probe_text(probe: Any) -> str:
     cfg = probe.config
     rec = _record(probe)
     lines = [
-        f"LinearProbe {probe.name}",
+        f"{probe_title(probe)} {probe.name}",
         f"  submodule: {cfg.submodule}   pooling: {cfg.pooling}   dim: {probe.dim}",
         f"  classes: {_classes_text(cfg.classes)}",
         f"  state: {describe_state(probe)}",
@@ -144,13 +172,14 @@ def probe_html(probe: Any, runner: Any = None) -> str:
     rec = _record(probe)
     label = state_label(probe)
     head = (
-        '<div class="lpw-head"><span class="lpw-title">LinearProbe</span>'
+        f'<div class="lpw-head"><span class="lpw-title">{_e(probe_title(probe))}</span>'
         f'<span class="lpw-mono lpw-name">{_e(probe.name)}</span>{_badge(label)}</div>'
         f'<div class="lpw-muted lpw-state">{_e(describe_state(probe))}</div>'
     )
     facts = [
         ("submodule", f'<span class="lpw-mono lpw-submodule">{_e(cfg.submodule)}</span>'),
         ("pooling", _e(cfg.pooling)),
+        *_family_facts(cfg),
         ("classes", f'<span class="lpw-classes">{_chips(cfg.classes)}</span>'),
         ("feature dim", _e(probe.dim)),
     ]

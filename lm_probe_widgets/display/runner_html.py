@@ -24,6 +24,7 @@ from .html import (
     state_label,
 )
 from .metrics_table import best_rows, column_spec, metrics_table_html
+from .probe_html import pooling_cell
 from .sparkline import _probe_sparkline
 
 # Columns of runner.metrics shown in the metrics table, in this order when present;
@@ -103,7 +104,7 @@ def runner_text(runner: Any) -> str:
         cells = [
             str(cfg.name),
             str(cfg.submodule),
-            str(cfg.pooling),
+            pooling_cell(cfg),
             state_label(probe),
             str(rec.steps) if rec else "0",
             fmt_value(rec.best_step, "-") if rec else "-",
@@ -168,7 +169,7 @@ def runner_html(runner: Any) -> str:
             f"<td>{_probe_sparkline(probe)}</td>"
             f'<td class="lpw-num">{rec.steps if rec else 0}</td>'
             f'<td class="lpw-mono lpw-submodule">{_e(cfg.submodule)}</td>'
-            f"<td>{_e(cfg.pooling)}</td>"
+            f"<td>{_e(pooling_cell(cfg))}</td>"
             f'<td class="lpw-classes">{_chips(cfg.classes or ["(from the training data)"])}</td>'
             f'<td class="lpw-muted lpw-small">{_e(settings)}</td>'
             "</tr>"

@@ -53,6 +53,27 @@ def _metrics_frame(source: Any) -> Any:
     return df
 
 
+def series_reads(df: Any) -> Any:
+    """Per row, how the probe reads its site: the pooling, and for a family probe
+    (`kind` other than "linear") the family too ("mlp probe, mean pooling"; an
+    attention probe's pooling is learned), so a mixed sweep draws one line per family.
+    None without a pooling column."""
+    import pandas as pd  # a metrics frame's own library, loaded already
+
+    if "pooling" not in df.columns:
+        return None
+    pools = df["pooling"].astype(str)
+    if "kind" not in df.columns:
+        return pools
+    kinds = df["kind"].fillna("linear").astype(str)
+    words = [
+        p if k == "linear" else f"{k} probe" if k == "attention"
+        else f"{k} probe, {POOLING_WORDS.get(p, p)}"
+        for k, p in zip(kinds, pools, strict=True)
+    ]  # fmt: skip
+    return pd.Series(words, index=df.index)
+
+
 def series_label(group: str, pool: str = "") -> str:
     """A legend label people read: the layer index as i ("h[i]", "model.layers.i"),
     the pooling in words ("model.layers.i · mean pooling")."""
@@ -137,7 +158,7 @@ def plot_layer_sweep(
         df, band_label = _selectivity_intervals(source, df), PAIRED_CI_LABEL
     has_ci = ci and lo_col in df.columns and hi_col in df.columns
     subs = df["submodule"] if "submodule" in df.columns else df.index.to_series()
-    pools = df["pooling"] if "pooling" in df.columns else None
+    pools = series_reads(df)
 
     points, labels, loose = _sweep_points(df, values, subs, pools, has_ci, metric)
     for pts in points.values():
@@ -433,7 +454,8 @@ def _auto_baselines(ax: Axes, df: Any, subs: Any, metric: str) -> None:
             ends.append((float(vals[ok][0]), short, colour))
             continue
         groups: dict[str, list[tuple[int, float]]] = {}
-        pools = df["pooling"] if "pooling" in df.columns else [""] * len(df)
+        pools = series_reads(df)
+        pools = [""] * len(df) if pools is None else pools
         for sub, pool, v in zip(subs, pools, vals, strict=True):
             group, depth = parse_depth(str(sub))
             if depth is not None and math.isfinite(v):

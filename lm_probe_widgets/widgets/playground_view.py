@@ -229,7 +229,11 @@ def compute(
         rows = np.asarray(tokens[token_keys[cfg.name]])
         if len(rows) != len(ids):
             raise ValueError(f"probe {cfg.name!r}: {len(rows)} token rows for {len(ids)} tokens")
-        logits = np.asarray(probe.decision_function(rows), dtype=np.float64)
+        if getattr(cfg, "kind", "linear") == "attention":  # one score for the whole text
+            logits = np.zeros((0, len(probe.classes)))
+            note = "attention probe: it scores the whole text, not each token"
+        else:
+            logits = np.asarray(probe.decision_function(rows), dtype=np.float64)
         margin = margins(logits)
         top = int(np.argmax(proba))
         result["probes"].append(

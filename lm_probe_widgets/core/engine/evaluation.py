@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .data import ProbeDataset
+from .families import family_inputs
 from .metrics import held_out_metrics
 from .plan import row_texts, scored_labels
 from .probe import LinearProbe
@@ -17,11 +18,11 @@ def evaluate_probe(
     probe: LinearProbe, ds: ProbeDataset, x: np.ndarray, bootstrap: int, seed: int
 ) -> dict[str, Any]:
     """Metrics of `probe` on the feature rows `x` of `ds` (ignored tokens dropped).
-    Macro scores average over the classes present in `ds`; `classes_scored` says which."""
+    Macro scores average over the classes present in `ds`; `classes_scored` says which.
+    An attention probe reads `ds`'s token rows and predicts one label per example."""
     cfg = probe.config
     keep, y_idx = scored_labels(cfg, ds)
-    if len(keep) != len(x):
-        x = x[keep]
+    x = family_inputs(cfg, x, keep, ds)
     if cfg.task == "regression":
         out = regression_metrics(probe.predict(x), y_idx, n_boot=bootstrap, seed=seed)
         probe.metrics = out

@@ -27,6 +27,7 @@ from ..config import ProbeConfig
 from . import events as ev
 from .data import Batch
 from .evaluation import evaluate_probe
+from .families import FamilyProbe, family_inputs
 from .feature_access import FeatureAccess
 from .feature_cache import FeatureCache, gather_rows, row_index, rows_on, stack_rows
 from .plan import FitPlan, cv_groups, row_labels, scored_labels
@@ -256,7 +257,11 @@ class FitLoop:
             feats = r.features(ds, keys, plan.batch_size, on_batch, device=self.device)
             for cfg in cfgs:
                 keep, y_idx = scored_labels(cfg, ds)
-                x = feats[cfg.feature_key][keep]
+                x = feats[cfg.feature_key]
+                if cfg.kind != "linear":  # family probes read host rows, in their own shape
+                    self.val_xy[cfg.name] = (family_inputs(cfg, rows_on(x, None), keep, ds), y_idx)
+                    continue
+                x = x[keep]
                 self.val_rows[cfg.name] = x
                 self.val_xy[cfg.name] = (rows_on(x, None), y_idx)
 
@@ -264,7 +269,8 @@ class FitLoop:
         probe = self.res.probes.get(cfg.name)
         if probe is None:
             probe = self.res.probes[cfg.name] = make_probe(cfg, dim)
-            probe.record.state = ProbeState.TRAINING
+            if cfg.kind == "linear":  # a family probe waits for the final fit
+                probe.record.state = ProbeState.TRAINING
         return probe if probe.active else None
 
     def _train_step(self, cfg, probe, x, y_idx, epoch: int, first_pass: bool) -> None:
@@ -352,7 +358,8 @@ class FitLoop:
             _release(groups or [])
         for probe in self.res.probes.values():
             probe.scaler.frozen = True
-            probe.record.epochs_done = max(probe.record.epochs_done, 1)
+            if not isinstance(probe, FamilyProbe):  # its epochs are its final fit's
+                probe.record.epochs_done = max(probe.record.epochs_done, 1)
         cursor.epoch, cursor.step = 2, 0
 
     def _learn_batch(self, cfg, batch: Batch, x: np.ndarray, y: np.ndarray) -> None:
@@ -507,15 +514,15 @@ class FitLoop:
 
     def _refine(self) -> None:
         """Converge the probes that finished training (LinearProbe.refine; logistic
-        ones all at once, refine_many); a stop between two leaves the rest for
-        `resume=True`."""
+        ones all at once, refine_many) and fit the family probes (core.engine.families);
+        a stop between two, or inside a family's fit, leaves the rest for `resume=True`."""
         plan, r = self.plan, self.reader
         todo = [
             (cfg, self.res.probes[cfg.name])
             for cfg in plan.configs
             if cfg.refine
             and cfg.name in self.res.probes
-            and ProbeState(self.res.probes[cfg.name].state).trained
+            and (cfg.kind != "linear" or ProbeState(self.res.probes[cfg.name].state).trained)
             and not self.res.probes[cfg.name].record.refined
         ]
         if not todo:
@@ -525,9 +532,7 @@ class FitLoop:
 
         def inputs(cfg: ProbeConfig) -> dict[str, Any]:
             keep, y_idx = scored_labels(cfg, plan.train)
-            x = feats[cfg.feature_key]
-            if len(keep) != len(x):
-                x = x[keep]
+            x = family_inputs(cfg, feats[cfg.feature_key], keep, plan.train)
             xv, yv = self.val_xy.get(cfg.name, (None, None))
             merge = cfg.validation == "split"
             groups, val_groups = cv_groups(cfg, plan.train, plan.val if merge else None)
@@ -544,7 +549,11 @@ class FitLoop:
             if id(probe) not in solved:  # ridge probes: their targets are `y`
                 kw = inputs(cfg)
                 x, y = kw.pop("x"), kw.pop("y_idx")
+                if isinstance(probe, FamilyProbe):  # a Stop may end its fit: nothing kept
+                    kw["poll"] = self.checkpoint
                 probe.refine(x, y, **kw, device=device)
+                if isinstance(probe, FamilyProbe):
+                    self._finish(cfg, probe, probe.state, probe.record.stop_reason, None)
             rec = probe.record
             self.bus.emit(ev.Refined(cfg.name, val_loss=rec.refined_val_loss, l2=rec.best_l2))
             self.progress("refine", rec.epochs_done, i + 1, len(todo), None)
@@ -554,7 +563,8 @@ class FitLoop:
     def _evaluate(self) -> None:
         plan, r = self.plan, self.reader
         ds = plan.eval_set
-        fitted = [c for c in plan.configs if c.name in self.res.probes]
+        probes = self.res.probes
+        fitted = [c for c in plan.configs if c.name in probes and _scoreable(probes[c.name])]
         keys = sorted({c.feature_key for c in fitted})
         feats = r.features(ds, keys, plan.batch_size, self._on_batch("extract-eval", 0, len(ds)))
         metrics = {}
@@ -564,6 +574,11 @@ class FitLoop:
                 self.res.probes[cfg.name], ds, x, plan.bootstrap, plan.seed
             )
         self.res.metrics = metrics
+
+
+def _scoreable(probe: LinearProbe) -> bool:
+    """A probe with weights to score: not a family probe still waiting for its fit."""
+    return not isinstance(probe, FamilyProbe) or probe.fitted
 
 
 def stack_device(device: torch.device) -> torch.device | None:
@@ -585,6 +600,7 @@ def _release(groups: list[_Group]) -> None:
 def config_summary(cfg: ProbeConfig) -> dict[str, Any]:
     return {
         "name": cfg.name,
+        "kind": cfg.kind,
         "submodule": cfg.submodule,
         "pooling": cfg.pooling,
         "classes": [str(c) for c in cfg.classes or ()],
@@ -608,8 +624,11 @@ def plan_started_event(plan: FitPlan) -> ev.FitStarted:
         n_eval=len(plan.eval_set) if plan.eval_set is not None else 0,
         batch_size=plan.batch_size,
         steps_per_epoch=steps_per_epoch,
-        max_steps={
-            c.name: min(c.max_steps, steps_per_epoch * plan.num_epoch) for c in plan.configs
+        max_steps={  # a family probe's steps are its final fit's
+            c.name: c.max_steps
+            if c.kind != "linear"
+            else min(c.max_steps, steps_per_epoch * plan.num_epoch)
+            for c in plan.configs
         },
         phases=planned_phases(plan),
     )

@@ -22,6 +22,7 @@ from scipy.stats import pearsonr, spearmanr
 
 from ..config import ProbeConfig
 from ..errors import ProbeError
+from .families import FamilyProbe
 from .probe import LinearProbe, _Scaler
 
 REGRESSION_COLUMNS = [
@@ -255,5 +256,8 @@ def regression_metrics(
 
 
 def make_probe(config: ProbeConfig, dim: int) -> LinearProbe:
-    """The probe a config asks for: ridge for `task="regression"`, else logistic."""
+    """The probe a config asks for: a family probe for `kind` other than "linear"
+    (core.engine.families), ridge for `task="regression"`, else logistic."""
+    if config.kind != "linear":
+        return FamilyProbe(config, dim)
     return RidgeProbe(config, dim) if config.task == "regression" else LinearProbe(config, dim)

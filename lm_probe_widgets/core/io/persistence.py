@@ -1,6 +1,8 @@
 """Saving and loading runners as safetensors: plain arrays plus JSON metadata.
 
-No pickle anywhere, so loading an untrusted file executes nothing.
+No pickle anywhere, so loading an untrusted file executes nothing. Family probes
+(`ProbeConfig(kind=...)`) save their model's arrays; their settings are their config's.
+A family probe a Stop left waiting for its final fit has no weights and is not saved.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ def save_runner(runner: Any, path: str | Path) -> None:
     from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
-    if not runner.probes:
+    saved = {n: p for n, p in runner.probes.items() if getattr(p, "fitted", True)}
+    if not saved:
         raise ProbeError("nothing to save: no probe has been fitted yet")
     tensors: dict[str, np.ndarray] = {}
     probes_meta = []
-    for i, (name, probe) in enumerate(runner.probes.items()):
+    for i, (name, probe) in enumerate(saved.items()):
         for key, arr in probe.state_arrays().items():
             tensors[f"probe{i}.{key}"] = np.ascontiguousarray(arr)
         rec = probe.record
@@ -61,6 +64,7 @@ def save_runner(runner: Any, path: str | Path) -> None:
     metrics = {
         n: {k: _jsonable(v) for k, v in {**m, **table.loc[n, refs].to_dict()}.items()}
         for n, m in runner.last_result.metrics.items()
+        if n in saved
     }
     meta = {
         "format": FORMAT,

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.data import ProbeDataset
+from ..engine.families import family_inputs
 from ..engine.plan import row_texts, scored_labels
 from ..errors import ProbeError
 
@@ -307,9 +308,7 @@ def side_outcomes(
         raise ProbeError(f"probe {probe!r} is not fitted{'' if side is None else f' ({side})'}")
     x = owner.features(ds, [cfg.feature_key], batch_size)[cfg.feature_key]
     keep, _ = scored_labels(cfg, ds)
-    if len(keep) != len(x):
-        x = x[keep]
-    x = np.asarray(x)
+    x = family_inputs(cfg, np.asarray(x), keep, ds)  # an attention probe reads texts
     predicted = fitted.predict(x) if cfg.task == "regression" else fitted.predict_proba(x)
     return outcomes_from(cfg, ds, predicted)
 

@@ -534,6 +534,11 @@ def _check_method(method: str, rank: Any) -> None:
 
 def _features(runner: Any, cfg: Any, ds: Any) -> tuple[np.ndarray, np.ndarray]:
     """Cached features of `ds` at the probe's site and their class indices."""
+    if getattr(cfg, "kind", "linear") == "attention":
+        raise ProbeError(
+            f"probe {cfg.name!r} is an attention probe: it reads token rows, not one vector "
+            "per example; erase at a linear probe of the same site (a pooling)"
+        )
     x = runner.features(ds, [cfg.feature_key])[cfg.feature_key]
     keep, y = scored_labels(cfg, ds)
     x = np.asarray(x, dtype=np.float64)

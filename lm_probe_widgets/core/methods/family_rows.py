@@ -45,6 +45,11 @@ def rows(
     runner: Any, cfg: ProbeConfig, ds: ProbeDataset
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features, class indices, text index of each row) of `ds` at `cfg`'s site."""
+    if getattr(cfg, "kind", "linear") == "attention":
+        raise ProbeError(
+            f"probe {cfg.name!r} is an attention probe: it reads token rows; use "
+            "runner.attention_probe, or a probe of the same site with a pooling"
+        )
     x = np.asarray(runner.features(ds, [cfg.feature_key])[cfg.feature_key], dtype=np.float64)
     keep, y = scored_labels(cfg, ds)
     if len(keep) != len(x):

@@ -127,10 +127,11 @@ def mdl_table(
         dataset = plan.train if plan.val is None else _union(plan.train, plan.val)
     rows: dict[str, dict[str, Any]] = {}
     fitted = [c for c in runner.configs if c.name in runner.probes]
-    classify = [c for c in fitted if c.task != "regression"]
+    # MDL is the linear read-out's code length: regression and family probes get NaN
+    classify = [c for c in fitted if c.task != "regression" and _linear(c)]
     feats = runner.features(dataset, [c.feature_key for c in classify]) if classify else {}
     for cfg in fitted:
-        if cfg.task == "regression":
+        if cfg not in classify:
             rows[cfg.name] = {c: math.nan for c in MDL_COLUMNS}
             continue
         probe = runner.probes[cfg.name]
@@ -144,3 +145,7 @@ def mdl_table(
             x, y_idx, len(cfg.classes), mu=mu, inv=inv, seed=seed, clusters=texts
         )
     return pd.DataFrame.from_dict(rows, orient="index", columns=MDL_COLUMNS).rename_axis("probe")
+
+
+def _linear(cfg: Any) -> bool:
+    return getattr(cfg, "kind", "linear") == "linear"

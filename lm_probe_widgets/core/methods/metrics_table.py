@@ -79,6 +79,7 @@ def record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, Any
     rec = probe.record if probe is not None else None
     cols: dict[str, Any] = {
         "submodule": cfg.submodule,
+        "kind": cfg.kind,  # the probe family (ProbeConfig.kind)
         "pooling": cfg.pooling,
         "state": str(rec.state) if rec else str(ProbeState.NOT_FITTED),
         "steps": rec.steps if rec else 0,

@@ -93,7 +93,12 @@ class Scoring:
     def _measure(
         self, dataset: ProbeDataset, batch_size: int, n_boot: int, seed: int
     ) -> dict[str, dict[str, Any]]:
-        fitted = [c for c in self.configs if c.name in self.probes]
+        # a family probe a Stop left waiting for its final fit has nothing to score yet
+        fitted = [
+            c
+            for c in self.configs
+            if c.name in self.probes and getattr(self.probes[c.name], "fitted", True)
+        ]
         check_dataset(dataset, "dataset", fitted, labelled=True)
         check_inputs(self.model, dataset, "dataset")
         for cfg in fitted:

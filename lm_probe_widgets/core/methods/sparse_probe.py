@@ -5,14 +5,8 @@ against probes on k *random* dimensions (the same k, `n_random` draws averaged r
 row): the paired interval of that difference says whether the chosen dimensions carry
 more than any k dimensions would (`core.methods.compare`, Holm-corrected over the ks).
 
-Rankings (on standardised features, so a dimension's scale does not count):
-- "mean_diff": the class means' spread over the within-class spread (scikit-learn's
-  ANOVA F, `f_classif`; for two classes a monotone function of the standardised mean
-  difference, Gurnee et al.'s first ranking).
-- "l1": the order in which dimensions enter scikit-learn's L1-regularised logistic
-  path (`l1_min_c`, liblinear; one class against the rest for more than two classes)
-  as the penalty weakens; dimensions entering at the same
-  strength are ordered by "mean_diff".
+Rankings: `core.engine.sparse_model` ("mean_diff", "l1"); the probe a fit plan
+trains with `ProbeConfig(kind="sparse", k=...)` is `core.engine.sparse_model.SparseModel`.
 """
 
 from __future__ import annotations
@@ -25,13 +19,17 @@ import pandas as pd
 
 from ..config import is_int
 from ..engine.data import ProbeDataset
+from ..engine.sparse_model import (  # noqa: F401 (re-exported)
+    L1_PATH,
+    RANKINGS,
+    l1_entry,
+    l1_penalty,
+    rank_dimensions,
+)
 from ..errors import ProbeError
 from .compare import LEVEL, Outcomes, compare_outcomes, holm_family
 from .family_rows import check_level_seed, probe_config, rows, train_test
 
-RANKINGS = ("mean_diff", "l1")
-#: Penalty strengths of the L1 path: from the first one with a non-zero weight up 10⁴×.
-L1_PATH = np.logspace(0, 4, 60)
 COLUMNS = [
     "k",
     "accuracy",
@@ -44,64 +42,6 @@ COLUMNS = [
     "verdict",
     "dims",
 ]
-
-
-def _standardise(x: np.ndarray) -> np.ndarray:
-    sd = x.std(0)
-    return (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
-
-
-def _f_scores(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    from sklearn.feature_selection import f_classif
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f, _ = f_classif(x, y)
-    return np.nan_to_num(f, nan=-np.inf, posinf=np.finfo(np.float64).max)
-
-
-def l1_penalty() -> dict[str, Any]:
-    """An L1 penalty in scikit-learn's words: `l1_ratio=1` from 1.8 (where `penalty`
-    is deprecated), `penalty="l1"` before."""
-    import sklearn
-
-    major, minor = (int(v) for v in sklearn.__version__.split(".")[:2])
-    return {"l1_ratio": 1.0} if (major, minor) >= (1, 8) else {"penalty": "l1"}
-
-
-def l1_entry(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per dimension, the index in `L1_PATH` of the first penalty strength at which
-    its weight is non-zero (len(L1_PATH) when it never enters)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.svm import l1_min_c
-
-    xs = _standardise(x)
-    entry = np.full(x.shape[1], len(L1_PATH))
-    c0 = l1_min_c(xs, y, loss="log")
-    for i, c in enumerate(c0 * L1_PATH):
-        model = LogisticRegression(
-            **l1_penalty(), solver="liblinear", C=c, tol=1e-6, max_iter=1000, random_state=0
-        )
-        if len(np.unique(y)) > 2:  # liblinear fits two classes: one against the rest each
-            fitted = OneVsRestClassifier(model).fit(xs, y).estimators_
-            coef = np.vstack([e.coef_ for e in fitted])
-        else:
-            coef = model.fit(xs, y).coef_
-        entered = (np.abs(coef) > 0).any(0) & (entry == len(L1_PATH))
-        entry[entered] = i
-        if (entry < len(L1_PATH)).all():
-            break
-    return entry
-
-
-def rank_dimensions(x: np.ndarray, y: np.ndarray, by: str = "mean_diff") -> np.ndarray:
-    """Dimension indices of `x`, best first, by `by` ("mean_diff" or "l1")."""
-    if by not in RANKINGS:
-        raise ProbeError(f"rank_by {by!r} is not one of {RANKINGS}")
-    f = _f_scores(x, y)
-    if by == "mean_diff":
-        return np.lexsort((np.arange(len(f)), -f))
-    return np.lexsort((np.arange(len(f)), -f, l1_entry(x, y)))
 
 
 def check_ks(ks: Sequence[int] | None, width: int) -> list[int]:
