@@ -270,13 +270,17 @@ class TestQuickstart:  # a class: its own unit for `pytest --dist loadscope`
         assert s["second_fit_batches"] > 0 and s["second_fit_traced"] == 0, s
         second = _stdout(_cell(nb, 'pooling="last"'))
         assert "0 examples ran through the model" in second and "store=" in second
-        # one sweep mixing probe families, its features from the store too
+        # one sweep mixing the four probe families; only the attention probe's token
+        # features ran through the model (once per text), the others came from the store
         kinds = ["linear", "mlp", "sparse"]
-        assert s["families"] == {f"{k} {i}": k for i in (14, 29) for k in kinds}, s["families"]
+        families = {f"{k} {i}": k for i in (14, 29) for k in kinds}
+        families["attention embed_tokens"] = "attention"
+        assert s["families"] == families, s["families"]
         assert set(s["families_states"]) <= {"finished", "early-stopped"}, s["families_states"]
         assert all(0.0 <= a <= 1.0 for a in s["families_accuracy"].values())
-        assert s["families_batches"] > 0 and s["families_traced"] == 0, s
-        assert "0 examples ran through the model" in _stdout(_cell(nb, "family_options = {"))
+        assert s["families_traced"] == s["n_texts"], s
+        ran = f"{s['n_texts']} examples ran through the model (for the attention"
+        assert ran in _stdout(_cell(nb, "family_options = {"))
         assert str(tmp_path / "cache" / "features") in "".join(
             o["data"].get("text/plain", "")
             for o in _cell(nb, "store_info()").outputs
