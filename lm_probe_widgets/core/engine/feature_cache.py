@@ -231,8 +231,9 @@ class FeatureCache:
     data keys (the latest fit's data) are never forgotten.
 
     `device` (set by a fit whose probe maths runs in torch; None: numpy on the host)
-    is where new rows are kept while `device_budget()` allows: `device_budget_bytes`,
-    else `DEVICE_SHARE` of the device's free memory when rows first go there."""
+    is where new rows are kept while `device_budget()` allows: `device_budget_bytes`
+    (`ProbeRunner(device_budget=...)`), else `DEVICE_SHARE` of the device's free memory
+    when rows first go there."""
 
     def __init__(
         self, budget_bytes: int = DEFAULT_BUDGET_BYTES, device_budget_bytes: int | None = None
