@@ -14,7 +14,8 @@ import pytest
 import torch
 from synthetic import sentiment_texts
 
-from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
+from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeError, ProbeRunner
+from lm_probe_widgets.core.engine import final_fit
 from lm_probe_widgets.core.engine import fit as fit_module
 from lm_probe_widgets.core.engine.feature_cache import DeviceFeatures, FeatureStore
 from lm_probe_widgets.core.engine.modeling import wrap_model
@@ -64,20 +65,55 @@ def data(tiny):
     return examples, tokens
 
 
-def _fit(model, configs, split, engine: str | None, setup=None) -> ProbeRunner:
-    """A fit on the numpy path (engine None) or the torch engine on `engine`."""
+def _fit(model, configs, split, engine: str | None, setup=None, fit=(), **kw) -> ProbeRunner:
+    """A fit on the numpy path (engine None) or the torch engine on `engine`; `fit`:
+    more fit_probes arguments, `kw`: more ProbeRunner arguments. Its final fit's
+    inputs are in `runner.final_inputs` (`_spy_final_fit`)."""
     on_cuda = engine is not None and engine.startswith("cuda")
-    runner = ProbeRunner(model, configs, store=False, probe_device=engine if on_cuda else None)
+    runner = ProbeRunner(
+        model, configs, store=False, probe_device=engine if on_cuda else None, **kw
+    )
     if setup is not None:
         setup(runner)
     with pytest.MonkeyPatch.context() as mp:
         if engine == "cpu":
             mp.setattr(fit_module, "stack_device", lambda _: torch.device("cpu"))
+        runner.final_inputs = _spy_final_fit(mp)
         three = any(c.name == "h2 three classes" for c in configs)  # class 2 has no example
         with pytest.warns(UserWarning, match="h2 three classes") if three else nullcontext():
-            runner.fit_probes(*split, **FIT)
+            runner.fit_probes(*split, **FIT, **dict(fit))
     assert runner.state == "fitted"
     return runner
+
+
+def _spy_final_fit(mp: pytest.MonkeyPatch) -> dict[str, list]:
+    """Records, while `FitLoop._refine` runs, the device each device-resident key is
+    read for ("reads"; None: a host copy) and each final-fit problem's rows ("x")."""
+    seen: dict[str, list] = {"reads": [], "x": []}
+    refining = []
+    real_refine, real_resident = fit_module.FitLoop._refine, DeviceFeatures.resident
+    real_group = final_fit._fit_group
+
+    def refine(loop):
+        refining.append(True)
+        try:
+            return real_refine(loop)
+        finally:
+            refining.pop()
+
+    def resident(store, indices=None, device=None):
+        if refining:
+            seen["reads"].append(device)
+        return real_resident(store, indices, device)
+
+    def fit_group(group, *args):
+        seen["x"] += [q.x for q in group]
+        return real_group(group, *args)
+
+    mp.setattr(fit_module.FitLoop, "_refine", refine)
+    mp.setattr(DeviceFeatures, "resident", resident)
+    mp.setattr(final_fit, "_fit_group", fit_group)
+    return seen
 
 
 def _stores(runner: ProbeRunner) -> dict:
@@ -137,6 +173,12 @@ def test_a_fit_keeps_its_features_on_the_engines_device_and_learns_the_numpy_pro
             assert store.array.device.type == engine and store.array.dtype == torch.float32
         assert all(type(s) is FeatureStore for s in _stores(host).values())
         assert dev.cache.device_nbytes > 0 and host.cache.device_nbytes == 0
+        # the final fit read the rows on the device in place: no host copy of them
+        spied, on_host = dev.final_inputs, host.final_inputs
+        assert spied["reads"] and set(spied["reads"]) == {torch.device(engine)}
+        assert len(spied["x"]) == len(dev.configs) == len(on_host["x"])
+        assert all(isinstance(x, torch.Tensor) and x.device.type == engine for x in spied["x"])
+        assert all(isinstance(x, np.ndarray) for x in on_host["x"])  # the numpy path's
         _same_probes(host, dev)
         # the numpy edges read host copies of the same rows
         ds = dev.last_plan.eval_set
@@ -172,6 +214,34 @@ def test_features_past_the_device_budget_spill_to_ram_and_disk_with_the_same_pro
     on_disk = [s for s in in_ram if isinstance(s.array, np.memmap)]
     assert on_disk and len(on_disk) < len(in_ram)
     _same_probes(whole, spilled, exact=True)
+
+
+def test_a_device_budget_of_0_keeps_every_feature_off_the_device_with_the_same_probes(
+    tiny, data, device_fits
+):
+    """`ProbeRunner(device_budget=0)`: no row on the device, in the runner's cache or
+    in those of its control probes and random-init baseline (the budgets carry over),
+    and the probes are the all-on-device fit's, bit for bit."""
+    engine, (whole, _) = device_fits
+    budgets = dict(memory_budget=64 * 1024**2, device_budget=0)
+    extras = dict(control=True, baselines=("random_init",))
+    runner = _fit(tiny[0], _mixed(), data[0], engine, fit=extras, **budgets)
+    subs = [runner.control, runner.baselines["random_init"]]
+    assert subs[0].cache is runner.cache and subs[1].cache is not runner.cache
+    for r in [runner, *subs]:
+        assert r.cache.device_budget_bytes == 0 and r.cache.budget_bytes == 64 * 1024**2
+        stores = _stores(r)
+        assert stores and all(type(s) is FeatureStore for s in stores.values())
+        assert r.cache.device_nbytes == 0
+    _same_probes(whole, runner, exact=True)
+
+
+def test_a_budget_that_is_not_a_whole_number_of_bytes_is_refused_before_anything_runs():
+    """Checked before the model is even wrapped (here: no model, no configs at all)."""
+    for name in ("device_budget", "memory_budget"):
+        for bad in (-1, 1.5, "1 GiB", True):
+            with pytest.raises(ProbeError, match=f"{name} must be a whole number of bytes"):
+                ProbeRunner(None, [], **{name: bad})
 
 
 def test_each_sites_rows_go_from_where_its_layer_ran_to_the_probe_device(tiny, monkeypatch):

@@ -29,7 +29,7 @@ from .engine.disk_store import DiskStore, open_store
 from .engine.extract import Extractor, FeatureKey
 from .engine.families import check_widths, text_rows
 from .engine.feature_access import FeatureAccess
-from .engine.feature_cache import DEFAULT_BUDGET_BYTES, FeatureCache
+from .engine.feature_cache import DEFAULT_BUDGET_BYTES, FeatureCache, check_budget
 from .engine.fingerprint import model_fingerprint
 from .engine.fit import FitLoop, FitResult
 from .engine.memory import guard_memory
@@ -65,6 +65,12 @@ class ProbeRunner(FeatureAccess, Scoring, ProbeMethods, RunnerViews):
 
     `probe_device`: where the probe maths runs ("cuda:1", "cpu"; default the model's
     device), checked here.
+
+    `memory_budget`: bytes of pooled features kept in host RAM before the cache spills
+    to disk. `device_budget`: bytes of them kept on the probe device where the probe
+    maths runs in torch (an accelerator) before they go to host RAM; None: a quarter of
+    the device's free memory when features first go there, 0: none on the device
+    (docs/memory.md).
     """
 
     def __init__(
@@ -74,11 +80,15 @@ class ProbeRunner(FeatureAccess, Scoring, ProbeMethods, RunnerViews):
         *,
         tokenizer: Any = None,
         memory_budget: int = DEFAULT_BUDGET_BYTES,
+        device_budget: int | None = None,
         threads: int | None = None,
         remote: bool | str = False,
         store: bool | str | os.PathLike | DiskStore | None = None,
         probe_device: str | torch.device | None = None,
     ) -> None:
+        memory_budget = check_budget("memory_budget", memory_budget)
+        if device_budget is not None:
+            device_budget = check_budget("device_budget", device_budget)
         self.model = wrap_model(model, tokenizer or getattr(model, "tokenizer", None))
         # where the probe maths runs (default: the model's device); checked now
         self.probe_device = probe_device_of(self.model, probe_device)
@@ -102,7 +112,7 @@ class ProbeRunner(FeatureAccess, Scoring, ProbeMethods, RunnerViews):
                 "share a submodule distinct `name=`s"
             )
         self.events = ev.EventBus()
-        self.cache = FeatureCache(memory_budget)
+        self.cache = FeatureCache(memory_budget, device_budget)
         self.store: DiskStore | None = open_store(store)
         # With the store on, every trace also keeps the input embeddings (the first
         # thing the model computes, pooled for a few floats per example), so the
@@ -314,8 +324,14 @@ class ProbeRunner(FeatureAccess, Scoring, ProbeMethods, RunnerViews):
 
     def _sibling(self, model: Any, configs: Sequence[ProbeConfig], share_cache: bool = False):
         """A runner for control probes or a baseline: same settings, its own results."""
-        twin = ProbeRunner(model, list(configs), threads=self.threads, store=self.store or False)
-        twin.cache = self.cache if share_cache else FeatureCache(self.cache.budget_bytes)
+        budgets = dict(
+            memory_budget=self.cache.budget_bytes, device_budget=self.cache.device_budget_bytes
+        )
+        twin = ProbeRunner(
+            model, list(configs), threads=self.threads, store=self.store or False, **budgets
+        )
+        if share_cache:
+            twin.cache = self.cache
         twin._model_fp = self._model_fp if model is self.model else None
         twin.remote = self.remote if model is self.model else None
         twin.probe_device = self.probe_device

@@ -267,7 +267,8 @@ class FeatureAccess:
         Numpy on the host; with a `device` (the fit's torch engine), rows kept on that
         device come as tensors there (FeatureStore.resident)."""
         with contextlib.nullcontext() if persist else self._store_paused():
-            for _ in self.iter_features(ds, keys, batch_size, None, on_batch):
+            # (each batch is read where `device` says: no host copy of device rows)
+            for _ in self.iter_features(ds, keys, batch_size, None, on_batch, device=device):
                 pass
         fp = self.data_key(ds)
         return {k: self.cache.get(fp, k).resident(None, device) for k in set(keys)}

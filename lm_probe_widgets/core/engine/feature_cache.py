@@ -22,6 +22,7 @@ numpy, and move only what they gather (`rows_on`).
 
 from __future__ import annotations
 
+import numbers
 import os
 import tempfile
 from collections import OrderedDict
@@ -40,12 +41,37 @@ DEFAULT_BUDGET_BYTES = 2 * 1024**3
 DEVICE_SHARE = 0.25
 
 
+def check_budget(name: str, value: object) -> int:
+    """`value` as a budget in bytes (a whole number >= 0), or a ProbeError that says
+    what to give (checked when the runner is made, before anything runs)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        hint = ", or None for the default" if name == "device_budget" else ""
+        raise ProbeError(
+            f"{name} must be a whole number of bytes >= 0 (e.g. 2 * 1024**3){hint}; got {value!r}"
+        )
+    return int(value)
+
+
 def rows_on(x: np.ndarray | torch.Tensor, device: torch.device | None) -> np.ndarray | torch.Tensor:
     """Rows `x` where the probe maths reads them: numpy on the host for None, else a
     tensor on `device` (no copy where they already are)."""
     if device is None:
         return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     return torch.as_tensor(x, device=device)
+
+
+def float_rows(x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Rows `x` as float32 where they are kept: a tensor stays on its device, anything
+    else becomes numpy (the final fit reads device rows in place)."""
+    return x.float() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+
+
+def concat_rows(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor):
+    """Rows `a` then rows `b`, float32, kept where `a` is (`float_rows`)."""
+    if isinstance(a, torch.Tensor):
+        return torch.cat([a.float(), rows_on(b, a.device).float()])
+    b = np.asarray(rows_on(b, None), dtype=np.float32)
+    return np.concatenate([np.asarray(a, dtype=np.float32), b])
 
 
 def stack_rows(xs: list, device: torch.device | None) -> np.ndarray | torch.Tensor:
@@ -205,8 +231,9 @@ class FeatureCache:
     data keys (the latest fit's data) are never forgotten.
 
     `device` (set by a fit whose probe maths runs in torch; None: numpy on the host)
-    is where new rows are kept while `device_budget()` allows: `device_budget_bytes`,
-    else `DEVICE_SHARE` of the device's free memory when rows first go there."""
+    is where new rows are kept while `device_budget()` allows: `device_budget_bytes`
+    (`ProbeRunner(device_budget=...)`), else `DEVICE_SHARE` of the device's free memory
+    when rows first go there."""
 
     def __init__(
         self, budget_bytes: int = DEFAULT_BUDGET_BYTES, device_budget_bytes: int | None = None

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .feature_cache import rows_on
 from .lbfgs import minimize_many
 
 # The fold fits only rank the strengths: they stop at this many times `tol`.
@@ -168,7 +169,7 @@ class FinalProblem:
     its feature scaler (mu, inv), and its cross-validation folds (train rows, held-out
     rows), if any."""
 
-    x: np.ndarray
+    x: np.ndarray | torch.Tensor  # float32, host or where the probe maths runs
     y: np.ndarray
     w0: np.ndarray
     b0: np.ndarray
@@ -242,7 +243,7 @@ def _fit_group(
     masks = torch.zeros(p, n, f + 1, dtype=torch.bool, device=dev)  # all rows, then folds
     for i, q in enumerate(group):
         rows = len(q.y)
-        xt = torch.as_tensor(np.ascontiguousarray(q.x, dtype=np.float32), device=dev)
+        xt = rows_on(q.x, dev)  # device rows are read in place
         mu, inv = (torch.as_tensor(a, dtype=torch.float32, device=dev) for a in (q.mu, q.inv))
         z[i, :rows] = (xt - mu) * inv
         yt[i, :rows] = torch.as_tensor(np.asarray(q.y, dtype=np.int64), device=dev)

@@ -527,12 +527,18 @@ class FitLoop:
         ]
         if not todo:
             return
-        feats = r.features(plan.train, [c.feature_key for c, _ in todo], plan.batch_size)
         device = self.device  # the final fit too: None is the CPU
+        # rows where the cache keeps them: the logistic final fit reads device rows in
+        # place; ridge and family probes read host copies
+        keys = [c.feature_key for c, _ in todo]
+        feats = r.features(plan.train, keys, plan.batch_size, device=device)
 
         def inputs(cfg: ProbeConfig) -> dict[str, Any]:
             keep, y_idx = scored_labels(cfg, plan.train)
-            x = family_inputs(cfg, feats[cfg.feature_key], keep, plan.train)
+            x = feats[cfg.feature_key]
+            if type(self.res.probes[cfg.name]) is not LinearProbe:
+                x = rows_on(x, None)
+            x = family_inputs(cfg, x, keep, plan.train)
             xv, yv = self.val_xy.get(cfg.name, (None, None))
             merge = cfg.validation == "split"
             groups, val_groups = cv_groups(cfg, plan.train, plan.val if merge else None)

@@ -12,8 +12,8 @@ What a fit holds:
   trace ends) plus the forward pass's own working set;
 - the pooled-feature cache: examples x width x 4 bytes per feature key and data set
   (one row per real token for token-level probes). Where the probe maths runs in
-  torch (an accelerator) it is kept on that device up to the cache's device budget
-  (`FeatureCache.device_budget`), then in host RAM up to the runner's
+  torch (an accelerator) it is kept on that device up to the runner's
+  ``device_budget`` (`FeatureCache.device_budget`), then in host RAM up to the runner's
   ``memory_budget``; past that it spills to disk.
 """
 

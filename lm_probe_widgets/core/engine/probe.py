@@ -33,6 +33,7 @@ import torch
 from ..config import ProbeConfig
 from ..errors import ProbeError
 from ..labels import class_array, encode_labels, label_key
+from .feature_cache import concat_rows, float_rows
 from .final_fit import GROUP_BYTES, FinalProblem, fit_many
 from .states import ProbeState
 
@@ -310,11 +311,11 @@ class LinearProbe:
         """`refine`'s problem (core.engine.final_fit) and the L2 members it fits, for
         `take_final_fit`: probes whose problems are solved together (`refine_many`)."""
         mu, inv = self._scaler_arrays()
-        x, y_idx = np.asarray(x, dtype=np.float32), np.asarray(y_idx)
+        x, y_idx = float_rows(x), np.asarray(y_idx)  # device rows stay there
         folds = []
         if self.config.cv_folds >= 2:
             if x_val is not None and merge_validation:
-                x = np.concatenate([x, np.asarray(x_val, dtype=np.float32)])
+                x = concat_rows(x, x_val)
                 y_idx = np.concatenate([y_idx, np.asarray(y_val)])
                 if groups is not None:
                     groups = np.concatenate([groups, np.asarray(val_groups)])
