@@ -19,6 +19,7 @@ from lm_probe_widgets.core.engine.family_models import AttentionProbe, MLPProbe,
 from lm_probe_widgets.core.engine.plan import scored_labels
 from lm_probe_widgets.core.engine.sparse_model import rank_dimensions
 from lm_probe_widgets.core.errors import ProbeError
+from lm_probe_widgets.display.columns import format_number
 
 H0, H1 = "transformer.h.0.output", "transformer.h.1.output"
 KW = dict(num_epoch=2, batch_size=16, progress=None, bootstrap=50)
@@ -30,7 +31,7 @@ def _configs() -> list[ProbeConfig]:
         ProbeConfig(H1, name="lin"),
         ProbeConfig(H1, name="mlp", kind="mlp", hidden=8, max_steps=60),
         ProbeConfig(H0, name="sparse", kind="sparse", k=4, l2=(1e-2, 1.0)),
-        ProbeConfig(H1, name="att", kind="attention", max_steps=40),
+        ProbeConfig(H1, name="att", kind="attention", heads=2, max_steps=40),
     ]
 
 
@@ -105,7 +106,7 @@ def test_a_mixed_sweep_fits_each_family_as_it_would_alone(fitted):
             alone = (
                 MLPProbe(8, 1e-2, lr=1e-2, steps=60, seed=0)
                 if name == "mlp"
-                else AttentionProbe(1, 1e-3, lr=1e-2, steps=40, seed=0)
+                else AttentionProbe(2, 1e-3, lr=1e-2, steps=40, seed=0)
             )
             alone.fit(x, y, 2, val=(xv, yv), stopping=_stopping(cfg))
             expected = alone.predict_proba(xt)
@@ -248,17 +249,48 @@ def test_linear_configs_and_their_saved_form_are_unchanged():
     assert ProbeConfig(**attention.to_dict()) == attention
 
 
-def test_the_playground_scores_every_family_and_no_tokens_for_attention(fitted):
-    from lm_probe_widgets.widgets.playground_view import compute
+def test_the_playground_scores_every_family_and_shows_where_attention_read(fitted):
+    """Every family gets its strip cell; an attention probe's tokens carry its weights
+    (each head's sum to 1 over the text), coloured by their mean from none at 0 to full
+    at the largest, with a legend and hover text saying so, live and in the snapshot."""
+    import re
 
-    result = compute(fitted, "a good film")
+    from lm_probe_widgets.widgets import ProbePlayground
+    from lm_probe_widgets.widgets.playground_view import weight_colour
+
+    text = "a good film, <b>really</b>"
+    pg = ProbePlayground(fitted, text=text, probe="att")
+    result = pg.result
     by_name = {p["name"]: p for p in result["probes"]}
-    assert set(by_name) == set(NAMES)
+    assert pg.error == "" and set(by_name) == set(NAMES)
     for name in NAMES:
         assert sum(by_name[name]["proba"]) == pytest.approx(1.0)
     for name in ("lin", "mlp", "sparse"):  # a score per token of the text
         assert len(by_name[name]["token_logits"]) == len(result["tokens"])
-    assert by_name["att"]["token_logits"] == [] and "whole text" in by_name["att"]["note"]
+    att = by_name["att"]
+    one = ProbeDataset.from_texts([text], None, fitted.model.tokenizer)
+    key = fitted["att"].config.feature_key
+    expected = fitted["att"].token_weights([fitted.features(one, [key])[key]])[0]
+    weights = np.array(att["token_weights"])
+    assert weights.shape == (len(result["tokens"]), 2)
+    np.testing.assert_allclose(weights.sum(0), [1.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(weights, expected, atol=1e-6)
+    mean = np.array(att["token_weight"])
+    np.testing.assert_allclose(mean, weights.mean(1))
+    # the colours follow the weights: stronger for a larger one, full at the largest
+    strength = [int(re.search(r" (\d+)%", c[0]).group(1)) for c in att["token_colours"]]
+    assert [strength[i] for i in np.argsort(mean)] == sorted(strength)
+    assert att["token_colours"][int(mean.argmax())][0] == weight_colour(1.0, 1.0)
+    assert weight_colour(0.0, mean.max()) == "" and att["scale"] == [pytest.approx(mean.max())]
+    assert att["legend_label"] == "attention weight (mean over 2 heads)"
+    # the snapshot (and the text summary) say the same, escaped
+    page, top = pg.snapshot_html(), format_number(mean.max())
+    assert f'attention weight (mean over 2 heads) <span class="lpw-muted">(0 to {top})' in page
+    assert "<b>really" not in page and "&lt;b&gt;really" in page
+    i = int(mean.argmax())
+    tip = f"attention weight {format_number(mean[i])} (heads: "
+    assert tip in page and f"background: {att['token_colours'][i][0]}" in page
+    assert "tokens (att, attention weight (mean over 2 heads)):" in pg.summary()
 
 
 def test_family_early_stopping_keeps_the_best_evaluation_and_stops_after_patience():
