@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
 from lm_probe_widgets.core.engine import events as ev
+from lm_probe_widgets.core.engine import fit as fit_module
 from lm_probe_widgets.core.engine.families import FamilyProbe, family_inputs
 from lm_probe_widgets.core.engine.family_models import AttentionProbe, MLPProbe, Stopping
 from lm_probe_widgets.core.engine.plan import scored_labels
@@ -169,6 +171,35 @@ def test_a_stop_then_resume_gives_the_uninterrupted_result(data, fitted, kind, p
     mine, theirs = runner.metrics, fitted.metrics
     assert mine[["steps", "state"]].equals(theirs[["steps", "state"]])
     np.testing.assert_allclose(mine[["accuracy", "val_loss"]], theirs[["accuracy", "val_loss"]])
+
+
+def test_the_torch_engine_fits_the_families_on_its_device_as_numpy_does(data, fitted, monkeypatch):
+    """Under the torch engine (`fit.stack_device` patched to CPU tensors, as on a GPU)
+    the torch families read their training and validation rows as tensors on the probe
+    device, where the feature cache keeps them, and fit what the numpy engine fits."""
+    model, train, test = data
+    seen = {}
+
+    def spy(cls):
+        original = cls.fit
+
+        def fit(self, x, y, n_classes=None, *, val=None, stopping=None):
+            first = x if cls is MLPProbe else x[0]  # rows, or the first text's rows
+            val_first = val[0] if cls is MLPProbe else val[0][0]
+            seen[cls.__name__] = {type(first), type(val_first), first.device, val_first.device}
+            return original(self, x, y, n_classes, val=val, stopping=stopping)
+
+        monkeypatch.setattr(cls, "fit", fit)
+
+    spy(MLPProbe), spy(AttentionProbe)
+    monkeypatch.setattr(fit_module, "stack_device", lambda _: torch.device("cpu"))
+    runner = ProbeRunner(model, _configs(), store=False).fit_probes(train, test, **KW)
+    assert seen == {k: {torch.Tensor, torch.device("cpu")} for k in ("MLPProbe", "AttentionProbe")}
+    want, got = _probas(fitted, test, fitted), _probas(runner, test, fitted)
+    for name in NAMES:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-5, err_msg=name)
+    mine, theirs = runner.metrics, fitted.metrics
+    assert mine[["steps", "best_step", "state"]].equals(theirs[["steps", "best_step", "state"]])
 
 
 def test_a_failed_family_fit_changes_nothing(data, monkeypatch):

@@ -7,6 +7,10 @@ split for the torch families (`core.engine.family_models`), the L2 strength chos
 it for the sparse one (`core.engine.sparse_model`). It answers what the fit loop,
 the metrics, the reprs and `save`/`load` ask of a `LinearProbe` (its record, state,
 snapshot, `predict_proba`), so a layer sweep can mix families in one `fit_probes`.
+
+The torch families train on the fit's probe device (`FitLoop.device`: an accelerator,
+else the CPU) and read their rows there: a fit on a GPU hands them the tensors its
+feature cache keeps on it, so no feature goes to the host and back.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..config import ProbeConfig
 from ..errors import ProbeError
@@ -28,26 +33,33 @@ from .states import ProbeState
 FAMILY_LR = 1e-2
 #: Texts per AdamW step of an attention probe.
 ATTENTION_BATCH = 64
+#: The families trained with torch, on the fit's probe device.
+TORCH_KINDS = ("mlp", "attention")
 
 
-def text_rows(x: np.ndarray, ds: ProbeDataset) -> list[np.ndarray]:
+def text_rows(x: Any, ds: ProbeDataset) -> list[Any]:
     """Token-level feature rows of `ds` (one per real token, text after text) as one
-    [tokens, d] array per text: what an attention probe reads."""
+    [tokens, d] array per text: what an attention probe reads (views of a tensor stay
+    tensors where they are)."""
     offsets = ds.token_offsets()
     if len(x) != offsets[-1]:
         raise ProbeError(
             f"an attention probe reads token rows: {len(x)} rows for {offsets[-1]} tokens"
         )
+    if isinstance(x, torch.Tensor):
+        return list(torch.split(x, np.diff(offsets).tolist()))
     return np.split(np.asarray(x), offsets[1:-1])
 
 
 def family_inputs(cfg: ProbeConfig, x: Any, keep: np.ndarray, ds: ProbeDataset) -> Any:
     """The rows of `ds` a probe of `cfg` reads, from the features `x` of its feature
-    key: texts for an attention probe (`x` split per text already, or not), the kept
-    rows otherwise."""
+    key (numpy, or a tensor where the fit keeps it): texts for an attention probe (`x`
+    split per text already, or not), the kept rows otherwise."""
     if getattr(cfg, "kind", "linear") == "attention":
         return list(x) if isinstance(x, (list, tuple)) else text_rows(x, ds)
-    return x if len(keep) == len(x) else x[keep]
+    if len(keep) == len(x):
+        return x
+    return x[torch.as_tensor(keep, device=x.device)] if isinstance(x, torch.Tensor) else x[keep]
 
 
 def check_widths(configs: Any, shapes: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from ..config import ProbeConfig
 from . import events as ev
 from .data import Batch
 from .evaluation import evaluate_probe
-from .families import FamilyProbe, family_inputs
+from .families import TORCH_KINDS, FamilyProbe, family_inputs
 from .feature_access import FeatureAccess
 from .feature_cache import FeatureCache, gather_rows, row_index, rows_on, stack_rows
 from .plan import FitPlan, cv_groups, row_labels, scored_labels
@@ -258,8 +258,9 @@ class FitLoop:
             for cfg in cfgs:
                 keep, y_idx = scored_labels(cfg, ds)
                 x = feats[cfg.feature_key]
-                if cfg.kind != "linear":  # family probes read host rows, in their own shape
-                    self.val_xy[cfg.name] = (family_inputs(cfg, rows_on(x, None), keep, ds), y_idx)
+                if cfg.kind != "linear":  # in their own shape, the torch ones on the device
+                    at = self.device if cfg.kind in TORCH_KINDS else None
+                    self.val_xy[cfg.name] = (family_inputs(cfg, rows_on(x, at), keep, ds), y_idx)
                     continue
                 x = x[keep]
                 self.val_rows[cfg.name] = x
@@ -527,12 +528,21 @@ class FitLoop:
         ]
         if not todo:
             return
-        feats = r.features(plan.train, [c.feature_key for c, _ in todo], plan.batch_size)
         device = self.device  # the final fit too: None is the CPU
+        keys = [c.feature_key for c, _ in todo]
+        got = r.features(plan.train, keys, plan.batch_size, device=device)
+        held: dict[Any, Any] = {}
+
+        def rows(cfg: ProbeConfig) -> Any:
+            """Host rows, one copy per key; a torch family's where the cache keeps them."""
+            at = device if cfg.kind in TORCH_KINDS else None
+            if (cfg.feature_key, at) not in held:
+                held[cfg.feature_key, at] = rows_on(got[cfg.feature_key], at)
+            return held[cfg.feature_key, at]
 
         def inputs(cfg: ProbeConfig) -> dict[str, Any]:
             keep, y_idx = scored_labels(cfg, plan.train)
-            x = family_inputs(cfg, feats[cfg.feature_key], keep, plan.train)
+            x = family_inputs(cfg, rows(cfg), keep, plan.train)
             xv, yv = self.val_xy.get(cfg.name, (None, None))
             merge = cfg.validation == "split"
             groups, val_groups = cv_groups(cfg, plan.train, plan.val if merge else None)
