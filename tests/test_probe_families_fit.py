@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
@@ -200,6 +202,68 @@ def test_the_torch_engine_fits_the_families_on_its_device_as_numpy_does(data, fi
         np.testing.assert_allclose(got[name], want[name], atol=1e-5, err_msg=name)
     mine, theirs = runner.metrics, fitted.metrics
     assert mine[["steps", "best_step", "state"]].equals(theirs[["steps", "best_step", "state"]])
+
+
+# A pool of every family on two sites, small enough to fit many times (each fit is a
+# fraction of a second on the tiny model).
+POOL = {
+    f"{kind}{i}": ProbeConfig(f"transformer.h.{i}.output", name=f"{kind}{i}", **options)
+    for i in (0, 1)
+    for kind, options in (
+        ("lin", {"max_steps": 20, "l2": (1e-2, 1e-1)}),
+        ("mlp", {"kind": "mlp", "hidden": 4, "max_steps": 15}),
+        ("sparse", {"kind": "sparse", "k": 3, "l2": (1e-1,)}),
+        ("att", {"kind": "attention", "max_steps": 15}),
+    )
+}
+POOL_KW = dict(num_epoch=1, batch_size=16, progress=None, bootstrap=0)
+
+
+@pytest.fixture(scope="module")
+def alone(data):
+    """Each pool probe's test predictions, fitted on its own (and the test rows)."""
+    model, train, test = data
+    probas = {}
+    for name, cfg in POOL.items():
+        runner = ProbeRunner(model, [cfg], store=False).fit_probes(train, test, **POOL_KW)
+        probas[name] = runner[name].predict_proba(_rows(runner, runner[name].config, test)[0])
+    return probas
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    names=st.lists(st.sampled_from(sorted(POOL)), min_size=1, max_size=len(POOL), unique=True),
+    stop_at=st.floats(0.0, 1.0),
+)
+@example(names=["att0", "att1"], stop_at=0.5)  # resumed: one site's test token rows stored
+def test_probes_fitted_together_in_any_order_fit_as_alone_and_resume_to_it(
+    data, alone, names, stop_at
+):
+    """Any subset of the pool, in any order, fitted in one plan: each probe predicts
+    what it predicts fitted alone (families to the bit, linear ones, solved in shared
+    stacks, to float rounding); stopped at any event and resumed, the same again."""
+    model, train, test = data
+    configs = [POOL[n] for n in names]
+    seen = []
+    together = ProbeRunner(model, configs, store=False)
+    unsubscribe = together.events.subscribe(seen.append)
+    together.fit_probes(train, test, **POOL_KW)
+    unsubscribe()
+    stopped = ProbeRunner(model, configs, store=False)
+    at = int(stop_at * (len(seen) - 1))
+    count = iter(range(len(seen)))
+    unsubscribe = stopped.events.subscribe(lambda e: next(count) == at and stopped.request_stop())
+    stopped.fit_probes(train, test, **POOL_KW)
+    unsubscribe()
+    if str(stopped.state) == "stopped":
+        stopped.fit_probes(train, test, resume=True, **POOL_KW)
+    assert str(together.state) == str(stopped.state) == "fitted"
+    for name in names:
+        x = _rows(together, together[name].config, test)[0]
+        got = together[name].predict_proba(x)
+        exact = POOL[name].kind != "linear"
+        np.testing.assert_allclose(got, alone[name], rtol=0, atol=0 if exact else 1e-5)
+        np.testing.assert_allclose(stopped[name].predict_proba(x), got, atol=1e-6, err_msg=name)
 
 
 def test_a_failed_family_fit_changes_nothing(data, monkeypatch):
