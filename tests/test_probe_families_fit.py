@@ -21,7 +21,7 @@ from lm_probe_widgets.core.engine import fit as fit_module
 from lm_probe_widgets.core.engine.families import FamilyProbe, family_inputs
 from lm_probe_widgets.core.engine.family_models import AttentionProbe, MLPProbe, Stopping
 from lm_probe_widgets.core.engine.plan import scored_labels
-from lm_probe_widgets.core.engine.sparse_model import rank_dimensions
+from lm_probe_widgets.core.engine.sparse_model import SparseModel, rank_dimensions
 from lm_probe_widgets.core.errors import ProbeError
 from lm_probe_widgets.display.columns import format_number
 
@@ -72,22 +72,36 @@ def _stopping(cfg) -> Stopping:
     return Stopping(cfg.patience, cfg.eval_every, cfg.warmup_steps, cfg.threshold)
 
 
-def _sparse_reference(x, y, xv, yv, xt, cfg) -> tuple[float, np.ndarray, np.ndarray]:
-    """scikit-learn on the top-k dimensions, one fit per L2 strength (C = 1 / (n l2)),
-    the strength with the lowest validation log-loss kept."""
+def _sparse_reference(x, y, xv, yv, xt, cfg, cv=True) -> tuple[float, np.ndarray, np.ndarray]:
+    """scikit-learn on the top-k dimensions (C = 1 / (n l2)), the strength with the
+    lowest log-loss kept: with `cv`, the mean held-out one over seeded stratified
+    folds of the training + validation rows (ranking redone on each fold's training
+    rows), refitted on all of them; else the validation one, fitted on training rows."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    top = rank_dimensions(x, y, cfg.rank_by)[: cfg.k]
-    fits = []
-    for l2 in cfg.l2:
-        c = 1 / (len(y) * l2)
+    def fit(xa, ya, l2):
+        top = rank_dimensions(xa, ya, cfg.rank_by)[: cfg.k]
+        c = 1 / (len(ya) * l2)
         model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
-        model.fit(x[:, top], y)
-        fits.append((log_loss(yv, model.predict_proba(xv[:, top]), labels=[0, 1]), l2, model))
-    _, l2, model = min(fits, key=lambda f: f[0])
+        return top, model.fit(xa[:, top], ya)
+
+    def loss(fitted, xh, yh):
+        top, model = fitted
+        return log_loss(yh, model.predict_proba(xh[:, top]), labels=[0, 1])
+
+    if cv:
+        x, y = np.concatenate([x, xv]), np.concatenate([y, yv])
+        folds = list(StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(x, y))
+        scores = {l2: np.mean([loss(fit(x[a], y[a], l2), x[b], y[b]) for a, b in folds])
+                  for l2 in cfg.l2}  # fmt: skip
+    else:
+        scores = {l2: loss(fit(x, y, l2), xv, yv) for l2 in cfg.l2}
+    l2 = min(scores, key=scores.get)
+    top, model = fit(x, y, l2)
     return l2, top, model.predict_proba(xt[:, top])
 
 
@@ -102,10 +116,14 @@ def test_a_mixed_sweep_fits_each_family_as_it_would_alone(fitted):
         x, y = _rows(runner, cfg, plan.train)
         xv, yv = _rows(runner, cfg, plan.val)
         xt, yt = _rows(runner, cfg, plan.eval_set)
-        if name == "sparse":
+        if name == "sparse":  # its strength by 5-fold CV, as a linear probe's
             l2, top, expected = _sparse_reference(x, y, xv, yv, xt, cfg)
-            assert runner[name].record.best_l2 == l2
+            assert runner[name].record.best_l2 == l2 and runner[name].record.cross_validated
             assert runner[name].dims.tolist() == top.tolist()
+            alone = SparseModel(cfg.k, cfg.rank_by, cfg.l2).fit(x, y, 2, (xv, yv))  # cv_folds=0
+            l2_val, top_val, on_val = _sparse_reference(x, y, xv, yv, xt, cfg, cv=False)
+            assert alone.best_l2 == l2_val and alone.dims.tolist() == top_val.tolist()
+            np.testing.assert_allclose(np.exp(alone.log_proba(xt)), on_val, atol=1e-6)
         else:
             alone = (
                 MLPProbe(8, 1e-2, lr=1e-2, steps=60, seed=0)

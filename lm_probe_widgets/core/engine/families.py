@@ -3,8 +3,9 @@
 A family probe takes no online steps. It waits (state "not fitted") while the linear
 probes beside it train, then is fitted once in the final-fit stage from the cached
 training features, with the plan's splits and seed: early stopping on the validation
-split for the torch families (`core.engine.family_models`), the L2 strength chosen on
-it for the sparse one (`core.engine.sparse_model`). It answers what the fit loop,
+split for the torch families (`core.engine.family_models`), the L2 strength chosen as a
+linear probe's for the sparse one (`cv_folds`-fold CV, or the validation split;
+`core.engine.sparse_model`). It answers what the fit loop,
 the metrics, the reprs and `save`/`load` ask of a `LinearProbe` (its record, state,
 snapshot, `predict_proba`), so a layer sweep can mix families in one `fit_probes`.
 
@@ -25,7 +26,7 @@ from ..config import ProbeConfig
 from ..errors import ProbeError
 from .data import ProbeDataset
 from .family_models import AttentionProbe, MLPProbe, Stopping
-from .probe import LinearProbe
+from .probe import LinearProbe, cv_folds
 from .sparse_model import SparseModel
 from .states import ProbeState
 
@@ -111,17 +112,30 @@ class FamilyProbe(LinearProbe):
         *,
         device: Any = None,
         poll: Any = None,
+        merge_validation: bool = True,
+        groups: np.ndarray | None = None,
+        val_groups: np.ndarray | None = None,
         **_: Any,
     ) -> None:
         """Fit the family on the training rows `x` (texts for attention), early
-        stopping (or the L2 strength) on the validation rows; the record says how it
-        went. Nothing changes unless the fit completes (`poll` may raise to stop it)."""
+        stopping on the validation rows; a sparse probe's L2 strength chosen as a
+        linear probe's is (`cv_folds` >= 2: k-fold CV over training + validation rows,
+        `groups` kept whole, then refitted on them all; else on the validation rows).
+        The record says how it went. Nothing changes unless the fit completes (`poll`
+        may raise to stop it)."""
         cfg, rec = self.config, self.record
         val = None if x_val is None else (x_val, np.asarray(y_val))
         model = self._new_model(device)
         k = len(self.classes)
+        folds: list = []
         if isinstance(model, SparseModel):
-            model.fit(x, y_idx, k, val)
+            if cfg.cv_folds >= 2:
+                if val is not None and merge_validation:
+                    x, y_idx = np.concatenate([x, val[0]]), np.concatenate([y_idx, val[1]])
+                    if groups is not None:
+                        groups = np.concatenate([groups, np.asarray(val_groups)])
+                folds = cv_folds(y_idx, cfg.cv_folds, cfg.seed, groups)
+            model.fit(x, y_idx, k, None if folds else val, folds)
             steps, best_step, loss, early, history = 0, None, model.val_loss, False, []
             self.record.best_l2 = model.best_l2
         else:
@@ -141,7 +155,7 @@ class FamilyProbe(LinearProbe):
         rec.epochs_done = math.ceil(steps * per_step / n) if steps else 0
         rec.history = [dict(h, epoch=math.ceil(h["step"] * per_step / n)) for h in history]
         rec.best_val_loss = loss if math.isfinite(loss) else math.inf
-        rec.refined, rec.refined_val_loss, rec.cross_validated = True, loss, False
+        rec.refined, rec.refined_val_loss, rec.cross_validated = True, loss, bool(folds)
         if early:
             rec.state = ProbeState.EARLY_STOPPED
             rec.stop_reason = (
