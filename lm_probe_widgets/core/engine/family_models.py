@@ -164,9 +164,9 @@ def _scaler(x: Rows) -> tuple[np.ndarray, np.ndarray]:
     return mu, np.where(sd > 0, sd, 1.0)
 
 
-def _standardised(x: Rows, mu: np.ndarray, sd: np.ndarray, device: torch.device) -> torch.Tensor:
+def _standardised(x: Rows, mu: Rows, sd: Rows, device: torch.device) -> torch.Tensor:
     """(x - mu) / sd in float64, as float32 on `device` (a tensor computed on its own
-    device, then moved)."""
+    device, then moved; `mu` and `sd` numpy, or tensors already there)."""
     if isinstance(x, torch.Tensor):
         z = (x - torch.as_tensor(mu, device=x.device)) / torch.as_tensor(sd, device=x.device)
         return z.to(device=device, dtype=torch.float32)
@@ -412,8 +412,14 @@ class AttentionProbe:
         n, longest = len(texts), max(len(t) for t in texts)
         x = torch.zeros(n, longest, len(mu), device=self.device)
         mask = torch.zeros(n, longest, dtype=torch.bool, device=self.device)
-        for i, t in enumerate(texts):
-            x[i, : len(t)] = _standardised(_rows64(t), mu, sd, self.device)
+        on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # the scaler, per device
+        for i, t in enumerate(map(_rows64, texts)):
+            stats = (mu, sd)
+            if isinstance(t, torch.Tensor):
+                if t.device not in on:
+                    on[t.device] = tuple(torch.as_tensor(v, device=t.device) for v in stats)
+                stats = on[t.device]
+            x[i, : len(t)] = _standardised(t, *stats, self.device)
             mask[i, : len(t)] = True
         return x, mask
 
