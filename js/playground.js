@@ -6,6 +6,10 @@
 //                                       classes, proba, top, token_logits, token_margin,
 //                                       scale, note, strip_colour, bar_colours,
 //                                       token_colours}]}
+//                            an attention probe's entry: heat "attention", heads,
+//                            token_weights [token][head], token_weight (their mean,
+//                            what the colour shows), scale [largest], legend,
+//                            legend_label, token_colours [token][0]; no token scores
 //                            -- computed in Python (widgets/playground_view.py), colours
 //                            included; this view only lays it out
 //               error        a Python-side failure's message ("" when none)
@@ -140,11 +144,11 @@ function buildView(model) {
   const probeLabel = h("label", "lpw-pg-label", "Probe ");
   v.probeSel = h("select", "lpw-select lpw-pg-probe");
   probeLabel.appendChild(v.probeSel);
-  const classLabel = h("label", "lpw-pg-label", "class ");
+  v.classLabel = h("label", "lpw-pg-label", "class ");
   v.classSel = h("select", "lpw-select lpw-pg-class");
-  classLabel.appendChild(v.classSel);
+  v.classLabel.appendChild(v.classSel);
   v.legend = h("span", "lpw-pg-legend");
-  v.tokHead.append(probeLabel, classLabel, v.legend);
+  v.tokHead.append(probeLabel, v.classLabel, v.legend);
   v.tokens = h("div", "lpw-pg-tokens");
   v.tokNote = h("div", "lpw-muted lpw-pg-small lpw-pg-note");
   v.probeNote = h("div", "lpw-muted lpw-pg-small lpw-pg-probenote");
@@ -211,6 +215,20 @@ function drawStrip(v, choose) {
 
 // The heatmap's legend for probe entry `p`, class `ci`: its range and what the colours mean.
 function drawLegend(v, p, ci) {
+  if (p.heat === "attention") {
+    // an attention probe: no colour at weight 0, full colour at the text's largest
+    const top = (p.scale || [])[0] || 0;
+    const bar = h("span", "lpw-pg-legend-bar");
+    bar.style.background = p.legend || "";
+    bar.title = `attention weight: none at 0, full at ${fmt(top)} (this text's largest)`;
+    v.legend.replaceChildren(
+      h("span", "lpw-pg-legend-lo lpw-mono", "0"),
+      bar,
+      h("span", "lpw-pg-legend-hi lpw-mono", fmt(top)),
+      h("span", "lpw-muted lpw-pg-small", ` ${p.legend_label || "attention weight"}`),
+    );
+    return;
+  }
   const scale = (p.scale || [])[ci] || 0;
   const regression = p.task === "regression";
   const centre = regression ? Number(p.center) || 0 : 0;
@@ -233,6 +251,19 @@ function drawLegend(v, p, ci) {
 
 // Token `t` (position i) coloured for probe entry `p`, class `ci`, its scores on hover.
 function tokenSpan(p, t, i, ci) {
+  if (p.heat === "attention") {
+    // its weight on this token (the mean over heads), each head's on hover
+    const w = (p.token_weight || [])[i];
+    const heads = (p.token_weights || [])[i] || [];
+    const s = h("span", "lpw-pg-token", t.text);
+    s.dataset.index = String(i);
+    s.dataset.score = typeof w === "number" ? String(w) : "";
+    s.style.background = ((p.token_colours || [])[i] || [])[0] || "";
+    s.title =
+      `${JSON.stringify(t.raw)} (id ${t.id}): attention weight ${fmt(w)}` +
+      (heads.length > 1 ? `\nper head: ${heads.map((x) => fmt(x)).join(", ")}` : "");
+    return s;
+  }
   const v = ((p.token_margin || [])[i] || [])[ci];
   const logits = (p.token_logits || [])[i] || [];
   const s = h("span", "lpw-pg-token", t.text);
@@ -255,7 +286,8 @@ function drawTokens(v) {
   const p = chosen(v);
   const toks = r.tokens || [];
   v.tokHead.hidden = !p;
-  v.tokNote.hidden = !p || toks.length === 0;
+  // the token-score note is about scores; an attention probe's note says what it shows
+  v.tokNote.hidden = !p || toks.length === 0 || p.heat === "attention";
   v.tokNote.textContent = v.model.get("note") || "";
   for (const c of v.strip.children)
     c.classList.toggle("lpw-pg-chosen", !!p && c.dataset.probe === p.name);
@@ -272,6 +304,7 @@ function drawTokens(v) {
   const target = v.model.get("target") || "";
   const ci = p.classes.includes(target) ? p.classes.indexOf(target) : p.classes.length - 1;
   fillSelect(v.classSel, p.classes, p.classes[ci]);
+  v.classLabel.hidden = p.heat === "attention"; // its weights are the same for every class
   drawLegend(v, p, ci);
   v.tokens.dataset.probe = p.name;
   v.tokens.dataset.class = p.classes[ci];

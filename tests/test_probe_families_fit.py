@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
 from lm_probe_widgets.core.engine import events as ev
+from lm_probe_widgets.core.engine import fit as fit_module
 from lm_probe_widgets.core.engine.families import FamilyProbe, family_inputs
 from lm_probe_widgets.core.engine.family_models import AttentionProbe, MLPProbe, Stopping
 from lm_probe_widgets.core.engine.plan import scored_labels
-from lm_probe_widgets.core.engine.sparse_model import rank_dimensions
+from lm_probe_widgets.core.engine.sparse_model import SparseModel, rank_dimensions
 from lm_probe_widgets.core.errors import ProbeError
+from lm_probe_widgets.display.columns import format_number
 
 H0, H1 = "transformer.h.0.output", "transformer.h.1.output"
 KW = dict(num_epoch=2, batch_size=16, progress=None, bootstrap=50)
@@ -30,7 +35,7 @@ def _configs() -> list[ProbeConfig]:
         ProbeConfig(H1, name="lin"),
         ProbeConfig(H1, name="mlp", kind="mlp", hidden=8, max_steps=60),
         ProbeConfig(H0, name="sparse", kind="sparse", k=4, l2=(1e-2, 1.0)),
-        ProbeConfig(H1, name="att", kind="attention", max_steps=40),
+        ProbeConfig(H1, name="att", kind="attention", heads=2, max_steps=40),
     ]
 
 
@@ -67,22 +72,36 @@ def _stopping(cfg) -> Stopping:
     return Stopping(cfg.patience, cfg.eval_every, cfg.warmup_steps, cfg.threshold)
 
 
-def _sparse_reference(x, y, xv, yv, xt, cfg) -> tuple[float, np.ndarray, np.ndarray]:
-    """scikit-learn on the top-k dimensions, one fit per L2 strength (C = 1 / (n l2)),
-    the strength with the lowest validation log-loss kept."""
+def _sparse_reference(x, y, xv, yv, xt, cfg, cv=True) -> tuple[float, np.ndarray, np.ndarray]:
+    """scikit-learn on the top-k dimensions (C = 1 / (n l2)), the strength with the
+    lowest log-loss kept: with `cv`, the mean held-out one over seeded stratified
+    folds of the training + validation rows (ranking redone on each fold's training
+    rows), refitted on all of them; else the validation one, fitted on training rows."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    top = rank_dimensions(x, y, cfg.rank_by)[: cfg.k]
-    fits = []
-    for l2 in cfg.l2:
-        c = 1 / (len(y) * l2)
+    def fit(xa, ya, l2):
+        top = rank_dimensions(xa, ya, cfg.rank_by)[: cfg.k]
+        c = 1 / (len(ya) * l2)
         model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
-        model.fit(x[:, top], y)
-        fits.append((log_loss(yv, model.predict_proba(xv[:, top]), labels=[0, 1]), l2, model))
-    _, l2, model = min(fits, key=lambda f: f[0])
+        return top, model.fit(xa[:, top], ya)
+
+    def loss(fitted, xh, yh):
+        top, model = fitted
+        return log_loss(yh, model.predict_proba(xh[:, top]), labels=[0, 1])
+
+    if cv:
+        x, y = np.concatenate([x, xv]), np.concatenate([y, yv])
+        folds = list(StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.seed).split(x, y))
+        scores = {l2: np.mean([loss(fit(x[a], y[a], l2), x[b], y[b]) for a, b in folds])
+                  for l2 in cfg.l2}  # fmt: skip
+    else:
+        scores = {l2: loss(fit(x, y, l2), xv, yv) for l2 in cfg.l2}
+    l2 = min(scores, key=scores.get)
+    top, model = fit(x, y, l2)
     return l2, top, model.predict_proba(xt[:, top])
 
 
@@ -97,15 +116,19 @@ def test_a_mixed_sweep_fits_each_family_as_it_would_alone(fitted):
         x, y = _rows(runner, cfg, plan.train)
         xv, yv = _rows(runner, cfg, plan.val)
         xt, yt = _rows(runner, cfg, plan.eval_set)
-        if name == "sparse":
+        if name == "sparse":  # its strength by 5-fold CV, as a linear probe's
             l2, top, expected = _sparse_reference(x, y, xv, yv, xt, cfg)
-            assert runner[name].record.best_l2 == l2
+            assert runner[name].record.best_l2 == l2 and runner[name].record.cross_validated
             assert runner[name].dims.tolist() == top.tolist()
+            alone = SparseModel(cfg.k, cfg.rank_by, cfg.l2).fit(x, y, 2, (xv, yv))  # cv_folds=0
+            l2_val, top_val, on_val = _sparse_reference(x, y, xv, yv, xt, cfg, cv=False)
+            assert alone.best_l2 == l2_val and alone.dims.tolist() == top_val.tolist()
+            np.testing.assert_allclose(np.exp(alone.log_proba(xt)), on_val, atol=1e-6)
         else:
             alone = (
                 MLPProbe(8, 1e-2, lr=1e-2, steps=60, seed=0)
                 if name == "mlp"
-                else AttentionProbe(1, 1e-3, lr=1e-2, steps=40, seed=0)
+                else AttentionProbe(2, 1e-3, lr=1e-2, steps=40, seed=0)
             )
             alone.fit(x, y, 2, val=(xv, yv), stopping=_stopping(cfg))
             expected = alone.predict_proba(xt)
@@ -168,6 +191,97 @@ def test_a_stop_then_resume_gives_the_uninterrupted_result(data, fitted, kind, p
     mine, theirs = runner.metrics, fitted.metrics
     assert mine[["steps", "state"]].equals(theirs[["steps", "state"]])
     np.testing.assert_allclose(mine[["accuracy", "val_loss"]], theirs[["accuracy", "val_loss"]])
+
+
+def test_the_torch_engine_fits_the_families_on_its_device_as_numpy_does(data, fitted, monkeypatch):
+    """Under the torch engine (`fit.stack_device` patched to CPU tensors, as on a GPU)
+    the torch families read their training and validation rows as tensors on the probe
+    device, where the feature cache keeps them, and fit what the numpy engine fits."""
+    model, train, test = data
+    seen = {}
+
+    def spy(cls):
+        original = cls.fit
+
+        def fit(self, x, y, n_classes=None, *, val=None, stopping=None):
+            first = x if cls is MLPProbe else x[0]  # rows, or the first text's rows
+            val_first = val[0] if cls is MLPProbe else val[0][0]
+            seen[cls.__name__] = {type(first), type(val_first), first.device, val_first.device}
+            return original(self, x, y, n_classes, val=val, stopping=stopping)
+
+        monkeypatch.setattr(cls, "fit", fit)
+
+    spy(MLPProbe), spy(AttentionProbe)
+    monkeypatch.setattr(fit_module, "stack_device", lambda _: torch.device("cpu"))
+    runner = ProbeRunner(model, _configs(), store=False).fit_probes(train, test, **KW)
+    assert seen == {k: {torch.Tensor, torch.device("cpu")} for k in ("MLPProbe", "AttentionProbe")}
+    want, got = _probas(fitted, test, fitted), _probas(runner, test, fitted)
+    for name in NAMES:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-5, err_msg=name)
+    mine, theirs = runner.metrics, fitted.metrics
+    assert mine[["steps", "best_step", "state"]].equals(theirs[["steps", "best_step", "state"]])
+
+
+# A pool of every family on two sites, small enough to fit many times (each fit is a
+# fraction of a second on the tiny model).
+POOL = {
+    f"{kind}{i}": ProbeConfig(f"transformer.h.{i}.output", name=f"{kind}{i}", **options)
+    for i in (0, 1)
+    for kind, options in (
+        ("lin", {"max_steps": 20, "l2": (1e-2, 1e-1)}),
+        ("mlp", {"kind": "mlp", "hidden": 4, "max_steps": 15}),
+        ("sparse", {"kind": "sparse", "k": 3, "l2": (1e-1,)}),
+        ("att", {"kind": "attention", "max_steps": 15}),
+    )
+}
+POOL_KW = dict(num_epoch=1, batch_size=16, progress=None, bootstrap=0)
+
+
+@pytest.fixture(scope="module")
+def alone(data):
+    """Each pool probe's test predictions, fitted on its own (and the test rows)."""
+    model, train, test = data
+    probas = {}
+    for name, cfg in POOL.items():
+        runner = ProbeRunner(model, [cfg], store=False).fit_probes(train, test, **POOL_KW)
+        probas[name] = runner[name].predict_proba(_rows(runner, runner[name].config, test)[0])
+    return probas
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    names=st.lists(st.sampled_from(sorted(POOL)), min_size=1, max_size=len(POOL), unique=True),
+    stop_at=st.floats(0.0, 1.0),
+)
+@example(names=["att0", "att1"], stop_at=0.5)  # resumed: one site's test token rows stored
+def test_probes_fitted_together_in_any_order_fit_as_alone_and_resume_to_it(
+    data, alone, names, stop_at
+):
+    """Any subset of the pool, in any order, fitted in one plan: each probe predicts
+    what it predicts fitted alone (families to the bit, linear ones, solved in shared
+    stacks, to float rounding); stopped at any event and resumed, the same again."""
+    model, train, test = data
+    configs = [POOL[n] for n in names]
+    seen = []
+    together = ProbeRunner(model, configs, store=False)
+    unsubscribe = together.events.subscribe(seen.append)
+    together.fit_probes(train, test, **POOL_KW)
+    unsubscribe()
+    stopped = ProbeRunner(model, configs, store=False)
+    at = int(stop_at * (len(seen) - 1))
+    count = iter(range(len(seen)))
+    unsubscribe = stopped.events.subscribe(lambda e: next(count) == at and stopped.request_stop())
+    stopped.fit_probes(train, test, **POOL_KW)
+    unsubscribe()
+    if str(stopped.state) == "stopped":
+        stopped.fit_probes(train, test, resume=True, **POOL_KW)
+    assert str(together.state) == str(stopped.state) == "fitted"
+    for name in names:
+        x = _rows(together, together[name].config, test)[0]
+        got = together[name].predict_proba(x)
+        exact = POOL[name].kind != "linear"
+        np.testing.assert_allclose(got, alone[name], rtol=0, atol=0 if exact else 1e-5)
+        np.testing.assert_allclose(stopped[name].predict_proba(x), got, atol=1e-6, err_msg=name)
 
 
 def test_a_failed_family_fit_changes_nothing(data, monkeypatch):
@@ -248,17 +362,48 @@ def test_linear_configs_and_their_saved_form_are_unchanged():
     assert ProbeConfig(**attention.to_dict()) == attention
 
 
-def test_the_playground_scores_every_family_and_no_tokens_for_attention(fitted):
-    from lm_probe_widgets.widgets.playground_view import compute
+def test_the_playground_scores_every_family_and_shows_where_attention_read(fitted):
+    """Every family gets its strip cell; an attention probe's tokens carry its weights
+    (each head's sum to 1 over the text), coloured by their mean from none at 0 to full
+    at the largest, with a legend and hover text saying so, live and in the snapshot."""
+    import re
 
-    result = compute(fitted, "a good film")
+    from lm_probe_widgets.widgets import ProbePlayground
+    from lm_probe_widgets.widgets.playground_view import weight_colour
+
+    text = "a good film, <b>really</b>"
+    pg = ProbePlayground(fitted, text=text, probe="att")
+    result = pg.result
     by_name = {p["name"]: p for p in result["probes"]}
-    assert set(by_name) == set(NAMES)
+    assert pg.error == "" and set(by_name) == set(NAMES)
     for name in NAMES:
         assert sum(by_name[name]["proba"]) == pytest.approx(1.0)
     for name in ("lin", "mlp", "sparse"):  # a score per token of the text
         assert len(by_name[name]["token_logits"]) == len(result["tokens"])
-    assert by_name["att"]["token_logits"] == [] and "whole text" in by_name["att"]["note"]
+    att = by_name["att"]
+    one = ProbeDataset.from_texts([text], None, fitted.model.tokenizer)
+    key = fitted["att"].config.feature_key
+    expected = fitted["att"].token_weights([fitted.features(one, [key])[key]])[0]
+    weights = np.array(att["token_weights"])
+    assert weights.shape == (len(result["tokens"]), 2)
+    np.testing.assert_allclose(weights.sum(0), [1.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(weights, expected, atol=1e-6)
+    mean = np.array(att["token_weight"])
+    np.testing.assert_allclose(mean, weights.mean(1))
+    # the colours follow the weights: stronger for a larger one, full at the largest
+    strength = [int(re.search(r" (\d+)%", c[0]).group(1)) for c in att["token_colours"]]
+    assert [strength[i] for i in np.argsort(mean)] == sorted(strength)
+    assert att["token_colours"][int(mean.argmax())][0] == weight_colour(1.0, 1.0)
+    assert weight_colour(0.0, mean.max()) == "" and att["scale"] == [pytest.approx(mean.max())]
+    assert att["legend_label"] == "attention weight (mean over 2 heads)"
+    # the snapshot (and the text summary) say the same, escaped
+    page, top = pg.snapshot_html(), format_number(mean.max())
+    assert f'attention weight (mean over 2 heads) <span class="lpw-muted">(0 to {top})' in page
+    assert "<b>really" not in page and "&lt;b&gt;really" in page
+    i = int(mean.argmax())
+    tip = f"attention weight {format_number(mean[i])} (heads: "
+    assert tip in page and f"background: {att['token_colours'][i][0]}" in page
+    assert "tokens (att, attention weight (mean over 2 heads)):" in pg.summary()
 
 
 def test_family_early_stopping_keeps_the_best_evaluation_and_stops_after_patience():

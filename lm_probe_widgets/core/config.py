@@ -65,14 +65,17 @@ class ProbeConfig:
     - `kind`: the probe family. "linear" (the default: the logistic or ridge read-out
       above); "mlp" (one hidden layer of width `hidden`, AdamW `weight_decay`);
       "sparse" (logistic on the `k` dimensions ranked best by `rank_by`, "mean_diff"
-      or "l1", its strength chosen from `l2` on the validation split); "attention"
+      or "l1", its strength chosen from `l2` as a linear probe's: by `cv_folds`-fold
+      cross-validation, ranking redone in each fold, or on the validation split with
+      `cv_folds=0`); "attention"
       (learned pooling over the text's token rows, `heads` queries, AdamW
       `weight_decay`: it reads token-level features and predicts one label per
       example, so leave `pooling` unset). Families take no online steps: they are
       fitted once, from the cached training features, in the final fit, the torch
       ones (mlp, attention) for up to `max_steps` AdamW steps with early stopping on
       the validation split (`patience`, `eval_every`, `warmup_steps`, `threshold`).
-      They classify (no `task="regression"`) and ignore `cv_folds` and `lr`.
+      They classify (no `task="regression"`) and ignore `lr` (the torch ones
+      `cv_folds` too).
     """
 
     submodule: str

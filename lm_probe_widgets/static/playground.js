@@ -169,11 +169,11 @@ function buildView(model) {
   const probeLabel = h("label", "lpw-pg-label", "Probe ");
   v.probeSel = h("select", "lpw-select lpw-pg-probe");
   probeLabel.appendChild(v.probeSel);
-  const classLabel = h("label", "lpw-pg-label", "class ");
+  v.classLabel = h("label", "lpw-pg-label", "class ");
   v.classSel = h("select", "lpw-select lpw-pg-class");
-  classLabel.appendChild(v.classSel);
+  v.classLabel.appendChild(v.classSel);
   v.legend = h("span", "lpw-pg-legend");
-  v.tokHead.append(probeLabel, classLabel, v.legend);
+  v.tokHead.append(probeLabel, v.classLabel, v.legend);
   v.tokens = h("div", "lpw-pg-tokens");
   v.tokNote = h("div", "lpw-muted lpw-pg-small lpw-pg-note");
   v.probeNote = h("div", "lpw-muted lpw-pg-small lpw-pg-probenote");
@@ -229,6 +229,19 @@ function drawStrip(v, choose2) {
   v.trunc.textContent = r.truncated ? `Only the first ${(r.tokens || []).length} tokens are read.` : "";
 }
 function drawLegend(v, p, ci) {
+  if (p.heat === "attention") {
+    const top = (p.scale || [])[0] || 0;
+    const bar2 = h("span", "lpw-pg-legend-bar");
+    bar2.style.background = p.legend || "";
+    bar2.title = `attention weight: none at 0, full at ${fmt(top)} (this text's largest)`;
+    v.legend.replaceChildren(
+      h("span", "lpw-pg-legend-lo lpw-mono", "0"),
+      bar2,
+      h("span", "lpw-pg-legend-hi lpw-mono", fmt(top)),
+      h("span", "lpw-muted lpw-pg-small", ` ${p.legend_label || "attention weight"}`)
+    );
+    return;
+  }
   const scale = (p.scale || [])[ci] || 0;
   const regression = p.task === "regression";
   const centre = regression ? Number(p.center) || 0 : 0;
@@ -247,6 +260,17 @@ function drawLegend(v, p, ci) {
   );
 }
 function tokenSpan(p, t, i, ci) {
+  if (p.heat === "attention") {
+    const w = (p.token_weight || [])[i];
+    const heads = (p.token_weights || [])[i] || [];
+    const s2 = h("span", "lpw-pg-token", t.text);
+    s2.dataset.index = String(i);
+    s2.dataset.score = typeof w === "number" ? String(w) : "";
+    s2.style.background = ((p.token_colours || [])[i] || [])[0] || "";
+    s2.title = `${JSON.stringify(t.raw)} (id ${t.id}): attention weight ${fmt(w)}` + (heads.length > 1 ? `
+per head: ${heads.map((x) => fmt(x)).join(", ")}` : "");
+    return s2;
+  }
   const v = ((p.token_margin || [])[i] || [])[ci];
   const logits = (p.token_logits || [])[i] || [];
   const s = h("span", "lpw-pg-token", t.text);
@@ -267,7 +291,7 @@ function drawTokens(v) {
   const p = chosen(v);
   const toks = r.tokens || [];
   v.tokHead.hidden = !p;
-  v.tokNote.hidden = !p || toks.length === 0;
+  v.tokNote.hidden = !p || toks.length === 0 || p.heat === "attention";
   v.tokNote.textContent = v.model.get("note") || "";
   for (const c of v.strip.children)
     c.classList.toggle("lpw-pg-chosen", !!p && c.dataset.probe === p.name);
@@ -284,6 +308,7 @@ function drawTokens(v) {
   const target = v.model.get("target") || "";
   const ci = p.classes.includes(target) ? p.classes.indexOf(target) : p.classes.length - 1;
   fillSelect(v.classSel, p.classes, p.classes[ci]);
+  v.classLabel.hidden = p.heat === "attention";
   drawLegend(v, p, ci);
   v.tokens.dataset.probe = p.name;
   v.tokens.dataset.class = p.classes[ci];

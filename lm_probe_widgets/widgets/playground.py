@@ -30,7 +30,7 @@ import traitlets
 from ..display.columns import format_number
 from ._assets import css_text, esm_source
 from .playground_html import playground_html
-from .playground_view import TOKEN_NOTE, best_probe, compute
+from .playground_view import TOKEN_NOTE, best_probe, compute, token_values
 from .snapshot import SnapshotDisplay, with_snapshot
 
 
@@ -136,12 +136,13 @@ class ProbePlayground(SnapshotDisplay, anywidget.AnyWidget):
             )
         entry, c = self.chosen()
         if entry is not None and self.result.get("tokens"):
-            cls = entry["classes"][c]
+            values, _ = token_values(entry, c)
             words = [
-                f"{t['text']!r}:{format_number(m[c]) if m[c] is not None else '–'}"
-                for t, m in zip(self.result["tokens"], entry["token_margin"], strict=True)
+                f"{t['text']!r}:{format_number(v) if v is not None else '–'}"
+                for t, v in zip(self.result["tokens"], values, strict=True)
             ]
-            lines.append(f"  tokens ({entry['name']}, toward {cls}): " + " ".join(words))
+            shows = entry.get("legend_label") or f"toward {entry['classes'][c]}"
+            lines.append(f"  tokens ({entry['name']}, {shows}): " + " ".join(words))
         return "\n".join(lines)
 
     def snapshot_html(self) -> str:

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..display.columns import format_number
 from ..display.html import _wrap
-from .playground_view import REGRESSION_NOTE, TOKEN_NOTE, TRUNCATED_NOTE
+from .playground_view import (
+    ATTENTION_NOTE,
+    REGRESSION_NOTE,
+    TOKEN_NOTE,
+    TRUNCATED_NOTE,
+    token_values,
+)
 
 if TYPE_CHECKING:
     from .playground import ProbePlayground
@@ -17,6 +23,10 @@ if TYPE_CHECKING:
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
+
+
+def _num(value: float | None) -> str:
+    return format_number(value) if value is not None else "–"
 
 
 def _probe_cell(p: dict[str, Any]) -> str:
@@ -72,26 +82,34 @@ def playground_html(widget: ProbePlayground) -> str:
     tokens = result.get("tokens") or []
     if entry is not None and tokens:
         cls = entry["classes"][c]
-        scale = entry["scale"][c] if entry.get("scale") else None
         regression = entry.get("task") == "regression"
-        toward = "predicted value minus the training mean" if regression else f"toward {cls}"
+        attention = entry.get("heat") == "attention"
+        scale = format_number((entry.get("scale") or [0.0])[0 if attention else c] or 0.0)
+        if attention:
+            shows, span = entry["legend_label"], f"0 to {scale}"
+        else:
+            toward = "predicted value minus the training mean" if regression else f"toward {cls}"
+            shows, span = toward, f"±{scale}"
         parts.append(
-            f"<h4>Tokens: {_e(entry['name'])}, {_e(toward)} "
-            f'<span class="lpw-muted">(±{_e(format_number(scale or 0.0))})</span></h4>'
+            f"<h4>Tokens: {_e(entry['name'])}, {_e(shows)} "
+            f'<span class="lpw-muted">({_e(span)})</span></h4>'
             '<div class="lpw-snap-pg-tokens">'
         )
-        rows = zip(tokens, entry["token_margin"], entry["token_colours"], strict=True)
-        for t, m, colours in rows:
-            v = m[c]
-            tip = f"{t['raw']}: {format_number(v) if v is not None else '–'}"
+        values, colours = token_values(entry, c)
+        heads = entry.get("token_weights") or []
+        for i, (t, v, colour) in enumerate(zip(tokens, values, colours, strict=True)):
+            tip = f"{t['raw']}: {'attention weight ' if attention else ''}{_num(v)}"
+            if attention and len(heads[i]) > 1:
+                tip += " (heads: " + ", ".join(_num(w) for w in heads[i]) + ")"
             parts.append(
                 f'<span class="lpw-snap-pg-token" title="{_e(tip)}" '
-                f'style="background: {_e(colours[c])}">{_e(t["text"])}</span>'
+                f'style="background: {_e(colour)}">{_e(t["text"])}</span>'
             )
         parts.append("</div>")
         if result.get("truncated"):
             parts.append(f'<div class="lpw-snap-pg-note">{_e(TRUNCATED_NOTE)}</div>')
         if regression:
             parts.append(f'<div class="lpw-snap-pg-note">{_e(REGRESSION_NOTE)}</div>')
-        parts.append(f'<div class="lpw-snap-pg-note">{_e(TOKEN_NOTE)}</div>')
+        note = ATTENTION_NOTE if attention else TOKEN_NOTE
+        parts.append(f'<div class="lpw-snap-pg-note">{_e(note)}</div>')
     return _wrap(widget.summary(), "".join(parts), "playground")

@@ -7,6 +7,11 @@ Token scores: the probe applied to each token's own activation at its read site;
 chosen class's logit minus the mean of the other classes' logits (with two classes: the
 log-odds), on a diverging scale centred at 0 (the decision boundary) with a fixed range
 (``HEAT_RANGE``), so colours compare across sentences.
+
+An attention probe scores the whole text, not each token: its tokens are coloured by
+the weight its learned pooling gives each one (the mean over its heads: each head's
+weights sum to 1 over the text, so their mean does too), from no colour at 0 to full
+colour at the text's largest weight; each head's weight is in the token's hover text.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ CLASS_COLOURS = (
 )
 NEGATIVE_COLOUR = "#2c7bb6"
 POSITIVE_COLOUR = "#d7301f"
+# An attention probe's token weights: one sequential hue, apart from the diverging pair
+# (a weight has no sign: it says where the probe read, not which way).
+ATTENTION_COLOUR = "#8e44ad"
 STRIP_MAX_MIX = 80  # % of the class colour at probability 1
 HEAT_MAX_MIX = 70  # % of the diverging colour at |score| >= HEAT_RANGE
 # The heatmap's range, the same for every sentence and probe (a range rescaled to each
@@ -50,6 +58,12 @@ TOKEN_NOTE = (
     "fixed range for every sentence (full colour at ±4 and beyond)."
 )
 
+
+ATTENTION_NOTE = (
+    "attention probe: it scores the whole text; tokens coloured by the weight its learned "
+    "pooling gives each one (the mean over its heads; the weights sum to 1 over the "
+    "text), from no colour at 0 to full colour at this text's largest weight"
+)
 
 REGRESSION_NOTE = (
     "regression probe: the predicted value; tokens coloured by their prediction minus the "
@@ -82,6 +96,17 @@ def heat_colour(value: float | None, scale: float | None) -> str:
     return _mix(colour, HEAT_MAX_MIX * abs(share))
 
 
+def weight_colour(weight: float | None, top: float | None) -> str:
+    """A token's background for an attention weight: the attention hue, stronger the
+    larger the weight, full at `top` (the text's largest); "" at 0 or without one."""
+    if weight is None or not top or weight <= 0:
+        return ""
+    return _mix(ATTENTION_COLOUR, HEAT_MAX_MIX * min(1.0, weight / top))
+
+
+# The attention weights' legend: from no colour (0) to full colour (the largest weight).
+ATTENTION_LEGEND = f"linear-gradient(to right, transparent, {_mix(ATTENTION_COLOUR, HEAT_MAX_MIX)})"
+
 # The heatmap's legend: from full blue through no colour to full red.
 HEAT_LEGEND = (
     f"linear-gradient(to right, {_mix(NEGATIVE_COLOUR, HEAT_MAX_MIX)}, transparent, "
@@ -91,17 +116,30 @@ HEAT_LEGEND = (
 
 def paint(entry: dict[str, Any]) -> dict[str, Any]:
     """Add every colour a probe's entry is drawn with: the strip cell, the class bars and
-    each token's background for each class."""
+    each token's background for each class (an attention probe: one, for its weight)."""
     scales = entry["scale"]
-    entry["token_colours"] = [
-        [heat_colour(v, scales[c]) for c, v in enumerate(row)] for row in entry["token_margin"]
-    ]
+    if entry.get("heat") == "attention":
+        entry["token_colours"] = [[weight_colour(w, scales[0])] for w in entry["token_weight"]]
+    else:
+        entry["token_colours"] = [
+            [heat_colour(v, scales[c]) for c, v in enumerate(row)] for row in entry["token_margin"]
+        ]
     if entry.get("task") == "regression":
         entry["strip_colour"], entry["bar_colours"] = "", []
         return entry
     entry["strip_colour"] = strip_colour(entry["top"], entry["proba"][entry["top"]])
     entry["bar_colours"] = [class_colour(j) for j in range(len(entry["classes"]))]
     return entry
+
+
+def token_values(entry: dict[str, Any], c: int) -> tuple[list[float | None], list[str]]:
+    """What the heatmap of `entry` shows for class index `c`: each token's value (its
+    attention weight for an attention probe, else its score toward class c) and its
+    background colour."""
+    if entry.get("heat") == "attention":
+        return list(entry["token_weight"]), [row[0] for row in entry["token_colours"]]
+    values = [row[c] for row in entry["token_margin"]]
+    return values, [row[c] for row in entry["token_colours"]]
 
 
 def layer_of(submodule: str) -> int | None:
@@ -229,31 +267,50 @@ def compute(
         rows = np.asarray(tokens[token_keys[cfg.name]])
         if len(rows) != len(ids):
             raise ValueError(f"probe {cfg.name!r}: {len(rows)} token rows for {len(ids)} tokens")
+        entry = {
+            "name": str(cfg.name),
+            "submodule": str(cfg.submodule),
+            "layer": layer_of(str(cfg.feature_key[0])),
+            "pooling": str(cfg.pooling),
+            "classes": [class_label(c, class_names) for c in probe.classes],
+            "proba": _finite(proba),
+            "top": int(np.argmax(proba)),
+        }
         if getattr(cfg, "kind", "linear") == "attention":  # one score for the whole text
-            logits = np.zeros((0, len(probe.classes)))
-            note = "attention probe: it scores the whole text, not each token"
+            entry.update(attention_heat(probe.token_weights([rows])[0]))
         else:
             logits = np.asarray(probe.decision_function(rows), dtype=np.float64)
-        margin = margins(logits)
-        top = int(np.argmax(proba))
-        result["probes"].append(
-            paint(
-                {
-                    "name": str(cfg.name),
-                    "submodule": str(cfg.submodule),
-                    "layer": layer_of(str(cfg.feature_key[0])),
-                    "pooling": str(cfg.pooling),
-                    "classes": [class_label(c, class_names) for c in probe.classes],
-                    "proba": _finite(proba),
-                    "top": top,
-                    "token_logits": _rows(logits),
-                    "token_margin": _rows(margin),
-                    "scale": [HEAT_RANGE] * len(probe.classes),
-                    "note": note,
-                }
+            entry.update(
+                token_logits=_rows(logits),
+                token_margin=_rows(margins(logits)),
+                scale=[HEAT_RANGE] * len(probe.classes),
+                note=note,
             )
-        )
+        result["probes"].append(paint(entry))
     return result
+
+
+def attention_heat(weights: np.ndarray) -> dict[str, Any]:
+    """An attention probe's heatmap fields from its weights [tokens, heads]: each head's
+    weight per token, their mean (what the colour shows) and the largest mean (full
+    colour). No per-token scores: the probe reads the text as a whole."""
+    w = np.asarray(weights, dtype=np.float64)
+    mean = w.mean(axis=1)
+    top = float(mean.max()) if len(mean) else 0.0
+    heads = w.shape[1]
+    return {
+        "heat": "attention",
+        "pooling": "attention",
+        "heads": heads,
+        "token_weights": _rows(w),
+        "token_weight": _finite(mean),
+        "token_logits": [],
+        "token_margin": [],
+        "scale": [top],
+        "legend": ATTENTION_LEGEND,
+        "legend_label": "attention weight" + (f" (mean over {heads} heads)" if heads > 1 else ""),
+        "note": ATTENTION_NOTE,
+    }
 
 
 def _regression_entry(

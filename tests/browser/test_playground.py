@@ -7,7 +7,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from lm_probe_widgets.widgets.playground import ProbePlayground
-from lm_probe_widgets.widgets.playground_view import HEAT_LEGEND, TOKEN_NOTE, margins, paint
+from lm_probe_widgets.widgets.playground_view import (
+    HEAT_LEGEND,
+    TOKEN_NOTE,
+    attention_heat,
+    margins,
+    paint,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # git-ignored
 ARTIFACTS_NAME = "playground"
@@ -257,9 +263,11 @@ def test_the_live_view_hides_its_static_copy_without_css_has(widget_page):
     widget_page.assert_no_errors()
 
 
-def test_a_regression_probe_draws_its_predicted_values(widget_page):
+def test_regression_and_attention_probes_draw_their_token_values(widget_page):
     """A regression entry: the cell shows the predicted value (no class, no bars), the
-    legend runs from mean - 2 sd to mean + 2 sd, each token's tip its prediction."""
+    legend runs from mean - 2 sd to mean + 2 sd, each token's tip its prediction. An
+    attention entry: tokens coloured by its weight (the mean over heads), none at 0,
+    full at the largest, the legend saying "attention weight", each head's on hover."""
     result = a_result()
     result["probes"].append(
         paint(
@@ -292,4 +300,23 @@ def test_a_regression_probe_draws_its_predicted_values(widget_page):
     assert legend[:2] == ["6", "10"] and " ".join(legend[2:]) == "predicted value"
     tip = w.root.locator('.lpw-pg-token[data-index="1"]').get_attribute("title")
     assert tip.endswith("predicted 9")
+
+    weights = [[0.0, 0.1], [0.1, 0.1], [0.0, 0.0], [0.2, 0.1], [0.7, 0.6], [0.0, 0.1]]
+    heat = attention_heat(weights)
+    entry = {**result["probes"][0], **heat, "name": "att", "layer": 4}
+    w.kernel_set("result", {**result, "probes": [*result["probes"], paint(entry)]})
+    w.root.locator("select.lpw-pg-probe").select_option("att")
+    legend = w.root.locator(".lpw-pg-legend").inner_text().split()
+    assert legend[:2] == ["0", "0.650"]
+    assert " ".join(legend[2:]) == "attention weight (mean over 2 heads)"
+    assert w.root.locator(".lpw-pg-label").nth(1).is_hidden()  # no class to choose
+    toks = w.root.locator(".lpw-pg-token")
+    scores = [float(s) for s in toks.evaluate_all("ts => ts.map(t => t.dataset.score)")]
+    assert scores == heat["token_weight"]
+    bg = toks.evaluate_all("ts => ts.map(t => getComputedStyle(t).backgroundColor)")
+    assert bg[2] == "rgba(0, 0, 0, 0)" and len({bg[0], bg[1], bg[4]}) == 3  # 0, low, high
+    tip = toks.nth(4).get_attribute("title")
+    assert "attention weight 0.650" in tip and "per head: 0.700, 0.600" in tip
+    assert w.root.locator(".lpw-pg-note").is_hidden()  # the token-score note is not its
+    assert "scores the whole text" in w.root.locator(".lpw-pg-probenote").inner_text()
     widget_page.assert_no_errors()

@@ -3,10 +3,15 @@
 A family probe takes no online steps. It waits (state "not fitted") while the linear
 probes beside it train, then is fitted once in the final-fit stage from the cached
 training features, with the plan's splits and seed: early stopping on the validation
-split for the torch families (`core.engine.family_models`), the L2 strength chosen on
-it for the sparse one (`core.engine.sparse_model`). It answers what the fit loop,
+split for the torch families (`core.engine.family_models`), the L2 strength chosen as a
+linear probe's for the sparse one (`cv_folds`-fold CV, or the validation split;
+`core.engine.sparse_model`). It answers what the fit loop,
 the metrics, the reprs and `save`/`load` ask of a `LinearProbe` (its record, state,
 snapshot, `predict_proba`), so a layer sweep can mix families in one `fit_probes`.
+
+The torch families train on the fit's probe device (`FitLoop.device`: an accelerator,
+else the CPU) and read their rows there: a fit on a GPU hands them the tensors its
+feature cache keeps on it, so no feature goes to the host and back.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..config import ProbeConfig
 from ..errors import ProbeError
 from .data import ProbeDataset
 from .family_models import AttentionProbe, MLPProbe, Stopping
-from .probe import LinearProbe
+from .probe import LinearProbe, cv_folds
 from .sparse_model import SparseModel
 from .states import ProbeState
 
@@ -28,26 +34,33 @@ from .states import ProbeState
 FAMILY_LR = 1e-2
 #: Texts per AdamW step of an attention probe.
 ATTENTION_BATCH = 64
+#: The families trained with torch, on the fit's probe device.
+TORCH_KINDS = ("mlp", "attention")
 
 
-def text_rows(x: np.ndarray, ds: ProbeDataset) -> list[np.ndarray]:
+def text_rows(x: Any, ds: ProbeDataset) -> list[Any]:
     """Token-level feature rows of `ds` (one per real token, text after text) as one
-    [tokens, d] array per text: what an attention probe reads."""
+    [tokens, d] array per text: what an attention probe reads (views of a tensor stay
+    tensors where they are)."""
     offsets = ds.token_offsets()
     if len(x) != offsets[-1]:
         raise ProbeError(
             f"an attention probe reads token rows: {len(x)} rows for {offsets[-1]} tokens"
         )
+    if isinstance(x, torch.Tensor):
+        return list(torch.split(x, np.diff(offsets).tolist()))
     return np.split(np.asarray(x), offsets[1:-1])
 
 
 def family_inputs(cfg: ProbeConfig, x: Any, keep: np.ndarray, ds: ProbeDataset) -> Any:
     """The rows of `ds` a probe of `cfg` reads, from the features `x` of its feature
-    key: texts for an attention probe (`x` split per text already, or not), the kept
-    rows otherwise."""
+    key (numpy, or a tensor where the fit keeps it): texts for an attention probe (`x`
+    split per text already, or not), the kept rows otherwise."""
     if getattr(cfg, "kind", "linear") == "attention":
         return list(x) if isinstance(x, (list, tuple)) else text_rows(x, ds)
-    return x if len(keep) == len(x) else x[keep]
+    if len(keep) == len(x):
+        return x
+    return x[torch.as_tensor(keep, device=x.device)] if isinstance(x, torch.Tensor) else x[keep]
 
 
 def check_widths(configs: Any, shapes: dict[str, Any]) -> None:
@@ -99,17 +112,30 @@ class FamilyProbe(LinearProbe):
         *,
         device: Any = None,
         poll: Any = None,
+        merge_validation: bool = True,
+        groups: np.ndarray | None = None,
+        val_groups: np.ndarray | None = None,
         **_: Any,
     ) -> None:
         """Fit the family on the training rows `x` (texts for attention), early
-        stopping (or the L2 strength) on the validation rows; the record says how it
-        went. Nothing changes unless the fit completes (`poll` may raise to stop it)."""
+        stopping on the validation rows; a sparse probe's L2 strength chosen as a
+        linear probe's is (`cv_folds` >= 2: k-fold CV over training + validation rows,
+        `groups` kept whole, then refitted on them all; else on the validation rows).
+        The record says how it went. Nothing changes unless the fit completes (`poll`
+        may raise to stop it)."""
         cfg, rec = self.config, self.record
         val = None if x_val is None else (x_val, np.asarray(y_val))
         model = self._new_model(device)
         k = len(self.classes)
+        folds: list = []
         if isinstance(model, SparseModel):
-            model.fit(x, y_idx, k, val)
+            if cfg.cv_folds >= 2:
+                if val is not None and merge_validation:
+                    x, y_idx = np.concatenate([x, val[0]]), np.concatenate([y_idx, val[1]])
+                    if groups is not None:
+                        groups = np.concatenate([groups, np.asarray(val_groups)])
+                folds = cv_folds(y_idx, cfg.cv_folds, cfg.seed, groups)
+            model.fit(x, y_idx, k, None if folds else val, folds)
             steps, best_step, loss, early, history = 0, None, model.val_loss, False, []
             self.record.best_l2 = model.best_l2
         else:
@@ -129,7 +155,7 @@ class FamilyProbe(LinearProbe):
         rec.epochs_done = math.ceil(steps * per_step / n) if steps else 0
         rec.history = [dict(h, epoch=math.ceil(h["step"] * per_step / n)) for h in history]
         rec.best_val_loss = loss if math.isfinite(loss) else math.inf
-        rec.refined, rec.refined_val_loss, rec.cross_validated = True, loss, False
+        rec.refined, rec.refined_val_loss, rec.cross_validated = True, loss, bool(folds)
         if early:
             rec.state = ProbeState.EARLY_STOPPED
             rec.stop_reason = (

@@ -11,6 +11,11 @@ the validation loss is measured every `eval_every` steps; training stops once
 `patience` evaluations after `warmup` steps brought no improvement larger than
 `threshold`, and the weights of the best evaluation are kept. Without validation
 rows every step is taken and the last weights kept.
+
+Features come as numpy arrays or as torch tensors: a fit plan on an accelerator hands
+them the rows where its feature cache keeps them (`feature_cache.DeviceFeatures`), and
+the scaler and standardising then run there, in float64, so no row goes to the host
+and back. The fitted scaler is kept as numpy (what `arrays` saves).
 """
 
 from __future__ import annotations
@@ -135,9 +140,37 @@ def _proba(logits: torch.Tensor) -> np.ndarray:
     return torch.softmax(logits.detach().double(), -1).cpu().numpy()
 
 
-def _scaler(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+Rows = np.ndarray | torch.Tensor
+
+
+def _rows64(x: Any) -> Rows:
+    """Rows as float64: a tensor where it is (the fit's device; MPS has no float64, so
+    the CPU there), anything else as a numpy array."""
+    if isinstance(x, torch.Tensor):
+        return (x.cpu() if x.device.type == "mps" else x).detach().double()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _all_finite(x: Rows) -> bool:
+    return bool(torch.isfinite(x).all()) if isinstance(x, torch.Tensor) else np.isfinite(x).all()
+
+
+def _scaler(x: Rows) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and (population) standard deviation, 1 where it is 0."""
+    if isinstance(x, torch.Tensor):
+        mu, sd = x.mean(0), x.std(0, correction=0)
+        return mu.cpu().numpy(), torch.where(sd > 0, sd, 1.0).cpu().numpy()
     mu, sd = x.mean(0), x.std(0)
     return mu, np.where(sd > 0, sd, 1.0)
+
+
+def _standardised(x: Rows, mu: Rows, sd: Rows, device: torch.device) -> torch.Tensor:
+    """(x - mu) / sd in float64, as float32 on `device` (a tensor computed on its own
+    device, then moved; `mu` and `sd` numpy, or tensors already there)."""
+    if isinstance(x, torch.Tensor):
+        z = (x - torch.as_tensor(mu, device=x.device)) / torch.as_tensor(sd, device=x.device)
+        return z.to(device=device, dtype=torch.float32)
+    return torch.as_tensor((x - mu) / sd, dtype=torch.float32, device=device)
 
 
 def _check_labels(y: np.ndarray, n: int, n_classes: int | None, what: str) -> int:
@@ -201,31 +234,32 @@ class MLPProbe:
                 )
         return net.to(self.device)
 
-    def _inputs(self, x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> torch.Tensor:
-        x = np.asarray(x, dtype=np.float64)
+    def _inputs(self, x: Any, mu: np.ndarray, sd: np.ndarray) -> torch.Tensor:
+        x = _rows64(x)
         if x.ndim != 2 or x.shape[1] != len(mu):
-            raise ProbeError(f"features must be [rows, {len(mu)}], got {x.shape}")
-        return torch.as_tensor((x - mu) / sd, dtype=torch.float32, device=self.device)
+            raise ProbeError(f"features must be [rows, {len(mu)}], got {tuple(x.shape)}")
+        return _standardised(x, mu, sd, self.device)
 
     def fit(
         self,
-        x: np.ndarray,
+        x: Rows,
         y: np.ndarray,
         n_classes: int | None = None,
         *,
-        val: tuple[np.ndarray, np.ndarray] | None = None,
+        val: tuple[Rows, np.ndarray] | None = None,
         stopping: Stopping | None = None,
     ) -> MLPProbe:
-        """Fit on features `x` [rows, d] and class indices `y` (early stopping on
-        `val` = (features, class indices) when given); on bad input nothing changes
-        (the fitted state is replaced only once training has finished)."""
-        x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
+        """Fit on features `x` [rows, d] (numpy, or a tensor: standardised where it
+        is) and class indices `y` (early stopping on `val` = (features, class indices)
+        when given); on bad input nothing changes (the fitted state is replaced only
+        once training has finished)."""
+        x, y = _rows64(x), np.asarray(y)
         if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
             raise ProbeError(
-                f"need features [rows, d] and one label a row, got {x.shape}, {y.shape}"
+                f"need features [rows, d] and one label a row, got {tuple(x.shape)}, {y.shape}"
             )
         k = _check_labels(y, len(x), n_classes, "row")
-        if not np.isfinite(x).all():
+        if not _all_finite(x):
             raise ProbeError("features contain NaN or inf")
         mu, sd = _scaler(x)
         net = self._build(x.shape[1], k)
@@ -372,38 +406,47 @@ class AttentionProbe:
         self.trace = Trace()
 
     def _padded(
-        self, texts: Sequence[np.ndarray], mu: np.ndarray, sd: np.ndarray
+        self, texts: Sequence[Rows], mu: np.ndarray, sd: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised texts padded to [n, longest, d], and the mask of real tokens."""
         n, longest = len(texts), max(len(t) for t in texts)
         x = torch.zeros(n, longest, len(mu), device=self.device)
         mask = torch.zeros(n, longest, dtype=torch.bool, device=self.device)
-        for i, t in enumerate(texts):
-            z = (np.asarray(t, dtype=np.float64) - mu) / sd
-            x[i, : len(t)] = torch.as_tensor(z, dtype=torch.float32)
+        on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # the scaler, per device
+        for i, t in enumerate(map(_rows64, texts)):
+            stats = (mu, sd)
+            if isinstance(t, torch.Tensor):
+                if t.device not in on:
+                    on[t.device] = tuple(torch.as_tensor(v, device=t.device) for v in stats)
+                stats = on[t.device]
+            x[i, : len(t)] = _standardised(t, *stats, self.device)
             mask[i, : len(t)] = True
         return x, mask
 
     def fit(
         self,
-        texts: Sequence[np.ndarray],
+        texts: Sequence[Rows],
         y: np.ndarray,
         n_classes: int | None = None,
         *,
-        val: tuple[Sequence[np.ndarray], np.ndarray] | None = None,
+        val: tuple[Sequence[Rows], np.ndarray] | None = None,
         stopping: Stopping | None = None,
     ) -> AttentionProbe:
-        """Fit on one [tokens, d] feature array per text and class indices `y` (early
-        stopping on `val` = (texts, class indices) when given); on bad input nothing
-        changes (the fitted state is replaced once training is done)."""
+        """Fit on one [tokens, d] feature array per text (numpy, or tensors:
+        standardised where they are) and class indices `y` (early stopping on `val` =
+        (texts, class indices) when given); on bad input nothing changes (the fitted
+        state is replaced once training is done)."""
         d = check_texts(texts)
         y = np.asarray(y)
         k = _check_labels(y, len(texts), n_classes, "text")
-        flat = np.concatenate([np.asarray(t, dtype=np.float64) for t in texts])
-        if not np.isfinite(flat).all():
+        rows = [_rows64(t) for t in texts]
+        if not all(isinstance(t, torch.Tensor) for t in rows):  # numpy unless all are tensors
+            rows = [t.cpu().numpy() if isinstance(t, torch.Tensor) else t for t in rows]
+        flat = torch.cat(rows) if isinstance(rows[0], torch.Tensor) else np.concatenate(rows)
+        if not _all_finite(flat):
             raise ProbeError("features contain NaN or inf")
         mu, sd = _scaler(flat)
-        x, mask = self._padded(texts, mu, sd)
+        x, mask = self._padded(rows, mu, sd)
         gen = torch.Generator().manual_seed(self.seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)

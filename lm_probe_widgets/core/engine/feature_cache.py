@@ -221,6 +221,8 @@ def row_index(offsets: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Row numbers of the given examples, in order."""
     if np.all(np.diff(offsets) == 1):
         return np.asarray(indices)
+    if len(indices) == 0:  # e.g. a batch whose token rows of this key are all stored
+        return np.zeros(0, dtype=np.int64)
     return np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in indices])
 
 

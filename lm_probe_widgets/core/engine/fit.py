@@ -27,7 +27,7 @@ from ..config import ProbeConfig
 from . import events as ev
 from .data import Batch
 from .evaluation import evaluate_probe
-from .families import FamilyProbe, family_inputs
+from .families import TORCH_KINDS, FamilyProbe, family_inputs
 from .feature_access import FeatureAccess
 from .feature_cache import FeatureCache, gather_rows, row_index, rows_on, stack_rows
 from .plan import FitPlan, cv_groups, row_labels, scored_labels
@@ -258,8 +258,9 @@ class FitLoop:
             for cfg in cfgs:
                 keep, y_idx = scored_labels(cfg, ds)
                 x = feats[cfg.feature_key]
-                if cfg.kind != "linear":  # family probes read host rows, in their own shape
-                    self.val_xy[cfg.name] = (family_inputs(cfg, rows_on(x, None), keep, ds), y_idx)
+                if cfg.kind != "linear":  # in their own shape, the torch ones on the device
+                    at = self.device if cfg.kind in TORCH_KINDS else None
+                    self.val_xy[cfg.name] = (family_inputs(cfg, rows_on(x, at), keep, ds), y_idx)
                     continue
                 x = x[keep]
                 self.val_rows[cfg.name] = x
@@ -528,17 +529,22 @@ class FitLoop:
         if not todo:
             return
         device = self.device  # the final fit too: None is the CPU
-        # rows where the cache keeps them: the logistic final fit reads device rows in
-        # place; ridge and family probes read host copies
+        # rows where the cache keeps them for the batched logistic final fit and the
+        # torch families; host copies (one per key) for ridge and sparse probes
         keys = [c.feature_key for c, _ in todo]
-        feats = r.features(plan.train, keys, plan.batch_size, device=device)
+        got = r.features(plan.train, keys, plan.batch_size, device=device)
+        held: dict[Any, Any] = {}
+
+        def rows(cfg: ProbeConfig) -> Any:
+            probe = self.res.probes[cfg.name]
+            at = device if cfg.kind in TORCH_KINDS or type(probe) is LinearProbe else None
+            if (cfg.feature_key, at) not in held:
+                held[cfg.feature_key, at] = rows_on(got[cfg.feature_key], at)
+            return held[cfg.feature_key, at]
 
         def inputs(cfg: ProbeConfig) -> dict[str, Any]:
             keep, y_idx = scored_labels(cfg, plan.train)
-            x = feats[cfg.feature_key]
-            if type(self.res.probes[cfg.name]) is not LinearProbe:
-                x = rows_on(x, None)
-            x = family_inputs(cfg, x, keep, plan.train)
+            x = family_inputs(cfg, rows(cfg), keep, plan.train)
             xv, yv = self.val_xy.get(cfg.name, (None, None))
             merge = cfg.validation == "split"
             groups, val_groups = cv_groups(cfg, plan.train, plan.val if merge else None)

@@ -98,8 +98,10 @@ def logistic_c(l2: float, n: int) -> float:
 
 class SparseModel:
     """Top-`k` dimensions by `rank_by`, then scikit-learn's logistic regression on
-    them (standardised), one fit per strength of `l2`; the strength with the lowest
-    validation log-loss is kept (the first without validation rows)."""
+    them (standardised), one fit per strength of `l2`. The strength kept: with
+    cross-validation folds, the lowest mean held-out log-loss of the whole recipe
+    (ranking included, redone on each fold's training rows), then refitted on all
+    rows; else the lowest validation log-loss (the first without validation rows)."""
 
     def __init__(self, k: int, rank_by: str = "mean_diff", l2: Sequence[float] = (1.0,)) -> None:
         if not is_int(k) or k < 1:
@@ -123,10 +125,11 @@ class SparseModel:
         y: np.ndarray,
         n_classes: int,
         val: tuple[np.ndarray, np.ndarray] | None = None,
+        folds: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     ) -> SparseModel:
-        """Rank on (x, y), fit each strength on the top k; on bad input nothing changes."""
-        from sklearn.linear_model import LogisticRegression
-
+        """Rank on (x, y), fit each strength on the top k and keep one: by the
+        cross-validated log-loss over `folds` ((train rows, held-out rows) of x) when
+        given, else on `val`; on bad input nothing changes."""
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
         if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
             raise ProbeError(f"need features [rows, d] and one label a row, got {x.shape}")
@@ -136,34 +139,68 @@ class SparseModel:
             )
         if not np.isfinite(x).all():
             raise ProbeError("features contain NaN or inf")
-        present = np.unique(y)
-        if len(present) < 2:
+        if len(np.unique(y)) < 2:
             raise ProbeError("the training rows hold one class: nothing to probe")
-        dims = rank_dimensions(x, y, self.rank_by)[: self.k]
-        mu, sd = x[:, dims].mean(0), x[:, dims].std(0)
-        sd = np.where(sd > 0, sd, 1.0)
-        z = (x[:, dims] - mu) / sd
-        best = None
-        for l2 in self.l2:
-            model = LogisticRegression(C=logistic_c(l2, len(y)), max_iter=2000)
-            model.fit(z, y)
-            coef = np.zeros((n_classes, self.k))
-            b = np.full(n_classes, float(np.min(model.intercept_)) - ABSENT)
-            if len(present) == 2:  # one logit: the second class against the first
-                coef[present[1]], b[present[1]] = model.coef_[0], model.intercept_[0]
-                b[present[0]] = 0.0
-            else:
-                coef[present], b[present] = model.coef_, model.intercept_
-            loss = math.nan
-            if val is not None and len(val[1]):
-                zv = (np.asarray(val[0], dtype=np.float64)[:, dims] - mu) / sd
-                logp = _log_softmax(zv @ coef.T + b)
-                loss = float(-logp[np.arange(len(val[1])), np.asarray(val[1])].mean())
-            if best is None or loss < best[0]:
-                best = (loss, l2, coef, b)
-        self.val_loss, self.best_l2, self.coef, self.intercept = best
-        self.dims, self.mu, self.sd = dims.astype(np.int64), mu, sd
+        if folds:
+            losses = np.zeros(len(self.l2))
+            for train, held in folds:
+                ranked = self._ranked(x[train], y[train])
+                for i, l2 in enumerate(self.l2):
+                    fit = self._solve(x[train], y[train], ranked, l2, n_classes)
+                    losses[i] += self._loss(x[held], y[held], ranked, fit) / len(folds)
+            best = int(np.argmin(losses))
+            ranked = self._ranked(x, y)
+            loss, l2 = float(losses[best]), self.l2[best]
+            coef, b = self._solve(x, y, ranked, l2, n_classes)
+        else:
+            ranked, best = self._ranked(x, y), None
+            for l2 in self.l2:
+                fit = self._solve(x, y, ranked, l2, n_classes)
+                loss = math.nan
+                if val is not None and len(val[1]):
+                    loss = self._loss(np.asarray(val[0], dtype=np.float64), val[1], ranked, fit)
+                if best is None or loss < best[0]:
+                    best = (loss, l2, *fit)
+            loss, l2, coef, b = best
+        self.val_loss, self.best_l2, self.coef, self.intercept = loss, l2, coef, b
+        (self.dims, self.mu, self.sd) = ranked
         return self
+
+    def _ranked(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The top k dimensions of (x, y) and their mean and standard deviation."""
+        if len(np.unique(y)) < 2:
+            raise ProbeError("a cross-validation fold's training rows hold one class")
+        dims = rank_dimensions(x, y, self.rank_by)[: self.k].astype(np.int64)
+        mu, sd = x[:, dims].mean(0), x[:, dims].std(0)
+        return dims, mu, np.where(sd > 0, sd, 1.0)
+
+    @staticmethod
+    def _solve(
+        x: np.ndarray, y: np.ndarray, ranked: tuple, l2: float, n_classes: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(coef [classes, k], intercept [classes]) of the logistic fit at `l2` on the
+        ranked dimensions; a class with no row gets a logit ABSENT below the rest."""
+        from sklearn.linear_model import LogisticRegression
+
+        dims, mu, sd = ranked
+        present = np.unique(y)
+        model = LogisticRegression(C=logistic_c(l2, len(y)), max_iter=2000)
+        model.fit((x[:, dims] - mu) / sd, y)
+        coef = np.zeros((n_classes, len(dims)))
+        b = np.full(n_classes, float(np.min(model.intercept_)) - ABSENT)
+        if len(present) == 2:  # one logit: the second class against the first
+            coef[present[1]], b[present[1]] = model.coef_[0], model.intercept_[0]
+            b[present[0]] = 0.0
+        else:
+            coef[present], b[present] = model.coef_, model.intercept_
+        return coef, b
+
+    @staticmethod
+    def _loss(x: np.ndarray, y: np.ndarray, ranked: tuple, fit: tuple) -> float:
+        """Mean log-loss of the fitted `fit` on rows x with class indices y."""
+        (dims, mu, sd), (coef, b) = ranked, fit
+        logp = _log_softmax((x[:, dims] - mu) / sd @ coef.T + b)
+        return float(-logp[np.arange(len(y)), np.asarray(y)].mean())
 
     def log_proba(self, x: np.ndarray) -> np.ndarray:
         if not self.fitted:
