@@ -8,8 +8,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.engine.l2_search import l2_note
 from ..core.engine.states import ProbeState
-from ..core.methods.metrics_table import l2_note
 from .columns import finite
 from .html import (
     _badge,

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import ProbeConfig
+from ..engine.l2_search import l2_note
 from ..engine.metrics import METRIC_COLUMNS, MetricsTable
 from ..engine.plan import FitPlan
 from ..engine.probe import LinearProbe
@@ -57,29 +58,6 @@ def metrics_table(
     if incomplete:
         table.attrs["incomplete"] = incomplete
     return table
-
-
-def l2_note(cfg: ProbeConfig, rec: Any) -> str | None:
-    """What a reader of the chosen `l2` must know: it was chosen on the test set
-    (validation="eval" without CV: the metrics are optimistic), after the final fit
-    extended the grid past an edge it chose (core.engine.l2_search), or still at the
-    edge of what was searched (the best strength may lie beyond it)."""
-    if rec is None or not rec.refined or rec.best_l2 is None:
-        return None
-    notes = []
-    if cfg.validation == "eval" and not rec.cross_validated:
-        notes.append("chosen on the test set (validation='eval', cv_folds=0): optimistic")
-    grid = sorted(cfg.l2)
-    searched = sorted(getattr(rec, "l2_searched", None) or grid)  # older saved records: none
-    extended = searched != grid
-    if extended:
-        notes.append(f"chosen after extending the grid to {searched[0]:g}..{searched[-1]:g}")
-    edges = (searched[0], searched[-1])
-    if len(set(searched)) > 1 and rec.best_l2 in edges and rec.best_l2 != 0:
-        edge = "weakest" if rec.best_l2 == searched[0] else "strongest"
-        where = "the extended grid's" if extended else "the grid's"
-        notes.append(f"{where} {edge} strength: the best may lie beyond; widen l2=")
-    return "; ".join(notes) or None
 
 
 def record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, Any]:
