@@ -352,7 +352,7 @@ def authors(tiny):
 def test_grouped_cv_loss_tracks_the_test_loss_on_an_author_confound(tiny, authors):
     """Groups survive tt_split into the validation split and the CV folds: the
     cross-validated loss (val_loss) is about the test loss on unseen authors, and CV
-    picks the strongest L2, not the weakest (ungrouped: CV 0.12 vs test 3.9)."""
+    picks strong L2, past the grid, not the weakest (ungrouped: CV 0.12 vs test 3.9)."""
     model, _ = tiny
     ds, groups = authors
     train, test = ds.tt_split(0.25, seed=0, groups=groups)
@@ -365,8 +365,8 @@ def test_grouped_cv_loss_tracks_the_test_loss_on_an_author_confound(tiny, author
     row = runner.metrics.iloc[0]
     assert row["loss"] > 0.6  # unseen authors: nothing to go on
     assert 0.5 < row["val_loss"] / row["loss"] < 2, row[["val_loss", "loss"]]
-    assert row["l2"] == max(cfg.l2)
-    assert "strongest strength" in row["l2_note"]  # the grid's edge, said
+    # past the grid's strongest edge: the final fit extended the grid, and says so
+    assert row["l2"] > max(cfg.l2) and "after extending the grid to" in row["l2_note"]
     # the bag-of-words confound chooses its strength on grouped folds too
     search = runner.baselines["bag_of_words"].model.steps[-1][1]
     for fit_rows, held_out in search.cv:
@@ -407,7 +407,9 @@ def test_stability_refits_on_subsamples_that_keep_groups(tiny, authors, monkeypa
         for g in np.unique(train.groups):
             assert np.sum(part.groups == g) in (0, np.sum(train.groups == g))
     assert len({tuple(np.unique(p.groups)) for p in seen}) == 3  # other groups each time
-    assert spread.loc[runner.configs[0].name, ("accuracy", "std")] > 0
+    # the refits differ: in held-out loss (their accuracy need not: on unseen authors CV
+    # shrinks them past the grid's strong edge, to nearly the same majority guess)
+    assert spread.loc[runner.configs[0].name, ("loss", "std")] > 0
     with pytest.raises(ProbeError, match="subsample"):
         runner.stability(seeds=2, subsample=0)
 

@@ -343,15 +343,18 @@ def test_final_fits_solved_together_are_each_probes_own(solved_alone, run_bytes,
     device, mixed, alone = solved_alone
     sizes = []
     real = final_fit._fit_group
-    monkeypatch.setattr(final_fit, "_fit_group", lambda g, *a: sizes.append(len(g)) or real(g, *a))
+    spy = lambda g, *a: sizes.append((len(g), len(g[0].l2))) or real(g, *a)  # noqa: E731
+    monkeypatch.setattr(final_fit, "_fit_group", spy)
     if run_bytes is not None:
         monkeypatch.setattr(probe_module, "GROUP_BYTES", run_bytes)
     together = [copy.deepcopy(p) for p, _ in mixed]
     probe_module.refine_many(together, (kw for _, kw in mixed), device=device)
-    assert sorted(sizes) == ([1, 2, 2, 2] if run_bytes is None else [1] * len(mixed))
+    grids = sorted(n for n, strengths in sizes if strengths > 1)  # then one-strength extensions
+    assert grids == ([1, 2, 2, 2] if run_bytes is None else [1] * len(mixed))
     for a, b, (_, kw) in zip(alone, together, mixed, strict=True):
         ra, rb = a.record, b.record
         assert (rb.best_l2, rb.cross_validated) == (ra.best_l2, ra.cross_validated)
+        assert rb.l2_searched == ra.l2_searched
         assert rb.refined
         assert rb.refined_val_loss == pytest.approx(ra.refined_val_loss, rel=1e-4)
         for wa, wb in ((a.coef_, b.coef_), (a.intercept_, b.intercept_)):

@@ -57,6 +57,10 @@ class ProbeConfig:
       cross-validation over the training and validation rows, then refits it on all of
       them (as scikit-learn's `LogisticRegressionCV`); 0 chooses on the validation
       split alone. `val_loss` is then the cross-validated log-loss of that strength.
+      A choice on the edge of `l2` makes the final fit try a decade past it (x10 or
+      /10), again while that wins, at most 3 decades and not below 1e-4
+      (`record.l2_searched` keeps what was compared; docs/methodology.md); a single
+      strength is kept as given.
     - `task`: "classification" (logistic regression over `classes`) or "regression"
       (ridge regression on continuous targets: metrics R², Pearson/Spearman r, MSE,
       MAE); None (the default) is regression when the training labels are

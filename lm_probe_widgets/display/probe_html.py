@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.engine.l2_search import l2_note
 from ..core.engine.states import ProbeState
 from .columns import finite
 from .html import (
@@ -110,6 +111,8 @@ def probe_text(probe: Any) -> str:
             f"  steps: {rec.steps}   epochs: {rec.epochs_done}   examples: {rec.examples_seen}"
         )
         lines.append(f"  history: {_history_summary(rec)}")
+        if getattr(rec, "refined", False):
+            lines.append(f"  chosen L2: {_chosen_l2(probe)}")
         if rec.code_length_bits > 0:
             lines.append(
                 f"  online Adam code (first pass): {rec.code_length_bits:.1f} bits "
@@ -123,6 +126,13 @@ def probe_text(probe: Any) -> str:
         dims = ", ".join(f"{j}" for j, _ in ws["top"])
         lines.append(f"  weights: norm {ws['norm']:.3f}; top dims by |w|: {dims}")
     return "\n".join(lines)
+
+
+def _chosen_l2(probe: Any) -> str:
+    """The strength in use, with what searching it chose it from (metrics' l2_note)."""
+    rec = probe.record
+    note = l2_note(probe.config, rec)
+    return fmt_value(rec.best_l2) + (f" ({note})" if note else "")
 
 
 def probe_validity(probe: Any, runner: Any = None) -> list[str]:
@@ -191,7 +201,7 @@ def probe_html(probe: Any, runner: Any = None) -> str:
             ),
             ("best step", _e(fmt_value(rec.best_step))),
             ("best val loss", _e(fmt_value(rec.best_val_loss))),
-            ("chosen L2", _e(fmt_value(rec.best_l2))),
+            ("chosen L2", _e(_chosen_l2(probe))),
         ]
         if getattr(rec, "refined", False):
             facts.append(

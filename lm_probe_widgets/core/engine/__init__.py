@@ -8,7 +8,8 @@
   reads features from either, or runs the model), ``fingerprint`` (which model made them),
   ``memory`` (what a fit will need, checked before it starts).
 - Probes and fitting: ``probe`` (logistic), ``regression`` (ridge), ``final_fit`` and
-  ``lbfgs`` (the converged full-batch fit), ``settings`` (a fit's settings, checked
+  ``lbfgs`` (the converged full-batch fit), ``l2_search`` (the L2 strengths it
+  compares, past the grid's edge), ``settings`` (a fit's settings, checked
   once), ``plan`` (everything a fit needs, checked first), ``fit`` (the resumable fit
   loop), ``stop`` (how a Stop or Ctrl-C reaches it), ``session`` (what surrounds a fit),
   ``states`` (every state name), ``events`` (what the loop reports, typed), ``reducer``

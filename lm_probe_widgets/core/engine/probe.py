@@ -14,7 +14,8 @@ Online Adam with a fixed step size hovers around the optimum instead of reaching
 it, so once training ends `refine` fits every strength to convergence on the
 cached training features (full-batch L-BFGS from the online weights, every strength
 and fold at once: core.engine.final_fit) and k-fold cross-validation picks the
-strength (the validation split alone with `cv_folds=0`).
+strength (the validation split alone with `cv_folds=0`), looking a decade past the
+grid's edge when it picks the edge (core.engine.l2_search).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ..errors import ProbeError
 from ..labels import class_array, encode_labels, label_key
 from .feature_cache import concat_rows, float_rows
 from .final_fit import GROUP_BYTES, FinalProblem, fit_many
+from .l2_search import GridSearch
 from .states import ProbeState
 
 
@@ -88,6 +90,9 @@ class TrainingRecord:
     refined: bool = False  # weights in use = the converged fit of `refine`
     refined_val_loss: float = math.nan  # held-out loss of those weights (k-fold CV or split)
     cross_validated: bool = False  # the strength was chosen by k-fold CV on train + val
+    # the strengths the final fit compared, ascending: the grid, extended past an edge
+    # it chose (core.engine.l2_search); None when nothing chose
+    l2_searched: list[float] | None = None
 
     @property
     def val_loss(self) -> float:
@@ -289,9 +294,11 @@ class LinearProbe:
         the strength with the lowest k-fold cross-validated log-loss over training +
         validation rows, refitted on all of them (a 60-row validation slice alone
         picked strengths that cost points); with `cv_folds=0` the lowest loss on the
-        validation split, or the strength in use without one. `merge_validation=False`
-        keeps validation rows out of training (they are the evaluation set when
-        `validation="eval"`). Every strength and fold is solved at once
+        validation split, or the strength in use without one. A choice on the grid's
+        edge extends the grid a decade past it (x10 or /10), up to
+        l2_search.EXTENSIONS times (`record.l2_searched` keeps what was compared).
+        `merge_validation=False` keeps validation rows out of training (they are the
+        evaluation set when `validation="eval"`). Every strength and fold is solved at once
         (core.engine.final_fit), on `device` (default the CPU). `groups` (and
         `val_groups`), one id per row: folds keep each group whole (grouped CV)."""
         inputs = dict(x=x, y_idx=y_idx, x_val=x_val, y_val=y_val)
@@ -309,7 +316,7 @@ class LinearProbe:
         val_groups: np.ndarray | None = None,
     ) -> tuple[FinalProblem, list[int]]:
         """`refine`'s problem (core.engine.final_fit) and the L2 members it fits, for
-        `take_final_fit`: probes whose problems are solved together (`refine_many`)."""
+        `final_search`: probes whose problems are solved together (`refine_many`)."""
         mu, inv = self._scaler_arrays()
         x, y_idx = float_rows(x), np.asarray(y_idx)  # device rows stay there
         folds = []
@@ -328,7 +335,7 @@ class LinearProbe:
         l2 = [self.config.l2[m] for m in members]
         return FinalProblem(x, y_idx, w0, b0, l2, mu, inv, folds), members
 
-    def take_final_fit(
+    def final_search(
         self,
         problem: FinalProblem,
         members: list[int],
@@ -337,23 +344,52 @@ class LinearProbe:
         cv_loss: np.ndarray,
         x_val: np.ndarray | None = None,
         y_val: np.ndarray | None = None,
-    ) -> None:
-        """Keep the solved `members`' weights of `problem` and choose one (`refine`)."""
-        folds = bool(problem.folds)
-        self._w[:, members], self._b[members] = w, b
-        member, val_loss = self._current_member(), math.nan
-        if folds:
-            member = int(np.argmin(cv_loss))
-            val_loss = float(cv_loss[member])
-        elif x_val is not None:
-            losses = _member_losses(self._log_proba(x_val), np.asarray(y_val))
-            member = int(np.argmin(losses))
-            val_loss = float(losses[member])
-        self._best = (member, *self._fold(member))
+    ) -> GridSearch:
+        """The solved `members` of `problem` and their held-out losses (`refine`)."""
+        losses = self._strength_losses(bool(problem.folds), w, b, cv_loss, x_val, y_val)
+        default = self._current_member()
+        return GridSearch(list(members), list(problem.l2), w, b, losses, default)
+
+    def extension(self, problem: FinalProblem, search: GridSearch) -> FinalProblem | None:
+        """`problem` for the strength a decade past the grid's edge the search chose
+        (from the edge's fit; its folds from zero), or None."""
+        strength = search.next_strength()
+        if strength is None:
+            return None
+        i = search.chosen
+        w0, b0 = search.w[:, i : i + 1], search.b[i : i + 1]
+        return dataclasses.replace(problem, w0=w0, b0=b0, l2=[strength])
+
+    def _strength_losses(
+        self,
+        cross_validated: bool,
+        w: np.ndarray,
+        b: np.ndarray,
+        cv_loss: np.ndarray,
+        x_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+    ) -> np.ndarray | None:
+        """Held-out loss [S] of each solved strength: k-fold CV, else the validation
+        split's loss of the fits `w` [d, S, c], `b` [S, c]; None without either."""
+        if cross_validated:
+            return np.asarray(cv_loss, dtype=np.float64)
+        if x_val is None:
+            return None
+        out = scores(np.asarray(x_val, dtype=np.float32), w, b, *self._scaler_arrays())
+        return np.asarray(self._losses(out, np.asarray(y_val)), dtype=np.float64)
+
+    def take_search(self, search: GridSearch, cross_validated: bool) -> None:
+        """Keep the grid's fits in the bank and predict with the chosen strength's."""
+        g = len(search.members)
+        self._w[:, search.members], self._b[search.members] = search.w[:, :g], search.b[:g]
+        i = search.chosen
+        self._best = (search.bank_member(), *self._raw(search.w[:, i], search.b[i]))
         rec = self.record
-        rec.best_l2 = float(self.config.l2[member])
+        rec.best_l2 = float(search.strengths[i])
+        val_loss = math.nan if search.losses is None else float(search.losses[i])
         rec.refined, rec.refined_val_loss = True, val_loss
-        rec.cross_validated = bool(folds)
+        rec.cross_validated = cross_validated
+        rec.l2_searched = search.searched
 
     def finish(self, state: str, reason: str | None = None) -> None:
         """End (or pause: stopped, interrupted) training; predictions use the best
@@ -375,8 +411,12 @@ class LinearProbe:
 
     def _fold(self, member: int) -> tuple[np.ndarray, np.ndarray]:
         """Weights of one L2 member mapped to raw feature space (float64)."""
-        w = _host(self._w[:, member]).astype(np.float64) / self.scaler.scale[:, None]
-        b = _host(self._b[member]).astype(np.float64) - self.scaler.mean @ w
+        return self._raw(self._w[:, member], self._b[member])
+
+    def _raw(self, w: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised weights [dim, c] and bias [c] mapped to raw feature space."""
+        w = _host(w).astype(np.float64) / self.scaler.scale[:, None]
+        b = _host(b).astype(np.float64) - self.scaler.mean @ w
         return w, b
 
     def _final_params(self) -> tuple[np.ndarray, np.ndarray]:
@@ -502,9 +542,26 @@ def refine_many(
 
 
 def _solve_run(run: list, max_iter: int, tol: float, device: torch.device | str | None) -> None:
+    """The run's final fits, then, while some choices sit on their grid's edge, the
+    strength a decade past each such edge: all of them in one further batched solve."""
     solved = fit_many([r[2] for r in run], max_iter=max_iter, tol=tol, device=device)
-    for (probe, kw, problem, members), fitted in zip(run, solved, strict=True):
-        probe.take_final_fit(problem, members, *fitted, kw.get("x_val"), kw.get("y_val"))
+    searches = [
+        probe.final_search(problem, members, *fitted, kw.get("x_val"), kw.get("y_val"))
+        for (probe, kw, problem, members), fitted in zip(run, solved, strict=True)
+    ]
+    while True:
+        more = [(i, r[0].extension(r[2], searches[i])) for i, r in enumerate(run)]
+        more = [(i, q) for i, q in more if q is not None]
+        if not more:
+            break
+        solved = fit_many([q for _, q in more], max_iter=max_iter, tol=tol, device=device)
+        for (i, q), (w, b, cv_loss) in zip(more, solved, strict=True):
+            probe, kw = run[i][0], run[i][1]
+            xv, yv = kw.get("x_val"), kw.get("y_val")
+            losses = probe._strength_losses(bool(q.folds), w, b, cv_loss, xv, yv)
+            searches[i].add(q.l2[0], w, b, losses)
+    for (probe, _, problem, _), search in zip(run, searches, strict=True):
+        probe.take_search(search, cross_validated=bool(problem.folds))
 
 
 class _NumpyOps:

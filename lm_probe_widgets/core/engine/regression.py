@@ -23,6 +23,7 @@ from scipy.stats import pearsonr, spearmanr
 from ..config import ProbeConfig
 from ..errors import ProbeError
 from .families import FamilyProbe
+from .l2_search import GridSearch
 from .probe import LinearProbe, _Scaler
 
 REGRESSION_COLUMNS = [
@@ -109,8 +110,10 @@ class RidgeProbe(LinearProbe):
         **_: Any,
     ) -> None:
         """Ridge per L2 strength in closed form; the strength with the lowest k-fold
-        cross-validated error over training (+ validation) rows, refitted on all.
-        With `groups` (and `val_groups`) the folds keep each group whole."""
+        cross-validated error over training (+ validation) rows, refitted on all
+        (the validation split's error with `cv_folds=0`); a choice on the grid's
+        edge looks a decade past it, as `LinearProbe.refine` does. With `groups`
+        (and `val_groups`) the folds keep each group whole."""
         from sklearn.model_selection import GroupKFold, KFold
 
         z, t = self._standardise(x), self._standard_targets(y)
@@ -128,33 +131,35 @@ class RidgeProbe(LinearProbe):
                 folds = list(GroupKFold(k, shuffle=True, random_state=seed).split(z, groups=groups))
         elif k >= 2 and len(t) >= 2 * k:
             folds = list(KFold(k, shuffle=True, random_state=seed).split(z))
-        cv = np.full(len(l2), np.inf)
         full = _Gram(z, t)
         fold_grams = [(_Gram(z[tr], t[tr]), te) for tr, te in folds]  # once per fold
-        for m in range(len(l2)):
-            self._w[:, m, 0], self._b[m, 0] = full.solve(l2[m])
+
+        def solve(strength: float) -> tuple[np.ndarray, np.ndarray, float]:
+            w, b = full.solve(strength)
+            cv = math.nan
             if folds:
                 errors = []
                 for gram, te in fold_grams:
-                    w, b = gram.solve(l2[m])
-                    errors.append(np.mean((z[te] @ w + b - t[te]) ** 2))
-                cv[m] = float(np.mean(errors))
-        if folds:
-            member, val_loss = int(np.argmin(cv)), float(np.min(cv))
-        elif x_val is not None:
-            losses = self._losses(self._outputs(x_val), y_val)
-            member, val_loss = int(np.argmin(losses)), float(np.min(losses))
-        else:
-            member, val_loss = self._current_member(), math.nan
-        self._best = (member, *self._fold(member))
-        rec = self.record
-        rec.best_l2 = float(l2[member])
-        rec.refined, rec.refined_val_loss = True, val_loss
-        rec.cross_validated = bool(folds)
+                    wf, bf = gram.solve(strength)
+                    errors.append(np.mean((z[te] @ wf + bf - t[te]) ** 2))
+                cv = float(np.mean(errors))
+            return w[:, None, None], np.array([[b]], dtype=np.float32), cv
 
-    def _fold(self, member: int) -> tuple[np.ndarray, np.ndarray]:
+        fits = [solve(s) for s in l2]
+        w, b = np.concatenate([f[0] for f in fits], 1), np.concatenate([f[1] for f in fits])
+        cv_folds = bool(folds)
+        losses = self._strength_losses(cv_folds, w, b, [f[2] for f in fits], x_val, y_val)
+        search = GridSearch(list(range(len(l2))), list(l2), w, b, losses, self._current_member())
+        # a choice on the grid's edge: a decade past it, while that is the best
+        while (strength := search.next_strength()) is not None:
+            w1, b1, cv = solve(strength)
+            loss = self._strength_losses(cv_folds, w1, b1, [cv], x_val, y_val)
+            search.add(strength, w1, b1, loss)
+        self.take_search(search, cross_validated=cv_folds)
+
+    def _raw(self, w: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
         """Raw-space weights [dim, 1] and bias [1] predicting targets in their own units."""
-        w, b = super()._fold(member)
+        w, b = super()._raw(w, b)
         mean, scale = self._target_stats()
         return w * scale, b * scale + mean
 

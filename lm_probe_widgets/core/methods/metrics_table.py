@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import ProbeConfig
+from ..engine.l2_search import l2_note
 from ..engine.metrics import METRIC_COLUMNS, MetricsTable
 from ..engine.plan import FitPlan
 from ..engine.probe import LinearProbe
@@ -57,22 +58,6 @@ def metrics_table(
     if incomplete:
         table.attrs["incomplete"] = incomplete
     return table
-
-
-def l2_note(cfg: ProbeConfig, rec: Any) -> str | None:
-    """What a reader of the chosen `l2` must know: it was chosen on the test set
-    (validation="eval" without CV: the metrics are optimistic), or at the edge of
-    the grid (the best strength may lie beyond it)."""
-    if rec is None or not rec.refined or rec.best_l2 is None:
-        return None
-    notes = []
-    if cfg.validation == "eval" and not rec.cross_validated:
-        notes.append("chosen on the test set (validation='eval', cv_folds=0): optimistic")
-    grid = sorted(cfg.l2)
-    if len(grid) > 1 and rec.best_l2 in (grid[0], grid[-1]):
-        edge = "weakest" if rec.best_l2 == grid[0] else "strongest"
-        notes.append(f"the grid's {edge} strength: the best may lie beyond; widen l2=")
-    return "; ".join(notes) or None
 
 
 def record_columns(cfg: ProbeConfig, probe: LinearProbe | None) -> dict[str, Any]:
