@@ -200,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     if args.torch_engine:
-        from lm_probe_widgets.core.engine import fit as fit_module
+        from lm_probe_widgets.core.engine import modeling
 
-        fit_module.stack_device = lambda device: torch.device(device)
+        modeling.stack_device = lambda device: torch.device(device)
     models = ["tiny"] if args.tiny else args.models.split(",")
     results = []
     print(

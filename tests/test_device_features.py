@@ -2,7 +2,7 @@
 DeviceFeatures): a fit whose maths runs in torch keeps its features on that device
 within the cache's device budget, spills the rest to host RAM and disk, and learns
 what the numpy path learns. On this CPU the torch engine runs on CPU tensors (the
-tests replace fit.stack_device, as its docstring says); with CUDA present the same
+tests replace modeling.stack_device, as its docstring says); with CUDA present the same
 tests run there too (probe_device="cuda", the library's own choice of engine)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeError, ProbeRunner
-from lm_probe_widgets.core.engine import final_fit
+from lm_probe_widgets.core.engine import final_fit, modeling
 from lm_probe_widgets.core.engine import fit as fit_module
 from lm_probe_widgets.core.engine.feature_cache import DeviceFeatures, FeatureStore
 from lm_probe_widgets.core.engine.modeling import wrap_model
@@ -77,7 +77,7 @@ def _fit(model, configs, split, engine: str | None, setup=None, fit=(), **kw) ->
         setup(runner)
     with pytest.MonkeyPatch.context() as mp:
         if engine == "cpu":
-            mp.setattr(fit_module, "stack_device", lambda _: torch.device("cpu"))
+            mp.setattr(modeling, "stack_device", lambda _: torch.device("cpu"))
         runner.final_inputs = _spy_final_fit(mp)
         three = any(c.name == "h2 three classes" for c in configs)  # class 2 has no example
         with pytest.warns(UserWarning, match="h2 three classes") if three else nullcontext():
@@ -325,7 +325,7 @@ def test_the_memory_estimate_counts_features_on_the_device_then_in_ram(tiny, dat
     runner.cache.budget_bytes = host.cache // 2
     with pytest.MonkeyPatch.context() as mp:
         if engine == "cpu":
-            mp.setattr(fit_module, "stack_device", lambda _: torch.device("cpu"))
+            mp.setattr(modeling, "stack_device", lambda _: torch.device("cpu"))
         est = memory.estimate_memory(runner, train, test, batch_size=12)
     assert est.cache_device == str(torch.device(engine)) and est.cache == host.cache
     assert est.cache_on_device == host.cache // 3 and est.cache_in_ram == host.cache // 2

@@ -17,7 +17,7 @@ from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
 from lm_probe_widgets.core.engine import events as ev
-from lm_probe_widgets.core.engine import fit as fit_module
+from lm_probe_widgets.core.engine import modeling
 from lm_probe_widgets.core.engine.families import FamilyProbe, family_inputs
 from lm_probe_widgets.core.engine.family_models import AttentionProbe, MLPProbe, Stopping
 from lm_probe_widgets.core.engine.plan import scored_labels
@@ -194,7 +194,7 @@ def test_a_stop_then_resume_gives_the_uninterrupted_result(data, fitted, kind, p
 
 
 def test_the_torch_engine_fits_the_families_on_its_device_as_numpy_does(data, fitted, monkeypatch):
-    """Under the torch engine (`fit.stack_device` patched to CPU tensors, as on a GPU)
+    """Under the torch engine (`modeling.stack_device` patched to CPU tensors, as on a GPU)
     the torch families read their training and validation rows as tensors on the probe
     device, where the feature cache keeps them, and fit what the numpy engine fits."""
     model, train, test = data
@@ -212,7 +212,7 @@ def test_the_torch_engine_fits_the_families_on_its_device_as_numpy_does(data, fi
         monkeypatch.setattr(cls, "fit", fit)
 
     spy(MLPProbe), spy(AttentionProbe)
-    monkeypatch.setattr(fit_module, "stack_device", lambda _: torch.device("cpu"))
+    monkeypatch.setattr(modeling, "stack_device", lambda _: torch.device("cpu"))
     runner = ProbeRunner(model, _configs(), store=False).fit_probes(train, test, **KW)
     assert seen == {k: {torch.Tensor, torch.device("cpu")} for k in ("MLPProbe", "AttentionProbe")}
     want, got = _probas(fitted, test, fitted), _probas(runner, test, fitted)

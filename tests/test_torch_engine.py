@@ -13,7 +13,7 @@ import torch
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
-from lm_probe_widgets.core.engine import fit as fit_module
+from lm_probe_widgets.core.engine import modeling
 from lm_probe_widgets.core.engine.probe import (
     LinearProbe,
     _log_softmax,
@@ -198,7 +198,7 @@ def _fit(tiny, split, device: str | None, stops: tuple[int, ...] = (), **kw) -> 
     kw = {"num_epoch": 3, "batch_size": 12, "progress": None, "bootstrap": 0}
     with pytest.MonkeyPatch.context() as mp:
         if device is not None:
-            mp.setattr(fit_module, "stack_device", lambda _: torch.device(device))
+            mp.setattr(modeling, "stack_device", lambda _: torch.device(device))
         runner.fit_probes(*split, **kw)
         for _ in stops:
             assert runner.state == "stopped"

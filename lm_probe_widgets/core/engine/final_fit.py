@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .feature_cache import rows_on
 from .lbfgs import minimize_many
+from .rows import rows_on
 
 # The fold fits only rank the strengths: they stop at this many times `tol`.
 FOLD_TOL_FACTOR = 10.0

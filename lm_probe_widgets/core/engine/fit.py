@@ -25,15 +25,17 @@ import torch
 
 from ..config import ProbeConfig
 from . import events as ev
+from . import modeling
 from .data import Batch
 from .evaluation import evaluate_probe
 from .families import TORCH_KINDS, FamilyProbe, family_inputs
 from .feature_access import FeatureAccess
-from .feature_cache import FeatureCache, gather_rows, row_index, rows_on, stack_rows
+from .feature_cache import FeatureCache, row_index
 from .plan import FitPlan, cv_groups, row_labels, scored_labels
 from .probe import LinearProbe, refine_many
 from .probe_stack import ProbeStack, stackable_groups
 from .regression import make_probe
+from .rows import gather_rows, rows_on, stack_rows
 from .states import FitOutcome, ProbeState, RunnerState
 from .stop import StopFlag
 
@@ -140,7 +142,7 @@ class FitLoop:
         # Stacks step on the probe device (ProbeRunner(probe_device=...), else the
         # model's): torch on an accelerator, numpy on the CPU (faster there). The cache
         # keeps new features there too, while its device budget allows.
-        self.device = stack_device(device)
+        self.device = modeling.stack_device(device)
         cache.device = self.device
         # validation rows where the torch stacks read them (the numpy edges: val_xy)
         self.val_rows: dict[str, Any] = {}
@@ -591,15 +593,6 @@ class FitLoop:
 def _scoreable(probe: LinearProbe) -> bool:
     """A probe with weights to score: not a family probe still waiting for its fit."""
     return not isinstance(probe, FamilyProbe) or probe.fitted
-
-
-def stack_device(device: torch.device) -> torch.device | None:
-    """Where the probe maths runs in torch, or None: numpy on the host. On the CPU
-    numpy's small products are about twice as fast as torch's (benchmarks/README.md);
-    MPS has no float64, which the losses and the final fit sum in. Tests replace this
-    function (`lambda _: torch.device("cpu")`) to run the torch engine, its stacks and
-    device-resident features included, on CPU tensors."""
-    return device if device.type == "cuda" else None
 
 
 def _release(groups: list[_Group]) -> None:

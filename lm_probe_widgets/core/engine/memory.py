@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ..errors import ProbeError
+from . import modeling
 from .data import ProbeDataset
 from .modeling import is_meta_model, model_device, torch_module
 
@@ -251,10 +252,10 @@ def estimate_memory(
         dev = str(input_device)
         activations[dev] = activations.get(dev, 0) + working
 
-    # features kept where the probe maths runs in torch (core.engine.fit.stack_device)
-    from .fit import stack_device
-
-    engine = None if remote else stack_device(getattr(runner, "probe_device", input_device))
+    # features kept where the probe maths runs in torch (modeling.stack_device)
+    engine = (
+        None if remote else modeling.stack_device(getattr(runner, "probe_device", input_device))
+    )
     stored = getattr(runner, "store", None) is not None  # then the store file holds rows
     cache_device = str(engine) if engine is not None and not stored else None
     held = runner.cache.device_nbytes

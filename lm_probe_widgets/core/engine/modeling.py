@@ -101,6 +101,16 @@ def model_device(model: Any) -> torch.device:
     return torch.device("cpu") if device.type == "meta" else device
 
 
+def stack_device(device: torch.device) -> torch.device | None:
+    """Where the probe maths runs in torch, or None: numpy on the host. On the CPU
+    numpy's small products are about twice as fast as torch's (benchmarks/README.md);
+    MPS has no float64, which the losses and the final fit sum in. Tests replace this
+    function (monkeypatch `modeling.stack_device` with `lambda _: torch.device("cpu")`)
+    to run the torch engine, its stacks and device-resident features included, on CPU
+    tensors."""
+    return device if device.type == "cuda" else None
+
+
 def probe_device(model: Any, requested: Any = None) -> torch.device:
     """Where the probe maths runs: `requested` (`ProbeRunner(probe_device=...)`), or
     else the model's input device. Checked when the runner is made, so a device

@@ -34,9 +34,9 @@ import torch
 from ..config import ProbeConfig
 from ..errors import ProbeError
 from ..labels import class_array, encode_labels, label_key
-from .feature_cache import concat_rows, float_rows
 from .final_fit import GROUP_BYTES, FinalProblem, fit_many
 from .l2_search import GridSearch
+from .rows import concat_rows, float_rows
 from .states import ProbeState
 
 
