@@ -426,7 +426,8 @@ def test_html_repr_imports_nothing_heavy() -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     new = eval(out.stdout.strip().splitlines()[-1])  # noqa: S307 - our own printed list
-    allowed = ("lm_probe_widgets.display", "html", "uuid")
+    # l2_note: the probe repr's note on its chosen L2 (a module that imports nothing)
+    allowed = ("lm_probe_widgets.display", "lm_probe_widgets.core.engine.l2_note", "html", "uuid")
     assert all(any(m == a or m.startswith(a + ".") for a in allowed) for m in new), new
 
 

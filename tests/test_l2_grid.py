@@ -13,7 +13,7 @@ import pytest
 from lm_probe_widgets import ProbeConfig
 from lm_probe_widgets.core.engine import l2_search
 from lm_probe_widgets.core.engine import probe as probe_module
-from lm_probe_widgets.core.engine.l2_search import l2_note
+from lm_probe_widgets.core.engine.l2_note import l2_note
 from lm_probe_widgets.core.engine.probe import LinearProbe, refine_many
 from lm_probe_widgets.core.engine.regression import RidgeProbe
 

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.engine.l2_search import l2_note
+from ..core.engine.l2_note import l2_note
 from ..core.engine.states import ProbeState
 from .columns import finite
 from .html import (

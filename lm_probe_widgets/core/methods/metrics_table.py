@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import ProbeConfig
-from ..engine.l2_search import l2_note
+from ..engine.l2_note import l2_note
 from ..engine.metrics import METRIC_COLUMNS, MetricsTable
 from ..engine.plan import FitPlan
 from ..engine.probe import LinearProbe
