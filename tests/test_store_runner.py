@@ -229,6 +229,30 @@ def test_a_partly_stored_batch_traces_only_its_missing_examples(tiny, tmp_path, 
     np.testing.assert_allclose(features, plain.get_probe_features(ds)[SITE], atol=1e-5)
 
 
+def test_a_trace_reads_only_the_sites_still_missing_rows(tiny, tmp_path, monkeypatch):
+    """A stored deep site is not read again when a shallow one needs the model: the
+    forward stops at the shallow site (a mixed sweep adding token rows of h[0])."""
+    model, tok = tiny
+    ds = ProbeDataset.from_texts(*sentiment_texts(16), tok)
+    deep = ProbeConfig("transformer.h.2.output", [0, 1])
+    ProbeRunner(model, deep, store=tmp_path).get_probe_features(ds)
+    shallow = ProbeConfig("transformer.h.0.output", [0, 1], name="h0 tokens", pooling="none")
+    runner = ProbeRunner(model, [deep, shallow], store=tmp_path)
+    sites = []
+    traced = Extractor._pooled
+
+    def spy(self, batch):
+        sites.append({path for path, _ in self.reads})
+        return traced(self, batch)
+
+    monkeypatch.setattr(Extractor, "_pooled", spy)
+    feats = runner.get_probe_features(ds)
+    assert sites and all(s == {"transformer.h.0", "transformer.wte"} for s in sites), sites
+    plain = ProbeRunner(model, [deep, shallow], store=False).get_probe_features(ds)
+    for name in (deep.name, shallow.name):
+        np.testing.assert_allclose(feats[name], plain[name], atol=1e-5)
+
+
 def test_an_unusable_store_folder_warns_and_keeps_features_in_memory(tiny, tmp_path):
     model, tok = tiny
     texts, labels = sentiment_texts(16)

@@ -214,12 +214,18 @@ class FeatureAccess:
         others as numpy, see FeatureStore.resident)."""
         keys = sorted(set(keys))
         fp = self.data_key(ds)
-        reads = keys
-        if self._persistent() is not None:
+
+        def reads_for(missing: list[FeatureKey]) -> list[FeatureKey]:
+            """What a trace for rows of `missing` keys reads: only their sites, so the
+            forward stops at the deepest site still missing rows; with the store on,
+            also every cheap pooling of those sites and the input embeddings."""
+            if self._persistent() is None:
+                return missing
             site = getattr(self, "_companions", None)  # the input embeddings (runner)
             extra = [(*split_submodule(site), "mean")] if site else []
-            reads = with_cheap_poolings(keys + extra, self._dry)
-        stores = {k: self._feature_store(ds, fp, k) for k in reads}
+            return with_cheap_poolings(missing + extra, self._dry)
+
+        stores = {k: self._feature_store(ds, fp, k) for k in reads_for(keys)}
         persistent = self._persistent()
         keep = frozenset(
             entry_id(self._store_key(ds, k)) for k in keys if persistent is not None
@@ -231,12 +237,16 @@ class FeatureAccess:
             if i < skip:
                 continue
             todo = np.zeros(len(batch.indices), dtype=bool)
+            missing = []
             for k in keys:
                 s = stores[k]
-                todo |= True if s is None else ~s.filled[batch.indices]
+                lacks = True if s is None else ~s.filled[batch.indices]
+                if np.any(lacks):
+                    missing.append(k)
+                todo |= lacks
             if todo.any():
                 part = batch if todo.all() else ds.pad(batch.indices[todo])
-                fresh = self.extractor(reads)(part)
+                fresh = self.extractor(reads_for(missing))(part)
                 for k, rows in fresh.items():
                     if k in dropped:
                         continue
