@@ -12,6 +12,7 @@ from contextlib import nullcontext
 import numpy as np
 import pytest
 import torch
+from engines import assert_same_probes
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeError, ProbeRunner
@@ -129,26 +130,6 @@ def _stores(runner: ProbeRunner) -> dict:
     return out
 
 
-def _same_probes(a: ProbeRunner, b: ProbeRunner, exact: bool = False) -> None:
-    for cfg in a.configs:
-        pa, pb = a[cfg.name], b[cfg.name]
-        assert isinstance(pb._w, np.ndarray)  # the stacks gave their probes back
-        assert pb.record.steps == pa.record.steps and pb.record.best_step == pa.record.best_step
-        if exact:
-            np.testing.assert_array_equal(pb.coef_, pa.coef_)
-            assert pb.record.history == pa.record.history
-            continue
-        assert pb.record.code_length_bits == pytest.approx(pa.record.code_length_bits, rel=1e-5)
-        hist_a = [h["val_loss"] for h in pa.record.history]
-        np.testing.assert_allclose([h["val_loss"] for h in pb.record.history], hist_a, rtol=1e-5)
-        # the final fit stops at a gradient of 1e-4: float rounding moves it about that much
-        for wa, wb in ((pa.coef_, pb.coef_), (pa.intercept_, pb.intercept_)):
-            assert np.abs(wb - wa).max() <= 1e-3 * np.abs(wa).max()
-    cols = ["accuracy", "f1"]
-    np.testing.assert_allclose(b.metrics[cols], a.metrics[cols], rtol=1e-5)
-    np.testing.assert_allclose(b.metrics["loss"], a.metrics["loss"], rtol=1e-4)
-
-
 @pytest.fixture(scope="module")
 def numpy_fits(tiny, data):
     return [_fit(tiny[0], _mixed(), data[0], None), _fit(tiny[0], _tokens(), data[1], None)]
@@ -180,7 +161,7 @@ def test_a_fit_keeps_its_features_on_the_engines_device_and_learns_the_numpy_pro
         assert len(spied["x"]) >= len(dev.configs) and len(spied["x"]) == len(on_host["x"])
         assert all(isinstance(x, torch.Tensor) and x.device.type == engine for x in spied["x"])
         assert all(isinstance(x, np.ndarray) for x in on_host["x"])  # the numpy path's
-        _same_probes(host, dev)
+        assert_same_probes(host, dev)
         # the numpy edges read host copies of the same rows
         ds = dev.last_plan.eval_set
         keys = [c.feature_key for c in dev.configs]
@@ -190,7 +171,7 @@ def test_a_fit_keeps_its_features_on_the_engines_device_and_learns_the_numpy_pro
             np.testing.assert_array_equal(got[key], want[key])
 
 
-def test_features_past_the_device_budget_spill_to_ram_and_disk_with_the_same_probes(
+def test_features_past_the_device_budget_spill_to_ram_and_disk_with_theassert_same_probes(
     tiny, data, device_fits
 ):
     """A device budget and a RAM budget each a third of the features: the first keys
@@ -214,10 +195,10 @@ def test_features_past_the_device_budget_spill_to_ram_and_disk_with_the_same_pro
     assert all(used + s.array.nbytes > third for s in in_ram)
     on_disk = [s for s in in_ram if isinstance(s.array, np.memmap)]
     assert on_disk and len(on_disk) < len(in_ram)
-    _same_probes(whole, spilled, exact=True)
+    assert_same_probes(whole, spilled, exact=True)
 
 
-def test_a_device_budget_of_0_keeps_every_feature_off_the_device_with_the_same_probes(
+def test_a_device_budget_of_0_keeps_every_feature_off_the_device_with_theassert_same_probes(
     tiny, data, device_fits
 ):
     """`ProbeRunner(device_budget=0)`: no row on the device, in the runner's cache or
@@ -234,7 +215,7 @@ def test_a_device_budget_of_0_keeps_every_feature_off_the_device_with_the_same_p
         stores = _stores(r)
         assert stores and all(type(s) is FeatureStore for s in stores.values())
         assert r.cache.device_nbytes == 0
-    _same_probes(whole, runner, exact=True)
+    assert_same_probes(whole, runner, exact=True)
 
 
 def test_a_budget_that_is_not_a_whole_number_of_bytes_is_refused_before_anything_runs():

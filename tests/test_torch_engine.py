@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from engines import assert_same_probes
 from synthetic import sentiment_texts
 
 from lm_probe_widgets import ProbeConfig, ProbeDataset, ProbeRunner
@@ -223,22 +224,10 @@ def test_a_fit_on_the_torch_engine_gives_the_numpy_paths_probes(numpy_fit, torch
     """Mixed widths, poolings and classes: stacks and lone probes, the first pass,
     later epochs and the final fit, in torch on a device."""
     _, fitted = torch_fit
+    assert [c.name for c in numpy_fit.configs] == [c.name for c in _configs()]
+    assert_same_probes(numpy_fit, fitted)
     for cfg in _configs():
-        a, b = numpy_fit[cfg.name], fitted[cfg.name]
-        assert isinstance(b._w, np.ndarray)  # the stacks gave their probes back
-        assert b.record.steps == a.record.steps and b.record.best_step == a.record.best_step
-        assert b.record.best_l2 == a.record.best_l2
-        assert b.record.code_length_bits == pytest.approx(a.record.code_length_bits, rel=1e-5)
-        hist_a = [h["val_loss"] for h in a.record.history]
-        np.testing.assert_allclose([h["val_loss"] for h in b.record.history], hist_a, rtol=1e-5)
-        # the final fit stops at a gradient of 1e-4 (tol): a start that differs by float
-        # rounding moves where it stops by about that much, relative to the weights
-        for wa, wb in ((a.coef_, b.coef_), (a.intercept_, b.intercept_)):
-            assert np.abs(wb - wa).max() <= 1e-3 * np.abs(wa).max()
-    cols = ["accuracy", "f1"]
-    np.testing.assert_allclose(fitted.metrics[cols], numpy_fit.metrics[cols], rtol=1e-5)
-    # the loss moves with those weights: about 1e-5 of it (1.5e-5 seen)
-    np.testing.assert_allclose(fitted.metrics["loss"], numpy_fit.metrics["loss"], rtol=1e-4)
+        assert fitted[cfg.name].record.best_l2 == numpy_fit[cfg.name].record.best_l2
 
 
 @pytest.mark.filterwarnings("ignore:probe 'h2 three classes'")
