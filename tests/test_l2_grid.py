@@ -162,3 +162,18 @@ def test_probes_extended_together_are_each_probes_own(planted, monkeypatch):
     for a, b, (_, kw) in zip(alone, together, mixed, strict=True):
         assert b.record.l2_searched == a.record.l2_searched
         _same_fit(a, b, kw["x"])
+
+
+def test_an_extension_reuses_the_grids_eigendecomposition(planted, monkeypatch):
+    """The strength past the edge is fitted on the same rows: their covariance's
+    eigendecomposition (the final fit's costliest step) is not computed again."""
+    from lm_probe_widgets.core.engine import final_fit
+
+    x, y = planted["none"]
+    probe = _probe(x, y)
+    eighs = []
+    real = final_fit.torch.linalg.eigh
+    monkeypatch.setattr(final_fit.torch.linalg, "eigh", lambda a: eighs.append(a) or real(a))
+    probe.refine(x, y)
+    assert len(probe.record.l2_searched) > len(DEFAULT)  # it extended ...
+    assert len(eighs) == 1  # ... on the grid's eigenbasis

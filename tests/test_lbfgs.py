@@ -67,3 +67,37 @@ def test_a_problem_at_its_optimum_stays_there_while_others_move():
     loss_before, loss_after = objective(solved)[0][0], objective(again)[0][0]
     assert float(loss_after) <= float(loss_before) + 1e-15  # never worse
     np.testing.assert_allclose(again.numpy(), solved.numpy(), atol=1e-6)
+
+
+class _Grouped:
+    """`_logistic_problems` in groups of two rows (`lbfgs.Separable`), recording how
+    many rows each evaluation computed."""
+
+    def __init__(self, objective, groups: torch.Tensor, seen: list[int]):
+        self.objective, self.groups, self.seen, self.group = objective, groups, seen, 2
+
+    def rows(self) -> torch.Tensor:
+        return (self.groups[:, None] * 2 + torch.arange(2)).ravel()
+
+    def __call__(self, theta: torch.Tensor):
+        self.seen.append(len(theta))
+        return self.objective(theta, self.rows())
+
+    def measure(self, grad: torch.Tensor) -> torch.Tensor:
+        return grad.abs().amax(1)
+
+    def restrict(self, groups: torch.Tensor) -> _Grouped:
+        return _Grouped(self.objective, self.groups[groups], self.seen)
+
+
+def test_groups_that_converged_leave_the_products_and_the_rest_end_where_they_would():
+    objective, q, d = _logistic_problems(seed=2, q=8)
+    start = torch.zeros(q, d, dtype=torch.float64)
+    kept = minimize_many(objective, start, gtol=1e-8, ftol=0.0)
+    seen: list[int] = []
+    set_apart = minimize_many(
+        _Grouped(objective, torch.arange(q // 2), seen), start, gtol=1e-8, ftol=0.0
+    )
+    np.testing.assert_allclose(set_apart.numpy(), kept.numpy(), atol=1e-9)
+    assert seen[0] == q and min(seen) == 2  # the slowest group ran alone at the end
+    assert sorted(seen, reverse=True) == seen  # rows only ever leave

@@ -335,7 +335,7 @@ def test_final_fits_solved_together_are_each_probes_own(solved_alone, run_bytes,
     spy = lambda g, *a: sizes.append((len(g), len(g[0].l2))) or real(g, *a)  # noqa: E731
     monkeypatch.setattr(final_fit, "_fit_group", spy)
     if run_bytes is not None:
-        monkeypatch.setattr(probe_module, "GROUP_BYTES", run_bytes)
+        monkeypatch.setattr(probe_module, "group_bytes", lambda device: run_bytes)
     together = [copy.deepcopy(p) for p, _ in mixed]
     probe_module.refine_many(together, (kw for _, kw in mixed), device=device)
     grids = sorted(n for n, strengths in sizes if strengths > 1)  # then one-strength extensions

@@ -21,14 +21,16 @@ exactly, at half the arithmetic.
 Probes of one shape (width, strengths, classes, folds) are solved together along a
 leading probe axis, each with its own features, eigenbasis and folds (rows padded to
 the longest, with no weight): one batched product per step for all of them, on the
-CPU or on the probe device (`fit_many`; a single probe is the case P = 1).
+CPU or on the probe device (`fit_many`; a single probe is the case P = 1). A probe
+whose problems have all converged leaves the batch (`lbfgs.Separable`); on the CPU
+batches hold a few probes (`group_bytes`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -94,6 +96,24 @@ class _Logistic:
         index = self.fit[:, None, :].expand(-1, self.x.shape[1], -1)
         self.row_weights = self.weights.gather(2, index)  # [P, n, A], read every step
 
+    @property
+    def group(self) -> int:
+        """Problems per probe: they share its products (`lbfgs.Separable`)."""
+        return self.fit.shape[1]
+
+    def restrict(self, probes: torch.Tensor) -> _Logistic:
+        """The problems of `probes` (indices along the probe axis) alone."""
+        return _Logistic(
+            self.x[probes],
+            self.basis[probes],
+            self.y[probes],
+            self.weights[probes],
+            self.fit[probes],
+            self.l2[probes],
+            self.scale[probes],
+            self.outputs,
+        )
+
     def subset(self, index: torch.Tensor) -> _Logistic:
         """The problems `index` [P, A'] (of each probe, its own) alone."""
         scale = self.scale.gather(1, index[:, :, None].expand(-1, -1, self.scale.shape[2]))
@@ -117,7 +137,7 @@ class _Logistic:
         v = self.rotated(theta)
         return torch.einsum("pij,pajo->paio", self.basis, v[:, :, :-1]), v[:, :, -1]
 
-    def largest_gradient(self, g: torch.Tensor) -> torch.Tensor:
+    def measure(self, g: torch.Tensor) -> torch.Tensor:
         """[P * A] the largest gradient entry in the standardised weights and bias:
         what `tol` bounds, whatever the coordinates."""
         p, a = self.fit.shape
@@ -177,6 +197,9 @@ class FinalProblem:
     mu: np.ndarray
     inv: np.ndarray
     folds: list[tuple[np.ndarray, np.ndarray]]
+    # (eigenbasis, eigenvalues) of its features' covariance, once a solve computed them:
+    # the grid's extension poses the same rows again (dataclasses.replace keeps them).
+    pre: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -186,7 +209,15 @@ class FinalProblem:
 
 # Probes solved together hold their features [P, n, d] (float32) and eigenbases
 # [P, d, d] (float32 and float64) in at most this many bytes (more: solves in turn).
+# On the CPU, batches past a few probes buy nothing (100 SmolLM2 probes: 6.0 s in
+# runs of 64 MiB, 7.0 s in one run of 1 GiB) and cost memory.
 GROUP_BYTES = 2**30
+CPU_GROUP_BYTES = 2**26
+
+
+def group_bytes(device: torch.device | str | None) -> int:
+    """The bytes of features and eigenbases probes solved together hold on `device`."""
+    return CPU_GROUP_BYTES if torch.device(device or "cpu").type == "cpu" else GROUP_BYTES
 
 
 def fit_many(
@@ -212,17 +243,17 @@ def fit_many(
     for i, problem in enumerate(problems):
         groups.setdefault(problem.shape, []).append(i)
     for idx in groups.values():
-        for chunk in _chunks([problems[i] for i in idx], idx):
+        for chunk in _chunks([problems[i] for i in idx], idx, group_bytes(dev)):
             solved = _fit_group([problems[i] for i in chunk], max_iter, tol, dev)
             for i, result in zip(chunk, solved, strict=True):
                 out[i] = result
     return out
 
 
-def _chunks(group: list[FinalProblem], idx: list[int]) -> list[list[int]]:
-    """`idx` in runs whose padded features fit GROUP_BYTES (at least one each)."""
+def _chunks(group: list[FinalProblem], idx: list[int], budget: int) -> list[list[int]]:
+    """`idx` in runs whose padded features fit `budget` bytes (at least one each)."""
     n, d = max(len(p.y) for p in group), group[0].w0.shape[0]
-    per = max(1, GROUP_BYTES // (4 * n * d + 12 * d * d + 1))
+    per = max(1, budget // (4 * n * d + 12 * d * d + 1))
     return [idx[i : i + per] for i in range(0, len(idx), per)]
 
 
@@ -250,7 +281,12 @@ def _fit_group(
         masks[i, :rows, 0] = True
         for j, (train_rows, _) in enumerate(q.folds):
             masks[i, torch.as_tensor(train_rows, device=dev), j + 1] = True
-    pre = _Preconditioner.of(z, counts)
+    if all(q.pre is not None for q in group):
+        pre = _Preconditioner(*(torch.stack([q.pre[j] for q in group]).to(dev) for j in (0, 1)))
+    else:
+        pre = _Preconditioner.of(z, counts)
+        for i, q in enumerate(group):
+            q.pre = (pre.basis[i], pre.lam[i])
     weights = (masks / masks.sum(1, keepdim=True).clamp_min(1)).to(torch.float32)
     strengths = torch.as_tensor([q.l2 for q in group], dtype=torch.float64, device=dev)
     strengths = strengths / (2 if binary else 1)  # [P, K]
@@ -306,8 +342,7 @@ def _fit_group(
 
 def _minimize(problems: _Logistic, start: torch.Tensor, max_iter: int, tol: float) -> torch.Tensor:
     """Solve `problems` from `start`, `tol` meant in the standardised weights."""
-    measure = problems.largest_gradient
-    return minimize_many(problems, start, max_iter=max_iter, gtol=tol, measure=measure)
+    return minimize_many(problems, start, max_iter=max_iter, gtol=tol)
 
 
 def held_out_bits(

@@ -34,7 +34,7 @@ import torch
 from ..config import ProbeConfig
 from ..errors import ProbeError
 from ..labels import class_array, encode_labels, label_key
-from .final_fit import GROUP_BYTES, FinalProblem, fit_many
+from .final_fit import FinalProblem, fit_many, group_bytes
 from .l2_search import GridSearch
 from .rows import concat_rows, float_rows
 from .states import ProbeState
@@ -528,14 +528,14 @@ def refine_many(
     read when its turn comes), the final fits of probes of one shape in one batched
     solve (core.engine.final_fit.fit_many): what each probe's own `refine` gives, to
     float rounding, at one product per step. Probes are posed and solved in runs
-    whose rows fit final_fit.GROUP_BYTES, so memory stays bounded however many."""
+    whose rows fit final_fit.group_bytes, so memory stays bounded however many."""
     run: list[tuple[LinearProbe, dict[str, Any], FinalProblem, list[int]]] = []
     size = 0
     for probe, kw in zip(probes, inputs, strict=True):
         problem, members = probe.final_problem(**kw)
         run.append((probe, kw, problem, members))
         size += problem.x.nbytes
-        if size >= GROUP_BYTES:
+        if size >= group_bytes(device):
             _solve_run(run, max_iter, tol, device)
             run, size = [], 0
     _solve_run(run, max_iter, tol, device)
