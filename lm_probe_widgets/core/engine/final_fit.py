@@ -197,9 +197,10 @@ class FinalProblem:
     mu: np.ndarray
     inv: np.ndarray
     folds: list[tuple[np.ndarray, np.ndarray]]
-    # (eigenbasis, eigenvalues) of its features' covariance, once a solve computed them:
-    # the grid's extension poses the same rows again (dataclasses.replace keeps them).
-    pre: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    # (eigenbasis, eigenvalues, standardised rows in the eigenbasis) of its features,
+    # once a solve computed them: the grid's extension poses the same rows again
+    # (dataclasses.replace keeps them).
+    pre: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -268,25 +269,15 @@ def _fit_group(
     binary = c == 2
     o = 1 if binary else c
     n = max(len(q.y) for q in group)
-    counts = torch.tensor([len(q.y) for q in group], device=dev)
-    z = torch.zeros(p, n, d, dtype=torch.float32, device=dev)
+    pre, x = _rotated(group, n, dev)
     yt = torch.zeros(p, n, dtype=torch.int64, device=dev)
     masks = torch.zeros(p, n, f + 1, dtype=torch.bool, device=dev)  # all rows, then folds
     for i, q in enumerate(group):
         rows = len(q.y)
-        xt = rows_on(q.x, dev)  # device rows are read in place
-        mu, inv = (torch.as_tensor(a, dtype=torch.float32, device=dev) for a in (q.mu, q.inv))
-        z[i, :rows] = (xt - mu) * inv
         yt[i, :rows] = torch.as_tensor(np.asarray(q.y, dtype=np.int64), device=dev)
         masks[i, :rows, 0] = True
         for j, (train_rows, _) in enumerate(q.folds):
             masks[i, torch.as_tensor(train_rows, device=dev), j + 1] = True
-    if all(q.pre is not None for q in group):
-        pre = _Preconditioner(*(torch.stack([q.pre[j] for q in group]).to(dev) for j in (0, 1)))
-    else:
-        pre = _Preconditioner.of(z, counts)
-        for i, q in enumerate(group):
-            q.pre = (pre.basis[i], pre.lam[i])
     weights = (masks / masks.sum(1, keepdim=True).clamp_min(1)).to(torch.float32)
     strengths = torch.as_tensor([q.l2 for q in group], dtype=torch.float64, device=dev)
     strengths = strengths / (2 if binary else 1)  # [P, K]
@@ -294,7 +285,7 @@ def _fit_group(
     fit_ids = torch.arange(f + 1, device=dev).repeat(k).expand(p, -1)
     problem_l2 = strengths.repeat_interleave(f + 1, dim=1)
     problems = _Logistic(
-        torch.bmm(z, pre.basis),
+        x,
         pre.basis.double(),
         yt,
         weights,
@@ -303,7 +294,6 @@ def _fit_group(
         pre.scale(problem_l2),
         o,
     )
-    del z
     all_rows = (torch.arange(k, device=dev) * (f + 1)).expand(p, -1)  # [P, K]
     w = torch.as_tensor(np.stack([q.w0 for q in group]), dtype=torch.float64, device=dev)
     b = torch.as_tensor(np.stack([q.b0 for q in group]), dtype=torch.float64, device=dev)
@@ -338,6 +328,30 @@ def _fit_group(
     w_out = w.permute(0, 2, 1, 3).to(torch.float32).cpu().numpy()  # [P, d, K, c]
     b_out = b.to(torch.float32).cpu().numpy()
     return [(np.ascontiguousarray(w_out[i]), b_out[i], cv_loss[i]) for i in range(p)]
+
+
+def _rotated(
+    group: list[FinalProblem], n: int, dev: torch.device
+) -> tuple[_Preconditioner, torch.Tensor]:
+    """The problems' preconditioner and standardised rows in its eigenbasis [P, n, d]
+    (padded with zero rows): from the problems' cache when a solve of the same rows
+    filled it (the grid's extension), else computed, and cached on each problem."""
+    p, d = len(group), group[0].w0.shape[0]
+    x = torch.zeros(p, n, d, dtype=torch.float32, device=dev)
+    if all(q.pre is not None for q in group):
+        for i, q in enumerate(group):
+            x[i, : len(q.y)] = q.pre[2]
+        basis, lam = (torch.stack([q.pre[j] for q in group]).to(dev) for j in (0, 1))
+        return _Preconditioner(basis, lam), x
+    for i, q in enumerate(group):
+        xt = rows_on(q.x, dev)  # device rows are read in place
+        mu, inv = (torch.as_tensor(a, dtype=torch.float32, device=dev) for a in (q.mu, q.inv))
+        x[i, : len(q.y)] = (xt - mu) * inv
+    pre = _Preconditioner.of(x, torch.tensor([len(q.y) for q in group], device=dev))
+    x = torch.bmm(x, pre.basis)
+    for i, q in enumerate(group):
+        q.pre = (pre.basis[i], pre.lam[i], x[i, : len(q.y)])
+    return pre, x
 
 
 def _minimize(problems: _Logistic, start: torch.Tensor, max_iter: int, tol: float) -> torch.Tensor:
