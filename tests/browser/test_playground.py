@@ -96,11 +96,13 @@ def text_sets(w):
 
 
 def test_typing_is_debounced_into_one_text_update(widget_page):
-    # the page's timers run on a fake clock: however slow the machine types, no pause
-    # between two keys outlasts the debounce, and time moves only when told to
+    # the page's timers run on a fake clock, paused once the view is up (installed, it
+    # still follows real time): however slow the machine types, no pause between two
+    # keys outlasts the debounce, and time moves only when told to
     clock = widget_page.page.clock
-    clock.install()
+    clock.install(time=0)
     w = widget_page.mount("playground", state())
+    clock.pause_at(3_600_000)  # past the mount's own timers (js/shared.js: up to 2 s)
     box = w.root.locator("textarea.lpw-pg-input")
     box.click()
     widget_page.page.keyboard.type("the film was great")
